@@ -1,0 +1,56 @@
+# One entry point for humans and CI. Everything installs into .local/ (and local/idp/node_modules)
+# on first use; see README.md.
+SHELL := /bin/bash
+FUNCTIONS := $(notdir $(wildcard functions/*))
+VENV := .local/venv/bin
+SAM := .local/sam-venv/bin/sam
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help up down status run test lint build sizes tools watch
+
+help:
+	@echo "make run     start the local stack and serve every HTTP function on http://127.0.0.1:3001"
+	@echo "make test    start the local stack and run every test"
+	@echo "make lint    rustfmt, clippy, cfn-lint and sam validate --lint"
+	@echo "make build   cargo lambda build --release (x86_64) and print binary and zip sizes"
+	@echo "make watch   cargo lambda watch with the local stack's environment (for cargo lambda invoke)"
+	@echo "make up | down | status    the local stack alone"
+
+up:
+	local/stack.sh up
+
+down:
+	local/stack.sh down
+
+status:
+	local/stack.sh status
+
+run: up
+	cargo build -p local-api
+	local/with-env.sh target/debug/local-api
+
+test: up
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		local/with-env.sh cargo nextest run --workspace --no-fail-fast; \
+	else \
+		local/with-env.sh cargo test --workspace --no-fail-fast; \
+	fi
+
+tools:
+	local/stack.sh tools
+
+lint: tools
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/cfn-lint template.yaml
+	$(SAM) validate --lint --region us-east-1
+
+build: tools
+	PATH="$(CURDIR)/$(VENV):$$PATH" cargo lambda build --release $(addprefix --package ,$(FUNCTIONS))
+	$(VENV)/python local/sizes.py
+
+sizes:
+	$(VENV)/python local/sizes.py
+
+watch: up
+	PATH="$(CURDIR)/$(VENV):$$PATH" local/with-env.sh cargo lambda watch

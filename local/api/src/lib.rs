@@ -1,0 +1,220 @@
+//! The local API: one HTTP server on 127.0.0.1 serving every HTTP function's real handler at the
+//! method and path template.yaml declares for it. Each request is turned into the API Gateway
+//! (HTTP API, payload 2.0) event Lambda would deliver and parsed by lambda_http itself, so the
+//! handlers see exactly what they see in AWS.
+
+mod template;
+
+use std::{collections::HashMap, future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+
+use anyhow::{Context, bail};
+use base64::{Engine, prelude::BASE64_STANDARD};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{body::Bytes, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use lambda_http::{
+    Body, Request, RequestExt, Response, lambda_runtime::Context as LambdaContext, request::RequestContext,
+};
+use rand::RngCore;
+use serde_json::{Value, json};
+use shared::{ApiError, App};
+use time::{OffsetDateTime, format_description::well_known::Rfc2822};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+pub use template::{Route, routes_from_template};
+
+type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+type Handler = fn(Arc<App>, Request) -> BoxFuture;
+
+/// Every HTTP function, by the binary name its template entry builds.
+fn handlers() -> HashMap<&'static str, Handler> {
+    HashMap::from([
+        ("session", (|app, req| Box::pin(async move { session::handle(&app, req).await })) as Handler),
+        ("usage", |app, req| Box::pin(async move { usage::handle(&app, req).await })),
+    ])
+}
+
+/// API Gateway's payload limit.
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+pub struct Router {
+    app: Arc<App>,
+    routes: Vec<(Route, Handler)>,
+}
+
+impl Router {
+    /// Pairs every template route with its handler. Fails when the template routes to a
+    /// function the local API does not serve, or the local API serves one the template lacks.
+    pub fn new(app: Arc<App>, routes: Vec<Route>) -> anyhow::Result<Self> {
+        let handlers = handlers();
+        let mut paired = Vec::with_capacity(routes.len());
+        for route in routes {
+            let Some(handler) = handlers.get(route.binary.as_str()) else {
+                bail!(
+                    "template.yaml routes {} {} to binary {:?}, which the local API does not serve",
+                    route.method,
+                    route.path,
+                    route.binary
+                );
+            };
+            paired.push((route, *handler));
+        }
+        for binary in handlers.keys() {
+            if !paired.iter().any(|(route, _)| route.binary == *binary) {
+                bail!("the local API serves binary {binary:?}, but template.yaml gives it no HTTP route");
+            }
+        }
+        Ok(Self { app, routes: paired })
+    }
+
+    pub fn from_template_file(app: Arc<App>, path: &str) -> anyhow::Result<Self> {
+        let yaml = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+        Self::new(app, routes_from_template(&yaml)?)
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter().map(|(route, _)| route)
+    }
+
+    /// Serves one request the way API Gateway and Lambda would.
+    pub async fn dispatch(&self, request: hyper::Request<Bytes>, source_ip: &str) -> Response<Body> {
+        let request_id = new_request_id();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let found = self.routes.iter().find_map(|(route, _)| Some((route, route.matches(&method, &path)?)));
+        let Some((route, params)) = found else {
+            return ApiError::NotFound(format!("no route for {method} {path}")).into_response(&request_id);
+        };
+        let event = api_gateway_event(&request, route, &params, &request_id, source_ip);
+        self.invoke(&event.to_string(), &request_id).await
+    }
+
+    /// Hands an API Gateway event (as JSON, e.g. a file from events/) to the function its
+    /// `routeKey` belongs to.
+    pub async fn invoke(&self, event: &str, request_id: &str) -> Response<Body> {
+        let req = match lambda_http::request::from_str(event) {
+            Ok(req) => req,
+            Err(error) => return ApiError::Internal(error.into()).into_response(request_id),
+        };
+        let route_key = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let Some((route, handler)) = self.routes.iter().find(|(route, _)| route.key() == route_key) else {
+            return ApiError::NotFound(format!("no route {route_key:?}")).into_response(request_id);
+        };
+        let mut context = LambdaContext::default();
+        context.request_id = request_id.to_owned();
+        let span = tracing::info_span!("local invoke", requestId = %request_id, binary = %route.binary);
+        handler(self.app.clone(), req.with_lambda_context(context)).instrument(span).await
+    }
+}
+
+/// The HTTP API payload 2.0 event for a request, as API Gateway builds it.
+fn api_gateway_event(
+    request: &hyper::Request<Bytes>,
+    route: &Route,
+    params: &HashMap<String, String>,
+    request_id: &str,
+    source_ip: &str,
+) -> Value {
+    let mut headers: HashMap<String, String> = HashMap::new();
+    let mut cookies = Vec::new();
+    for (name, value) in request.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name == "cookie" {
+            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
+            continue;
+        }
+        headers.entry(name.as_str().to_owned()).and_modify(|v| v.push_str(&format!(",{value}"))).or_insert(value);
+    }
+    let raw_query = request.uri().query().unwrap_or("");
+    let mut query: HashMap<String, String> = HashMap::new();
+    for (key, value) in url::form_urlencoded::parse(raw_query.as_bytes()) {
+        query.entry(key.into_owned()).and_modify(|v| v.push_str(&format!(",{value}"))).or_insert(value.into_owned());
+    }
+    let (body, base64) = match std::str::from_utf8(request.body()) {
+        _ if request.body().is_empty() => (Value::Null, false),
+        Ok(text) => (text.into(), false),
+        Err(_) => (BASE64_STANDARD.encode(request.body()).into(), true),
+    };
+    let route_key = route.key();
+    let now = OffsetDateTime::now_utc();
+    json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": request.uri().path(),
+        "rawQueryString": raw_query,
+        "cookies": if cookies.is_empty() { Value::Null } else { cookies.into() },
+        "headers": headers,
+        "queryStringParameters": if query.is_empty() { Value::Null } else { json!(query) },
+        "pathParameters": if params.is_empty() { Value::Null } else { json!(params) },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": request.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {
+                "method": route.method.as_str(),
+                "path": request.uri().path(),
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": request.headers().get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or(""),
+            },
+            "requestId": request_id,
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.format(&Rfc2822).unwrap_or_default(),
+            "timeEpoch": now.unix_timestamp() * 1000,
+        },
+        "body": body,
+        "isBase64Encoded": base64,
+    })
+}
+
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// Accepts connections until the process ends.
+pub async fn serve(router: Arc<Router>, listener: TcpListener) -> anyhow::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let router = router.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let router = router.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&router, request, peer).await) }
+            });
+            if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(%error, "connection closed");
+            }
+        });
+    }
+}
+
+async fn handle(
+    router: &Router,
+    request: hyper::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let response = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => {
+            router.dispatch(hyper::Request::from_parts(parts, collected.to_bytes()), &peer.ip().to_string()).await
+        }
+        Err(_) => ApiError::PayloadTooLarge { limit: MAX_BODY }.into_response(&new_request_id()),
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}

@@ -1,0 +1,206 @@
+"""Creates the local tables and bucket from template.yaml and writes the functions' environment.
+
+Nothing here restates the schema: every AWS::DynamoDB::Table and AWS::S3::Bucket in the template
+is created on the moto server as declared (keys, indexes, TTL, streams, CORS), and the environment
+file carries exactly the variables the template's Globals give the functions, resolved for the
+local stack. Idempotent: what exists is left alone.
+
+Usage: provision.py TEMPLATE STATE_DIR   (ports come from the environment, see stack.sh)
+"""
+
+import json
+import os
+import re
+import sys
+
+import boto3
+import yaml
+
+STACK_NAME = "voice-local"
+ACCOUNT_ID = "123456789012"  # moto's default account
+REGION = "us-east-1"
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short tags (!Ref, !Sub, …) as their long forms."""
+
+
+def _tag(loader, suffix, node):
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if name == "Fn::GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template(path):
+    with open(path) as f:
+        return yaml.load(f, Loader=CfnLoader)
+
+
+def port(name, default):
+    return int(os.environ.get(name, default))
+
+
+def local_parameters():
+    api = f"http://127.0.0.1:{port('API_PORT', 3001)}"
+    app = os.environ.get("LOCAL_APP_URL", "http://localhost:5173")
+    return {
+        "Stage": "local",
+        "AppUrl": app,
+        "AllowedOrigins": [app, "http://127.0.0.1:5173", api],
+        "Auth0Issuer": f"http://127.0.0.1:{port('IDP_PORT', 4400)}/",
+        "Auth0ClientId": "voice-local",
+        "SessionIdleSeconds": "900",
+        "SessionAbsoluteSeconds": "43200",
+    }
+
+
+def resolve(value, resources, params, overrides):
+    """Resolves the intrinsic functions the template uses, for the local stack."""
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, list):
+        return [resolve(v, resources, params, overrides) for v in value]
+    (fn, arg), = value.items()
+    if fn == "Ref":
+        if arg in params:
+            return params[arg]
+        if arg in resources:
+            return physical_name(resources[arg])
+        raise KeyError(f"!Ref {arg} has no local value")
+    if fn == "Fn::Sub":
+        def sub(m):
+            name = m.group(1)
+            pseudo = {"AWS::StackName": STACK_NAME, "AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION}
+            if name in pseudo:
+                return pseudo[name]
+            if name in params:
+                return params[name]
+            if name in overrides:
+                return overrides[name]
+            raise KeyError(f"${{{name}}} has no local value")
+        return re.sub(r"\$\{([^}]+)\}", sub, arg)
+    if fn == "Fn::Join":
+        sep, parts = arg
+        flat = []
+        for p in resolve(parts, resources, params, overrides):
+            flat.extend(p if isinstance(p, list) else [p])
+        return sep.join(flat)
+    raise KeyError(f"{fn} is not resolvable locally")
+
+
+def physical_name(resource):
+    props = resource["Properties"]
+    raw = props.get("TableName") or props.get("BucketName")
+    return resolve(raw, {}, {}, {})
+
+
+def create_table(dynamodb, name, props):
+    existing = dynamodb.list_tables()["TableNames"]
+    if name in existing:
+        return False
+    args = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if "GlobalSecondaryIndexes" in props:
+        args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if "StreamSpecification" in props:
+        args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    if props.get("SSESpecification", {}).get("SSEEnabled"):
+        args["SSESpecification"] = {"Enabled": True}
+    dynamodb.create_table(**args)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+        )
+    return True
+
+
+def create_bucket(s3, name, props, params):
+    existing = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
+    if name in existing:
+        return False
+    s3.create_bucket(Bucket=name)
+    cors = props.get("CorsConfiguration")
+    if cors:
+        rules = []
+        for rule in cors["CorsRules"]:
+            origins = resolve(rule["AllowedOrigins"], {}, params, {})
+            rules.append(
+                {
+                    "AllowedMethods": rule["AllowedMethods"],
+                    "AllowedOrigins": origins if isinstance(origins, list) else [origins],
+                    "AllowedHeaders": rule.get("AllowedHeaders", []),
+                    "MaxAgeSeconds": rule.get("MaxAge", 0),
+                }
+            )
+        s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
+    return True
+
+
+def main():
+    template_path, state_dir = sys.argv[1], sys.argv[2]
+    template = load_template(template_path)
+    resources = template["Resources"]
+    params = local_parameters()
+    endpoint = f"http://127.0.0.1:{port('MOTO_PORT', 5055)}"
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    s3 = session.client("s3", endpoint_url=endpoint)
+
+    for logical, resource in resources.items():
+        kind = resource["Type"]
+        if kind == "AWS::DynamoDB::Table":
+            name = physical_name(resource)
+            made = create_table(dynamodb, name, resource["Properties"])
+            print(f"  table  {name:32} {'created' if made else 'exists'}")
+        elif kind == "AWS::S3::Bucket":
+            name = physical_name(resource)
+            made = create_bucket(s3, name, resource["Properties"], params)
+            print(f"  bucket {name:32} {'created' if made else 'exists'}")
+
+    overrides = {
+        "RedisCache.Endpoint.Address": "127.0.0.1",
+        "RedisCache.Endpoint.Port": str(port("REDIS_PORT", 6390)),
+    }
+    variables = {}
+    for key, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
+        variables[key] = resolve(value, resources, params, overrides)
+    # ElastiCache speaks TLS; the local redis-server does not.
+    variables["REDIS_URL"] = variables["REDIS_URL"].replace("rediss://", "redis://", 1)
+    variables.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "S3_FORCE_PATH_STYLE": "true",
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "API_PORT": str(port("API_PORT", 3001)),
+        }
+    )
+
+    with open(os.path.join(state_dir, "stack.env"), "w") as f:
+        for key, value in variables.items():
+            f.write(f"{key}={value}\n")
+
+    # For `sam local` (Docker): the same values, with the host reachable from the container.
+    docker = {k: v.replace("127.0.0.1", "host.docker.internal") for k, v in variables.items()}
+    with open(os.path.join(state_dir, "sam-env.json"), "w") as f:
+        json.dump({"Parameters": docker}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

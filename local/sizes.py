@@ -1,0 +1,21 @@
+"""Prints each Lambda binary's size and the size of the zip that would be deployed.
+
+Reads target/lambda/<function>/bootstrap, as `cargo lambda build --release` leaves them.
+"""
+
+import io
+import pathlib
+import sys
+import zipfile
+
+root = pathlib.Path(__file__).resolve().parent.parent / "target" / "lambda"
+binaries = sorted(root.glob("*/bootstrap"))
+if not binaries:
+    sys.exit(f"no binaries under {root}: run `make build` first")
+
+print(f"{'function':<16}{'binary':>12}{'zip':>12}")
+for path in binaries:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.write(path, "bootstrap")
+    print(f"{path.parent.name:<16}{path.stat().st_size / 1e6:>10.2f}MB{len(buffer.getvalue()) / 1e6:>10.2f}MB")

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# The local stack: installs (into .local/ and local/idp/node_modules) and starts on 127.0.0.1 the
+# moto server (DynamoDB, S3), redis-server, localstripe and the Auth0 stand-in, then creates the
+# tables and bucket from template.yaml and writes .local/stack.env for the functions.
+#
+#   local/stack.sh up       install what is missing, start what is not running (idempotent)
+#   local/stack.sh down     stop what `up` started, nothing else
+#   local/stack.sh status   what is running, on which port
+#   local/stack.sh tools    install the Python tools only (cfn-lint, cargo-lambda, aws-sam-cli)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+state="$root/.local"
+run="$state/run"
+logs="$state/logs"
+venv="$state/venv"
+mkdir -p "$run" "$logs"
+
+: "${MOTO_PORT:=5055}" "${REDIS_PORT:=6390}" "${STRIPE_PORT:=8420}" "${IDP_PORT:=4400}" "${API_PORT:=3001}"
+export MOTO_PORT REDIS_PORT STRIPE_PORT IDP_PORT API_PORT
+
+say() { printf '%s\n' "$*"; }
+
+# Re-runs an install only when its inputs changed: the stamp file holds their checksum.
+stale() {
+    local stamp="$state/$1.stamp"; shift
+    local sum; sum=$(cat "$@" | sha256sum | cut -d' ' -f1)
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 1
+    echo "$sum" > "$stamp.new"
+    return 0
+}
+stamped() { mv "$state/$1.stamp.new" "$state/$1.stamp"; }
+
+install_python() {
+    if [ ! -x "$venv/bin/python" ] || stale venv "$root/local/requirements.txt"; then
+        say "installing Python stand-ins into .local/venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/local/requirements.txt"
+        stamped venv
+    fi
+}
+
+install_sam() {
+    if [ ! -x "$state/sam-venv/bin/sam" ] || stale sam "$root/local/requirements-sam.txt"; then
+        say "installing aws-sam-cli into .local/sam-venv"
+        python3 -m venv "$state/sam-venv"
+        "$state/sam-venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/local/requirements-sam.txt"
+        stamped sam
+    fi
+}
+
+install_redis() {
+    command -v redis-server >/dev/null && return
+    say "installing redis-server (Debian package)"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # Keep the package's own service from starting (it would listen on every interface).
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && made_policy=1
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+    [ -z "$made_policy" ] || $sudo rm -f "$policy"
+}
+
+install_idp() {
+    local dir="$root/local/idp"
+    if [ ! -d "$dir/node_modules" ] || stale idp "$dir/package-lock.json"; then
+        say "installing the Auth0 stand-in (npm ci in local/idp)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        stamped idp
+    fi
+}
+
+alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start NAME PORT COMMAND...: runs COMMAND in the background unless NAME is already up.
+start() {
+    local name=$1 port=$2; shift 2
+    if alive "$name"; then
+        say "  $name already running on 127.0.0.1:$port"
+        return
+    fi
+    if listening "$port"; then
+        say "error: port $port (for $name) is taken by a process this script did not start" >&2
+        exit 1
+    fi
+    nohup "$@" >"$logs/$name.log" 2>&1 &
+    echo $! >"$run/$name.pid"
+    for _ in $(seq 1 150); do
+        if listening "$port"; then
+            say "  $name started on 127.0.0.1:$port (log: .local/logs/$name.log)"
+            return
+        fi
+        if ! alive "$name"; then break; fi
+        sleep 0.2
+    done
+    say "error: $name did not start; last lines of .local/logs/$name.log:" >&2
+    tail -n 20 "$logs/$name.log" >&2
+    exit 1
+}
+
+up() {
+    install_python
+    install_redis
+    install_idp
+    say "starting the local stack"
+    start moto "$MOTO_PORT" "$venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+    start redis "$REDIS_PORT" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no
+    start localstripe "$STRIPE_PORT" "$venv/bin/python" "$root/local/standins/localstripe_local.py" --port "$STRIPE_PORT"
+    start idp "$IDP_PORT" env IDP_PORT="$IDP_PORT" \
+        IDP_REDIRECT_URIS="http://127.0.0.1:$API_PORT/auth/callback,http://localhost:$API_PORT/auth/callback" \
+        node "$root/local/idp/server.mjs"
+    say "creating tables and bucket from template.yaml"
+    "$venv/bin/python" "$root/local/provision.py" "$root/template.yaml" "$state"
+    say "environment for the functions: .local/stack.env"
+}
+
+down() {
+    local name
+    for pidfile in "$run"/*.pid; do
+        [ -e "$pidfile" ] || continue
+        name=$(basename "$pidfile" .pid)
+        if alive "$name"; then
+            kill "$(cat "$pidfile")" && say "  stopped $name"
+        fi
+        rm -f "$pidfile"
+    done
+}
+
+status() {
+    local name port
+    for pair in moto:$MOTO_PORT redis:$REDIS_PORT localstripe:$STRIPE_PORT idp:$IDP_PORT; do
+        name=${pair%%:*} port=${pair##*:}
+        if alive "$name"; then say "  $name running on 127.0.0.1:$port"; else say "  $name not running"; fi
+    done
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    tools) install_python; install_sam ;;
+    *) say "usage: $0 up|down|status|tools" >&2; exit 2 ;;
+esac

@@ -1,0 +1,427 @@
+//! Server-side sessions. The cookie holds a 256-bit random token; both stores key the session by
+//! the token's SHA-256, so neither holds a usable credential.
+//!
+//! Redis is the hot path: the entry slides by `idle` on every use and never outlives `absolute`.
+//! DynamoDB is the durable copy: on a Redis miss or outage it validates (and touches) the session
+//! in one conditional write, and Redis is refilled. A session served from Redis is re-checked
+//! against DynamoDB every `durable_recheck`, which bounds how long an entry that Redis kept
+//! through a logout it missed can outlive that logout.
+
+use std::fmt;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::{Client, error::SdkError, operation::update_item::UpdateItemError, types::ReturnValue};
+use base64::{Engine, prelude::BASE64_URL_SAFE_NO_PAD};
+use rand::RngCore;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::{
+    cache::Redis,
+    config::SessionPolicy,
+    dynamo::{self, Item, n, s},
+    ids::UserId,
+};
+
+pub const COOKIE_NAME: &str = "sid";
+const TOKEN_BYTES: usize = 32;
+/// What Redis holds for a session ended while DynamoDB could not be reached.
+const REVOKED: &str = "revoked";
+
+/// The raw cookie value. Only its hash is ever stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(String);
+
+impl SessionToken {
+    fn generate() -> Self {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(BASE64_URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Accepts only what [`SessionToken::generate`] makes, so junk never reaches a store.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let bytes = BASE64_URL_SAFE_NO_PAD.decode(raw).ok()?;
+        (bytes.len() == TOKEN_BYTES).then(|| Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The storage key: hex SHA-256 of the token.
+    pub fn key(&self) -> String {
+        hex(&Sha256::digest(self.0.as_bytes()))
+    }
+
+    /// The CSRF token, derived from the cookie so it needs no storage; the stored hash cannot
+    /// produce it and a page on another origin cannot read the cookie it comes from.
+    pub fn csrf_token(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(b"csrf\0");
+        hasher.update(self.0.as_bytes());
+        BASE64_URL_SAFE_NO_PAD.encode(hasher.finalize())
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken([redacted])")
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A valid session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub key: String,
+    pub user_id: UserId,
+    pub created_at: i64,
+    pub absolute_expires_at: i64,
+    pub csrf_token: String,
+}
+
+/// Where the browser is; kept with the session for the user's own security overview.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The Redis value of a live session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CachedSession {
+    user_id: String,
+    created_at: i64,
+    absolute_expires_at: i64,
+    last_seen_at: i64,
+    /// When DynamoDB last confirmed (and touched) this session.
+    checked_at: i64,
+}
+
+#[derive(Clone)]
+pub struct Sessions {
+    redis: Redis,
+    dynamodb: Client,
+    table: String,
+    policy: SessionPolicy,
+}
+
+impl Sessions {
+    pub fn new(redis: Redis, dynamodb: Client, table: String, policy: SessionPolicy) -> Self {
+        Self { redis, dynamodb, table, policy }
+    }
+
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// Opens a session under a fresh token (a new id at every sign-in: no fixation). DynamoDB must
+    /// take it; Redis is filled on a best-effort basis.
+    #[tracing::instrument(skip_all, fields(user_id = %user_id), err)]
+    pub async fn open(
+        &self,
+        user_id: &UserId,
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<(SessionToken, Session)> {
+        let token = SessionToken::generate();
+        let now = now.unix_timestamp();
+        let absolute_expires_at = now + self.policy.absolute.as_secs() as i64;
+        let key = token.key();
+
+        let mut put = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("sessionId", s(&key))
+            .item("userId", s(user_id.as_str()))
+            .item("createdAt", n(now))
+            .item("lastSeenAt", n(now))
+            .item("expiresAt", n(absolute_expires_at))
+            .condition_expression("attribute_not_exists(sessionId)");
+        if let Some(ip) = &client.ip_address {
+            put = put.item("ipAddress", s(ip));
+        }
+        if let Some(agent) = &client.user_agent {
+            put = put.item("userAgent", s(agent.chars().take(512).collect::<String>()));
+        }
+        put.send().await.context("storing the session")?;
+
+        let cached = CachedSession {
+            user_id: user_id.to_string(),
+            created_at: now,
+            absolute_expires_at,
+            last_seen_at: now,
+            checked_at: now,
+        };
+        self.cache(&key, &cached, now).await;
+        let session = self.session(key, &cached, &token)?;
+        Ok((token, session))
+    }
+
+    /// The session behind a token, if it is valid at `now`; refreshes its sliding window.
+    /// Errors only when neither store can answer.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn validate(&self, token: &SessionToken, now: OffsetDateTime) -> anyhow::Result<Option<Session>> {
+        let now = now.unix_timestamp();
+        let key = token.key();
+
+        let mut cached = match self.cached(&key).await {
+            Ok(Some(Cached::Revoked)) => return Ok(None),
+            Ok(Some(Cached::Live(entry))) => Some(entry),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "redis unavailable; validating the session from DynamoDB");
+                None
+            }
+        };
+
+        if let Some(entry) = &cached
+            && !self.alive(entry, now)
+        {
+            self.forget(&key).await;
+            return Ok(None);
+        }
+
+        let recheck_due =
+            cached.as_ref().is_none_or(|entry| now - entry.checked_at >= self.policy.durable_recheck.as_secs() as i64);
+        if recheck_due {
+            // Redis' entry already proves recent use; without one, DynamoDB's lastSeenAt must.
+            let idle_cutoff = cached.is_none().then(|| now - self.policy.idle.as_secs() as i64);
+            match self.touch_durable(&key, now, idle_cutoff).await {
+                Ok(Some(durable)) => cached = Some(durable),
+                Ok(None) => {
+                    if cached.is_some() {
+                        self.forget(&key).await;
+                    }
+                    return Ok(None);
+                }
+                // DynamoDB is down but Redis vouches for the session: serve it, re-check later.
+                Err(error) if cached.is_some() => {
+                    tracing::warn!(error = format!("{error:#}"), "session re-check against DynamoDB failed");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+
+        let mut entry = cached.expect("either Redis or DynamoDB produced the session");
+        entry.last_seen_at = now;
+        self.cache(&key, &entry, now).await;
+        self.session(key, &entry, token).map(Some)
+    }
+
+    /// Ends the session in both stores. Succeeds when either store took the change: DynamoDB's
+    /// delete stops every fallback, Redis' tombstone stops every hot-path read.
+    #[tracing::instrument(skip_all, fields(user_id = %session.user_id), err)]
+    pub async fn end(&self, session: &Session, now: OffsetDateTime) -> anyhow::Result<()> {
+        let durable = self
+            .dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key("sessionId", s(&session.key))
+            .send()
+            .await
+            .map(drop)
+            .context("deleting the session from DynamoDB");
+        let remaining = (session.absolute_expires_at - now.unix_timestamp()).max(1) as u64;
+        let mut conn = self.redis.conn();
+        let cached: anyhow::Result<()> =
+            conn.set_ex(redis_key(&session.key), REVOKED, remaining).await.context("revoking the session in Redis");
+
+        match (durable, cached) {
+            (Err(d), Err(c)) => Err(d.context(format!("{c:#}"))),
+            (Err(error), Ok(())) | (Ok(()), Err(error)) => {
+                tracing::warn!(error = format!("{error:#}"), "session ended in one store only");
+                Ok(())
+            }
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+
+    fn alive(&self, entry: &CachedSession, now: i64) -> bool {
+        now < entry.absolute_expires_at && now < entry.last_seen_at + self.policy.idle.as_secs() as i64
+    }
+
+    fn session(&self, key: String, entry: &CachedSession, token: &SessionToken) -> anyhow::Result<Session> {
+        Ok(Session {
+            key,
+            user_id: UserId::parse(entry.user_id.as_str()).context("stored session user id")?,
+            created_at: entry.created_at,
+            absolute_expires_at: entry.absolute_expires_at,
+            csrf_token: token.csrf_token(),
+        })
+    }
+
+    async fn cached(&self, key: &str) -> anyhow::Result<Option<Cached>> {
+        let mut conn = self.redis.conn();
+        let raw: Option<String> = conn.get(redis_key(key)).await.context("reading the session from Redis")?;
+        Ok(match raw.as_deref() {
+            None => None,
+            Some(REVOKED) => Some(Cached::Revoked),
+            Some(json) => match serde_json::from_str(json) {
+                Ok(entry) => Some(Cached::Live(entry)),
+                Err(error) => {
+                    tracing::warn!(%error, "unreadable session in Redis; asking DynamoDB");
+                    None
+                }
+            },
+        })
+    }
+
+    /// Stores the entry for the rest of its idle window, capped by its absolute expiry.
+    async fn cache(&self, key: &str, entry: &CachedSession, now: i64) {
+        let ttl = (self.policy.idle.as_secs() as i64).min(entry.absolute_expires_at - now).max(1) as u64;
+        let value = serde_json::to_string(entry).expect("session entries serialize");
+        let mut conn = self.redis.conn();
+        let result: redis::RedisResult<()> = conn.set_ex(redis_key(key), value, ttl).await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not cache the session in Redis");
+        }
+    }
+
+    async fn forget(&self, key: &str) {
+        let mut conn = self.redis.conn();
+        let result: redis::RedisResult<()> = conn.del(redis_key(key)).await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not drop the session from Redis");
+        }
+    }
+
+    /// Validates and touches the durable copy in one conditional write. None: the session does
+    /// not exist, was ended, has passed its absolute limit, or was last seen before `idle_cutoff`.
+    async fn touch_durable(
+        &self,
+        key: &str,
+        now: i64,
+        idle_cutoff: Option<i64>,
+    ) -> anyhow::Result<Option<CachedSession>> {
+        let mut update = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("sessionId", s(key))
+            .update_expression("SET lastSeenAt = :now")
+            .condition_expression("attribute_exists(sessionId) AND expiresAt > :now")
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew);
+        if let Some(cutoff) = idle_cutoff {
+            update = update
+                .condition_expression("attribute_exists(sessionId) AND expiresAt > :now AND lastSeenAt > :idle_cutoff")
+                .expression_attribute_values(":idle_cutoff", n(cutoff));
+        }
+        let result = update.send().await;
+        match result {
+            Ok(output) => {
+                let item = output.attributes.context("DynamoDB returned no attributes")?;
+                durable_entry(&item, now).map(Some)
+            }
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(anyhow::Error::new(error).context("validating the session in DynamoDB")),
+        }
+    }
+}
+
+enum Cached {
+    Live(CachedSession),
+    Revoked,
+}
+
+fn durable_entry(item: &Item, now: i64) -> anyhow::Result<CachedSession> {
+    Ok(CachedSession {
+        user_id: dynamo::str(item, "userId")?.to_owned(),
+        created_at: dynamo::num(item, "createdAt")?,
+        absolute_expires_at: dynamo::num(item, "expiresAt")?,
+        last_seen_at: now,
+        checked_at: now,
+    })
+}
+
+pub fn redis_key(key: &str) -> String {
+    format!("session:{key}")
+}
+
+/// `Set-Cookie` for a new session: HttpOnly, Secure, SameSite=Lax, Path=/, host-only unless a
+/// domain is configured; the browser keeps it no longer than the server does.
+pub fn session_cookie(token: &SessionToken, policy: &SessionPolicy) -> String {
+    cookie(token.expose(), policy.absolute.as_secs(), policy)
+}
+
+/// `Set-Cookie` that makes the browser drop the session cookie.
+pub fn cleared_cookie(policy: &SessionPolicy) -> String {
+    cookie("", 0, policy)
+}
+
+fn cookie(value: &str, max_age: u64, policy: &SessionPolicy) -> String {
+    let domain = policy.cookie_domain.as_ref().map(|d| format!("; Domain={d}")).unwrap_or_default();
+    format!("{COOKIE_NAME}={value}; Max-Age={max_age}; Path=/; HttpOnly; Secure; SameSite=Lax{domain}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn policy(domain: Option<&str>) -> SessionPolicy {
+        SessionPolicy {
+            idle: Duration::from_secs(900),
+            absolute: Duration::from_secs(43_200),
+            durable_recheck: Duration::from_secs(60),
+            cookie_domain: domain.map(String::from),
+        }
+    }
+
+    #[test]
+    fn tokens_carry_256_random_bits() {
+        let a = SessionToken::generate();
+        let b = SessionToken::generate();
+        assert_ne!(a, b);
+        assert_eq!(BASE64_URL_SAFE_NO_PAD.decode(a.expose()).unwrap().len(), 32);
+        assert_eq!(SessionToken::parse(a.expose()), Some(a.clone()));
+        assert_eq!(a.key().len(), 64);
+        assert_ne!(a.key(), a.expose());
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let valid = SessionToken::generate();
+        for bad in ["", "abc", &valid.expose()[1..], &format!("{}A", valid.expose()), "!!!!"] {
+            assert_eq!(SessionToken::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_csrf_token_is_tied_to_the_cookie_but_is_not_its_hash() {
+        let token = SessionToken::generate();
+        assert_eq!(token.csrf_token(), token.csrf_token());
+        assert_ne!(token.csrf_token(), SessionToken::generate().csrf_token());
+        assert!(!token.key().contains(&token.csrf_token()));
+    }
+
+    #[test]
+    fn cookies_have_the_required_attributes() {
+        let token = SessionToken::generate();
+        let set = session_cookie(&token, &policy(None));
+        assert_eq!(set, format!("sid={}; Max-Age=43200; Path=/; HttpOnly; Secure; SameSite=Lax", token.expose()));
+        assert_eq!(
+            cleared_cookie(&policy(Some("example.com"))),
+            "sid=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax; Domain=example.com"
+        );
+    }
+
+    #[test]
+    fn tokens_never_print() {
+        assert_eq!(format!("{:?}", SessionToken::generate()), "SessionToken([redacted])");
+    }
+}

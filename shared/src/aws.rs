@@ -1,0 +1,29 @@
+//! AWS clients, built once per cold start.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
+
+use crate::config::AwsSettings;
+
+/// Loads region and credentials the SDK's usual way; `endpoint_url` points everything at moto.
+pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url.as_str());
+    }
+    loader.load().await
+}
+
+pub fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(sdk)
+}
+
+pub fn s3(sdk: &SdkConfig, settings: &AwsSettings) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.s3_force_path_style).build();
+    aws_sdk_s3::Client::from_conf(config)
+}

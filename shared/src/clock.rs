@@ -1,0 +1,22 @@
+use time::{Duration, OffsetDateTime};
+
+/// The time source. Production reads the system clock; tests shift it forward to see what a
+/// session or a usage period looks like later, while real time (and Redis' own TTLs) keep flowing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    shift: Duration,
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    pub fn shifted(by: Duration) -> Self {
+        Self { shift: by }
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.shift
+    }
+}

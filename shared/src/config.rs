@@ -1,0 +1,285 @@
+//! Typed configuration, read once at cold start. Nothing else in the project reads environment
+//! variables (the AWS SDK's own `AWS_*` variables aside).
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use url::Url;
+
+/// A value that must never reach a log line, an error body or a `Debug` dump.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A variable that is missing or does not parse. Its message names the variable, never its value.
+#[derive(thiserror::Error, PartialEq, Eq)]
+#[error("configuration variable {name} {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+// `main` returning `Err` prints the Debug form: make that the readable message too.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tables: Tables,
+    pub audio_bucket: String,
+    pub aws: AwsSettings,
+    pub redis_url: Secret<String>,
+    pub session: SessionPolicy,
+    pub web: WebSettings,
+    pub idp: IdpSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub users: String,
+    pub sessions: String,
+    pub recordings: String,
+    pub subscriptions: String,
+    pub webhook_events: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// Sends every AWS call to one endpoint (the local moto server). None in AWS.
+    pub endpoint_url: Option<Url>,
+    /// Path-style S3 addressing, which moto needs.
+    pub s3_force_path_style: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    /// Sliding inactivity window (SPEC: 900 s).
+    pub idle: Duration,
+    /// Hard cap from sign-in, however active the session is.
+    pub absolute: Duration,
+    /// How often a session served from Redis is re-checked against (and touched in) DynamoDB.
+    pub durable_recheck: Duration,
+    /// `Domain` attribute for the cookie; host-only when None.
+    pub cookie_domain: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// The frontend; the default redirect target and always an allowed origin.
+    pub app_url: Url,
+    /// Origins (scheme://host[:port]) that may make state-changing requests and receive redirects.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdpSettings {
+    /// The Auth0 tenant's issuer, ending in `/` (e.g. `https://tenant.eu.auth0.com/`).
+    pub issuer: Url,
+    pub client_id: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any source of variables; tests pass a map.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Vars(&lookup);
+        let app_url: Url = env.parse("APP_URL")?;
+        let mut allowed_origins = vec![origin_of(&app_url)];
+        for origin in env.list("ALLOWED_ORIGINS")? {
+            let url: Url = origin.parse().map_err(|_| ConfigError {
+                name: "ALLOWED_ORIGINS",
+                problem: format!("has an entry that is not a URL: {origin:?}"),
+            })?;
+            allowed_origins.push(origin_of(&url));
+        }
+        allowed_origins.dedup();
+
+        let issuer: Url = env.parse("AUTH0_ISSUER")?;
+        if !issuer.path().ends_with('/') {
+            return Err(ConfigError { name: "AUTH0_ISSUER", problem: "must end with '/'".into() });
+        }
+
+        let session = SessionPolicy {
+            idle: Duration::from_secs(env.parse_or("SESSION_IDLE_SECONDS", 900)?),
+            absolute: Duration::from_secs(env.parse_or("SESSION_ABSOLUTE_SECONDS", 12 * 3600)?),
+            durable_recheck: Duration::from_secs(env.parse_or("SESSION_RECHECK_SECONDS", 60)?),
+            cookie_domain: env.optional("SESSION_COOKIE_DOMAIN"),
+        };
+        if session.absolute < session.idle {
+            return Err(ConfigError {
+                name: "SESSION_ABSOLUTE_SECONDS",
+                problem: "must not be shorter than SESSION_IDLE_SECONDS".into(),
+            });
+        }
+
+        Ok(Self {
+            tables: Tables {
+                users: env.required("USERS_TABLE")?,
+                sessions: env.required("SESSIONS_TABLE")?,
+                recordings: env.required("RECORDINGS_TABLE")?,
+                subscriptions: env.required("SUBSCRIPTIONS_TABLE")?,
+                webhook_events: env.required("WEBHOOK_EVENTS_TABLE")?,
+            },
+            audio_bucket: env.required("AUDIO_BUCKET")?,
+            aws: AwsSettings {
+                endpoint_url: env.optional_parse("AWS_ENDPOINT_URL")?,
+                s3_force_path_style: env.parse_or("S3_FORCE_PATH_STYLE", false)?,
+            },
+            redis_url: Secret::new(env.required_url("REDIS_URL", &["redis", "rediss"])?),
+            session,
+            web: WebSettings { app_url, allowed_origins },
+            idp: IdpSettings { issuer, client_id: env.required("AUTH0_CLIENT_ID")? },
+        })
+    }
+}
+
+/// `scheme://host[:port]`, the form browsers send in `Origin`.
+pub fn origin_of(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
+    fn optional(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError { name, problem: "is missing".into() })
+    }
+
+    fn optional_parse<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError> {
+        self.optional(name)
+            .map(|raw| {
+                raw.parse()
+                    .map_err(|_| ConfigError { name, problem: format!("is not a valid {}", short_type_name::<T>()) })
+            })
+            .transpose()
+    }
+
+    fn parse<T: FromStr>(&self, name: &'static str) -> Result<T, ConfigError> {
+        self.optional_parse(name)?.ok_or(ConfigError { name, problem: "is missing".into() })
+    }
+
+    fn parse_or<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError> {
+        Ok(self.optional_parse(name)?.unwrap_or(default))
+    }
+
+    fn list(&self, name: &'static str) -> Result<Vec<String>, ConfigError> {
+        Ok(self
+            .optional(name)
+            .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+            .unwrap_or_default())
+    }
+
+    /// A URL whose scheme is one of `schemes`; the value itself never appears in the error.
+    fn required_url(&self, name: &'static str, schemes: &[&str]) -> Result<String, ConfigError> {
+        let raw = self.required(name)?;
+        match Url::parse(&raw) {
+            Ok(url) if schemes.contains(&url.scheme()) => Ok(raw),
+            _ => Err(ConfigError { name, problem: format!("must be a {} URL", schemes.join(" or ")) }),
+        }
+    }
+}
+
+fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn complete() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("USERS_TABLE", "users"),
+            ("SESSIONS_TABLE", "sessions"),
+            ("RECORDINGS_TABLE", "recordings"),
+            ("SUBSCRIPTIONS_TABLE", "subscriptions"),
+            ("WEBHOOK_EVENTS_TABLE", "events"),
+            ("AUDIO_BUCKET", "audio"),
+            ("REDIS_URL", "redis://:hunter2@127.0.0.1:6379"),
+            ("APP_URL", "http://localhost:3000/app"),
+            ("ALLOWED_ORIGINS", "https://app.example.com, https://admin.example.com/"),
+            ("AUTH0_ISSUER", "https://tenant.auth0.com/"),
+            ("AUTH0_CLIENT_ID", "client"),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, &'static str>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn a_complete_environment_loads_with_defaults() {
+        let config = load(&complete()).unwrap();
+        assert_eq!(config.session.idle, Duration::from_secs(900));
+        assert_eq!(
+            config.web.allowed_origins,
+            ["http://localhost:3000", "https://app.example.com", "https://admin.example.com"]
+        );
+        assert!(config.aws.endpoint_url.is_none());
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let mut vars = complete();
+        vars.remove("SESSIONS_TABLE");
+        assert_eq!(load(&vars).unwrap_err().to_string(), "configuration variable SESSIONS_TABLE is missing");
+    }
+
+    #[test]
+    fn an_invalid_variable_is_named_without_its_value() {
+        let mut vars = complete();
+        vars.insert("REDIS_URL", "http://user:topsecret@host");
+        let message = load(&vars).unwrap_err().to_string();
+        assert!(message.contains("REDIS_URL"), "{message}");
+        assert!(!message.contains("topsecret"), "{message}");
+
+        let mut vars = complete();
+        vars.insert("SESSION_IDLE_SECONDS", "soon");
+        assert_eq!(
+            load(&vars).unwrap_err().to_string(),
+            "configuration variable SESSION_IDLE_SECONDS is not a valid u64"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = load(&complete()).unwrap();
+        let dump = format!("{config:?}");
+        assert!(!dump.contains("hunter2"), "{dump}");
+        assert!(dump.contains("[redacted]"));
+    }
+
+    #[test]
+    fn the_issuer_must_end_with_a_slash() {
+        let mut vars = complete();
+        vars.insert("AUTH0_ISSUER", "https://tenant.auth0.com/oidc");
+        assert_eq!(load(&vars).unwrap_err().name, "AUTH0_ISSUER");
+    }
+}

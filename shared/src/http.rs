@@ -1,0 +1,80 @@
+//! Small helpers shared by the HTTP handlers: JSON responses, the request id, cookies, routing.
+
+use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+pub type HttpResult = Result<Response<Body>, ApiError>;
+
+/// A JSON response that no cache keeps (every answer here is per user).
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_string(value).expect("response values serialize");
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(Body::Text(body))
+        .expect("static headers are valid")
+}
+
+pub fn ok<T: Serialize + ?Sized>(value: &T) -> HttpResult {
+    Ok(json(StatusCode::OK, value))
+}
+
+/// The Lambda request id (the local API makes one up the same way).
+pub fn request_id(req: &Request) -> String {
+    req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default()
+}
+
+/// Turns a handler's result into the response, mapping errors the one way they are mapped.
+pub fn finish(request_id: &str, result: HttpResult) -> Response<Body> {
+    result.unwrap_or_else(|error| error.into_response(request_id))
+}
+
+/// The value of one cookie. API Gateway folds the `cookies` array into one `Cookie` header.
+pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all("cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The client's address as API Gateway saw it.
+pub fn source_ip(req: &Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        _ => None,
+    }
+}
+
+/// A route's answer to a method it does not serve.
+pub fn no_route(req: &Request) -> ApiError {
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_cookie_among_several() {
+        let req = lambda_http::http::Request::builder()
+            .header("cookie", "theme=dark; sid=abc=; other=1")
+            .header("cookie", "late=2")
+            .body(Body::Empty)
+            .unwrap();
+        assert_eq!(cookie(&req, "sid"), Some("abc="));
+        assert_eq!(cookie(&req, "late"), Some("2"));
+        assert_eq!(cookie(&req, "missing"), None);
+    }
+}

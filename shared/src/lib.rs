@@ -1,0 +1,20 @@
+//! The library every function shares: configuration, clients, the tier table, sessions, users,
+//! usage, and the HTTP error mapping.
+
+pub mod app;
+pub mod auth;
+pub mod aws;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod dynamo;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod telemetry;
+pub mod tiers;
+pub mod usage;
+pub mod users;
+
+pub use app::{App, Caller};
+pub use error::ApiError;

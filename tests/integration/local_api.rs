@@ -1,0 +1,54 @@
+//! The local API serves what template.yaml declares, and the events/ files reach the handlers.
+
+use std::{collections::BTreeSet, fs};
+
+use http::Method;
+use integration_tests::{TEMPLATE, TestApp};
+use local_api::routes_from_template;
+
+#[tokio::test]
+async fn every_template_route_reaches_its_handler() {
+    let app = TestApp::spawn().await;
+    let routes = routes_from_template(&fs::read_to_string(TEMPLATE).unwrap()).unwrap();
+    assert!(routes.len() >= 4, "{routes:?}");
+
+    for route in routes {
+        let path = route.path.replace("{id}", "01JD0000000000000000000000");
+        let response = app.request(route.method.clone(), &path, &[], None).await;
+        // Every route so far needs a session: a handler that does not know its own route would
+        // answer NOT_FOUND instead.
+        assert_eq!(response.status, 401, "{} {path} -> {}", route.method, response.body);
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_get_the_json_error_shape() {
+    let app = TestApp::spawn().await;
+    for (method, path) in [(Method::GET, "/nowhere"), (Method::DELETE, "/usage")] {
+        let response = app.request(method, path, &[], None).await;
+        assert_eq!(response.status, 404);
+        assert_eq!(response.error_code(), "NOT_FOUND");
+    }
+}
+
+#[tokio::test]
+async fn every_http_event_file_is_a_template_route_and_reaches_its_handler() {
+    let app = TestApp::spawn().await;
+    let routes: BTreeSet<String> =
+        routes_from_template(&fs::read_to_string(TEMPLATE).unwrap()).unwrap().iter().map(|r| r.key()).collect();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+    let mut seen = 0;
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let Some(route_key) = event["routeKey"].as_str() else { continue };
+        assert!(routes.contains(route_key), "{} names {route_key}, which template.yaml does not route", path.display());
+
+        let response = app.router().invoke(&text, "event-file").await;
+        // The files carry a placeholder cookie, which is no live session.
+        assert_eq!(response.status(), 401, "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 4, "only {seen} HTTP event files");
+}

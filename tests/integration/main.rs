@@ -1,0 +1,5 @@
+//! Integration tests against the local stack; one binary so it links once.
+
+mod local_api;
+mod session;
+mod usage;

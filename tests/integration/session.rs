@@ -1,0 +1,205 @@
+//! GET /auth/session and POST /auth/logout against DynamoDB and Redis.
+
+use std::time::Duration as StdDuration;
+
+use http::Method;
+use integration_tests::TestApp;
+use redis::AsyncCommands;
+use serde_json::json;
+use shared::{auth::session::redis_key, tiers::Tier};
+use time::Duration;
+
+#[tokio::test]
+async fn a_valid_cookie_returns_the_user_and_refreshes_the_redis_ttl() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let key = redis_key(&user.session_key());
+    let _: () = app.redis().await.expire(&key, 100).await.unwrap();
+
+    let response = app.get("/auth/session", &user).await;
+
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = &response.body;
+    assert_eq!(body["userId"], user.id.as_str());
+    assert_eq!(body["email"], user.email.as_str());
+    assert_eq!(body["tier"], "BASIC");
+    assert_eq!(body["features"], serde_json::to_value(Tier::Basic.features()).unwrap());
+    assert_eq!(body["usage"]["used"], 0);
+    assert_eq!(body["usage"]["limit"], 100);
+    assert_eq!(body["csrfToken"], user.csrf.as_str());
+    assert_eq!(response.headers["cache-control"], "no-store");
+    let ttl: i64 = app.redis().await.ttl(&key).await.unwrap();
+    assert!(ttl > 890, "the sliding TTL was not refreshed: {ttl}");
+}
+
+#[tokio::test]
+async fn missing_malformed_and_unknown_cookies_are_unauthenticated() {
+    let app = TestApp::spawn().await;
+    let unknown = format!("sid={}", "A".repeat(43));
+    let cases: [&[(&str, &str)]; 5] = [
+        &[],
+        &[("cookie", "other=1")],
+        &[("cookie", "sid=not-a-token")],
+        &[("cookie", "sid=")],
+        &[("cookie", &unknown)],
+    ];
+    for headers in cases {
+        let response = app.request(Method::GET, "/auth/session", headers, None).await;
+        assert_eq!(response.status, 401, "{headers:?}");
+        assert_eq!(response.body, json!({"error": {"code": "UNAUTHENTICATED", "message": "sign-in required"}}));
+    }
+}
+
+#[tokio::test]
+async fn a_session_idle_past_the_window_is_refused_by_both_stores() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let idle = TestApp::builder().later(Duration::seconds(901)).spawn().await;
+
+    assert_eq!(idle.get("/auth/session", &user).await.status, 401, "Redis' copy is idle");
+
+    let user = app.sign_in(Tier::Free).await;
+    let _: () = app.redis().await.del(redis_key(&user.session_key())).await.unwrap();
+    assert_eq!(idle.get("/auth/session", &user).await.status, 401, "DynamoDB's copy is idle");
+    assert_eq!(app.get("/auth/session", &user).await.status, 200, "still valid now");
+}
+
+#[tokio::test]
+async fn the_absolute_lifetime_caps_an_active_session() {
+    let short = |by: i64| {
+        TestApp::builder()
+            .config(|c| {
+                c.session.absolute = StdDuration::from_secs(1800);
+                // No DynamoDB re-check in between: Redis' own copy must enforce the cap.
+                c.session.durable_recheck = StdDuration::from_secs(3600);
+            })
+            .later(Duration::seconds(by))
+    };
+    let app = short(0).spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+
+    // Used every ~13 minutes: always inside the sliding window.
+    assert_eq!(short(800).spawn().await.get("/auth/session", &user).await.status, 200);
+    assert_eq!(short(1600).spawn().await.get("/auth/session", &user).await.status, 200);
+    let past_cap = short(1801).spawn().await;
+    assert_eq!(past_cap.get("/auth/session", &user).await.status, 401, "past the cap, though touched 201 s ago");
+    assert_eq!(app.cached_session(&user).await, None, "the dead entry is dropped from Redis");
+    assert_eq!(past_cap.get("/auth/session", &user).await.status, 401, "DynamoDB refuses it too");
+
+    // DynamoDB enforces the cap on its own: touched there at 1600 s, then Redis is flushed.
+    let rechecking = |by: i64| short(by).config(|c| c.session.durable_recheck = StdDuration::from_secs(60));
+    let user = app.sign_in(Tier::Free).await;
+    assert_eq!(rechecking(800).spawn().await.get("/auth/session", &user).await.status, 200);
+    assert_eq!(rechecking(1600).spawn().await.get("/auth/session", &user).await.status, 200);
+    let _: () = app.redis().await.del(redis_key(&user.session_key())).await.unwrap();
+    assert_eq!(rechecking(1801).spawn().await.get("/auth/session", &user).await.status, 401);
+}
+
+#[tokio::test]
+async fn with_redis_down_or_flushed_a_valid_session_validates_from_dynamodb_and_redis_is_refilled() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Premium).await;
+    let redis_down = TestApp::builder().redis_down().spawn().await;
+
+    let response = redis_down.get("/auth/session", &user).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body["tier"], "PREMIUM");
+
+    // Flushed: the entry is gone; while Redis is down nothing can refill it.
+    let _: () = app.redis().await.del(redis_key(&user.session_key())).await.unwrap();
+    assert_eq!(redis_down.get("/auth/session", &user).await.status, 200);
+    assert_eq!(app.cached_session(&user).await, None);
+
+    // Redis is back: the next request validates from DynamoDB and refills it.
+    assert_eq!(app.get("/auth/session", &user).await.status, 200);
+    let refilled = app.cached_session(&user).await.expect("Redis was refilled");
+    assert!(refilled.contains(user.id.as_str()), "{refilled}");
+    let ttl: i64 = app.redis().await.ttl(redis_key(&user.session_key())).await.unwrap();
+    assert!(ttl > 890, "{ttl}");
+}
+
+#[tokio::test]
+async fn logout_needs_the_csrf_token_or_an_allowed_origin() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let cookie = user.cookie();
+
+    let refused: [&[(&str, &str)]; 3] = [
+        &[("cookie", &cookie)],
+        &[("cookie", &cookie), ("x-csrf-token", "forged")],
+        &[("cookie", &cookie), ("x-csrf-token", &user.csrf), ("origin", "https://evil.example")],
+    ];
+    for headers in refused {
+        let response = app.request(Method::POST, "/auth/logout", headers, None).await;
+        assert_eq!(response.status, 403, "{headers:?}");
+        assert_eq!(response.error_code(), "CSRF_FAILED");
+    }
+    assert_eq!(app.get("/auth/session", &user).await.status, 200, "a refused logout changes nothing");
+
+    let allowed_origin = app.app.config.web.allowed_origins[0].clone();
+    let response =
+        app.request(Method::POST, "/auth/logout", &[("cookie", &cookie), ("origin", &allowed_origin)], None).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+}
+
+#[tokio::test]
+async fn logout_clears_both_stores_and_the_cookie() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+
+    let response = app.post("/auth/logout", &user, None).await;
+
+    assert_eq!(response.status, 200, "{}", response.body);
+    let logout_url = response.body["logoutUrl"].as_str().unwrap();
+    let issuer = app.app.config.idp.issuer.as_str();
+    assert!(logout_url.starts_with(&format!("{issuer}oidc/logout?client_id=")), "{logout_url}");
+    assert!(logout_url.contains("post_logout_redirect_uri="), "{logout_url}");
+    let cookie = response.set_cookie().unwrap();
+    assert!(cookie.starts_with("sid=;") && cookie.contains("Max-Age=0"), "{cookie}");
+    assert!(app.session_item(&user).await.is_none(), "DynamoDB still holds the session");
+    assert_eq!(app.cached_session(&user).await.as_deref(), Some("revoked"));
+    assert_eq!(app.get("/auth/session", &user).await.status, 401);
+    assert_eq!(TestApp::builder().redis_down().spawn().await.get("/auth/session", &user).await.status, 401);
+}
+
+#[tokio::test]
+async fn logout_with_redis_down_still_ends_the_session() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let redis_down = TestApp::builder().redis_down().spawn().await;
+
+    let response = redis_down.post("/auth/logout", &user, None).await;
+
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(app.session_item(&user).await.is_none());
+    assert_eq!(redis_down.get("/auth/session", &user).await.status, 401);
+    // Redis kept its entry through the outage; the next durable re-check finds the session gone.
+    assert!(app.cached_session(&user).await.is_some());
+    let after_recheck = TestApp::builder().later(Duration::seconds(61)).spawn().await;
+    assert_eq!(after_recheck.get("/auth/session", &user).await.status, 401);
+    assert_eq!(app.cached_session(&user).await, None);
+}
+
+#[tokio::test]
+async fn logout_with_dynamodb_down_still_ends_the_session() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let aws_down = TestApp::builder().aws_down().spawn().await;
+
+    let response = aws_down.post("/auth/logout", &user, None).await;
+
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(app.session_item(&user).await.is_some(), "DynamoDB was down: its copy remains");
+    assert_eq!(app.get("/auth/session", &user).await.status, 401, "Redis' tombstone refuses it");
+}
+
+#[tokio::test]
+async fn every_sign_in_gets_a_new_session_id() {
+    let app = TestApp::spawn().await;
+    let first = app.sign_in(Tier::Free).await;
+    let profile = shared::users::Profile { user_id: first.id.clone(), email: first.email.clone(), name: None };
+    let again = app.app.sign_in(&profile, &Default::default()).await.unwrap();
+    assert_ne!(again.token, first.token);
+    assert_ne!(again.token.key(), first.session_key());
+    assert_eq!(again.user.id, first.id);
+}
