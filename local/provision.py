@@ -17,6 +17,11 @@ import boto3
 import yaml
 
 STACK_NAME = "voice-local"
+# The stand-ins' own credentials (local/idp/server.mjs, localstripe accepts any sk_test key).
+LOCAL_SECRETS = {
+    "AUTH0_CLIENT_SECRET_PARAM": "voice-local-secret",
+    "STRIPE_SECRET_KEY_PARAM": "sk_test_local",
+}
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
 
@@ -59,6 +64,10 @@ def local_parameters():
         "AllowedOrigins": [app, "http://127.0.0.1:5173", api],
         "Auth0Issuer": f"http://127.0.0.1:{port('IDP_PORT', 4400)}/",
         "Auth0ClientId": "voice-local",
+        "CallbackUrl": f"{api}/auth/callback",
+        "Auth0ClientSecretParameter": "/voice-local/auth0-client-secret",
+        "StripeSecretKeyParameter": "/voice-local/stripe-secret-key",
+        "StripeApiBase": f"http://127.0.0.1:{port('STRIPE_PORT', 8420)}/",
         "SessionIdleSeconds": "900",
         "SessionAbsoluteSeconds": "43200",
     }
@@ -179,6 +188,14 @@ def main():
     variables = {}
     for key, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
         variables[key] = resolve(value, resources, params, overrides)
+    # Secrets go where the functions look for them in AWS: SSM SecureString parameters.
+    ssm = session.client("ssm", endpoint_url=endpoint)
+    for key, name in variables.items():
+        if key.endswith("_PARAM"):
+            if key not in LOCAL_SECRETS:
+                raise KeyError(f"{key} names a secret with no local value")
+            ssm.put_parameter(Name=name, Value=LOCAL_SECRETS[key], Type="SecureString", Overwrite=True)
+            print(f"  secret {name:32} stored")
     # ElastiCache speaks TLS; the local redis-server does not.
     variables["REDIS_URL"] = variables["REDIS_URL"].replace("rediss://", "redis://", 1)
     variables.update(

@@ -2,18 +2,23 @@
 
 use anyhow::Context;
 use lambda_http::Request;
+use tokio::sync::OnceCell;
 
 use crate::{
     auth::{
         Session, SessionToken, Sessions, csrf,
+        oidc::Idp,
         session::{COOKIE_NAME, ClientInfo},
     },
     aws,
+    billing::Stripe,
     cache::Redis,
     clock::Clock,
-    config::Config,
+    config::{Config, Secret},
     error::ApiError,
     http::cookie,
+    outbound,
+    secrets::{self, Wanted},
     users::{Profile, User, Users},
 };
 
@@ -25,6 +30,12 @@ pub struct App {
     pub redis: Redis,
     pub users: Users,
     pub sessions: Sessions,
+    /// For outside services: no redirects, timeouts.
+    pub http: reqwest::Client,
+    pub idp: Idp,
+    ssm: aws_sdk_ssm::Client,
+    auth0_client_secret: OnceCell<Secret<String>>,
+    stripe: OnceCell<Stripe>,
 }
 
 /// A fresh sign-in: the cookie value goes to the browser, nowhere else.
@@ -57,7 +68,47 @@ impl App {
         let users = Users::new(dynamodb.clone(), config.tables.users.clone());
         let sessions =
             Sessions::new(redis.clone(), dynamodb.clone(), config.tables.sessions.clone(), config.session.clone());
-        Ok(Self { config, clock, dynamodb, s3, redis, users, sessions })
+        let http = outbound::http_client();
+        let idp = Idp::new(http.clone(), config.idp.clone());
+        let ssm = aws_sdk_ssm::Client::new(&sdk);
+        Ok(Self {
+            config,
+            clock,
+            dynamodb,
+            s3,
+            redis,
+            users,
+            sessions,
+            http,
+            idp,
+            ssm,
+            auth0_client_secret: OnceCell::new(),
+            stripe: OnceCell::new(),
+        })
+    }
+
+    /// The Auth0 client secret, fetched from SSM once per cold start.
+    pub async fn auth0_client_secret(&self) -> anyhow::Result<&Secret<String>> {
+        self.auth0_client_secret
+            .get_or_try_init(|| async {
+                let parameter = self.config.secrets.auth0_client_secret.as_deref();
+                let [secret] =
+                    secrets::fetch(&self.ssm, [Wanted { variable: "AUTH0_CLIENT_SECRET_PARAM", parameter }]).await?;
+                Ok(secret)
+            })
+            .await
+    }
+
+    /// The Stripe client, its key fetched from SSM once per cold start.
+    pub async fn stripe(&self) -> anyhow::Result<&Stripe> {
+        self.stripe
+            .get_or_try_init(|| async {
+                let parameter = self.config.secrets.stripe_secret_key.as_deref();
+                let [key] =
+                    secrets::fetch(&self.ssm, [Wanted { variable: "STRIPE_SECRET_KEY_PARAM", parameter }]).await?;
+                Ok(Stripe::new(self.http.clone(), self.config.stripe.api_base.clone(), key))
+            })
+            .await
     }
 
     /// The caller's valid session and user row, or UNAUTHENTICATED. State-changing requests

@@ -49,6 +49,8 @@ pub struct Config {
     pub session: SessionPolicy,
     pub web: WebSettings,
     pub idp: IdpSettings,
+    pub stripe: StripeSettings,
+    pub secrets: SecretParameters,
 }
 
 #[derive(Debug, Clone)]
@@ -90,9 +92,26 @@ pub struct WebSettings {
 
 #[derive(Debug, Clone)]
 pub struct IdpSettings {
-    /// The Auth0 tenant's issuer, ending in `/` (e.g. `https://tenant.eu.auth0.com/`).
+    /// The Auth0 tenant's issuer, ending in `/` (e.g. `https://tenant.eu.auth0.com/`). Its
+    /// endpoints come from OIDC discovery.
     pub issuer: Url,
     pub client_id: String,
+    /// This API's own `/auth/callback`, registered with the IdP.
+    pub callback_url: Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    /// `https://api.stripe.com/`, or a local stand-in.
+    pub api_base: Url,
+}
+
+/// Names of SSM parameters (SecureString) holding the secrets; the values are fetched at cold
+/// start by the functions that need them (see `secrets`), never passed as plain variables.
+#[derive(Debug, Clone, Default)]
+pub struct SecretParameters {
+    pub auth0_client_secret: Option<String>,
+    pub stripe_secret_key: Option<String>,
 }
 
 impl Config {
@@ -148,8 +167,38 @@ impl Config {
             redis_url: Secret::new(env.required_url("REDIS_URL", &["redis", "rediss"])?),
             session,
             web: WebSettings { app_url, allowed_origins },
-            idp: IdpSettings { issuer, client_id: env.required("AUTH0_CLIENT_ID")? },
+            idp: IdpSettings {
+                issuer,
+                client_id: env.required("AUTH0_CLIENT_ID")?,
+                callback_url: env.parse("AUTH_CALLBACK_URL")?,
+            },
+            stripe: StripeSettings {
+                api_base: env.parse_or("STRIPE_API_BASE", "https://api.stripe.com/".parse().expect("static URL"))?,
+            },
+            secrets: SecretParameters {
+                auth0_client_secret: env.optional("AUTH0_CLIENT_SECRET_PARAM"),
+                stripe_secret_key: env.optional("STRIPE_SECRET_KEY_PARAM"),
+            },
         })
+    }
+}
+
+impl WebSettings {
+    /// Where to send the browser after sign-in: `raw` if it is an absolute URL on an allowed
+    /// origin or a path on the app, otherwise the app itself. Never an open redirect.
+    pub fn return_to(&self, raw: Option<&str>) -> Url {
+        let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+            return self.app_url.clone();
+        };
+        let candidate = if raw.starts_with('/') && !raw.starts_with("//") && !raw.contains('\\') {
+            self.app_url.join(raw).ok()
+        } else {
+            Url::parse(raw).ok()
+        };
+        candidate
+            .filter(|url| matches!(url.scheme(), "https" | "http"))
+            .filter(|url| self.allowed_origins.contains(&origin_of(url)))
+            .unwrap_or_else(|| self.app_url.clone())
     }
 }
 
@@ -227,6 +276,7 @@ mod tests {
             ("ALLOWED_ORIGINS", "https://app.example.com, https://admin.example.com/"),
             ("AUTH0_ISSUER", "https://tenant.auth0.com/"),
             ("AUTH0_CLIENT_ID", "client"),
+            ("AUTH_CALLBACK_URL", "https://api.example.com/auth/callback"),
         ])
     }
 
@@ -274,6 +324,26 @@ mod tests {
         let dump = format!("{config:?}");
         assert!(!dump.contains("hunter2"), "{dump}");
         assert!(dump.contains("[redacted]"));
+    }
+
+    #[test]
+    fn return_to_stays_on_allowed_origins() {
+        let web = load(&complete()).unwrap().web;
+        let to = |raw: &str| web.return_to(Some(raw)).to_string();
+        assert_eq!(to("https://app.example.com/library?x=1"), "https://app.example.com/library?x=1");
+        assert_eq!(to("/settings"), "http://localhost:3000/settings");
+        for hostile in [
+            "https://evil.example/",
+            "//evil.example/x",
+            "/\\evil.example",
+            "https://app.example.com.evil.example/",
+            "https://app.example.com@evil.example/",
+            "javascript:alert(1)",
+            "http://app.example.com/",
+        ] {
+            assert_eq!(to(hostile), "http://localhost:3000/app", "{hostile}");
+        }
+        assert_eq!(web.return_to(None).as_str(), "http://localhost:3000/app");
     }
 
     #[test]

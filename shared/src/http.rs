@@ -22,6 +22,23 @@ pub fn ok<T: Serialize + ?Sized>(value: &T) -> HttpResult {
     Ok(json(StatusCode::OK, value))
 }
 
+/// A 302 to `location`, setting each of `cookies`.
+pub fn redirect(location: &url::Url, cookies: &[String]) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(StatusCode::FOUND)
+        .header("location", location.as_str())
+        .header("cache-control", "no-store");
+    for cookie in cookies {
+        builder = builder.header("set-cookie", cookie);
+    }
+    builder.body(Body::Empty).expect("URLs and cookies are valid header values")
+}
+
+/// The first value of a query string parameter.
+pub fn query<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name))
+}
+
 /// The Lambda request id (the local API makes one up the same way).
 pub fn request_id(req: &Request) -> String {
     req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default()

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod aws;
+pub mod billing;
 pub mod cache;
 pub mod clock;
 pub mod config;
@@ -11,6 +12,8 @@ pub mod dynamo;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod outbound;
+pub mod secrets;
 pub mod telemetry;
 pub mod tiers;
 pub mod usage;

@@ -3,6 +3,9 @@
 //! tests run in parallel and never see each other's data. Run through `make test`, which starts
 //! the stack and loads its environment.
 
+pub mod fake_idp;
+pub mod idp;
+
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -104,6 +107,40 @@ impl TestResponse {
     pub fn set_cookie(&self) -> Option<&str> {
         self.headers.get("set-cookie").and_then(|v| v.to_str().ok())
     }
+
+    /// The full `Set-Cookie` line that sets `name`, if any.
+    pub fn cookie_line(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|line| line.starts_with(&format!("{name}=")))
+    }
+
+    /// `name=value` as a `Cookie` header would carry it, if the response set a non-empty value.
+    pub fn cookie_pair(&self, name: &str) -> Option<String> {
+        let pair = self.cookie_line(name)?.split(';').next()?;
+        (pair.len() > name.len() + 1).then(|| pair.to_owned())
+    }
+
+    pub fn location(&self) -> url::Url {
+        let raw = self.headers.get("location").unwrap_or_else(|| panic!("no location ({})", self.status));
+        raw.to_str().unwrap().parse().unwrap()
+    }
+}
+
+/// A login begun at GET /auth/login.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub authorization_url: url::Url,
+    pub state: String,
+    pub nonce: String,
+    /// `oidc_state=…`, as the browser sends it back to the callback.
+    pub state_cookie: String,
+}
+
+pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 pub fn stack_config() -> Config {
@@ -207,6 +244,42 @@ impl TestApp {
             _ => Value::Null,
         };
         TestResponse { status: parts.status.as_u16(), headers: parts.headers, body }
+    }
+
+    pub async fn start_login(&self, return_to: Option<&str>) -> Login {
+        let path = match return_to {
+            Some(to) => format!(
+                "/auth/login?returnTo={}",
+                url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
+            ),
+            None => "/auth/login".to_owned(),
+        };
+        let response = self.request(Method::GET, &path, &[], None).await;
+        assert_eq!(response.status, 302, "{}", response.body);
+        let authorization_url = response.location();
+        Login {
+            state: query_param(&authorization_url, "state").expect("state"),
+            nonce: query_param(&authorization_url, "nonce").expect("nonce"),
+            state_cookie: response.cookie_pair("oidc_state").expect("a state cookie"),
+            authorization_url,
+        }
+    }
+
+    /// GET /auth/callback with the IdP's query string, as the browser (with `cookie`) sends it.
+    pub async fn callback(&self, query: &str, cookie: Option<&str>) -> TestResponse {
+        let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+        self.request(Method::GET, &format!("/auth/callback?{query}"), &headers, None).await
+    }
+
+    /// The whole sign-in through the oidc-provider stand-in; returns the callback's response.
+    pub async fn sign_in_through_idp(&self, person: &idp::Person<'_>, return_to: Option<&str>) -> TestResponse {
+        let login = self.start_login(return_to).await;
+        let back = idp::sign_in(&login.authorization_url, &self.app.config.idp.callback_url, person).await;
+        self.callback(back.query().unwrap_or(""), Some(&login.state_cookie)).await
+    }
+
+    pub async fn user_row(&self, id: &str) -> Option<shared::users::User> {
+        self.app.users.get(&UserId::parse(id).unwrap()).await.unwrap()
     }
 
     pub async fn get(&self, path: &str, user: &User) -> TestResponse {

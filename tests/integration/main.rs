@@ -2,4 +2,5 @@
 
 mod local_api;
 mod session;
+mod signin;
 mod usage;

@@ -8,7 +8,6 @@ use shared::{
     http::{self, HttpResult},
     users::UserView,
 };
-use url::Url;
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let request_id = http::request_id(&req);
@@ -49,21 +48,10 @@ async fn logout(app: &App, req: &Request) -> HttpResult {
         temporary: true,
         source,
     })?;
-    let mut response = http::json(
-        lambda_http::http::StatusCode::OK,
-        &serde_json::json!({ "logoutUrl": idp_logout_url(app).as_str() }),
-    );
+    let logout_url = app.idp.logout_url(&app.config.web.app_url).await;
+    let mut response =
+        http::json(lambda_http::http::StatusCode::OK, &serde_json::json!({ "logoutUrl": logout_url.as_str() }));
     let cookie = cleared_cookie(app.sessions.policy()).parse().expect("cookie text is a valid header value");
     response.headers_mut().insert("set-cookie", cookie);
     Ok(response)
-}
-
-/// Auth0's OIDC RP-initiated logout endpoint, which returns the browser to the app.
-fn idp_logout_url(app: &App) -> Url {
-    let idp = &app.config.idp;
-    let mut url = idp.issuer.join("oidc/logout").expect("a relative path joins onto the issuer");
-    url.query_pairs_mut()
-        .append_pair("client_id", &idp.client_id)
-        .append_pair("post_logout_redirect_uri", app.config.web.app_url.as_str());
-    url
 }

@@ -16,6 +16,7 @@ fn a_missing_variable_stops_the_binary_and_is_named() {
             ("APP_URL", "http://localhost:5173"),
             ("AUTH0_ISSUER", "https://tenant.auth0.com/"),
             ("AUTH0_CLIENT_ID", "client"),
+            ("AUTH_CALLBACK_URL", "https://api.example.com/auth/callback"),
         ])
         .output()
         .unwrap();

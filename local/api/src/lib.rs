@@ -30,7 +30,9 @@ type Handler = fn(Arc<App>, Request) -> BoxFuture;
 /// Every HTTP function, by the binary name its template entry builds.
 fn handlers() -> HashMap<&'static str, Handler> {
     HashMap::from([
-        ("session", (|app, req| Box::pin(async move { session::handle(&app, req).await })) as Handler),
+        ("callback", (|app, req| Box::pin(async move { callback::handle(&app, req).await })) as Handler),
+        ("login", |app, req| Box::pin(async move { login::handle(&app, req).await })),
+        ("session", |app, req| Box::pin(async move { session::handle(&app, req).await })),
         ("usage", |app, req| Box::pin(async move { usage::handle(&app, req).await })),
     ])
 }

@@ -1,0 +1,86 @@
+//! A small Stripe client over the shared HTTP client. It reads few fields and tolerates the rest,
+//! so it works with current Stripe and with localstripe's older API version alike.
+
+use anyhow::anyhow;
+use serde::{Deserialize, de::DeserializeOwned};
+use url::Url;
+
+use crate::config::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StripeError {
+    #[error("Stripe is unreachable or failed")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("Stripe refused the request: {0}")]
+    Refused(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
+pub struct Stripe {
+    http: reqwest::Client,
+    base: Url,
+    key: Secret<String>,
+}
+
+impl Stripe {
+    pub fn new(http: reqwest::Client, base: Url, key: Secret<String>) -> Self {
+        Self { http, base, key }
+    }
+
+    /// Creates a customer. The idempotency key makes a retried request return the same customer.
+    pub async fn create_customer(
+        &self,
+        user_id: &str,
+        email: &str,
+        idempotency_key: &str,
+    ) -> Result<Customer, StripeError> {
+        let form = [("email", email), ("metadata[userId]", user_id)];
+        self.send(self.http.post(self.url("v1/customers")?).form(&form).header("idempotency-key", idempotency_key))
+            .await
+    }
+
+    pub async fn customer(&self, id: &str) -> Result<Customer, StripeError> {
+        self.send(self.http.get(self.url(&format!("v1/customers/{id}"))?)).await
+    }
+
+    fn url(&self, path: &str) -> Result<Url, StripeError> {
+        self.base.join(path).map_err(|e| StripeError::Unavailable(e.into()))
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, StripeError> {
+        #[derive(Deserialize)]
+        struct ErrorBody {
+            error: ErrorDetail,
+        }
+        #[derive(Deserialize)]
+        struct ErrorDetail {
+            message: Option<String>,
+        }
+
+        let response = request
+            .bearer_auth(self.key.expose())
+            .send()
+            .await
+            .map_err(|e| StripeError::Unavailable(anyhow::Error::new(e).context("calling Stripe")))?;
+        let status = response.status();
+        if status.is_success() {
+            return response
+                .json()
+                .await
+                .map_err(|e| StripeError::Unavailable(anyhow::Error::new(e).context("Stripe's answer")));
+        }
+        // 4xx other than rate limiting is Stripe's considered refusal; the rest is transient.
+        if status.is_client_error() && status.as_u16() != 429 {
+            let message = response.json::<ErrorBody>().await.ok().and_then(|b| b.error.message);
+            return Err(StripeError::Refused(message.unwrap_or_else(|| status.to_string())));
+        }
+        Err(StripeError::Unavailable(anyhow!("Stripe answered {status}")))
+    }
+}

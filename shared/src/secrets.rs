@@ -1,0 +1,46 @@
+//! Secrets from SSM Parameter Store (SecureString), fetched once per cold start in one call.
+
+use anyhow::{Context, bail};
+
+use crate::config::Secret;
+
+/// A secret a function needs: the variable that names its parameter, and that name.
+pub struct Wanted<'a> {
+    pub variable: &'static str,
+    pub parameter: Option<&'a str>,
+}
+
+/// Fetches the wanted secrets, in order. Errors name the variable or parameter, never a value.
+pub async fn fetch<const N: usize>(
+    ssm: &aws_sdk_ssm::Client,
+    wanted: [Wanted<'_>; N],
+) -> anyhow::Result<[Secret<String>; N]> {
+    let mut names = Vec::with_capacity(N);
+    for want in &wanted {
+        match want.parameter {
+            Some(name) => names.push(name.to_owned()),
+            None => bail!("configuration variable {} is missing", want.variable),
+        }
+    }
+    let output = ssm
+        .get_parameters()
+        .set_names(Some(names.clone()))
+        .with_decryption(true)
+        .send()
+        .await
+        .context("reading secrets from SSM Parameter Store")?;
+    let found = output.parameters.unwrap_or_default();
+    let values: Vec<Secret<String>> = names
+        .iter()
+        .zip(&wanted)
+        .map(|(name, want)| {
+            found
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .and_then(|p| p.value.clone())
+                .map(Secret::new)
+                .with_context(|| format!("SSM parameter {name} (named by {}) does not exist", want.variable))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(values.try_into().unwrap_or_else(|_| unreachable!("one value per wanted secret")))
+}
