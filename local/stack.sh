@@ -21,32 +21,26 @@ export MOTO_PORT REDIS_PORT STRIPE_PORT IDP_PORT API_PORT
 
 say() { printf '%s\n' "$*"; }
 
-# Re-runs an install only when its inputs changed: the stamp file holds their checksum.
-stale() {
-    local stamp="$state/$1.stamp"; shift
-    local sum; sum=$(cat "$@" | sha256sum | cut -d' ' -f1)
-    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 1
-    echo "$sum" > "$stamp.new"
-    return 0
-}
-stamped() { mv "$state/$1.stamp.new" "$state/$1.stamp"; }
+# An install is redone only when its inputs changed: NAME.stamp holds their checksum.
+checksum() { cat "$@" | sha256sum | cut -d' ' -f1; }
+up_to_date() { [ -f "$state/$1.stamp" ] && [ "$(cat "$state/$1.stamp")" = "$2" ]; }
 
 install_python() {
-    if [ ! -x "$venv/bin/python" ] || stale venv "$root/local/requirements.txt"; then
-        say "installing Python stand-ins into .local/venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/local/requirements.txt"
-        stamped venv
-    fi
+    local sum; sum=$(checksum "$root/local/requirements.txt")
+    [ -x "$venv/bin/python" ] && up_to_date venv "$sum" && return
+    say "installing Python stand-ins into .local/venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/local/requirements.txt"
+    echo "$sum" >"$state/venv.stamp"
 }
 
 install_sam() {
-    if [ ! -x "$state/sam-venv/bin/sam" ] || stale sam "$root/local/requirements-sam.txt"; then
-        say "installing aws-sam-cli into .local/sam-venv"
-        python3 -m venv "$state/sam-venv"
-        "$state/sam-venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/local/requirements-sam.txt"
-        stamped sam
-    fi
+    local sum; sum=$(checksum "$root/local/requirements-sam.txt")
+    [ -x "$state/sam-venv/bin/sam" ] && up_to_date sam "$sum" && return
+    say "installing aws-sam-cli into .local/sam-venv"
+    python3 -m venv "$state/sam-venv"
+    "$state/sam-venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/local/requirements-sam.txt"
+    echo "$sum" >"$state/sam.stamp"
 }
 
 install_redis() {
@@ -64,12 +58,11 @@ install_redis() {
 }
 
 install_idp() {
-    local dir="$root/local/idp"
-    if [ ! -d "$dir/node_modules" ] || stale idp "$dir/package-lock.json"; then
-        say "installing the Auth0 stand-in (npm ci in local/idp)"
-        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-        stamped idp
-    fi
+    local dir="$root/local/idp" sum; sum=$(checksum "$root/local/idp/package-lock.json")
+    [ -d "$dir/node_modules" ] && up_to_date idp "$sum" && return
+    say "installing the Auth0 stand-in (npm ci in local/idp)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$sum" >"$state/idp.stamp"
 }
 
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
