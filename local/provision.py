@@ -21,6 +21,7 @@ STACK_NAME = "voice-local"
 LOCAL_SECRETS = {
     "AUTH0_CLIENT_SECRET_PARAM": "voice-local-secret",
     "STRIPE_SECRET_KEY_PARAM": "sk_test_local",
+    "ELEVENLABS_API_KEY_PARAM": "xi-local-key",
 }
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -68,6 +69,8 @@ def local_parameters():
         "Auth0ClientSecretParameter": "/voice-local/auth0-client-secret",
         "StripeSecretKeyParameter": "/voice-local/stripe-secret-key",
         "StripeApiBase": f"http://127.0.0.1:{port('STRIPE_PORT', 8420)}/",
+        "ElevenLabsApiKeyParameter": "/voice-local/elevenlabs-api-key",
+        "ElevenLabsApiBase": f"http://127.0.0.1:{port('ELEVENLABS_PORT', 8430)}/",
         "SessionIdleSeconds": "900",
         "SessionAbsoluteSeconds": "43200",
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local stack: installs (into .local/ and local/idp/node_modules) and starts on 127.0.0.1 the
-# moto server (DynamoDB, S3), redis-server, localstripe and the Auth0 stand-in, then creates the
-# tables and bucket from template.yaml and writes .local/stack.env for the functions.
+# moto server (DynamoDB, S3, SSM), redis-server, localstripe, the Auth0 stand-in and our ElevenLabs
+# stand-in, then creates the tables and bucket from template.yaml and writes .local/stack.env.
 #
 #   local/stack.sh up       install what is missing, start what is not running (idempotent)
 #   local/stack.sh down     stop what `up` started, nothing else
@@ -17,7 +17,8 @@ venv="$state/venv"
 mkdir -p "$run" "$logs"
 
 : "${MOTO_PORT:=5055}" "${REDIS_PORT:=6390}" "${STRIPE_PORT:=8420}" "${IDP_PORT:=4400}" "${API_PORT:=3001}"
-export MOTO_PORT REDIS_PORT STRIPE_PORT IDP_PORT API_PORT
+: "${ELEVENLABS_PORT:=8430}"
+export MOTO_PORT REDIS_PORT STRIPE_PORT IDP_PORT API_PORT ELEVENLABS_PORT
 
 say() { printf '%s\n' "$*"; }
 
@@ -105,6 +106,8 @@ up() {
     start idp "$IDP_PORT" env IDP_PORT="$IDP_PORT" \
         IDP_REDIRECT_URIS="http://127.0.0.1:$API_PORT/auth/callback,http://localhost:$API_PORT/auth/callback" \
         node "$root/local/idp/server.mjs"
+    start elevenlabs "$ELEVENLABS_PORT" "$venv/bin/python" "$root/local/standins/elevenlabs.py" \
+        --port "$ELEVENLABS_PORT" --api-key xi-local-key
     say "creating tables and bucket from template.yaml"
     "$venv/bin/python" "$root/local/provision.py" "$root/template.yaml" "$state"
     say "environment for the functions: .local/stack.env"
@@ -124,7 +127,7 @@ down() {
 
 status() {
     local name port
-    for pair in moto:$MOTO_PORT redis:$REDIS_PORT localstripe:$STRIPE_PORT idp:$IDP_PORT; do
+    for pair in moto:$MOTO_PORT redis:$REDIS_PORT localstripe:$STRIPE_PORT idp:$IDP_PORT elevenlabs:$ELEVENLABS_PORT; do
         name=${pair%%:*} port=${pair##*:}
         if alive "$name"; then say "  $name running on 127.0.0.1:$port"; else say "  $name not running"; fi
     done

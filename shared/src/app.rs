@@ -18,7 +18,9 @@ use crate::{
     error::ApiError,
     http::cookie,
     outbound,
+    recordings::{AudioStore, Recordings},
     secrets::{self, Wanted},
+    tts::ElevenLabs,
     users::{Profile, User, Users},
 };
 
@@ -33,9 +35,12 @@ pub struct App {
     /// For outside services: no redirects, timeouts.
     pub http: reqwest::Client,
     pub idp: Idp,
+    pub recordings: Recordings,
+    pub audio: AudioStore,
     ssm: aws_sdk_ssm::Client,
     auth0_client_secret: OnceCell<Secret<String>>,
     stripe: OnceCell<Stripe>,
+    elevenlabs: OnceCell<ElevenLabs>,
 }
 
 /// A fresh sign-in: the cookie value goes to the browser, nowhere else.
@@ -71,6 +76,8 @@ impl App {
         let http = outbound::http_client();
         let idp = Idp::new(http.clone(), config.idp.clone());
         let ssm = aws_sdk_ssm::Client::new(&sdk);
+        let recordings = Recordings::new(dynamodb.clone(), config.tables.recordings.clone());
+        let audio = AudioStore::new(s3.clone(), config.audio_bucket.clone(), config.voice.presign_ttl);
         Ok(Self {
             config,
             clock,
@@ -81,9 +88,12 @@ impl App {
             sessions,
             http,
             idp,
+            recordings,
+            audio,
             ssm,
             auth0_client_secret: OnceCell::new(),
             stripe: OnceCell::new(),
+            elevenlabs: OnceCell::new(),
         })
     }
 
@@ -95,6 +105,19 @@ impl App {
                 let [secret] =
                     secrets::fetch(&self.ssm, [Wanted { variable: "AUTH0_CLIENT_SECRET_PARAM", parameter }]).await?;
                 Ok(secret)
+            })
+            .await
+    }
+
+    /// The ElevenLabs client, its key fetched from SSM once per cold start.
+    pub async fn elevenlabs(&self) -> anyhow::Result<&ElevenLabs> {
+        self.elevenlabs
+            .get_or_try_init(|| async {
+                let parameter = self.config.secrets.elevenlabs_api_key.as_deref();
+                let [key] =
+                    secrets::fetch(&self.ssm, [Wanted { variable: "ELEVENLABS_API_KEY_PARAM", parameter }]).await?;
+                let voice = &self.config.voice;
+                Ok(ElevenLabs::new(self.http.clone(), voice.elevenlabs_base.clone(), key, voice.elevenlabs_timeout))
             })
             .await
     }

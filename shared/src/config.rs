@@ -50,7 +50,22 @@ pub struct Config {
     pub web: WebSettings,
     pub idp: IdpSettings,
     pub stripe: StripeSettings,
+    pub voice: VoiceSettings,
     pub secrets: SecretParameters,
+}
+
+#[derive(Debug, Clone)]
+pub struct VoiceSettings {
+    /// `https://api.elevenlabs.io/`, or the local stand-in.
+    pub elevenlabs_base: Url,
+    /// How long one generation may take before the unit is given back.
+    pub elevenlabs_timeout: Duration,
+    /// How long a recording that is not a favourite is kept.
+    pub recording_ttl: Duration,
+    /// Lifetime of presigned audio URLs.
+    pub presign_ttl: Duration,
+    /// Where LIMIT_REACHED and FEATURE_LOCKED send the user.
+    pub upgrade_url: Url,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +127,7 @@ pub struct StripeSettings {
 pub struct SecretParameters {
     pub auth0_client_secret: Option<String>,
     pub stripe_secret_key: Option<String>,
+    pub elevenlabs_api_key: Option<String>,
 }
 
 impl Config {
@@ -151,6 +167,11 @@ impl Config {
             });
         }
 
+        let upgrade_url = match env.optional_parse("UPGRADE_URL")? {
+            Some(url) => url,
+            None => app_url.join("pricing").expect("a relative path joins onto a URL"),
+        };
+
         Ok(Self {
             tables: Tables {
                 users: env.required("USERS_TABLE")?,
@@ -175,9 +196,18 @@ impl Config {
             stripe: StripeSettings {
                 api_base: env.parse_or("STRIPE_API_BASE", "https://api.stripe.com/".parse().expect("static URL"))?,
             },
+            voice: VoiceSettings {
+                elevenlabs_base: env
+                    .parse_or("ELEVENLABS_API_BASE", "https://api.elevenlabs.io/".parse().expect("static URL"))?,
+                elevenlabs_timeout: Duration::from_secs(env.parse_or("ELEVENLABS_TIMEOUT_SECONDS", 30)?),
+                recording_ttl: Duration::from_secs(env.parse_or("RECORDING_TTL_SECONDS", 7 * 24 * 3600)?),
+                presign_ttl: Duration::from_secs(env.parse_or("PRESIGN_TTL_SECONDS", 600)?),
+                upgrade_url,
+            },
             secrets: SecretParameters {
                 auth0_client_secret: env.optional("AUTH0_CLIENT_SECRET_PARAM"),
                 stripe_secret_key: env.optional("STRIPE_SECRET_KEY_PARAM"),
+                elevenlabs_api_key: env.optional("ELEVENLABS_API_KEY_PARAM"),
             },
         })
     }

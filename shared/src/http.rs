@@ -39,6 +39,29 @@ pub fn query<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
     req.query_string_parameters_ref().and_then(|q| q.first(name))
 }
 
+/// Parses a JSON body into `T` with a size cap; errors name the offending field.
+pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request, max_bytes: usize) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > max_bytes {
+        return Err(ApiError::PayloadTooLarge { limit: max_bytes });
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::validation("body", "a JSON body is required"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.inner().to_string();
+        let field = if path == "." {
+            // "missing field `text`", "unknown field `foo`": the name is between backticks.
+            message.split('`').nth(1).unwrap_or("body").to_owned()
+        } else {
+            path
+        };
+        ApiError::validation(field, message)
+    })
+}
+
 /// The Lambda request id (the local API makes one up the same way).
 pub fn request_id(req: &Request) -> String {
     req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default()

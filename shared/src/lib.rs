@@ -10,12 +10,18 @@ pub mod clock;
 pub mod config;
 pub mod dynamo;
 pub mod error;
+pub mod expiry;
 pub mod http;
 pub mod ids;
 pub mod outbound;
+pub mod presets;
+pub mod quota;
+pub mod ratelimit;
+pub mod recordings;
 pub mod secrets;
 pub mod telemetry;
 pub mod tiers;
+pub mod tts;
 pub mod usage;
 pub mod users;
 

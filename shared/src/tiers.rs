@@ -61,7 +61,7 @@ pub const TIERS: [TierRules; 3] = [
         advanced_sliders: false,
         priority: Priority::Standard,
         max_text_chars: 500,
-        generations_per_minute: 5,
+        generations_per_minute: 20,
         tts_model: "eleven_multilingual_v2",
     },
     TierRules {
@@ -74,7 +74,7 @@ pub const TIERS: [TierRules; 3] = [
         advanced_sliders: false,
         priority: Priority::Priority,
         max_text_chars: 2_500,
-        generations_per_minute: 20,
+        generations_per_minute: 40,
         tts_model: "eleven_turbo_v2_5",
     },
     TierRules {
@@ -87,7 +87,7 @@ pub const TIERS: [TierRules; 3] = [
         advanced_sliders: true,
         priority: Priority::Fastest,
         max_text_chars: 5_000,
-        generations_per_minute: 60,
+        generations_per_minute: 120,
         tts_model: "eleven_flash_v2_5",
     },
 ];

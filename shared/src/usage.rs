@@ -2,6 +2,7 @@
 
 use std::{fmt, str::FromStr};
 
+use anyhow::Context;
 use serde::Serialize;
 use time::{Date, Month, OffsetDateTime, format_description::well_known::Rfc3339};
 
@@ -84,14 +85,105 @@ impl Usage {
     pub fn of(user: &User, now: OffsetDateTime) -> Self {
         let period = UsagePeriod::containing(now);
         let used = if user.usage_period == Some(period) { user.recordings_this_month } else { 0 };
-        let limit = user.tier.rules().monthly_recordings;
+        Self::new(user.tier, used, period)
+    }
+
+    pub fn new(tier: Tier, used: u32, period: UsagePeriod) -> Self {
+        let limit = tier.rules().monthly_recordings;
         Self {
-            tier: user.tier,
+            tier,
             used,
             limit,
             remaining: limit.map(|l| l.saturating_sub(used)),
             period: period.to_string(),
             resets_at: period.next().starts_at().format(&Rfc3339).expect("UTC timestamps format"),
+        }
+    }
+}
+
+/// What a monthly reset did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ResetReport {
+    /// Users whose counter belonged to an earlier month.
+    pub stale: u64,
+    /// Of those, the ones this run reset (the rest had started the month on their own).
+    pub reset: u64,
+}
+
+/// Resets every counter stamped with an earlier month to zero for `period`, scanning the users
+/// table in `segments` parallel segments. Each write is conditional on the stamp still being
+/// earlier, so running twice, or alongside generations that start the month themselves, loses
+/// and double-counts nothing.
+pub async fn reset_month(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    period: UsagePeriod,
+    segments: i32,
+) -> anyhow::Result<ResetReport> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for segment in 0..segments {
+        let (client, table) = (client.clone(), table.to_owned());
+        tasks.spawn(async move { reset_segment(&client, &table, period, segment, segments).await });
+    }
+    let mut report = ResetReport::default();
+    while let Some(done) = tasks.join_next().await {
+        let part = done.context("a reset segment panicked")??;
+        report.stale += part.stale;
+        report.reset += part.reset;
+    }
+    Ok(report)
+}
+
+async fn reset_segment(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    period: UsagePeriod,
+    segment: i32,
+    segments: i32,
+) -> anyhow::Result<ResetReport> {
+    use aws_sdk_dynamodb::{error::SdkError, operation::update_item::UpdateItemError};
+
+    use crate::dynamo::{n, s};
+
+    let stale = "attribute_not_exists(usagePeriod) OR usagePeriod < :period";
+    let mut report = ResetReport::default();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .segment(segment)
+            .total_segments(segments)
+            .projection_expression("userId")
+            .filter_expression(stale)
+            .expression_attribute_values(":period", s(period.to_string()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .context("scanning users")?;
+        for item in page.items.unwrap_or_default() {
+            let Some(user) = item.get("userId").cloned() else { continue };
+            report.stale += 1;
+            let result = client
+                .update_item()
+                .table_name(table)
+                .key("userId", user)
+                .update_expression("SET usagePeriod = :period, recordingsThisMonth = :zero")
+                .condition_expression(format!("attribute_exists(userId) AND ({stale})"))
+                .expression_attribute_values(":period", s(period.to_string()))
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await;
+            match result {
+                Ok(_) => report.reset += 1,
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
+                Err(error) => return Err(anyhow::Error::new(error).context("resetting a usage counter")),
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(report);
         }
     }
 }

@@ -8,6 +8,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use crate::{
     dynamo::{self, Item, n, s},
     ids::UserId,
+    presets::CustomPreset,
     tiers::{Features, Tier},
     usage::{Usage, UsagePeriod},
 };
@@ -26,6 +27,8 @@ pub struct User {
     pub usage_period: Option<UsagePeriod>,
     pub created_at: String,
     pub last_login: Option<String>,
+    /// PREMIUM's saved presets.
+    pub custom_presets: Vec<CustomPreset>,
 }
 
 /// What the IdP tells us about the person signing in.
@@ -80,6 +83,10 @@ impl User {
                 usage_period: dynamo::opt_str(item, "usagePeriod").map(str::parse).transpose()?,
                 created_at: dynamo::str(item, "createdAt")?.to_owned(),
                 last_login: dynamo::opt_str(item, "lastLogin").map(String::from),
+                custom_presets: dynamo::opt_str(item, "customPresets")
+                    .map(serde_json::from_str)
+                    .transpose()?
+                    .unwrap_or_default(),
             })
         })();
         user.with_context(|| format!("user row {id} is malformed"))
@@ -167,6 +174,42 @@ impl Users {
                 user.stripe_customer_id.context("the user has no customer id after all")
             }
             Err(error) => Err(anyhow::Error::new(error).context("storing the Stripe customer id")),
+        }
+    }
+
+    /// Replaces the custom presets if they are still `expected`; false if they changed meanwhile.
+    pub async fn replace_custom_presets(
+        &self,
+        id: &UserId,
+        expected: &[CustomPreset],
+        next: &[CustomPreset],
+    ) -> anyhow::Result<bool> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", s(id.as_str()))
+            .update_expression("SET customPresets = :next")
+            .expression_attribute_values(":next", s(serde_json::to_string(next)?));
+        update = if expected.is_empty() {
+            update
+                .condition_expression(
+                    "attribute_exists(userId) AND (attribute_not_exists(customPresets) OR customPresets = :empty)",
+                )
+                .expression_attribute_values(":empty", s("[]"))
+        } else {
+            update
+                .condition_expression("customPresets = :expected")
+                .expression_attribute_values(":expected", s(serde_json::to_string(expected)?))
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(anyhow::Error::new(error).context("storing custom presets")),
         }
     }
 }

@@ -29,6 +29,13 @@ use shared::{
 };
 
 pub const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+pub const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+
+/// The audio the ElevenLabs stand-in returns for every generation.
+pub const SAMPLE_MP3: &[u8] = include_bytes!("../../local/standins/sample.mp3");
+
+/// A voice the ElevenLabs stand-in lists.
+pub const VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
 
 /// An address where nothing listens: a store that is "down".
 pub const DEAD_ENDPOINT: &str = "http://127.0.0.1:1";
@@ -137,6 +144,12 @@ pub struct Login {
     pub nonce: String,
     /// `oidc_state=…`, as the browser sends it back to the callback.
     pub state_cookie: String,
+}
+
+/// GETs a (presigned) URL; status and bytes.
+pub async fn download(url: &str) -> (u16, Vec<u8>) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.bytes().await.unwrap().to_vec())
 }
 
 pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
@@ -280,6 +293,25 @@ impl TestApp {
 
     pub async fn user_row(&self, id: &str) -> Option<shared::users::User> {
         self.app.users.get(&UserId::parse(id).unwrap()).await.unwrap()
+    }
+
+    /// What the ElevenLabs stand-in received for `voice_id` (use a unique id per test).
+    pub async fn upstream_requests(&self, voice_id: &str) -> Vec<Value> {
+        let url = self.app.config.voice.elevenlabs_base.join(&format!("_test/requests/{voice_id}")).unwrap();
+        reqwest::get(url).await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn counter(&self, user: &User) -> (u32, Option<String>) {
+        let row = self.app.users.get(&user.id).await.unwrap().unwrap();
+        (row.recordings_this_month, row.usage_period.map(|p| p.to_string()))
+    }
+
+    pub async fn patch(&self, path: &str, user: &User, body: &Value) -> TestResponse {
+        self.request(Method::PATCH, path, &[("cookie", &user.cookie()), ("x-csrf-token", &user.csrf)], Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, user: &User) -> TestResponse {
+        self.request(Method::DELETE, path, &[("cookie", &user.cookie()), ("x-csrf-token", &user.csrf)], None).await
     }
 
     pub async fn get(&self, path: &str, user: &User) -> TestResponse {

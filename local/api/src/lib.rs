@@ -32,6 +32,8 @@ fn handlers() -> HashMap<&'static str, Handler> {
     HashMap::from([
         ("callback", (|app, req| Box::pin(async move { callback::handle(&app, req).await })) as Handler),
         ("login", |app, req| Box::pin(async move { login::handle(&app, req).await })),
+        ("recordings", |app, req| Box::pin(async move { recordings::handle(&app, req).await })),
+        ("tts", |app, req| Box::pin(async move { tts::handle(&app, req).await })),
         ("session", |app, req| Box::pin(async move { session::handle(&app, req).await })),
         ("usage", |app, req| Box::pin(async move { usage::handle(&app, req).await })),
     ])

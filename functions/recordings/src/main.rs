@@ -1,0 +1,9 @@
+use lambda_http::{Error, run, service_fn};
+use shared::App;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let app = App::from_env().await?;
+    run(service_fn(|req| async { Ok::<_, Error>(recordings::handle(&app, req).await) })).await
+}

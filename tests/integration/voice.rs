@@ -1,0 +1,268 @@
+//! POST /tts, GET /voices and presets, against the ElevenLabs stand-in, moto (DynamoDB, S3) and
+//! Redis. The tier behaviour is set directly on the user row where billing is not involved.
+
+use std::{sync::Arc, time::Duration as StdDuration};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::{SAMPLE_MP3, TestApp, TestResponse, User, VOICE, download, unique};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+use shared::{ratelimit, tiers::Tier, usage::UsagePeriod};
+use time::OffsetDateTime;
+
+fn speak(voice: &str) -> Value {
+    json!({ "voiceId": voice, "text": "Hello there." })
+}
+
+async fn with_counter(app: &TestApp, user: &User, period: UsagePeriod, used: u32) {
+    app.set_user(
+        &user.id,
+        &[
+            ("usagePeriod", AttributeValue::S(period.to_string())),
+            ("recordingsThisMonth", AttributeValue::N(used.to_string())),
+        ],
+    )
+    .await;
+}
+
+fn this_month() -> UsagePeriod {
+    UsagePeriod::containing(OffsetDateTime::now_utc())
+}
+
+/// Runs `n` generations at once; returns the statuses.
+async fn concurrently(app: &Arc<TestApp>, user: &User, n: usize) -> Vec<u16> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (app, user) = (app.clone(), user.clone());
+        tasks.spawn(async move { app.post("/tts", &user, Some(&speak(VOICE))).await.status });
+    }
+    tasks.join_all().await
+}
+
+#[tokio::test]
+async fn a_free_user_gets_ten_generations_then_limit_reached() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+
+    for n in 1..=10 {
+        let response = app.post("/tts", &user, Some(&speak(VOICE))).await;
+        assert_eq!(response.status, 201, "generation {n}: {}", response.body);
+        assert_eq!(response.body["usage"]["used"], n);
+    }
+    let refused = app.post("/tts", &user, Some(&speak(VOICE))).await;
+
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.error_code(), "LIMIT_REACHED");
+    assert_eq!(refused.body["error"]["upgradeUrl"], app.app.config.voice.upgrade_url.as_str());
+    let usage = app.get("/usage", &user).await;
+    assert_eq!((usage.body["used"].clone(), usage.body["limit"].clone()), (json!(10), json!(10)));
+}
+
+#[tokio::test]
+async fn fifty_concurrent_generations_with_ten_left_succeed_exactly_ten_times() {
+    let app = Arc::new(TestApp::spawn().await);
+    for (tier, used, limit) in [(Tier::Free, 0, 10), (Tier::Basic, 90, 100)] {
+        let user = app.sign_in(tier).await;
+        with_counter(&app, &user, this_month(), used).await;
+
+        let statuses = concurrently(&app, &user, 50).await;
+
+        let succeeded = statuses.iter().filter(|s| **s == 201).count();
+        assert_eq!(succeeded, 10, "{tier}: {statuses:?}");
+        assert!(statuses.iter().all(|s| [201, 403, 429].contains(s)), "{statuses:?}");
+        assert_eq!(app.counter(&user).await.0, limit, "{tier}: the counter never passes the limit");
+    }
+}
+
+#[tokio::test]
+async fn generations_racing_across_the_month_boundary_are_counted_once_each() {
+    let now = OffsetDateTime::now_utc();
+    let into_next_month = UsagePeriod::containing(now).next().starts_at() - now + time::Duration::seconds(5);
+    let later = Arc::new(TestApp::builder().later(into_next_month).spawn().await);
+    let user = later.sign_in(Tier::Free).await;
+    // Ten used last month, as seen from the new month.
+    with_counter(&later, &user, this_month(), 10).await;
+
+    let statuses = concurrently(&later, &user, 20).await;
+
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 10, "{statuses:?}");
+    let (used, period) = later.counter(&user).await;
+    assert_eq!(used, 10);
+    assert_eq!(period, Some(this_month().next().to_string()));
+}
+
+#[tokio::test]
+async fn an_upstream_failure_or_timeout_gives_the_unit_back() {
+    let app = TestApp::builder().config(|c| c.voice.elevenlabs_timeout = StdDuration::from_secs(1)).spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    with_counter(&app, &user, this_month(), 4).await;
+
+    for voice in [unique("fail-"), unique("hang-")] {
+        let response = app.post("/tts", &user, Some(&speak(&voice))).await;
+        assert_eq!(response.status, 503, "{voice}: {}", response.body);
+        assert_eq!(response.error_code(), "UPSTREAM_UNAVAILABLE");
+        assert_eq!(app.upstream_requests(&voice).await.len(), 1, "the call was made");
+        assert_eq!(app.counter(&user).await.0, 4, "{voice}: the unit was given back");
+    }
+}
+
+#[tokio::test]
+async fn tier_rules_lock_sliders_and_presets_and_premium_settings_reach_elevenlabs() {
+    let app = TestApp::spawn().await;
+    let free = app.sign_in(Tier::Free).await;
+    let sliders = json!({ "stability": 0.33, "similarityBoost": 0.44, "style": 0.55, "useSpeakerBoost": false });
+
+    let locked = [
+        json!({ "voiceId": VOICE, "text": "Hi", "voiceSettings": sliders }),
+        json!({ "voiceId": VOICE, "text": "Hi", "presetId": "narrator" }),
+    ];
+    for body in locked {
+        let response = app.post("/tts", &free, Some(&body)).await;
+        assert_eq!(response.status, 403, "{body}");
+        assert_eq!(response.error_code(), "FEATURE_LOCKED");
+        assert!(response.body["error"]["upgradeUrl"].is_string());
+    }
+    assert_eq!(app.counter(&free).await.0, 0, "refused requests use nothing");
+    let allowed = app.post("/tts", &free, Some(&json!({ "voiceId": VOICE, "text": "Hi", "presetId": "calm" }))).await;
+    assert_eq!(allowed.status, 201, "{}", allowed.body);
+
+    let premium = app.sign_in(Tier::Premium).await;
+    let voice = unique("premium-voice-");
+    let body = json!({ "voiceId": voice, "text": "Hi", "voiceSettings": sliders, "speed": 0.9 });
+    let response = app.post("/tts", &premium, Some(&body)).await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    let sent = app.upstream_requests(&voice).await;
+    let settings = &sent[0]["body"]["voice_settings"];
+    let close = |v: &Value, want: f64| (v.as_f64().unwrap() - want).abs() < 1e-6;
+    assert!(close(&settings["stability"], 0.33) && close(&settings["similarity_boost"], 0.44), "{settings}");
+    assert!(close(&settings["style"], 0.55) && close(&settings["speed"], 0.9), "{settings}");
+    assert_eq!(settings["use_speaker_boost"], false);
+    assert_eq!(sent[0]["body"]["model_id"], Tier::Premium.rules().tts_model);
+    assert!(response.body["usage"]["limit"].is_null(), "PREMIUM is unlimited");
+}
+
+#[tokio::test]
+async fn the_audio_is_stored_and_downloads_byte_for_byte() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+
+    let response = app.post("/tts", &user, Some(&speak(VOICE))).await;
+
+    assert_eq!(response.status, 201, "{}", response.body);
+    let url = response.body["audioUrl"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Expires=600"), "short-lived: {url}");
+    let (status, bytes) = download(url).await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes, SAMPLE_MP3);
+
+    let id = response.body["recordingId"].as_str().unwrap();
+    let stored = app.get(&format!("/recordings/{id}"), &user).await;
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    assert_eq!(stored.body["voiceId"], VOICE);
+    assert_eq!(stored.body["voiceName"], "Rachel");
+    assert_eq!(stored.body["text"], "Hello there.");
+    assert_eq!(stored.body["isFavorite"], false);
+    let in_a_week = OffsetDateTime::now_utc().unix_timestamp() + 7 * 24 * 3600;
+    assert!((stored.body["expiresAt"].as_i64().unwrap() - in_a_week).abs() < 60);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let cases = [
+        (json!({ "voiceId": VOICE, "text": "x".repeat(501) }), "text"),
+        (json!({ "voiceId": VOICE }), "text"),
+        (json!({ "voiceId": VOICE, "text": "   " }), "text"),
+        (json!({ "voiceId": "../../admin", "text": "Hi" }), "voiceId"),
+        (json!({ "voiceId": VOICE, "text": "Hi", "speed": 3.0 }), "speed"),
+        (json!({ "voiceId": VOICE, "text": "Hi", "speed": "fast" }), "speed"),
+        (json!({ "voiceId": VOICE, "text": "Hi", "presetId": "no-such-preset" }), "presetId"),
+        (json!({ "voiceId": VOICE, "text": "Hi", "volume": 11 }), "volume"),
+    ];
+    for (body, field) in cases {
+        let response = app.post("/tts", &user, Some(&body)).await;
+        assert_eq!(response.status, 400, "{body}");
+        assert_eq!(response.error_code(), "VALIDATION_FAILED");
+        assert!(response.body["error"]["fields"][field].is_string(), "{field}: {}", response.body);
+    }
+    let premium = app.sign_in(Tier::Premium).await;
+    let too_long = json!({ "voiceId": VOICE, "text": "x".repeat(5001) });
+    assert_eq!(app.post("/tts", &premium, Some(&too_long)).await.status, 400);
+    let bad_slider =
+        json!({ "voiceId": VOICE, "text": "Hi", "voiceSettings": { "stability": 1.5, "similarityBoost": 0.5 } });
+    let response = app.post("/tts", &premium, Some(&bad_slider)).await;
+    assert!(response.body["error"]["fields"]["voiceSettings.stability"].is_string(), "{}", response.body);
+
+    let cookie = user.cookie();
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", user.csrf.as_str())];
+    let empty = app.request(http::Method::POST, "/tts", &headers, None).await;
+    assert_eq!(empty.body["error"]["fields"]["body"], "a JSON body is required");
+    let no_csrf = app.request(http::Method::POST, "/tts", &[("cookie", &user.cookie())], Some(&speak(VOICE))).await;
+    assert_eq!(no_csrf.error_code(), "CSRF_FAILED");
+    assert_eq!(app.counter(&user).await.0, 0, "nothing was used");
+}
+
+#[tokio::test]
+async fn past_the_per_minute_rate_the_answer_is_rate_limited_with_retry_after() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let key = ratelimit::key("tts", user.id.as_str(), now);
+    let _: () = app.redis().await.set_ex(&key, Tier::Free.rules().generations_per_minute, 120).await.unwrap();
+
+    let response: TestResponse = app.post("/tts", &user, Some(&speak(VOICE))).await;
+
+    if response.status == 201 {
+        // The minute turned between setting the counter and the request: a new window began.
+        assert_ne!(ratelimit::key("tts", user.id.as_str(), OffsetDateTime::now_utc().unix_timestamp()), key);
+        return;
+    }
+    assert_eq!(response.status, 429, "{}", response.body);
+    assert_eq!(response.error_code(), "RATE_LIMITED");
+    let retry_after: u64 = response.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(app.counter(&user).await.0, 0);
+}
+
+#[tokio::test]
+async fn voices_come_from_elevenlabs() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let response = app.get("/voices", &user).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let names: Vec<&str> =
+        response.body["voices"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Rachel", "Domi", "Bella"]);
+}
+
+#[tokio::test]
+async fn presets_follow_the_tier_and_premium_saves_its_own() {
+    let app = TestApp::spawn().await;
+    let free = app.sign_in(Tier::Free).await;
+    let listed = app.get("/presets", &free).await;
+    let presets = listed.body["presets"].as_array().unwrap();
+    assert_eq!(presets.len(), 12);
+    assert_eq!(presets.iter().filter(|p| p["locked"] == false).count(), 3);
+    let new = json!({ "name": "Mine", "stability": 0.2, "similarityBoost": 0.9, "style": 0.1, "speed": 1.1 });
+    assert_eq!(app.post("/presets", &free, Some(&new)).await.error_code(), "FEATURE_LOCKED");
+
+    let premium = app.sign_in(Tier::Premium).await;
+    let saved = app.post("/presets", &premium, Some(&new)).await;
+    assert_eq!(saved.status, 201, "{}", saved.body);
+    let id = saved.body["id"].as_str().unwrap().to_owned();
+    let listed = app.get("/presets", &premium).await;
+    assert_eq!(listed.body["customPresets"][0]["name"], "Mine");
+
+    let voice = unique("preset-voice-");
+    let used = app.post("/tts", &premium, Some(&json!({ "voiceId": voice, "text": "Hi", "presetId": id }))).await;
+    assert_eq!(used.status, 201, "{}", used.body);
+    let settings = &app.upstream_requests(&voice).await[0]["body"]["voice_settings"];
+    assert!((settings["similarity_boost"].as_f64().unwrap() - 0.9).abs() < 1e-6, "{settings}");
+
+    assert_eq!(app.delete(&format!("/presets/{id}"), &premium).await.status, 200);
+    assert_eq!(app.get("/presets", &premium).await.body["customPresets"], json!([]));
+    assert_eq!(app.delete(&format!("/presets/{id}"), &premium).await.status, 404);
+    let bad = json!({ "name": "", "stability": 0.2, "similarityBoost": 0.9 });
+    assert!(app.post("/presets", &premium, Some(&bad)).await.body["error"]["fields"]["name"].is_string());
+}
