@@ -26,23 +26,19 @@ say() { printf '%s\n' "$*"; }
 checksum() { cat "$@" | sha256sum | cut -d' ' -f1; }
 up_to_date() { [ -f "$state/$1.stamp" ] && [ "$(cat "$state/$1.stamp")" = "$2" ]; }
 
-install_python() {
-    local sum; sum=$(checksum "$root/local/requirements.txt")
-    [ -x "$venv/bin/python" ] && up_to_date venv "$sum" && return
-    say "installing Python stand-ins into .local/venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/local/requirements.txt"
-    echo "$sum" >"$state/venv.stamp"
+# install_venv NAME REQUIREMENTS: a project-local venv at .local/NAME.
+install_venv() {
+    local name=$1 requirements=$2 sum; sum=$(checksum "$requirements")
+    [ -x "$state/$name/bin/python" ] && up_to_date "$name" "$sum" && return
+    say "installing $(basename "$requirements") into .local/$name"
+    python3 -m venv "$state/$name"
+    "$state/$name/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$sum" >"$state/$name.stamp"
 }
 
-install_sam() {
-    local sum; sum=$(checksum "$root/local/requirements-sam.txt")
-    [ -x "$state/sam-venv/bin/sam" ] && up_to_date sam "$sum" && return
-    say "installing aws-sam-cli into .local/sam-venv"
-    python3 -m venv "$state/sam-venv"
-    "$state/sam-venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/local/requirements-sam.txt"
-    echo "$sum" >"$state/sam.stamp"
-}
+install_python() { install_venv venv "$root/local/requirements.txt"; }
+# aws-sam-cli pins its own boto3, so it gets a venv of its own.
+install_sam() { install_venv sam-venv "$root/local/requirements-sam.txt"; }
 
 install_redis() {
     command -v redis-server >/dev/null && return

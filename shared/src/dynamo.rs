@@ -3,7 +3,11 @@
 use std::{collections::HashMap, fmt::Display, str::FromStr};
 
 use anyhow::{Context, anyhow};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::{
+    error::SdkError,
+    operation::update_item::{UpdateItemError, UpdateItemOutput, builders::UpdateItemFluentBuilder},
+    types::AttributeValue,
+};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -40,4 +44,15 @@ where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
     opt_num(item, name)?.ok_or_else(|| anyhow!("attribute {name} is missing"))
+}
+
+/// Sends a conditional update: `None` when only its condition did not hold.
+pub async fn conditional_update(update: UpdateItemFluentBuilder) -> anyhow::Result<Option<UpdateItemOutput>> {
+    match update.send().await {
+        Ok(output) => Ok(Some(output)),
+        Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
 }

@@ -7,8 +7,6 @@ use std::{collections::HashMap, fmt, time::Duration};
 use anyhow::Context;
 use aws_sdk_dynamodb::{
     Client,
-    error::SdkError,
-    operation::update_item::UpdateItemError,
     types::{AttributeValue, ReturnValue},
 };
 use aws_sdk_s3::{
@@ -282,15 +280,8 @@ impl Recordings {
                 .update_expression("SET isFavorite = :favorite, expiresAt = :expires REMOVE favoriteRecordingId")
                 .expression_attribute_values(":expires", n(expires_at))
         };
-        match update.send().await {
-            Ok(output) => output.attributes.as_ref().map(Recording::from_item).transpose(),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(anyhow::Error::new(error).context("updating the recording")),
-        }
+        let output = dynamo::conditional_update(update).await.context("updating the recording")?;
+        output.and_then(|o| o.attributes).as_ref().map(Recording::from_item).transpose()
     }
 
     pub async fn delete(&self, user: &UserId, id: &RecordingId) -> anyhow::Result<()> {

@@ -141,9 +141,7 @@ async fn reset_segment(
     segment: i32,
     segments: i32,
 ) -> anyhow::Result<ResetReport> {
-    use aws_sdk_dynamodb::{error::SdkError, operation::update_item::UpdateItemError};
-
-    use crate::dynamo::{n, s};
+    use crate::dynamo::{self, n, s};
 
     let stale = "attribute_not_exists(usagePeriod) OR usagePeriod < :period";
     let mut report = ResetReport::default();
@@ -164,21 +162,17 @@ async fn reset_segment(
         for item in page.items.unwrap_or_default() {
             let Some(user) = item.get("userId").cloned() else { continue };
             report.stale += 1;
-            let result = client
+            let update = client
                 .update_item()
                 .table_name(table)
                 .key("userId", user)
                 .update_expression("SET usagePeriod = :period, recordingsThisMonth = :zero")
                 .condition_expression(format!("attribute_exists(userId) AND ({stale})"))
                 .expression_attribute_values(":period", s(period.to_string()))
-                .expression_attribute_values(":zero", n(0))
-                .send()
-                .await;
-            match result {
-                Ok(_) => report.reset += 1,
-                Err(SdkError::ServiceError(e))
-                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
-                Err(error) => return Err(anyhow::Error::new(error).context("resetting a usage counter")),
+                .expression_attribute_values(":zero", n(0));
+            // A failed condition: the user started the month with a generation meanwhile.
+            if dynamo::conditional_update(update).await.context("resetting a usage counter")?.is_some() {
+                report.reset += 1;
             }
         }
         start = page.last_evaluated_key;

@@ -1,7 +1,7 @@
 //! The users table: one row per IdP subject, holding tier, Stripe customer and usage counter.
 
 use anyhow::Context;
-use aws_sdk_dynamodb::{Client, error::SdkError, operation::update_item::UpdateItemError, types::ReturnValue};
+use aws_sdk_dynamodb::{Client, types::ReturnValue};
 use serde::Serialize;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
@@ -155,25 +155,20 @@ impl Users {
     /// Stores the Stripe customer id unless one is already stored; returns the id that is.
     #[tracing::instrument(skip(self), err)]
     pub async fn set_stripe_customer(&self, id: &UserId, customer_id: &str) -> anyhow::Result<String> {
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("userId", s(id.as_str()))
             .update_expression("SET stripeCustomerId = :customer")
             .condition_expression("attribute_exists(userId) AND attribute_not_exists(stripeCustomerId)")
-            .expression_attribute_values(":customer", s(customer_id))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(customer_id.to_owned()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
+            .expression_attribute_values(":customer", s(customer_id));
+        match dynamo::conditional_update(update).await.context("storing the Stripe customer id")? {
+            Some(_) => Ok(customer_id.to_owned()),
+            None => {
                 let user = self.get(id).await?.context("the user disappeared")?;
                 user.stripe_customer_id.context("the user has no customer id after all")
             }
-            Err(error) => Err(anyhow::Error::new(error).context("storing the Stripe customer id")),
         }
     }
 
@@ -202,14 +197,6 @@ impl Users {
                 .condition_expression("customPresets = :expected")
                 .expression_attribute_values(":expected", s(serde_json::to_string(expected)?))
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(anyhow::Error::new(error).context("storing custom presets")),
-        }
+        Ok(dynamo::conditional_update(update).await.context("storing custom presets")?.is_some())
     }
 }

@@ -10,7 +10,7 @@
 use std::fmt;
 
 use anyhow::Context;
-use aws_sdk_dynamodb::{Client, error::SdkError, operation::update_item::UpdateItemError, types::ReturnValue};
+use aws_sdk_dynamodb::{Client, types::ReturnValue};
 use base64::{Engine, prelude::BASE64_URL_SAFE_NO_PAD};
 use rand::RngCore;
 use redis::AsyncCommands;
@@ -316,18 +316,11 @@ impl Sessions {
                 .condition_expression("attribute_exists(sessionId) AND expiresAt > :now AND lastSeenAt > :idle_cutoff")
                 .expression_attribute_values(":idle_cutoff", n(cutoff));
         }
-        let result = update.send().await;
-        match result {
-            Ok(output) => {
-                let item = output.attributes.context("DynamoDB returned no attributes")?;
-                durable_entry(&item, now).map(Some)
+        match dynamo::conditional_update(update).await.context("validating the session in DynamoDB")? {
+            Some(output) => {
+                durable_entry(&output.attributes.context("DynamoDB returned no attributes")?, now).map(Some)
             }
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(anyhow::Error::new(error).context("validating the session in DynamoDB")),
+            None => Ok(None),
         }
     }
 }
