@@ -1,14 +1,16 @@
 """Prints each Lambda binary's size and the size of the zip that would be deployed.
 
-Reads target/lambda/<function>/bootstrap, as `cargo lambda build --release` leaves them.
+Reads <target dir>/lambda/<function>/bootstrap, as `cargo lambda build --release` leaves them.
 """
 
 import io
+import os
 import pathlib
 import sys
 import zipfile
 
-root = pathlib.Path(__file__).resolve().parent.parent / "target" / "lambda"
+repo = pathlib.Path(__file__).resolve().parent.parent
+root = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", repo / "target")) / "lambda"
 binaries = sorted(root.glob("*/bootstrap"))
 if not binaries:
     sys.exit(f"no binaries under {root}: run `make build` first")
