@@ -13,6 +13,10 @@ import os
 import re
 import sys
 
+import urllib.error
+import urllib.parse
+import urllib.request
+
 import boto3
 import yaml
 
@@ -22,6 +26,15 @@ LOCAL_SECRETS = {
     "AUTH0_CLIENT_SECRET_PARAM": "voice-local-secret",
     "STRIPE_SECRET_KEY_PARAM": "sk_test_local",
     "ELEVENLABS_API_KEY_PARAM": "xi-local-key",
+    "STRIPE_WEBHOOK_SECRET_PARAM": "whsec_local_test",
+}
+# The local Stripe catalogue: in a real account these prices are made in the Stripe dashboard and
+# their ids go into the template's parameters. Amounts as in the tier table (shared/src/tiers.rs).
+LOCAL_PRICES = {
+    "StripePriceBasicMonthly": ("price_basic_monthly", "prod_voice_basic", 999, "month"),
+    "StripePriceBasicYearly": ("price_basic_yearly", "prod_voice_basic", 9990, "year"),
+    "StripePricePremiumMonthly": ("price_premium_monthly", "prod_voice_premium", 2999, "month"),
+    "StripePricePremiumYearly": ("price_premium_yearly", "prod_voice_premium", 29990, "year"),
 }
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -68,7 +81,10 @@ def local_parameters():
         "CallbackUrl": f"{api}/auth/callback",
         "Auth0ClientSecretParameter": "/voice-local/auth0-client-secret",
         "StripeSecretKeyParameter": "/voice-local/stripe-secret-key",
-        "StripeApiBase": f"http://127.0.0.1:{port('STRIPE_PORT', 8420)}/",
+        # Through our stand-in, which fills localstripe's gaps and passes the rest on.
+        "StripeApiBase": f"http://127.0.0.1:{port('STRIPE_GAPS_PORT', 8440)}/",
+        "StripeWebhookSecretParameter": "/voice-local/stripe-webhook-secret",
+        **{name: price[0] for name, price in LOCAL_PRICES.items()},
         "ElevenLabsApiKeyParameter": "/voice-local/elevenlabs-api-key",
         "ElevenLabsApiBase": f"http://127.0.0.1:{port('ELEVENLABS_PORT', 8430)}/",
         "SessionIdleSeconds": "900",
@@ -163,6 +179,37 @@ def create_bucket(s3, name, props, params):
     return True
 
 
+def stripe_call(method, url, form=None):
+    data = urllib.parse.urlencode(form).encode() if form else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Authorization": "Bearer sk_test_local"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def stripe_catalogue(base, api_port):
+    for price_id, product, amount, interval in LOCAL_PRICES.values():
+        if stripe_call("GET", f"{base}v1/plans/{price_id}") == 200:
+            continue
+        stripe_call("POST", f"{base}v1/products", {"id": product, "name": product, "type": "service"})
+        status = stripe_call(
+            "POST",
+            f"{base}v1/plans",
+            {"id": price_id, "product": product, "amount": amount, "currency": "usd", "interval": interval},
+        )
+        if status != 200:
+            raise RuntimeError(f"localstripe refused plan {price_id} ({status})")
+        print(f"  price  {price_id:32} created")
+    # `make run`: localstripe's and the stand-in's webhooks go to the local API.
+    stripe_call(
+        "POST",
+        f"{base}_config/webhooks/local-api",
+        {"url": f"http://127.0.0.1:{api_port}/billing/webhook", "secret": LOCAL_SECRETS["STRIPE_WEBHOOK_SECRET_PARAM"]},
+    )
+
+
 def main():
     template_path, state_dir = sys.argv[1], sys.argv[2]
     template = load_template(template_path)
@@ -211,6 +258,8 @@ def main():
             "API_PORT": str(port("API_PORT", 3001)),
         }
     )
+
+    stripe_catalogue(variables["STRIPE_API_BASE"], port("API_PORT", 3001))
 
     with open(os.path.join(state_dir, "stack.env"), "w") as f:
         for key, value in variables.items():

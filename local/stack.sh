@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack: installs (into .local/ and local/idp/node_modules) and starts on 127.0.0.1 the
-# moto server (DynamoDB, S3, SSM), redis-server, localstripe, the Auth0 stand-in and our ElevenLabs
-# stand-in, then creates the tables and bucket from template.yaml and writes .local/stack.env.
+# moto server (DynamoDB, S3, SSM), redis-server, localstripe, the Auth0 stand-in and our own
+# ElevenLabs and Stripe-gaps stand-ins, then creates the tables and bucket from template.yaml,
+# Stripe's local catalogue, and writes .local/stack.env.
 #
 #   local/stack.sh up       install what is missing, start what is not running (idempotent)
 #   local/stack.sh down     stop what `up` started, nothing else
@@ -17,8 +18,8 @@ venv="$state/venv"
 mkdir -p "$run" "$logs"
 
 : "${MOTO_PORT:=5055}" "${REDIS_PORT:=6390}" "${STRIPE_PORT:=8420}" "${IDP_PORT:=4400}" "${API_PORT:=3001}"
-: "${ELEVENLABS_PORT:=8430}"
-export MOTO_PORT REDIS_PORT STRIPE_PORT IDP_PORT API_PORT ELEVENLABS_PORT
+: "${ELEVENLABS_PORT:=8430}" "${STRIPE_GAPS_PORT:=8440}"
+export MOTO_PORT REDIS_PORT STRIPE_PORT IDP_PORT API_PORT ELEVENLABS_PORT STRIPE_GAPS_PORT
 
 say() { printf '%s\n' "$*"; }
 
@@ -104,6 +105,8 @@ up() {
         node "$root/local/idp/server.mjs"
     start elevenlabs "$ELEVENLABS_PORT" "$venv/bin/python" "$root/local/standins/elevenlabs.py" \
         --port "$ELEVENLABS_PORT" --api-key xi-local-key
+    start stripe-gaps "$STRIPE_GAPS_PORT" "$venv/bin/python" "$root/local/standins/stripe_gaps.py" \
+        --port "$STRIPE_GAPS_PORT" --localstripe "http://127.0.0.1:$STRIPE_PORT"
     say "creating tables and bucket from template.yaml"
     "$venv/bin/python" "$root/local/provision.py" "$root/template.yaml" "$state"
     say "environment for the functions: .local/stack.env"
@@ -123,7 +126,7 @@ down() {
 
 status() {
     local name port
-    for pair in moto:$MOTO_PORT redis:$REDIS_PORT localstripe:$STRIPE_PORT idp:$IDP_PORT elevenlabs:$ELEVENLABS_PORT; do
+    for pair in moto:$MOTO_PORT redis:$REDIS_PORT localstripe:$STRIPE_PORT idp:$IDP_PORT elevenlabs:$ELEVENLABS_PORT stripe-gaps:$STRIPE_GAPS_PORT; do
         name=${pair%%:*} port=${pair##*:}
         if alive "$name"; then say "  $name running on 127.0.0.1:$port"; else say "  $name not running"; fi
     done

@@ -41,6 +41,7 @@ pub struct App {
     auth0_client_secret: OnceCell<Secret<String>>,
     stripe: OnceCell<Stripe>,
     elevenlabs: OnceCell<ElevenLabs>,
+    webhook_secrets: OnceCell<Vec<Secret<String>>>,
 }
 
 /// A fresh sign-in: the cookie value goes to the browser, nowhere else.
@@ -94,44 +95,63 @@ impl App {
             auth0_client_secret: OnceCell::new(),
             stripe: OnceCell::new(),
             elevenlabs: OnceCell::new(),
+            webhook_secrets: OnceCell::new(),
         })
     }
 
-    /// The Auth0 client secret, fetched from SSM once per cold start.
-    pub async fn auth0_client_secret(&self) -> anyhow::Result<&Secret<String>> {
-        self.auth0_client_secret
-            .get_or_try_init(|| async {
-                let parameter = self.config.secrets.auth0_client_secret.as_deref();
-                let [secret] =
-                    secrets::fetch(&self.ssm, [Wanted { variable: "AUTH0_CLIENT_SECRET_PARAM", parameter }]).await?;
-                Ok(secret)
-            })
-            .await
+    /// One secret from SSM, by the variable naming its parameter.
+    async fn secret(&self, variable: &'static str, parameter: &Option<String>) -> anyhow::Result<Secret<String>> {
+        let [secret] = secrets::fetch(&self.ssm, [Wanted { variable, parameter: parameter.as_deref() }]).await?;
+        Ok(secret)
     }
 
-    /// The ElevenLabs client, its key fetched from SSM once per cold start.
+    /// The Auth0 client secret, fetched once per cold start.
+    pub async fn auth0_client_secret(&self) -> anyhow::Result<&Secret<String>> {
+        let parameter = &self.config.secrets.auth0_client_secret;
+        self.auth0_client_secret.get_or_try_init(|| self.secret("AUTH0_CLIENT_SECRET_PARAM", parameter)).await
+    }
+
+    /// The ElevenLabs client, its key fetched once per cold start.
     pub async fn elevenlabs(&self) -> anyhow::Result<&ElevenLabs> {
         self.elevenlabs
             .get_or_try_init(|| async {
-                let parameter = self.config.secrets.elevenlabs_api_key.as_deref();
-                let [key] =
-                    secrets::fetch(&self.ssm, [Wanted { variable: "ELEVENLABS_API_KEY_PARAM", parameter }]).await?;
+                let key = self.secret("ELEVENLABS_API_KEY_PARAM", &self.config.secrets.elevenlabs_api_key).await?;
                 let voice = &self.config.voice;
                 Ok(ElevenLabs::new(self.http.clone(), voice.elevenlabs_base.clone(), key, voice.elevenlabs_timeout))
             })
             .await
     }
 
-    /// The Stripe client, its key fetched from SSM once per cold start.
+    /// The Stripe client, its key fetched once per cold start.
     pub async fn stripe(&self) -> anyhow::Result<&Stripe> {
         self.stripe
             .get_or_try_init(|| async {
-                let parameter = self.config.secrets.stripe_secret_key.as_deref();
-                let [key] =
-                    secrets::fetch(&self.ssm, [Wanted { variable: "STRIPE_SECRET_KEY_PARAM", parameter }]).await?;
+                let key = self.secret("STRIPE_SECRET_KEY_PARAM", &self.config.secrets.stripe_secret_key).await?;
                 Ok(Stripe::new(self.http.clone(), self.config.stripe.api_base.clone(), key))
             })
             .await
+    }
+
+    /// The Stripe webhook signing secrets (several, comma-separated, during a rotation), fetched
+    /// once per cold start.
+    pub async fn stripe_webhook_secrets(&self) -> anyhow::Result<&[Secret<String>]> {
+        let secrets = self
+            .webhook_secrets
+            .get_or_try_init(|| async {
+                let value =
+                    self.secret("STRIPE_WEBHOOK_SECRET_PARAM", &self.config.secrets.stripe_webhook_secret).await?;
+                let all: Vec<_> = value
+                    .expose()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Secret::new(s.to_owned()))
+                    .collect();
+                anyhow::ensure!(!all.is_empty(), "the Stripe webhook secret parameter is empty");
+                Ok(all)
+            })
+            .await?;
+        Ok(secrets)
     }
 
     /// The caller's valid session and user row, or UNAUTHENTICATED. State-changing requests

@@ -5,6 +5,8 @@ use std::{fmt, str::FromStr, time::Duration};
 
 use url::Url;
 
+use crate::tiers::Tier;
+
 /// A value that must never reach a log line, an error body or a `Debug` dump.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret<T>(T);
@@ -51,7 +53,42 @@ pub struct Config {
     pub idp: IdpSettings,
     pub stripe: StripeSettings,
     pub voice: VoiceSettings,
+    pub billing: BillingSettings,
     pub secrets: SecretParameters,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interval {
+    Month,
+    Year,
+}
+
+/// A Stripe price the product sells, and the tier it grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceConfig {
+    pub id: String,
+    pub tier: Tier,
+    pub interval: Interval,
+}
+
+#[derive(Debug, Clone)]
+pub struct BillingSettings {
+    /// Only these prices grant a tier; any other price id grants nothing.
+    pub prices: Vec<PriceConfig>,
+    pub checkout_success_url: Url,
+    pub checkout_cancel_url: Url,
+    pub portal_return_url: Url,
+}
+
+impl BillingSettings {
+    pub fn tier_of(&self, price_id: &str) -> Option<Tier> {
+        self.prices.iter().find(|p| p.id == price_id).map(|p| p.tier)
+    }
+
+    pub fn price_for(&self, tier: Tier, interval: Interval) -> Option<&PriceConfig> {
+        self.prices.iter().find(|p| p.tier == tier && p.interval == interval)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +165,8 @@ pub struct SecretParameters {
     pub auth0_client_secret: Option<String>,
     pub stripe_secret_key: Option<String>,
     pub elevenlabs_api_key: Option<String>,
+    /// The value may hold several secrets separated by commas (rotation).
+    pub stripe_webhook_secret: Option<String>,
 }
 
 impl Config {
@@ -167,6 +206,27 @@ impl Config {
             });
         }
 
+        let mut prices = Vec::new();
+        for (name, tier, interval) in [
+            ("STRIPE_PRICE_BASIC_MONTHLY", Tier::Basic, Interval::Month),
+            ("STRIPE_PRICE_BASIC_YEARLY", Tier::Basic, Interval::Year),
+            ("STRIPE_PRICE_PREMIUM_MONTHLY", Tier::Premium, Interval::Month),
+            ("STRIPE_PRICE_PREMIUM_YEARLY", Tier::Premium, Interval::Year),
+        ] {
+            if let Some(id) = env.optional(name) {
+                if prices.iter().any(|p: &PriceConfig| p.id == id) {
+                    return Err(ConfigError { name, problem: "repeats another price id".into() });
+                }
+                prices.push(PriceConfig { id, tier, interval });
+            }
+        }
+        let app_path = |path: &str| app_url.join(path).expect("a relative path joins onto a URL");
+        let billing = BillingSettings {
+            prices,
+            checkout_success_url: env.parse_or("CHECKOUT_SUCCESS_URL", app_path("billing/success"))?,
+            checkout_cancel_url: env.parse_or("CHECKOUT_CANCEL_URL", app_path("pricing"))?,
+            portal_return_url: env.parse_or("PORTAL_RETURN_URL", app_path("account"))?,
+        };
         let upgrade_url = match env.optional_parse("UPGRADE_URL")? {
             Some(url) => url,
             None => app_url.join("pricing").expect("a relative path joins onto a URL"),
@@ -196,6 +256,7 @@ impl Config {
             stripe: StripeSettings {
                 api_base: env.parse_or("STRIPE_API_BASE", "https://api.stripe.com/".parse().expect("static URL"))?,
             },
+            billing,
             voice: VoiceSettings {
                 elevenlabs_base: env
                     .parse_or("ELEVENLABS_API_BASE", "https://api.elevenlabs.io/".parse().expect("static URL"))?,
@@ -208,6 +269,7 @@ impl Config {
                 auth0_client_secret: env.optional("AUTH0_CLIENT_SECRET_PARAM"),
                 stripe_secret_key: env.optional("STRIPE_SECRET_KEY_PARAM"),
                 elevenlabs_api_key: env.optional("ELEVENLABS_API_KEY_PARAM"),
+                stripe_webhook_secret: env.optional("STRIPE_WEBHOOK_SECRET_PARAM"),
             },
         })
     }

@@ -32,6 +32,7 @@ where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
     item.get(name)
+        .filter(|v| !v.is_null())
         .map(|v| {
             let raw = v.as_n().map_err(|_| anyhow!("attribute {name} is not a number"))?;
             raw.parse().with_context(|| format!("attribute {name} is out of range"))

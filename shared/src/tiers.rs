@@ -34,6 +34,8 @@ pub struct TierRules {
     pub display_name: &'static str,
     /// US cents per month; the Stripe price itself comes from configuration.
     pub monthly_price_cents: u32,
+    /// US cents per year, for yearly billing.
+    pub yearly_price_cents: u32,
     /// None: unlimited.
     pub monthly_recordings: Option<u32>,
     pub presets: PresetAccess,
@@ -55,6 +57,7 @@ pub const TIERS: [TierRules; 3] = [
         tier: Tier::Free,
         display_name: "Free",
         monthly_price_cents: 0,
+        yearly_price_cents: 0,
         monthly_recordings: Some(10),
         presets: PresetAccess::First(3),
         custom_presets: false,
@@ -68,6 +71,7 @@ pub const TIERS: [TierRules; 3] = [
         tier: Tier::Basic,
         display_name: "Basic",
         monthly_price_cents: 999,
+        yearly_price_cents: 9_990,
         monthly_recordings: Some(100),
         presets: PresetAccess::First(10),
         custom_presets: false,
@@ -81,6 +85,7 @@ pub const TIERS: [TierRules; 3] = [
         tier: Tier::Premium,
         display_name: "Premium",
         monthly_price_cents: 2_999,
+        yearly_price_cents: 29_990,
         monthly_recordings: None,
         presets: PresetAccess::All,
         custom_presets: true,

@@ -29,6 +29,17 @@ pub struct User {
     pub last_login: Option<String>,
     /// PREMIUM's saved presets.
     pub custom_presets: Vec<CustomPreset>,
+    pub subscription: Option<SubscriptionSummary>,
+}
+
+/// The user's current Stripe subscription, as the webhook last synced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionSummary {
+    pub subscription_id: String,
+    /// When it renews, or ends if `cancel_at_period_end` (unix seconds).
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
 }
 
 /// What the IdP tells us about the person signing in.
@@ -48,6 +59,7 @@ pub struct UserView {
     pub name: Option<String>,
     pub tier: Tier,
     pub subscription_status: Option<String>,
+    pub subscription: Option<SubscriptionSummary>,
     pub features: Features,
     pub usage: Usage,
     pub created_at: String,
@@ -62,6 +74,7 @@ impl User {
             name: self.name.clone(),
             tier: self.tier,
             subscription_status: self.subscription_status.clone(),
+            subscription: self.subscription.clone(),
             features: self.tier.features(),
             usage: Usage::of(self, now),
             created_at: self.created_at.clone(),
@@ -87,6 +100,18 @@ impl User {
                     .map(serde_json::from_str)
                     .transpose()?
                     .unwrap_or_default(),
+                subscription: match dynamo::opt_str(item, "subscriptionId") {
+                    Some(id) => Some(SubscriptionSummary {
+                        subscription_id: id.to_owned(),
+                        current_period_end: dynamo::opt_num(item, "currentPeriodEnd")?,
+                        cancel_at_period_end: item
+                            .get("cancelAtPeriodEnd")
+                            .and_then(|v| v.as_bool().ok())
+                            .copied()
+                            .unwrap_or(false),
+                    }),
+                    None => None,
+                },
             })
         })();
         user.with_context(|| format!("user row {id} is malformed"))
@@ -198,5 +223,22 @@ impl Users {
                 .expression_attribute_values(":expected", s(serde_json::to_string(expected)?))
         };
         Ok(dynamo::conditional_update(update).await.context("storing custom presets")?.is_some())
+    }
+
+    /// The user whose Stripe customer this is (through the stripeCustomerId index).
+    pub async fn by_stripe_customer(&self, customer_id: &str) -> anyhow::Result<Option<UserId>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("stripeCustomerId-index")
+            .key_condition_expression("stripeCustomerId = :customer")
+            .expression_attribute_values(":customer", s(customer_id))
+            .limit(1)
+            .send()
+            .await
+            .context("looking up the customer's user")?;
+        let item = output.items.unwrap_or_default().into_iter().next();
+        item.map(|i| UserId::parse(dynamo::str(&i, "userId")?).context("stored userId")).transpose()
     }
 }

@@ -240,23 +240,13 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> TestResponse {
-        let mut builder = Request::builder().method(method).uri(path).header("user-agent", "integration-tests");
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
+        let mut all = vec![("user-agent", "integration-tests")];
+        all.extend_from_slice(headers);
         if body.is_some() {
-            builder = builder.header("content-type", "application/json");
+            all.push(("content-type", "application/json"));
         }
-        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        let response = self.router.dispatch(builder.body(bytes.into()).unwrap(), "127.0.0.1").await;
-        let (parts, body) = response.into_parts();
-        let body = match body {
-            Body::Empty => Value::Null,
-            Body::Text(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            Body::Binary(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            _ => Value::Null,
-        };
-        TestResponse { status: parts.status.as_u16(), headers: parts.headers, body }
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        self.request_raw(method, path, &all, bytes).await
     }
 
     pub async fn start_login(&self, return_to: Option<&str>) -> Login {
@@ -312,6 +302,90 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str, user: &User) -> TestResponse {
         self.request(Method::DELETE, path, &[("cookie", &user.cookie()), ("x-csrf-token", &user.csrf)], None).await
+    }
+
+    /// Serves this app's routes over HTTP on an ephemeral port (for webhooks from the Stripe
+    /// stand-ins) and registers that URL with them under a unique id.
+    pub async fn receive_stripe_webhooks(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = Arc::new(Router::from_template_file(self.app.clone(), TEMPLATE).unwrap());
+        tokio::spawn(local_api::serve(router, listener));
+        let secret = self.webhook_secret().await;
+        let form = [("url", format!("{base}/billing/webhook")), ("secret", secret)];
+        let url = self.stripe_url(&format!("_config/webhooks/{}", unique("test-")));
+        let response = reqwest::Client::new().post(url).form(&form).send().await.unwrap();
+        assert!(response.status().is_success(), "webhook registration: {}", response.status());
+        base
+    }
+
+    pub async fn webhook_secret(&self) -> String {
+        self.app.stripe_webhook_secrets().await.unwrap()[0].expose().clone()
+    }
+
+    pub fn stripe_url(&self, path: &str) -> url::Url {
+        self.app.config.stripe.api_base.join(path).unwrap()
+    }
+
+    /// A form POST to (local) Stripe with the test key; the JSON answer.
+    pub async fn stripe_post(&self, path: &str, form: &[(&str, &str)]) -> Value {
+        let response = reqwest::Client::new()
+            .post(self.stripe_url(path))
+            .bearer_auth("sk_test_local")
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "Stripe {path}: {status} {body}");
+        body
+    }
+
+    pub async fn stripe_delete(&self, path: &str) -> Value {
+        let response =
+            reqwest::Client::new().delete(self.stripe_url(path)).bearer_auth("sk_test_local").send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// POST /billing/webhook as Stripe would send it.
+    pub async fn deliver(&self, payload: &str, signature: Option<&str>) -> TestResponse {
+        let headers: Vec<(&str, &str)> = signature.map(|s| ("stripe-signature", s)).into_iter().collect();
+        self.request_raw(Method::POST, "/billing/webhook", &headers, payload.as_bytes().to_vec()).await
+    }
+
+    /// Waits (up to 20 s) until `done` holds for GET /auth/session: webhooks arrive asynchronously.
+    pub async fn session_until(&self, user: &User, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let body = self.get("/auth/session", user).await.body;
+            if done(&body) || std::time::Instant::now() > deadline {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn request_raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let response = self.router.dispatch(builder.body(body.into()).unwrap(), "127.0.0.1").await;
+        let (parts, body) = response.into_parts();
+        let body = match body {
+            Body::Empty => Value::Null,
+            Body::Text(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            Body::Binary(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        TestResponse { status: parts.status.as_u16(), headers: parts.headers, body }
     }
 
     pub async fn get(&self, path: &str, user: &User) -> TestResponse {

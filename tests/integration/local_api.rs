@@ -15,10 +15,13 @@ async fn every_template_route_reaches_its_handler() {
     for route in routes {
         let path = route.path.replace("{id}", "01JD0000000000000000000000");
         let response = app.request(route.method.clone(), &path, &[], None).await;
-        // Without a session the sign-in routes redirect and the rest refuse; a handler that did
-        // not know its own route would answer NOT_FOUND instead.
+        // Without a session the sign-in routes redirect, the public plans answer, an unsigned
+        // webhook is refused, and the rest need a session; a handler that did not know its own
+        // route would answer NOT_FOUND instead.
         let expected = match path.as_str() {
             "/auth/login" | "/auth/callback" => 302,
+            "/billing/plans" => 200,
+            "/billing/webhook" => 400,
             _ => 401,
         };
         assert_eq!(response.status, expected, "{} {path} -> {}", route.method, response.body);
@@ -50,13 +53,16 @@ async fn every_http_event_file_is_a_template_route_and_reaches_its_handler() {
         assert!(routes.contains(route_key), "{} names {route_key}, which template.yaml does not route", path.display());
 
         let response = app.router().invoke(&text, "event-file").await;
-        // The files carry placeholder cookies and state: no live session, no pending login.
+        // The files carry placeholder cookies, state and signature: no live session, no pending
+        // login, no valid webhook.
         let expected = match route_key {
             "GET /auth/login" | "GET /auth/callback" => 302,
+            "GET /billing/plans" => 200,
+            "POST /billing/webhook" => 400,
             _ => 401,
         };
         assert_eq!(response.status(), expected, "{}", path.display());
         seen += 1;
     }
-    assert!(seen >= 6, "only {seen} HTTP event files");
+    assert!(seen >= 10, "only {seen} HTTP event files");
 }

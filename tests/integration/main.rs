@@ -1,5 +1,6 @@
 //! Integration tests against the local stack; one binary so it links once.
 
+mod billing;
 mod local_api;
 mod recordings;
 mod session;

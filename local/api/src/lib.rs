@@ -31,7 +31,10 @@ type Handler = fn(Arc<App>, Request) -> BoxFuture;
 fn handlers() -> HashMap<&'static str, Handler> {
     HashMap::from([
         ("callback", (|app, req| Box::pin(async move { callback::handle(&app, req).await })) as Handler),
+        ("checkout", |app, req| Box::pin(async move { checkout::handle(&app, req).await })),
         ("login", |app, req| Box::pin(async move { login::handle(&app, req).await })),
+        ("portal", |app, req| Box::pin(async move { portal::handle(&app, req).await })),
+        ("webhook", |app, req| Box::pin(async move { webhook::handle(&app, req).await })),
         ("recordings", |app, req| Box::pin(async move { recordings::handle(&app, req).await })),
         ("tts", |app, req| Box::pin(async move { tts::handle(&app, req).await })),
         ("session", |app, req| Box::pin(async move { session::handle(&app, req).await })),

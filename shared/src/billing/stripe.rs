@@ -5,7 +5,10 @@ use anyhow::anyhow;
 use serde::{Deserialize, de::DeserializeOwned};
 use url::Url;
 
-use crate::config::Secret;
+use crate::{
+    billing::types::{CheckoutSession, PortalSession, Subscription},
+    config::Secret,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StripeError {
@@ -21,6 +24,16 @@ pub struct Customer {
     pub email: Option<String>,
     #[serde(default)]
     pub metadata: std::collections::HashMap<String, String>,
+}
+
+pub struct NewCheckout<'a> {
+    pub customer: &'a str,
+    pub price: &'a str,
+    pub user_id: &'a str,
+    pub tier: &'a str,
+    pub success_url: &'a str,
+    pub cancel_url: &'a str,
+    pub idempotency_key: &'a str,
 }
 
 pub struct Stripe {
@@ -44,6 +57,34 @@ impl Stripe {
         let form = [("email", email), ("metadata[userId]", user_id)];
         self.send(self.http.post(self.url("v1/customers")?).form(&form).header("idempotency-key", idempotency_key))
             .await
+    }
+
+    /// The subscription as Stripe holds it now.
+    pub async fn subscription(&self, id: &str) -> Result<Subscription, StripeError> {
+        self.send(self.http.get(self.url(&format!("v1/subscriptions/{id}"))?)).await
+    }
+
+    /// A subscription-mode Checkout Session for one price.
+    pub async fn create_checkout_session(&self, checkout: &NewCheckout<'_>) -> Result<CheckoutSession, StripeError> {
+        let form = [
+            ("mode", "subscription"),
+            ("customer", checkout.customer),
+            ("line_items[0][price]", checkout.price),
+            ("line_items[0][quantity]", "1"),
+            ("client_reference_id", checkout.user_id),
+            ("metadata[userId]", checkout.user_id),
+            ("metadata[tier]", checkout.tier),
+            ("subscription_data[metadata][userId]", checkout.user_id),
+            ("success_url", checkout.success_url),
+            ("cancel_url", checkout.cancel_url),
+        ];
+        let request = self.http.post(self.url("v1/checkout/sessions")?).form(&form);
+        self.send(request.header("idempotency-key", checkout.idempotency_key)).await
+    }
+
+    pub async fn create_portal_session(&self, customer: &str, return_url: &str) -> Result<PortalSession, StripeError> {
+        let form = [("customer", customer), ("return_url", return_url)];
+        self.send(self.http.post(self.url("v1/billing_portal/sessions")?).form(&form)).await
     }
 
     pub async fn customer(&self, id: &str) -> Result<Customer, StripeError> {

@@ -1,0 +1,402 @@
+//! Billing: plans, Checkout, the Billing Portal and the webhook, against localstripe, our
+//! Stripe-gaps stand-in, moto and Redis; plus parsing of Stripe's real object shapes.
+
+use std::fs;
+
+use http::Method;
+use integration_tests::{TestApp, TestResponse, User, unique};
+use serde_json::{Value, json};
+use shared::{
+    billing::{
+        signature,
+        types::{CheckoutSession, Event, Invoice, PortalSession, Subscription, SubscriptionItem},
+    },
+    tiers::Tier,
+};
+use time::OffsetDateTime;
+
+fn fixture(name: &str) -> Value {
+    let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/stripe/fixtures3.json")).unwrap();
+    let all: Value = serde_json::from_str(&text).unwrap();
+    all["resources"][name].clone()
+}
+
+#[test]
+fn the_stripe_shapes_we_read_parse() {
+    let subscription: Subscription = serde_json::from_value(fixture("subscription")).unwrap();
+    assert!(subscription.price_id().unwrap().starts_with("price_"));
+    let (start, end) = subscription.current_period();
+    assert!(start.is_some() && end.is_some(), "the current API keeps the period on the item");
+    assert!(subscription.cancel_at_period_end);
+
+    let item: SubscriptionItem = serde_json::from_value(fixture("subscription_item")).unwrap();
+    assert!(item.price_id().is_some());
+    let checkout: CheckoutSession = serde_json::from_value(fixture("checkout.session")).unwrap();
+    assert!(checkout.id.starts_with("cs_"));
+    let portal: PortalSession = serde_json::from_value(fixture("billing_portal.session")).unwrap();
+    assert!(portal.url.starts_with("https://"));
+    let customer: shared::billing::stripe::Customer = serde_json::from_value(fixture("customer")).unwrap();
+    assert!(customer.id.starts_with("cus_"));
+    let invoice: Invoice = serde_json::from_value(fixture("invoice")).unwrap();
+    assert!(invoice.id.starts_with("in_"));
+
+    let event: Event = serde_json::from_value(fixture("event")).unwrap();
+    assert!(event.id.starts_with("evt_"));
+    // Events about each object we act on name their subscription, in the current shapes.
+    // The fixture's session is an unfinished one (subscription: null); a completed
+    // subscription-mode session names its subscription.
+    let mut completed = fixture("checkout.session");
+    completed["subscription"] = "sub_from_checkout".into();
+    let objects = [
+        (fixture("subscription"), subscription.id.as_str()),
+        (completed, "sub_from_checkout"),
+        (fixture("invoice"), "subscription"),
+    ];
+    for (object, expected) in objects {
+        let name = object["object"].as_str().unwrap().to_owned();
+        let event: Event =
+            serde_json::from_value(json!({ "id": "evt_x", "type": "x", "created": 1, "data": { "object": object } }))
+                .unwrap();
+        let found = event.subscription_id().unwrap_or_else(|| panic!("{name} names no subscription"));
+        assert_eq!(found, expected, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn plans_match_the_tier_table_without_sign_in() {
+    let app = TestApp::spawn().await;
+    let response = app.request(Method::GET, "/billing/plans", &[], None).await;
+    assert_eq!(response.status, 200);
+    let plans = response.body["plans"].as_array().unwrap();
+    assert_eq!(plans.len(), 5);
+    assert_eq!(plans[0]["tier"], "FREE");
+    assert!(plans[0]["priceId"].is_null());
+    for plan in plans {
+        let tier: Tier = plan["tier"].as_str().unwrap().parse().unwrap();
+        let rules = tier.rules();
+        let amount = if plan["interval"] == "year" { rules.yearly_price_cents } else { rules.monthly_price_cents };
+        assert_eq!(plan["amount"], amount, "{plan}");
+        assert_eq!(plan["features"], serde_json::to_value(tier.features()).unwrap());
+        if let Some(price) = plan["priceId"].as_str() {
+            assert_eq!(app.app.config.billing.tier_of(price), Some(tier));
+        }
+    }
+}
+
+#[tokio::test]
+async fn checkout_refuses_free_unknown_tiers_and_anonymous_callers() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    for (body, field) in [
+        (json!({ "tier": "FREE" }), "tier"),
+        (json!({ "tier": "GOLD" }), "tier"),
+        (json!({ "tier": "BASIC", "interval": "week" }), "interval"),
+    ] {
+        let response = app.post("/billing/checkout", &user, Some(&body)).await;
+        assert_eq!(response.status, 400, "{body}");
+        assert!(response.body["error"]["fields"][field].is_string(), "{}", response.body);
+    }
+    let anonymous = app.request(Method::POST, "/billing/checkout", &[], Some(&json!({ "tier": "BASIC" }))).await;
+    assert_eq!(anonymous.status, 401);
+    let cookie = user.cookie();
+    let body = json!({ "tier": "BASIC" });
+    let no_csrf = app.request(Method::POST, "/billing/checkout", &[("cookie", &cookie)], Some(&body)).await;
+    assert_eq!(no_csrf.error_code(), "CSRF_FAILED");
+}
+
+/// Checkout for `tier` and "pay" it at the stand-in; returns the subscription id.
+async fn subscribe(app: &TestApp, user: &User, tier: &str) -> String {
+    let response = app.post("/billing/checkout", user, Some(&json!({ "tier": tier }))).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let session_url = response.body["sessionUrl"].as_str().unwrap();
+    let session_id = session_url.rsplit('/').next().unwrap();
+    let completed = app.stripe_post(&format!("_test/checkout/{session_id}/complete"), &[]).await;
+    completed["subscription"].as_str().expect("the checkout created a subscription").to_owned()
+}
+
+#[tokio::test]
+async fn checkout_then_signed_webhooks_make_a_free_user_premium_with_no_manual_step() {
+    let app = TestApp::spawn().await;
+    app.receive_stripe_webhooks().await;
+    let user = app.sign_in(Tier::Free).await;
+
+    subscribe(&app, &user, "PREMIUM").await;
+
+    let session = app.session_until(&user, |s| s["tier"] == "PREMIUM").await;
+    assert_eq!(session["tier"], "PREMIUM", "{session}");
+    assert_eq!(session["features"]["advancedSliders"], true);
+    assert_eq!(session["subscriptionStatus"], "active");
+    assert_eq!(session["subscription"]["cancelAtPeriodEnd"], false);
+    assert!(session["subscription"]["currentPeriodEnd"].as_i64().unwrap() > OffsetDateTime::now_utc().unix_timestamp());
+
+    let again = app.post("/billing/checkout", &user, Some(&json!({ "tier": "PREMIUM" }))).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.error_code(), "CONFLICT");
+}
+
+#[tokio::test]
+async fn upgrades_downgrades_and_cancellations_follow_stripe() {
+    let app = TestApp::spawn().await;
+    app.receive_stripe_webhooks().await;
+    let user = app.sign_in(Tier::Free).await;
+    let subscription = subscribe(&app, &user, "BASIC").await;
+    assert_eq!(app.session_until(&user, |s| s["tier"] == "BASIC").await["tier"], "BASIC");
+    let path = format!("v1/subscriptions/{subscription}");
+
+    app.stripe_post(&path, &[("items[0][plan]", "price_premium_monthly")]).await;
+    assert_eq!(app.session_until(&user, |s| s["tier"] == "PREMIUM").await["tier"], "PREMIUM", "upgrade");
+
+    app.stripe_post(&path, &[("items[0][plan]", "price_basic_monthly")]).await;
+    assert_eq!(app.session_until(&user, |s| s["tier"] == "BASIC").await["tier"], "BASIC", "downgrade");
+
+    app.stripe_post(&path, &[("cancel_at_period_end", "true")]).await;
+    let ending = app.session_until(&user, |s| s["subscription"]["cancelAtPeriodEnd"] == true).await;
+    assert_eq!(ending["subscription"]["cancelAtPeriodEnd"], true, "{ending}");
+    assert_eq!(ending["tier"], "BASIC", "kept until the period ends");
+
+    app.stripe_delete(&path).await;
+    let ended = app.session_until(&user, |s| s["tier"] == "FREE").await;
+    assert_eq!(ended["tier"], "FREE", "{ended}");
+    assert_eq!(ended["subscriptionStatus"], "canceled");
+    assert_eq!(ended["features"]["advancedSliders"], false);
+}
+
+#[tokio::test]
+async fn a_failed_payment_makes_the_subscription_past_due_and_keeps_access_during_grace() {
+    let app = TestApp::spawn().await;
+    app.receive_stripe_webhooks().await;
+    let user = app.sign_in(Tier::Free).await;
+    let subscription = subscribe(&app, &user, "BASIC").await;
+    assert_eq!(app.session_until(&user, |s| s["tier"] == "BASIC").await["tier"], "BASIC");
+    let customer = app.app.users.get(&user.id).await.unwrap().unwrap().stripe_customer_id.unwrap();
+
+    // The next payment goes to a card that needs 3-D Secure, and the authentication fails.
+    let card = [
+        ("type", "card"),
+        ("card[number]", "4000000000003220"),
+        ("card[exp_month]", "12"),
+        ("card[exp_year]", "2034"),
+        ("card[cvc]", "123"),
+    ];
+    let method = app.stripe_post("v1/payment_methods", &card).await;
+    let method = method["id"].as_str().unwrap();
+    app.stripe_post(&format!("v1/payment_methods/{method}/attach"), &[("customer", &customer)]).await;
+    app.stripe_post(&format!("v1/customers/{customer}"), &[("invoice_settings[default_payment_method]", method)]).await;
+    // Moving to yearly billing issues an invoice at once (localstripe bills on interval changes).
+    app.stripe_post(&format!("v1/subscriptions/{subscription}"), &[("items[0][plan]", "price_basic_yearly")]).await;
+    let invoices: Value = reqwest::Client::new()
+        .get(app.stripe_url(&format!("v1/invoices?customer={customer}")))
+        .bearer_auth("sk_test_local")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let open = invoices["data"].as_array().unwrap().iter().find(|i| i["status"] == "open").expect("an unpaid invoice");
+    let intent = open["payment_intent"].as_str().unwrap();
+    let intent: Value = reqwest::Client::new()
+        .get(app.stripe_url(&format!("v1/payment_intents/{intent}")))
+        .bearer_auth("sk_test_local")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(intent["status"], "requires_action");
+    let secret = intent["client_secret"].as_str().unwrap();
+    let id = intent["id"].as_str().unwrap();
+    app.stripe_post(
+        &format!("v1/payment_intents/{id}/_authenticate"),
+        &[("client_secret", secret), ("success", "false")],
+    )
+    .await;
+
+    let session = app.session_until(&user, |s| s["subscriptionStatus"] == "past_due").await;
+    assert_eq!(session["subscriptionStatus"], "past_due", "{session}");
+    assert_eq!(session["tier"], "BASIC", "access is kept while Stripe retries (grace)");
+}
+
+fn event(id: &str, kind: &str, object: Value) -> String {
+    json!({ "id": id, "object": "event", "type": kind, "created": OffsetDateTime::now_utc().unix_timestamp(), "data": { "object": object } })
+        .to_string()
+}
+
+async fn signed(app: &TestApp, payload: &str) -> String {
+    signature::header(&app.webhook_secret().await, OffsetDateTime::now_utc().unix_timestamp(), payload.as_bytes())
+}
+
+/// A user subscribed to `tier` in Stripe, with no webhook receiver of this test's own (other
+/// tests' receivers may still apply its events: assertions must hold either way).
+async fn subscribed_quietly(app: &TestApp, tier: &str) -> (User, Value) {
+    let user = app.sign_in(Tier::Free).await;
+    let id = subscribe(app, &user, tier).await;
+    let subscription = reqwest::Client::new()
+        .get(app.stripe_url(&format!("v1/subscriptions/{id}")))
+        .bearer_auth("sk_test_local")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (user, subscription)
+}
+
+#[tokio::test]
+async fn the_same_event_five_times_is_applied_once() {
+    let app = TestApp::spawn().await;
+    let (user, subscription) = subscribed_quietly(&app, "BASIC").await;
+    let payload = event(&unique("evt_dup_"), "customer.subscription.updated", subscription);
+    let header = signed(&app, &payload).await;
+
+    let mut applied = 0;
+    for _ in 0..5 {
+        let response = app.deliver(&payload, Some(&header)).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        if response.body["duplicate"] == false {
+            applied += 1;
+            assert_eq!(response.body["applied"]["tier"], "BASIC");
+        }
+    }
+
+    assert_eq!(applied, 1);
+    assert_eq!(app.get("/auth/session", &user).await.body["tier"], "BASIC");
+}
+
+#[tokio::test]
+async fn events_in_reverse_order_end_in_stripes_state() {
+    let app = TestApp::spawn().await;
+    let (user, subscription) = subscribed_quietly(&app, "PREMIUM").await;
+    let id = subscription["id"].as_str().unwrap().to_owned();
+    let created = event(&unique("evt_c_"), "customer.subscription.created", subscription.clone());
+    app.stripe_delete(&format!("v1/subscriptions/{id}")).await;
+    let mut canceled = subscription;
+    canceled["status"] = "canceled".into();
+    let deleted = event(&unique("evt_d_"), "customer.subscription.deleted", canceled);
+
+    // The deletion arrives first, the creation last: Stripe now holds a canceled subscription.
+    for payload in [&deleted, &created] {
+        let response = app.deliver(payload, Some(&signed(&app, payload).await)).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+
+    let session = app.get("/auth/session", &user).await.body;
+    assert_eq!(session["tier"], "FREE", "{session}");
+    assert_eq!(session["subscriptionStatus"], "canceled");
+}
+
+#[tokio::test]
+async fn a_price_that_is_not_configured_never_grants_a_tier() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let price = unique("price_rogue_");
+    app.stripe_post(
+        "v1/plans",
+        &[
+            ("id", &price),
+            ("product", "prod_voice_premium"),
+            ("amount", "1"),
+            ("currency", "usd"),
+            ("interval", "month"),
+        ],
+    )
+    .await;
+    let customer = app.app.users.get(&user.id).await.unwrap().unwrap();
+    let customer =
+        shared::billing::customers::ensure_customer(&app.app.users, app.app.stripe().await.unwrap(), &customer)
+            .await
+            .unwrap();
+    let method = app
+        .stripe_post(
+            "v1/payment_methods",
+            &[
+                ("type", "card"),
+                ("card[number]", "4242424242424242"),
+                ("card[exp_month]", "12"),
+                ("card[exp_year]", "2034"),
+                ("card[cvc]", "123"),
+            ],
+        )
+        .await;
+    let method = method["id"].as_str().unwrap();
+    app.stripe_post(&format!("v1/payment_methods/{method}/attach"), &[("customer", &customer)]).await;
+    app.stripe_post(&format!("v1/customers/{customer}"), &[("invoice_settings[default_payment_method]", method)]).await;
+    let subscription = app
+        .stripe_post(
+            "v1/subscriptions",
+            &[("customer", &customer), ("items[0][plan]", &price), ("metadata[userId]", user.id.as_str())],
+        )
+        .await;
+    assert_eq!(subscription["status"], "active");
+
+    let payload = event(&unique("evt_rogue_"), "customer.subscription.created", subscription);
+    let response = app.deliver(&payload, Some(&signed(&app, &payload).await)).await;
+
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(app.get("/auth/session", &user).await.body["tier"], "FREE");
+}
+
+#[tokio::test]
+async fn unknown_event_types_are_acknowledged() {
+    let app = TestApp::spawn().await;
+    let payload = event(&unique("evt_unknown_"), "payout.paid", json!({ "object": "payout", "id": "po_1" }));
+    let response = app.deliver(&payload, Some(&signed(&app, &payload).await)).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body["applied"]["result"], "ignored");
+}
+
+#[tokio::test]
+async fn bad_deliveries_are_refused_and_write_nothing() {
+    let app = TestApp::spawn().await;
+    let (_user, subscription) = subscribed_quietly(&app, "PREMIUM").await;
+    let event_id = unique("evt_forged_");
+    let payload = event(&event_id, "customer.subscription.updated", subscription);
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let secret = app.webhook_secret().await;
+    let good = signature::header(&secret, now, payload.as_bytes());
+    let mut altered = payload.clone().into_bytes();
+    altered[10] ^= 1;
+    let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(1024 * 1024));
+
+    let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
+        ("bad signature", payload.clone().into_bytes(), Some(format!("t={now},v1={}", "0".repeat(64)))),
+        ("missing header", payload.clone().into_bytes(), None),
+        ("wrong secret", payload.clone().into_bytes(), Some(signature::header("whsec_wrong", now, payload.as_bytes()))),
+        ("301 s old", payload.clone().into_bytes(), Some(signature::header(&secret, now - 301, payload.as_bytes()))),
+        ("one byte altered", altered, Some(good.clone())),
+        ("not JSON", b"not json".to_vec(), Some(signature::header(&secret, now, b"not json"))),
+        ("1 MB", huge.clone().into_bytes(), Some(signature::header(&secret, now, huge.as_bytes()))),
+    ];
+    for (case, body, header) in cases {
+        let headers: Vec<(&str, &str)> = header.as_deref().map(|h| ("stripe-signature", h)).into_iter().collect();
+        let response: TestResponse = app.request_raw(Method::POST, "/billing/webhook", &headers, body).await;
+        assert_eq!(response.status, 400, "{case}: {}", response.body);
+    }
+
+    let recorded = app
+        .app
+        .dynamodb
+        .get_item()
+        .table_name(&app.app.config.tables.webhook_events)
+        .key("eventId", aws_sdk_dynamodb::types::AttributeValue::S(event_id))
+        .send()
+        .await
+        .unwrap();
+    // (The user's tier is not asserted here: other tests' webhook receivers may apply this
+    // checkout's genuine events meanwhile. What matters is that no refused delivery was recorded.)
+    assert!(recorded.item.is_none(), "a refused event was recorded");
+    assert_eq!(app.deliver(&payload, Some(&good)).await.body["applied"]["tier"], "PREMIUM", "the genuine one applies");
+}
+
+#[tokio::test]
+async fn the_portal_returns_a_session_url_for_the_callers_customer() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let response = app.post("/billing/portal", &user, None).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(response.body["portalUrl"].as_str().unwrap().contains("/portal/bps_"));
+    let stored = app.app.users.get(&user.id).await.unwrap().unwrap();
+    assert!(stored.stripe_customer_id.is_some(), "the customer was created on first need");
+}
