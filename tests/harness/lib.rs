@@ -342,6 +342,28 @@ impl TestApp {
         body
     }
 
+    pub async fn stripe_get(&self, path: &str) -> Value {
+        let response =
+            reqwest::Client::new().get(self.stripe_url(path)).bearer_auth("sk_test_local").send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// Makes a test card the customer's default payment method.
+    pub async fn add_card(&self, customer: &str, number: &str) {
+        let card = [
+            ("type", "card"),
+            ("card[number]", number),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2034"),
+            ("card[cvc]", "123"),
+        ];
+        let method = self.stripe_post("v1/payment_methods", &card).await;
+        let method = method["id"].as_str().unwrap();
+        self.stripe_post(&format!("v1/payment_methods/{method}/attach"), &[("customer", customer)]).await;
+        self.stripe_post(&format!("v1/customers/{customer}"), &[("invoice_settings[default_payment_method]", method)])
+            .await;
+    }
+
     pub async fn stripe_delete(&self, path: &str) -> Value {
         let response =
             reqwest::Client::new().delete(self.stripe_url(path)).bearer_auth("sk_test_local").send().await.unwrap();

@@ -171,39 +171,12 @@ async fn a_failed_payment_makes_the_subscription_past_due_and_keeps_access_durin
     let customer = app.app.users.get(&user.id).await.unwrap().unwrap().stripe_customer_id.unwrap();
 
     // The next payment goes to a card that needs 3-D Secure, and the authentication fails.
-    let card = [
-        ("type", "card"),
-        ("card[number]", "4000000000003220"),
-        ("card[exp_month]", "12"),
-        ("card[exp_year]", "2034"),
-        ("card[cvc]", "123"),
-    ];
-    let method = app.stripe_post("v1/payment_methods", &card).await;
-    let method = method["id"].as_str().unwrap();
-    app.stripe_post(&format!("v1/payment_methods/{method}/attach"), &[("customer", &customer)]).await;
-    app.stripe_post(&format!("v1/customers/{customer}"), &[("invoice_settings[default_payment_method]", method)]).await;
+    app.add_card(&customer, "4000000000003220").await;
     // Moving to yearly billing issues an invoice at once (localstripe bills on interval changes).
     app.stripe_post(&format!("v1/subscriptions/{subscription}"), &[("items[0][plan]", "price_basic_yearly")]).await;
-    let invoices: Value = reqwest::Client::new()
-        .get(app.stripe_url(&format!("v1/invoices?customer={customer}")))
-        .bearer_auth("sk_test_local")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let invoices = app.stripe_get(&format!("v1/invoices?customer={customer}")).await;
     let open = invoices["data"].as_array().unwrap().iter().find(|i| i["status"] == "open").expect("an unpaid invoice");
-    let intent = open["payment_intent"].as_str().unwrap();
-    let intent: Value = reqwest::Client::new()
-        .get(app.stripe_url(&format!("v1/payment_intents/{intent}")))
-        .bearer_auth("sk_test_local")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let intent = app.stripe_get(&format!("v1/payment_intents/{}", open["payment_intent"].as_str().unwrap())).await;
     assert_eq!(intent["status"], "requires_action");
     let secret = intent["client_secret"].as_str().unwrap();
     let id = intent["id"].as_str().unwrap();
@@ -232,15 +205,7 @@ async fn signed(app: &TestApp, payload: &str) -> String {
 async fn subscribed_quietly(app: &TestApp, tier: &str) -> (User, Value) {
     let user = app.sign_in(Tier::Free).await;
     let id = subscribe(app, &user, tier).await;
-    let subscription = reqwest::Client::new()
-        .get(app.stripe_url(&format!("v1/subscriptions/{id}")))
-        .bearer_auth("sk_test_local")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let subscription = app.stripe_get(&format!("v1/subscriptions/{id}")).await;
     (user, subscription)
 }
 
@@ -308,21 +273,7 @@ async fn a_price_that_is_not_configured_never_grants_a_tier() {
         shared::billing::customers::ensure_customer(&app.app.users, app.app.stripe().await.unwrap(), &customer)
             .await
             .unwrap();
-    let method = app
-        .stripe_post(
-            "v1/payment_methods",
-            &[
-                ("type", "card"),
-                ("card[number]", "4242424242424242"),
-                ("card[exp_month]", "12"),
-                ("card[exp_year]", "2034"),
-                ("card[cvc]", "123"),
-            ],
-        )
-        .await;
-    let method = method["id"].as_str().unwrap();
-    app.stripe_post(&format!("v1/payment_methods/{method}/attach"), &[("customer", &customer)]).await;
-    app.stripe_post(&format!("v1/customers/{customer}"), &[("invoice_settings[default_payment_method]", method)]).await;
+    app.add_card(&customer, "4242424242424242").await;
     let subscription = app
         .stripe_post(
             "v1/subscriptions",
