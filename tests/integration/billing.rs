@@ -351,3 +351,24 @@ async fn the_portal_returns_a_session_url_for_the_callers_customer() {
     let stored = app.app.users.get(&user.id).await.unwrap().unwrap();
     assert!(stored.stripe_customer_id.is_some(), "the customer was created on first need");
 }
+
+#[tokio::test]
+async fn a_transient_failure_answers_5xx_and_the_retry_is_applied() {
+    let app = TestApp::spawn().await;
+    let (_user, subscription) = subscribed_quietly(&app, "BASIC").await;
+    let payload = event(&unique("evt_retry_"), "customer.subscription.updated", subscription);
+    let header = signed(&app, &payload).await;
+    // Stripe unreachable while the event is applied (the secrets are already loaded).
+    let stripe_down = TestApp::builder()
+        .config(|c| c.stripe.api_base = integration_tests::DEAD_ENDPOINT.parse().unwrap())
+        .spawn()
+        .await;
+
+    let failed = stripe_down.deliver(&payload, Some(&header)).await;
+    assert_eq!(failed.status, 503, "{}", failed.body);
+
+    let retried = app.deliver(&payload, Some(&header)).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.body["duplicate"], false, "the failed attempt did not consume the event");
+    assert_eq!(retried.body["applied"]["tier"], "BASIC");
+}

@@ -307,3 +307,15 @@ async fn the_idp_client_follows_no_redirects() {
     assert_refused(&response, "idp_unavailable");
     assert_eq!(fake.redirect_target_hits(), 0, "the redirect was followed");
 }
+
+#[tokio::test]
+async fn without_an_end_session_endpoint_logout_uses_auth0s_v2_logout() {
+    let (app, _fake) = fake_app().await;
+    let user = app.sign_in(Tier::Free).await;
+    let response = app.post("/auth/logout", &user, None).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let url: url::Url = response.body["logoutUrl"].as_str().unwrap().parse().unwrap();
+    assert_eq!(url.path(), "/v2/logout");
+    assert_eq!(query_param(&url, "client_id").as_deref(), Some("voice-local"));
+    assert_eq!(query_param(&url, "returnTo").as_deref(), Some(APP));
+}
