@@ -277,19 +277,21 @@ async fn produce(
 ) -> Result<(RecordingId, String), ApiError> {
     let user = &caller.user;
     let elevenlabs = app.elevenlabs().await?;
-    let audio =
-        elevenlabs.speak(&request.voice_id, &request.text, user.tier.rules().tts_model, &request.config).await?;
+    // The voice list (for the recording's voice name) is cached; on a cold instance it is fetched
+    // alongside the generation rather than after it.
+    let (audio, voices) = tokio::join!(
+        elevenlabs.speak(&request.voice_id, &request.text, user.tier.rules().tts_model, &request.config),
+        elevenlabs.voices(),
+    );
+    let audio = audio?;
 
     let recording_id = RecordingId::generate(now);
     let content_type = "audio/mpeg";
     let s3_key = Recording::s3_key_for(&user.id, &recording_id, content_type);
     app.audio.put(&s3_key, content_type, audio).await?;
 
-    let voice_name = elevenlabs
-        .voices()
-        .await
-        .ok()
-        .and_then(|voices| voices.into_iter().find(|v| v.voice_id == request.voice_id).map(|v| v.name));
+    let voice_name =
+        voices.ok().and_then(|voices| voices.into_iter().find(|v| v.voice_id == request.voice_id).map(|v| v.name));
     let recording = Recording {
         recording_id: recording_id.clone(),
         user_id: user.id.clone(),

@@ -74,10 +74,6 @@ impl Idp {
         Self { http, settings, metadata: OnceCell::new(), keys: Mutex::new(None) }
     }
 
-    pub fn settings(&self) -> &IdpSettings {
-        &self.settings
-    }
-
     pub async fn metadata(&self) -> Result<&Metadata, IdpError> {
         self.metadata.get_or_try_init(|| self.discover()).await.map_err(IdpError::Unavailable)
     }

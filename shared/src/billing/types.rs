@@ -22,8 +22,6 @@ pub struct Subscription {
     current_period_start: Option<i64>,
     #[serde(default)]
     current_period_end: Option<i64>,
-    #[serde(default)]
-    pub created: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,21 +103,10 @@ impl Event {
 pub struct CheckoutSession {
     pub id: String,
     pub url: Option<String>,
-    #[serde(default)]
-    pub subscription: Option<String>,
-    #[serde(default)]
-    pub client_reference_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PortalSession {
     pub id: String,
     pub url: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Invoice {
-    pub id: String,
-    pub customer: Option<String>,
-    pub status: Option<String>,
 }
