@@ -8,7 +8,7 @@ use crate::{
     ApiError, App, Caller,
     recordings::AudioConfig,
     tiers::{PRESETS, Preset, Tier},
-    tts::SPEED_RANGE,
+    tts::{check_speed, unit_interval},
 };
 
 pub const MAX_CUSTOM_PRESETS: usize = 20;
@@ -112,13 +112,9 @@ fn validate(new: NewPreset) -> Result<CustomPreset, ApiError> {
     for (field, value) in
         [("stability", new.stability), ("similarityBoost", new.similarity_boost), ("style", new.style)]
     {
-        if !(0.0..=1.0).contains(&value) {
-            return Err(ApiError::validation(field, "must be between 0 and 1"));
-        }
+        unit_interval(field, value)?;
     }
-    if !(SPEED_RANGE.0..=SPEED_RANGE.1).contains(&new.speed) {
-        return Err(ApiError::validation("speed", format!("must be between {} and {}", SPEED_RANGE.0, SPEED_RANGE.1)));
-    }
+    check_speed(new.speed)?;
     let mut random = [0u8; 6];
     rand::rng().fill_bytes(&mut random);
     let id = format!("custom-{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>());

@@ -168,7 +168,17 @@ pub fn valid_voice_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn unit_interval(field: &str, value: f32) -> Result<f32, ApiError> {
+/// A speaking speed ElevenLabs accepts.
+pub fn check_speed(speed: f32) -> Result<f32, ApiError> {
+    if (SPEED_RANGE.0..=SPEED_RANGE.1).contains(&speed) {
+        Ok(speed)
+    } else {
+        Err(ApiError::validation("speed", format!("must be between {} and {}", SPEED_RANGE.0, SPEED_RANGE.1)))
+    }
+}
+
+/// A slider value (stability, similarity, style): 0 to 1.
+pub fn unit_interval(field: &str, value: f32) -> Result<f32, ApiError> {
     if (0.0..=1.0).contains(&value) { Ok(value) } else { Err(ApiError::validation(field, "must be between 0 and 1")) }
 }
 
@@ -214,13 +224,7 @@ impl Generation {
             config.use_speaker_boost = sliders.use_speaker_boost;
         }
         if let Some(speed) = body.speed {
-            if !(SPEED_RANGE.0..=SPEED_RANGE.1).contains(&speed) {
-                return Err(ApiError::validation(
-                    "speed",
-                    format!("must be between {} and {}", SPEED_RANGE.0, SPEED_RANGE.1),
-                ));
-            }
-            config.speed = speed;
+            config.speed = check_speed(speed)?;
         }
 
         Ok(Self { voice_id: body.voice_id, text: text.to_owned(), preset_id: body.preset_id, config })
