@@ -1,62 +1,46 @@
-//! Everything a function needs, built once per cold start and shared by every invocation.
+//! The assembly: configuration, clients and adapters, built once per cold start and shared by
+//! every invocation. Nothing here decides anything; the router and the flows do.
 
 use anyhow::Context;
-use lambda_http::Request;
 use tokio::sync::OnceCell;
 
 use crate::{
-    auth::{
-        Session, SessionToken, Sessions, csrf,
-        oidc::Idp,
-        session::{COOKIE_NAME, ClientInfo},
-    },
-    aws,
-    billing::Stripe,
-    cache::Redis,
     clock::Clock,
     config::{Config, Secret},
-    error::ApiError,
-    http::cookie,
-    outbound,
-    recordings::{AudioStore, Recordings},
-    secrets::{self, Wanted},
-    tts::ElevenLabs,
-    users::{Profile, User, Users},
+    store::{
+        audio::AudioStore,
+        aws,
+        login_attempts::LoginAttempts,
+        recordings::Recordings,
+        redis::Redis,
+        secrets::{self, Wanted},
+        sessions::Sessions,
+        subscriptions::Subscriptions,
+        users::Users,
+        webhook_events::WebhookEvents,
+    },
+    upstream::{elevenlabs::ElevenLabs, oidc::Idp, outbound, stripe::Stripe},
 };
 
 pub struct App {
     pub config: Config,
     pub clock: Clock,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub s3: aws_sdk_s3::Client,
     pub redis: Redis,
     pub users: Users,
     pub sessions: Sessions,
-    /// For outside services: no redirects, timeouts.
-    pub http: reqwest::Client,
-    pub idp: Idp,
+    pub login_attempts: LoginAttempts,
     pub recordings: Recordings,
+    pub subscriptions: Subscriptions,
+    pub webhook_events: WebhookEvents,
     pub audio: AudioStore,
+    pub idp: Idp,
+    /// For outside services: no redirects, timeouts.
+    http: reqwest::Client,
     ssm: aws_sdk_ssm::Client,
     auth0_client_secret: OnceCell<Secret<String>>,
     stripe: OnceCell<Stripe>,
     elevenlabs: OnceCell<ElevenLabs>,
     webhook_secrets: OnceCell<Vec<Secret<String>>>,
-}
-
-/// A fresh sign-in: the cookie value goes to the browser, nowhere else.
-#[derive(Debug)]
-pub struct SignedIn {
-    pub user: User,
-    pub token: SessionToken,
-    pub session: Session,
-}
-
-/// The signed-in user behind a request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub session: Session,
-    pub user: User,
 }
 
 impl App {
@@ -71,27 +55,22 @@ impl App {
         let dynamodb = aws::dynamodb(&sdk);
         let s3 = aws::s3(&sdk, &config.aws);
         let redis = Redis::connect_lazy(&config.redis_url).context("REDIS_URL")?;
-        let users = Users::new(dynamodb.clone(), config.tables.users.clone());
-        let sessions =
-            Sessions::new(redis.clone(), dynamodb.clone(), config.tables.sessions.clone(), config.session.clone());
+        let tables = &config.tables;
         let http = outbound::http_client();
-        let idp = Idp::new(http.clone(), config.idp.clone());
-        let ssm = aws_sdk_ssm::Client::new(&sdk);
-        let recordings = Recordings::new(dynamodb.clone(), config.tables.recordings.clone());
-        let audio = AudioStore::new(s3.clone(), config.audio_bucket.clone(), config.voice.presign_ttl);
         Ok(Self {
+            users: Users::new(dynamodb.clone(), tables.users.clone()),
+            sessions: Sessions::new(redis.clone(), dynamodb.clone(), tables.sessions.clone(), config.session.clone()),
+            login_attempts: LoginAttempts::new(redis.clone()),
+            recordings: Recordings::new(dynamodb.clone(), tables.recordings.clone()),
+            subscriptions: Subscriptions::new(dynamodb.clone(), tables.subscriptions.clone()),
+            webhook_events: WebhookEvents::new(dynamodb, tables.webhook_events.clone()),
+            audio: AudioStore::new(s3, config.audio_bucket.clone(), config.voice.presign_ttl),
+            idp: Idp::new(http.clone(), config.idp.clone()),
+            ssm: aws_sdk_ssm::Client::new(&sdk),
+            http,
+            redis,
             config,
             clock,
-            dynamodb,
-            s3,
-            redis,
-            users,
-            sessions,
-            http,
-            idp,
-            recordings,
-            audio,
-            ssm,
             auth0_client_secret: OnceCell::new(),
             stripe: OnceCell::new(),
             elevenlabs: OnceCell::new(),
@@ -152,35 +131,5 @@ impl App {
             })
             .await?;
         Ok(secrets)
-    }
-
-    /// The caller's valid session and user row, or UNAUTHENTICATED. State-changing requests
-    /// must also pass the CSRF check.
-    pub async fn caller(&self, req: &Request) -> Result<Caller, ApiError> {
-        let session = self.session(req).await?;
-        let user = self.users.get(&session.user_id).await?.ok_or(ApiError::Unauthenticated)?;
-        Ok(Caller { session, user })
-    }
-
-    /// The caller's valid session (CSRF-checked for state changes), without the user row.
-    pub async fn session(&self, req: &Request) -> Result<Session, ApiError> {
-        let token = cookie(req, COOKIE_NAME).and_then(SessionToken::parse).ok_or(ApiError::Unauthenticated)?;
-        let session = self
-            .sessions
-            .validate(&token, self.clock.now())
-            .await
-            .map_err(|source| ApiError::Upstream { service: "session store", temporary: true, source })?
-            .ok_or(ApiError::Unauthenticated)?;
-        csrf::check(req, &session, &self.config.web.allowed_origins)?;
-        Ok(session)
-    }
-
-    /// Signs a verified IdP profile in: upserts the user and opens a fresh session. The callback
-    /// does this after checking the ID token; the test harness does it to mint users.
-    pub async fn sign_in(&self, profile: &Profile, client: &ClientInfo) -> anyhow::Result<SignedIn> {
-        let now = self.clock.now();
-        let user = self.users.record_login(profile, now).await?;
-        let (token, session) = self.sessions.open(&user.id, client, now).await?;
-        Ok(SignedIn { user, token, session })
     }
 }

@@ -20,3 +20,8 @@ impl Clock {
         OffsetDateTime::now_utc() + self.shift
     }
 }
+
+/// An instant as RFC 3339 (`2026-11-23T12:00:00Z`), the way every stored timestamp is written.
+pub fn timestamp(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).expect("UTC timestamps format")
+}

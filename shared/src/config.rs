@@ -5,7 +5,7 @@ use std::{fmt, str::FromStr, time::Duration};
 
 use url::Url;
 
-use crate::tiers::Tier;
+use crate::domain::tiers::Tier;
 
 /// A value that must never reach a log line, an error body or a `Debug` dump.
 #[derive(Clone, PartialEq, Eq)]

@@ -38,6 +38,10 @@ impl ApiError {
         Self::Validation { field: field.into(), message: message.into() }
     }
 
+    pub fn locked(message: impl Into<String>, upgrade_url: &url::Url) -> Self {
+        Self::FeatureLocked { message: message.into(), upgrade_url: upgrade_url.to_string() }
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::NotFound(format!("{what} not found"))
     }
@@ -106,11 +110,15 @@ impl ApiError {
             _ => {}
         }
 
-        let mut response = crate::http::json(status, &json!({ "error": Value::Object(error) }));
+        let mut response = Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .header("cache-control", "no-store");
         if let Self::RateLimited { retry_after_secs } = self {
-            response.headers_mut().insert("retry-after", retry_after_secs.into());
+            response = response.header("retry-after", retry_after_secs);
         }
-        response
+        let body = json!({ "error": Value::Object(error) }).to_string();
+        response.body(Body::Text(body)).expect("static headers are valid")
     }
 }
 

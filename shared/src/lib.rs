@@ -1,29 +1,24 @@
-//! The library every function shares: configuration, clients, the tier table, sessions, users,
-//! usage, and the HTTP error mapping.
+//! The library every function shares, in layers that only look down:
+//!
+//! - [`http`]: the edge — the router (authentication, CSRF, rate limit, error mapping), request
+//!   parsing and responses;
+//! - [`flows`]: orchestration of one use case over the few adapters it needs;
+//! - [`domain`]: the rules, as plain values and functions with no I/O;
+//! - [`store`] and [`upstream`]: adapters — our tables, bucket and cache; Stripe, ElevenLabs, the IdP.
+//!
+//! [`app`] assembles the clients once per cold start; [`config`] is read once from the
+//! environment. `docs/architecture.md` walks a request through the layers.
 
 pub mod app;
-pub mod auth;
-pub mod aws;
-pub mod billing;
-pub mod cache;
 pub mod clock;
 pub mod config;
-pub mod dynamo;
+pub mod domain;
 pub mod error;
-pub mod expiry;
+pub mod flows;
 pub mod http;
-pub mod ids;
-pub mod outbound;
-pub mod presets;
-pub mod quota;
-pub mod ratelimit;
-pub mod recordings;
-pub mod secrets;
+pub mod store;
 pub mod telemetry;
-pub mod tiers;
-pub mod tts;
-pub mod usage;
-pub mod users;
+pub mod upstream;
 
-pub use app::{App, Caller};
+pub use app::App;
 pub use error::ApiError;

@@ -12,20 +12,20 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use http::{HeaderMap, Method};
 use lambda_http::{Body, http::Request};
 use local_api::Router;
-use rand::RngCore;
 use redis::AsyncCommands;
 use serde_json::Value;
-use shared::{
+use voice_core::{
     App,
-    auth::{
-        SessionToken,
-        session::{COOKIE_NAME, ClientInfo, redis_key},
-    },
     clock::Clock,
     config::{Config, Secret},
-    ids::UserId,
-    tiers::Tier,
-    users::Profile,
+    domain::{
+        ids::{Email, UserId, random_hex},
+        session::{COOKIE_NAME, ClientInfo, SessionToken},
+        tiers::Tier,
+        user::Profile,
+    },
+    flows::signin::{SignedIn, open_session},
+    store::{aws, sessions::redis_key},
 };
 
 pub const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
@@ -42,6 +42,9 @@ pub const DEAD_ENDPOINT: &str = "http://127.0.0.1:1";
 
 pub struct TestApp {
     pub app: Arc<App>,
+    /// Raw clients for what tests check or arrange behind the adapters' backs.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
     router: Router,
 }
 
@@ -74,9 +77,11 @@ impl Builder {
     }
 
     pub async fn spawn(self) -> TestApp {
+        let sdk = aws::sdk_config(&self.config.aws).await;
+        let (dynamodb, s3) = (aws::dynamodb(&sdk), aws::s3(&sdk, &self.config.aws));
         let app = Arc::new(App::new(self.config, self.clock).await.expect("the app builds"));
         let router = Router::from_template_file(app.clone(), TEMPLATE).expect("template routes match the local API");
-        TestApp { app, router }
+        TestApp { app, dynamodb, s3, router }
     }
 }
 
@@ -161,10 +166,7 @@ pub fn stack_config() -> Config {
 }
 
 pub fn unique(prefix: &str) -> String {
-    let mut bytes = [0u8; 8];
-    rand::rng().fill_bytes(&mut bytes);
-    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{suffix}")
+    format!("{prefix}{}", random_hex::<8>())
 }
 
 impl TestApp {
@@ -184,19 +186,24 @@ impl TestApp {
     pub async fn sign_in(&self, tier: Tier) -> User {
         let id = UserId::parse(unique("auth0|test-")).unwrap();
         let email = format!("{}@example.test", unique("user-"));
-        let profile = Profile { user_id: id.clone(), email: email.clone(), name: Some("Test User".into()) };
+        let profile =
+            Profile { user_id: id.clone(), email: Email::parse(&email).unwrap(), name: Some("Test User".into()) };
         let client = ClientInfo { ip_address: Some("127.0.0.1".into()), user_agent: Some("harness".into()) };
-        let signed = self.app.sign_in(&profile, &client).await.expect("sign-in works");
+        let signed = self.open_session(&profile, &client).await.expect("sign-in works");
         if tier != Tier::Free {
             self.set_user(&id, &[("subscriptionTier", AttributeValue::S(tier.as_str().into()))]).await;
         }
         User { id, email, csrf: signed.token.csrf_token(), token: signed.token }
     }
 
+    /// Signs a verified profile in, the way the callback does after checking the ID token.
+    pub async fn open_session(&self, profile: &Profile, client: &ClientInfo) -> anyhow::Result<SignedIn> {
+        open_session(&self.app.users, &self.app.sessions, profile, client, self.app.clock.now()).await
+    }
+
     /// Sets attributes of a user row directly (standing in for features that write them).
     pub async fn set_user(&self, id: &UserId, fields: &[(&str, AttributeValue)]) {
         let mut update = self
-            .app
             .dynamodb
             .update_item()
             .table_name(&self.app.config.tables.users)
@@ -212,8 +219,7 @@ impl TestApp {
     }
 
     pub async fn session_item(&self, user: &User) -> Option<std::collections::HashMap<String, AttributeValue>> {
-        self.app
-            .dynamodb
+        self.dynamodb
             .get_item()
             .table_name(&self.app.config.tables.sessions)
             .key("sessionId", AttributeValue::S(user.session_key()))
@@ -281,7 +287,7 @@ impl TestApp {
         self.callback(back.query().unwrap_or(""), Some(&login.state_cookie)).await
     }
 
-    pub async fn user_row(&self, id: &str) -> Option<shared::users::User> {
+    pub async fn user_row(&self, id: &str) -> Option<voice_core::domain::user::User> {
         self.app.users.get(&UserId::parse(id).unwrap()).await.unwrap()
     }
 

@@ -6,14 +6,14 @@ use std::fs;
 use http::Method;
 use integration_tests::{TestApp, TestResponse, User, unique};
 use serde_json::{Value, json};
-use shared::{
-    billing::{
+use time::OffsetDateTime;
+use voice_core::{
+    domain::tiers::Tier,
+    upstream::stripe::{
         signature,
         types::{CheckoutSession, Event, PortalSession, Subscription, SubscriptionItem},
     },
-    tiers::Tier,
 };
-use time::OffsetDateTime;
 
 fn fixture(name: &str) -> Value {
     let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/stripe/fixtures3.json")).unwrap();
@@ -35,7 +35,7 @@ fn the_stripe_shapes_we_read_parse() {
     assert!(checkout.id.starts_with("cs_"));
     let portal: PortalSession = serde_json::from_value(fixture("billing_portal.session")).unwrap();
     assert!(portal.url.starts_with("https://"));
-    let customer: shared::billing::stripe::Customer = serde_json::from_value(fixture("customer")).unwrap();
+    let customer: voice_core::upstream::stripe::client::Customer = serde_json::from_value(fixture("customer")).unwrap();
     assert!(customer.id.starts_with("cus_"));
 
     let event: Event = serde_json::from_value(fixture("event")).unwrap();
@@ -268,7 +268,7 @@ async fn a_price_that_is_not_configured_never_grants_a_tier() {
     .await;
     let customer = app.app.users.get(&user.id).await.unwrap().unwrap();
     let customer =
-        shared::billing::customers::ensure_customer(&app.app.users, app.app.stripe().await.unwrap(), &customer)
+        voice_core::flows::customers::ensure_customer(&app.app.users, app.app.stripe().await.unwrap(), &customer)
             .await
             .unwrap();
     app.add_card(&customer, "4242424242424242").await;
@@ -325,7 +325,6 @@ async fn bad_deliveries_are_refused_and_write_nothing() {
     }
 
     let recorded = app
-        .app
         .dynamodb
         .get_item()
         .table_name(&app.app.config.tables.webhook_events)

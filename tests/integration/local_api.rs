@@ -66,3 +66,35 @@ async fn every_http_event_file_is_a_template_route_and_reaches_its_handler() {
     }
     assert!(seen >= 10, "only {seen} HTTP event files");
 }
+
+#[tokio::test]
+async fn template_route_tables_and_local_api_agree() {
+    let template = routes_from_template(&fs::read_to_string(TEMPLATE).unwrap()).unwrap();
+    assert_eq!(local_api::parity_problems(&template), Vec::<String>::new());
+
+    let declared: BTreeSet<(String, String)> = template.iter().map(|r| (r.binary.clone(), r.key())).collect();
+    let tables: BTreeSet<(String, String)> = local_api::FUNCTIONS
+        .iter()
+        .flat_map(|(binary, table)| table.iter().map(|route| (binary.to_string(), route.key.to_owned())))
+        .collect();
+    let app = TestApp::spawn().await;
+    let served: BTreeSet<(String, String)> = app.router().routes().map(|r| (r.binary.clone(), r.key())).collect();
+    assert_eq!(tables, declared, "the functions' route tables and template.yaml");
+    assert_eq!(served, declared, "the local API and template.yaml");
+}
+
+#[test]
+fn a_route_missing_on_either_side_is_reported() {
+    let yaml = fs::read_to_string(TEMPLATE).unwrap();
+    let mut routes = routes_from_template(&yaml).unwrap();
+    let dropped = routes.pop().unwrap();
+    let problems = local_api::parity_problems(&routes);
+    assert!(problems.iter().any(|p| p.contains(&dropped.key())), "{problems:?}");
+
+    let mut extra = routes_from_template(&yaml).unwrap();
+    let mut unknown = extra[0].clone();
+    unknown.path = "/nowhere".into();
+    extra.push(unknown);
+    let problems = local_api::parity_problems(&extra);
+    assert!(problems.iter().any(|p| p.contains("/nowhere") && p.contains("lacks it")), "{problems:?}");
+}

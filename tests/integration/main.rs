@@ -1,5 +1,8 @@
 //! Integration tests against the local stack; one binary so it links once.
 
+// The AWS SDK's config loader nests deeply; the harness awaits it beside the app's own.
+#![recursion_limit = "256"]
+
 mod billing;
 mod local_api;
 mod recordings;

@@ -9,13 +9,17 @@ use aws_sdk_s3::primitives::ByteStream;
 use integration_tests::{EVENTS, SAMPLE_MP3, TestApp, User, VOICE, download, unique};
 use redis::AsyncCommands;
 use serde_json::json;
-use shared::{
-    auth::session::redis_key,
-    recordings::{Recording, RecordingId, timestamp},
-    tiers::Tier,
-    usage::UsagePeriod,
-};
 use time::{Duration, OffsetDateTime};
+use voice_core::{
+    clock::timestamp,
+    domain::{
+        audio::{AudioType, RecordingSource},
+        ids::RecordingId,
+        tiers::Tier,
+        usage::UsagePeriod,
+    },
+    store::{recordings::Recording, sessions::redis_key},
+};
 
 async fn generate(app: &TestApp, user: &User) -> String {
     let response = app.post("/tts", user, Some(&json!({ "voiceId": VOICE, "text": "Keep me" }))).await;
@@ -24,12 +28,12 @@ async fn generate(app: &TestApp, user: &User) -> String {
 }
 
 async fn object_exists(app: &TestApp, key: &str) -> bool {
-    app.app.s3.head_object().bucket(&app.app.config.audio_bucket).key(key).send().await.is_ok()
+    app.s3.head_object().bucket(&app.app.config.audio_bucket).key(key).send().await.is_ok()
 }
 
 async fn put_object(app: &TestApp, key: &str) {
     let bucket = &app.app.config.audio_bucket;
-    app.app.s3.put_object().bucket(bucket).key(key).body(ByteStream::from_static(SAMPLE_MP3)).send().await.unwrap();
+    app.s3.put_object().bucket(bucket).key(key).body(ByteStream::from_static(SAMPLE_MP3)).send().await.unwrap();
 }
 
 #[tokio::test]
@@ -72,7 +76,7 @@ async fn favourites_keep_their_audio_and_unfavouring_brings_expiry_back() {
     let listed = app.get("/recordings?favouritesOnly=true", &user).await;
     assert_eq!(listed.body["items"][0]["recordingId"], id.as_str());
     let key = format!("{}/{id}.mp3", user.id);
-    let tags = app.app.s3.get_object_tagging().bucket(&app.app.config.audio_bucket).key(&key).send().await.unwrap();
+    let tags = app.s3.get_object_tagging().bucket(&app.app.config.audio_bucket).key(&key).send().await.unwrap();
     assert_eq!(tags.tag_set()[0].value(), "kept");
 
     let back = app.patch(&path, &user, &json!({ "isFavorite": false })).await;
@@ -116,12 +120,12 @@ async fn pages_of_twenty_over_forty_five_recordings_have_no_gaps_or_duplicates()
             text: Some(format!("number {i}")),
             preset_used: None,
             audio_config: None,
-            content_type: "audio/mpeg".into(),
-            s3_key: Recording::s3_key_for(&user.id, &id, "audio/mpeg"),
+            content_type: AudioType::Mpeg,
+            s3_key: Recording::s3_key_for(&user.id, &id, AudioType::Mpeg),
             is_favorite: false,
             created_at: timestamp(at),
             expires_at: Some(at.unix_timestamp() + 3600),
-            source: "tts".into(),
+            source: RecordingSource::Tts,
         };
         app.app.recordings.put(&recording).await.unwrap();
         made.push(id.to_string());

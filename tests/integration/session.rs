@@ -6,8 +6,11 @@ use http::Method;
 use integration_tests::TestApp;
 use redis::AsyncCommands;
 use serde_json::json;
-use shared::{auth::session::redis_key, tiers::Tier};
 use time::Duration;
+use voice_core::{
+    domain::{ids::Email, tiers::Tier, user::Profile},
+    store::sessions::redis_key,
+};
 
 #[tokio::test]
 async fn a_valid_cookie_returns_the_user_and_refreshes_the_redis_ttl() {
@@ -197,8 +200,8 @@ async fn logout_with_dynamodb_down_still_ends_the_session() {
 async fn every_sign_in_gets_a_new_session_id() {
     let app = TestApp::spawn().await;
     let first = app.sign_in(Tier::Free).await;
-    let profile = shared::users::Profile { user_id: first.id.clone(), email: first.email.clone(), name: None };
-    let again = app.app.sign_in(&profile, &Default::default()).await.unwrap();
+    let profile = Profile { user_id: first.id.clone(), email: Email::parse(&first.email).unwrap(), name: None };
+    let again = app.open_session(&profile, &Default::default()).await.unwrap();
     assert_ne!(again.token, first.token);
     assert_ne!(again.token.key(), first.session_key());
     assert_eq!(again.user.id, first.id);

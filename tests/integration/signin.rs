@@ -10,7 +10,7 @@ use integration_tests::{
     query_param, unique,
 };
 use serde_json::Value;
-use shared::tiers::Tier;
+use voice_core::domain::tiers::Tier;
 
 const APP: &str = "http://localhost:5173/";
 

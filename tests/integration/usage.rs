@@ -3,8 +3,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::Method;
 use integration_tests::TestApp;
-use shared::{tiers::Tier, usage::UsagePeriod};
 use time::OffsetDateTime;
+use voice_core::domain::{tiers::Tier, usage::UsagePeriod};
 
 fn counter(period: UsagePeriod, used: u32) -> [(&'static str, AttributeValue); 2] {
     [

@@ -7,8 +7,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::{SAMPLE_MP3, TestApp, TestResponse, User, VOICE, download, unique};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
-use shared::{ratelimit, tiers::Tier, usage::UsagePeriod};
 use time::OffsetDateTime;
+use voice_core::{
+    domain::{tiers::Tier, usage::UsagePeriod},
+    store::rate_limit as ratelimit,
+};
 
 fn speak(voice: &str) -> Value {
     json!({ "voiceId": voice, "text": "Hello there." })

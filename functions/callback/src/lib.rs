@@ -1,47 +1,53 @@
 //! `GET /auth/callback?code&state`: completes the sign-in and opens a session. Every failure
 //! redirects to the app with `authError=<code>` and leaves no session behind.
 
-use lambda_http::{Body, Request, Response, http::Method};
-use shared::{
-    App,
-    auth::{
-        session::{ClientInfo, session_cookie},
-        signin::{self, CallbackQuery, STATE_COOKIE},
+use voice_core::{
+    domain::session::ClientInfo,
+    flows::signin::{CallbackQuery, SignIn, SignInFailure},
+    http::{
+        Ctx, HttpResult, Route, cookie,
+        cookies::{STATE_COOKIE, session_cookie, state_cookie},
+        header, query, redirect, source_ip,
     },
-    http::{self, HttpResult},
+    route,
 };
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let request_id = http::request_id(&req);
-    let result = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/auth/callback") => callback(app, &req).await,
-        _ => Err(http::no_route(&req)),
-    };
-    http::finish(&request_id, result)
-}
+pub const ROUTES: &[Route] = &[route!("GET /auth/callback", public: callback)];
 
 #[tracing::instrument(skip_all)]
-async fn callback(app: &App, req: &Request) -> HttpResult {
-    let query = CallbackQuery {
-        code: http::query(req, "code"),
-        state: http::query(req, "state"),
-        error: http::query(req, "error"),
-    };
-    let client =
-        ClientInfo { ip_address: http::source_ip(req), user_agent: http::header(req, "user-agent").map(String::from) };
-    let clear_state = signin::state_cookie(app, "", 0);
+async fn callback(ctx: Ctx<'_>) -> HttpResult {
+    let (app, req) = (ctx.app, ctx.req);
+    let query = CallbackQuery { code: query(req, "code"), state: query(req, "state"), error: query(req, "error") };
+    let client = ClientInfo { ip_address: source_ip(req), user_agent: header(req, "user-agent").map(String::from) };
+    let clear_state = state_cookie(app.sessions.policy(), "", 0);
 
-    match signin::complete(app, &query, http::cookie(req, STATE_COOKIE), &client).await {
+    let completed = match app.auth0_client_secret().await {
+        Ok(client_secret) => {
+            let stripe = app.stripe().await.inspect_err(|e| tracing::warn!(error = format!("{e:#}"))).ok();
+            let sign_in = SignIn {
+                idp: &app.idp,
+                attempts: &app.login_attempts,
+                users: &app.users,
+                sessions: &app.sessions,
+                client_secret,
+                stripe,
+                web: &app.config.web,
+            };
+            sign_in.complete(&query, cookie(req, STATE_COOKIE), &client, app.clock.now()).await
+        }
+        Err(error) => Err(SignInFailure::Internal(error)),
+    };
+    match completed {
         Ok(done) => {
             tracing::info!(user_id = %done.signed_in.user.id, "signed in");
             let cookie = session_cookie(&done.signed_in.token, app.sessions.policy());
-            Ok(http::redirect(&done.return_to, &[cookie, clear_state]))
+            Ok(redirect(&done.return_to, &[cookie, clear_state]))
         }
         Err(failure) => {
             tracing::warn!(code = failure.code(), error = %error_chain(&failure), "sign-in refused");
             let mut to = app.config.web.app_url.clone();
             to.query_pairs_mut().append_pair("authError", failure.code());
-            Ok(http::redirect(&to, &[clear_state]))
+            Ok(redirect(&to, &[clear_state]))
         }
     }
 }

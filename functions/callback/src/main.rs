@@ -1,14 +1,14 @@
 use lambda_http::{Error, run, service_fn};
-use shared::App;
+use voice_core::{App, http::router};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    voice_core::telemetry::init();
     let app = App::from_env().await?;
     // Secrets and discovery during init, so the first sign-in does not wait for them.
     tokio::try_join!(app.auth0_client_secret(), app.stripe())?;
     if let Err(error) = app.idp.metadata().await {
         tracing::warn!(%error, "OIDC discovery failed during init; retrying on first use");
     }
-    run(service_fn(|req| async { Ok::<_, Error>(callback::handle(&app, req).await) })).await
+    run(service_fn(|req| async { Ok::<_, Error>(router::serve(&app, callback::ROUTES, req).await) })).await
 }

@@ -1,26 +1,21 @@
 //! `GET /billing/plans` (public) and `POST /billing/checkout` (a Stripe Checkout Session).
 
-use lambda_http::{
-    Body, Request, Response,
-    http::{Method, StatusCode},
-};
 use serde::Deserialize;
-use shared::{
-    ApiError, App,
-    billing::{customers::ensure_customer, plans::plans, stripe::NewCheckout, sync::grants_access},
+use voice_core::{
+    ApiError,
     config::Interval,
-    http::{self, HttpResult},
-    tiers::Tier,
+    domain::{plans::plans, tiers::Tier},
+    flows::customers::ensure_customer,
+    http::{Caller, Ctx, HttpResult, Route, json_body, ok},
+    route,
+    upstream::stripe::client::NewCheckout,
 };
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let request_id = http::request_id(&req);
-    let result = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/billing/plans") => http::ok(&serde_json::json!({ "plans": plans(&app.config.billing) })),
-        (&Method::POST, "/billing/checkout") => checkout(app, &req).await,
-        _ => Err(http::no_route(&req)),
-    };
-    http::finish(&request_id, result)
+pub const ROUTES: &[Route] =
+    &[route!("GET /billing/plans", public: list_plans), route!("POST /billing/checkout", user: checkout)];
+
+async fn list_plans(ctx: Ctx<'_>) -> HttpResult {
+    ok(&serde_json::json!({ "plans": plans(&ctx.app.config.billing) }))
 }
 
 #[derive(Deserialize)]
@@ -31,11 +26,13 @@ struct CheckoutBody {
 }
 
 #[tracing::instrument(skip_all)]
-async fn checkout(app: &App, req: &Request) -> HttpResult {
-    let caller = app.caller(req).await?;
-    let body: CheckoutBody = http::json_body(req, 1024)?;
-    let tier: Tier =
-        body.tier.parse().map_err(|e: shared::tiers::UnknownTier| ApiError::validation("tier", e.to_string()))?;
+async fn checkout(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let body: CheckoutBody = json_body(ctx.req, 1024)?;
+    let tier: Tier = body
+        .tier
+        .parse()
+        .map_err(|e: voice_core::domain::tiers::UnknownTier| ApiError::validation("tier", e.to_string()))?;
     if tier == Tier::Free {
         return Err(ApiError::validation("tier", "FREE needs no checkout; cancel in the billing portal instead"));
     }
@@ -44,7 +41,7 @@ async fn checkout(app: &App, req: &Request) -> HttpResult {
         ApiError::validation("interval", format!("{tier} is not offered {interval:?}ly").to_lowercase())
     })?;
     let user = &caller.user;
-    if user.tier == tier && user.subscription_status.as_deref().is_some_and(grants_access) {
+    if user.tier == tier && user.has_live_subscription() {
         return Err(ApiError::Conflict(format!(
             "you already have {tier}; change or cancel it in the billing portal (POST /billing/portal)"
         )));
@@ -70,8 +67,7 @@ async fn checkout(app: &App, req: &Request) -> HttpResult {
             cancel_url: billing.checkout_cancel_url.as_str(),
             idempotency_key: &idempotency_key,
         })
-        .await
-        .map_err(|e| ApiError::Upstream { service: "Stripe", temporary: true, source: e.into() })?;
+        .await?;
     let url = session.url.ok_or_else(|| anyhow::anyhow!("Stripe returned a session without a URL"))?;
-    Ok(http::json(StatusCode::OK, &serde_json::json!({ "sessionUrl": url })))
+    ok(&serde_json::json!({ "sessionUrl": url }))
 }

@@ -1,10 +1,10 @@
 use lambda_http::{Error, run, service_fn};
-use shared::App;
+use voice_core::{App, http::router};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    voice_core::telemetry::init();
     let app = App::from_env().await?;
     app.stripe().await?;
-    run(service_fn(|req| async { Ok::<_, Error>(checkout::handle(&app, req).await) })).await
+    run(service_fn(|req| async { Ok::<_, Error>(router::serve(&app, checkout::ROUTES, req).await) })).await
 }

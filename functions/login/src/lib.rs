@@ -1,23 +1,18 @@
 //! `GET /auth/login?returnTo=`: starts the OIDC authorization code flow (state, nonce, PKCE).
 
-use lambda_http::{Body, Request, Response, http::Method};
-use shared::{
-    App,
-    auth::signin,
-    http::{self, HttpResult},
+use voice_core::{
+    flows::signin,
+    http::{Ctx, HttpResult, Route, cookies::state_cookie, query, redirect},
+    route,
+    store::login_attempts::LOGIN_TTL_SECS,
 };
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let request_id = http::request_id(&req);
-    let result = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/auth/login") => login(app, &req).await,
-        _ => Err(http::no_route(&req)),
-    };
-    http::finish(&request_id, result)
-}
+pub const ROUTES: &[Route] = &[route!("GET /auth/login", public: login)];
 
 #[tracing::instrument(skip_all)]
-async fn login(app: &App, req: &Request) -> HttpResult {
-    let started = signin::begin(app, http::query(req, "returnTo")).await?;
-    Ok(http::redirect(&started.location, &[started.state_cookie]))
+async fn login(ctx: Ctx<'_>) -> HttpResult {
+    let app = ctx.app;
+    let started = signin::begin(&app.idp, &app.login_attempts, &app.config.web, query(ctx.req, "returnTo")).await?;
+    let cookie = state_cookie(app.sessions.policy(), &started.state, LOGIN_TTL_SECS);
+    Ok(redirect(&started.location, &[cookie]))
 }

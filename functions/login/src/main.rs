@@ -1,12 +1,12 @@
 use lambda_http::{Error, run, service_fn};
-use shared::App;
+use voice_core::{App, http::router};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    voice_core::telemetry::init();
     let app = App::from_env().await?;
     if let Err(error) = app.idp.metadata().await {
         tracing::warn!(%error, "OIDC discovery failed during init; retrying on first use");
     }
-    run(service_fn(|req| async { Ok::<_, Error>(login::handle(&app, req).await) })).await
+    run(service_fn(|req| async { Ok::<_, Error>(router::serve(&app, login::ROUTES, req).await) })).await
 }

@@ -1,49 +1,39 @@
 //! `GET/POST /recordings`, `GET/PATCH/DELETE /recordings/{id}`. Everything is scoped to the
 //! caller: another user's recording id is NOT_FOUND, exactly like one that never existed.
 
-use lambda_http::{
-    Body, Request, RequestExt, Response,
-    http::{Method, StatusCode},
-};
 use serde::{Deserialize, Serialize};
-use shared::{
-    ApiError, App, Caller,
-    http::{self, HttpResult},
-    recordings::{self, AUDIO_TYPES, Recording, RecordingId, timestamp},
+use voice_core::{
+    ApiError,
+    clock::timestamp,
+    domain::{
+        audio::{AudioType, RecordingSource},
+        ids::RecordingId,
+    },
+    http::{Caller, Ctx, HttpResult, Route, created, json_body, ok, path_param, query},
+    route,
+    store::recordings::{self, Recording},
 };
 
 pub const MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024;
 const MAX_PAGE: u32 = 100;
 const DEFAULT_PAGE: u32 = 20;
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let request_id = http::request_id(&req);
-    let path = req.uri().path().to_owned();
-    let result = match (req.method(), path.as_str()) {
-        (&Method::GET, "/recordings") => list(app, &req).await,
-        (&Method::POST, "/recordings") => create_upload(app, &req).await,
-        (method, p) if p.starts_with("/recordings/") => match *method {
-            Method::GET => read(app, &req).await,
-            Method::PATCH => set_favorite(app, &req).await,
-            Method::DELETE => delete(app, &req).await,
-            _ => Err(http::no_route(&req)),
-        },
-        _ => Err(http::no_route(&req)),
-    };
-    http::finish(&request_id, result)
-}
+pub const ROUTES: &[Route] = &[
+    route!("GET /recordings", user: list),
+    route!("POST /recordings", user: create_upload),
+    route!("GET /recordings/{id}", user: read),
+    route!("PATCH /recordings/{id}", user: set_favorite),
+    route!("DELETE /recordings/{id}", user: delete),
+];
 
 /// The caller's recording named by the path, or NOT_FOUND.
-async fn owned(app: &App, req: &Request, caller: &Caller) -> Result<Recording, ApiError> {
-    let id = recording_id(req)?;
-    app.recordings.get(&caller.user.id, &id).await?.ok_or_else(|| ApiError::not_found("recording"))
+async fn owned(ctx: Ctx<'_>, caller: &Caller) -> Result<Recording, ApiError> {
+    let id = recording_id(ctx)?;
+    ctx.app.recordings.get(&caller.user.id, &id).await?.ok_or_else(|| ApiError::not_found("recording"))
 }
 
-fn recording_id(req: &Request) -> Result<RecordingId, ApiError> {
-    req.path_parameters_ref()
-        .and_then(|p| p.first("id"))
-        .and_then(RecordingId::parse)
-        .ok_or_else(|| ApiError::not_found("recording"))
+fn recording_id(ctx: Ctx<'_>) -> Result<RecordingId, ApiError> {
+    path_param(ctx.req, "id").and_then(RecordingId::parse).ok_or_else(|| ApiError::not_found("recording"))
 }
 
 #[derive(Serialize)]
@@ -55,9 +45,9 @@ struct WithAudio {
 }
 
 #[tracing::instrument(skip_all)]
-async fn list(app: &App, req: &Request) -> HttpResult {
-    let caller = app.caller(req).await?;
-    let limit = match http::query(req, "limit") {
+async fn list(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let (app, req) = (ctx.app, ctx.req);
+    let limit = match query(req, "limit") {
         None => DEFAULT_PAGE,
         Some(raw) => raw
             .parse()
@@ -65,19 +55,19 @@ async fn list(app: &App, req: &Request) -> HttpResult {
             .filter(|l| (1..=MAX_PAGE).contains(l))
             .ok_or_else(|| ApiError::validation("limit", format!("must be a whole number from 1 to {MAX_PAGE}")))?,
     };
-    let cursor = http::query(req, "cursor")
+    let cursor = query(req, "cursor")
         .map(|raw| {
             recordings::parse_cursor(raw).ok_or_else(|| ApiError::validation("cursor", "is not a cursor from this API"))
         })
         .transpose()?;
-    let favourites_only = match http::query(req, "favouritesOnly") {
+    let favourites_only = match query(req, "favouritesOnly") {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(ApiError::validation("favouritesOnly", "must be true or false")),
     };
     let now = app.clock.now().unix_timestamp();
     let page = app.recordings.list(&caller.user.id, limit, cursor.as_ref(), favourites_only, now).await?;
-    http::ok(&page)
+    ok(&page)
 }
 
 #[derive(Deserialize)]
@@ -102,13 +92,13 @@ struct Upload {
 /// Creates a recording for audio recorded in the browser, and a presigned PUT for exactly that
 /// object, type and size.
 #[tracing::instrument(skip_all)]
-async fn create_upload(app: &App, req: &Request) -> HttpResult {
-    let caller = app.caller(req).await?;
-    let body: UploadBody = http::json_body(req, 8 * 1024)?;
-    if !AUDIO_TYPES.iter().any(|(t, _)| *t == body.content_type) {
-        let allowed: Vec<&str> = AUDIO_TYPES.iter().map(|(t, _)| *t).collect();
-        return Err(ApiError::validation("contentType", format!("must be one of {}", allowed.join(", "))));
-    }
+async fn create_upload(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let body: UploadBody = json_body(ctx.req, 8 * 1024)?;
+    let content_type: AudioType = body
+        .content_type
+        .parse()
+        .map_err(|e: voice_core::domain::audio::UnknownAudioType| ApiError::validation("contentType", e.to_string()))?;
     if body.size_bytes == 0 || body.size_bytes > MAX_UPLOAD_BYTES {
         return Err(ApiError::validation("sizeBytes", format!("must be from 1 to {MAX_UPLOAD_BYTES} bytes")));
     }
@@ -120,8 +110,8 @@ async fn create_upload(app: &App, req: &Request) -> HttpResult {
 
     let now = app.clock.now();
     let id = RecordingId::generate(now);
-    let s3_key = Recording::s3_key_for(&caller.user.id, &id, &body.content_type);
-    let upload_url = app.audio.upload_url(&s3_key, &body.content_type, body.size_bytes).await?;
+    let s3_key = Recording::s3_key_for(&caller.user.id, &id, content_type);
+    let upload_url = app.audio.upload_url(&s3_key, content_type, body.size_bytes).await?;
     let recording = Recording {
         recording_id: id.clone(),
         user_id: caller.user.id.clone(),
@@ -130,32 +120,28 @@ async fn create_upload(app: &App, req: &Request) -> HttpResult {
         text: body.text,
         preset_used: None,
         audio_config: None,
-        content_type: body.content_type.clone(),
+        content_type,
         s3_key,
         is_favorite: false,
         created_at: timestamp(now),
         expires_at: Some(now.unix_timestamp() + app.config.voice.recording_ttl.as_secs() as i64),
-        source: "upload".to_owned(),
+        source: RecordingSource::Upload,
     };
     app.recordings.put(&recording).await?;
-    Ok(http::json(
-        StatusCode::CREATED,
-        &Upload {
-            recording_id: id,
-            upload_url,
-            method: "PUT",
-            headers: serde_json::json!({ "content-type": body.content_type, "x-amz-tagging": "retention=temporary" }),
-            expires_in: app.audio.presign_ttl().as_secs(),
-        },
-    ))
+    created(&Upload {
+        recording_id: id,
+        upload_url,
+        method: "PUT",
+        headers: serde_json::json!({ "content-type": content_type, "x-amz-tagging": "retention=temporary" }),
+        expires_in: app.audio.presign_ttl().as_secs(),
+    })
 }
 
 #[tracing::instrument(skip_all)]
-async fn read(app: &App, req: &Request) -> HttpResult {
-    let caller = app.caller(req).await?;
-    let recording = owned(app, req, &caller).await?;
-    let audio_url = app.audio.download_url(&recording.s3_key).await?;
-    http::ok(&WithAudio { recording, audio_url })
+async fn read(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let recording = owned(ctx, &caller).await?;
+    let audio_url = ctx.app.audio.download_url(&recording.s3_key).await?;
+    ok(&WithAudio { recording, audio_url })
 }
 
 #[derive(Deserialize)]
@@ -165,10 +151,10 @@ struct FavoriteBody {
 }
 
 #[tracing::instrument(skip_all)]
-async fn set_favorite(app: &App, req: &Request) -> HttpResult {
-    let caller = app.caller(req).await?;
-    let id = recording_id(req)?;
-    let body: FavoriteBody = http::json_body(req, 1024)?;
+async fn set_favorite(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let id = recording_id(ctx)?;
+    let body: FavoriteBody = json_body(ctx.req, 1024)?;
     let expires_at = app.clock.now().unix_timestamp() + app.config.voice.recording_ttl.as_secs() as i64;
     let recording = app
         .recordings
@@ -179,14 +165,14 @@ async fn set_favorite(app: &App, req: &Request) -> HttpResult {
     if let Err(error) = app.audio.set_retention(&recording.s3_key, body.is_favorite).await {
         tracing::warn!(error = format!("{error:#}"), "could not retag the audio");
     }
-    http::ok(&recording)
+    ok(&recording)
 }
 
 #[tracing::instrument(skip_all)]
-async fn delete(app: &App, req: &Request) -> HttpResult {
-    let caller = app.caller(req).await?;
-    let recording = owned(app, req, &caller).await?;
+async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let recording = owned(ctx, &caller).await?;
     app.audio.delete(&recording.s3_key).await?;
     app.recordings.delete(&caller.user.id, &recording.recording_id).await?;
-    Ok(http::json(StatusCode::OK, &serde_json::json!({ "deleted": recording.recording_id })))
+    ok(&serde_json::json!({ "deleted": recording.recording_id }))
 }

@@ -1,10 +1,10 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::App;
+use voice_core::App;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    voice_core::telemetry::init();
     let app = App::from_env().await?;
     run(service_fn(|event: LambdaEvent<EventBridgeEvent>| async {
         reset::handle(&app, event.payload).await.map_err(Error::from)

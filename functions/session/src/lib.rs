@@ -1,23 +1,16 @@
 //! `GET /auth/session` (who am I) and `POST /auth/logout`.
 
-use lambda_http::{Body, Request, Response, http::Method};
+use lambda_http::http::StatusCode;
 use serde::Serialize;
-use shared::{
-    ApiError, App,
-    auth::session::cleared_cookie,
-    http::{self, HttpResult},
-    users::UserView,
+use voice_core::{
+    ApiError,
+    domain::{session::Session, user::UserView},
+    http::{Caller, Ctx, HttpResult, Route, cookies::cleared_cookie, json, ok},
+    route,
 };
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let request_id = http::request_id(&req);
-    let result = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/auth/session") => current(app, &req).await,
-        (&Method::POST, "/auth/logout") => logout(app, &req).await,
-        _ => Err(http::no_route(&req)),
-    };
-    http::finish(&request_id, result)
-}
+pub const ROUTES: &[Route] =
+    &[route!("GET /auth/session", user: current), route!("POST /auth/logout", session: logout)];
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,10 +22,9 @@ struct CurrentSession {
 }
 
 #[tracing::instrument(skip_all)]
-async fn current(app: &App, req: &Request) -> HttpResult {
-    let caller = app.caller(req).await?;
-    http::ok(&CurrentSession {
-        user: caller.user.view(app.clock.now()),
+async fn current(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    ok(&CurrentSession {
+        user: caller.user.view(ctx.app.clock.now()),
         csrf_token: caller.session.csrf_token,
         session_expires_at: caller.session.absolute_expires_at,
     })
@@ -41,16 +33,15 @@ async fn current(app: &App, req: &Request) -> HttpResult {
 /// Ends the session in both stores (it succeeds while either is up), clears the cookie, and
 /// hands back the IdP's logout URL so the browser ends the Auth0 session too.
 #[tracing::instrument(skip_all)]
-async fn logout(app: &App, req: &Request) -> HttpResult {
-    let session = app.session(req).await?;
+async fn logout(ctx: Ctx<'_>, session: Session) -> HttpResult {
+    let app = ctx.app;
     app.sessions.end(&session, app.clock.now()).await.map_err(|source| ApiError::Upstream {
         service: "session store",
         temporary: true,
         source,
     })?;
     let logout_url = app.idp.logout_url(&app.config.web.app_url).await;
-    let mut response =
-        http::json(lambda_http::http::StatusCode::OK, &serde_json::json!({ "logoutUrl": logout_url.as_str() }));
+    let mut response = json(StatusCode::OK, &serde_json::json!({ "logoutUrl": logout_url.as_str() }));
     let cookie = cleared_cookie(app.sessions.policy()).parse().expect("cookie text is a valid header value");
     response.headers_mut().insert("set-cookie", cookie);
     Ok(response)

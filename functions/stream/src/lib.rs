@@ -1,8 +1,12 @@
 //! DynamoDB stream consumer for the recordings and sessions tables: cleans up after TTL removals.
 
 use aws_lambda_events::event::{dynamodb::Event, streams::DynamoDbEventResponse};
-use shared::App;
+use voice_core::{
+    App,
+    flows::ttl_cleanup::{TtlCleanup, handle_batch},
+};
 
 pub async fn handle(app: &App, event: Event) -> DynamoDbEventResponse {
-    shared::expiry::handle_batch(app, event).await
+    let cleanup = TtlCleanup { tables: &app.config.tables, audio: &app.audio, sessions: &app.sessions };
+    handle_batch(&cleanup, event).await
 }

@@ -1,9 +1,9 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::App;
+use voice_core::App;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    voice_core::telemetry::init();
     let app = App::from_env().await?;
     run(service_fn(|event: LambdaEvent<_>| async { Ok::<_, Error>(stream::handle(&app, event.payload).await) })).await
 }

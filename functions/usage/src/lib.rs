@@ -1,30 +1,18 @@
 //! `GET /usage` (this period's usage against the tier's limit) and `GET /user/profile`.
 
-use lambda_http::{Body, Request, Response, http::Method};
-use shared::{
-    App,
-    http::{self, HttpResult},
-    usage::Usage,
+use voice_core::{
+    http::{Caller, Ctx, HttpResult, Route, ok},
+    route,
 };
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let request_id = http::request_id(&req);
-    let result = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/usage") => usage(app, &req).await,
-        (&Method::GET, "/user/profile") => profile(app, &req).await,
-        _ => Err(http::no_route(&req)),
-    };
-    http::finish(&request_id, result)
+pub const ROUTES: &[Route] = &[route!("GET /usage", user: usage), route!("GET /user/profile", user: profile)];
+
+#[tracing::instrument(skip_all)]
+async fn usage(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    ok(&caller.user.usage(ctx.app.clock.now()))
 }
 
 #[tracing::instrument(skip_all)]
-async fn usage(app: &App, req: &Request) -> HttpResult {
-    let caller = app.caller(req).await?;
-    http::ok(&Usage::of(&caller.user, app.clock.now()))
-}
-
-#[tracing::instrument(skip_all)]
-async fn profile(app: &App, req: &Request) -> HttpResult {
-    let caller = app.caller(req).await?;
-    http::ok(&caller.user.view(app.clock.now()))
+async fn profile(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    ok(&caller.user.view(ctx.app.clock.now()))
 }

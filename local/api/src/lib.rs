@@ -5,41 +5,69 @@
 
 mod template;
 
-use std::{collections::HashMap, future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use anyhow::{Context, bail};
 use base64::{Engine, prelude::BASE64_STANDARD};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Bytes, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
-use lambda_http::{
-    Body, Request, RequestExt, Response, lambda_runtime::Context as LambdaContext, request::RequestContext,
-};
-use rand::RngCore;
+use lambda_http::{Body, RequestExt, Response, lambda_runtime::Context as LambdaContext, request::RequestContext};
 use serde_json::{Value, json};
-use shared::{ApiError, App};
 use time::{OffsetDateTime, format_description::well_known::Rfc2822};
 use tokio::net::TcpListener;
 use tracing::Instrument;
+use voice_core::{
+    ApiError, App,
+    domain::ids::{hex, random_bytes},
+    http::router,
+};
 
 pub use template::{Route, routes_from_template};
 
-type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
-type Handler = fn(Arc<App>, Request) -> BoxFuture;
+/// Every HTTP function's route table, by the binary name its template entry builds.
+pub const FUNCTIONS: [(&str, &[voice_core::http::Route]); 11] = [
+    ("callback", callback::ROUTES),
+    ("checkout", checkout::ROUTES),
+    ("login", login::ROUTES),
+    ("portal", portal::ROUTES),
+    ("presets", presets::ROUTES),
+    ("recordings", recordings::ROUTES),
+    ("session", session::ROUTES),
+    ("tts", tts::ROUTES),
+    ("usage", usage::ROUTES),
+    ("voices", voices::ROUTES),
+    ("webhook", webhook::ROUTES),
+];
 
-/// Every HTTP function, by the binary name its template entry builds.
-fn handlers() -> HashMap<&'static str, Handler> {
-    HashMap::from([
-        ("callback", (|app, req| Box::pin(async move { callback::handle(&app, req).await })) as Handler),
-        ("checkout", |app, req| Box::pin(async move { checkout::handle(&app, req).await })),
-        ("login", |app, req| Box::pin(async move { login::handle(&app, req).await })),
-        ("portal", |app, req| Box::pin(async move { portal::handle(&app, req).await })),
-        ("webhook", |app, req| Box::pin(async move { webhook::handle(&app, req).await })),
-        ("recordings", |app, req| Box::pin(async move { recordings::handle(&app, req).await })),
-        ("tts", |app, req| Box::pin(async move { tts::handle(&app, req).await })),
-        ("session", |app, req| Box::pin(async move { session::handle(&app, req).await })),
-        ("usage", |app, req| Box::pin(async move { usage::handle(&app, req).await })),
-    ])
+/// Where the template, the functions' route tables and the local API disagree; empty when they
+/// agree. The template is the source of truth: each of its HTTP routes must be in the table of
+/// the binary it builds, and each table entry must be routed to that binary by the template.
+pub fn parity_problems(template: &[Route]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for route in template {
+        match FUNCTIONS.iter().find(|(binary, _)| *binary == route.binary) {
+            None => problems.push(format!(
+                "template.yaml routes {} to binary {:?}, which the local API does not serve",
+                route.key(),
+                route.binary
+            )),
+            Some((_, table)) if !table.iter().any(|r| r.key == route.key()) => problems.push(format!(
+                "template.yaml routes {} to {:?}, whose route table lacks it",
+                route.key(),
+                route.binary
+            )),
+            Some(_) => {}
+        }
+    }
+    for (binary, table) in FUNCTIONS {
+        for entry in table {
+            if !template.iter().any(|r| r.binary == binary && r.key() == entry.key) {
+                problems.push(format!("{binary:?} serves {}, which template.yaml does not route to it", entry.key));
+            }
+        }
+    }
+    problems
 }
 
 /// API Gateway's payload limit.
@@ -47,31 +75,24 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
 
 pub struct Router {
     app: Arc<App>,
-    routes: Vec<(Route, Handler)>,
+    routes: Vec<(Route, &'static [voice_core::http::Route])>,
 }
 
 impl Router {
     /// Pairs every template route with its handler. Fails when the template routes to a
     /// function the local API does not serve, or the local API serves one the template lacks.
     pub fn new(app: Arc<App>, routes: Vec<Route>) -> anyhow::Result<Self> {
-        let handlers = handlers();
-        let mut paired = Vec::with_capacity(routes.len());
-        for route in routes {
-            let Some(handler) = handlers.get(route.binary.as_str()) else {
-                bail!(
-                    "template.yaml routes {} {} to binary {:?}, which the local API does not serve",
-                    route.method,
-                    route.path,
-                    route.binary
-                );
-            };
-            paired.push((route, *handler));
+        let problems = parity_problems(&routes);
+        if !problems.is_empty() {
+            bail!("template.yaml and the functions' route tables disagree:\n  {}", problems.join("\n  "));
         }
-        for binary in handlers.keys() {
-            if !paired.iter().any(|(route, _)| route.binary == *binary) {
-                bail!("the local API serves binary {binary:?}, but template.yaml gives it no HTTP route");
-            }
-        }
+        let paired = routes
+            .into_iter()
+            .map(|route| {
+                let table = FUNCTIONS.iter().find(|(binary, _)| *binary == route.binary).map(|(_, t)| *t);
+                (route, table.expect("parity checked above"))
+            })
+            .collect();
         Ok(Self { app, routes: paired })
     }
 
@@ -108,13 +129,13 @@ impl Router {
             Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone().unwrap_or_default(),
             _ => String::new(),
         };
-        let Some((route, handler)) = self.routes.iter().find(|(route, _)| route.key() == route_key) else {
+        let Some((route, table)) = self.routes.iter().find(|(route, _)| route.key() == route_key) else {
             return ApiError::NotFound(format!("no route {route_key:?}")).into_response(request_id);
         };
         let mut context = LambdaContext::default();
         context.request_id = request_id.to_owned();
         let span = tracing::info_span!("local invoke", requestId = %request_id, binary = %route.binary);
-        handler(self.app.clone(), req.with_lambda_context(context)).instrument(span).await
+        router::serve(&self.app, table, req.with_lambda_context(context)).instrument(span).await
     }
 }
 
@@ -181,9 +202,7 @@ fn api_gateway_event(
 }
 
 fn new_request_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex(&random_bytes::<16>());
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 

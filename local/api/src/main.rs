@@ -2,13 +2,13 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use local_api::{Router, serve};
-use shared::App;
 use tokio::net::TcpListener;
+use voice_core::App;
 
 /// `make run`: the stack's environment comes from .local/stack.env (API_PORT picks the port).
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::telemetry::init();
+    voice_core::telemetry::init();
     let app = Arc::new(App::from_env().await?);
     let router = Arc::new(Router::from_template_file(app, "template.yaml")?);
     let port: u16 = std::env::var("API_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001);

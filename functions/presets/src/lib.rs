@@ -1,0 +1,34 @@
+//! Presets: `GET /presets` (the catalogue, marked by tier, and PREMIUM's saved ones),
+//! `POST /presets` and `DELETE /presets/{id}` (PREMIUM).
+
+use voice_core::{
+    ApiError,
+    domain::presets::{self, NewPreset},
+    flows::presets as saved,
+    http::{Caller, Ctx, HttpResult, Route, created, json_body, ok, path_param},
+    route,
+};
+
+pub const ROUTES: &[Route] = &[
+    route!("GET /presets", user: list),
+    route!("POST /presets", user: save),
+    route!("DELETE /presets/{id}", user: delete),
+];
+
+#[tracing::instrument(skip_all)]
+async fn list(_ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    ok(&presets::list(caller.user.tier, &caller.user.custom_presets))
+}
+
+#[tracing::instrument(skip_all)]
+async fn save(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let body: NewPreset = json_body(ctx.req, 4 * 1024)?;
+    created(&saved::save(&ctx.app.users, &caller.user, body, &ctx.app.config.voice.upgrade_url).await?)
+}
+
+#[tracing::instrument(skip_all)]
+async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = path_param(ctx.req, "id").ok_or_else(|| ApiError::not_found("preset"))?;
+    saved::delete(&ctx.app.users, &caller.user, id, &ctx.app.config.voice.upgrade_url).await?;
+    ok(&serde_json::json!({ "deleted": id }))
+}

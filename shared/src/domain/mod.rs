@@ -1,0 +1,13 @@
+//! The rules, as plain values and functions: no I/O, no clients. Parsed once at the edge, then
+//! trusted.
+
+pub mod audio;
+pub mod generation;
+pub mod ids;
+pub mod plans;
+pub mod presets;
+pub mod session;
+pub mod subscription;
+pub mod tiers;
+pub mod usage;
+pub mod user;

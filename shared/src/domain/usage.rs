@@ -1,0 +1,166 @@
+//! Monthly usage periods, and the usage view of one period.
+
+use std::{fmt, str::FromStr};
+
+use serde::Serialize;
+use time::{Date, Month, OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::domain::tiers::Tier;
+
+/// A calendar month in UTC, stored as `YYYY-MM` next to the counter it scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UsagePeriod {
+    year: i32,
+    month: Month,
+}
+
+impl UsagePeriod {
+    pub fn containing(at: OffsetDateTime) -> Self {
+        Self { year: at.year(), month: at.month() }
+    }
+
+    pub fn next(self) -> Self {
+        match self.month {
+            Month::December => Self { year: self.year + 1, month: Month::January },
+            month => Self { year: self.year, month: month.next() },
+        }
+    }
+
+    pub fn previous(self) -> Self {
+        match self.month {
+            Month::January => Self { year: self.year - 1, month: Month::December },
+            month => Self { year: self.year, month: month.previous() },
+        }
+    }
+
+    pub fn starts_at(self) -> OffsetDateTime {
+        Date::from_calendar_date(self.year, self.month, 1)
+            .expect("the first of a month is a valid date")
+            .midnight()
+            .assume_utc()
+    }
+}
+
+impl fmt::Display for UsagePeriod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month as u8)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a usage period is written YYYY-MM")]
+pub struct InvalidPeriod;
+
+impl FromStr for UsagePeriod {
+    type Err = InvalidPeriod;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (year, month) = s.split_once('-').ok_or(InvalidPeriod)?;
+        let (year, month): (i32, u8) =
+            (year.parse().map_err(|_| InvalidPeriod)?, month.parse().map_err(|_| InvalidPeriod)?);
+        let month = Month::try_from(month).map_err(|_| InvalidPeriod)?;
+        if year.to_string().len() != 4 || s.len() != 7 {
+            return Err(InvalidPeriod);
+        }
+        Ok(Self { year, month })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub tier: Tier,
+    pub used: u32,
+    /// null: unlimited.
+    pub limit: Option<u32>,
+    pub remaining: Option<u32>,
+    pub period: String,
+    pub resets_at: String,
+}
+
+impl Usage {
+    pub fn new(tier: Tier, used: u32, period: UsagePeriod) -> Self {
+        let limit = tier.rules().monthly_recordings;
+        Self {
+            tier,
+            used,
+            limit,
+            remaining: limit.map(|l| l.saturating_sub(used)),
+            period: period.to_string(),
+            resets_at: period.next().starts_at().format(&Rfc3339).expect("UTC timestamps format"),
+        }
+    }
+}
+
+/// Why a "same month and below the limit: add one" increment was refused, judged from the
+/// counter's stored month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The counter is this month's (or, after a clock skew, a later one's): the limit is reached.
+    LimitReached,
+    /// The counter is an earlier month's (or was never started): start `current` at one.
+    NewMonth,
+}
+
+pub fn why_refused(stored: Option<UsagePeriod>, current: UsagePeriod) -> Refusal {
+    match stored {
+        Some(stored) if stored >= current => Refusal::LimitReached,
+        _ => Refusal::NewMonth,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn periods_roll_over_the_year() {
+        let december = UsagePeriod::containing(datetime!(2026-12-31 23:59:59 UTC));
+        assert_eq!(december.to_string(), "2026-12");
+        assert_eq!(december.next().to_string(), "2027-01");
+        assert_eq!(december.next().previous(), december);
+        assert_eq!(december.next().starts_at(), datetime!(2027-01-01 0:00 UTC));
+    }
+
+    #[test]
+    fn periods_parse_only_their_own_format() {
+        assert_eq!("2026-03".parse::<UsagePeriod>().unwrap().to_string(), "2026-03");
+        for bad in ["2026-13", "2026-3", "26-03", "2026/03", ""] {
+            assert_eq!(bad.parse::<UsagePeriod>(), Err(InvalidPeriod), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod quota_arithmetic {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn given_a_limit_when_some_is_used_then_the_rest_remains() {
+        let period = UsagePeriod::containing(datetime!(2026-11-20 10:00 UTC));
+        let usage = Usage::new(Tier::Free, 4, period);
+        assert_eq!((usage.used, usage.limit, usage.remaining), (4, Some(10), Some(6)));
+        assert_eq!(Usage::new(Tier::Free, 12, period).remaining, Some(0), "never negative");
+        assert_eq!(Usage::new(Tier::Premium, 12, period).remaining, None, "unlimited");
+    }
+
+    #[test]
+    fn given_a_refused_increment_when_the_stored_month_is_older_then_a_new_month_starts() {
+        let november: UsagePeriod = "2026-11".parse().unwrap();
+        assert_eq!(why_refused(Some(november.previous()), november), Refusal::NewMonth);
+        assert_eq!(why_refused(None, november), Refusal::NewMonth);
+        assert_eq!(why_refused(Some(november), november), Refusal::LimitReached);
+        assert_eq!(why_refused(Some(november.next()), november), Refusal::LimitReached);
+    }
+
+    #[test]
+    fn periods_order_by_time() {
+        let november: UsagePeriod = "2026-11".parse().unwrap();
+        assert!(november.previous() < november && november < november.next());
+        assert!("2025-12".parse::<UsagePeriod>().unwrap() < "2026-01".parse().unwrap());
+    }
+}

@@ -1,0 +1,144 @@
+//! A user as the rules see it: tier, subscription, usage counter, presets.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    ids::{Email, UserId},
+    presets::CustomPreset,
+    subscription::SubscriptionStatus,
+    tiers::{Features, Tier},
+    usage::{Usage, UsagePeriod},
+};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub name: Option<String>,
+    pub tier: Tier,
+    /// Stripe's subscription status; None before any subscription.
+    pub subscription_status: Option<SubscriptionStatus>,
+    pub stripe_customer_id: Option<String>,
+    pub recordings_this_month: u32,
+    /// The month `recordings_this_month` counts.
+    pub usage_period: Option<UsagePeriod>,
+    pub created_at: String,
+    pub last_login: Option<String>,
+    /// PREMIUM's saved presets.
+    pub custom_presets: Vec<CustomPreset>,
+    pub subscription: Option<SubscriptionSummary>,
+}
+
+/// The user's current Stripe subscription, as the webhook last synced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionSummary {
+    pub subscription_id: String,
+    /// When it renews, or ends if `cancel_at_period_end` (unix seconds).
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+}
+
+/// What the IdP tells us about the person signing in.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub user_id: UserId,
+    pub email: Email,
+    pub name: Option<String>,
+}
+
+/// The profile as the frontend sees it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub user_id: UserId,
+    pub email: Email,
+    pub name: Option<String>,
+    pub tier: Tier,
+    pub subscription_status: Option<SubscriptionStatus>,
+    pub subscription: Option<SubscriptionSummary>,
+    pub features: Features,
+    pub usage: Usage,
+    pub created_at: String,
+    pub last_login: Option<String>,
+}
+
+impl User {
+    /// This month's usage. A counter stamped with an earlier period counts as zero: the month has
+    /// turned even if the monthly reset has not reached this user yet.
+    pub fn usage(&self, now: OffsetDateTime) -> Usage {
+        let period = UsagePeriod::containing(now);
+        let used = if self.usage_period == Some(period) { self.recordings_this_month } else { 0 };
+        Usage::new(self.tier, used, period)
+    }
+
+    pub fn view(&self, now: OffsetDateTime) -> UserView {
+        UserView {
+            user_id: self.id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            tier: self.tier,
+            subscription_status: self.subscription_status.clone(),
+            subscription: self.subscription.clone(),
+            features: self.tier.features(),
+            usage: self.usage(now),
+            created_at: self.created_at.clone(),
+            last_login: self.last_login.clone(),
+        }
+    }
+
+    /// Holds a subscription that still grants its tier.
+    pub fn has_live_subscription(&self) -> bool {
+        self.subscription_status.as_ref().is_some_and(SubscriptionStatus::grants_access)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn user(tier: Tier, used: u32, period: &str) -> User {
+        User {
+            id: UserId::parse("auth0|u").unwrap(),
+            email: Email::parse("u@example.com").unwrap(),
+            name: None,
+            tier,
+            subscription_status: None,
+            stripe_customer_id: None,
+            recordings_this_month: used,
+            usage_period: Some(period.parse().unwrap()),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            last_login: None,
+            custom_presets: Vec::new(),
+            subscription: None,
+        }
+    }
+
+    #[test]
+    fn given_a_counter_from_last_month_when_read_then_nothing_is_used() {
+        let usage = user(Tier::Free, 7, "2026-10").usage(datetime!(2026-11-01 00:00:01 UTC));
+        assert_eq!((usage.used, usage.remaining), (0, Some(10)));
+        assert_eq!(usage.resets_at, "2026-12-01T00:00:00Z");
+    }
+
+    #[test]
+    fn given_this_months_counter_when_read_then_it_counts() {
+        let usage = user(Tier::Basic, 7, "2026-11").usage(datetime!(2026-11-30 23:59:59 UTC));
+        assert_eq!((usage.used, usage.limit, usage.remaining), (7, Some(100), Some(93)));
+        let premium = user(Tier::Premium, 700, "2026-11").usage(datetime!(2026-11-15 12:00 UTC));
+        assert_eq!((premium.limit, premium.remaining), (None, None));
+    }
+
+    #[test]
+    fn only_granting_states_are_live() {
+        let mut u = user(Tier::Basic, 0, "2026-11");
+        assert!(!u.has_live_subscription());
+        u.subscription_status = Some(SubscriptionStatus::PastDue);
+        assert!(u.has_live_subscription());
+        u.subscription_status = Some(SubscriptionStatus::Canceled);
+        assert!(!u.has_live_subscription());
+    }
+}

@@ -1,0 +1,10 @@
+//! Use cases: each takes the few adapters it needs and applies the domain's rules in order,
+//! leaving nothing half-done.
+
+pub mod billing;
+pub mod customers;
+pub mod generate;
+pub mod presets;
+pub mod signin;
+pub mod ttl_cleanup;
+pub mod usage_reset;

@@ -1,0 +1,46 @@
+//! Saving and deleting PREMIUM's custom presets, kept on the user row as one list and replaced
+//! with optimistic concurrency.
+
+use url::Url;
+
+use crate::{
+    domain::{
+        presets::{self, CustomPreset, NewPreset},
+        user::User,
+    },
+    error::ApiError,
+    store::users::Users,
+};
+
+/// Saves a custom preset (PREMIUM).
+pub async fn save(users: &Users, user: &User, new: NewPreset, upgrade_url: &Url) -> Result<CustomPreset, ApiError> {
+    presets::require_custom_presets(user.tier, upgrade_url)?;
+    let preset = new.validate()?;
+    change(users, user, |list| presets::add(list, &preset)).await?;
+    Ok(preset)
+}
+
+/// Deletes a custom preset; NOT_FOUND if the caller has none with that id.
+pub async fn delete(users: &Users, user: &User, id: &str, upgrade_url: &Url) -> Result<(), ApiError> {
+    presets::require_custom_presets(user.tier, upgrade_url)?;
+    change(users, user, |list| presets::remove(list, id)).await
+}
+
+/// Applies `edit` to the stored list, retrying if another request changed it meanwhile.
+async fn change(
+    users: &Users,
+    user: &User,
+    edit: impl Fn(&mut Vec<CustomPreset>) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    let mut current = user.custom_presets.clone();
+    for _ in 0..3 {
+        let mut next = current.clone();
+        edit(&mut next)?;
+        if users.replace_custom_presets(&user.id, &current, &next).await? {
+            return Ok(());
+        }
+        let fresh = users.get(&user.id).await?.ok_or(ApiError::Unauthenticated)?;
+        current = fresh.custom_presets;
+    }
+    Err(ApiError::Conflict("the presets changed meanwhile; try again".into()))
+}

@@ -1,0 +1,83 @@
+//! Reading a request: query parameters, JSON bodies (typed, bounded, errors naming the field),
+//! cookies, headers, the client's address, path parameters.
+
+use lambda_http::{Request, RequestExt};
+
+use crate::error::ApiError;
+
+/// A path parameter of the route, e.g. `id` of `/recordings/{id}`.
+pub fn path_param<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.path_parameters_ref().and_then(|p| p.first(name))
+}
+
+/// The first value of a query string parameter.
+pub fn query<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name))
+}
+
+/// Parses a JSON body into `T` with a size cap; errors name the offending field.
+pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request, max_bytes: usize) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > max_bytes {
+        return Err(ApiError::PayloadTooLarge { limit: max_bytes });
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::validation("body", "a JSON body is required"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.inner().to_string();
+        let field = if path == "." {
+            // "missing field `text`", "unknown field `foo`": the name is between backticks.
+            message.split('`').nth(1).unwrap_or("body").to_owned()
+        } else {
+            path
+        };
+        ApiError::validation(field, message)
+    })
+}
+
+/// The value of one cookie. API Gateway folds the `cookies` array into one `Cookie` header.
+pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all("cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The client's address as API Gateway saw it.
+pub fn source_ip(req: &Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::Body;
+
+    use super::*;
+
+    #[test]
+    fn finds_a_cookie_among_several() {
+        let req = lambda_http::http::Request::builder()
+            .header("cookie", "theme=dark; sid=abc=; other=1")
+            .header("cookie", "late=2")
+            .body(Body::Empty)
+            .unwrap();
+        assert_eq!(cookie(&req, "sid"), Some("abc="));
+        assert_eq!(cookie(&req, "late"), Some("2"));
+        assert_eq!(cookie(&req, "missing"), None);
+    }
+}

@@ -1,0 +1,142 @@
+//! The one router every HTTP function runs behind. A function declares its routes once, as a
+//! table of API Gateway route keys (`"GET /recordings/{id}"`) and handlers; [`serve`] dispatches
+//! on the event's `routeKey` (never the raw path, which carries the stage name under a named
+//! stage) and owns what every route shares: the request id, authentication (the session cookie),
+//! CSRF, the rate limit, and the mapping of errors to responses.
+
+use std::{future::Future, pin::Pin};
+
+use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext};
+
+use crate::{
+    App,
+    domain::{
+        session::{COOKIE_NAME, Session, SessionToken},
+        user::User,
+    },
+    error::ApiError,
+    http::{HttpResult, csrf, request::cookie},
+    store::rate_limit,
+};
+
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = HttpResult> + Send + 'a>>;
+
+/// Who may call a route, and so what its handler receives.
+#[derive(Clone, Copy)]
+pub enum Access {
+    /// Anyone (sign-in, the plans, Stripe's webhook).
+    Public(for<'a> fn(Ctx<'a>) -> HandlerFuture<'a>),
+    /// A valid session (CSRF-checked for state changes), without reading the user row.
+    Session(for<'a> fn(Ctx<'a>, Session) -> HandlerFuture<'a>),
+    /// A valid session and the user's row, read strongly consistent so a new tier shows at once.
+    User(for<'a> fn(Ctx<'a>, Caller) -> HandlerFuture<'a>),
+}
+
+/// One line of a function's route table.
+#[derive(Clone, Copy)]
+pub struct Route {
+    /// API Gateway's route key: `METHOD /path/{param}`, exactly as template.yaml declares it.
+    pub key: &'static str,
+    pub access: Access,
+    /// A per-user, per-tier rate limit (its Redis scope), for routes that cost money upstream.
+    pub rate_limit: Option<&'static str>,
+}
+
+/// Declares a route: `route!("GET /usage", user: usage)`, `route!("POST /tts", user: generate,
+/// rate_limit: "tts")`. `public` handlers take a [`Ctx`], `session` ones also the [`Session`],
+/// `user` ones also the [`Caller`].
+#[macro_export]
+macro_rules! route {
+    ($key:literal, public: $handler:path) => {
+        $crate::http::Route {
+            key: $key,
+            access: $crate::http::Access::Public(|ctx| Box::pin($handler(ctx))),
+            rate_limit: None,
+        }
+    };
+    ($key:literal, session: $handler:path) => {
+        $crate::http::Route {
+            key: $key,
+            access: $crate::http::Access::Session(|ctx, session| Box::pin($handler(ctx, session))),
+            rate_limit: None,
+        }
+    };
+    ($key:literal, user: $handler:path $(, rate_limit: $scope:literal)?) => {
+        $crate::http::Route {
+            key: $key,
+            access: $crate::http::Access::User(|ctx, caller| Box::pin($handler(ctx, caller))),
+            rate_limit: $crate::route!(@scope $($scope)?),
+        }
+    };
+    (@scope $scope:literal) => { Some($scope) };
+    (@scope) => { None };
+}
+
+/// The signed-in user behind a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub session: Session,
+    pub user: User,
+}
+
+/// What a handler gets besides its caller: the assembled app, the request and its id.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub req: &'a Request,
+    pub request_id: &'a str,
+}
+
+/// Serves one request with the function's route table; errors become the one JSON error shape.
+pub async fn serve(app: &App, routes: &[Route], req: Request) -> Response<Body> {
+    let request_id = req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+    let ctx = Ctx { app, req: &req, request_id: &request_id };
+    dispatch(ctx, routes).await.unwrap_or_else(|error| error.into_response(&request_id))
+}
+
+/// API Gateway's route key for the request (HTTP API, payload 2.0).
+pub fn route_key(req: &Request) -> Option<&str> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.route_key.as_deref(),
+        _ => None,
+    }
+}
+
+async fn dispatch(ctx: Ctx<'_>, routes: &[Route]) -> HttpResult {
+    let key = route_key(ctx.req);
+    let Some(route) = routes.iter().find(|route| Some(route.key) == key) else {
+        return Err(ApiError::NotFound(format!("no route for {} {}", ctx.req.method(), ctx.req.uri().path())));
+    };
+    match route.access {
+        Access::Public(handler) => handler(ctx).await,
+        Access::Session(handler) => {
+            let session = authenticate(ctx).await?;
+            handler(ctx, session).await
+        }
+        Access::User(handler) => {
+            let session = authenticate(ctx).await?;
+            let user = ctx.app.users.get(&session.user_id).await?.ok_or(ApiError::Unauthenticated)?;
+            if let Some(scope) = route.rate_limit {
+                let per_minute = user.tier.rules().generations_per_minute;
+                let now = ctx.app.clock.now().unix_timestamp();
+                rate_limit::check(&ctx.app.redis, scope, user.id.as_str(), per_minute, now).await?;
+            }
+            handler(ctx, Caller { session, user }).await
+        }
+    }
+}
+
+/// The caller's valid session, CSRF-checked for state-changing methods; else UNAUTHENTICATED
+/// (or CSRF_FAILED). A failure of both session stores is UPSTREAM_UNAVAILABLE.
+async fn authenticate(ctx: Ctx<'_>) -> Result<Session, ApiError> {
+    let app = ctx.app;
+    let token = cookie(ctx.req, COOKIE_NAME).and_then(SessionToken::parse).ok_or(ApiError::Unauthenticated)?;
+    let session = app
+        .sessions
+        .validate(&token, app.clock.now())
+        .await
+        .map_err(|source| ApiError::Upstream { service: "session store", temporary: true, source })?
+        .ok_or(ApiError::Unauthenticated)?;
+    csrf::check(ctx.req, &session, &app.config.web.allowed_origins)?;
+    Ok(session)
+}

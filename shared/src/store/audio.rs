@@ -1,0 +1,95 @@
+//! The audio bucket: objects under `{userId}/…`, reachable by clients only through short-lived
+//! presigned URLs.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_s3::{
+    presigning::PresigningConfig,
+    primitives::ByteStream,
+    types::{Tag, Tagging},
+};
+
+use crate::domain::audio::AudioType;
+
+/// The audio bucket. Objects that are not favourites carry the tag `retention=temporary`, which
+/// the bucket's lifecycle rule expires as a safety net behind the TTL stream.
+#[derive(Clone)]
+pub struct AudioStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    presign_ttl: Duration,
+}
+
+impl AudioStore {
+    pub fn new(client: aws_sdk_s3::Client, bucket: String, presign_ttl: Duration) -> Self {
+        Self { client, bucket, presign_ttl }
+    }
+
+    pub async fn put(&self, key: &str, content_type: AudioType, bytes: Vec<u8>) -> anyhow::Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type.mime())
+            .tagging("retention=temporary")
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .context("storing the audio")?;
+        Ok(())
+    }
+
+    /// Marks the object kept (favourite) or temporary.
+    pub async fn set_retention(&self, key: &str, keep: bool) -> anyhow::Result<()> {
+        let tag = Tag::builder().key("retention").value(if keep { "kept" } else { "temporary" }).build()?;
+        self.client
+            .put_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .tagging(Tagging::builder().tag_set(tag).build()?)
+            .send()
+            .await
+            .context("tagging the audio")?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.context("deleting the audio")?;
+        Ok(())
+    }
+
+    /// A GET URL for exactly this object, valid for the configured short time.
+    pub async fn download_url(&self, key: &str) -> anyhow::Result<String> {
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(PresigningConfig::expires_in(self.presign_ttl)?)
+            .await
+            .context("presigning the download")?;
+        Ok(presigned.uri().to_owned())
+    }
+
+    /// A PUT URL for exactly this object, content type and size; the signature covers both, so
+    /// S3 refuses an upload that differs.
+    pub async fn upload_url(&self, key: &str, content_type: AudioType, size: u64) -> anyhow::Result<String> {
+        let presigned = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type.mime())
+            .content_length(size as i64)
+            .tagging("retention=temporary")
+            .presigned(PresigningConfig::expires_in(self.presign_ttl)?)
+            .await
+            .context("presigning the upload")?;
+        Ok(presigned.uri().to_owned())
+    }
+
+    pub fn presign_ttl(&self) -> Duration {
+        self.presign_ttl
+    }
+}

@@ -1,0 +1,16 @@
+//! Adapters for our own storage. Each table has one module that owns every read and write of it
+//! (and so its attribute names): [`users`], [`sessions`], [`recordings`], [`subscriptions`],
+//! [`webhook_events`]; [`audio`] owns the bucket, [`redis`] the cache connection.
+
+pub mod audio;
+pub mod aws;
+pub mod dynamo;
+pub mod login_attempts;
+pub mod rate_limit;
+pub mod recordings;
+pub mod redis;
+pub mod secrets;
+pub mod sessions;
+pub mod subscriptions;
+pub mod users;
+pub mod webhook_events;

@@ -1,0 +1,256 @@
+//! Recordings: rows in DynamoDB (PK userId, SK recordingId) and audio in S3 at
+//! `{userId}/{recordingId}.{ext}`. Every access is keyed by the caller's own user id, so another
+//! user's recording is simply not found.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::{
+    Client,
+    types::{AttributeValue, ReturnValue},
+};
+use base64::{Engine, prelude::BASE64_URL_SAFE_NO_PAD};
+use serde::Serialize;
+
+use crate::{
+    domain::{
+        audio::{AudioConfig, AudioType, RecordingSource},
+        ids::{RecordingId, UserId},
+    },
+    store::dynamo::{self, Item, n, s},
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recording {
+    pub recording_id: RecordingId,
+    #[serde(skip)]
+    pub user_id: UserId,
+    pub voice_id: Option<String>,
+    pub voice_name: Option<String>,
+    pub text: Option<String>,
+    pub preset_used: Option<String>,
+    pub audio_config: Option<AudioConfig>,
+    pub content_type: AudioType,
+    #[serde(skip)]
+    pub s3_key: String,
+    pub is_favorite: bool,
+    pub created_at: String,
+    /// Unix seconds; None while a favourite.
+    pub expires_at: Option<i64>,
+    pub source: RecordingSource,
+}
+
+impl Recording {
+    pub fn s3_key_for(user: &UserId, id: &RecordingId, content_type: AudioType) -> String {
+        format!("{user}/{id}.{}", content_type.extension())
+    }
+
+    fn to_item(&self) -> Item {
+        let mut item = HashMap::from([
+            ("userId".to_owned(), s(self.user_id.as_str())),
+            ("recordingId".to_owned(), s(self.recording_id.as_str())),
+            ("contentType".to_owned(), s(self.content_type.mime())),
+            ("s3Key".to_owned(), s(&self.s3_key)),
+            ("isFavorite".to_owned(), AttributeValue::Bool(self.is_favorite)),
+            ("createdAt".to_owned(), s(&self.created_at)),
+            ("source".to_owned(), s(self.source.as_str())),
+        ]);
+        let optional = [
+            ("voiceId", &self.voice_id),
+            ("voiceName", &self.voice_name),
+            ("text", &self.text),
+            ("presetUsed", &self.preset_used),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                item.insert(name.to_owned(), s(value));
+            }
+        }
+        if let Some(expires_at) = self.expires_at {
+            item.insert("expiresAt".to_owned(), n(expires_at));
+        }
+        if self.is_favorite {
+            item.insert("favoriteRecordingId".to_owned(), s(self.recording_id.as_str()));
+        }
+        if let Some(config) = &self.audio_config {
+            item.insert("audioConfig".to_owned(), s(serde_json::to_string(config).expect("configs serialize")));
+        }
+        item
+    }
+
+    fn from_item(item: &Item) -> anyhow::Result<Self> {
+        let id = dynamo::str(item, "recordingId")?;
+        Ok(Self {
+            recording_id: RecordingId::parse(id).with_context(|| format!("stored recording id {id:?}"))?,
+            user_id: UserId::parse(dynamo::str(item, "userId")?).context("stored user id")?,
+            voice_id: dynamo::opt_str(item, "voiceId").map(String::from),
+            voice_name: dynamo::opt_str(item, "voiceName").map(String::from),
+            text: dynamo::opt_str(item, "text").map(String::from),
+            preset_used: dynamo::opt_str(item, "presetUsed").map(String::from),
+            audio_config: dynamo::opt_str(item, "audioConfig").map(serde_json::from_str).transpose()?,
+            content_type: dynamo::str(item, "contentType")?.parse()?,
+            s3_key: dynamo::str(item, "s3Key")?.to_owned(),
+            is_favorite: item.get("isFavorite").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+            created_at: dynamo::str(item, "createdAt")?.to_owned(),
+            expires_at: dynamo::opt_num(item, "expiresAt")?,
+            source: dynamo::opt_str(item, "source").unwrap_or("tts").parse()?,
+        })
+    }
+}
+
+/// One page of a user's recordings, newest first.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub items: Vec<Recording>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Recordings {
+    client: Client,
+    table: String,
+}
+
+const FAVORITES_INDEX: &str = "favorites-index";
+
+impl Recordings {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    pub async fn put(&self, recording: &Recording) -> anyhow::Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(recording.to_item()))
+            .condition_expression("attribute_not_exists(recordingId)")
+            .send()
+            .await
+            .context("storing the recording")?;
+        Ok(())
+    }
+
+    pub async fn get(&self, user: &UserId, id: &RecordingId) -> anyhow::Result<Option<Recording>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("recordingId", s(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("reading the recording")?;
+        output.item.as_ref().map(Recording::from_item).transpose()
+    }
+
+    /// Newest first. The cursor carries only the last recording id; the user id always comes from
+    /// the caller, so a cursor can never page into someone else's recordings. Expired rows that
+    /// DynamoDB's TTL has not removed yet are left out (a page may then hold fewer than `limit`).
+    pub async fn list(
+        &self,
+        user: &UserId,
+        limit: u32,
+        cursor: Option<&RecordingId>,
+        favourites_only: bool,
+        now: i64,
+    ) -> anyhow::Result<Page> {
+        let sort_key = if favourites_only { "favoriteRecordingId" } else { "recordingId" };
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("userId = :user")
+            .filter_expression("attribute_not_exists(expiresAt) OR expiresAt > :now")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .scan_index_forward(false)
+            .limit(limit as i32);
+        if favourites_only {
+            query = query.index_name(FAVORITES_INDEX);
+        }
+        if let Some(after) = cursor {
+            let mut start =
+                HashMap::from([("userId".to_owned(), s(user.as_str())), ("recordingId".to_owned(), s(after.as_str()))]);
+            if favourites_only {
+                start.insert(sort_key.to_owned(), s(after.as_str()));
+            }
+            query = query.set_exclusive_start_key(Some(start));
+        }
+        let output = query.send().await.context("listing recordings")?;
+        let items =
+            output.items.unwrap_or_default().iter().map(Recording::from_item).collect::<anyhow::Result<Vec<_>>>()?;
+        let next_cursor = output
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|key| dynamo::opt_str(key, "recordingId"))
+            .map(|id| BASE64_URL_SAFE_NO_PAD.encode(id));
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Favourite: kept for good (no expiresAt) and listed in the sparse index. Not a favourite:
+    /// expires `ttl` from now. None when the caller has no such recording.
+    pub async fn set_favorite(
+        &self,
+        user: &UserId,
+        id: &RecordingId,
+        favorite: bool,
+        expires_at: i64,
+    ) -> anyhow::Result<Option<Recording>> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("recordingId", s(id.as_str()))
+            .condition_expression("attribute_exists(recordingId)")
+            .expression_attribute_values(":favorite", AttributeValue::Bool(favorite))
+            .return_values(ReturnValue::AllNew);
+        update = if favorite {
+            update
+                .update_expression("SET isFavorite = :favorite, favoriteRecordingId = :id REMOVE expiresAt")
+                .expression_attribute_values(":id", s(id.as_str()))
+        } else {
+            update
+                .update_expression("SET isFavorite = :favorite, expiresAt = :expires REMOVE favoriteRecordingId")
+                .expression_attribute_values(":expires", n(expires_at))
+        };
+        let output = dynamo::conditional_update(update).await.context("updating the recording")?;
+        output.and_then(|o| o.attributes).as_ref().map(Recording::from_item).transpose()
+    }
+
+    pub async fn delete(&self, user: &UserId, id: &RecordingId) -> anyhow::Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("recordingId", s(id.as_str()))
+            .send()
+            .await
+            .context("deleting the recording")?;
+        Ok(())
+    }
+}
+
+/// Decodes a list cursor back to the recording id it carries.
+pub fn parse_cursor(raw: &str) -> Option<RecordingId> {
+    let bytes = BASE64_URL_SAFE_NO_PAD.decode(raw).ok()?;
+    RecordingId::parse(std::str::from_utf8(&bytes).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    #[test]
+    fn cursors_carry_only_a_recording_id() {
+        let id = RecordingId::generate(OffsetDateTime::now_utc());
+        assert_eq!(parse_cursor(&BASE64_URL_SAFE_NO_PAD.encode(id.as_str())), Some(id));
+        assert_eq!(parse_cursor("not base64!"), None);
+        assert_eq!(parse_cursor(&BASE64_URL_SAFE_NO_PAD.encode("auth0|other#01ARZ")), None);
+    }
+}

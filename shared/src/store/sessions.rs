@@ -1,0 +1,290 @@
+//! Server-side sessions. The cookie holds a 256-bit random token; both stores key the session by
+//! the token's SHA-256, so neither holds a usable credential.
+//!
+//! Redis is the hot path: the entry slides by `idle` on every use and never outlives `absolute`.
+//! DynamoDB is the durable copy: on a Redis miss or outage it validates (and touches) the session
+//! in one conditional write, and Redis is refilled. A session served from Redis is re-checked
+//! against DynamoDB every `durable_recheck`, which bounds how long an entry that Redis kept
+//! through a logout it missed can outlive that logout.
+
+use anyhow::Context;
+use aws_sdk_dynamodb::{Client, types::ReturnValue};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{
+    config::SessionPolicy,
+    domain::{
+        ids::UserId,
+        session::{ClientInfo, Session, SessionToken},
+    },
+    store::{
+        dynamo::{self, Item, n, s},
+        redis::Redis,
+    },
+};
+
+/// What Redis holds for a session ended while DynamoDB could not be reached.
+const REVOKED: &str = "revoked";
+
+/// The Redis value of a live session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CachedSession {
+    user_id: String,
+    created_at: i64,
+    absolute_expires_at: i64,
+    last_seen_at: i64,
+    /// When DynamoDB last confirmed (and touched) this session.
+    checked_at: i64,
+}
+
+#[derive(Clone)]
+pub struct Sessions {
+    redis: Redis,
+    dynamodb: Client,
+    table: String,
+    policy: SessionPolicy,
+}
+
+impl Sessions {
+    pub fn new(redis: Redis, dynamodb: Client, table: String, policy: SessionPolicy) -> Self {
+        Self { redis, dynamodb, table, policy }
+    }
+
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// Opens a session under a fresh token (a new id at every sign-in: no fixation). DynamoDB must
+    /// take it; Redis is filled on a best-effort basis.
+    #[tracing::instrument(skip_all, fields(user_id = %user_id), err)]
+    pub async fn open(
+        &self,
+        user_id: &UserId,
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<(SessionToken, Session)> {
+        let token = SessionToken::generate();
+        let now = now.unix_timestamp();
+        let absolute_expires_at = now + self.policy.absolute.as_secs() as i64;
+        let key = token.key();
+
+        let mut put = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("sessionId", s(&key))
+            .item("userId", s(user_id.as_str()))
+            .item("createdAt", n(now))
+            .item("lastSeenAt", n(now))
+            .item("expiresAt", n(absolute_expires_at))
+            .condition_expression("attribute_not_exists(sessionId)");
+        if let Some(ip) = &client.ip_address {
+            put = put.item("ipAddress", s(ip));
+        }
+        if let Some(agent) = &client.user_agent {
+            put = put.item("userAgent", s(agent.chars().take(512).collect::<String>()));
+        }
+        put.send().await.context("storing the session")?;
+
+        let cached = CachedSession {
+            user_id: user_id.to_string(),
+            created_at: now,
+            absolute_expires_at,
+            last_seen_at: now,
+            checked_at: now,
+        };
+        self.cache(&key, &cached, now).await;
+        let session = self.session(key, &cached, &token)?;
+        Ok((token, session))
+    }
+
+    /// The session behind a token, if it is valid at `now`; refreshes its sliding window.
+    /// Errors only when neither store can answer.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn validate(&self, token: &SessionToken, now: OffsetDateTime) -> anyhow::Result<Option<Session>> {
+        let now = now.unix_timestamp();
+        let key = token.key();
+
+        let mut cached = match self.cached(&key).await {
+            Ok(Some(Cached::Revoked)) => return Ok(None),
+            Ok(Some(Cached::Live(entry))) => Some(entry),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "redis unavailable; validating the session from DynamoDB");
+                None
+            }
+        };
+
+        if let Some(entry) = &cached
+            && !self.alive(entry, now)
+        {
+            self.forget(&key).await;
+            return Ok(None);
+        }
+
+        let recheck_due =
+            cached.as_ref().is_none_or(|entry| now - entry.checked_at >= self.policy.durable_recheck.as_secs() as i64);
+        if recheck_due {
+            // Redis' entry already proves recent use; without one, DynamoDB's lastSeenAt must.
+            let idle_cutoff = cached.is_none().then(|| now - self.policy.idle.as_secs() as i64);
+            match self.touch_durable(&key, now, idle_cutoff).await {
+                Ok(Some(durable)) => cached = Some(durable),
+                Ok(None) => {
+                    if cached.is_some() {
+                        self.forget(&key).await;
+                    }
+                    return Ok(None);
+                }
+                // DynamoDB is down but Redis vouches for the session: serve it, re-check later.
+                Err(error) if cached.is_some() => {
+                    tracing::warn!(error = format!("{error:#}"), "session re-check against DynamoDB failed");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+
+        let mut entry = cached.expect("either Redis or DynamoDB produced the session");
+        entry.last_seen_at = now;
+        self.cache(&key, &entry, now).await;
+        self.session(key, &entry, token).map(Some)
+    }
+
+    /// Ends the session in both stores. Succeeds when either store took the change: DynamoDB's
+    /// delete stops every fallback, Redis' tombstone stops every hot-path read.
+    #[tracing::instrument(skip_all, fields(user_id = %session.user_id), err)]
+    pub async fn end(&self, session: &Session, now: OffsetDateTime) -> anyhow::Result<()> {
+        let durable = self
+            .dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key("sessionId", s(&session.key))
+            .send()
+            .await
+            .map(drop)
+            .context("deleting the session from DynamoDB");
+        let remaining = (session.absolute_expires_at - now.unix_timestamp()).max(1) as u64;
+        let mut conn = self.redis.conn();
+        let cached: anyhow::Result<()> =
+            conn.set_ex(redis_key(&session.key), REVOKED, remaining).await.context("revoking the session in Redis");
+
+        match (durable, cached) {
+            (Err(d), Err(c)) => Err(d.context(format!("{c:#}"))),
+            (Err(error), Ok(())) | (Ok(()), Err(error)) => {
+                tracing::warn!(error = format!("{error:#}"), "session ended in one store only");
+                Ok(())
+            }
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+
+    fn alive(&self, entry: &CachedSession, now: i64) -> bool {
+        now < entry.absolute_expires_at && now < entry.last_seen_at + self.policy.idle.as_secs() as i64
+    }
+
+    fn session(&self, key: String, entry: &CachedSession, token: &SessionToken) -> anyhow::Result<Session> {
+        Ok(Session {
+            key,
+            user_id: UserId::parse(entry.user_id.as_str()).context("stored session user id")?,
+            created_at: entry.created_at,
+            absolute_expires_at: entry.absolute_expires_at,
+            csrf_token: token.csrf_token(),
+        })
+    }
+
+    async fn cached(&self, key: &str) -> anyhow::Result<Option<Cached>> {
+        let mut conn = self.redis.conn();
+        let raw: Option<String> = conn.get(redis_key(key)).await.context("reading the session from Redis")?;
+        Ok(match raw.as_deref() {
+            None => None,
+            Some(REVOKED) => Some(Cached::Revoked),
+            Some(json) => match serde_json::from_str(json) {
+                Ok(entry) => Some(Cached::Live(entry)),
+                Err(error) => {
+                    tracing::warn!(%error, "unreadable session in Redis; asking DynamoDB");
+                    None
+                }
+            },
+        })
+    }
+
+    /// Stores the entry for the rest of its idle window, capped by its absolute expiry.
+    async fn cache(&self, key: &str, entry: &CachedSession, now: i64) {
+        let ttl = (self.policy.idle.as_secs() as i64).min(entry.absolute_expires_at - now).max(1) as u64;
+        let value = serde_json::to_string(entry).expect("session entries serialize");
+        let mut conn = self.redis.conn();
+        let result: redis::RedisResult<()> = conn.set_ex(redis_key(key), value, ttl).await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not cache the session in Redis");
+        }
+    }
+
+    async fn forget(&self, key: &str) {
+        let mut conn = self.redis.conn();
+        let result: redis::RedisResult<()> = conn.del(redis_key(key)).await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not drop the session from Redis");
+        }
+    }
+
+    /// Validates and touches the durable copy in one conditional write. None: the session does
+    /// not exist, was ended, has passed its absolute limit, or was last seen before `idle_cutoff`.
+    async fn touch_durable(
+        &self,
+        key: &str,
+        now: i64,
+        idle_cutoff: Option<i64>,
+    ) -> anyhow::Result<Option<CachedSession>> {
+        let mut update = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("sessionId", s(key))
+            .update_expression("SET lastSeenAt = :now")
+            .condition_expression("attribute_exists(sessionId) AND expiresAt > :now")
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew);
+        if let Some(cutoff) = idle_cutoff {
+            update = update
+                .condition_expression("attribute_exists(sessionId) AND expiresAt > :now AND lastSeenAt > :idle_cutoff")
+                .expression_attribute_values(":idle_cutoff", n(cutoff));
+        }
+        match dynamo::conditional_update(update).await.context("validating the session in DynamoDB")? {
+            Some(output) => {
+                durable_entry(&output.attributes.context("DynamoDB returned no attributes")?, now).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+enum Cached {
+    Live(CachedSession),
+    Revoked,
+}
+
+fn durable_entry(item: &Item, now: i64) -> anyhow::Result<CachedSession> {
+    Ok(CachedSession {
+        user_id: dynamo::str(item, "userId")?.to_owned(),
+        created_at: dynamo::num(item, "createdAt")?,
+        absolute_expires_at: dynamo::num(item, "expiresAt")?,
+        last_seen_at: now,
+        checked_at: now,
+    })
+}
+
+impl Sessions {
+    /// Drops a session's Redis entry (DynamoDB's TTL removed its durable copy).
+    pub async fn drop_cached(&self, key: &str) -> anyhow::Result<()> {
+        let mut conn = self.redis.conn();
+        let () = conn.del(redis_key(key)).await.context("dropping the session from Redis")?;
+        Ok(())
+    }
+}
+
+/// The Redis key of a session, by its hash.
+pub fn redis_key(key: &str) -> String {
+    format!("session:{key}")
+}

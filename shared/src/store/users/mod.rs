@@ -1,0 +1,244 @@
+//! The users table: one row per IdP subject, holding tier, Stripe customer, usage counter and
+//! presets. Every read and write of the table is here (the quota and the monthly reset in the
+//! child modules), so its attribute names are written down once, in [`attr`].
+
+mod quota;
+mod reset;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::{
+    Client,
+    types::{AttributeValue, ReturnValue},
+};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+pub use self::{
+    quota::{QuotaError, Reservation},
+    reset::ResetReport,
+};
+use crate::{
+    domain::{
+        ids::{Email, UserId},
+        presets::CustomPreset,
+        subscription::SubscriptionStatus,
+        tiers::Tier,
+        user::{Profile, SubscriptionSummary, User},
+    },
+    store::dynamo::{self, Item, n, s},
+};
+
+/// The user row's attribute names; only this module (and its children) write them.
+mod attr {
+    pub const USER_ID: &str = "userId";
+    pub const EMAIL: &str = "email";
+    pub const NAME: &str = "name";
+    pub const TIER: &str = "subscriptionTier";
+    pub const STATUS: &str = "subscriptionStatus";
+    pub const CUSTOMER: &str = "stripeCustomerId";
+    pub const COUNTER: &str = "recordingsThisMonth";
+    pub const PERIOD: &str = "usagePeriod";
+    pub const CREATED_AT: &str = "createdAt";
+    pub const LAST_LOGIN: &str = "lastLogin";
+    pub const CUSTOM_PRESETS: &str = "customPresets";
+    pub const SUBSCRIPTION_ID: &str = "subscriptionId";
+    pub const PERIOD_END: &str = "currentPeriodEnd";
+    pub const CANCEL_AT_PERIOD_END: &str = "cancelAtPeriodEnd";
+}
+
+fn user_from_item(item: &Item) -> anyhow::Result<User> {
+    let id = dynamo::str(item, attr::USER_ID)?;
+    let user: anyhow::Result<User> = (|| {
+        Ok(User {
+            id: UserId::parse(id).context("stored userId")?,
+            email: Email::parse(dynamo::str(item, attr::EMAIL)?).context("stored email")?,
+            name: dynamo::opt_str(item, attr::NAME).map(String::from),
+            tier: dynamo::str(item, attr::TIER)?.parse()?,
+            subscription_status: dynamo::opt_str(item, attr::STATUS).map(|s| s.parse().unwrap_or_else(|n| match n {})),
+            stripe_customer_id: dynamo::opt_str(item, attr::CUSTOMER).map(String::from),
+            recordings_this_month: dynamo::opt_num(item, attr::COUNTER)?.unwrap_or(0),
+            usage_period: dynamo::opt_str(item, attr::PERIOD).map(str::parse).transpose()?,
+            created_at: dynamo::str(item, attr::CREATED_AT)?.to_owned(),
+            last_login: dynamo::opt_str(item, attr::LAST_LOGIN).map(String::from),
+            custom_presets: dynamo::opt_str(item, attr::CUSTOM_PRESETS)
+                .map(serde_json::from_str)
+                .transpose()?
+                .unwrap_or_default(),
+            subscription: match dynamo::opt_str(item, attr::SUBSCRIPTION_ID) {
+                Some(id) => Some(SubscriptionSummary {
+                    subscription_id: id.to_owned(),
+                    current_period_end: dynamo::opt_num(item, attr::PERIOD_END)?,
+                    cancel_at_period_end: item
+                        .get(attr::CANCEL_AT_PERIOD_END)
+                        .and_then(|v| v.as_bool().ok())
+                        .copied()
+                        .unwrap_or(false),
+                }),
+                None => None,
+            },
+        })
+    })();
+    user.with_context(|| format!("user row {id} is malformed"))
+}
+#[derive(Clone)]
+pub struct Users {
+    client: Client,
+    table: String,
+}
+
+impl Users {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    /// A strongly consistent read, so a tier written by the webhook is seen by the next request.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn get(&self, id: &UserId) -> anyhow::Result<Option<User>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("reading the user")?;
+        output.item.as_ref().map(user_from_item).transpose()
+    }
+
+    /// Creates the user on first sign-in (FREE, counter at zero) or refreshes email, name and
+    /// lastLogin, keeping tier and counters, in one atomic write.
+    #[tracing::instrument(skip(self, profile), fields(user_id = %profile.user_id), err)]
+    pub async fn record_login(&self, profile: &Profile, now: OffsetDateTime) -> anyhow::Result<User> {
+        let now = now.format(&Rfc3339).context("formatting the time")?;
+        let mut assignments = vec![
+            "email = :email",
+            "lastLogin = :now",
+            "createdAt = if_not_exists(createdAt, :now)",
+            "subscriptionTier = if_not_exists(subscriptionTier, :free)",
+            "recordingsThisMonth = if_not_exists(recordingsThisMonth, :zero)",
+        ];
+        if profile.name.is_some() {
+            assignments.push("#name = :name");
+        }
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(profile.user_id.as_str()))
+            .update_expression(format!("SET {}", assignments.join(", ")))
+            .expression_attribute_values(":email", s(profile.email.as_str()))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":free", s(Tier::Free.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .return_values(ReturnValue::AllNew);
+        if let Some(name) = &profile.name {
+            update = update.expression_attribute_names("#name", "name").expression_attribute_values(":name", s(name));
+        }
+        let output = update.send().await.context("writing the user")?;
+        user_from_item(output.attributes.as_ref().context("DynamoDB returned no attributes")?)
+    }
+
+    /// Stores the Stripe customer id unless one is already stored; returns the id that is.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn set_stripe_customer(&self, id: &UserId, customer_id: &str) -> anyhow::Result<String> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .update_expression("SET stripeCustomerId = :customer")
+            .condition_expression("attribute_exists(userId) AND attribute_not_exists(stripeCustomerId)")
+            .expression_attribute_values(":customer", s(customer_id));
+        match dynamo::conditional_update(update).await.context("storing the Stripe customer id")? {
+            Some(_) => Ok(customer_id.to_owned()),
+            None => {
+                let user = self.get(id).await?.context("the user disappeared")?;
+                user.stripe_customer_id.context("the user has no customer id after all")
+            }
+        }
+    }
+
+    /// Replaces the custom presets if they are still `expected`; false if they changed meanwhile.
+    pub async fn replace_custom_presets(
+        &self,
+        id: &UserId,
+        expected: &[CustomPreset],
+        next: &[CustomPreset],
+    ) -> anyhow::Result<bool> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .update_expression("SET customPresets = :next")
+            .expression_attribute_values(":next", s(serde_json::to_string(next)?));
+        update = if expected.is_empty() {
+            update
+                .condition_expression(
+                    "attribute_exists(userId) AND (attribute_not_exists(customPresets) OR customPresets = :empty)",
+                )
+                .expression_attribute_values(":empty", s("[]"))
+        } else {
+            update
+                .condition_expression("customPresets = :expected")
+                .expression_attribute_values(":expected", s(serde_json::to_string(expected)?))
+        };
+        Ok(dynamo::conditional_update(update).await.context("storing custom presets")?.is_some())
+    }
+
+    /// The user whose Stripe customer this is (through the stripeCustomerId index).
+    pub async fn by_stripe_customer(&self, customer_id: &str) -> anyhow::Result<Option<UserId>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("stripeCustomerId-index")
+            .key_condition_expression("stripeCustomerId = :customer")
+            .expression_attribute_values(":customer", s(customer_id))
+            .limit(1)
+            .send()
+            .await
+            .context("looking up the customer's user")?;
+        let item = output.items.unwrap_or_default().into_iter().next();
+        item.map(|i| UserId::parse(dynamo::str(&i, attr::USER_ID)?).context("stored userId")).transpose()
+    }
+
+    /// Mirrors a Stripe subscription onto the user: tier, status, current subscription, period
+    /// end. A live subscription becomes the current one; an ended one only downgrades the user
+    /// while it is still their current subscription (a late cancellation of an old subscription
+    /// never undoes a newer purchase). False when that condition kept the row as it was.
+    pub async fn mirror_subscription(&self, id: &UserId, mirror: &SubscriptionMirror<'_>) -> anyhow::Result<bool> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .update_expression(
+                "SET subscriptionTier = :tier, subscriptionStatus = :status, subscriptionId = :sub, \
+                 cancelAtPeriodEnd = :cancel, currentPeriodEnd = :end",
+            )
+            .expression_attribute_values(":tier", s(mirror.tier.as_str()))
+            .expression_attribute_values(":status", s(mirror.status.as_str()))
+            .expression_attribute_values(":sub", s(mirror.subscription_id))
+            .expression_attribute_values(":cancel", AttributeValue::Bool(mirror.cancel_at_period_end))
+            .expression_attribute_values(":end", mirror.period_end.map(n).unwrap_or(AttributeValue::Null(true)))
+            .return_values(ReturnValue::None);
+        update = if mirror.status.grants_access() {
+            update.condition_expression("attribute_exists(userId)")
+        } else {
+            update.condition_expression(
+                "attribute_exists(userId) AND (attribute_not_exists(subscriptionId) OR subscriptionId = :sub)",
+            )
+        };
+        Ok(dynamo::conditional_update(update).await.context("writing the user's tier")?.is_some())
+    }
+}
+
+/// What [`Users::mirror_subscription`] writes.
+pub struct SubscriptionMirror<'a> {
+    pub subscription_id: &'a str,
+    pub status: &'a SubscriptionStatus,
+    pub tier: Tier,
+    pub cancel_at_period_end: bool,
+    pub period_end: Option<i64>,
+}

@@ -1,0 +1,91 @@
+//! The monthly reset of every usage counter stamped with an earlier month.
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::{Users, attr};
+use crate::{
+    domain::usage::UsagePeriod,
+    store::dynamo::{self, n, s},
+};
+
+impl Users {
+    /// Resets every counter stamped with a month before `period`; see [`reset_month`].
+    pub async fn reset_stale_counters(&self, period: UsagePeriod, segments: i32) -> anyhow::Result<ResetReport> {
+        reset_month(self, period, segments).await
+    }
+}
+
+/// What a monthly reset did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ResetReport {
+    /// Users whose counter belonged to an earlier month.
+    pub stale: u64,
+    /// Of those, the ones this run reset (the rest had started the month on their own).
+    pub reset: u64,
+}
+
+/// Resets every counter stamped with an earlier month to zero for `period`, scanning the users
+/// table in `segments` parallel segments. Each write is conditional on the stamp still being
+/// earlier, so running twice, or alongside generations that start the month themselves, loses
+/// and double-counts nothing.
+pub(super) async fn reset_month(users: &Users, period: UsagePeriod, segments: i32) -> anyhow::Result<ResetReport> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for segment in 0..segments {
+        let (client, table) = (users.client.clone(), users.table.clone());
+        tasks.spawn(async move { reset_segment(&client, &table, period, segment, segments).await });
+    }
+    let mut report = ResetReport::default();
+    while let Some(done) = tasks.join_next().await {
+        let part = done.context("a reset segment panicked")??;
+        report.stale += part.stale;
+        report.reset += part.reset;
+    }
+    Ok(report)
+}
+
+async fn reset_segment(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    period: UsagePeriod,
+    segment: i32,
+    segments: i32,
+) -> anyhow::Result<ResetReport> {
+    let stale = "attribute_not_exists(usagePeriod) OR usagePeriod < :period";
+    let mut report = ResetReport::default();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .segment(segment)
+            .total_segments(segments)
+            .projection_expression(attr::USER_ID)
+            .filter_expression(stale)
+            .expression_attribute_values(":period", s(period.to_string()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .context("scanning users")?;
+        for item in page.items.unwrap_or_default() {
+            let Some(user) = item.get(attr::USER_ID).cloned() else { continue };
+            report.stale += 1;
+            let update = client
+                .update_item()
+                .table_name(table)
+                .key(attr::USER_ID, user)
+                .update_expression("SET usagePeriod = :period, recordingsThisMonth = :zero")
+                .condition_expression(format!("attribute_exists(userId) AND ({stale})"))
+                .expression_attribute_values(":period", s(period.to_string()))
+                .expression_attribute_values(":zero", n(0));
+            // A failed condition: the user started the month with a generation meanwhile.
+            if dynamo::conditional_update(update).await.context("resetting a usage counter")?.is_some() {
+                report.reset += 1;
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(report);
+        }
+    }
+}

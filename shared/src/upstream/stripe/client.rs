@@ -1,0 +1,136 @@
+//! A small Stripe client over the shared HTTP client. It reads few fields and tolerates the rest,
+//! so it works with current Stripe and with localstripe's older API version alike.
+
+use anyhow::anyhow;
+use serde::{Deserialize, de::DeserializeOwned};
+use url::Url;
+
+use crate::{
+    config::Secret,
+    error::ApiError,
+    upstream::stripe::types::{CheckoutSession, PortalSession, Subscription},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StripeError {
+    #[error("Stripe is unreachable or failed")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("Stripe refused the request: {0}")]
+    Refused(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
+impl From<StripeError> for ApiError {
+    /// Stripe's own refusal of a request we built is our fault (502); the rest is temporary (503).
+    fn from(error: StripeError) -> Self {
+        let temporary = matches!(error, StripeError::Unavailable(_));
+        ApiError::Upstream { service: "Stripe", temporary, source: error.into() }
+    }
+}
+
+pub struct NewCheckout<'a> {
+    pub customer: &'a str,
+    pub price: &'a str,
+    pub user_id: &'a str,
+    pub tier: &'a str,
+    pub success_url: &'a str,
+    pub cancel_url: &'a str,
+    pub idempotency_key: &'a str,
+}
+
+pub struct Stripe {
+    http: reqwest::Client,
+    base: Url,
+    key: Secret<String>,
+}
+
+impl Stripe {
+    pub fn new(http: reqwest::Client, base: Url, key: Secret<String>) -> Self {
+        Self { http, base, key }
+    }
+
+    /// Creates a customer. The idempotency key makes a retried request return the same customer.
+    pub async fn create_customer(
+        &self,
+        user_id: &str,
+        email: &str,
+        idempotency_key: &str,
+    ) -> Result<Customer, StripeError> {
+        let form = [("email", email), ("metadata[userId]", user_id)];
+        self.send(self.http.post(self.url("v1/customers")?).form(&form).header("idempotency-key", idempotency_key))
+            .await
+    }
+
+    /// The subscription as Stripe holds it now.
+    pub async fn subscription(&self, id: &str) -> Result<Subscription, StripeError> {
+        self.send(self.http.get(self.url(&format!("v1/subscriptions/{id}"))?)).await
+    }
+
+    /// A subscription-mode Checkout Session for one price.
+    pub async fn create_checkout_session(&self, checkout: &NewCheckout<'_>) -> Result<CheckoutSession, StripeError> {
+        let form = [
+            ("mode", "subscription"),
+            ("customer", checkout.customer),
+            ("line_items[0][price]", checkout.price),
+            ("line_items[0][quantity]", "1"),
+            ("client_reference_id", checkout.user_id),
+            ("metadata[userId]", checkout.user_id),
+            ("metadata[tier]", checkout.tier),
+            ("subscription_data[metadata][userId]", checkout.user_id),
+            ("success_url", checkout.success_url),
+            ("cancel_url", checkout.cancel_url),
+        ];
+        let request = self.http.post(self.url("v1/checkout/sessions")?).form(&form);
+        self.send(request.header("idempotency-key", checkout.idempotency_key)).await
+    }
+
+    pub async fn create_portal_session(&self, customer: &str, return_url: &str) -> Result<PortalSession, StripeError> {
+        let form = [("customer", customer), ("return_url", return_url)];
+        self.send(self.http.post(self.url("v1/billing_portal/sessions")?).form(&form)).await
+    }
+
+    pub async fn customer(&self, id: &str) -> Result<Customer, StripeError> {
+        self.send(self.http.get(self.url(&format!("v1/customers/{id}"))?)).await
+    }
+
+    fn url(&self, path: &str) -> Result<Url, StripeError> {
+        self.base.join(path).map_err(|e| StripeError::Unavailable(e.into()))
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, StripeError> {
+        #[derive(Deserialize)]
+        struct ErrorBody {
+            error: ErrorDetail,
+        }
+        #[derive(Deserialize)]
+        struct ErrorDetail {
+            message: Option<String>,
+        }
+
+        let response = request
+            .bearer_auth(self.key.expose())
+            .send()
+            .await
+            .map_err(|e| StripeError::Unavailable(anyhow::Error::new(e).context("calling Stripe")))?;
+        let status = response.status();
+        if status.is_success() {
+            return response
+                .json()
+                .await
+                .map_err(|e| StripeError::Unavailable(anyhow::Error::new(e).context("Stripe's answer")));
+        }
+        // 4xx other than rate limiting is Stripe's considered refusal; the rest is transient.
+        if status.is_client_error() && status.as_u16() != 429 {
+            let message = response.json::<ErrorBody>().await.ok().and_then(|b| b.error.message);
+            return Err(StripeError::Refused(message.unwrap_or_else(|| status.to_string())));
+        }
+        Err(StripeError::Unavailable(anyhow!("Stripe answered {status}")))
+    }
+}

@@ -1,0 +1,114 @@
+//! The few Stripe fields we read, in types that accept both the current API (periods on the
+//! subscription item, `price` objects, invoice `parent.subscription_details`) and localstripe's
+//! older one (periods on the subscription, `plan` objects, `invoice.subscription`).
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::domain::subscription::SubscriptionStatus;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub customer: String,
+    pub status: SubscriptionStatus,
+    #[serde(default)]
+    pub cancel_at_period_end: bool,
+    #[serde(default)]
+    pub metadata: HashMap<String, String>,
+    pub items: List<SubscriptionItem>,
+    /// Older API versions only.
+    #[serde(default)]
+    current_period_start: Option<i64>,
+    #[serde(default)]
+    current_period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct List<T> {
+    pub data: Vec<T>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriptionItem {
+    pub id: String,
+    #[serde(default)]
+    price: Option<IdOnly>,
+    #[serde(default)]
+    plan: Option<IdOnly>,
+    /// Current API versions keep the period here.
+    #[serde(default)]
+    current_period_start: Option<i64>,
+    #[serde(default)]
+    current_period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+impl SubscriptionItem {
+    pub fn price_id(&self) -> Option<&str> {
+        self.price.as_ref().or(self.plan.as_ref()).map(|p| p.id.as_str())
+    }
+}
+
+impl Subscription {
+    pub fn price_id(&self) -> Option<&str> {
+        self.items.data.first().and_then(SubscriptionItem::price_id)
+    }
+
+    /// (start, end) of the current period: from the item (current API), else the subscription.
+    pub fn current_period(&self) -> (Option<i64>, Option<i64>) {
+        let item = self.items.data.first();
+        (
+            item.and_then(|i| i.current_period_start).or(self.current_period_start),
+            item.and_then(|i| i.current_period_end).or(self.current_period_end),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created: i64,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventData {
+    pub object: Value,
+}
+
+impl Event {
+    /// The subscription this event is about, wherever the object type keeps it.
+    pub fn subscription_id(&self) -> Option<&str> {
+        let object = &self.data.object;
+        match object.get("object").and_then(Value::as_str)? {
+            "subscription" => object.get("id")?.as_str(),
+            "checkout.session" => object.get("subscription")?.as_str(),
+            "invoice" => object
+                .get("subscription")
+                .and_then(Value::as_str)
+                .or_else(|| object.pointer("/parent/subscription_details/subscription")?.as_str()),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckoutSession {
+    pub id: String,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PortalSession {
+    pub id: String,
+    pub url: String,
+}
