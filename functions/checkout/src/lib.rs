@@ -48,11 +48,7 @@ async fn checkout(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     }
 
     let stripe = app.stripe().await?;
-    let customer = ensure_customer(&app.users, stripe, user).await.map_err(|source| ApiError::Upstream {
-        service: "Stripe",
-        temporary: true,
-        source,
-    })?;
+    let customer = ensure_customer(&app.users, stripe, user).await?;
     // One session per user, price and ten-minute window: a double click reuses it.
     let window = app.clock.now().unix_timestamp() / 600;
     let idempotency_key = format!("checkout-{}-{}-{window}", user.id, price.id);

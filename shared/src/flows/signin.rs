@@ -177,13 +177,11 @@ impl SignIn<'_> {
         // or when billing first needs it (ensure_customer is idempotent).
         let customer = match self.stripe {
             Some(stripe) => ensure_customer(self.users, stripe, &signed_in.user).await,
-            None => Err(anyhow::anyhow!("the Stripe client is not available")),
+            None => Err(ApiError::Internal(anyhow::anyhow!("the Stripe client is not available"))),
         };
         match customer {
             Ok(customer) => signed_in.user.stripe_customer_id = Some(customer),
-            Err(error) => {
-                tracing::warn!(user_id = %profile.user_id, error = format!("{error:#}"), "no Stripe customer yet")
-            }
+            Err(error) => tracing::warn!(user_id = %profile.user_id, ?error, "no Stripe customer yet"),
         }
 
         let return_to = pending.return_to.parse().unwrap_or_else(|_| self.web.app_url.clone());
