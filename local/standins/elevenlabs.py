@@ -1,17 +1,32 @@
 """ElevenLabs stand-in for the local stack and the tests (our own; only the endpoints we use).
 
-  POST /v1/text-to-speech/{voice_id}   returns real MP3 audio (sample.mp3, made once with espeak-ng)
-  GET  /v1/voices                      a small fixed voice list
+  POST   /v1/text-to-speech/{voice_id}   returns real MP3 audio (sample.mp3, made once with espeak-ng)
+  GET    /v1/voices                      the premade voices plus the account's added (cloned) voices
+  POST   /v1/voices/add                  instant voice cloning (multipart: name, files, description,
+                                         labels, remove_background_noise) -> {voice_id, requires_verification}
+  DELETE /v1/voices/{voice_id}           removes an added voice
+
+Accounts: the key the local stack configures, or that key followed by `:NAME`, which is a separate
+account (its own added voices and slot limit) so parallel tests never share slots. An account
+holds at most `--voice-slots` added voices (30), or what POST /_test/accounts/{NAME} {"voiceSlots": n}
+sets; past that, add answers 400 `voice_limit_reached` as ElevenLabs does. Text to speech with an
+added voice id that the account no longer holds answers 404 `voice_not_found`.
 
 Requests need the `xi-api-key` the local stack configures. Test controls, chosen per request so
 parallel tests never interfere:
   - a voice id starting with `fail-` answers 500; one starting with `hang-` never answers in time;
-  - every text-to-speech request body is kept, and GET /_test/requests/{voice_id} returns them.
+    so does an add whose voice name starts with `fail-` / `hang-`;
+  - every text-to-speech request body is kept, and GET /_test/requests/{voice_id} returns them;
+    an add is kept under `add:{name}` (fields, and each file's name, size and SHA-256), a delete
+    under `delete:{voice_id}`.
 """
 
 import argparse
 import asyncio
+import hashlib
+import json
 import pathlib
+import secrets
 from collections import defaultdict
 
 from aiohttp import web
@@ -24,11 +39,25 @@ VOICES = [
 ]
 
 
-def make_app(api_key):
+def make_app(api_key, voice_slots):
     received = defaultdict(list)
+    accounts = defaultdict(lambda: {"voices": {}, "slots": voice_slots})
+    added_ids = set()
+
+    def account(request):
+        """The account a request's key names, or None for a wrong key."""
+        key = request.headers.get("xi-api-key", "")
+        if key == api_key:
+            return accounts[""]
+        if key.startswith(api_key + ":"):
+            return accounts[key[len(api_key) + 1 :]]
+        return None
 
     def authorized(request):
-        return request.headers.get("xi-api-key") == api_key
+        return account(request) is not None
+
+    def error(status, code, message):
+        return web.json_response({"detail": {"status": code, "message": message}}, status=status)
 
     async def text_to_speech(request):
         if not authorized(request):
@@ -36,6 +65,8 @@ def make_app(api_key):
         voice_id = request.match_info["voice_id"]
         body = await request.json()
         received[voice_id].append({"body": body, "query": dict(request.query)})
+        if voice_id in added_ids and voice_id not in account(request)["voices"]:
+            return error(404, "voice_not_found", f"A voice with the voice_id {voice_id} was not found.")
         if voice_id.startswith("fail-"):
             return web.json_response({"detail": {"status": "internal_error"}}, status=500)
         if voice_id.startswith("hang-"):
@@ -45,7 +76,60 @@ def make_app(api_key):
     async def voices(request):
         if not authorized(request):
             return web.json_response({"detail": {"status": "invalid_api_key"}}, status=401)
-        return web.json_response({"voices": VOICES})
+        added = [
+            {"voice_id": vid, "name": v["name"], "category": "cloned", "labels": v["labels"]}
+            for vid, v in account(request)["voices"].items()
+        ]
+        return web.json_response({"voices": VOICES + added})
+
+    async def add_voice(request):
+        acct = account(request)
+        if acct is None:
+            return error(401, "invalid_api_key", "Invalid API key")
+        fields, files = {}, []
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "files":
+                data = await part.read()
+                files.append({"filename": part.filename, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+            else:
+                fields[part.name] = await part.text()
+        name = fields.get("name", "")
+        received[f"add:{name}"].append({"fields": fields, "files": files})
+        if not files:
+            return error(422, "invalid_request", "At least one audio file is required in 'files'.")
+        if not name:
+            return error(422, "invalid_request", "'name' is required.")
+        if name.startswith("fail-"):
+            return error(500, "internal_error", "voice cloning failed")
+        if name.startswith("hang-"):
+            await asyncio.sleep(60)
+        if len(acct["voices"]) >= acct["slots"]:
+            return error(400, "voice_limit_reached", f"You have reached your maximum amount of custom voices ({acct['slots']}).")
+        voice_id = "cloned" + secrets.token_hex(8)
+        labels = json.loads(fields["labels"]) if fields.get("labels") else {}
+        acct["voices"][voice_id] = {"name": name, "labels": labels, "files": files}
+        added_ids.add(voice_id)
+        return web.json_response({"voice_id": voice_id, "requires_verification": False})
+
+    async def delete_voice(request):
+        acct = account(request)
+        if acct is None:
+            return error(401, "invalid_api_key", "Invalid API key")
+        voice_id = request.match_info["voice_id"]
+        received[f"delete:{voice_id}"].append({})
+        if acct["voices"].pop(voice_id, None) is None:
+            return error(400, "voice_does_not_exist", f"A voice with the voice_id {voice_id} does not exist.")
+        return web.json_response({"status": "ok"})
+
+    async def configure_account(request):
+        body = await request.json()
+        accounts[request.match_info["name"]]["slots"] = int(body["voiceSlots"])
+        return web.json_response({"ok": True})
+
+    async def account_voices(request):
+        voices = accounts[request.match_info["name"]]["voices"]
+        return web.json_response({vid: v["files"] for vid, v in voices.items()})
 
     async def requests_for(request):
         return web.json_response(received.get(request.match_info["voice_id"], []))
@@ -53,6 +137,10 @@ def make_app(api_key):
     app = web.Application()
     app.router.add_post("/v1/text-to-speech/{voice_id}", text_to_speech)
     app.router.add_get("/v1/voices", voices)
+    app.router.add_post("/v1/voices/add", add_voice)
+    app.router.add_delete("/v1/voices/{voice_id}", delete_voice)
+    app.router.add_post("/_test/accounts/{name}", configure_account)
+    app.router.add_get("/_test/accounts/{name}/voices", account_voices)
     app.router.add_get("/_test/requests/{voice_id}", requests_for)
     return app
 
@@ -61,5 +149,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8430)
     parser.add_argument("--api-key", default="xi-local-key")
+    parser.add_argument("--voice-slots", type=int, default=30)
     args = parser.parse_args()
-    web.run_app(make_app(args.api_key), host="127.0.0.1", port=args.port, print=None)
+    web.run_app(make_app(args.api_key, args.voice_slots), host="127.0.0.1", port=args.port, print=None)

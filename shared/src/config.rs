@@ -112,6 +112,8 @@ pub struct Tables {
     pub recordings: String,
     pub subscriptions: String,
     pub webhook_events: String,
+    pub voices: String,
+    pub consent_records: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -239,6 +241,8 @@ impl Config {
                 recordings: env.required("RECORDINGS_TABLE")?,
                 subscriptions: env.required("SUBSCRIPTIONS_TABLE")?,
                 webhook_events: env.required("WEBHOOK_EVENTS_TABLE")?,
+                voices: env.required("VOICES_TABLE")?,
+                consent_records: env.required("CONSENT_TABLE")?,
             },
             audio_bucket: env.required("AUDIO_BUCKET")?,
             aws: AwsSettings {
@@ -362,6 +366,8 @@ mod tests {
             ("RECORDINGS_TABLE", "recordings"),
             ("SUBSCRIPTIONS_TABLE", "subscriptions"),
             ("WEBHOOK_EVENTS_TABLE", "events"),
+            ("VOICES_TABLE", "voices"),
+            ("CONSENT_TABLE", "consent"),
             ("AUDIO_BUCKET", "audio"),
             ("REDIS_URL", "redis://:hunter2@127.0.0.1:6379"),
             ("APP_URL", "http://localhost:3000/app"),

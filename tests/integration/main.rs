@@ -10,3 +10,4 @@ mod session;
 mod signin;
 mod usage;
 mod voice;
+mod voices;

@@ -17,6 +17,7 @@ async fn generate(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let request = Generation::check(body, user.tier, &user.custom_presets, &app.config.voice.upgrade_url)?;
     let generator = Generator {
         users: &app.users,
+        voices: &app.voices,
         recordings: &app.recordings,
         audio: &app.audio,
         elevenlabs: app.elevenlabs().await?,

@@ -1,14 +1,115 @@
-//! `GET /voices`: the voices the caller may use.
+//! The voice library: `GET /voices` (premade voices and the caller's own clones), the consent
+//! statement, sample uploads, and the caller's clones (`POST /voices`, `GET/PATCH/DELETE
+//! /voices/{id}`). Another user's clone is NOT_FOUND, exactly like one that never existed.
 
+use serde::Serialize;
 use voice_core::{
-    http::{Caller, Ctx, HttpResult, Route, ok},
+    ApiError,
+    domain::{
+        ids::{Ulid, VoiceId},
+        session::ClientInfo,
+        voices::{CONSENT, NewVoiceBody, SampleRequest, VoicePatchBody},
+    },
+    flows::voices::{Cloning, upload_sample},
+    http::{Caller, Ctx, HttpResult, Route, created, header, json_body, ok, path_param, source_ip},
     route,
+    store::voices::Voice,
 };
 
-pub const ROUTES: &[Route] = &[route!("GET /voices", user: list)];
+pub const ROUTES: &[Route] = &[
+    route!("GET /voices", user: list),
+    route!("GET /voices/consent", user: consent),
+    route!("POST /voices/samples", user: sample),
+    route!("POST /voices", user: create),
+    route!("GET /voices/{id}", user: read),
+    route!("PATCH /voices/{id}", user: rename),
+    route!("DELETE /voices/{id}", user: delete),
+];
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Cloned<'a> {
+    #[serde(flatten)]
+    voice: &'a Voice,
+    category: &'static str,
+}
+
+fn cloned(voice: &Voice) -> Cloned<'_> {
+    Cloned { voice, category: "cloned" }
+}
+
+fn voice_id(ctx: Ctx<'_>) -> Result<VoiceId, ApiError> {
+    path_param(ctx.req, "id").and_then(Ulid::parse).ok_or_else(|| ApiError::not_found("voice"))
+}
+
+async fn cloning(ctx: Ctx<'_>) -> Result<Cloning<'_>, ApiError> {
+    let app = ctx.app;
+    Ok(Cloning {
+        users: &app.users,
+        voices: &app.voices,
+        consent: &app.consent,
+        audio: &app.audio,
+        elevenlabs: app.elevenlabs().await?,
+        upgrade_url: &app.config.voice.upgrade_url,
+    })
+}
 
 #[tracing::instrument(skip_all)]
-async fn list(ctx: Ctx<'_>, _caller: Caller) -> HttpResult {
-    let voices = ctx.app.elevenlabs().await?.voices().await?;
+async fn list(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let premade = ctx.app.elevenlabs().await?.voices().await?;
+    let own = ctx.app.voices.list(&caller.user.id).await?;
+    let mut voices: Vec<serde_json::Value> = premade
+        .into_iter()
+        .map(|v| {
+            serde_json::json!({
+                "voiceId": v.voice_id, "name": v.name, "category": "premade",
+                "labels": v.labels, "previewUrl": v.preview_url,
+            })
+        })
+        .collect();
+    voices.extend(own.iter().map(|v| serde_json::to_value(cloned(v)).expect("voices serialize")));
     ok(&serde_json::json!({ "voices": voices }))
+}
+
+async fn consent(_ctx: Ctx<'_>, _caller: Caller) -> HttpResult {
+    ok(&CONSENT)
+}
+
+#[tracing::instrument(skip_all)]
+async fn sample(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let request: SampleRequest = json_body(ctx.req, 1024)?;
+    created(&upload_sample(&ctx.app.voices, &ctx.app.audio, &caller.user, &request, ctx.app.clock.now()).await?)
+}
+
+#[tracing::instrument(skip_all)]
+async fn create(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let body: NewVoiceBody = json_body(ctx.req, 16 * 1024)?;
+    let request = body.check()?;
+    let client =
+        ClientInfo { ip_address: source_ip(ctx.req), user_agent: header(ctx.req, "user-agent").map(String::from) };
+    let voice = cloning(ctx).await?.create(&caller.user, request, &client, ctx.app.clock.now()).await?;
+    created(&cloned(&voice))
+}
+
+#[tracing::instrument(skip_all)]
+async fn read(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = voice_id(ctx)?;
+    let voice = ctx.app.voices.voice(&caller.user.id, &id).await?.filter(|v| !v.deleting);
+    ok(&cloned(&voice.ok_or_else(|| ApiError::not_found("voice"))?))
+}
+
+#[tracing::instrument(skip_all)]
+async fn rename(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = voice_id(ctx)?;
+    let patch = json_body::<VoicePatchBody>(ctx.req, 4 * 1024)?.check()?;
+    let description = patch.description.as_ref().map(Option::as_deref);
+    let voice = ctx.app.voices.update(&caller.user.id, &id, patch.name.as_deref(), description).await?;
+    ok(&cloned(&voice.ok_or_else(|| ApiError::not_found("voice"))?))
+}
+
+#[tracing::instrument(skip_all)]
+async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = voice_id(ctx)?;
+    cloning(ctx).await?.delete(&caller.user, &id, ctx.app.clock.now()).await?;
+    ok(&serde_json::json!({ "deleted": id }))
 }

@@ -131,11 +131,16 @@ impl fmt::Display for ElevenLabsVoiceId {
 /// A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32, so ids sort by time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct RecordingId(String);
+pub struct Ulid(String);
+
+/// Our ids are ULIDs: recordings, cloned voices, voice samples, consent records.
+pub type RecordingId = Ulid;
+pub type VoiceId = Ulid;
+pub type SampleId = Ulid;
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-impl RecordingId {
+impl Ulid {
     pub fn generate(at: OffsetDateTime) -> Self {
         let millis = (at.unix_timestamp_nanos() / 1_000_000) as u128 & ((1 << 48) - 1);
         let random = random_bytes::<10>();
@@ -154,7 +159,7 @@ impl RecordingId {
     }
 }
 
-impl fmt::Display for RecordingId {
+impl fmt::Display for Ulid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }

@@ -11,3 +11,4 @@ pub mod subscription;
 pub mod tiers;
 pub mod usage;
 pub mod user;
+pub mod voices;

@@ -47,6 +47,8 @@ pub struct TierRules {
     pub max_text_chars: usize,
     pub generations_per_minute: u32,
     pub tts_model: &'static str,
+    /// Cloned voices a user may keep at once.
+    pub clone_slots: u32,
 }
 
 /// The most characters any ElevenLabs model used here accepts in one request.
@@ -66,6 +68,7 @@ pub const TIERS: [TierRules; 3] = [
         max_text_chars: 500,
         generations_per_minute: 20,
         tts_model: "eleven_multilingual_v2",
+        clone_slots: 1,
     },
     TierRules {
         tier: Tier::Basic,
@@ -80,6 +83,7 @@ pub const TIERS: [TierRules; 3] = [
         max_text_chars: 2_500,
         generations_per_minute: 40,
         tts_model: "eleven_turbo_v2_5",
+        clone_slots: 5,
     },
     TierRules {
         tier: Tier::Premium,
@@ -94,6 +98,7 @@ pub const TIERS: [TierRules; 3] = [
         max_text_chars: 5_000,
         generations_per_minute: 120,
         tts_model: "eleven_flash_v2_5",
+        clone_slots: 25,
     },
 ];
 
@@ -121,6 +126,7 @@ impl Tier {
             advanced_sliders: rules.advanced_sliders,
             priority: rules.priority,
             max_text_length: rules.max_text_chars,
+            clone_slots: rules.clone_slots,
         }
     }
 }
@@ -168,6 +174,7 @@ pub struct Features {
     pub advanced_sliders: bool,
     pub priority: Priority,
     pub max_text_length: usize,
+    pub clone_slots: u32,
 }
 
 /// A named set of ElevenLabs voice settings.
@@ -231,6 +238,8 @@ mod tests {
         let sliders: Vec<_> = Tier::ALL.map(|t| t.rules().advanced_sliders).into();
         assert_eq!(sliders, [false, false, true]);
         assert!(TIERS.iter().all(|r| r.max_text_chars <= ELEVENLABS_MAX_TEXT_CHARS));
+        let clones: Vec<_> = Tier::ALL.map(|t| t.rules().clone_slots).into();
+        assert_eq!(clones, [1, 5, 25]);
     }
 
     #[test]

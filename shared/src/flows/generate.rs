@@ -12,15 +12,17 @@ use crate::{
     domain::{
         audio::{AudioType, RecordingSource},
         generation::Generation,
-        ids::RecordingId,
+        ids::{ElevenLabsVoiceId, RecordingId},
         usage::{Usage, UsagePeriod},
         user::User,
     },
     error::ApiError,
+    flows::voices::resolve_for_speech,
     store::{
         audio::AudioStore,
         recordings::{Recording, Recordings},
         users::{QuotaError, Users},
+        voices::{Voice, Voices},
     },
     upstream::elevenlabs::ElevenLabs,
 };
@@ -36,6 +38,7 @@ pub struct Generated {
 /// What a generation reads and writes.
 pub struct Generator<'a> {
     pub users: &'a Users,
+    pub voices: &'a Voices,
     pub recordings: &'a Recordings,
     pub audio: &'a AudioStore,
     pub elevenlabs: &'a ElevenLabs,
@@ -45,6 +48,8 @@ pub struct Generator<'a> {
 impl Generator<'_> {
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn generate(&self, user: &User, request: Generation, now: OffsetDateTime) -> Result<Generated, ApiError> {
+        // Before the quota: a voice the caller may not use costs nothing and reaches no one.
+        let (speak_as, clone) = resolve_for_speech(self.voices, user, &request.voice_id).await?;
         let reservation =
             self.users.reserve_generation(&user.id, user.tier, UsagePeriod::containing(now)).await.map_err(
                 |e| match e {
@@ -56,7 +61,7 @@ impl Generator<'_> {
                 },
             )?;
 
-        match self.produce(user, &request, now).await {
+        match self.produce(user, &request, &speak_as, clone.as_ref(), now).await {
             Ok((recording_id, audio_url)) => Ok(Generated {
                 recording_id,
                 audio_url,
@@ -75,12 +80,14 @@ impl Generator<'_> {
         &self,
         user: &User,
         request: &Generation,
+        speak_as: &ElevenLabsVoiceId,
+        clone: Option<&Voice>,
         now: OffsetDateTime,
     ) -> Result<(RecordingId, String), ApiError> {
         // The voice list (for the recording's voice name) is cached; on a cold instance it is
         // fetched alongside the generation rather than after it.
         let (audio, voices) = tokio::join!(
-            self.elevenlabs.speak(&request.voice_id, &request.text, user.tier.rules().tts_model, &request.config),
+            self.elevenlabs.speak(speak_as, &request.text, user.tier.rules().tts_model, &request.config),
             self.elevenlabs.voices(),
         );
         let audio = audio?;
@@ -90,9 +97,17 @@ impl Generator<'_> {
         let s3_key = Recording::s3_key_for(&user.id, &recording_id, content_type);
         self.audio.put(&s3_key, content_type, audio).await?;
 
-        let voice_name = voices
-            .ok()
-            .and_then(|voices| voices.into_iter().find(|v| v.voice_id == request.voice_id.as_str()).map(|v| v.name));
+        let voice_name = match clone {
+            Some(clone) => Some(clone.name.clone()),
+            None => voices.ok().and_then(|voices| {
+                voices.into_iter().find(|v| v.voice_id == request.voice_id.as_str()).map(|v| v.name)
+            }),
+        };
+        if let Some(clone) = clone
+            && let Err(error) = self.voices.touch(&user.id, &clone.voice_id, now.unix_timestamp()).await
+        {
+            tracing::warn!(error = format!("{error:#}"), "could not record the clone's use");
+        }
         let recording = Recording {
             recording_id: recording_id.clone(),
             user_id: user.id.clone(),

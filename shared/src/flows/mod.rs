@@ -8,3 +8,4 @@ pub mod presets;
 pub mod signin;
 pub mod ttl_cleanup;
 pub mod usage_reset;
+pub mod voices;

@@ -93,3 +93,27 @@ impl AudioStore {
         self.presign_ttl
     }
 }
+
+/// An object being read: its length and its bytes as they arrive.
+pub struct OpenObject {
+    pub length: u64,
+    pub body: aws_sdk_s3::primitives::ByteStream,
+}
+
+impl AudioStore {
+    /// The object's length, or None when nothing was uploaded there.
+    pub async fn head(&self, key: &str) -> anyhow::Result<Option<u64>> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(head) => Ok(Some(head.content_length.unwrap_or(0).max(0) as u64)),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(error) => Err(anyhow::Error::new(error).context("looking for the object")),
+        }
+    }
+
+    /// Opens an object for streaming.
+    pub async fn open(&self, key: &str) -> anyhow::Result<OpenObject> {
+        let object =
+            self.client.get_object().bucket(&self.bucket).key(key).send().await.context("reading the object")?;
+        Ok(OpenObject { length: object.content_length.unwrap_or(0).max(0) as u64, body: object.body })
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod aws;
+pub mod consent;
 pub mod dynamo;
 pub mod login_attempts;
 pub mod rate_limit;
@@ -13,4 +14,5 @@ pub mod secrets;
 pub mod sessions;
 pub mod subscriptions;
 pub mod users;
+pub mod voices;
 pub mod webhook_events;

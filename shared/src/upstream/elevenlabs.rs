@@ -85,6 +85,12 @@ impl ElevenLabs {
 
     /// The account's voices, kept for five minutes per warm instance.
     pub async fn voices(&self) -> Result<Vec<Voice>, UpstreamError> {
+        let voices = self.account_voices().await?;
+        // Clones live in the account too; they are listed per user from our own table.
+        Ok(voices.into_iter().filter(|v| v.category.as_deref() != Some("cloned")).collect())
+    }
+
+    async fn account_voices(&self) -> Result<Vec<Voice>, UpstreamError> {
         let mut cached = self.voices.lock().await;
         if let Some((at, voices)) = cached.as_ref()
             && at.elapsed() < VOICES_TTL
@@ -116,5 +122,108 @@ impl ElevenLabs {
         }
         let temporary = status.is_server_error() || status.as_u16() == 429;
         Err(UpstreamError { temporary, source: anyhow!("ElevenLabs answered {status}") })
+    }
+}
+
+/// One audio file of an instant-clone request, streamed.
+pub struct VoiceFile {
+    pub filename: String,
+    pub content_type: &'static str,
+    pub length: u64,
+    pub body: reqwest::Body,
+}
+
+/// `POST /v1/voices/add` fields besides the files.
+pub struct NewClone<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub labels: &'a std::collections::BTreeMap<String, String>,
+    pub remove_background_noise: bool,
+}
+
+/// Why ElevenLabs refused or failed a clone.
+#[derive(Debug, thiserror::Error)]
+pub enum CloneError {
+    /// The account holds as many custom voices as its plan allows.
+    #[error("ElevenLabs' voice slots are full")]
+    VoiceLimitReached,
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl From<CloneError> for ApiError {
+    fn from(error: CloneError) -> Self {
+        match error {
+            CloneError::Upstream(upstream) => upstream.into(),
+            full @ CloneError::VoiceLimitReached => {
+                ApiError::Upstream { service: "ElevenLabs", temporary: true, source: full.into() }
+            }
+        }
+    }
+}
+
+impl ElevenLabs {
+    /// Instant voice cloning: the files are streamed as they are read, never held whole.
+    pub async fn add_voice(&self, clone: &NewClone<'_>, files: Vec<VoiceFile>) -> Result<String, CloneError> {
+        #[derive(Deserialize)]
+        struct Added {
+            voice_id: String,
+        }
+        let mut form = reqwest::multipart::Form::new()
+            .text("name", clone.name.to_owned())
+            .text("remove_background_noise", if clone.remove_background_noise { "true" } else { "false" });
+        if let Some(description) = clone.description {
+            form = form.text("description", description.to_owned());
+        }
+        if !clone.labels.is_empty() {
+            form = form.text("labels", serde_json::to_string(clone.labels).expect("labels serialize"));
+        }
+        for file in files {
+            let part = reqwest::multipart::Part::stream_with_length(file.body, file.length)
+                .file_name(file.filename)
+                .mime_str(file.content_type)
+                .map_err(|e| UpstreamError { temporary: false, source: e.into() })?;
+            form = form.part("files", part);
+        }
+        let request = self.http.post(self.url("v1/voices/add")?).multipart(form);
+        let response =
+            request.header("xi-api-key", self.key.expose()).timeout(self.timeout).send().await.map_err(|e| {
+                UpstreamError { temporary: true, source: anyhow::Error::new(e).context("calling ElevenLabs") }
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            let added: Added =
+                response.json().await.map_err(|e| UpstreamError { temporary: false, source: e.into() })?;
+            return Ok(added.voice_id);
+        }
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if body.pointer("/detail/status").and_then(|s| s.as_str()) == Some("voice_limit_reached") {
+            return Err(CloneError::VoiceLimitReached);
+        }
+        let temporary = status.is_server_error() || status.as_u16() == 429;
+        Err(UpstreamError { temporary, source: anyhow!("ElevenLabs answered {status} to a clone") }.into())
+    }
+
+    /// Deletes an added voice; one ElevenLabs no longer has counts as deleted.
+    pub async fn delete_voice(&self, voice_id: &str) -> Result<(), UpstreamError> {
+        let url = self.url(&format!("v1/voices/{voice_id}"))?;
+        let response =
+            self.http.delete(url).header("xi-api-key", self.key.expose()).timeout(self.timeout).send().await.map_err(
+                |e| UpstreamError { temporary: true, source: anyhow::Error::new(e).context("calling ElevenLabs") },
+            )?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let gone = matches!(
+            body.pointer("/detail/status").and_then(|s| s.as_str()),
+            Some("voice_does_not_exist" | "voice_not_found")
+        );
+        if gone {
+            return Ok(());
+        }
+        let temporary = status.is_server_error() || status.as_u16() == 429;
+        Err(UpstreamError { temporary, source: anyhow!("ElevenLabs answered {status} to a voice deletion") })
     }
 }

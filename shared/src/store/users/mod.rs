@@ -43,6 +43,7 @@ mod attr {
     pub const SUBSCRIPTION_ID: &str = "subscriptionId";
     pub const PERIOD_END: &str = "currentPeriodEnd";
     pub const CANCEL_AT_PERIOD_END: &str = "cancelAtPeriodEnd";
+    pub const CLONES: &str = "voiceClones";
 }
 
 fn user_from_item(item: &Item) -> anyhow::Result<User> {
@@ -231,6 +232,55 @@ impl Users {
             )
         };
         Ok(dynamo::conditional_update(update).await.context("writing the user's tier")?.is_some())
+    }
+}
+
+impl Users {
+    /// Takes one of the tier's clone slots with one conditional write; false when all are used.
+    pub async fn reserve_clone_slot(&self, id: &UserId, slots: u32) -> anyhow::Result<bool> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .update_expression("SET voiceClones = if_not_exists(voiceClones, :zero) + :one")
+            .condition_expression(
+                "attribute_exists(userId) AND (attribute_not_exists(voiceClones) OR voiceClones < :slots)",
+            )
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":slots", n(slots));
+        Ok(dynamo::conditional_update(update).await.context("reserving a clone slot")?.is_some())
+    }
+
+    /// Gives a clone slot back (the clone failed, or was deleted); never below zero.
+    pub async fn release_clone_slot(&self, id: &UserId) -> anyhow::Result<()> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .update_expression("SET voiceClones = voiceClones - :one")
+            .condition_expression("voiceClones > :zero")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1));
+        dynamo::conditional_update(update).await.context("giving a clone slot back")?;
+        Ok(())
+    }
+
+    /// How many clone slots are in use.
+    pub async fn clone_slots_used(&self, id: &UserId) -> anyhow::Result<u32> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .projection_expression(attr::CLONES)
+            .consistent_read(true)
+            .send()
+            .await
+            .context("reading the clone slots")?;
+        Ok(output.item.as_ref().map(|i| dynamo::opt_num(i, attr::CLONES)).transpose()?.flatten().unwrap_or(0))
     }
 }
 

@@ -1,0 +1,276 @@
+//! Voice cloning: samples uploaded by presigned PUT, instant clones made from the caller's own
+//! samples with consent recorded, and deletion that leaves no slot, voice or sample behind.
+//!
+//! A clone's slot is reserved with one conditional write before ElevenLabs is called and given
+//! back on any failure after it, so N concurrent creates with k slots left succeed exactly k
+//! times and a failure leaves no row, no consent record and no used slot.
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::{
+    clock::timestamp,
+    domain::{
+        ids::{ElevenLabsVoiceId, SampleId, Ulid, VoiceId, hex},
+        session::ClientInfo,
+        user::User,
+        voices::{CLONE_MAX_BYTES, CONSENT_RETENTION_SECS, CONSENT_VERSION, NewVoice, SampleRequest},
+    },
+    error::ApiError,
+    store::{
+        audio::AudioStore,
+        consent::{ConsentRecord, ConsentRecords},
+        users::Users,
+        voices::{Sample, Voice, Voices},
+    },
+    upstream::elevenlabs::{ElevenLabs, NewClone, VoiceFile},
+};
+
+/// How long an uploaded sample that no clone uses is kept (its row's TTL; the bucket's lifecycle
+/// rule removes the object as a safety net).
+pub const SAMPLE_TTL_SECS: i64 = 24 * 3600;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SampleUpload {
+    pub sample_id: SampleId,
+    pub upload_url: String,
+    pub method: &'static str,
+    pub headers: serde_json::Value,
+    pub expires_in: u64,
+}
+
+/// Registers a sample and presigns its upload (type and length signed, tagged temporary).
+pub async fn upload_sample(
+    voices: &Voices,
+    audio: &AudioStore,
+    user: &User,
+    request: &SampleRequest,
+    now: OffsetDateTime,
+) -> Result<SampleUpload, ApiError> {
+    let (content_type, size) = request.check()?;
+    let id = Ulid::generate(now);
+    let s3_key = Sample::s3_key_for(&user.id, &id, content_type);
+    let upload_url = audio.upload_url(&s3_key, content_type, size).await?;
+    let sample = Sample {
+        sample_id: id.clone(),
+        user_id: user.id.clone(),
+        content_type,
+        size_bytes: size,
+        s3_key,
+        created_at: timestamp(now),
+        expires_at: Some(now.unix_timestamp() + SAMPLE_TTL_SECS),
+    };
+    voices.put_sample(&sample).await?;
+    Ok(SampleUpload {
+        sample_id: id,
+        upload_url,
+        method: "PUT",
+        headers: serde_json::json!({ "content-type": content_type, "x-amz-tagging": "retention=temporary" }),
+        expires_in: audio.presign_ttl().as_secs(),
+    })
+}
+
+/// What cloning reads and writes.
+pub struct Cloning<'a> {
+    pub users: &'a Users,
+    pub voices: &'a Voices,
+    pub consent: &'a ConsentRecords,
+    pub audio: &'a AudioStore,
+    pub elevenlabs: &'a ElevenLabs,
+    pub upgrade_url: &'a Url,
+}
+
+impl Cloning<'_> {
+    /// Makes a clone of the caller's samples. Every sample must be the caller's and uploaded;
+    /// then a slot is reserved, ElevenLabs clones, and the voice and its consent record are stored.
+    pub async fn create(
+        &self,
+        user: &User,
+        request: NewVoice,
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> Result<Voice, ApiError> {
+        let mut samples = Vec::with_capacity(request.sample_ids.len());
+        let mut total = 0;
+        for (i, id) in request.sample_ids.iter().enumerate() {
+            let field = format!("sampleIds[{i}]");
+            let sample = self
+                .voices
+                .sample(&user.id, id, now.unix_timestamp())
+                .await?
+                .ok_or_else(|| ApiError::validation(&field, "no such sample"))?;
+            let uploaded = self.audio.head(&sample.s3_key).await?;
+            let size = uploaded.ok_or_else(|| ApiError::validation(&field, "the sample was never uploaded"))?;
+            total += size;
+            samples.push(sample);
+        }
+        if total > CLONE_MAX_BYTES {
+            return Err(ApiError::validation(
+                "sampleIds",
+                format!("the samples exceed {CLONE_MAX_BYTES} bytes together"),
+            ));
+        }
+
+        let slots = user.tier.rules().clone_slots;
+        if !self.users.reserve_clone_slot(&user.id, slots).await? {
+            return Err(ApiError::LimitReached {
+                message: format!("all {slots} cloned-voice slots of the {} plan are in use", user.tier),
+                upgrade_url: self.upgrade_url.to_string(),
+            });
+        }
+        match self.clone_and_store(user, &request, &samples, client, now).await {
+            Ok(voice) => Ok(voice),
+            Err(error) => {
+                if let Err(release) = self.users.release_clone_slot(&user.id).await {
+                    tracing::error!(error = format!("{release:#}"), "could not give the clone slot back");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn clone_and_store(
+        &self,
+        user: &User,
+        request: &NewVoice,
+        samples: &[Sample],
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> Result<Voice, ApiError> {
+        let (elevenlabs_id, hashes) = self.add_at_elevenlabs(request, samples).await?;
+        let voice = Voice {
+            voice_id: Ulid::generate(now),
+            user_id: user.id.clone(),
+            name: request.name.clone(),
+            description: request.description.clone(),
+            labels: request.labels.clone(),
+            sample_ids: request.sample_ids.clone(),
+            elevenlabs_voice_id: Some(elevenlabs_id.clone()),
+            sample_keys: samples.iter().map(|s| s.s3_key.clone()).collect(),
+            consent_id: Ulid::generate(now),
+            created_at: timestamp(now),
+            last_used_at: Some(now.unix_timestamp()),
+            deleting: false,
+        };
+        let record = ConsentRecord {
+            consent_id: voice.consent_id.clone(),
+            user_id: user.id.clone(),
+            voice_id: voice.voice_id.clone(),
+            statement_version: CONSENT_VERSION.to_owned(),
+            accepted_at: timestamp(now),
+            ip_address: client.ip_address.clone(),
+            user_agent: client.user_agent.clone(),
+            sample_sha256: hashes,
+        };
+        let stored = async {
+            self.consent.put(&record).await?;
+            self.voices.put_voice(&voice).await
+        }
+        .await;
+        if let Err(error) = stored {
+            // Nothing of ours points at the clone: remove it at ElevenLabs too.
+            if let Err(cleanup) = self.elevenlabs.delete_voice(&elevenlabs_id).await {
+                tracing::error!(error = %cleanup, "an orphaned clone is left at ElevenLabs");
+            }
+            return Err(error.into());
+        }
+        // The samples may be needed to rebuild the clone: keep them (row and object).
+        self.voices.keep_samples(&user.id, &request.sample_ids).await?;
+        for sample in samples {
+            if let Err(error) = self.audio.set_retention(&sample.s3_key, true).await {
+                tracing::warn!(error = format!("{error:#}"), "could not retag a kept sample");
+            }
+        }
+        Ok(voice)
+    }
+
+    /// Streams the samples from S3 to ElevenLabs, hashing them on the way; the new ElevenLabs id
+    /// and the hex SHA-256 of every sample.
+    async fn add_at_elevenlabs(
+        &self,
+        request: &NewVoice,
+        samples: &[Sample],
+    ) -> Result<(String, Vec<String>), ApiError> {
+        let mut files = Vec::with_capacity(samples.len());
+        let mut hashers = Vec::with_capacity(samples.len());
+        for sample in samples {
+            let object = self.audio.open(&sample.s3_key).await?;
+            let hasher = Arc::new(Mutex::new(Sha256::new()));
+            let feed = hasher.clone();
+            let stream = futures_util::stream::unfold(object.body, |mut body| async move {
+                body.next().await.map(|chunk| (chunk, body))
+            })
+            .inspect_ok(move |chunk| feed.lock().expect("hasher lock").update(chunk));
+            files.push(VoiceFile {
+                filename: sample.s3_key.rsplit('/').next().unwrap_or("sample").to_owned(),
+                content_type: sample.content_type.mime(),
+                length: object.length,
+                body: reqwest::Body::wrap_stream(stream),
+            });
+            hashers.push(hasher);
+        }
+        let clone = NewClone {
+            name: &request.name,
+            description: request.description.as_deref(),
+            labels: &request.labels,
+            remove_background_noise: request.remove_background_noise,
+        };
+        let voice_id = self.elevenlabs.add_voice(&clone, files).await?;
+        let hashes = hashers
+            .into_iter()
+            .map(|h| hex(&std::mem::take(&mut *h.lock().expect("hasher lock")).finalize()))
+            .collect();
+        Ok((voice_id, hashes))
+    }
+
+    /// Deletes the caller's voice: at ElevenLabs, its samples, its row; frees the slot and starts
+    /// the consent record's retention. A failure at ElevenLabs leaves the row marked for a retry.
+    pub async fn delete(&self, user: &User, id: &VoiceId, now: OffsetDateTime) -> Result<(), ApiError> {
+        let voice = self.voices.voice(&user.id, id).await?.ok_or_else(|| ApiError::not_found("voice"))?;
+        self.voices.mark_deleting(&user.id, id).await?;
+        if let Some(elevenlabs_id) = &voice.elevenlabs_voice_id {
+            self.elevenlabs.delete_voice(elevenlabs_id).await?;
+        }
+        for (key, sample) in voice.sample_keys.iter().zip(&voice.sample_ids) {
+            self.audio.delete(key).await?;
+            self.voices.delete_sample(&user.id, sample).await?;
+        }
+        self.consent.retain_until(&user.id, &voice.consent_id, now.unix_timestamp() + CONSENT_RETENTION_SECS).await?;
+        self.voices.delete_voice(&user.id, id).await?;
+        self.users.release_clone_slot(&user.id).await?;
+        Ok(())
+    }
+}
+
+/// The voice a generation speaks with: a premade ElevenLabs id, or one of the caller's own
+/// clones by our id (then also that clone). Another user's clone, a deleted one, or an
+/// ElevenLabs id behind anyone's clone is NOT_FOUND, before any request reaches ElevenLabs.
+pub async fn resolve_for_speech(
+    voices: &Voices,
+    user: &User,
+    requested: &ElevenLabsVoiceId,
+) -> Result<(ElevenLabsVoiceId, Option<Voice>), ApiError> {
+    if let Some(ours) = Ulid::parse(requested.as_str()) {
+        let voice = voices.voice(&user.id, &ours).await?.filter(|v| !v.deleting);
+        let voice = voice.ok_or_else(|| ApiError::not_found("voice"))?;
+        let resident = voice.elevenlabs_voice_id.as_deref().map(ElevenLabsVoiceId::parse);
+        let Some(Ok(elevenlabs_id)) = resident else {
+            return Err(ApiError::Upstream {
+                service: "ElevenLabs",
+                temporary: true,
+                source: anyhow::anyhow!("voice {ours} is not resident at ElevenLabs"),
+            });
+        };
+        return Ok((elevenlabs_id, Some(voice)));
+    }
+    if voices.is_cloned_elevenlabs_id(requested.as_str()).await? {
+        return Err(ApiError::not_found("voice"));
+    }
+    Ok((requested.clone(), None))
+}

@@ -1,0 +1,83 @@
+//! Consent records (PK userId, SK consentId): who attested what, when, from where, for which
+//! sample bytes. Written once when a clone is made, never changed but for their expiry, which is
+//! set when the voice is deleted (the documented retention) and enforced by DynamoDB's TTL.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::Client;
+
+use crate::{
+    domain::ids::{Ulid, UserId, VoiceId},
+    store::dynamo::{n, s},
+};
+
+#[derive(Debug, Clone)]
+pub struct ConsentRecord {
+    pub consent_id: Ulid,
+    pub user_id: UserId,
+    pub voice_id: VoiceId,
+    pub statement_version: String,
+    pub accepted_at: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// Hex SHA-256 of every sample the clone was made from, in order.
+    pub sample_sha256: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct ConsentRecords {
+    client: Client,
+    table: String,
+}
+
+impl ConsentRecords {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    pub async fn put(&self, record: &ConsentRecord) -> anyhow::Result<()> {
+        let mut item = HashMap::from([
+            ("userId".to_owned(), s(record.user_id.as_str())),
+            ("consentId".to_owned(), s(record.consent_id.as_str())),
+            ("voiceId".to_owned(), s(record.voice_id.as_str())),
+            ("statementVersion".to_owned(), s(&record.statement_version)),
+            ("acceptedAt".to_owned(), s(&record.accepted_at)),
+            (
+                "sampleSha256".to_owned(),
+                aws_sdk_dynamodb::types::AttributeValue::L(record.sample_sha256.iter().map(s).collect()),
+            ),
+        ]);
+        if let Some(ip) = &record.ip_address {
+            item.insert("ipAddress".to_owned(), s(ip));
+        }
+        if let Some(agent) = &record.user_agent {
+            item.insert("userAgent".to_owned(), s(agent.chars().take(512).collect::<String>()));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(consentId)")
+            .send()
+            .await
+            .context("storing the consent record")?;
+        Ok(())
+    }
+
+    /// Starts the retention clock: the record expires at `expires_at` (unix seconds).
+    pub async fn retain_until(&self, user: &UserId, consent_id: &Ulid, expires_at: i64) -> anyhow::Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("consentId", s(consent_id.as_str()))
+            .update_expression("SET expiresAt = :at")
+            .condition_expression("attribute_exists(consentId)")
+            .expression_attribute_values(":at", n(expires_at))
+            .send()
+            .await
+            .context("setting the consent record's retention")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,345 @@
+//! The voices table (PK userId, SK itemId): the user's cloned voices (`voice#{id}`) and their
+//! uploaded samples (`sample#{id}`). Every key starts with the caller's own user id, so another
+//! user's voice or sample is simply not found. The sparse `elevenlabs-index` finds a clone by
+//! its ElevenLabs id.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Context;
+use aws_sdk_dynamodb::{
+    Client,
+    types::{AttributeValue, ReturnValue},
+};
+use serde::Serialize;
+
+use crate::{
+    domain::{
+        audio::AudioType,
+        ids::{SampleId, Ulid, UserId, VoiceId},
+    },
+    store::dynamo::{self, Item, n, s},
+};
+
+const VOICE: &str = "voice#";
+const SAMPLE: &str = "sample#";
+const ELEVENLABS_INDEX: &str = "elevenlabs-index";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub sample_id: SampleId,
+    pub user_id: UserId,
+    pub content_type: AudioType,
+    pub size_bytes: u64,
+    pub s3_key: String,
+    pub created_at: String,
+    /// Unix seconds; None once a clone uses it.
+    pub expires_at: Option<i64>,
+}
+
+impl Sample {
+    pub fn s3_key_for(user: &UserId, id: &SampleId, content_type: AudioType) -> String {
+        format!("{user}/voice-samples/{id}.{}", content_type.extension())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Voice {
+    pub voice_id: VoiceId,
+    #[serde(skip)]
+    pub user_id: UserId,
+    pub name: String,
+    pub description: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub sample_ids: Vec<SampleId>,
+    /// Never leaves the backend.
+    #[serde(skip)]
+    pub elevenlabs_voice_id: Option<String>,
+    #[serde(skip)]
+    pub sample_keys: Vec<String>,
+    #[serde(skip)]
+    pub consent_id: Ulid,
+    pub created_at: String,
+    pub last_used_at: Option<i64>,
+    /// A delete that failed at ElevenLabs and waits for a retry.
+    #[serde(skip)]
+    pub deleting: bool,
+}
+
+fn sample_item(sample: &Sample) -> Item {
+    let mut item = HashMap::from([
+        ("userId".to_owned(), s(sample.user_id.as_str())),
+        ("itemId".to_owned(), s(format!("{SAMPLE}{}", sample.sample_id))),
+        ("contentType".to_owned(), s(sample.content_type.mime())),
+        ("sizeBytes".to_owned(), n(sample.size_bytes)),
+        ("s3Key".to_owned(), s(&sample.s3_key)),
+        ("createdAt".to_owned(), s(&sample.created_at)),
+    ]);
+    if let Some(at) = sample.expires_at {
+        item.insert("expiresAt".to_owned(), n(at));
+    }
+    item
+}
+
+fn sample_from(item: &Item) -> anyhow::Result<Sample> {
+    let raw = dynamo::str(item, "itemId")?;
+    Ok(Sample {
+        sample_id: raw.strip_prefix(SAMPLE).and_then(Ulid::parse).context("stored sample id")?,
+        user_id: UserId::parse(dynamo::str(item, "userId")?).context("stored user id")?,
+        content_type: dynamo::str(item, "contentType")?.parse()?,
+        size_bytes: dynamo::num(item, "sizeBytes")?,
+        s3_key: dynamo::str(item, "s3Key")?.to_owned(),
+        created_at: dynamo::str(item, "createdAt")?.to_owned(),
+        expires_at: dynamo::opt_num(item, "expiresAt")?,
+    })
+}
+
+fn strings(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(s).collect())
+}
+
+fn string_list(item: &Item, name: &str) -> Vec<String> {
+    item.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
+fn voice_item(voice: &Voice) -> Item {
+    let ids: Vec<String> = voice.sample_ids.iter().map(ToString::to_string).collect();
+    let mut item = HashMap::from([
+        ("userId".to_owned(), s(voice.user_id.as_str())),
+        ("itemId".to_owned(), s(format!("{VOICE}{}", voice.voice_id))),
+        ("name".to_owned(), s(&voice.name)),
+        ("labels".to_owned(), s(serde_json::to_string(&voice.labels).expect("labels serialize"))),
+        ("sampleIds".to_owned(), strings(&ids)),
+        ("sampleKeys".to_owned(), strings(&voice.sample_keys)),
+        ("consentId".to_owned(), s(voice.consent_id.as_str())),
+        ("createdAt".to_owned(), s(&voice.created_at)),
+    ]);
+    if let Some(description) = &voice.description {
+        item.insert("description".to_owned(), s(description));
+    }
+    if let Some(id) = &voice.elevenlabs_voice_id {
+        item.insert("elevenLabsVoiceId".to_owned(), s(id));
+    }
+    if let Some(at) = voice.last_used_at {
+        item.insert("lastUsedAt".to_owned(), n(at));
+    }
+    item
+}
+
+fn voice_from(item: &Item) -> anyhow::Result<Voice> {
+    let raw = dynamo::str(item, "itemId")?;
+    Ok(Voice {
+        voice_id: raw.strip_prefix(VOICE).and_then(Ulid::parse).context("stored voice id")?,
+        user_id: UserId::parse(dynamo::str(item, "userId")?).context("stored user id")?,
+        name: dynamo::str(item, "name")?.to_owned(),
+        description: dynamo::opt_str(item, "description").map(String::from),
+        labels: dynamo::opt_str(item, "labels").map(serde_json::from_str).transpose()?.unwrap_or_default(),
+        sample_ids: string_list(item, "sampleIds").iter().filter_map(|id| Ulid::parse(id)).collect(),
+        elevenlabs_voice_id: dynamo::opt_str(item, "elevenLabsVoiceId").map(String::from),
+        sample_keys: string_list(item, "sampleKeys"),
+        consent_id: Ulid::parse(dynamo::str(item, "consentId")?).context("stored consent id")?,
+        created_at: dynamo::str(item, "createdAt")?.to_owned(),
+        last_used_at: dynamo::opt_num(item, "lastUsedAt")?,
+        deleting: item.get("deleting").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+    })
+}
+
+#[derive(Clone)]
+pub struct Voices {
+    client: Client,
+    table: String,
+}
+
+impl Voices {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    async fn get(&self, user: &UserId, item_id: String) -> anyhow::Result<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("itemId", s(item_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("reading the voices table")?;
+        Ok(output.item)
+    }
+
+    async fn delete(&self, user: &UserId, item_id: String) -> anyhow::Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("itemId", s(item_id))
+            .send()
+            .await
+            .context("deleting from the voices table")?;
+        Ok(())
+    }
+
+    pub async fn put_sample(&self, sample: &Sample) -> anyhow::Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(sample_item(sample)))
+            .condition_expression("attribute_not_exists(itemId)")
+            .send()
+            .await
+            .context("storing the sample")?;
+        Ok(())
+    }
+
+    /// The caller's sample, unless it expired (TTL removal can lag).
+    pub async fn sample(&self, user: &UserId, id: &SampleId, now: i64) -> anyhow::Result<Option<Sample>> {
+        let sample = self.get(user, format!("{SAMPLE}{id}")).await?.as_ref().map(sample_from).transpose()?;
+        Ok(sample.filter(|s| s.expires_at.is_none_or(|at| at > now)))
+    }
+
+    /// Keeps the samples a clone was made from (no expiry).
+    pub async fn keep_samples(&self, user: &UserId, ids: &[SampleId]) -> anyhow::Result<()> {
+        for id in ids {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("userId", s(user.as_str()))
+                .key("itemId", s(format!("{SAMPLE}{id}")))
+                .update_expression("REMOVE expiresAt")
+                .condition_expression("attribute_exists(itemId)")
+                .send()
+                .await
+                .context("keeping a sample")?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_sample(&self, user: &UserId, id: &SampleId) -> anyhow::Result<()> {
+        self.delete(user, format!("{SAMPLE}{id}")).await
+    }
+
+    pub async fn put_voice(&self, voice: &Voice) -> anyhow::Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(voice_item(voice)))
+            .condition_expression("attribute_not_exists(itemId)")
+            .send()
+            .await
+            .context("storing the voice")?;
+        Ok(())
+    }
+
+    pub async fn voice(&self, user: &UserId, id: &VoiceId) -> anyhow::Result<Option<Voice>> {
+        self.get(user, format!("{VOICE}{id}")).await?.as_ref().map(voice_from).transpose()
+    }
+
+    /// The caller's voices, oldest first (a user holds at most their tier's slots).
+    pub async fn list(&self, user: &UserId) -> anyhow::Result<Vec<Voice>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("userId = :user AND begins_with(itemId, :voice)")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .expression_attribute_values(":voice", s(VOICE))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("listing voices")?;
+        output.items.unwrap_or_default().iter().map(voice_from).filter(|v| !matches!(v, Ok(v) if v.deleting)).collect()
+    }
+
+    /// Renames or re-describes the caller's voice; None when there is no such voice.
+    pub async fn update(
+        &self,
+        user: &UserId,
+        id: &VoiceId,
+        name: Option<&str>,
+        description: Option<Option<&str>>,
+    ) -> anyhow::Result<Option<Voice>> {
+        let mut sets = Vec::new();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("itemId", s(format!("{VOICE}{id}")))
+            .condition_expression("attribute_exists(itemId) AND attribute_not_exists(deleting)")
+            .return_values(ReturnValue::AllNew);
+        if let Some(name) = name {
+            sets.push("#name = :name");
+            update = update.expression_attribute_names("#name", "name").expression_attribute_values(":name", s(name));
+        }
+        let mut expression = String::new();
+        match description {
+            Some(Some(text)) => {
+                sets.push("description = :description");
+                update = update.expression_attribute_values(":description", s(text));
+            }
+            Some(None) => expression.push_str(" REMOVE description"),
+            None => {}
+        }
+        let expression = if sets.is_empty() { expression } else { format!("SET {}{expression}", sets.join(", ")) };
+        let output =
+            dynamo::conditional_update(update.update_expression(expression)).await.context("updating the voice")?;
+        output.and_then(|o| o.attributes).as_ref().map(voice_from).transpose()
+    }
+
+    /// Records a use, for the least-recently-used order of resident clones.
+    pub async fn touch(&self, user: &UserId, id: &VoiceId, now: i64) -> anyhow::Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("itemId", s(format!("{VOICE}{id}")))
+            .update_expression("SET lastUsedAt = :now")
+            .condition_expression("attribute_exists(itemId)")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .context("recording the voice's use")?;
+        Ok(())
+    }
+
+    /// Marks a voice whose deletion is under way (hidden from lists; a retried DELETE finishes it).
+    pub async fn mark_deleting(&self, user: &UserId, id: &VoiceId) -> anyhow::Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("itemId", s(format!("{VOICE}{id}")))
+            .update_expression("SET deleting = :yes")
+            .condition_expression("attribute_exists(itemId)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .context("marking the voice for deletion")?;
+        Ok(())
+    }
+
+    pub async fn delete_voice(&self, user: &UserId, id: &VoiceId) -> anyhow::Result<()> {
+        self.delete(user, format!("{VOICE}{id}")).await
+    }
+
+    /// Whether some user's clone has this ElevenLabs id (such an id is never a premade voice).
+    pub async fn is_cloned_elevenlabs_id(&self, elevenlabs_voice_id: &str) -> anyhow::Result<bool> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(ELEVENLABS_INDEX)
+            .key_condition_expression("elevenLabsVoiceId = :id")
+            .expression_attribute_values(":id", s(elevenlabs_voice_id))
+            .limit(1)
+            .send()
+            .await
+            .context("looking up a voice id")?;
+        Ok(output.count > 0)
+    }
+}

@@ -1,0 +1,237 @@
+//! Voice cloning end to end against the local stack and the ElevenLabs stand-in.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::{SAMPLE_MP3, TestApp, TestResponse, User, unique};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use voice_core::domain::{ids::Ulid, tiers::Tier, voices::CONSENT_VERSION};
+
+/// Uploads `bytes` as a sample the way a browser does; the sample id.
+async fn upload_sample(app: &TestApp, user: &User, bytes: &[u8]) -> String {
+    let response = app
+        .post("/voices/samples", user, Some(&json!({ "contentType": "audio/mpeg", "sizeBytes": bytes.len() })))
+        .await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    let mut put = reqwest::Client::new().put(response.body["uploadUrl"].as_str().unwrap());
+    for (name, value) in response.body["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    let uploaded = put.body(bytes.to_vec()).send().await.unwrap();
+    assert!(uploaded.status().is_success(), "upload: {}", uploaded.status());
+    response.body["sampleId"].as_str().unwrap().to_owned()
+}
+
+fn clone_body(name: &str, samples: &[String]) -> Value {
+    json!({ "name": name, "sampleIds": samples, "consent": { "accepted": true, "statement": CONSENT_VERSION } })
+}
+
+/// A second, different sample (the stand-in hashes what it receives).
+fn other_bytes() -> Vec<u8> {
+    let mut bytes = SAMPLE_MP3.to_vec();
+    bytes.extend_from_slice(b"second take");
+    bytes
+}
+
+async fn standin(app: &TestApp, key: &str) -> Vec<Value> {
+    app.upstream_requests(key).await
+}
+
+async fn elevenlabs_id(app: &TestApp, user: &User, voice_id: &str) -> String {
+    let voice = app.app.voices.voice(&user.id, &Ulid::parse(voice_id).unwrap()).await.unwrap().unwrap();
+    voice.elevenlabs_voice_id.unwrap()
+}
+
+async fn slots_used(app: &TestApp, user: &User) -> u32 {
+    app.app.users.clone_slots_used(&user.id).await.unwrap()
+}
+
+async fn consent_records(app: &TestApp, user: &User) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let output = app
+        .dynamodb
+        .query()
+        .table_name(&app.app.config.tables.consent_records)
+        .key_condition_expression("userId = :u")
+        .expression_attribute_values(":u", AttributeValue::S(user.id.to_string()))
+        .send()
+        .await
+        .unwrap();
+    output.items.unwrap_or_default()
+}
+
+async fn object_exists(app: &TestApp, key: &str) -> bool {
+    app.s3.head_object().bucket(&app.app.config.audio_bucket).key(key).send().await.is_ok()
+}
+
+#[tokio::test]
+async fn a_clone_is_made_from_the_users_samples_listed_and_spoken_with() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let consent = app.get("/voices/consent", &user).await;
+    assert_eq!(consent.body["version"], CONSENT_VERSION);
+    let second = other_bytes();
+    let samples = vec![upload_sample(&app, &user, SAMPLE_MP3).await, upload_sample(&app, &user, &second).await];
+    let name = unique("voice-");
+
+    let response = app.post("/voices", &user, Some(&clone_body(&name, &samples))).await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    let voice_id = response.body["voiceId"].as_str().unwrap().to_owned();
+    assert_eq!(response.body["category"], "cloned");
+    assert!(Ulid::parse(&voice_id).is_some(), "our own id, not ElevenLabs'");
+    let received = standin(&app, &format!("add:{name}")).await;
+    assert_eq!(received.len(), 1);
+    let hashes: Vec<&str> =
+        received[0]["files"].as_array().unwrap().iter().map(|f| f["sha256"].as_str().unwrap()).collect();
+    let expected = [format!("{:x}", Sha256::digest(SAMPLE_MP3)), format!("{:x}", Sha256::digest(&second))];
+    assert_eq!(hashes, expected, "both samples' bytes reached ElevenLabs");
+    assert_eq!(slots_used(&app, &user).await, 1);
+    let records = consent_records(&app, &user).await;
+    assert_eq!(records.len(), 1);
+    let stored: Vec<&str> =
+        records[0]["sampleSha256"].as_l().unwrap().iter().map(|v| v.as_s().unwrap().as_str()).collect();
+    assert_eq!(stored, expected);
+
+    let listed = app.get("/voices", &user).await;
+    let mine: Vec<&Value> =
+        listed.body["voices"].as_array().unwrap().iter().filter(|v| v["category"] == "cloned").collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["voiceId"], voice_id.as_str());
+    assert!(!listed.body.to_string().contains(&elevenlabs_id(&app, &user, &voice_id).await));
+
+    let spoken = app.post("/tts", &user, Some(&json!({ "voiceId": voice_id, "text": "In my own voice." }))).await;
+    assert_eq!(spoken.status, 201, "{}", spoken.body);
+    let at_elevenlabs = standin(&app, &elevenlabs_id(&app, &user, &voice_id).await).await;
+    assert_eq!(at_elevenlabs.len(), 1, "the generation used the clone's ElevenLabs id");
+    let recording = app.get(&format!("/recordings/{}", spoken.body["recordingId"].as_str().unwrap()), &user).await;
+    assert_eq!(recording.body["voiceId"], voice_id.as_str());
+    assert_eq!(recording.body["voiceName"], name.as_str());
+
+    assert_eq!(app.delete(&format!("/voices/{voice_id}"), &user).await.status, 200);
+}
+
+#[tokio::test]
+async fn another_users_clone_is_not_found_and_reaches_no_one() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_in(Tier::Basic).await;
+    let other = app.sign_in(Tier::Basic).await;
+    let samples = vec![upload_sample(&app, &owner, SAMPLE_MP3).await];
+    let created = app.post("/voices", &owner, Some(&clone_body(&unique("voice-"), &samples))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let voice_id = created.body["voiceId"].as_str().unwrap().to_owned();
+    let elevenlabs = elevenlabs_id(&app, &owner, &voice_id).await;
+
+    let listed = app.get("/voices", &other).await;
+    assert!(!listed.body.to_string().contains(&voice_id));
+    let path = format!("/voices/{voice_id}");
+    assert_eq!(app.get(&path, &other).await.status, 404);
+    assert_eq!(app.patch(&path, &other, &json!({ "name": "mine now" })).await.status, 404);
+    assert_eq!(app.delete(&path, &other).await.status, 404);
+    for voice in [&voice_id, &elevenlabs] {
+        let response: TestResponse = app.post("/tts", &other, Some(&json!({ "voiceId": voice, "text": "Hi" }))).await;
+        assert_eq!(response.status, 404, "{voice}: {}", response.body);
+        assert_eq!(response.error_code(), "NOT_FOUND");
+    }
+    assert!(standin(&app, &elevenlabs).await.is_empty(), "ElevenLabs received nothing for it");
+    assert_eq!(app.counter(&other).await.0, 0, "no quota spent");
+
+    let renamed = app.patch(&path, &owner, &json!({ "name": "Renamed" })).await;
+    assert_eq!((renamed.status, renamed.body["name"].as_str()), (200, Some("Renamed")));
+    assert_eq!(app.delete(&path, &owner).await.status, 200);
+}
+
+#[tokio::test]
+async fn bad_clone_requests_name_the_field_and_use_no_slot() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let stranger = app.sign_in(Tier::Basic).await;
+    let mine = upload_sample(&app, &user, SAMPLE_MP3).await;
+    let theirs = upload_sample(&app, &stranger, SAMPLE_MP3).await;
+    let never =
+        app.post("/voices/samples", &user, Some(&json!({ "contentType": "audio/mpeg", "sizeBytes": 4096 }))).await;
+    let never = never.body["sampleId"].as_str().unwrap().to_owned();
+    let nine: Vec<String> = (0..9).map(|_| mine.clone()).collect();
+
+    let mut no_consent = clone_body("ok", std::slice::from_ref(&mine));
+    no_consent.as_object_mut().unwrap().remove("consent");
+    let mut old_consent = clone_body("ok", std::slice::from_ref(&mine));
+    old_consent["consent"]["statement"] = "voice-consent-2020-01-01".into();
+    let cases = [
+        (clone_body("ok", &[mine.clone(), theirs]), "sampleIds[1]"),
+        (clone_body("ok", &[never]), "sampleIds[0]"),
+        (clone_body("ok", &nine), "sampleIds"),
+        (no_consent, "consent"),
+        (old_consent, "consent.statement"),
+        (clone_body("", std::slice::from_ref(&mine)), "name"),
+    ];
+    for (body, field) in cases {
+        let response = app.post("/voices", &user, Some(&body)).await;
+        assert_eq!(response.status, 400, "{field}: {}", response.body);
+        assert_eq!(response.error_code(), "VALIDATION_FAILED");
+        assert!(response.body["error"]["fields"].get(field).is_some(), "{field}: {}", response.body);
+    }
+    assert_eq!(slots_used(&app, &user).await, 0);
+    assert!(app.app.voices.list(&user.id).await.unwrap().is_empty());
+    assert!(consent_records(&app, &user).await.is_empty());
+}
+
+#[tokio::test]
+async fn slots_are_reserved_once_under_concurrency_and_limited_by_tier() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
+    let name = unique("voice-");
+    let body = clone_body(&name, std::slice::from_ref(&sample));
+
+    let attempts = (0..10).map(|_| app.post("/voices", &user, Some(&body)));
+    let responses = futures_util::future::join_all(attempts).await;
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    for refused in responses.iter().filter(|r| r.status != 201) {
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert_eq!(refused.error_code(), "LIMIT_REACHED");
+        assert_eq!(refused.body["error"]["upgradeUrl"], app.app.config.voice.upgrade_url.as_str());
+    }
+    assert_eq!(standin(&app, &format!("add:{name}")).await.len(), 1, "ElevenLabs cloned once");
+    assert_eq!(slots_used(&app, &user).await, 1);
+
+    let made = responses.iter().find(|r| r.status == 201).unwrap();
+    let voice_id = made.body["voiceId"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/voices/{voice_id}"), &user).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_failed_clone_gives_the_slot_back_and_leaves_nothing() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
+    let response = app.post("/voices", &user, Some(&clone_body(&unique("fail-"), &[sample]))).await;
+    assert!(matches!(response.status, 502 | 503), "{}", response.body);
+    assert_eq!(response.error_code(), "UPSTREAM_UNAVAILABLE");
+    assert_eq!(slots_used(&app, &user).await, 0);
+    assert!(app.app.voices.list(&user.id).await.unwrap().is_empty());
+    assert!(consent_records(&app, &user).await.is_empty());
+}
+
+#[tokio::test]
+async fn deleting_a_clone_removes_it_everywhere_but_keeps_the_consent_record() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let samples = vec![upload_sample(&app, &user, SAMPLE_MP3).await, upload_sample(&app, &user, &other_bytes()).await];
+    let created = app.post("/voices", &user, Some(&clone_body(&unique("voice-"), &samples))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let voice_id = created.body["voiceId"].as_str().unwrap().to_owned();
+    let voice = app.app.voices.voice(&user.id, &Ulid::parse(&voice_id).unwrap()).await.unwrap().unwrap();
+    let elevenlabs = voice.elevenlabs_voice_id.clone().unwrap();
+    assert!(object_exists(&app, &voice.sample_keys[0]).await);
+
+    let deleted = app.delete(&format!("/voices/{voice_id}"), &user).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(standin(&app, &format!("delete:{elevenlabs}")).await.len(), 1);
+    for key in &voice.sample_keys {
+        assert!(!object_exists(&app, key).await, "{key} is gone");
+    }
+    assert_eq!(slots_used(&app, &user).await, 0);
+    let records = consent_records(&app, &user).await;
+    assert_eq!(records.len(), 1, "the consent record survives the voice");
+    assert!(records[0].contains_key("expiresAt"), "its retention clock started");
+    assert_eq!(app.delete(&format!("/voices/{voice_id}"), &user).await.status, 404);
+}
