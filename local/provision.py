@@ -87,6 +87,7 @@ def local_parameters():
         **{name: price[0] for name, price in LOCAL_PRICES.items()},
         "ElevenLabsApiKeyParameter": "/voice-local/elevenlabs-api-key",
         "ElevenLabsApiBase": f"http://127.0.0.1:{port('ELEVENLABS_PORT', 8430)}/",
+        "ElevenLabsVoiceSlots": "30",
         "SessionIdleSeconds": "900",
         "SessionAbsoluteSeconds": "43200",
     }
@@ -100,6 +101,8 @@ def resolve(value, resources, params, overrides):
         return [resolve(v, resources, params, overrides) for v in value]
     (fn, arg), = value.items()
     if fn == "Ref":
+        if arg == "AWS::StackName":
+            return STACK_NAME
         if arg in params:
             return params[arg]
         if arg in resources:

@@ -17,8 +17,10 @@ parallel tests never interfere:
   - a voice id starting with `fail-` answers 500; one starting with `hang-` never answers in time;
     so does an add whose voice name starts with `fail-` / `hang-`;
   - every text-to-speech request body is kept, and GET /_test/requests/{voice_id} returns them;
-    an add is kept under `add:{name}` (fields, and each file's name, size and SHA-256), a delete
-    under `delete:{voice_id}`.
+    an add is kept under `add:{name}` (fields, each file's name, size and SHA-256, and its
+    outcome: `added` with the voice id, or the error code), a delete under `delete:{voice_id}`;
+  - GET /_test/accounts/{NAME}/voices shows what the account holds now and the most it ever held
+    (`peak`).
 """
 
 import argparse
@@ -41,7 +43,7 @@ VOICES = [
 
 def make_app(api_key, voice_slots):
     received = defaultdict(list)
-    accounts = defaultdict(lambda: {"voices": {}, "slots": voice_slots})
+    accounts = defaultdict(lambda: {"voices": {}, "slots": voice_slots, "peak": 0})
     added_ids = set()
 
     def account(request):
@@ -95,21 +97,31 @@ def make_app(api_key, voice_slots):
             else:
                 fields[part.name] = await part.text()
         name = fields.get("name", "")
-        received[f"add:{name}"].append({"fields": fields, "files": files})
+        entry = {"fields": fields, "files": files, "outcome": "pending"}
+        received[f"add:{name}"].append(entry)
+
+        def refuse(status, code, message):
+            entry["outcome"] = code
+            return error(status, code, message)
+
         if not files:
-            return error(422, "invalid_request", "At least one audio file is required in 'files'.")
+            return refuse(422, "invalid_request", "At least one audio file is required in 'files'.")
         if not name:
-            return error(422, "invalid_request", "'name' is required.")
+            return refuse(422, "invalid_request", "'name' is required.")
         if name.startswith("fail-"):
-            return error(500, "internal_error", "voice cloning failed")
+            return refuse(500, "internal_error", "voice cloning failed")
         if name.startswith("hang-"):
             await asyncio.sleep(60)
         if len(acct["voices"]) >= acct["slots"]:
-            return error(400, "voice_limit_reached", f"You have reached your maximum amount of custom voices ({acct['slots']}).")
+            limit = acct["slots"]
+            return refuse(400, "voice_limit_reached", f"You have reached your maximum amount of custom voices ({limit}).")
         voice_id = "cloned" + secrets.token_hex(8)
         labels = json.loads(fields["labels"]) if fields.get("labels") else {}
         acct["voices"][voice_id] = {"name": name, "labels": labels, "files": files}
+        acct["peak"] = max(acct["peak"], len(acct["voices"]))
         added_ids.add(voice_id)
+        entry["outcome"] = "added"
+        entry["voice_id"] = voice_id
         return web.json_response({"voice_id": voice_id, "requires_verification": False})
 
     async def delete_voice(request):
@@ -128,8 +140,9 @@ def make_app(api_key, voice_slots):
         return web.json_response({"ok": True})
 
     async def account_voices(request):
-        voices = accounts[request.match_info["name"]]["voices"]
-        return web.json_response({vid: v["files"] for vid, v in voices.items()})
+        acct = accounts[request.match_info["name"]]
+        held = {vid: v["files"] for vid, v in acct["voices"].items()}
+        return web.json_response({"voices": held, "peak": acct["peak"]})
 
     async def requests_for(request):
         return web.json_response(received.get(request.match_info["voice_id"], []))

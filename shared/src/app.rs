@@ -68,7 +68,7 @@ impl App {
             recordings: Recordings::new(dynamodb.clone(), tables.recordings.clone()),
             subscriptions: Subscriptions::new(dynamodb.clone(), tables.subscriptions.clone()),
             webhook_events: WebhookEvents::new(dynamodb.clone(), tables.webhook_events.clone()),
-            voices: Voices::new(dynamodb.clone(), tables.voices.clone()),
+            voices: Voices::new(dynamodb.clone(), tables.voices.clone(), config.voice.elevenlabs_account.clone()),
             consent: ConsentRecords::new(dynamodb, tables.consent_records.clone()),
             audio: AudioStore::new(s3, config.audio_bucket.clone(), config.voice.presign_ttl),
             idp: Idp::new(http.clone(), config.idp.clone()),

@@ -97,6 +97,11 @@ pub struct VoiceSettings {
     pub elevenlabs_base: Url,
     /// How long one generation may take before the unit is given back.
     pub elevenlabs_timeout: Duration,
+    /// Names the ElevenLabs account whose custom-voice slots the clones share: the partition
+    /// of the residency index (one per account, so two accounts never evict each other's).
+    pub elevenlabs_account: String,
+    /// How many custom voices that account holds (ElevenLabs' plan limit).
+    pub elevenlabs_voice_slots: u32,
     /// How long a recording that is not a favourite is kept.
     pub recording_ttl: Duration,
     /// Lifetime of presigned audio URLs.
@@ -265,6 +270,8 @@ impl Config {
                 elevenlabs_base: env
                     .parse_or("ELEVENLABS_API_BASE", "https://api.elevenlabs.io/".parse().expect("static URL"))?,
                 elevenlabs_timeout: Duration::from_secs(env.parse_or("ELEVENLABS_TIMEOUT_SECONDS", 30)?),
+                elevenlabs_account: env.optional("ELEVENLABS_ACCOUNT").unwrap_or_else(|| "default".to_owned()),
+                elevenlabs_voice_slots: env.parse_or("ELEVENLABS_VOICE_SLOTS", 30)?,
                 recording_ttl: Duration::from_secs(env.parse_or("RECORDING_TTL_SECONDS", 7 * 24 * 3600)?),
                 presign_ttl: Duration::from_secs(env.parse_or("PRESIGN_TTL_SECONDS", 600)?),
                 upgrade_url,

@@ -199,16 +199,21 @@ async fn slots_are_reserved_once_under_concurrency_and_limited_by_tier() {
 }
 
 #[tokio::test]
-async fn a_failed_clone_gives_the_slot_back_and_leaves_nothing() {
-    let app = TestApp::spawn().await;
-    let user = app.sign_in(Tier::Basic).await;
-    let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
-    let response = app.post("/voices", &user, Some(&clone_body(&unique("fail-"), &[sample]))).await;
-    assert!(matches!(response.status, 502 | 503), "{}", response.body);
-    assert_eq!(response.error_code(), "UPSTREAM_UNAVAILABLE");
-    assert_eq!(slots_used(&app, &user).await, 0);
-    assert!(app.app.voices.list(&user.id).await.unwrap().is_empty());
-    assert!(consent_records(&app, &user).await.is_empty());
+async fn a_failed_or_timed_out_clone_gives_the_slot_back_and_leaves_nothing() {
+    let app =
+        TestApp::builder().config(|c| c.voice.elevenlabs_timeout = std::time::Duration::from_secs(1)).spawn().await;
+    for failure in ["fail-", "hang-"] {
+        let user = app.sign_in(Tier::Basic).await;
+        let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
+        let name = unique(failure);
+        let response = app.post("/voices", &user, Some(&clone_body(&name, &[sample]))).await;
+        assert!(matches!(response.status, 502 | 503), "{failure}: {}", response.body);
+        assert_eq!(response.error_code(), "UPSTREAM_UNAVAILABLE");
+        assert_eq!(standin(&app, &format!("add:{name}")).await.len(), 1, "{failure}: the add was attempted");
+        assert_eq!(slots_used(&app, &user).await, 0, "{failure}");
+        assert!(app.app.voices.list(&user.id).await.unwrap().is_empty(), "{failure}");
+        assert!(consent_records(&app, &user).await.is_empty(), "{failure}");
+    }
 }
 
 #[tokio::test]
@@ -234,4 +239,152 @@ async fn deleting_a_clone_removes_it_everywhere_but_keeps_the_consent_record() {
     assert_eq!(records.len(), 1, "the consent record survives the voice");
     assert!(records[0].contains_key("expiresAt"), "its retention clock started");
     assert_eq!(app.delete(&format!("/voices/{voice_id}"), &user).await.status, 404);
+}
+
+/// A TestApp on its own ElevenLabs account at the stand-in (its own key, holding `held` custom
+/// voices), believing the account holds `configured`; the account's name.
+async fn app_with_own_account(held: u32, configured: u32) -> (TestApp, String) {
+    let account = unique("acct-");
+    let config = integration_tests::stack_config();
+    let parameter = format!("/voice-local/test/{account}");
+    let sdk = voice_core::store::aws::sdk_config(&config.aws).await;
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(&parameter)
+        .value(format!("xi-local-key:{account}"))
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let url = config.voice.elevenlabs_base.join(&format!("_test/accounts/{account}")).unwrap();
+    let configured_at_standin =
+        reqwest::Client::new().post(url).json(&json!({ "voiceSlots": held })).send().await.unwrap();
+    assert!(configured_at_standin.status().is_success());
+    let name = account.clone();
+    let app = TestApp::builder()
+        .config(move |c| {
+            c.voice.elevenlabs_account = name;
+            c.voice.elevenlabs_voice_slots = configured;
+            c.secrets.elevenlabs_api_key = Some(parameter);
+        })
+        .spawn()
+        .await;
+    (app, account)
+}
+
+/// What the stand-in account holds now, and the most it ever held.
+async fn account_at_standin(app: &TestApp, account: &str) -> (usize, u64) {
+    let url = app.app.config.voice.elevenlabs_base.join(&format!("_test/accounts/{account}/voices")).unwrap();
+    let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    (body["voices"].as_object().unwrap().len(), body["peak"].as_u64().unwrap())
+}
+
+fn added(log: &[Value]) -> Vec<&Value> {
+    log.iter().filter(|add| add["outcome"] == "added").collect()
+}
+
+fn file_hashes(add: &Value) -> Vec<String> {
+    add["files"].as_array().unwrap().iter().map(|f| f["sha256"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Five users' clones on an account with three slots: every generation succeeds, the account
+/// never holds more than three, and evicted clones are re-created from the same sample bytes.
+async fn five_clones_share_three_slots(configured: u32) -> Vec<Value> {
+    let (app, account) = app_with_own_account(3, configured).await;
+    let mut clones = Vec::new();
+    for i in 0..5 {
+        let user = app.sign_in(Tier::Basic).await;
+        let mut bytes = SAMPLE_MP3.to_vec();
+        bytes.extend_from_slice(format!("take {i}").as_bytes());
+        let sample = upload_sample(&app, &user, &bytes).await;
+        let name = unique("cached-");
+        let created = app.post("/voices", &user, Some(&clone_body(&name, &[sample]))).await;
+        assert_eq!(created.status, 201, "create {i}: {}", created.body);
+        let voice_id = created.body["voiceId"].as_str().unwrap().to_owned();
+        clones.push((user, name, voice_id, format!("{:x}", Sha256::digest(&bytes))));
+    }
+    let mut generations = 0;
+    for round in 0..2 {
+        for (user, _, voice_id, _) in &clones {
+            let spoken = app.post("/tts", user, Some(&json!({ "voiceId": voice_id, "text": "Cached." }))).await;
+            assert_eq!(spoken.status, 201, "round {round}: {}", spoken.body);
+            generations += 1;
+            // The generation reached ElevenLabs with the clone's id as stored right now.
+            let now_at = elevenlabs_id(&app, user, voice_id).await;
+            assert!(!standin(&app, &now_at).await.is_empty(), "round {round}: spoke with {now_at}");
+        }
+    }
+    assert_eq!(generations, 10);
+
+    let (held, peak) = account_at_standin(&app, &account).await;
+    assert!(held <= 3 && peak <= 3, "the account held {held}, at most {peak}");
+    let mut log = Vec::new();
+    let mut recreations = 0;
+    for (_, name, _, expected) in &clones {
+        let adds = standin(&app, &format!("add:{name}")).await;
+        let made = added(&adds);
+        recreations += made.len() - 1;
+        for add in &made {
+            assert_eq!(
+                file_hashes(add),
+                std::slice::from_ref(expected),
+                "{name}: every add sent the same sample bytes"
+            );
+        }
+        log.extend(adds);
+    }
+    assert!(recreations >= 2, "{recreations} re-creations");
+    for (user, _, voice_id, _) in &clones {
+        assert_eq!(app.delete(&format!("/voices/{voice_id}"), user).await.status, 200);
+    }
+    assert_eq!(account_at_standin(&app, &account).await.0, 0, "deletes reach resident clones");
+    log
+}
+
+#[tokio::test]
+async fn elevenlabs_slots_are_a_least_recently_used_cache_over_kept_samples() {
+    let log = five_clones_share_three_slots(3).await;
+    let refused = log.iter().filter(|add| add["outcome"] == "voice_limit_reached").count();
+    assert_eq!(refused, 0, "knowing the account's size, room is made before adding");
+}
+
+#[tokio::test]
+async fn voice_limit_reached_evicts_once_and_retries() {
+    // We believe the account holds 30; it holds 3: ElevenLabs' refusal drives the evictions.
+    let log = five_clones_share_three_slots(30).await;
+    let refused = log.iter().filter(|add| add["outcome"] == "voice_limit_reached").count();
+    assert!(refused >= 2, "{refused} refusals answered by evicting");
+}
+
+#[tokio::test]
+async fn a_clone_lost_at_elevenlabs_is_recreated_once_for_concurrent_uses() {
+    let (app, account) = app_with_own_account(3, 3).await;
+    let user = app.sign_in(Tier::Premium).await;
+    let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
+    let name = unique("lost-");
+    let created = app.post("/voices", &user, Some(&clone_body(&name, &[sample]))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let voice_id = created.body["voiceId"].as_str().unwrap().to_owned();
+    let first = elevenlabs_id(&app, &user, &voice_id).await;
+    // Deleted at ElevenLabs behind our back (the dashboard, or an eviction racing a generation).
+    let gone = reqwest::Client::new()
+        .delete(app.app.config.voice.elevenlabs_base.join(&format!("v1/voices/{first}")).unwrap())
+        .header("xi-api-key", format!("xi-local-key:{account}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(gone.status().is_success());
+
+    let body = json!({ "voiceId": voice_id, "text": "Still me." });
+    let uses = (0..5).map(|_| app.post("/tts", &user, Some(&body)));
+    let responses = futures_util::future::join_all(uses).await;
+    for response in &responses {
+        assert_eq!(response.status, 201, "{}", response.body);
+    }
+    let adds = standin(&app, &format!("add:{name}")).await;
+    assert_eq!(added(&adds).len(), 2, "created, then re-created once");
+    let second = elevenlabs_id(&app, &user, &voice_id).await;
+    assert_ne!(first, second);
+    assert_eq!(standin(&app, &second).await.len(), 5, "every generation spoke with the re-created voice");
+    assert_eq!(app.delete(&format!("/voices/{voice_id}"), &user).await.status, 200);
 }

@@ -50,7 +50,7 @@ async fn cloning(ctx: Ctx<'_>) -> Result<Cloning<'_>, ApiError> {
         consent: &app.consent,
         audio: &app.audio,
         elevenlabs: app.elevenlabs().await?,
-        upgrade_url: &app.config.voice.upgrade_url,
+        settings: &app.config.voice,
     })
 }
 

@@ -17,14 +17,17 @@ use crate::{
         user::User,
     },
     error::ApiError,
-    flows::voices::resolve_for_speech,
+    flows::{
+        voice_slots::{VoiceSlots, unix_ms},
+        voices::{Speaker, resolve_for_speech},
+    },
     store::{
         audio::AudioStore,
         recordings::{Recording, Recordings},
         users::{QuotaError, Users},
         voices::{Voice, Voices},
     },
-    upstream::elevenlabs::ElevenLabs,
+    upstream::elevenlabs::{ElevenLabs, UpstreamError},
 };
 
 #[derive(Debug, Serialize)]
@@ -49,7 +52,7 @@ impl Generator<'_> {
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn generate(&self, user: &User, request: Generation, now: OffsetDateTime) -> Result<Generated, ApiError> {
         // Before the quota: a voice the caller may not use costs nothing and reaches no one.
-        let (speak_as, clone) = resolve_for_speech(self.voices, user, &request.voice_id).await?;
+        let speaker = resolve_for_speech(self.voices, user, &request.voice_id).await?;
         let reservation =
             self.users.reserve_generation(&user.id, user.tier, UsagePeriod::containing(now)).await.map_err(
                 |e| match e {
@@ -61,7 +64,7 @@ impl Generator<'_> {
                 },
             )?;
 
-        match self.produce(user, &request, &speak_as, clone.as_ref(), now).await {
+        match self.produce(user, &request, &speaker, now).await {
             Ok((recording_id, audio_url)) => Ok(Generated {
                 recording_id,
                 audio_url,
@@ -80,31 +83,29 @@ impl Generator<'_> {
         &self,
         user: &User,
         request: &Generation,
-        speak_as: &ElevenLabsVoiceId,
-        clone: Option<&Voice>,
+        speaker: &Speaker,
         now: OffsetDateTime,
     ) -> Result<(RecordingId, String), ApiError> {
-        // The voice list (for the recording's voice name) is cached; on a cold instance it is
-        // fetched alongside the generation rather than after it.
-        let (audio, voices) = tokio::join!(
-            self.elevenlabs.speak(speak_as, &request.text, user.tier.rules().tts_model, &request.config),
-            self.elevenlabs.voices(),
-        );
-        let audio = audio?;
+        let (audio, voice_name, clone) = match speaker {
+            Speaker::Premade(id) => {
+                // The voice list (for the recording's voice name) is cached; on a cold instance
+                // it is fetched alongside the generation rather than after it.
+                let (audio, voices) = tokio::join!(self.speak(user, request, id), self.elevenlabs.voices());
+                let name = voices.ok().and_then(|voices| voices.into_iter().find(|v| v.voice_id == id.as_str()));
+                (audio?, name.map(|v| v.name), None)
+            }
+            Speaker::Clone(voice) => {
+                (self.speak_as_clone(user, request, voice, now).await?, Some(voice.name.clone()), Some(voice))
+            }
+        };
 
         let recording_id = RecordingId::generate(now);
         let content_type = AudioType::Mpeg;
         let s3_key = Recording::s3_key_for(&user.id, &recording_id, content_type);
         self.audio.put(&s3_key, content_type, audio).await?;
 
-        let voice_name = match clone {
-            Some(clone) => Some(clone.name.clone()),
-            None => voices.ok().and_then(|voices| {
-                voices.into_iter().find(|v| v.voice_id == request.voice_id.as_str()).map(|v| v.name)
-            }),
-        };
         if let Some(clone) = clone
-            && let Err(error) = self.voices.touch(&user.id, &clone.voice_id, now.unix_timestamp()).await
+            && let Err(error) = self.voices.touch(&user.id, &clone.voice_id, unix_ms(now)).await
         {
             tracing::warn!(error = format!("{error:#}"), "could not record the clone's use");
         }
@@ -131,5 +132,33 @@ impl Generator<'_> {
         }
         let audio_url = self.audio.download_url(&s3_key).await.context("presigning the new recording")?;
         Ok((recording_id, audio_url))
+    }
+
+    async fn speak(&self, user: &User, request: &Generation, id: &ElevenLabsVoiceId) -> Result<Vec<u8>, UpstreamError> {
+        self.elevenlabs.speak(id, &request.text, user.tier.rules().tts_model, &request.config).await
+    }
+
+    /// Speaks with the caller's clone, re-creating it at ElevenLabs first when it is not resident,
+    /// and once more if ElevenLabs turns out to have lost it.
+    async fn speak_as_clone(
+        &self,
+        user: &User,
+        request: &Generation,
+        voice: &Voice,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>, ApiError> {
+        let slots =
+            VoiceSlots { voices: self.voices, audio: self.audio, elevenlabs: self.elevenlabs, settings: self.settings };
+        let id = slots.resident_id(voice, now).await?;
+        match self.speak(user, request, &id).await {
+            Err(error) if error.is_voice_missing() => {
+                slots.forget(voice, &id).await?;
+                // Another use may have re-created it already.
+                let current = self.voices.voice(&user.id, &voice.voice_id).await?.filter(|v| !v.deleting);
+                let id = slots.resident_id(&current.ok_or_else(|| ApiError::not_found("voice"))?, now).await?;
+                Ok(self.speak(user, request, &id).await?)
+            }
+            other => Ok(other?),
+        }
     }
 }

@@ -8,4 +8,5 @@ pub mod presets;
 pub mod signin;
 pub mod ttl_cleanup;
 pub mod usage_reset;
+pub mod voice_slots;
 pub mod voices;

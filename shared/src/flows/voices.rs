@@ -5,30 +5,27 @@
 //! back on any failure after it, so N concurrent creates with k slots left succeed exactly k
 //! times and a failure leaves no row, no consent record and no used slot.
 
-use std::sync::{Arc, Mutex};
-
-use futures_util::TryStreamExt;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use url::Url;
 
 use crate::{
     clock::timestamp,
+    config::VoiceSettings,
     domain::{
-        ids::{ElevenLabsVoiceId, SampleId, Ulid, VoiceId, hex},
+        ids::{ElevenLabsVoiceId, SampleId, Ulid, VoiceId},
         session::ClientInfo,
         user::User,
         voices::{CLONE_MAX_BYTES, CONSENT_RETENTION_SECS, CONSENT_VERSION, NewVoice, SampleRequest},
     },
     error::ApiError,
+    flows::voice_slots::{Added, VoiceSlots, unix_ms},
     store::{
         audio::AudioStore,
         consent::{ConsentRecord, ConsentRecords},
         users::Users,
         voices::{Sample, Voice, Voices},
     },
-    upstream::elevenlabs::{ElevenLabs, NewClone, VoiceFile},
+    upstream::elevenlabs::{ElevenLabs, NewClone},
 };
 
 /// How long an uploaded sample that no clone uses is kept (its row's TTL; the bucket's lifecycle
@@ -83,7 +80,7 @@ pub struct Cloning<'a> {
     pub consent: &'a ConsentRecords,
     pub audio: &'a AudioStore,
     pub elevenlabs: &'a ElevenLabs,
-    pub upgrade_url: &'a Url,
+    pub settings: &'a VoiceSettings,
 }
 
 impl Cloning<'_> {
@@ -121,7 +118,7 @@ impl Cloning<'_> {
         if !self.users.reserve_clone_slot(&user.id, slots).await? {
             return Err(ApiError::LimitReached {
                 message: format!("all {slots} cloned-voice slots of the {} plan are in use", user.tier),
-                upgrade_url: self.upgrade_url.to_string(),
+                upgrade_url: self.settings.upgrade_url.to_string(),
             });
         }
         match self.clone_and_store(user, &request, &samples, client, now).await {
@@ -143,7 +140,15 @@ impl Cloning<'_> {
         client: &ClientInfo,
         now: OffsetDateTime,
     ) -> Result<Voice, ApiError> {
-        let (elevenlabs_id, hashes) = self.add_at_elevenlabs(request, samples).await?;
+        let clone = NewClone {
+            name: &request.name,
+            description: request.description.as_deref(),
+            labels: &request.labels,
+            remove_background_noise: request.remove_background_noise,
+        };
+        let slots =
+            VoiceSlots { voices: self.voices, audio: self.audio, elevenlabs: self.elevenlabs, settings: self.settings };
+        let Added { elevenlabs_voice_id: elevenlabs_id, sample_sha256: hashes } = slots.add(&clone, samples).await?;
         let voice = Voice {
             voice_id: Ulid::generate(now),
             user_id: user.id.clone(),
@@ -156,6 +161,8 @@ impl Cloning<'_> {
             consent_id: Ulid::generate(now),
             created_at: timestamp(now),
             last_used_at: Some(now.unix_timestamp()),
+            last_used_ms: unix_ms(now),
+            remove_background_noise: request.remove_background_noise,
             deleting: false,
         };
         let record = ConsentRecord {
@@ -190,45 +197,6 @@ impl Cloning<'_> {
         Ok(voice)
     }
 
-    /// Streams the samples from S3 to ElevenLabs, hashing them on the way; the new ElevenLabs id
-    /// and the hex SHA-256 of every sample.
-    async fn add_at_elevenlabs(
-        &self,
-        request: &NewVoice,
-        samples: &[Sample],
-    ) -> Result<(String, Vec<String>), ApiError> {
-        let mut files = Vec::with_capacity(samples.len());
-        let mut hashers = Vec::with_capacity(samples.len());
-        for sample in samples {
-            let object = self.audio.open(&sample.s3_key).await?;
-            let hasher = Arc::new(Mutex::new(Sha256::new()));
-            let feed = hasher.clone();
-            let stream = futures_util::stream::unfold(object.body, |mut body| async move {
-                body.next().await.map(|chunk| (chunk, body))
-            })
-            .inspect_ok(move |chunk| feed.lock().expect("hasher lock").update(chunk));
-            files.push(VoiceFile {
-                filename: sample.s3_key.rsplit('/').next().unwrap_or("sample").to_owned(),
-                content_type: sample.content_type.mime(),
-                length: object.length,
-                body: reqwest::Body::wrap_stream(stream),
-            });
-            hashers.push(hasher);
-        }
-        let clone = NewClone {
-            name: &request.name,
-            description: request.description.as_deref(),
-            labels: &request.labels,
-            remove_background_noise: request.remove_background_noise,
-        };
-        let voice_id = self.elevenlabs.add_voice(&clone, files).await?;
-        let hashes = hashers
-            .into_iter()
-            .map(|h| hex(&std::mem::take(&mut *h.lock().expect("hasher lock")).finalize()))
-            .collect();
-        Ok((voice_id, hashes))
-    }
-
     /// Deletes the caller's voice: at ElevenLabs, its samples, its row; frees the slot and starts
     /// the consent record's retention. A failure at ElevenLabs leaves the row marked for a retry.
     pub async fn delete(&self, user: &User, id: &VoiceId, now: OffsetDateTime) -> Result<(), ApiError> {
@@ -248,29 +216,28 @@ impl Cloning<'_> {
     }
 }
 
+/// Who a generation speaks as.
+pub enum Speaker {
+    /// One of ElevenLabs' premade voices.
+    Premade(ElevenLabsVoiceId),
+    /// One of the caller's own clones (resident at ElevenLabs or not).
+    Clone(Box<Voice>),
+}
+
 /// The voice a generation speaks with: a premade ElevenLabs id, or one of the caller's own
-/// clones by our id (then also that clone). Another user's clone, a deleted one, or an
-/// ElevenLabs id behind anyone's clone is NOT_FOUND, before any request reaches ElevenLabs.
+/// clones by our id. Another user's clone, a deleted one, or an ElevenLabs id behind anyone's
+/// clone is NOT_FOUND, before any request reaches ElevenLabs.
 pub async fn resolve_for_speech(
     voices: &Voices,
     user: &User,
     requested: &ElevenLabsVoiceId,
-) -> Result<(ElevenLabsVoiceId, Option<Voice>), ApiError> {
+) -> Result<Speaker, ApiError> {
     if let Some(ours) = Ulid::parse(requested.as_str()) {
         let voice = voices.voice(&user.id, &ours).await?.filter(|v| !v.deleting);
-        let voice = voice.ok_or_else(|| ApiError::not_found("voice"))?;
-        let resident = voice.elevenlabs_voice_id.as_deref().map(ElevenLabsVoiceId::parse);
-        let Some(Ok(elevenlabs_id)) = resident else {
-            return Err(ApiError::Upstream {
-                service: "ElevenLabs",
-                temporary: true,
-                source: anyhow::anyhow!("voice {ours} is not resident at ElevenLabs"),
-            });
-        };
-        return Ok((elevenlabs_id, Some(voice)));
+        return voice.map(|v| Speaker::Clone(Box::new(v))).ok_or_else(|| ApiError::not_found("voice"));
     }
     if voices.is_cloned_elevenlabs_id(requested.as_str()).await? {
         return Err(ApiError::not_found("voice"));
     }
-    Ok((requested.clone(), None))
+    Ok(Speaker::Premade(requested.clone()))
 }

@@ -2,6 +2,12 @@
 //! uploaded samples (`sample#{id}`). Every key starts with the caller's own user id, so another
 //! user's voice or sample is simply not found. The sparse `elevenlabs-index` finds a clone by
 //! its ElevenLabs id.
+//!
+//! Residency: a clone whose voice exists at ElevenLabs right now carries `elevenLabsVoiceId` and
+//! `residentIn` (the ElevenLabs account's name). The sparse `resident-index` (PK `residentIn`,
+//! SK `lastUsedMs`) therefore lists exactly the clones occupying that account's slots, least
+//! recently used first. A clone being re-created holds a lease (`rebuildUntil`, ms) so two
+//! concurrent uses create it once.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,6 +29,7 @@ use crate::{
 const VOICE: &str = "voice#";
 const SAMPLE: &str = "sample#";
 const ELEVENLABS_INDEX: &str = "elevenlabs-index";
+const RESIDENT_INDEX: &str = "resident-index";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -60,7 +67,12 @@ pub struct Voice {
     #[serde(skip)]
     pub consent_id: Ulid,
     pub created_at: String,
+    /// Unix seconds.
     pub last_used_at: Option<i64>,
+    /// Unix milliseconds: the least-recently-used order of resident clones.
+    #[serde(skip)]
+    pub last_used_ms: i64,
+    pub remove_background_noise: bool,
     /// A delete that failed at ElevenLabs and waits for a retry.
     #[serde(skip)]
     pub deleting: bool,
@@ -105,7 +117,15 @@ fn string_list(item: &Item, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn voice_item(voice: &Voice) -> Item {
+/// A clone occupying one of the account's ElevenLabs slots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resident {
+    pub user_id: UserId,
+    pub voice_id: VoiceId,
+    pub elevenlabs_voice_id: String,
+}
+
+fn voice_item(voice: &Voice, account: &str) -> Item {
     let ids: Vec<String> = voice.sample_ids.iter().map(ToString::to_string).collect();
     let mut item = HashMap::from([
         ("userId".to_owned(), s(voice.user_id.as_str())),
@@ -116,12 +136,15 @@ fn voice_item(voice: &Voice) -> Item {
         ("sampleKeys".to_owned(), strings(&voice.sample_keys)),
         ("consentId".to_owned(), s(voice.consent_id.as_str())),
         ("createdAt".to_owned(), s(&voice.created_at)),
+        ("lastUsedMs".to_owned(), n(voice.last_used_ms)),
+        ("removeBackgroundNoise".to_owned(), AttributeValue::Bool(voice.remove_background_noise)),
     ]);
     if let Some(description) = &voice.description {
         item.insert("description".to_owned(), s(description));
     }
     if let Some(id) = &voice.elevenlabs_voice_id {
         item.insert("elevenLabsVoiceId".to_owned(), s(id));
+        item.insert("residentIn".to_owned(), s(account));
     }
     if let Some(at) = voice.last_used_at {
         item.insert("lastUsedAt".to_owned(), n(at));
@@ -143,19 +166,39 @@ fn voice_from(item: &Item) -> anyhow::Result<Voice> {
         consent_id: Ulid::parse(dynamo::str(item, "consentId")?).context("stored consent id")?,
         created_at: dynamo::str(item, "createdAt")?.to_owned(),
         last_used_at: dynamo::opt_num(item, "lastUsedAt")?,
-        deleting: item.get("deleting").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        last_used_ms: dynamo::opt_num(item, "lastUsedMs")?.unwrap_or_default(),
+        remove_background_noise: flag(item, "removeBackgroundNoise"),
+        deleting: flag(item, "deleting"),
     })
+}
+
+fn flag(item: &Item, name: &str) -> bool {
+    item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
 }
 
 #[derive(Clone)]
 pub struct Voices {
     client: Client,
     table: String,
+    /// The ElevenLabs account whose slots resident clones occupy.
+    account: String,
 }
 
 impl Voices {
-    pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+    pub fn new(client: Client, table: String, account: String) -> Self {
+        Self { client, table, account }
+    }
+
+    fn update_voice(
+        &self,
+        user: &UserId,
+        id: &VoiceId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("itemId", s(format!("{VOICE}{id}")))
     }
 
     async fn get(&self, user: &UserId, item_id: String) -> anyhow::Result<Option<Item>> {
@@ -227,7 +270,7 @@ impl Voices {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(voice_item(voice)))
+            .set_item(Some(voice_item(voice, &self.account)))
             .condition_expression("attribute_not_exists(itemId)")
             .send()
             .await
@@ -265,11 +308,7 @@ impl Voices {
     ) -> anyhow::Result<Option<Voice>> {
         let mut sets = Vec::new();
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("itemId", s(format!("{VOICE}{id}")))
+            .update_voice(user, id)
             .condition_expression("attribute_exists(itemId) AND attribute_not_exists(deleting)")
             .return_values(ReturnValue::AllNew);
         if let Some(name) = name {
@@ -292,28 +331,133 @@ impl Voices {
     }
 
     /// Records a use, for the least-recently-used order of resident clones.
-    pub async fn touch(&self, user: &UserId, id: &VoiceId, now: i64) -> anyhow::Result<()> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("itemId", s(format!("{VOICE}{id}")))
-            .update_expression("SET lastUsedAt = :now")
+    pub async fn touch(&self, user: &UserId, id: &VoiceId, now_ms: i64) -> anyhow::Result<()> {
+        self.update_voice(user, id)
+            .update_expression("SET lastUsedAt = :seconds, lastUsedMs = :ms")
             .condition_expression("attribute_exists(itemId)")
-            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":seconds", n(now_ms.div_euclid(1000)))
+            .expression_attribute_values(":ms", n(now_ms))
             .send()
             .await
             .context("recording the voice's use")?;
         Ok(())
     }
 
+    /// A query of the account's resident clones, least recently used first.
+    fn residents(&self) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(RESIDENT_INDEX)
+            .key_condition_expression("residentIn = :account")
+            .expression_attribute_values(":account", s(&self.account))
+            .scan_index_forward(true)
+    }
+
+    /// The account's resident clones, least recently used first (at most `limit`).
+    pub async fn least_recently_used(&self, limit: i32) -> anyhow::Result<Vec<Resident>> {
+        let output = self.residents().limit(limit).send().await.context("listing resident clones")?;
+        output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                let raw = dynamo::str(item, "itemId")?;
+                Ok(Resident {
+                    user_id: UserId::parse(dynamo::str(item, "userId")?).context("stored user id")?,
+                    voice_id: raw.strip_prefix(VOICE).and_then(Ulid::parse).context("stored voice id")?,
+                    elevenlabs_voice_id: dynamo::str(item, "elevenLabsVoiceId")?.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// How many clones occupy the account's slots, by our records.
+    pub async fn resident_count(&self) -> anyhow::Result<u32> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .residents()
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("counting resident clones")?;
+            count += u32::try_from(output.count).unwrap_or(0);
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(count);
+            }
+        }
+    }
+
+    /// Records that the clone's ElevenLabs voice `elevenlabs_id` is gone; false when the row
+    /// already says otherwise (someone else evicted or re-created it first).
+    pub async fn evict(&self, user: &UserId, id: &VoiceId, elevenlabs_id: &str) -> anyhow::Result<bool> {
+        let update = self
+            .update_voice(user, id)
+            .update_expression("REMOVE elevenLabsVoiceId, residentIn")
+            .condition_expression("elevenLabsVoiceId = :old")
+            .expression_attribute_values(":old", s(elevenlabs_id));
+        Ok(dynamo::conditional_update(update).await.context("evicting a clone")?.is_some())
+    }
+
+    /// Takes the lease to re-create a clone that is not resident: true for exactly one of any
+    /// number of concurrent callers (until `until_ms`, after which a new caller may take it over).
+    pub async fn claim_rebuild(&self, user: &UserId, id: &VoiceId, now_ms: i64, until_ms: i64) -> anyhow::Result<bool> {
+        let update = self
+            .update_voice(user, id)
+            .update_expression("SET rebuildUntil = :until")
+            .condition_expression(
+                "attribute_exists(itemId) AND attribute_not_exists(deleting) \
+                 AND attribute_not_exists(elevenLabsVoiceId) \
+                 AND (attribute_not_exists(rebuildUntil) OR rebuildUntil < :now)",
+            )
+            .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":now", n(now_ms));
+        Ok(dynamo::conditional_update(update).await.context("claiming a clone's re-creation")?.is_some())
+    }
+
+    /// Records the re-created clone's ElevenLabs id, if the lease `until_ms` is still ours and
+    /// the voice is not being deleted; false otherwise (the caller removes what it created).
+    pub async fn make_resident(
+        &self,
+        user: &UserId,
+        id: &VoiceId,
+        elevenlabs_id: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> anyhow::Result<bool> {
+        let update = self
+            .update_voice(user, id)
+            .update_expression(
+                "SET elevenLabsVoiceId = :id, residentIn = :account, lastUsedMs = :ms, lastUsedAt = :seconds \
+                 REMOVE rebuildUntil",
+            )
+            .condition_expression("rebuildUntil = :until AND attribute_not_exists(deleting)")
+            .expression_attribute_values(":id", s(elevenlabs_id))
+            .expression_attribute_values(":account", s(&self.account))
+            .expression_attribute_values(":ms", n(now_ms))
+            .expression_attribute_values(":seconds", n(now_ms.div_euclid(1000)))
+            .expression_attribute_values(":until", n(until_ms));
+        Ok(dynamo::conditional_update(update).await.context("recording a re-created clone")?.is_some())
+    }
+
+    /// Gives a re-creation lease back after a failure, so the next use may try at once.
+    pub async fn release_rebuild(&self, user: &UserId, id: &VoiceId, until_ms: i64) -> anyhow::Result<()> {
+        let update = self
+            .update_voice(user, id)
+            .update_expression("REMOVE rebuildUntil")
+            .condition_expression("rebuildUntil = :until")
+            .expression_attribute_values(":until", n(until_ms));
+        dynamo::conditional_update(update).await.context("releasing a clone's re-creation")?;
+        Ok(())
+    }
+
     /// Marks a voice whose deletion is under way (hidden from lists; a retried DELETE finishes it).
     pub async fn mark_deleting(&self, user: &UserId, id: &VoiceId) -> anyhow::Result<()> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("itemId", s(format!("{VOICE}{id}")))
+        self.update_voice(user, id)
             .update_expression("SET deleting = :yes")
             .condition_expression("attribute_exists(itemId)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))

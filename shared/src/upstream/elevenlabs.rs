@@ -1,4 +1,4 @@
-//! The ElevenLabs client: speech and the voice list.
+//! The ElevenLabs client: speech, the voice list, and adding and deleting instant clones.
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,20 @@ pub struct Voice {
 pub struct UpstreamError {
     /// A timeout, 5xx or 429: worth retrying later.
     pub temporary: bool,
+    /// ElevenLabs' own error code (`detail.status`), when it answered with one.
+    pub code: Option<String>,
     source: anyhow::Error,
+}
+
+impl UpstreamError {
+    fn new(temporary: bool, source: impl Into<anyhow::Error>) -> Self {
+        Self { temporary, code: None, source: source.into() }
+    }
+
+    /// ElevenLabs does not (or no longer) hold the voice.
+    pub fn is_voice_missing(&self) -> bool {
+        matches!(self.code.as_deref(), Some("voice_not_found" | "voice_does_not_exist"))
+    }
 }
 
 impl From<UpstreamError> for ApiError {
@@ -75,10 +88,10 @@ impl ElevenLabs {
                 "speed": config.speed,
             },
         });
-        let response = self.send(self.http.post(url).json(&body).header("accept", "audio/mpeg")).await?;
-        let bytes = response.bytes().await.map_err(|e| UpstreamError { temporary: true, source: e.into() })?;
+        let response = self.send(self.http.post(url).json(&body).header("accept", "audio/mpeg"), "speech").await?;
+        let bytes = response.bytes().await.map_err(|e| UpstreamError::new(true, e))?;
         if bytes.is_empty() {
-            return Err(UpstreamError { temporary: true, source: anyhow!("empty audio") });
+            return Err(UpstreamError::new(true, anyhow!("empty audio")));
         }
         Ok(bytes.to_vec())
     }
@@ -101,27 +114,36 @@ impl ElevenLabs {
         struct List {
             voices: Vec<Voice>,
         }
-        let response = self.send(self.http.get(self.url("v1/voices")?)).await?;
-        let list: List = response.json().await.map_err(|e| UpstreamError { temporary: false, source: e.into() })?;
+        let response = self.send(self.http.get(self.url("v1/voices")?), "the voice list").await?;
+        let list: List = response.json().await.map_err(|e| UpstreamError::new(false, e))?;
         *cached = Some((Instant::now(), list.voices.clone()));
         Ok(list.voices)
     }
 
     fn url(&self, path: &str) -> Result<Url, UpstreamError> {
-        self.base.join(path).map_err(|e| UpstreamError { temporary: false, source: e.into() })
+        self.base.join(path).map_err(|e| UpstreamError::new(false, e))
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, UpstreamError> {
-        let response =
-            request.header("xi-api-key", self.key.expose()).timeout(self.timeout).send().await.map_err(|e| {
-                UpstreamError { temporary: true, source: anyhow::Error::new(e).context("calling ElevenLabs") }
-            })?;
+    /// Sends one request with the key and the time limit; any answer but a success becomes an
+    /// error carrying ElevenLabs' code. `what` names the request in the error.
+    async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response, UpstreamError> {
+        let response = request
+            .header("xi-api-key", self.key.expose())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::new(true, anyhow::Error::new(e).context("calling ElevenLabs")))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        let temporary = status.is_server_error() || status.as_u16() == 429;
-        Err(UpstreamError { temporary, source: anyhow!("ElevenLabs answered {status}") })
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let code = body.pointer("/detail/status").and_then(|s| s.as_str()).map(String::from);
+        Err(UpstreamError {
+            temporary: status.is_server_error() || status.as_u16() == 429,
+            code,
+            source: anyhow!("ElevenLabs answered {status} to {what}"),
+        })
     }
 }
 
@@ -182,48 +204,26 @@ impl ElevenLabs {
             let part = reqwest::multipart::Part::stream_with_length(file.body, file.length)
                 .file_name(file.filename)
                 .mime_str(file.content_type)
-                .map_err(|e| UpstreamError { temporary: false, source: e.into() })?;
+                .map_err(|e| UpstreamError::new(false, e))?;
             form = form.part("files", part);
         }
         let request = self.http.post(self.url("v1/voices/add")?).multipart(form);
-        let response =
-            request.header("xi-api-key", self.key.expose()).timeout(self.timeout).send().await.map_err(|e| {
-                UpstreamError { temporary: true, source: anyhow::Error::new(e).context("calling ElevenLabs") }
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            let added: Added =
-                response.json().await.map_err(|e| UpstreamError { temporary: false, source: e.into() })?;
-            return Ok(added.voice_id);
+        match self.send(request, "a clone").await {
+            Ok(response) => {
+                let added: Added = response.json().await.map_err(|e| UpstreamError::new(false, e))?;
+                Ok(added.voice_id)
+            }
+            Err(error) if error.code.as_deref() == Some("voice_limit_reached") => Err(CloneError::VoiceLimitReached),
+            Err(error) => Err(error.into()),
         }
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        if body.pointer("/detail/status").and_then(|s| s.as_str()) == Some("voice_limit_reached") {
-            return Err(CloneError::VoiceLimitReached);
-        }
-        let temporary = status.is_server_error() || status.as_u16() == 429;
-        Err(UpstreamError { temporary, source: anyhow!("ElevenLabs answered {status} to a clone") }.into())
     }
 
     /// Deletes an added voice; one ElevenLabs no longer has counts as deleted.
     pub async fn delete_voice(&self, voice_id: &str) -> Result<(), UpstreamError> {
         let url = self.url(&format!("v1/voices/{voice_id}"))?;
-        let response =
-            self.http.delete(url).header("xi-api-key", self.key.expose()).timeout(self.timeout).send().await.map_err(
-                |e| UpstreamError { temporary: true, source: anyhow::Error::new(e).context("calling ElevenLabs") },
-            )?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
+        match self.send(self.http.delete(url), "a voice deletion").await {
+            Err(error) if !error.is_voice_missing() => Err(error),
+            _ => Ok(()),
         }
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        let gone = matches!(
-            body.pointer("/detail/status").and_then(|s| s.as_str()),
-            Some("voice_does_not_exist" | "voice_not_found")
-        );
-        if gone {
-            return Ok(());
-        }
-        let temporary = status.is_server_error() || status.as_u16() == 429;
-        Err(UpstreamError { temporary, source: anyhow!("ElevenLabs answered {status} to a voice deletion") })
     }
 }

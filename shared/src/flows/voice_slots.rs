@@ -1,0 +1,207 @@
+//! The ElevenLabs account's custom-voice slots, used as a least-recently-used cache over the
+//! samples we keep.
+//!
+//! An account holds far fewer custom voices (`ELEVENLABS_VOICE_SLOTS`) than our users have
+//! clones. A clone is *resident* while its voice exists at ElevenLabs. Adding a voice to a full
+//! account first evicts the least recently used resident clone (its ElevenLabs voice is deleted,
+//! our row and samples stay); a clone that is not resident is re-created from its stored samples
+//! on its next use, under a lease so that concurrent uses create it once. ElevenLabs'
+//! `voice_limit_reached` (slots used outside our records, or a race) triggers one eviction and
+//! one retry. A generation with a resident clone costs nothing beyond the usual reads.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures_util::TryStreamExt;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::{
+    config::VoiceSettings,
+    domain::ids::{ElevenLabsVoiceId, hex},
+    error::ApiError,
+    store::{
+        audio::AudioStore,
+        voices::{Sample, Voice, Voices},
+    },
+    upstream::elevenlabs::{CloneError, ElevenLabs, NewClone, VoiceFile},
+};
+
+/// How often a use that found another one re-creating the clone looks again.
+const REBUILD_POLL: Duration = Duration::from_millis(250);
+/// How many least-recently-used candidates one eviction considers (others may take some first).
+const EVICTION_CANDIDATES: i32 = 5;
+
+/// Unix milliseconds, the resolution of the least-recently-used order.
+pub fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A clone's ElevenLabs voice as made: its id and the hex SHA-256 of every sample sent.
+pub struct Added {
+    pub elevenlabs_voice_id: String,
+    pub sample_sha256: Vec<String>,
+}
+
+pub struct VoiceSlots<'a> {
+    pub voices: &'a Voices,
+    pub audio: &'a AudioStore,
+    pub elevenlabs: &'a ElevenLabs,
+    pub settings: &'a VoiceSettings,
+}
+
+impl VoiceSlots<'_> {
+    /// Adds a voice made of `samples` at ElevenLabs, making room when the account is full.
+    pub async fn add(&self, clone: &NewClone<'_>, samples: &[Sample]) -> Result<Added, ApiError> {
+        if self.voices.resident_count().await? >= self.settings.elevenlabs_voice_slots {
+            self.evict_one().await?;
+        }
+        match self.open(samples).await?.send(self.elevenlabs, clone).await {
+            Err(CloneError::VoiceLimitReached) => {
+                tracing::warn!("ElevenLabs' voice slots are full beyond our records; evicting and retrying once");
+                if !self.evict_one().await? {
+                    return Err(CloneError::VoiceLimitReached.into());
+                }
+                Ok(self.open(samples).await?.send(self.elevenlabs, clone).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The ElevenLabs id to speak with `voice`: its resident one, or one re-created now from the
+    /// stored samples (or by a concurrent use, which this one waits for).
+    pub async fn resident_id(&self, voice: &Voice, now: OffsetDateTime) -> Result<ElevenLabsVoiceId, ApiError> {
+        let started = tokio::time::Instant::now();
+        let mut current = voice.clone();
+        loop {
+            if let Some(id) = &current.elevenlabs_voice_id {
+                return ElevenLabsVoiceId::parse(id).map_err(|e| ApiError::Internal(e.into()));
+            }
+            let now_ms = unix_ms(now) + i64::try_from(started.elapsed().as_millis()).unwrap_or(0);
+            let lease = now_ms + 2 * i64::try_from(self.settings.elevenlabs_timeout.as_millis()).unwrap_or(60_000);
+            if self.voices.claim_rebuild(&voice.user_id, &voice.voice_id, now_ms, lease).await? {
+                return self.rebuild(&current, lease, now_ms).await;
+            }
+            if started.elapsed() > self.settings.elevenlabs_timeout {
+                return Err(ApiError::Upstream {
+                    service: "ElevenLabs",
+                    temporary: true,
+                    source: anyhow::anyhow!("voice {} is still being re-created", voice.voice_id),
+                });
+            }
+            tokio::time::sleep(REBUILD_POLL).await;
+            current = self
+                .voices
+                .voice(&voice.user_id, &voice.voice_id)
+                .await?
+                .filter(|v| !v.deleting)
+                .ok_or_else(|| ApiError::not_found("voice"))?;
+        }
+    }
+
+    /// Records that ElevenLabs no longer holds `voice` under `gone` (deleted there behind our
+    /// back, or evicted while a generation was under way), so the next use re-creates it.
+    pub async fn forget(&self, voice: &Voice, gone: &ElevenLabsVoiceId) -> Result<(), ApiError> {
+        tracing::warn!(voice_id = %voice.voice_id, "ElevenLabs no longer holds a resident clone");
+        self.voices.evict(&voice.user_id, &voice.voice_id, gone.as_str()).await?;
+        Ok(())
+    }
+
+    async fn rebuild(&self, voice: &Voice, lease: i64, now_ms: i64) -> Result<ElevenLabsVoiceId, ApiError> {
+        let made = async {
+            let mut samples = Vec::with_capacity(voice.sample_ids.len());
+            for id in &voice.sample_ids {
+                let sample = self.voices.sample(&voice.user_id, id, now_ms / 1000).await?;
+                samples.push(
+                    sample.ok_or_else(|| anyhow::anyhow!("kept sample {id} of voice {} is gone", voice.voice_id))?,
+                );
+            }
+            let clone = NewClone {
+                name: &voice.name,
+                description: voice.description.as_deref(),
+                labels: &voice.labels,
+                remove_background_noise: voice.remove_background_noise,
+            };
+            let added = self.add(&clone, &samples).await?;
+            let id = added.elevenlabs_voice_id;
+            if self.voices.make_resident(&voice.user_id, &voice.voice_id, &id, lease, now_ms).await? {
+                tracing::info!(voice_id = %voice.voice_id, "re-created a clone at ElevenLabs from its samples");
+                return ElevenLabsVoiceId::parse(&id).map_err(|e| ApiError::Internal(e.into()));
+            }
+            // Deleted meanwhile, or the lease ran out and another use took over: ours is surplus.
+            if let Err(error) = self.elevenlabs.delete_voice(&id).await {
+                tracing::error!(error = %error, "a surplus re-created clone is left at ElevenLabs");
+            }
+            Err(ApiError::Upstream {
+                service: "ElevenLabs",
+                temporary: true,
+                source: anyhow::anyhow!("voice {} changed while it was re-created", voice.voice_id),
+            })
+        }
+        .await;
+        if made.is_err()
+            && let Err(error) = self.voices.release_rebuild(&voice.user_id, &voice.voice_id, lease).await
+        {
+            tracing::warn!(error = format!("{error:#}"), "could not release a re-creation lease");
+        }
+        made
+    }
+
+    /// Frees one slot: deletes the least recently used resident clone at ElevenLabs, then records
+    /// it as not resident (only if no one re-created or evicted it meanwhile). False when no
+    /// clone of ours is resident.
+    async fn evict_one(&self) -> Result<bool, ApiError> {
+        for resident in self.voices.least_recently_used(EVICTION_CANDIDATES).await? {
+            self.elevenlabs.delete_voice(&resident.elevenlabs_voice_id).await?;
+            if self.voices.evict(&resident.user_id, &resident.voice_id, &resident.elevenlabs_voice_id).await? {
+                tracing::info!(voice_id = %resident.voice_id, user_id = %resident.user_id, "evicted a clone from ElevenLabs");
+                return Ok(true);
+            }
+        }
+        tracing::error!("ElevenLabs' voice slots are full and none holds a clone of ours");
+        Ok(false)
+    }
+
+    /// Opens the samples in S3 as streams, each hashed as it is read.
+    async fn open(&self, samples: &[Sample]) -> Result<Upload, ApiError> {
+        let mut upload =
+            Upload { files: Vec::with_capacity(samples.len()), hashers: Vec::with_capacity(samples.len()) };
+        for sample in samples {
+            let object = self.audio.open(&sample.s3_key).await?;
+            let hasher = Arc::new(Mutex::new(Sha256::new()));
+            let feed = hasher.clone();
+            let stream = futures_util::stream::unfold(object.body, |mut body| async move {
+                body.next().await.map(|chunk| (chunk, body))
+            })
+            .inspect_ok(move |chunk| feed.lock().expect("hasher lock").update(chunk));
+            upload.files.push(VoiceFile {
+                filename: sample.s3_key.rsplit('/').next().unwrap_or("sample").to_owned(),
+                content_type: sample.content_type.mime(),
+                length: object.length,
+                body: reqwest::Body::wrap_stream(stream),
+            });
+            upload.hashers.push(hasher);
+        }
+        Ok(upload)
+    }
+}
+
+/// The samples of one add, streamed from S3 to ElevenLabs (never held whole in memory).
+struct Upload {
+    files: Vec<VoiceFile>,
+    hashers: Vec<Arc<Mutex<Sha256>>>,
+}
+
+impl Upload {
+    async fn send(self, elevenlabs: &ElevenLabs, clone: &NewClone<'_>) -> Result<Added, CloneError> {
+        let elevenlabs_voice_id = elevenlabs.add_voice(clone, self.files).await?;
+        let sample_sha256 = self
+            .hashers
+            .into_iter()
+            .map(|h| hex(&std::mem::take(&mut *h.lock().expect("hasher lock")).finalize()))
+            .collect();
+        Ok(Added { elevenlabs_voice_id, sample_sha256 })
+    }
+}
