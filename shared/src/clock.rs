@@ -25,3 +25,8 @@ impl Clock {
 pub fn timestamp(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339).expect("UTC timestamps format")
 }
+
+/// Unix milliseconds.
+pub fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}

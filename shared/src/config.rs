@@ -79,6 +79,9 @@ pub struct BillingSettings {
     pub checkout_success_url: Url,
     pub checkout_cancel_url: Url,
     pub portal_return_url: Url,
+    /// How long a webhook delivery holds its event while applying it; shorter than the webhook
+    /// function's timeout, so that a delivery killed mid-apply never blocks the retry.
+    pub webhook_lease: Duration,
 }
 
 impl BillingSettings {
@@ -233,6 +236,7 @@ impl Config {
             checkout_success_url: env.parse_or("CHECKOUT_SUCCESS_URL", app_path("billing/success"))?,
             checkout_cancel_url: env.parse_or("CHECKOUT_CANCEL_URL", app_path("pricing"))?,
             portal_return_url: env.parse_or("PORTAL_RETURN_URL", app_path("account"))?,
+            webhook_lease: Duration::from_secs(env.parse_or("WEBHOOK_LEASE_SECONDS", 12)?),
         };
         let upgrade_url = match env.optional_parse("UPGRADE_URL")? {
             Some(url) => url,

@@ -3,12 +3,15 @@
 
 use std::fs;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use http::Method;
 use integration_tests::{TestApp, TestResponse, User, unique};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use voice_core::{
     domain::tiers::Tier,
+    flows::billing::{Applied, Billing},
+    store::webhook_events::Claim,
     upstream::stripe::{
         signature,
         types::{CheckoutSession, Event, PortalSession, Subscription, SubscriptionItem},
@@ -368,4 +371,209 @@ async fn a_transient_failure_answers_5xx_and_the_retry_is_applied() {
     assert_eq!(retried.status, 200, "{}", retried.body);
     assert_eq!(retried.body["duplicate"], false, "the failed attempt did not consume the event");
     assert_eq!(retried.body["applied"]["tier"], "BASIC");
+}
+
+async fn event_row(app: &TestApp, event_id: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    app.dynamodb
+        .get_item()
+        .table_name(&app.app.config.tables.webhook_events)
+        .key("eventId", AttributeValue::S(event_id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+#[tokio::test]
+async fn a_subscriber_cannot_check_out_a_second_subscription() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let first = subscribe(&app, &user, "BASIC").await;
+    // Whether or not the webhook has arrived yet, Stripe already holds a live subscription.
+    for tier in ["PREMIUM", "BASIC"] {
+        let again = app.post("/billing/checkout", &user, Some(&json!({ "tier": tier }))).await;
+        assert_eq!(again.status, 409, "{tier}: {}", again.body);
+        assert_eq!(again.error_code(), "CONFLICT");
+        assert!(again.body["error"]["message"].as_str().unwrap().contains("/billing/subscription"));
+    }
+    let customer = app.app.users.get(&user.id).await.unwrap().unwrap().stripe_customer_id.unwrap();
+    let open = app.stripe_get(&format!("v1/subscriptions?customer={customer}")).await;
+    let ids: Vec<&str> = open["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [first.as_str()], "one live subscription");
+}
+
+#[tokio::test]
+async fn an_event_about_a_subscription_stripe_does_not_know_is_acknowledged_as_ignored() {
+    let app = TestApp::spawn().await;
+    let object = json!({ "id": "sub_nope", "object": "subscription", "customer": "cus_nope", "status": "active",
+                         "items": { "data": [] } });
+    let event_id = unique("evt_nope_");
+    let payload = event(&event_id, "customer.subscription.updated", object);
+    let header = signed(&app, &payload).await;
+    let response = app.deliver(&payload, Some(&header)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body["applied"]["result"], "ignored");
+    let retried = app.deliver(&payload, Some(&header)).await;
+    assert_eq!((retried.status, &retried.body["duplicate"]), (200, &json!(true)), "recorded as done");
+    let row = event_row(&app, &event_id).await.unwrap();
+    assert_eq!(row["outcome"].as_s().unwrap(), "ignored");
+}
+
+#[tokio::test]
+async fn a_subscription_whose_customer_is_no_user_of_ours_is_ignored() {
+    let app = TestApp::spawn().await;
+    let customer = app.stripe_post("v1/customers", &[("email", "stranger@example.com")]).await;
+    let customer = customer["id"].as_str().unwrap();
+    app.add_card(customer, "4242424242424242").await;
+    let subscription =
+        app.stripe_post("v1/subscriptions", &[("customer", customer), ("items[0][plan]", "price_basic_monthly")]).await;
+    let payload = event(&unique("evt_stranger_"), "customer.subscription.created", subscription);
+    let response = app.deliver(&payload, Some(&signed(&app, &payload).await)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body["applied"]["result"], "ignored");
+    assert!(response.body["applied"]["reason"].as_str().unwrap().contains("no user of ours"));
+}
+
+#[tokio::test]
+async fn an_extreme_signature_timestamp_is_refused_not_a_crash() {
+    let app = TestApp::spawn().await;
+    let payload = event(&unique("evt_t_"), "invoice.paid", json!({ "object": "invoice", "id": "in_1" }));
+    for header in ["t=-9223372036854775808,v1=00", "t=9223372036854775807,v1=00", "t=-1,v1=00"] {
+        let response = app.deliver(&payload, Some(header)).await;
+        assert_eq!(response.status, 400, "{header}: {}", response.body);
+        assert_eq!(response.error_code(), "VALIDATION_FAILED");
+    }
+}
+
+#[tokio::test]
+async fn the_same_event_five_times_concurrently_is_applied_once() {
+    let app = TestApp::spawn().await;
+    let (user, subscription) = subscribed_quietly(&app, "BASIC").await;
+    let payload = event(&unique("evt_race_"), "customer.subscription.updated", subscription);
+    let header = signed(&app, &payload).await;
+
+    let deliveries = (0..5).map(|_| app.deliver(&payload, Some(&header)));
+    let responses = futures_util::future::join_all(deliveries).await;
+    let applied = responses.iter().filter(|r| r.status == 200 && r.body["duplicate"] == false).count();
+    assert_eq!(applied, 1, "{:?}", responses.iter().map(|r| (r.status, r.body.to_string())).collect::<Vec<_>>());
+    for other in responses.iter().filter(|r| !(r.status == 200 && r.body["duplicate"] == false)) {
+        // Either it came after the apply (a duplicate) or during it (retry later).
+        assert!(other.status == 409 || other.body["duplicate"] == true, "{}: {}", other.status, other.body);
+    }
+    assert_eq!(app.deliver(&payload, Some(&header)).await.body["duplicate"], true);
+    assert_eq!(app.get("/auth/session", &user).await.body["tier"], "BASIC");
+}
+
+#[tokio::test]
+async fn a_delivery_killed_mid_apply_is_applied_by_the_next_one() {
+    let app = TestApp::spawn().await;
+    let (user, subscription) = subscribed_quietly(&app, "PREMIUM").await;
+    let event_id = unique("evt_killed_");
+    let payload = event(&event_id, "customer.subscription.updated", subscription);
+    let header = signed(&app, &payload).await;
+    // What a delivery killed mid-apply (Lambda timeout, crash) leaves behind: its lease.
+    let lease = app.app.config.billing.webhook_lease;
+    let now_ms = voice_core::clock::unix_ms(OffsetDateTime::now_utc());
+    let claim =
+        app.app.webhook_events.claim(&event_id, "customer.subscription.updated", now_ms, lease.as_millis() as i64);
+    assert!(matches!(claim.await.unwrap(), Claim::Leased { .. }));
+
+    let during = app.deliver(&payload, Some(&header)).await;
+    assert_eq!(during.status, 409, "the lease is live: retry later ({})", during.body);
+
+    // Stripe's retry comes after the lease ran out (its first retry is minutes later).
+    let later = TestApp::builder().later(time::Duration::seconds(lease.as_secs() as i64 + 1)).spawn().await;
+    let header =
+        signature::header(&later.webhook_secret().await, later.app.clock.now().unix_timestamp(), payload.as_bytes());
+    let retried = later.deliver(&payload, Some(&header)).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.body["duplicate"], false, "the expired lease was taken over");
+    assert_eq!(retried.body["applied"]["tier"], "PREMIUM");
+    let row = event_row(&app, &event_id).await.unwrap();
+    assert_eq!(row["status"].as_s().unwrap(), "done");
+    assert_eq!(row["attempts"].as_n().unwrap(), "2");
+    assert_eq!(app.get("/auth/session", &user).await.body["tier"], "PREMIUM");
+}
+
+#[tokio::test]
+async fn a_failure_before_the_work_leaves_no_claim() {
+    let app = TestApp::spawn().await;
+    let (_user, subscription) = subscribed_quietly(&app, "BASIC").await;
+    let event_id = unique("evt_cold_");
+    let payload = event(&event_id, "customer.subscription.updated", subscription);
+    let header = signed(&app, &payload).await;
+    // The Stripe client's cold-start secret fetch fails.
+    let broken = TestApp::builder()
+        .config(|c| c.secrets.stripe_secret_key = Some("/voice-local/no-such-parameter".into()))
+        .spawn()
+        .await;
+    let failed = broken.deliver(&payload, Some(&header)).await;
+    assert!(failed.status >= 500, "{}: {}", failed.status, failed.body);
+    assert!(event_row(&app, &event_id).await.is_none(), "nothing was claimed");
+
+    let retried = app.deliver(&payload, Some(&header)).await;
+    assert_eq!((retried.status, &retried.body["duplicate"]), (200, &json!(false)), "{}", retried.body);
+}
+
+#[tokio::test]
+async fn an_older_read_written_last_never_replaces_a_newer_one() {
+    let app = TestApp::spawn().await;
+    let (user, subscription) = subscribed_quietly(&app, "BASIC").await;
+    let id = subscription["id"].as_str().unwrap().to_owned();
+    let core = &app.app;
+    let billing = Billing {
+        stripe: core.stripe().await.unwrap(),
+        users: &core.users,
+        subscriptions: &core.subscriptions,
+        settings: &core.config.billing,
+    };
+    let now = OffsetDateTime::now_utc();
+
+    let older = billing.read(&id).await.unwrap().unwrap();
+    app.stripe_delete(&format!("v1/subscriptions/{id}")).await;
+    let newer = billing.read(&id).await.unwrap().unwrap();
+    assert!(newer.read_at_ms > older.read_at_ms);
+
+    let applied = billing.write(&newer, now).await.unwrap();
+    assert!(matches!(applied, Applied::Synced { tier: Tier::Free, .. }), "{applied:?}");
+    let late = billing.write(&older, now).await.unwrap();
+    assert!(matches!(late, Applied::Stale { .. }), "{late:?}");
+
+    let session = app.get("/auth/session", &user).await.body;
+    assert_eq!((session["tier"].as_str(), session["subscriptionStatus"].as_str()), (Some("FREE"), Some("canceled")));
+}
+
+#[tokio::test]
+async fn several_live_subscriptions_grant_the_highest_tier() {
+    let app = TestApp::spawn().await;
+    let (user, basic) = subscribed_quietly(&app, "BASIC").await;
+    let customer = basic["customer"].as_str().unwrap().to_owned();
+    // A second subscription made by hand in the Stripe dashboard.
+    let premium = app
+        .stripe_post(
+            "v1/subscriptions",
+            &[
+                ("customer", &customer),
+                ("items[0][plan]", "price_premium_monthly"),
+                ("metadata[userId]", user.id.as_str()),
+            ],
+        )
+        .await;
+    let premium_id = premium["id"].as_str().unwrap().to_owned();
+    // Delivered in either order, the user ends on PREMIUM.
+    for object in [premium, basic] {
+        let payload = event(&unique("evt_two_"), "customer.subscription.updated", object);
+        let response = app.deliver(&payload, Some(&signed(&app, &payload).await)).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        assert_eq!(response.body["applied"]["tier"], "PREMIUM", "{}", response.body);
+    }
+    assert_eq!(app.get("/auth/session", &user).await.body["tier"], "PREMIUM");
+
+    // The PREMIUM one ends: the BASIC one is still live.
+    let ended = app.stripe_delete(&format!("v1/subscriptions/{premium_id}")).await;
+    let payload = event(&unique("evt_two_end_"), "customer.subscription.deleted", ended);
+    let response = app.deliver(&payload, Some(&signed(&app, &payload).await)).await;
+    assert_eq!(response.body["applied"]["tier"], "BASIC", "{}", response.body);
+    assert_eq!(app.get("/auth/session", &user).await.body["tier"], "BASIC");
 }

@@ -41,13 +41,20 @@ async fn checkout(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         ApiError::validation("interval", format!("{tier} is not offered {interval:?}ly").to_lowercase())
     })?;
     let user = &caller.user;
-    if user.tier == tier && user.has_live_subscription() {
-        return Err(ApiError::Conflict(format!(
-            "you already have {tier}; change or cancel it in the billing portal (POST /billing/portal)"
-        )));
-    }
-
     let stripe = app.stripe().await?;
+    // One live subscription per customer: our mirror first, then Stripe itself (a checkout paid
+    // a moment ago may not have reached us yet).
+    let live_in_stripe = match &user.stripe_customer_id {
+        Some(customer) => stripe.open_subscriptions(customer).await?.iter().any(|s| s.status.grants_access()),
+        None => false,
+    };
+    if user.has_live_subscription() || live_in_stripe {
+        return Err(ApiError::Conflict(
+            "you already have a subscription; change its plan with POST /billing/subscription, or manage it in \
+             the billing portal (POST /billing/portal)"
+                .to_owned(),
+        ));
+    }
     let customer = ensure_customer(&app.users, stripe, user).await?;
     // One session per user, price and ten-minute window: a double click reuses it.
     let window = app.clock.now().unix_timestamp() / 600;

@@ -1,12 +1,15 @@
-//! `POST /billing/webhook`: Stripe's signed events. Verified over the raw body, recorded once by
-//! event id, then applied by syncing the subscription from Stripe. A transient failure answers
-//! 5xx (and releases the event) so that Stripe retries.
+//! `POST /billing/webhook`: Stripe's signed events. Verified over the raw body, claimed by event
+//! id with a lease, applied by syncing the subscription from Stripe, then marked done. A
+//! transient failure answers 5xx (and releases the lease) so that Stripe retries; a delivery
+//! killed mid-apply leaves a lease that expires before Stripe's retry, which then applies it.
 
 use voice_core::{
     ApiError,
+    clock::unix_ms,
     flows::billing::Billing,
     http::{Ctx, HttpResult, Route, header, ok},
     route,
+    store::webhook_events::Claim,
     upstream::stripe::{signature, types::Event},
 };
 
@@ -22,30 +25,43 @@ async fn webhook(ctx: Ctx<'_>) -> HttpResult {
     if payload.len() > MAX_BODY {
         return Err(ApiError::validation("body", format!("larger than {MAX_BODY} bytes")));
     }
+    // Everything that can fail before the work (secrets, clients) happens before the claim.
     let secrets = app.stripe_webhook_secrets().await?;
+    let stripe = app.stripe().await?;
     let now = app.clock.now();
     signature::verify(payload, header(ctx.req, "stripe-signature"), secrets, now.unix_timestamp())
         .map_err(|e| ApiError::validation("Stripe-Signature", e.to_string()))?;
     let event: Event = serde_json::from_slice(payload).map_err(|e| ApiError::validation("body", e.to_string()))?;
 
     let events = &app.webhook_events;
-    if !events.claim(&event.id, &event.kind, now.unix_timestamp()).await? {
-        tracing::info!(event_id = event.id, kind = event.kind, "duplicate delivery ignored");
-        return ok(&serde_json::json!({ "received": true, "duplicate": true }));
-    }
-    let billing = Billing {
-        stripe: app.stripe().await?,
-        users: &app.users,
-        subscriptions: &app.subscriptions,
-        settings: &app.config.billing,
+    let lease_ms = i64::try_from(app.config.billing.webhook_lease.as_millis()).unwrap_or(i64::MAX);
+    let lease = match events.claim(&event.id, &event.kind, unix_ms(now), lease_ms).await? {
+        Claim::Leased { until_ms } => until_ms,
+        Claim::Done => {
+            tracing::info!(event_id = event.id, kind = event.kind, "duplicate delivery ignored");
+            return ok(&serde_json::json!({ "received": true, "duplicate": true }));
+        }
+        Claim::InProgress => {
+            // Any non-2xx makes Stripe retry later, by when this delivery finished or its lease ran out.
+            return Err(ApiError::Conflict(format!("event {} is being applied by another delivery", event.id)));
+        }
     };
+    let billing =
+        Billing { stripe, users: &app.users, subscriptions: &app.subscriptions, settings: &app.config.billing };
     match billing.apply_event(&event, now).await {
         Ok(applied) => {
-            tracing::info!(event_id = event.id, kind = event.kind, ?applied, "event applied");
+            tracing::info!(
+                event_id = event.id,
+                kind = event.kind,
+                outcome = applied.outcome(),
+                ?applied,
+                "event applied"
+            );
+            events.complete(&event.id, applied.outcome(), unix_ms(app.clock.now())).await?;
             ok(&serde_json::json!({ "received": true, "duplicate": false, "applied": applied }))
         }
         Err(error) => {
-            if let Err(release) = events.release(&event.id).await {
+            if let Err(release) = events.release(&event.id, lease).await {
                 tracing::error!(error = format!("{release:#}"), "could not release the event for a retry");
             }
             Err(ApiError::Upstream { service: "Stripe", temporary: true, source: error })

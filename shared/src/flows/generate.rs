@@ -7,7 +7,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::{
-    clock::timestamp,
+    clock::{timestamp, unix_ms},
     config::VoiceSettings,
     domain::{
         audio::{AudioType, RecordingSource},
@@ -18,7 +18,7 @@ use crate::{
     },
     error::ApiError,
     flows::{
-        voice_slots::{VoiceSlots, unix_ms},
+        voice_slots::VoiceSlots,
         voices::{Speaker, resolve_for_speech},
     },
     store::{

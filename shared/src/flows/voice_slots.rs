@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::{
+    clock::unix_ms,
     config::VoiceSettings,
     domain::ids::{ElevenLabsVoiceId, hex},
     error::ApiError,
@@ -33,11 +34,6 @@ use crate::{
 const REBUILD_POLL: Duration = Duration::from_millis(250);
 /// How many least-recently-used candidates one eviction considers (others may take some first).
 const EVICTION_CANDIDATES: i32 = 5;
-
-/// Unix milliseconds, the resolution of the least-recently-used order.
-pub fn unix_ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
 
 /// A clone's ElevenLabs voice as made: its id and the hex SHA-256 of every sample sent.
 pub struct Added {

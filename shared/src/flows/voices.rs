@@ -9,7 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::{
-    clock::timestamp,
+    clock::{timestamp, unix_ms},
     config::VoiceSettings,
     domain::{
         ids::{ElevenLabsVoiceId, SampleId, Ulid, VoiceId},
@@ -18,7 +18,7 @@ use crate::{
         voices::{CLONE_MAX_BYTES, CONSENT_RETENTION_SECS, CONSENT_VERSION, NewVoice, SampleRequest},
     },
     error::ApiError,
-    flows::voice_slots::{Added, VoiceSlots, unix_ms},
+    flows::voice_slots::{Added, VoiceSlots},
     store::{
         audio::AudioStore,
         consent::{ConsentRecord, ConsentRecords},

@@ -23,6 +23,11 @@ pub fn opt_str<'i>(item: &'i Item, name: &str) -> Option<&'i str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
+/// A boolean attribute; absent is false.
+pub fn flag(item: &Item, name: &str) -> bool {
+    item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+}
+
 pub fn str<'i>(item: &'i Item, name: &str) -> anyhow::Result<&'i str> {
     opt_str(item, name).ok_or_else(|| anyhow!("attribute {name} is missing or not a string"))
 }

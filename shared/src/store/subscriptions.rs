@@ -1,5 +1,6 @@
 //! The subscriptions table (PK userId, SK subscriptionId): every Stripe subscription a user has
-//! held, as last synced.
+//! held, as last synced. Each row carries `readAt`, when (ms) its state was read from Stripe; a
+//! write conditioned on it never replaces a newer read with an older one.
 
 use anyhow::Context;
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
@@ -7,9 +8,32 @@ use time::OffsetDateTime;
 
 use crate::{
     clock::timestamp,
-    domain::{ids::UserId, subscription::SubscriptionStatus, tiers::Tier},
-    store::dynamo::{n, s},
+    domain::{
+        ids::UserId,
+        subscription::{SubscriptionStatus, tier_for},
+        tiers::Tier,
+    },
+    store::dynamo::{self, n, s},
 };
+
+/// A subscription row as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSubscription {
+    pub subscription_id: String,
+    /// None: a price that is not configured.
+    pub tier: Option<Tier>,
+    pub status: SubscriptionStatus,
+    pub period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub read_at_ms: i64,
+}
+
+impl StoredSubscription {
+    /// The tier it grants (FREE when it is not live or its price is not configured).
+    pub fn granted_tier(&self) -> Tier {
+        tier_for(&self.status, self.tier)
+    }
+}
 
 /// One subscription as Stripe holds it.
 pub struct SubscriptionRecord<'a> {
@@ -34,23 +58,28 @@ impl Subscriptions {
         Self { client, table }
     }
 
+    /// Writes the subscription as read from Stripe at `read_at_ms`; false (nothing written) when
+    /// the row already holds a read at least as fresh.
     pub async fn record(
         &self,
         user: &UserId,
         record: &SubscriptionRecord<'_>,
+        read_at_ms: i64,
         now: OffsetDateTime,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         let optional_number = |value: Option<i64>| value.map(n).unwrap_or(AttributeValue::Null(true));
-        self.client
+        let update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("userId", s(user.as_str()))
             .key("subscriptionId", s(record.subscription_id))
             .update_expression(
                 "SET price = :price, tier = :tier, #status = :status, currentPeriodStart = :start, \
-                 currentPeriodEnd = :end, cancelAtPeriodEnd = :cancel, updatedAt = :now, \
+                 currentPeriodEnd = :end, cancelAtPeriodEnd = :cancel, updatedAt = :now, readAt = :read, \
                  createdAt = if_not_exists(createdAt, :now)",
             )
+            .condition_expression("attribute_not_exists(readAt) OR readAt < :read")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":price", s(record.price_id.unwrap_or("")))
             .expression_attribute_values(":tier", s(record.tier.map(Tier::as_str).unwrap_or("NONE")))
@@ -58,10 +87,37 @@ impl Subscriptions {
             .expression_attribute_values(":start", optional_number(record.period_start))
             .expression_attribute_values(":end", optional_number(record.period_end))
             .expression_attribute_values(":cancel", AttributeValue::Bool(record.cancel_at_period_end))
-            .expression_attribute_values(":now", s(timestamp(now)))
+            .expression_attribute_values(":read", n(read_at_ms))
+            .expression_attribute_values(":now", s(timestamp(now)));
+        Ok(dynamo::conditional_update(update).await.context("writing the subscription")?.is_some())
+    }
+
+    /// Every subscription the user has held, as last synced.
+    pub async fn for_user(&self, user: &UserId) -> anyhow::Result<Vec<StoredSubscription>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("userId = :user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .consistent_read(true)
             .send()
             .await
-            .context("writing the subscription")?;
-        Ok(())
+            .context("reading the user's subscriptions")?;
+        output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                Ok(StoredSubscription {
+                    subscription_id: dynamo::str(item, "subscriptionId")?.to_owned(),
+                    tier: dynamo::str(item, "tier")?.parse().ok(),
+                    status: dynamo::str(item, "status")?.parse().unwrap_or_else(|never| match never {}),
+                    period_end: dynamo::opt_num(item, "currentPeriodEnd")?,
+                    cancel_at_period_end: dynamo::flag(item, "cancelAtPeriodEnd"),
+                    read_at_ms: dynamo::opt_num(item, "readAt")?.unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 }

@@ -167,13 +167,9 @@ fn voice_from(item: &Item) -> anyhow::Result<Voice> {
         created_at: dynamo::str(item, "createdAt")?.to_owned(),
         last_used_at: dynamo::opt_num(item, "lastUsedAt")?,
         last_used_ms: dynamo::opt_num(item, "lastUsedMs")?.unwrap_or_default(),
-        remove_background_noise: flag(item, "removeBackgroundNoise"),
-        deleting: flag(item, "deleting"),
+        remove_background_noise: dynamo::flag(item, "removeBackgroundNoise"),
+        deleting: dynamo::flag(item, "deleting"),
     })
-}
-
-fn flag(item: &Item, name: &str) -> bool {
-    item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
 }
 
 #[derive(Clone)]

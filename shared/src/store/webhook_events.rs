@@ -1,4 +1,9 @@
-//! The webhook-idempotency table: one row per processed Stripe event id, kept for 30 days.
+//! The webhook-idempotency table: one row per Stripe event id, kept for 30 days.
+//!
+//! A delivery claims its event with a lease (`status = processing`, `leaseUntil` in ms, shorter
+//! than the function's timeout) and marks it `done` only after the event was applied. A
+//! delivery that finds a live lease is told to come back later; one that finds an expired lease
+//! (its holder crashed or timed out) takes it over; one that finds `done` is a duplicate.
 
 use anyhow::Context;
 use aws_sdk_dynamodb::Client;
@@ -6,6 +11,19 @@ use aws_sdk_dynamodb::Client;
 use crate::store::dynamo::{self, n, s};
 
 const EVENT_RETENTION_SECS: i64 = 30 * 24 * 3600;
+const PROCESSING: &str = "processing";
+const DONE: &str = "done";
+
+/// What a delivery found when it tried to claim its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours to apply, until the lease (ms) runs out.
+    Leased { until_ms: i64 },
+    /// Another delivery is applying it right now.
+    InProgress,
+    /// Already applied.
+    Done,
+}
 
 #[derive(Clone)]
 pub struct WebhookEvents {
@@ -18,31 +36,82 @@ impl WebhookEvents {
         Self { client, table }
     }
 
-    /// Claims the event; false if it was already claimed (a duplicate delivery).
-    pub async fn claim(&self, event_id: &str, kind: &str, now: i64) -> anyhow::Result<bool> {
+    /// Claims the event for `lease_ms` from `now_ms`: a new event, or one whose lease expired.
+    pub async fn claim(&self, event_id: &str, kind: &str, now_ms: i64, lease_ms: i64) -> anyhow::Result<Claim> {
+        let until_ms = now_ms.saturating_add(lease_ms);
+        let now = now_ms.div_euclid(1000);
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("eventId", s(event_id))
-            .update_expression("SET #type = :type, receivedAt = :now, expiresAt = :expires")
-            .condition_expression("attribute_not_exists(eventId)")
+            .update_expression(
+                "SET #type = :type, #status = :processing, leaseUntil = :until, expiresAt = :expires, \
+                 receivedAt = if_not_exists(receivedAt, :now), attempts = if_not_exists(attempts, :zero) + :one",
+            )
+            .condition_expression("attribute_not_exists(eventId) OR (#status = :processing AND leaseUntil < :now_ms)")
             .expression_attribute_names("#type", "type")
+            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":type", s(kind))
+            .expression_attribute_values(":processing", s(PROCESSING))
+            .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":now_ms", n(now_ms))
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":expires", n(now + EVENT_RETENTION_SECS));
-        Ok(dynamo::conditional_update(update).await.context("recording the event")?.is_some())
+            .expression_attribute_values(":expires", n(now + EVENT_RETENTION_SECS))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1));
+        if dynamo::conditional_update(update).await.context("claiming the event")?.is_some() {
+            return Ok(Claim::Leased { until_ms });
+        }
+        let row = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("eventId", s(event_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("reading the event's claim")?;
+        // Rows written before leases existed have no status: they were applied.
+        let processing = row.item.as_ref().and_then(|item| dynamo::opt_str(item, "status")) == Some(PROCESSING);
+        Ok(if processing { Claim::InProgress } else { Claim::Done })
     }
 
-    /// Releases a claim whose processing failed, so Stripe's retry is processed.
-    pub async fn release(&self, event_id: &str) -> anyhow::Result<()> {
+    /// Marks the event applied, with what applying it did.
+    pub async fn complete(&self, event_id: &str, outcome: &str, now_ms: i64) -> anyhow::Result<()> {
         self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("eventId", s(event_id))
+            .update_expression("SET #status = :done, outcome = :outcome, completedAt = :now REMOVE leaseUntil")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":done", s(DONE))
+            .expression_attribute_values(":outcome", s(outcome))
+            .expression_attribute_values(":now", n(now_ms.div_euclid(1000)))
+            .send()
+            .await
+            .context("marking the event applied")?;
+        Ok(())
+    }
+
+    /// Gives up a lease whose apply failed, so Stripe's retry is processed at once. Only our own
+    /// lease is removed (a delivery that took over an expired one keeps it).
+    pub async fn release(&self, event_id: &str, until_ms: i64) -> anyhow::Result<()> {
+        let result = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key("eventId", s(event_id))
+            .condition_expression("#status = :processing AND leaseUntil = :until")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":processing", s(PROCESSING))
+            .expression_attribute_values(":until", n(until_ms))
             .send()
-            .await
-            .context("releasing the event")?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(error) => Err(anyhow::Error::new(error).context("releasing the event")),
+        }
     }
 }

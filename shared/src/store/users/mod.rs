@@ -204,33 +204,29 @@ impl Users {
         item.map(|i| UserId::parse(dynamo::str(&i, attr::USER_ID)?).context("stored userId")).transpose()
     }
 
-    /// Mirrors a Stripe subscription onto the user: tier, status, current subscription, period
-    /// end. A live subscription becomes the current one; an ended one only downgrades the user
-    /// while it is still their current subscription (a late cancellation of an old subscription
-    /// never undoes a newer purchase). False when that condition kept the row as it was.
+    /// Mirrors the user's current subscription onto the user row: tier, status, subscription,
+    /// period end (which subscription is current is decided by the billing flow). False
+    /// when the row holds a state read from Stripe later than this one (kept as it was).
     pub async fn mirror_subscription(&self, id: &UserId, mirror: &SubscriptionMirror<'_>) -> anyhow::Result<bool> {
-        let mut update = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(attr::USER_ID, s(id.as_str()))
             .update_expression(
                 "SET subscriptionTier = :tier, subscriptionStatus = :status, subscriptionId = :sub, \
-                 cancelAtPeriodEnd = :cancel, currentPeriodEnd = :end",
+                 cancelAtPeriodEnd = :cancel, currentPeriodEnd = :end, subscriptionReadAt = :read",
+            )
+            .condition_expression(
+                "attribute_exists(userId) AND (attribute_not_exists(subscriptionReadAt) OR subscriptionReadAt < :read)",
             )
             .expression_attribute_values(":tier", s(mirror.tier.as_str()))
             .expression_attribute_values(":status", s(mirror.status.as_str()))
             .expression_attribute_values(":sub", s(mirror.subscription_id))
             .expression_attribute_values(":cancel", AttributeValue::Bool(mirror.cancel_at_period_end))
             .expression_attribute_values(":end", mirror.period_end.map(n).unwrap_or(AttributeValue::Null(true)))
+            .expression_attribute_values(":read", n(mirror.read_at_ms))
             .return_values(ReturnValue::None);
-        update = if mirror.status.grants_access() {
-            update.condition_expression("attribute_exists(userId)")
-        } else {
-            update.condition_expression(
-                "attribute_exists(userId) AND (attribute_not_exists(subscriptionId) OR subscriptionId = :sub)",
-            )
-        };
         Ok(dynamo::conditional_update(update).await.context("writing the user's tier")?.is_some())
     }
 }
@@ -291,4 +287,6 @@ pub struct SubscriptionMirror<'a> {
     pub tier: Tier,
     pub cancel_at_period_end: bool,
     pub period_end: Option<i64>,
+    /// When (ms) the state was read from Stripe: an older read never replaces a newer one.
+    pub read_at_ms: i64,
 }

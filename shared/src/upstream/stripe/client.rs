@@ -8,7 +8,7 @@ use url::Url;
 use crate::{
     config::Secret,
     error::ApiError,
-    upstream::stripe::types::{CheckoutSession, PortalSession, Subscription},
+    upstream::stripe::types::{CheckoutSession, List, PortalSession, Subscription},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,15 @@ impl Stripe {
     /// The subscription as Stripe holds it now.
     pub async fn subscription(&self, id: &str) -> Result<Subscription, StripeError> {
         self.send(self.http.get(self.url(&format!("v1/subscriptions/{id}"))?)).await
+    }
+
+    /// The customer's subscriptions that are not over (Stripe's default list: not canceled or
+    /// expired), newest first; at most 100 (a customer has one, or a few made by hand).
+    pub async fn open_subscriptions(&self, customer: &str) -> Result<Vec<Subscription>, StripeError> {
+        let mut url = self.url("v1/subscriptions")?;
+        url.query_pairs_mut().append_pair("customer", customer).append_pair("limit", "100");
+        let list: List<Subscription> = self.send(self.http.get(url)).await?;
+        Ok(list.data)
     }
 
     /// A subscription-mode Checkout Session for one price.

@@ -42,7 +42,9 @@ pub fn verify(
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - timestamp).abs() > TOLERANCE_SECS {
+    // Checked: a timestamp near i64::MIN or MAX is stale, not an overflow.
+    let age = now.checked_sub(timestamp).and_then(i64::checked_abs);
+    if age.is_none_or(|age| age > TOLERANCE_SECS) {
         return Err(SignatureError::Stale);
     }
     for secret in secrets {
@@ -119,5 +121,44 @@ mod tests {
         assert_eq!(verify(&altered, Some(&good), &secrets(), NOW), Err(SignatureError::Mismatch));
         let restamped = good.replace(&format!("t={NOW}"), &format!("t={}", NOW + 1));
         assert_eq!(verify(BODY, Some(&restamped), &secrets(), NOW), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_an_overflow() {
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            let header = format!("t={t},v1=00");
+            assert_eq!(verify(BODY, Some(&header), &secrets(), NOW), Err(SignatureError::Stale), "t={t}");
+            assert!(verify(BODY, Some(&header), &secrets(), i64::MIN).is_err(), "now=MIN t={t}");
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Any header, any body, any clock: an answer, never a panic; and nothing unsigned passes.
+            #[test]
+            fn arbitrary_headers_never_panic_or_pass(header in ".{0,200}", body in proptest::collection::vec(any::<u8>(), 0..256), now in any::<i64>()) {
+                prop_assert!(verify(&body, Some(&header), &secrets(), now).is_err());
+            }
+
+            /// Headers shaped like Stripe's with arbitrary numbers and hex.
+            #[test]
+            fn stripe_shaped_headers_never_panic(t in any::<i64>(), now in any::<i64>(), v1 in "[0-9a-fA-F]{0,80}", extra in "[a-z0-9=,]{0,20}") {
+                let header = format!("t={t},v1={v1},{extra}");
+                prop_assert!(verify(BODY, Some(&header), &secrets(), now).is_err());
+            }
+
+            /// A genuine signature passes at any time within the tolerance, for any body.
+            #[test]
+            fn genuine_signatures_pass(body in proptest::collection::vec(any::<u8>(), 0..256), t in -1_000_000_000i64..4_000_000_000, skew in -TOLERANCE_SECS..=TOLERANCE_SECS) {
+                let header = header("whsec_current", t, &body);
+                prop_assert_eq!(verify(&body, Some(&header), &secrets(), t + skew), Ok(()));
+            }
+        }
     }
 }
