@@ -577,3 +577,46 @@ async fn several_live_subscriptions_grant_the_highest_tier() {
     assert_eq!(response.body["applied"]["tier"], "BASIC", "{}", response.body);
     assert_eq!(app.get("/auth/session", &user).await.body["tier"], "BASIC");
 }
+
+#[tokio::test]
+async fn invoices_are_listed_for_their_owner_only_newest_first_and_paged() {
+    let app = TestApp::spawn().await;
+    let (owner, subscription) = subscribed_quietly(&app, "BASIC").await;
+    // Moving to yearly billing issues a second invoice at once (localstripe bills on interval changes).
+    let id = subscription["id"].as_str().unwrap();
+    app.stripe_post(&format!("v1/subscriptions/{id}"), &[("items[0][plan]", "price_basic_yearly")]).await;
+
+    let all = app.get("/billing/invoices", &owner).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let invoices = all.body["invoices"].as_array().unwrap();
+    assert_eq!(invoices.len(), 2, "{}", all.body);
+    assert!(invoices[0]["created"].as_i64() >= invoices[1]["created"].as_i64(), "newest first");
+    for invoice in invoices {
+        assert!(invoice["invoiceId"].as_str().unwrap().starts_with("in_"));
+        assert!(invoice["amountDue"].as_i64().unwrap() >= 0);
+        assert!(!invoice["currency"].as_str().unwrap().is_empty());
+    }
+    assert!(all.body["nextCursor"].is_null());
+
+    let first = app.get("/billing/invoices?limit=1", &owner).await;
+    assert_eq!(first.body["invoices"].as_array().unwrap().len(), 1);
+    let cursor = first.body["nextCursor"].as_str().expect("a next page").to_owned();
+    let second = app.get(&format!("/billing/invoices?limit=1&cursor={cursor}"), &owner).await;
+    assert_eq!(second.body["invoices"][0]["invoiceId"], invoices[1]["invoiceId"], "{}", second.body);
+
+    // Another user never sees them: with no customer, or with a customer of their own.
+    let stranger = app.sign_in(Tier::Free).await;
+    let none = app.get("/billing/invoices", &stranger).await;
+    assert_eq!((none.status, none.body["invoices"].as_array().unwrap().len()), (200, 0));
+    let (other, _) = subscribed_quietly(&app, "PREMIUM").await;
+    let theirs = app.get("/billing/invoices", &other).await;
+    let ids: Vec<&Value> = theirs.body["invoices"].as_array().unwrap().iter().map(|i| &i["invoiceId"]).collect();
+    assert_eq!(ids.len(), 1);
+    assert!(invoices.iter().all(|i| !ids.contains(&&i["invoiceId"])));
+
+    for bad in ["limit=0", "limit=101", "limit=ten", "cursor=sub_123", "cursor=in_x%26customer%3Dcus_1"] {
+        let response = app.get(&format!("/billing/invoices?{bad}"), &owner).await;
+        assert_eq!(response.status, 400, "{bad}: {}", response.body);
+        assert_eq!(response.error_code(), "VALIDATION_FAILED");
+    }
+}

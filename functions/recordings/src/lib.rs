@@ -9,7 +9,7 @@ use voice_core::{
         audio::{AudioType, RecordingSource},
         ids::RecordingId,
     },
-    http::{Caller, Ctx, HttpResult, Route, created, json_body, ok, path_param, query},
+    http::{Caller, Ctx, HttpResult, Route, created, json_body, ok, page_limit, path_param, query},
     route,
     store::recordings::{self, Recording},
 };
@@ -47,14 +47,7 @@ struct WithAudio {
 #[tracing::instrument(skip_all)]
 async fn list(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let (app, req) = (ctx.app, ctx.req);
-    let limit = match query(req, "limit") {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw
-            .parse()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| ApiError::validation("limit", format!("must be a whole number from 1 to {MAX_PAGE}")))?,
-    };
+    let limit = page_limit(req, DEFAULT_PAGE, MAX_PAGE)?;
     let cursor = query(req, "cursor")
         .map(|raw| {
             recordings::parse_cursor(raw).ok_or_else(|| ApiError::validation("cursor", "is not a cursor from this API"))

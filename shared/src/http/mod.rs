@@ -7,6 +7,6 @@ pub mod request;
 pub mod response;
 pub mod router;
 
-pub use request::{cookie, header, json_body, path_param, query, source_ip};
+pub use request::{cookie, header, json_body, page_limit, path_param, query, source_ip};
 pub use response::{HttpResult, created, json, ok, redirect};
 pub use router::{Access, Caller, Ctx, Route};

@@ -15,6 +15,19 @@ pub fn query<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
     req.query_string_parameters_ref().and_then(|q| q.first(name))
 }
 
+/// The `limit` query parameter of a paged list: `default` when absent, else a whole number from 1
+/// to `max` (VALIDATION_FAILED otherwise).
+pub fn page_limit(req: &Request, default: u32, max: u32) -> Result<u32, ApiError> {
+    match query(req, "limit") {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| ApiError::validation("limit", format!("must be a whole number from 1 to {max}"))),
+    }
+}
+
 /// Parses a JSON body into `T` with a size cap; errors name the offending field.
 pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request, max_bytes: usize) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();

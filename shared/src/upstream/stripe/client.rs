@@ -8,7 +8,7 @@ use url::Url;
 use crate::{
     config::Secret,
     error::ApiError,
-    upstream::stripe::types::{CheckoutSession, List, PortalSession, Subscription},
+    upstream::stripe::types::{CheckoutSession, Invoice, List, PortalSession, Subscription},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +80,21 @@ impl Stripe {
         url.query_pairs_mut().append_pair("customer", customer).append_pair("limit", "100");
         let list: List<Subscription> = self.send(self.http.get(url)).await?;
         Ok(list.data)
+    }
+
+    /// One page of the customer's invoices, newest first, after the invoice `starting_after`.
+    pub async fn invoices(
+        &self,
+        customer: &str,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> Result<List<Invoice>, StripeError> {
+        let mut url = self.url("v1/invoices")?;
+        url.query_pairs_mut().append_pair("customer", customer).append_pair("limit", &limit.to_string());
+        if let Some(after) = starting_after {
+            url.query_pairs_mut().append_pair("starting_after", after);
+        }
+        self.send(self.http.get(url)).await
     }
 
     /// A subscription-mode Checkout Session for one price.

@@ -29,6 +29,8 @@ pub struct Subscription {
 #[derive(Debug, Clone, Deserialize)]
 pub struct List<T> {
     pub data: Vec<T>,
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +100,41 @@ impl Event {
                 .or_else(|| object.pointer("/parent/subscription_details/subscription")?.as_str()),
             _ => None,
         }
+    }
+}
+
+/// An invoice. Current API versions have `created`, `number` and the hosted and PDF links;
+/// localstripe's has `date` and neither link.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Invoice {
+    pub id: String,
+    #[serde(default)]
+    pub number: Option<String>,
+    #[serde(default)]
+    pub amount_due: i64,
+    #[serde(default)]
+    pub amount_paid: i64,
+    #[serde(default)]
+    pub currency: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub period_start: Option<i64>,
+    #[serde(default)]
+    pub period_end: Option<i64>,
+    #[serde(default)]
+    created: Option<i64>,
+    #[serde(default)]
+    date: Option<i64>,
+    #[serde(default)]
+    pub hosted_invoice_url: Option<String>,
+    #[serde(default)]
+    pub invoice_pdf: Option<String>,
+}
+
+impl Invoice {
+    pub fn created(&self) -> Option<i64> {
+        self.created.or(self.date)
     }
 }
 
