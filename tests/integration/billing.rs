@@ -3,9 +3,10 @@
 
 use std::fs;
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::Method;
-use integration_tests::{TestApp, TestResponse, User, unique};
+use integration_tests::{EVENTS, TestApp, TestResponse, User, unique};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use voice_core::{
@@ -197,6 +198,19 @@ fn event(id: &str, kind: &str, object: Value) -> String {
         .to_string()
 }
 
+/// The delivery was applied: synced to `tier`, or it found a fresher read of the subscription
+/// already stored (other tests' webhook receivers and the reconciliation test may sync the same
+/// subscription concurrently; the user's row is then checked separately).
+fn assert_applied(response: &TestResponse, tier: &str) {
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body["duplicate"], false, "{}", response.body);
+    match response.body["applied"]["result"].as_str() {
+        Some("synced") => assert_eq!(response.body["applied"]["tier"], tier, "{}", response.body),
+        Some("stale") => {}
+        _ => panic!("not applied: {}", response.body),
+    }
+}
+
 async fn signed(app: &TestApp, payload: &str) -> String {
     signature::header(&app.webhook_secret().await, OffsetDateTime::now_utc().unix_timestamp(), payload.as_bytes())
 }
@@ -223,7 +237,7 @@ async fn the_same_event_five_times_is_applied_once() {
         assert_eq!(response.status, 200, "{}", response.body);
         if response.body["duplicate"] == false {
             applied += 1;
-            assert_eq!(response.body["applied"]["tier"], "BASIC");
+            assert_applied(&response, "BASIC");
         }
     }
 
@@ -338,7 +352,7 @@ async fn bad_deliveries_are_refused_and_write_nothing() {
     // (The user's tier is not asserted here: other tests' webhook receivers may apply this
     // checkout's genuine events meanwhile. What matters is that no refused delivery was recorded.)
     assert!(recorded.item.is_none(), "a refused event was recorded");
-    assert_eq!(app.deliver(&payload, Some(&good)).await.body["applied"]["tier"], "PREMIUM", "the genuine one applies");
+    assert_applied(&app.deliver(&payload, Some(&good)).await, "PREMIUM");
 }
 
 #[tokio::test]
@@ -355,7 +369,7 @@ async fn the_portal_returns_a_session_url_for_the_callers_customer() {
 #[tokio::test]
 async fn a_transient_failure_answers_5xx_and_the_retry_is_applied() {
     let app = TestApp::spawn().await;
-    let (_user, subscription) = subscribed_quietly(&app, "BASIC").await;
+    let (user, subscription) = subscribed_quietly(&app, "BASIC").await;
     let payload = event(&unique("evt_retry_"), "customer.subscription.updated", subscription);
     let header = signed(&app, &payload).await;
     // Stripe unreachable while the event is applied (the secrets are already loaded).
@@ -370,7 +384,8 @@ async fn a_transient_failure_answers_5xx_and_the_retry_is_applied() {
     let retried = app.deliver(&payload, Some(&header)).await;
     assert_eq!(retried.status, 200, "{}", retried.body);
     assert_eq!(retried.body["duplicate"], false, "the failed attempt did not consume the event");
-    assert_eq!(retried.body["applied"]["tier"], "BASIC");
+    assert_applied(&retried, "BASIC");
+    assert_eq!(app.get("/auth/session", &user).await.body["tier"], "BASIC");
 }
 
 async fn event_row(app: &TestApp, event_id: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
@@ -489,7 +504,7 @@ async fn a_delivery_killed_mid_apply_is_applied_by_the_next_one() {
     let retried = later.deliver(&payload, Some(&header)).await;
     assert_eq!(retried.status, 200, "{}", retried.body);
     assert_eq!(retried.body["duplicate"], false, "the expired lease was taken over");
-    assert_eq!(retried.body["applied"]["tier"], "PREMIUM");
+    assert_applied(&retried, "PREMIUM");
     let row = event_row(&app, &event_id).await.unwrap();
     assert_eq!(row["status"].as_s().unwrap(), "done");
     assert_eq!(row["attempts"].as_n().unwrap(), "2");
@@ -566,7 +581,7 @@ async fn several_live_subscriptions_grant_the_highest_tier() {
         let payload = event(&unique("evt_two_"), "customer.subscription.updated", object);
         let response = app.deliver(&payload, Some(&signed(&app, &payload).await)).await;
         assert_eq!(response.status, 200, "{}", response.body);
-        assert_eq!(response.body["applied"]["tier"], "PREMIUM", "{}", response.body);
+        assert_applied(&response, "PREMIUM");
     }
     assert_eq!(app.get("/auth/session", &user).await.body["tier"], "PREMIUM");
 
@@ -574,7 +589,7 @@ async fn several_live_subscriptions_grant_the_highest_tier() {
     let ended = app.stripe_delete(&format!("v1/subscriptions/{premium_id}")).await;
     let payload = event(&unique("evt_two_end_"), "customer.subscription.deleted", ended);
     let response = app.deliver(&payload, Some(&signed(&app, &payload).await)).await;
-    assert_eq!(response.body["applied"]["tier"], "BASIC", "{}", response.body);
+    assert_applied(&response, "BASIC");
     assert_eq!(app.get("/auth/session", &user).await.body["tier"], "BASIC");
 }
 
@@ -619,4 +634,42 @@ async fn invoices_are_listed_for_their_owner_only_newest_first_and_paged() {
         assert_eq!(response.status, 400, "{bad}: {}", response.body);
         assert_eq!(response.error_code(), "VALIDATION_FAILED");
     }
+}
+
+#[tokio::test]
+async fn the_nightly_reconciliation_repairs_what_lost_webhooks_left_wrong() {
+    let app = TestApp::spawn().await;
+    // A purchase whose every event was lost: Stripe holds BASIC, we hold FREE.
+    let buyer = app.sign_in(Tier::Free).await;
+    subscribe(&app, &buyer, "BASIC").await;
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let never_synced = [("subscriptionTier", s("FREE")), ("subscriptionReadAt", AttributeValue::N("0".into()))];
+    app.set_user(&buyer.id, &never_synced).await;
+    // A cancellation whose event was lost: Stripe holds a canceled subscription, we hold PREMIUM.
+    let (leaver, premium) = subscribed_quietly(&app, "PREMIUM").await;
+    let premium_id = premium["id"].as_str().unwrap();
+    app.stripe_delete(&format!("v1/subscriptions/{premium_id}")).await;
+    let stale = [
+        ("subscriptionTier", s("PREMIUM")),
+        ("subscriptionStatus", s("active")),
+        ("subscriptionId", s(premium_id)),
+        ("subscriptionReadAt", AttributeValue::N("0".into())),
+    ];
+    app.set_user(&leaver.id, &stale).await;
+    assert_eq!(app.get("/auth/session", &leaver).await.body["tier"], "PREMIUM", "wrong before the run");
+
+    let file = fs::read_to_string(format!("{EVENTS}/reconcile-schedule.json")).unwrap();
+    let schedule: EventBridgeEvent = serde_json::from_str(&file).unwrap();
+    let report = reconcile::handle(&app.app, schedule.clone()).await.unwrap();
+    assert!(report.repaired >= 2, "{report:?}");
+
+    let bought = app.get("/auth/session", &buyer).await.body;
+    assert_eq!((bought["tier"].as_str(), bought["subscriptionStatus"].as_str()), (Some("BASIC"), Some("active")));
+    let left = app.get("/auth/session", &leaver).await.body;
+    assert_eq!((left["tier"].as_str(), left["subscriptionStatus"].as_str()), (Some("FREE"), Some("canceled")));
+
+    // Idempotent: a second run leaves both as they are.
+    reconcile::handle(&app.app, schedule).await.unwrap();
+    assert_eq!(app.get("/auth/session", &buyer).await.body["tier"], "BASIC");
+    assert_eq!(app.get("/auth/session", &leaver).await.body["tier"], "FREE");
 }

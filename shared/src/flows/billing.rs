@@ -29,7 +29,8 @@ use crate::{
 #[serde(rename_all = "camelCase", tag = "result")]
 pub enum Applied {
     /// The user now mirrors this subscription.
-    Synced { user_id: String, subscription_id: String, tier: Tier, status: SubscriptionStatus },
+    /// `changed`: the user's tier, status or current subscription differs from before.
+    Synced { user_id: String, subscription_id: String, tier: Tier, status: SubscriptionStatus, changed: bool },
     /// A state read from Stripe before the one already stored: nothing to change.
     Stale { subscription_id: String },
     /// Known, but only logged (e.g. `customer.subscription.trial_will_end`).
@@ -157,16 +158,30 @@ impl Billing<'_> {
             period_end: current.period_end,
             read_at_ms: all.iter().map(|s| s.read_at_ms).max().unwrap_or(snapshot.read_at_ms),
         };
-        if self.users.mirror_subscription(&user_id, &mirror).await? {
-            Ok(Applied::Synced {
-                user_id: user_id.to_string(),
-                subscription_id: current.subscription_id.clone(),
-                tier,
-                status: current.status.clone(),
-            })
-        } else {
-            Ok(Applied::Stale { subscription_id: subscription.id.clone() })
+        let Some(before) = self.users.mirror_subscription(&user_id, &mirror).await? else {
+            return Ok(Applied::Stale { subscription_id: subscription.id.clone() });
+        };
+        let changed = before.tier != tier
+            || before.status.as_ref() != Some(&current.status)
+            || before.subscription_id.as_deref() != Some(current.subscription_id.as_str());
+        if changed {
+            tracing::info!(
+                user_id = %user_id,
+                from_tier = %before.tier,
+                to_tier = %tier,
+                from_status = ?before.status.as_ref().map(SubscriptionStatus::as_str),
+                to_status = current.status.as_str(),
+                subscription_id = current.subscription_id,
+                "the user's subscription changed"
+            );
         }
+        Ok(Applied::Synced {
+            user_id: user_id.to_string(),
+            subscription_id: current.subscription_id.clone(),
+            tier,
+            status: current.status.clone(),
+            changed,
+        })
     }
 
     /// The user a subscription belongs to: its `userId` metadata (set at checkout), else the

@@ -5,6 +5,7 @@ pub mod billing;
 pub mod customers;
 pub mod generate;
 pub mod presets;
+pub mod reconcile;
 pub mod signin;
 pub mod ttl_cleanup;
 pub mod usage_reset;

@@ -207,7 +207,11 @@ impl Users {
     /// Mirrors the user's current subscription onto the user row: tier, status, subscription,
     /// period end (which subscription is current is decided by the billing flow). False
     /// when the row holds a state read from Stripe later than this one (kept as it was).
-    pub async fn mirror_subscription(&self, id: &UserId, mirror: &SubscriptionMirror<'_>) -> anyhow::Result<bool> {
+    pub async fn mirror_subscription(
+        &self,
+        id: &UserId,
+        mirror: &SubscriptionMirror<'_>,
+    ) -> anyhow::Result<Option<MirroredBefore>> {
         let update = self
             .client
             .update_item()
@@ -226,9 +230,68 @@ impl Users {
             .expression_attribute_values(":cancel", AttributeValue::Bool(mirror.cancel_at_period_end))
             .expression_attribute_values(":end", mirror.period_end.map(n).unwrap_or(AttributeValue::Null(true)))
             .expression_attribute_values(":read", n(mirror.read_at_ms))
-            .return_values(ReturnValue::None);
-        Ok(dynamo::conditional_update(update).await.context("writing the user's tier")?.is_some())
+            .return_values(ReturnValue::UpdatedOld);
+        let Some(output) = dynamo::conditional_update(update).await.context("writing the user's tier")? else {
+            return Ok(None);
+        };
+        let old = output.attributes.unwrap_or_default();
+        Ok(Some(MirroredBefore {
+            tier: dynamo::opt_str(&old, attr::TIER).and_then(|t| t.parse().ok()).unwrap_or(Tier::Free),
+            status: dynamo::opt_str(&old, attr::STATUS).map(|s| s.parse().unwrap_or_else(|never| match never {})),
+            subscription_id: dynamo::opt_str(&old, attr::SUBSCRIPTION_ID).map(String::from),
+        }))
     }
+
+    /// One page of the users billing concerns: those with a subscription id or a paid tier.
+    pub async fn billed_users(&self, start: Option<Item>) -> anyhow::Result<(Vec<BilledUser>, Option<Item>)> {
+        let page = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .projection_expression("#id, #sub, #tier, #customer")
+            .filter_expression("attribute_exists(#sub) OR #tier IN (:basic, :premium)")
+            .expression_attribute_names("#id", attr::USER_ID)
+            .expression_attribute_names("#sub", attr::SUBSCRIPTION_ID)
+            .expression_attribute_names("#tier", attr::TIER)
+            .expression_attribute_names("#customer", attr::CUSTOMER)
+            .expression_attribute_values(":basic", s(Tier::Basic.as_str()))
+            .expression_attribute_values(":premium", s(Tier::Premium.as_str()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .context("scanning billed users")?;
+        let users = page
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                Ok(BilledUser {
+                    user_id: UserId::parse(dynamo::str(item, attr::USER_ID)?).context("stored userId")?,
+                    subscription_id: dynamo::opt_str(item, attr::SUBSCRIPTION_ID).map(String::from),
+                    stripe_customer_id: dynamo::opt_str(item, attr::CUSTOMER).map(String::from),
+                    tier: dynamo::opt_str(item, attr::TIER).and_then(|t| t.parse().ok()).unwrap_or(Tier::Free),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok((users, page.last_evaluated_key))
+    }
+}
+
+/// What the user row showed before a subscription mirror replaced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirroredBefore {
+    pub tier: Tier,
+    pub status: Option<SubscriptionStatus>,
+    pub subscription_id: Option<String>,
+}
+
+/// A user with a subscription id or a paid tier, as the reconciliation reads them.
+#[derive(Debug, Clone)]
+pub struct BilledUser {
+    pub user_id: UserId,
+    pub subscription_id: Option<String>,
+    pub stripe_customer_id: Option<String>,
+    pub tier: Tier,
 }
 
 impl Users {

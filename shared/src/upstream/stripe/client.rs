@@ -76,10 +76,24 @@ impl Stripe {
     /// The customer's subscriptions that are not over (Stripe's default list: not canceled or
     /// expired), newest first; at most 100 (a customer has one, or a few made by hand).
     pub async fn open_subscriptions(&self, customer: &str) -> Result<Vec<Subscription>, StripeError> {
+        Ok(self.subscriptions_page(Some(customer), None).await?.data)
+    }
+
+    /// One page (100) of the subscriptions that are not over, of one customer or of the account.
+    pub async fn subscriptions_page(
+        &self,
+        customer: Option<&str>,
+        starting_after: Option<&str>,
+    ) -> Result<List<Subscription>, StripeError> {
         let mut url = self.url("v1/subscriptions")?;
-        url.query_pairs_mut().append_pair("customer", customer).append_pair("limit", "100");
-        let list: List<Subscription> = self.send(self.http.get(url)).await?;
-        Ok(list.data)
+        url.query_pairs_mut().append_pair("limit", "100");
+        if let Some(customer) = customer {
+            url.query_pairs_mut().append_pair("customer", customer);
+        }
+        if let Some(after) = starting_after {
+            url.query_pairs_mut().append_pair("starting_after", after);
+        }
+        self.send(self.http.get(url)).await
     }
 
     /// One page of the customer's invoices, newest first, after the invoice `starting_after`.
