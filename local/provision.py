@@ -88,6 +88,7 @@ def local_parameters():
         "ElevenLabsApiKeyParameter": "/voice-local/elevenlabs-api-key",
         "ElevenLabsApiBase": f"http://127.0.0.1:{port('ELEVENLABS_PORT', 8430)}/",
         "ElevenLabsVoiceSlots": "30",
+        "BillingEmailFrom": "billing@voice.local",
         "SessionIdleSeconds": "900",
         "SessionAbsoluteSeconds": "43200",
     }
@@ -131,8 +132,17 @@ def resolve(value, resources, params, overrides):
 
 def physical_name(resource):
     props = resource["Properties"]
-    raw = props.get("TableName") or props.get("BucketName")
+    raw = props.get("TableName") or props.get("BucketName") or props.get("Template", {}).get("TemplateName")
     return resolve(raw, {}, {}, {})
+
+
+def create_email_template(ses, name, props):
+    existing = [t["Name"] for t in ses.list_templates().get("TemplatesMetadata", [])]
+    if name in existing:
+        return False
+    template = {k: v for k, v in props["Template"].items() if k != "TemplateName"}
+    ses.create_template(Template={"TemplateName": name, **template})
+    return True
 
 
 def create_table(dynamodb, name, props):
@@ -222,6 +232,7 @@ def main():
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
     s3 = session.client("s3", endpoint_url=endpoint)
+    ses = session.client("ses", endpoint_url=endpoint)
 
     for logical, resource in resources.items():
         kind = resource["Type"]
@@ -233,6 +244,12 @@ def main():
             name = physical_name(resource)
             made = create_bucket(s3, name, resource["Properties"], params)
             print(f"  bucket {name:32} {'created' if made else 'exists'}")
+        elif kind == "AWS::SES::Template":
+            name = physical_name(resource)
+            made = create_email_template(ses, name, resource["Properties"])
+            print(f"  email  {name:32} {'created' if made else 'exists'}")
+    # In AWS the sender identity is verified once by hand (DNS); moto verifies on request.
+    ses.verify_email_identity(EmailAddress=params["BillingEmailFrom"])
 
     overrides = {
         "RedisCache.Endpoint.Address": "127.0.0.1",

@@ -21,7 +21,7 @@ use crate::{
         voices::Voices,
         webhook_events::WebhookEvents,
     },
-    upstream::{elevenlabs::ElevenLabs, oidc::Idp, outbound, stripe::Stripe},
+    upstream::{elevenlabs::ElevenLabs, email::Mailer, oidc::Idp, outbound, stripe::Stripe},
 };
 
 pub struct App {
@@ -38,6 +38,8 @@ pub struct App {
     pub consent: ConsentRecords,
     pub audio: AudioStore,
     pub idp: Idp,
+    /// Billing emails through SES; None when no sender is configured.
+    pub mailer: Option<Mailer>,
     /// For outside services: no redirects, timeouts.
     http: reqwest::Client,
     ssm: aws_sdk_ssm::Client,
@@ -72,6 +74,9 @@ impl App {
             consent: ConsentRecords::new(dynamodb, tables.consent_records.clone()),
             audio: AudioStore::new(s3, config.audio_bucket.clone(), config.voice.presign_ttl),
             idp: Idp::new(http.clone(), config.idp.clone()),
+            mailer: config.billing.email.as_ref().map(|email| {
+                Mailer::new(aws_sdk_ses::Client::new(&sdk), email.sender.clone(), email.payment_failed_template.clone())
+            }),
             ssm: aws_sdk_ssm::Client::new(&sdk),
             http,
             redis,

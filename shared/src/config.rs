@@ -82,6 +82,16 @@ pub struct BillingSettings {
     /// How long a webhook delivery holds its event while applying it; shorter than the webhook
     /// function's timeout, so that a delivery killed mid-apply never blocks the retry.
     pub webhook_lease: Duration,
+    /// Payment-failure emails: the SES sender identity and template; None sends no email.
+    pub email: Option<BillingEmail>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BillingEmail {
+    /// The verified SES identity the emails come from.
+    pub sender: String,
+    /// The SES template for a failed payment.
+    pub payment_failed_template: String,
 }
 
 impl BillingSettings {
@@ -237,6 +247,12 @@ impl Config {
             checkout_cancel_url: env.parse_or("CHECKOUT_CANCEL_URL", app_path("pricing"))?,
             portal_return_url: env.parse_or("PORTAL_RETURN_URL", app_path("account"))?,
             webhook_lease: Duration::from_secs(env.parse_or("WEBHOOK_LEASE_SECONDS", 12)?),
+            email: match env.optional("BILLING_EMAIL_FROM") {
+                None => None,
+                Some(sender) => {
+                    Some(BillingEmail { sender, payment_failed_template: env.required("PAYMENT_FAILED_TEMPLATE")? })
+                }
+            },
         };
         let upgrade_url = match env.optional_parse("UPGRADE_URL")? {
             Some(url) => url,

@@ -292,6 +292,16 @@ impl TestApp {
     }
 
     /// What the ElevenLabs stand-in received for `voice_id` (use a unique id per test).
+    /// The templated emails moto's SES recorded for `to` (moto keeps every sent message).
+    pub async fn emails_to(&self, to: &str) -> Vec<Value> {
+        let endpoint = self.app.config.aws.endpoint_url.as_ref().expect("the local stack's moto");
+        let all: Value =
+            reqwest::get(endpoint.join("moto-api/data.json").unwrap()).await.unwrap().json().await.unwrap();
+        let messages = all["ses"]["TemplateMessage"].as_array().cloned().unwrap_or_default();
+        let for_to = |m: &Value| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|a| a == to));
+        messages.into_iter().filter(for_to).collect()
+    }
+
     pub async fn upstream_requests(&self, voice_id: &str) -> Vec<Value> {
         let url = self.app.config.voice.elevenlabs_base.join(&format!("_test/requests/{voice_id}")).unwrap();
         reqwest::get(url).await.unwrap().json().await.unwrap()

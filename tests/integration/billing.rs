@@ -163,36 +163,6 @@ async fn upgrades_downgrades_and_cancellations_follow_stripe() {
     assert_eq!(ended["features"]["advancedSliders"], false);
 }
 
-#[tokio::test]
-async fn a_failed_payment_makes_the_subscription_past_due_and_keeps_access_during_grace() {
-    let app = TestApp::spawn().await;
-    app.receive_stripe_webhooks().await;
-    let user = app.sign_in(Tier::Free).await;
-    let subscription = subscribe(&app, &user, "BASIC").await;
-    assert_eq!(app.session_until(&user, |s| s["tier"] == "BASIC").await["tier"], "BASIC");
-    let customer = app.app.users.get(&user.id).await.unwrap().unwrap().stripe_customer_id.unwrap();
-
-    // The next payment goes to a card that needs 3-D Secure, and the authentication fails.
-    app.add_card(&customer, "4000000000003220").await;
-    // Moving to yearly billing issues an invoice at once (localstripe bills on interval changes).
-    app.stripe_post(&format!("v1/subscriptions/{subscription}"), &[("items[0][plan]", "price_basic_yearly")]).await;
-    let invoices = app.stripe_get(&format!("v1/invoices?customer={customer}")).await;
-    let open = invoices["data"].as_array().unwrap().iter().find(|i| i["status"] == "open").expect("an unpaid invoice");
-    let intent = app.stripe_get(&format!("v1/payment_intents/{}", open["payment_intent"].as_str().unwrap())).await;
-    assert_eq!(intent["status"], "requires_action");
-    let secret = intent["client_secret"].as_str().unwrap();
-    let id = intent["id"].as_str().unwrap();
-    app.stripe_post(
-        &format!("v1/payment_intents/{id}/_authenticate"),
-        &[("client_secret", secret), ("success", "false")],
-    )
-    .await;
-
-    let session = app.session_until(&user, |s| s["subscriptionStatus"] == "past_due").await;
-    assert_eq!(session["subscriptionStatus"], "past_due", "{session}");
-    assert_eq!(session["tier"], "BASIC", "access is kept while Stripe retries (grace)");
-}
-
 fn event(id: &str, kind: &str, object: Value) -> String {
     json!({ "id": id, "object": "event", "type": kind, "created": OffsetDateTime::now_utc().unix_timestamp(), "data": { "object": object } })
         .to_string()
@@ -672,4 +642,73 @@ async fn the_nightly_reconciliation_repairs_what_lost_webhooks_left_wrong() {
     reconcile::handle(&app.app, schedule).await.unwrap();
     assert_eq!(app.get("/auth/session", &buyer).await.body["tier"], "BASIC");
     assert_eq!(app.get("/auth/session", &leaver).await.body["tier"], "FREE");
+}
+
+#[tokio::test]
+async fn a_failed_payment_keeps_access_in_grace_and_raises_an_alert_and_one_email_per_invoice() {
+    let app = TestApp::spawn().await;
+    app.receive_stripe_webhooks().await;
+    let user = app.sign_in(Tier::Free).await;
+    let subscription = subscribe(&app, &user, "BASIC").await;
+    assert_eq!(app.session_until(&user, |s| s["tier"] == "BASIC").await["tier"], "BASIC");
+    let customer = app.app.users.get(&user.id).await.unwrap().unwrap().stripe_customer_id.unwrap();
+
+    // The next payment needs 3-D Secure and the authentication fails (localstripe's only way).
+    app.add_card(&customer, "4000000000003220").await;
+    // Moving to yearly billing issues an invoice at once (localstripe bills on interval changes).
+    app.stripe_post(&format!("v1/subscriptions/{subscription}"), &[("items[0][plan]", "price_basic_yearly")]).await;
+    let invoices = app.stripe_get(&format!("v1/invoices?customer={customer}")).await;
+    let open = invoices["data"].as_array().unwrap().iter().find(|i| i["status"] == "open").unwrap().clone();
+    let invoice_id = open["id"].as_str().unwrap().to_owned();
+    let intent = app.stripe_get(&format!("v1/payment_intents/{}", open["payment_intent"].as_str().unwrap())).await;
+    assert_eq!(intent["status"], "requires_action");
+    let (intent_id, secret) = (intent["id"].as_str().unwrap(), intent["client_secret"].as_str().unwrap());
+    app.stripe_post(
+        &format!("v1/payment_intents/{intent_id}/_authenticate"),
+        &[("client_secret", secret), ("success", "false")],
+    )
+    .await;
+
+    let session = app.session_until(&user, |s| s["subscriptionStatus"] == "past_due").await;
+    assert_eq!(session["subscriptionStatus"], "past_due", "{session}");
+    assert_eq!(session["tier"], "BASIC", "access is kept while Stripe retries (grace)");
+    let session = app.session_until(&user, |s| s["billingAlert"]["kind"] == "payment_failed").await;
+    let alert = &session["billingAlert"];
+    assert_eq!(alert["kind"], "payment_failed", "{session}");
+    assert_eq!(alert["invoiceId"], invoice_id.as_str());
+    assert_eq!(alert["portal"], "POST /billing/portal");
+    assert!(alert["since"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(app.get("/user/profile", &user).await.body["billingAlert"], *alert);
+
+    // Stripe sends a new event per failed attempt, and may deliver each several times.
+    let failed_again = event(&unique("evt_fail_"), "invoice.payment_failed", open.clone());
+    let mut deliveries = vec![failed_again.clone(); 5];
+    deliveries.extend((0..5).map(|_| event(&unique("evt_fail_"), "invoice.payment_failed", open.clone())));
+    let mut headers = Vec::new();
+    for payload in &deliveries {
+        headers.push(signed(&app, payload).await);
+    }
+    let sent =
+        futures_util::future::join_all(deliveries.iter().zip(&headers).map(|(p, h)| app.deliver(p, Some(h)))).await;
+    for response in &sent {
+        assert!(matches!(response.status, 200 | 409), "{}: {}", response.status, response.body);
+    }
+    let emails = app.emails_to(user.email.as_str()).await;
+    assert_eq!(emails.len(), 1, "one email per failed invoice: {emails:?}");
+    assert_eq!(emails[0]["template"], app.app.config.billing.email.as_ref().unwrap().payment_failed_template.as_str());
+    assert_eq!(emails[0]["source"], app.app.config.billing.email.as_ref().unwrap().sender.as_str());
+    let data: Value = serde_json::from_str(emails[0]["template_data"].as_str().unwrap()).unwrap();
+    assert!(data["amount"].as_str().unwrap().ends_with("USD"), "{data}");
+
+    // Paid with a good card: the alert goes.
+    app.add_card(&customer, "4242424242424242").await;
+    app.stripe_post(&format!("v1/invoices/{invoice_id}/pay"), &[]).await;
+    let paid = app.stripe_get(&format!("v1/invoices/{invoice_id}")).await;
+    assert_eq!(paid["status"], "paid");
+    let payload = event(&unique("evt_paid_"), "invoice.paid", paid);
+    let response = app.deliver(&payload, Some(&signed(&app, &payload).await)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let session = app.get("/auth/session", &user).await.body;
+    assert!(session["billingAlert"].is_null(), "{session}");
+    assert_eq!(app.emails_to(user.email.as_str()).await.len(), 1);
 }

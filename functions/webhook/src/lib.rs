@@ -6,7 +6,7 @@
 use voice_core::{
     ApiError,
     clock::unix_ms,
-    flows::billing::Billing,
+    flows::{billing::Billing, billing_alerts::BillingAlerts},
     http::{Ctx, HttpResult, Route, header, ok},
     route,
     store::webhook_events::Claim,
@@ -48,13 +48,27 @@ async fn webhook(ctx: Ctx<'_>) -> HttpResult {
     };
     let billing =
         Billing { stripe, users: &app.users, subscriptions: &app.subscriptions, settings: &app.config.billing };
-    match billing.apply_event(&event, now).await {
-        Ok(applied) => {
+    let alerts = BillingAlerts {
+        stripe,
+        users: &app.users,
+        events,
+        mailer: app.mailer.as_ref(),
+        settings: &app.config.billing,
+        account_url: &app.config.billing.portal_return_url,
+    };
+    let applied = async {
+        let applied = billing.apply_event(&event, now).await?;
+        let alert = alerts.apply_event(&event, now).await?;
+        Ok::<_, anyhow::Error>((applied, alert))
+    };
+    match applied.await {
+        Ok((applied, alert)) => {
             tracing::info!(
                 event_id = event.id,
                 kind = event.kind,
                 outcome = applied.outcome(),
                 ?applied,
+                ?alert,
                 "event applied"
             );
             events.complete(&event.id, applied.outcome(), unix_ms(app.clock.now())).await?;

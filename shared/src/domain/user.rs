@@ -28,6 +28,32 @@ pub struct User {
     /// PREMIUM's saved presets.
     pub custom_presets: Vec<CustomPreset>,
     pub subscription: Option<SubscriptionSummary>,
+    /// Something about billing the user must act on (a failed payment).
+    pub billing_alert: Option<BillingAlert>,
+}
+
+/// A billing problem shown in the session and profile until it is resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingAlert {
+    /// `payment_failed`.
+    pub kind: String,
+    /// When it started (RFC 3339).
+    pub since: String,
+    pub invoice_id: String,
+    /// Where the user fixes it: the billing portal (`POST /billing/portal`) to update the card.
+    #[serde(default = "portal_hint")]
+    pub portal: String,
+}
+
+fn portal_hint() -> String {
+    "POST /billing/portal".to_owned()
+}
+
+impl BillingAlert {
+    pub fn payment_failed(invoice_id: &str, since: String) -> Self {
+        Self { kind: "payment_failed".to_owned(), since, invoice_id: invoice_id.to_owned(), portal: portal_hint() }
+    }
 }
 
 /// The user's current Stripe subscription, as the webhook last synced it.
@@ -58,6 +84,7 @@ pub struct UserView {
     pub tier: Tier,
     pub subscription_status: Option<SubscriptionStatus>,
     pub subscription: Option<SubscriptionSummary>,
+    pub billing_alert: Option<BillingAlert>,
     pub features: Features,
     pub usage: Usage,
     pub created_at: String,
@@ -81,6 +108,7 @@ impl User {
             tier: self.tier,
             subscription_status: self.subscription_status.clone(),
             subscription: self.subscription.clone(),
+            billing_alert: self.billing_alert.clone(),
             features: self.tier.features(),
             usage: self.usage(now),
             created_at: self.created_at.clone(),
@@ -114,6 +142,7 @@ mod tests {
             last_login: None,
             custom_presets: Vec::new(),
             subscription: None,
+            billing_alert: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! leaving nothing half-done.
 
 pub mod billing;
+pub mod billing_alerts;
 pub mod customers;
 pub mod generate;
 pub mod presets;

@@ -22,7 +22,7 @@ use crate::{
         presets::CustomPreset,
         subscription::SubscriptionStatus,
         tiers::Tier,
-        user::{Profile, SubscriptionSummary, User},
+        user::{BillingAlert, Profile, SubscriptionSummary, User},
     },
     store::dynamo::{self, Item, n, s},
 };
@@ -44,6 +44,7 @@ mod attr {
     pub const PERIOD_END: &str = "currentPeriodEnd";
     pub const CANCEL_AT_PERIOD_END: &str = "cancelAtPeriodEnd";
     pub const CLONES: &str = "voiceClones";
+    pub const BILLING_ALERT: &str = "billingAlert";
 }
 
 fn user_from_item(item: &Item) -> anyhow::Result<User> {
@@ -76,6 +77,7 @@ fn user_from_item(item: &Item) -> anyhow::Result<User> {
                 }),
                 None => None,
             },
+            billing_alert: dynamo::opt_str(item, attr::BILLING_ALERT).map(serde_json::from_str).transpose()?,
         })
     })();
     user.with_context(|| format!("user row {id} is malformed"))
@@ -217,10 +219,16 @@ impl Users {
             .update_item()
             .table_name(&self.table)
             .key(attr::USER_ID, s(id.as_str()))
-            .update_expression(
+            .update_expression(format!(
                 "SET subscriptionTier = :tier, subscriptionStatus = :status, subscriptionId = :sub, \
-                 cancelAtPeriodEnd = :cancel, currentPeriodEnd = :end, subscriptionReadAt = :read",
-            )
+                 cancelAtPeriodEnd = :cancel, currentPeriodEnd = :end, subscriptionReadAt = :read{}",
+                // A healthy subscription resolves a payment alert.
+                if matches!(mirror.status, SubscriptionStatus::Active | SubscriptionStatus::Trialing) {
+                    " REMOVE billingAlert"
+                } else {
+                    ""
+                }
+            ))
             .condition_expression(
                 "attribute_exists(userId) AND (attribute_not_exists(subscriptionReadAt) OR subscriptionReadAt < :read)",
             )
@@ -274,6 +282,39 @@ impl Users {
             })
             .collect::<anyhow::Result<_>>()?;
         Ok((users, page.last_evaluated_key))
+    }
+}
+
+impl Users {
+    /// Shows `alert` to the user until it is cleared.
+    pub async fn set_billing_alert(&self, id: &UserId, alert: &BillingAlert) -> anyhow::Result<()> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .update_expression("SET billingAlert = :alert")
+            .condition_expression("attribute_exists(userId)")
+            .expression_attribute_values(":alert", s(serde_json::to_string(alert).expect("alerts serialize")));
+        dynamo::conditional_update(update).await.context("setting the billing alert")?;
+        Ok(())
+    }
+
+    /// Clears the alert about `invoice_id` (an alert about another invoice stays).
+    pub async fn clear_billing_alert(&self, id: &UserId, invoice_id: &str) -> anyhow::Result<bool> {
+        let user = self.get(id).await?;
+        let Some(alert) = user.and_then(|u| u.billing_alert).filter(|a| a.invoice_id == invoice_id) else {
+            return Ok(false);
+        };
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .update_expression("REMOVE billingAlert")
+            .condition_expression("billingAlert = :alert")
+            .expression_attribute_values(":alert", s(serde_json::to_string(&alert).expect("alerts serialize")));
+        Ok(dynamo::conditional_update(update).await.context("clearing the billing alert")?.is_some())
     }
 }
 

@@ -96,6 +96,10 @@ impl Stripe {
         self.send(self.http.get(url)).await
     }
 
+    pub async fn invoice(&self, id: &str) -> Result<Invoice, StripeError> {
+        self.send(self.http.get(self.url(&format!("v1/invoices/{id}"))?)).await
+    }
+
     /// One page of the customer's invoices, newest first, after the invoice `starting_after`.
     pub async fn invoices(
         &self,

@@ -109,6 +109,8 @@ impl Event {
 pub struct Invoice {
     pub id: String,
     #[serde(default)]
+    pub customer: Option<String>,
+    #[serde(default)]
     pub number: Option<String>,
     #[serde(default)]
     pub amount_due: i64,
