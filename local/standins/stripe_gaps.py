@@ -11,8 +11,21 @@ Added here:
                                          the subscription is created in localstripe (which then
                                          sends its own signed webhooks) and a signed
                                          checkout.session.completed is sent from here
-  POST /v1/subscriptions/{id}            passed through, then a signed
-                                         customer.subscription.updated, which localstripe never sends
+  POST /v1/subscriptions/{id}            translated to localstripe's older parameters (items[0][price]
+                                         -> items[0][plan], proration_behavior -> prorate), passed
+                                         through, then a signed customer.subscription.updated, which
+                                         localstripe never sends
+  GET  /v1/subscriptions/{id}            passed through, with `schedule` (the schedule attached here)
+  POST /v1/subscription_schedules        from_subscription: one phase, the current price until the
+                                         period ends
+  GET  /v1/subscription_schedules/{id}
+  POST /v1/subscription_schedules/{id}   replaces the phases (phases[n][items][0][price],
+                                         phases[n][start_date] / [end_date] / [iterations]), end_behavior
+  POST /v1/subscription_schedules/{id}/release
+  POST /_test/subscription_schedules/{id}/advance
+                                         time passes to the next phase: its price is applied to the
+                                         subscription (no proration) and the update is signed and sent
+  GET  /_test/subscriptions/{id}/updates the parameters of every update of that subscription, as received
 Everything else is proxied to localstripe unchanged.
 """
 
@@ -32,6 +45,9 @@ def make_app(localstripe, public):
     sessions = {}
     by_idempotency_key = {}
     webhooks = {}
+    schedules = {}
+    schedule_of = {}  # subscription id -> schedule id
+    updates = {}  # subscription id -> the parameters of every update, as received
 
     async def stripe(method, path, data=None, auth=None):
         headers = {"Authorization": auth} if auth else {}
@@ -160,11 +176,130 @@ def make_app(localstripe, public):
         status, body = await stripe("POST", f"/_config/webhooks/{request.match_info['id']}", dict(form))
         return web.Response(status=status, body=body)
 
+    def modern_to_localstripe(form):
+        """Current Stripe parameters for a subscription update, in localstripe's 2017 dialect."""
+        data = {}
+        for key, value in form.items():
+            if key.startswith("items[") and key.endswith("[price]"):
+                data[key[: -len("[price]")] + "[plan]"] = value
+            elif key == "proration_behavior":
+                data["prorate"] = "false" if value == "none" else "true"
+            elif key in ("payment_behavior", "billing_cycle_anchor"):
+                continue  # localstripe keeps the anchor and charges as it always does
+            else:
+                data[key] = value
+        return data
+
     async def update_subscription(request):
+        form = await request.post()
+        updates.setdefault(request.match_info["id"], []).append(dict(form))
+        auth = request.headers.get("Authorization")
+        status, body = await stripe("POST", f"/v1/subscriptions/{request.match_info['id']}", modern_to_localstripe(form), auth)
+        if status == 200:
+            subscription = with_schedule(json.loads(body))
+            body = json.dumps(subscription).encode()
+            asyncio.ensure_future(send_event("customer.subscription.updated", subscription))
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    def with_schedule(subscription):
+        subscription["schedule"] = schedule_of.get(subscription.get("id"))
+        return subscription
+
+    async def get_subscription(request):
         status, body = await proxy_raw(request)
         if status == 200:
-            asyncio.ensure_future(send_event("customer.subscription.updated", json.loads(body)))
+            body = json.dumps(with_schedule(json.loads(body))).encode()
         return web.Response(status=status, body=body, content_type="application/json")
+
+    def not_found(what):
+        return web.json_response({"error": {"type": "invalid_request_error", "message": f"No such {what}"}}, status=404)
+
+    async def create_schedule(request):
+        form = await request.post()
+        auth = request.headers.get("Authorization")
+        sub_id = form.get("from_subscription")
+        if not sub_id:
+            return web.json_response({"error": {"message": "from_subscription is required"}}, status=400)
+        if sub_id in schedule_of:
+            return web.json_response({"error": {"message": f"{sub_id} already has a schedule"}}, status=400)
+        status, body = await stripe("GET", f"/v1/subscriptions/{sub_id}", None, auth)
+        if status != 200:
+            return web.Response(status=status, body=body, content_type="application/json")
+        sub = json.loads(body)
+        price = sub["items"]["data"][0]["plan"]["id"]
+        schedule = {
+            "id": "sub_sched_" + secrets.token_hex(12),
+            "object": "subscription_schedule",
+            "subscription": sub_id,
+            "customer": sub["customer"],
+            "status": "active",
+            "end_behavior": "release",
+            "phases": [
+                {
+                    "start_date": sub["current_period_start"],
+                    "end_date": sub["current_period_end"],
+                    "items": [{"price": price, "quantity": 1}],
+                }
+            ],
+        }
+        schedules[schedule["id"]] = schedule
+        schedule_of[sub_id] = schedule["id"]
+        return web.json_response(schedule)
+
+    async def get_schedule(request):
+        schedule = schedules.get(request.match_info["id"])
+        return web.json_response(schedule) if schedule else not_found("subscription schedule")
+
+    async def update_schedule(request):
+        schedule = schedules.get(request.match_info["id"])
+        if schedule is None:
+            return not_found("subscription schedule")
+        if schedule["status"] != "active":
+            return web.json_response({"error": {"message": "the schedule is not active"}}, status=400)
+        form = await request.post()
+        phases = {}
+        for key, value in form.items():
+            if not key.startswith("phases["):
+                continue
+            index = int(key[len("phases[") : key.index("]")])
+            phase = phases.setdefault(index, {"items": [{"quantity": 1}]})
+            rest = key[key.index("]") + 1 :]
+            if rest == "[items][0][price]":
+                phase["items"][0]["price"] = value
+            elif rest in ("[start_date]", "[end_date]", "[iterations]"):
+                phase[rest[1:-1]] = int(value)
+        if phases:
+            schedule["phases"] = [phases[i] for i in sorted(phases)]
+        if form.get("end_behavior"):
+            schedule["end_behavior"] = form["end_behavior"]
+        return web.json_response(schedule)
+
+    async def release_schedule(request):
+        schedule = schedules.get(request.match_info["id"])
+        if schedule is None:
+            return not_found("subscription schedule")
+        schedule["status"] = "released"
+        schedule_of.pop(schedule["subscription"], None)
+        return web.json_response(schedule)
+
+    async def advance_schedule(request):
+        schedule = schedules.get(request.match_info["id"])
+        if schedule is None or schedule["status"] != "active" or len(schedule["phases"]) < 2:
+            return web.json_response({"error": {"message": "no next phase"}}, status=400)
+        auth = request.headers.get("Authorization", "Bearer sk_test_local")
+        price = schedule["phases"][1]["items"][0]["price"]
+        data = {"items[0][plan]": price, "prorate": "false"}
+        status, body = await stripe("POST", f"/v1/subscriptions/{schedule['subscription']}", data, auth)
+        if status != 200:
+            return web.Response(status=status, body=body, content_type="application/json")
+        schedule["status"] = "released"
+        schedule_of.pop(schedule["subscription"], None)
+        subscription = with_schedule(json.loads(body))
+        asyncio.ensure_future(send_event("customer.subscription.updated", subscription))
+        return web.json_response(subscription)
+
+    async def updates_of(request):
+        return web.json_response(updates.get(request.match_info["id"], []))
 
     async def proxy_raw(request):
         data = await request.read()
@@ -184,6 +319,13 @@ def make_app(localstripe, public):
     app.router.add_post("/_config/webhooks/{id}", register_webhook)
     app.router.add_post("/_test/checkout/{id}/complete", complete_session)
     app.router.add_post("/v1/subscriptions/{id}", update_subscription)
+    app.router.add_get("/v1/subscriptions/{id}", get_subscription)
+    app.router.add_post("/v1/subscription_schedules", create_schedule)
+    app.router.add_get("/v1/subscription_schedules/{id}", get_schedule)
+    app.router.add_post("/v1/subscription_schedules/{id}", update_schedule)
+    app.router.add_post("/v1/subscription_schedules/{id}/release", release_schedule)
+    app.router.add_post("/_test/subscription_schedules/{id}/advance", advance_schedule)
+    app.router.add_get("/_test/subscriptions/{id}/updates", updates_of)
     app.router.add_route("*", "/{tail:.*}", proxy)
     return app
 

@@ -712,3 +712,93 @@ async fn a_failed_payment_keeps_access_in_grace_and_raises_an_alert_and_one_emai
     assert!(session["billingAlert"].is_null(), "{session}");
     assert_eq!(app.emails_to(user.email.as_str()).await.len(), 1);
 }
+
+fn live_subscriptions(open: &Value) -> Vec<&str> {
+    let data = open["data"].as_array().unwrap();
+    data.iter().filter(|s| s["status"] == "active").map(|s| s["id"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn an_upgrade_changes_the_one_subscription_now_with_proration() {
+    let app = TestApp::spawn().await;
+    app.receive_stripe_webhooks().await;
+    let user = app.sign_in(Tier::Free).await;
+    let id = subscribe(&app, &user, "BASIC").await;
+    app.session_until(&user, |s| s["tier"] == "BASIC").await;
+
+    let response = app.post("/billing/subscription", &user, Some(&json!({ "tier": "PREMIUM" }))).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!((response.body["change"].as_str(), response.body["tier"].as_str()), (Some("upgraded"), Some("PREMIUM")));
+
+    let session = app.session_until(&user, |s| s["tier"] == "PREMIUM").await;
+    assert_eq!(session["tier"], "PREMIUM", "the tier follows the webhook: {session}");
+    assert_eq!(session["subscription"]["subscriptionId"], id.as_str(), "changed in place");
+    let customer = app.app.users.get(&user.id).await.unwrap().unwrap().stripe_customer_id.unwrap();
+    let open = app.stripe_get(&format!("v1/subscriptions?customer={customer}")).await;
+    assert_eq!(live_subscriptions(&open), [id.as_str()], "one live subscription");
+    assert_eq!(open["data"][0]["items"]["data"][0]["plan"]["id"], "price_premium_monthly");
+    let updates = app.stripe_get(&format!("_test/subscriptions/{id}/updates")).await;
+    let update = &updates[0];
+    assert_eq!(update["items[0][price]"], "price_premium_monthly", "{updates}");
+    assert_eq!(update["proration_behavior"], "create_prorations", "{updates}");
+    assert!(update["items[0][id]"].as_str().unwrap().starts_with("si_"), "the existing item, not a new one");
+    let items = app.stripe_get(&format!("v1/invoiceitems?customer={customer}")).await;
+    let prorated = items["data"].as_array().unwrap().iter().any(|i| i["proration"] == true);
+    assert!(prorated, "the unused BASIC time was credited: {items}");
+}
+
+#[tokio::test]
+async fn a_downgrade_waits_for_the_period_end_and_an_upgrade_back_cancels_it() {
+    let app = TestApp::spawn().await;
+    app.receive_stripe_webhooks().await;
+    let user = app.sign_in(Tier::Free).await;
+    let id = subscribe(&app, &user, "PREMIUM").await;
+    let session = app.session_until(&user, |s| s["tier"] == "PREMIUM").await;
+    let period_end = session["subscription"]["currentPeriodEnd"].as_i64().unwrap();
+
+    let response = app.post("/billing/subscription", &user, Some(&json!({ "tier": "BASIC" }))).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body["change"], "scheduled");
+    assert_eq!(response.body["effectiveAt"], period_end);
+    let subscription = app.stripe_get(&format!("v1/subscriptions/{id}")).await;
+    assert_eq!(subscription["items"]["data"][0]["plan"]["id"], "price_premium_monthly", "nothing changes now");
+    let schedule =
+        app.stripe_get(&format!("v1/subscription_schedules/{}", subscription["schedule"].as_str().unwrap())).await;
+    assert_eq!(schedule["phases"][1]["items"][0]["price"], "price_basic_monthly");
+    assert_eq!(schedule["phases"][1]["start_date"], period_end);
+    assert_eq!(app.get("/auth/session", &user).await.body["tier"], "PREMIUM", "paid for until the period ends");
+
+    // Asking for the current plan again cancels the planned move down.
+    let kept = app.post("/billing/subscription", &user, Some(&json!({ "tier": "PREMIUM" }))).await;
+    assert_eq!((kept.status, kept.body["change"].as_str()), (200, Some("kept")), "{}", kept.body);
+    assert!(app.stripe_get(&format!("v1/subscriptions/{id}")).await["schedule"].is_null());
+    let again = app.post("/billing/subscription", &user, Some(&json!({ "tier": "PREMIUM" }))).await;
+    assert_eq!(again.status, 409, "already on it: {}", again.body);
+
+    // Planned again, and the period ends: the tier follows.
+    let response = app.post("/billing/subscription", &user, Some(&json!({ "tier": "BASIC" }))).await;
+    assert_eq!(response.body["change"], "scheduled", "{}", response.body);
+    let schedule = app.stripe_get(&format!("v1/subscriptions/{id}")).await["schedule"].as_str().unwrap().to_owned();
+    app.stripe_post(&format!("_test/subscription_schedules/{schedule}/advance"), &[]).await;
+    let session = app.session_until(&user, |s| s["tier"] == "BASIC").await;
+    assert_eq!(session["tier"], "BASIC", "{session}");
+    assert_eq!(session["subscription"]["subscriptionId"], id.as_str());
+}
+
+#[tokio::test]
+async fn plan_changes_need_a_live_subscription_and_a_paid_configured_plan() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let none = app.post("/billing/subscription", &user, Some(&json!({ "tier": "PREMIUM" }))).await;
+    assert_eq!(none.status, 409, "{}", none.body);
+    assert!(none.body["error"]["message"].as_str().unwrap().contains("/billing/checkout"));
+    for (body, field) in [
+        (json!({ "tier": "FREE" }), "tier"),
+        (json!({ "tier": "GOLD" }), "tier"),
+        (json!({ "tier": "BASIC", "interval": "week" }), "interval"),
+    ] {
+        let response = app.post("/billing/subscription", &user, Some(&body)).await;
+        assert_eq!(response.status, 400, "{body}: {}", response.body);
+        assert!(response.body["error"]["fields"].get(field).is_some(), "{}", response.body);
+    }
+}

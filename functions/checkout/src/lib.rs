@@ -1,10 +1,8 @@
 //! `GET /billing/plans` (public) and `POST /billing/checkout` (a Stripe Checkout Session).
 
-use serde::Deserialize;
 use voice_core::{
     ApiError,
-    config::Interval,
-    domain::{plans::plans, tiers::Tier},
+    domain::plans::{PlanRequest, plans},
     flows::customers::ensure_customer,
     http::{Caller, Ctx, HttpResult, Route, json_body, ok},
     route,
@@ -18,28 +16,12 @@ async fn list_plans(ctx: Ctx<'_>) -> HttpResult {
     ok(&serde_json::json!({ "plans": plans(&ctx.app.config.billing) }))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CheckoutBody {
-    tier: String,
-    interval: Option<Interval>,
-}
-
 #[tracing::instrument(skip_all)]
 async fn checkout(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
-    let body: CheckoutBody = json_body(ctx.req, 1024)?;
-    let tier: Tier = body
-        .tier
-        .parse()
-        .map_err(|e: voice_core::domain::tiers::UnknownTier| ApiError::validation("tier", e.to_string()))?;
-    if tier == Tier::Free {
-        return Err(ApiError::validation("tier", "FREE needs no checkout; cancel in the billing portal instead"));
-    }
-    let interval = body.interval.unwrap_or(Interval::Month);
-    let price = app.config.billing.price_for(tier, interval).ok_or_else(|| {
-        ApiError::validation("interval", format!("{tier} is not offered {interval:?}ly").to_lowercase())
-    })?;
+    let body: PlanRequest = json_body(ctx.req, 1024)?;
+    let price = body.price(&app.config.billing)?;
+    let tier = price.tier;
     let user = &caller.user;
     let stripe = app.stripe().await?;
     // One live subscription per customer: our mirror first, then Stripe itself (a checkout paid

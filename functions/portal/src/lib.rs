@@ -1,18 +1,22 @@
-//! The caller's billing account: `POST /billing/portal` (a Stripe Billing Portal session) and
-//! `GET /billing/invoices` (their invoices, from Stripe). The customer always comes from the
-//! session, never from the request.
+//! The caller's billing account: `POST /billing/portal` (a Stripe Billing Portal session),
+//! `POST /billing/subscription` (a plan change in place) and `GET /billing/invoices` (their
+//! invoices, from Stripe). The customer always comes from the session, never from the request.
 
 use serde::Serialize;
 use voice_core::{
     ApiError,
-    flows::customers::ensure_customer,
-    http::{Caller, Ctx, HttpResult, Route, ok, page_limit, query},
+    domain::plans::PlanRequest,
+    flows::{customers::ensure_customer, plan_change::PlanChanges},
+    http::{Caller, Ctx, HttpResult, Route, json_body, ok, page_limit, query},
     route,
     upstream::stripe::types::Invoice,
 };
 
-pub const ROUTES: &[Route] =
-    &[route!("POST /billing/portal", user: portal), route!("GET /billing/invoices", user: invoices)];
+pub const ROUTES: &[Route] = &[
+    route!("POST /billing/portal", user: portal),
+    route!("POST /billing/subscription", user: change_plan),
+    route!("GET /billing/invoices", user: invoices),
+];
 
 const DEFAULT_PAGE: u32 = 10;
 const MAX_PAGE: u32 = 100;
@@ -24,6 +28,17 @@ async fn portal(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let customer = ensure_customer(&app.users, stripe, &caller.user).await?;
     let session = stripe.create_portal_session(&customer, app.config.billing.portal_return_url.as_str()).await?;
     ok(&serde_json::json!({ "portalUrl": session.url }))
+}
+
+/// Up now with proration, down at the period's end (see `flows::plan_change`); the tier itself
+/// follows Stripe's webhook.
+#[tracing::instrument(skip_all)]
+async fn change_plan(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let body: PlanRequest = json_body(ctx.req, 1024)?;
+    let price = body.price(&app.config.billing)?;
+    let changes = PlanChanges { stripe: app.stripe().await?, settings: &app.config.billing };
+    ok(&changes.change(&caller.user, price, app.clock.now()).await?)
 }
 
 #[derive(Serialize)]

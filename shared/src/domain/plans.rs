@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::{
     config::{BillingSettings, Interval},
-    domain::tiers::{Features, Tier},
+    domain::tiers::{Features, Tier, UnknownTier},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,4 +53,32 @@ pub fn plans(billing: &BillingSettings) -> Vec<Plan> {
         }
     }
     plans
+}
+
+/// The body of `POST /billing/checkout` and `POST /billing/subscription`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanRequest {
+    pub tier: String,
+    pub interval: Option<Interval>,
+}
+
+impl PlanRequest {
+    /// The configured price asked for: a paid tier (FREE is reached by cancelling, in the billing
+    /// portal), billed monthly unless `interval` says otherwise, and offered that way.
+    pub fn price<'s>(&self, settings: &'s BillingSettings) -> Result<&'s crate::config::PriceConfig, crate::ApiError> {
+        let tier: Tier =
+            self.tier.parse().map_err(|e: UnknownTier| crate::ApiError::validation("tier", e.to_string()))?;
+        if tier == Tier::Free {
+            return Err(crate::ApiError::validation(
+                "tier",
+                "FREE needs no payment; cancel in the billing portal instead",
+            ));
+        }
+        let interval = self.interval.unwrap_or(Interval::Month);
+        settings.price_for(tier, interval).ok_or_else(|| {
+            let name = if interval == Interval::Month { "monthly" } else { "yearly" };
+            crate::ApiError::validation("interval", format!("{tier} is not offered {name}"))
+        })
+    }
 }

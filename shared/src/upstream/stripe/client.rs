@@ -8,7 +8,7 @@ use url::Url;
 use crate::{
     config::Secret,
     error::ApiError,
-    upstream::stripe::types::{CheckoutSession, Invoice, List, PortalSession, Subscription},
+    upstream::stripe::types::{CheckoutSession, Invoice, List, PortalSession, Subscription, SubscriptionSchedule},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +98,62 @@ impl Stripe {
 
     pub async fn invoice(&self, id: &str) -> Result<Invoice, StripeError> {
         self.send(self.http.get(self.url(&format!("v1/invoices/{id}"))?)).await
+    }
+
+    /// Moves the subscription's one item to `price` now. `prorate`: credit the unused time of the
+    /// old price and charge the new one for the rest of the period.
+    pub async fn change_price(
+        &self,
+        subscription: &str,
+        item: &str,
+        price: &str,
+        prorate: bool,
+        idempotency_key: &str,
+    ) -> Result<Subscription, StripeError> {
+        let form = [
+            ("items[0][id]", item),
+            ("items[0][price]", price),
+            ("proration_behavior", if prorate { "create_prorations" } else { "none" }),
+        ];
+        let request = self.http.post(self.url(&format!("v1/subscriptions/{subscription}"))?).form(&form);
+        self.send(request.header("idempotency-key", idempotency_key)).await
+    }
+
+    /// Plans a move to `price` at `at` (the period's end): a schedule with the current price until
+    /// then and the new one after, released to an ordinary subscription once it starts.
+    pub async fn schedule_price(
+        &self,
+        subscription: &Subscription,
+        at: i64,
+        price: &str,
+    ) -> Result<SubscriptionSchedule, StripeError> {
+        let current = subscription.price_id().unwrap_or_default();
+        let (start, _) = subscription.current_period();
+        let schedule: SubscriptionSchedule = match &subscription.schedule {
+            Some(id) => self.send(self.http.get(self.url(&format!("v1/subscription_schedules/{id}"))?)).await?,
+            None => {
+                let form = [("from_subscription", subscription.id.as_str())];
+                self.send(self.http.post(self.url("v1/subscription_schedules")?).form(&form)).await?
+            }
+        };
+        let (start, at) = (start.unwrap_or(at).to_string(), at.to_string());
+        let form = [
+            ("end_behavior", "release"),
+            ("phases[0][items][0][price]", current),
+            ("phases[0][start_date]", start.as_str()),
+            ("phases[0][end_date]", at.as_str()),
+            ("phases[1][items][0][price]", price),
+            ("phases[1][start_date]", at.as_str()),
+            ("phases[1][iterations]", "1"),
+            ("proration_behavior", "none"),
+        ];
+        let url = self.url(&format!("v1/subscription_schedules/{}", schedule.id))?;
+        self.send(self.http.post(url).form(&form)).await
+    }
+
+    /// Drops a planned change: the subscription stays as it is now.
+    pub async fn release_schedule(&self, id: &str) -> Result<SubscriptionSchedule, StripeError> {
+        self.send(self.http.post(self.url(&format!("v1/subscription_schedules/{id}/release"))?)).await
     }
 
     /// One page of the customer's invoices, newest first, after the invoice `starting_after`.

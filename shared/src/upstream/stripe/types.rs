@@ -19,11 +19,30 @@ pub struct Subscription {
     #[serde(default)]
     pub metadata: HashMap<String, String>,
     pub items: List<SubscriptionItem>,
+    /// The subscription schedule attached to it (a change planned for a later date), by id.
+    #[serde(default, deserialize_with = "id_or_object")]
+    pub schedule: Option<String>,
     /// Older API versions only.
     #[serde(default)]
     current_period_start: Option<i64>,
     #[serde(default)]
     current_period_end: Option<i64>,
+}
+
+/// An expandable field: Stripe sends the id, or the object when expanded.
+fn id_or_object<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        Some(Value::String(id)) => Some(id),
+        Some(Value::Object(object)) => object.get("id").and_then(Value::as_str).map(String::from),
+        _ => None,
+    })
+}
+
+/// A subscription schedule: phases of prices over time.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriptionSchedule {
+    pub id: String,
+    pub status: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
