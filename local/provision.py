@@ -27,6 +27,10 @@ LOCAL_SECRETS = {
     "STRIPE_SECRET_KEY_PARAM": "sk_test_local",
     "ELEVENLABS_API_KEY_PARAM": "xi-local-key",
     "STRIPE_WEBHOOK_SECRET_PARAM": "whsec_local_test",
+    # local/stack.sh starts redis-server with this user's password; the value has the shape of
+    # the Secrets Manager secret the template generates.
+    "REDIS_PASSWORD_PARAM": '{"username": "voice-app", "password": "voice-local-redis"}',
+    "SESSION_MAC_KEY_PARAM": "local-session-mac-key-0123456789abcdef",
 }
 # The local Stripe catalogue: in a real account these prices are made in the Stripe dashboard and
 # their ids go into the template's parameters. Amounts as in the tier table (shared/src/tiers.rs).
@@ -84,6 +88,7 @@ def local_parameters():
         # Through our stand-in, which fills localstripe's gaps and passes the rest on.
         "StripeApiBase": f"http://127.0.0.1:{port('STRIPE_GAPS_PORT', 8440)}/",
         "StripeWebhookSecretParameter": "/voice-local/stripe-webhook-secret",
+        "SessionMacKeyParameter": "/voice-local/session-mac-key",
         **{name: price[0] for name, price in LOCAL_PRICES.items()},
         "ElevenLabsApiKeyParameter": "/voice-local/elevenlabs-api-key",
         "ElevenLabsApiBase": f"http://127.0.0.1:{port('ELEVENLABS_PORT', 8430)}/",
@@ -258,6 +263,9 @@ def main():
     variables = {}
     for key, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
         variables[key] = resolve(value, resources, params, overrides)
+    # In AWS the cache password is read through SSM's reserved Secrets Manager path, which moto
+    # (like SSM) refuses to write: locally it is an ordinary SecureString.
+    variables["REDIS_PASSWORD_PARAM"] = "/voice-local/cache-password"
     # Secrets go where the functions look for them in AWS: SSM SecureString parameters.
     ssm = session.client("ssm", endpoint_url=endpoint)
     for key, name in variables.items():

@@ -98,7 +98,10 @@ up() {
     install_idp
     say "starting the local stack"
     start moto "$MOTO_PORT" "$venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
-    start redis "$REDIS_PORT" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no
+    # As in AWS, the cache needs a user and password (local/provision.py stores the same password
+    # where the functions look for it); the default user is off.
+    start redis "$REDIS_PORT" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+        --user default off --user voice-app on '>voice-local-redis' '~*' '&*' '+@all'
     start localstripe "$STRIPE_PORT" "$venv/bin/python" "$root/local/standins/localstripe_local.py" --port "$STRIPE_PORT"
     start idp "$IDP_PORT" env IDP_PORT="$IDP_PORT" \
         IDP_REDIRECT_URIS="http://127.0.0.1:$API_PORT/auth/callback,http://localhost:$API_PORT/auth/callback" \

@@ -13,9 +13,9 @@ use crate::{
         consent::ConsentRecords,
         login_attempts::LoginAttempts,
         recordings::Recordings,
-        redis::Redis,
+        redis::{Redis, RedisAuth},
         secrets::{self, Wanted},
-        sessions::Sessions,
+        sessions::{MacKey, Sessions},
         subscriptions::Subscriptions,
         users::Users,
         voices::Voices,
@@ -60,12 +60,28 @@ impl App {
         let sdk = aws::sdk_config(&config.aws).await;
         let dynamodb = aws::dynamodb(&sdk);
         let s3 = aws::s3(&sdk, &config.aws);
-        let redis = Redis::connect_lazy(&config.redis_url).context("REDIS_URL")?;
+        let ssm = match &config.aws.ssm_endpoint_url {
+            Some(url) => aws_sdk_ssm::Client::new(&sdk.to_builder().endpoint_url(url.as_str()).build()),
+            None => aws_sdk_ssm::Client::new(&sdk),
+        };
+        let redis_auth = match (&config.redis_username, &config.secrets.redis_password) {
+            (Some(username), Some(parameter)) => {
+                Some(RedisAuth { username: username.clone(), ssm: ssm.clone(), password_parameter: parameter.clone() })
+            }
+            _ => None,
+        };
+        let redis = Redis::connect_lazy(&config.redis_url, redis_auth).context("REDIS_URL")?;
         let tables = &config.tables;
         let http = outbound::http_client();
         Ok(Self {
             users: Users::new(dynamodb.clone(), tables.users.clone()),
-            sessions: Sessions::new(redis.clone(), dynamodb.clone(), tables.sessions.clone(), config.session.clone()),
+            sessions: Sessions::new(
+                redis.clone(),
+                dynamodb.clone(),
+                tables.sessions.clone(),
+                config.session.clone(),
+                MacKey::from_ssm(ssm.clone(), config.secrets.session_mac_key.clone()),
+            ),
             login_attempts: LoginAttempts::new(redis.clone()),
             recordings: Recordings::new(dynamodb.clone(), tables.recordings.clone()),
             subscriptions: Subscriptions::new(dynamodb.clone(), tables.subscriptions.clone()),
@@ -77,7 +93,7 @@ impl App {
             mailer: config.billing.email.as_ref().map(|email| {
                 Mailer::new(aws_sdk_ses::Client::new(&sdk), email.sender.clone(), email.payment_failed_template.clone())
             }),
-            ssm: aws_sdk_ssm::Client::new(&sdk),
+            ssm,
             http,
             redis,
             config,

@@ -48,6 +48,8 @@ pub struct Config {
     pub audio_bucket: String,
     pub aws: AwsSettings,
     pub redis_url: Secret<String>,
+    /// The cache's RBAC user; with `secrets.redis_password`, connections authenticate.
+    pub redis_username: Option<String>,
     pub session: SessionPolicy,
     pub web: WebSettings,
     pub idp: IdpSettings,
@@ -140,6 +142,8 @@ pub struct AwsSettings {
     pub endpoint_url: Option<Url>,
     /// Path-style S3 addressing, which moto needs.
     pub s3_force_path_style: bool,
+    /// SSM's own endpoint when it differs (`AWS_ENDPOINT_URL_SSM`, the SDK's convention).
+    pub ssm_endpoint_url: Option<Url>,
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +191,10 @@ pub struct SecretParameters {
     pub elevenlabs_api_key: Option<String>,
     /// The value may hold several secrets separated by commas (rotation).
     pub stripe_webhook_secret: Option<String>,
+    /// The key that authenticates session entries in Redis (HMAC-SHA256).
+    pub session_mac_key: Option<String>,
+    /// The cache user's password (in AWS, the Secrets Manager reference path).
+    pub redis_password: Option<String>,
 }
 
 impl Config {
@@ -273,8 +281,10 @@ impl Config {
             aws: AwsSettings {
                 endpoint_url: env.optional_parse("AWS_ENDPOINT_URL")?,
                 s3_force_path_style: env.parse_or("S3_FORCE_PATH_STYLE", false)?,
+                ssm_endpoint_url: env.optional_parse("AWS_ENDPOINT_URL_SSM")?,
             },
             redis_url: Secret::new(env.required_url("REDIS_URL", &["redis", "rediss"])?),
+            redis_username: env.optional("REDIS_USERNAME"),
             session,
             web: WebSettings { app_url, allowed_origins },
             idp: IdpSettings {
@@ -301,6 +311,8 @@ impl Config {
                 stripe_secret_key: env.optional("STRIPE_SECRET_KEY_PARAM"),
                 elevenlabs_api_key: env.optional("ELEVENLABS_API_KEY_PARAM"),
                 stripe_webhook_secret: env.optional("STRIPE_WEBHOOK_SECRET_PARAM"),
+                session_mac_key: env.optional("SESSION_MAC_KEY_PARAM"),
+                redis_password: env.optional("REDIS_PASSWORD_PARAM"),
             },
         })
     }

@@ -65,9 +65,13 @@ impl Builder {
         self.config(|c| c.redis_url = Secret::new("redis://127.0.0.1:1".into()))
     }
 
-    /// DynamoDB and S3 unreachable.
+    /// DynamoDB and S3 unreachable. SSM still answers: in AWS a function's secrets were fetched
+    /// at its cold start, long before such an outage.
     pub fn aws_down(self) -> Self {
-        self.config(|c| c.aws.endpoint_url = Some(DEAD_ENDPOINT.parse().unwrap()))
+        self.config(|c| {
+            c.aws.ssm_endpoint_url = c.aws.endpoint_url.clone();
+            c.aws.endpoint_url = Some(DEAD_ENDPOINT.parse().unwrap());
+        })
     }
 
     /// The app's clock runs this far ahead of real time.
@@ -230,9 +234,9 @@ impl TestApp {
             .item
     }
 
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        let client = redis::Client::open(stack_config().redis_url.expose().as_str()).unwrap();
-        client.get_multiplexed_async_connection().await.expect("redis is up")
+    /// The app's own (authenticated) Redis connection.
+    pub async fn redis(&self) -> redis::aio::ConnectionManager {
+        self.app.redis.conn().await.expect("redis is up")
     }
 
     pub async fn cached_session(&self, user: &User) -> Option<String> {

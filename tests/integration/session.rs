@@ -8,7 +8,12 @@ use redis::AsyncCommands;
 use serde_json::json;
 use time::Duration;
 use voice_core::{
-    domain::{ids::Email, tiers::Tier, user::Profile},
+    domain::{
+        ids::Email,
+        session::{COOKIE_NAME, SessionToken},
+        tiers::Tier,
+        user::Profile,
+    },
     store::sessions::redis_key,
 };
 
@@ -205,4 +210,75 @@ async fn every_sign_in_gets_a_new_session_id() {
     assert_ne!(again.token, first.token);
     assert_ne!(again.token.key(), first.session_key());
     assert_eq!(again.user.id, first.id);
+}
+
+/// What anyone who can reach the cache could write: a victim's identity under a token of their
+/// own, checked "ten years from now".
+fn forged_entry(victim: &str, now: i64, mac: &str) -> String {
+    json!({
+        "userId": victim, "createdAt": now, "absoluteExpiresAt": now + 3600, "lastSeenAt": now,
+        "checkedAt": now + 10 * 365 * 24 * 3600, "mac": mac,
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_forged_redis_entry_is_refused_now_and_after_the_recheck_window() {
+    let app = TestApp::spawn().await;
+    let victim = app.sign_in(Tier::Premium).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let genuine: String = app.redis().await.get(redis_key(&victim.session_key())).await.unwrap();
+    let genuine_mac = serde_json::from_str::<serde_json::Value>(&genuine).unwrap()["mac"].as_str().unwrap().to_owned();
+
+    // Without a MAC, with a made-up one, and with the victim's genuine one copied under another key.
+    for mac in ["", "00", genuine_mac.as_str()] {
+        let token = SessionToken::generate();
+        let key = redis_key(&token.key());
+        let _: () = app.redis().await.set_ex(&key, forged_entry(victim.id.as_str(), now, mac), 900).await.unwrap();
+        let cookie = format!("{COOKIE_NAME}={}", token.expose());
+        let response = app.request(Method::GET, "/auth/session", &[("cookie", &cookie)], None).await;
+        assert_eq!(response.status, 401, "mac {mac:?}: {}", response.body);
+        // A forged entry is dropped on sight; planted again, it is still refused 62 s later.
+        let _: () = app.redis().await.set_ex(&key, forged_entry(victim.id.as_str(), now, mac), 900).await.unwrap();
+        let later = TestApp::builder().later(Duration::seconds(62)).spawn().await;
+        let response = later.request(Method::GET, "/auth/session", &[("cookie", &cookie)], None).await;
+        assert_eq!(response.status, 401, "mac {mac:?}, 62 s later: {}", response.body);
+    }
+    // The victim's own session is untouched.
+    assert_eq!(app.get("/auth/session", &victim).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_genuine_entry_edited_in_redis_is_refused() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let other = app.sign_in(Tier::Premium).await;
+    let key = redis_key(&user.session_key());
+    let raw: String = app.redis().await.get(&key).await.unwrap();
+    let mut entry: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    entry["userId"] = other.id.as_str().into();
+    let _: () = app.redis().await.set_ex(&key, entry.to_string(), 900).await.unwrap();
+
+    let response = app.get("/auth/session", &user).await;
+    // DynamoDB decides: the session is the user's own, never the other user's.
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body["userId"], user.id.as_str());
+}
+
+#[tokio::test]
+async fn a_logout_wins_over_two_hundred_reads_in_flight() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let reads = (0..200).map(|_| app.get("/auth/session", &user));
+    let logout = async {
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+        app.post("/auth/logout", &user, None).await
+    };
+    let (responses, logout) = tokio::join!(futures_util::future::join_all(reads), logout);
+    assert_eq!(logout.status, 200, "{}", logout.body);
+    assert!(responses.iter().all(|r| matches!(r.status, 200 | 401)));
+
+    assert_eq!(app.get("/auth/session", &user).await.status, 401, "right after the last read");
+    let cached: Option<String> = app.redis().await.get(redis_key(&user.session_key())).await.unwrap();
+    assert_eq!(cached.as_deref(), Some("revoked"), "no read re-stored the session over the tombstone");
 }

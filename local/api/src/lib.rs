@@ -3,6 +3,8 @@
 //! (HTTP API, payload 2.0) event Lambda would deliver and parsed by lambda_http itself, so the
 //! handlers see exactly what they see in AWS.
 
+#![recursion_limit = "256"]
+
 mod template;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};

@@ -35,14 +35,14 @@ impl LoginAttempts {
 
     pub async fn begin(&self, state: &str, pending: &PendingLogin) -> anyhow::Result<()> {
         let value = serde_json::to_string(pending).expect("pending logins serialize");
-        let mut redis = self.redis.conn();
+        let mut redis = self.redis.conn().await?;
         let () = redis.set_ex(key(state), value, LOGIN_TTL_SECS).await.context("storing the login attempt")?;
         Ok(())
     }
 
     /// Takes the attempt for `state` (GETDEL: a second take finds nothing).
     pub async fn take(&self, state: &str) -> anyhow::Result<Option<PendingLogin>> {
-        let mut redis = self.redis.conn();
+        let mut redis = self.redis.conn().await?;
         let pending: Option<String> = redis.get_del(key(state)).await.context("taking the login state")?;
         pending.map(|json| serde_json::from_str(&json).context("stored login state")).transpose()
     }

@@ -6,27 +6,82 @@
 //! in one conditional write, and Redis is refilled. A session served from Redis is re-checked
 //! against DynamoDB every `durable_recheck`, which bounds how long an entry that Redis kept
 //! through a logout it missed can outlive that logout.
+//!
+//! Redis is not trusted with identity: every entry carries an HMAC-SHA256 (key from SSM, fetched
+//! once per cold start) over its fields and the token hash it is stored under. An entry that
+//! fails the MAC, or claims a check or use in the future, is a miss: DynamoDB decides and the
+//! entry is replaced. A logout's `revoked` tombstone always wins: every write of an entry (and
+//! every removal) is one Lua script that leaves a tombstone in place.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::{Client, types::ReturnValue};
+use hmac::{Hmac, Mac};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
+use tokio::sync::OnceCell;
 
 use crate::{
-    config::SessionPolicy,
+    config::{Secret, SessionPolicy},
     domain::{
-        ids::UserId,
+        ids::{UserId, hex},
         session::{ClientInfo, Session, SessionToken},
     },
     store::{
         dynamo::{self, Item, n, s},
         redis::Redis,
+        secrets::{self, Wanted},
     },
 };
 
-/// What Redis holds for a session ended while DynamoDB could not be reached.
+/// What Redis holds for an ended session: the tombstone no write may replace.
 const REVOKED: &str = "revoked";
+
+/// How far in the future a cached time may be (clock skew between functions) before the entry is
+/// treated as forged.
+const SKEW_SECS: i64 = 5;
+
+/// Stores an entry unless the key holds the tombstone: KEYS[1], ARGV[1] value, ARGV[2] TTL (s).
+const STORE_UNLESS_REVOKED: &str = r"
+if redis.call('GET', KEYS[1]) == 'revoked' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+";
+
+/// Removes an entry unless it is the tombstone.
+const DELETE_UNLESS_REVOKED: &str = r"
+if redis.call('GET', KEYS[1]) == 'revoked' then return 0 end
+return redis.call('DEL', KEYS[1])
+";
+
+/// The key that signs session entries, fetched from SSM on first use (once per cold start).
+#[derive(Clone)]
+pub struct MacKey {
+    ssm: aws_sdk_ssm::Client,
+    parameter: Option<String>,
+    key: Arc<OnceCell<Secret<String>>>,
+}
+
+impl MacKey {
+    pub fn from_ssm(ssm: aws_sdk_ssm::Client, parameter: Option<String>) -> Self {
+        Self { ssm, parameter, key: Arc::new(OnceCell::new()) }
+    }
+
+    async fn key(&self) -> anyhow::Result<&Secret<String>> {
+        self.key
+            .get_or_try_init(|| async {
+                let parameter = self.parameter.as_deref();
+                let [key] =
+                    secrets::fetch(&self.ssm, [Wanted { variable: "SESSION_MAC_KEY_PARAM", parameter }]).await?;
+                Ok(key)
+            })
+            .await
+    }
+}
 
 /// The Redis value of a live session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +93,32 @@ struct CachedSession {
     last_seen_at: i64,
     /// When DynamoDB last confirmed (and touched) this session.
     checked_at: i64,
+    /// HMAC-SHA256 (hex) over the fields above and the key the entry is stored under.
+    #[serde(default)]
+    mac: String,
+}
+
+impl CachedSession {
+    fn mac(&self, key: &str, secret: &Secret<String>) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
+        let fields = format!(
+            "session-v1|{key}|{}|{}|{}|{}|{}",
+            self.user_id, self.created_at, self.absolute_expires_at, self.last_seen_at, self.checked_at
+        );
+        mac.update(fields.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    fn sign(&mut self, key: &str, secret: &Secret<String>) {
+        self.mac = hex(&self.mac(key, secret));
+    }
+
+    /// Written by us for this key, and not claiming a future use or check.
+    fn genuine(&self, key: &str, secret: &Secret<String>, now: i64) -> bool {
+        let expected = hex(&self.mac(key, secret));
+        let signed = bool::from(expected.as_bytes().ct_eq(self.mac.as_bytes()));
+        signed && self.checked_at <= now + SKEW_SECS && self.last_seen_at <= now + SKEW_SECS
+    }
 }
 
 #[derive(Clone)]
@@ -46,11 +127,12 @@ pub struct Sessions {
     dynamodb: Client,
     table: String,
     policy: SessionPolicy,
+    mac_key: MacKey,
 }
 
 impl Sessions {
-    pub fn new(redis: Redis, dynamodb: Client, table: String, policy: SessionPolicy) -> Self {
-        Self { redis, dynamodb, table, policy }
+    pub fn new(redis: Redis, dynamodb: Client, table: String, policy: SessionPolicy, mac_key: MacKey) -> Self {
+        Self { redis, dynamodb, table, policy, mac_key }
     }
 
     pub fn policy(&self) -> &SessionPolicy {
@@ -95,6 +177,7 @@ impl Sessions {
             absolute_expires_at,
             last_seen_at: now,
             checked_at: now,
+            mac: String::new(),
         };
         self.cache(&key, &cached, now).await;
         let session = self.session(key, &cached, &token)?;
@@ -108,7 +191,7 @@ impl Sessions {
         let now = now.unix_timestamp();
         let key = token.key();
 
-        let mut cached = match self.cached(&key).await {
+        let mut cached = match self.cached(&key, now).await {
             Ok(Some(Cached::Revoked)) => return Ok(None),
             Ok(Some(Cached::Live(entry))) => Some(entry),
             Ok(None) => None,
@@ -166,9 +249,13 @@ impl Sessions {
             .map(drop)
             .context("deleting the session from DynamoDB");
         let remaining = (session.absolute_expires_at - now.unix_timestamp()).max(1) as u64;
-        let mut conn = self.redis.conn();
-        let cached: anyhow::Result<()> =
-            conn.set_ex(redis_key(&session.key), REVOKED, remaining).await.context("revoking the session in Redis");
+        let cached: anyhow::Result<()> = async {
+            let mut conn = self.redis.conn().await?;
+            let () = conn.set_ex(redis_key(&session.key), REVOKED, remaining).await?;
+            anyhow::Ok(())
+        }
+        .await
+        .context("revoking the session in Redis");
 
         match (durable, cached) {
             (Err(d), Err(c)) => Err(d.context(format!("{c:#}"))),
@@ -194,38 +281,60 @@ impl Sessions {
         })
     }
 
-    async fn cached(&self, key: &str) -> anyhow::Result<Option<Cached>> {
-        let mut conn = self.redis.conn();
+    /// The entry Redis holds for `key`; an entry that is not genuine (forged, corrupted, or from
+    /// another key) is dropped and reported as a miss, so DynamoDB decides.
+    async fn cached(&self, key: &str, now: i64) -> anyhow::Result<Option<Cached>> {
+        let secret = self.mac_key.key().await?;
+        let mut conn = self.redis.conn().await?;
         let raw: Option<String> = conn.get(redis_key(key)).await.context("reading the session from Redis")?;
-        Ok(match raw.as_deref() {
-            None => None,
-            Some(REVOKED) => Some(Cached::Revoked),
+        let entry: CachedSession = match raw.as_deref() {
+            None => return Ok(None),
+            Some(REVOKED) => return Ok(Some(Cached::Revoked)),
             Some(json) => match serde_json::from_str(json) {
-                Ok(entry) => Some(Cached::Live(entry)),
+                Ok(entry) => entry,
                 Err(error) => {
                     tracing::warn!(%error, "unreadable session in Redis; asking DynamoDB");
-                    None
+                    return Ok(None);
                 }
             },
-        })
+        };
+        if !entry.genuine(key, secret, now) {
+            tracing::warn!("a session entry in Redis failed its MAC or claims a future time; asking DynamoDB");
+            self.forget(key).await;
+            return Ok(None);
+        }
+        Ok(Some(Cached::Live(entry)))
     }
 
-    /// Stores the entry for the rest of its idle window, capped by its absolute expiry.
+    /// Stores the entry, signed, for the rest of its idle window, capped by its absolute expiry;
+    /// never over a tombstone.
     async fn cache(&self, key: &str, entry: &CachedSession, now: i64) {
         let ttl = (self.policy.idle.as_secs() as i64).min(entry.absolute_expires_at - now).max(1) as u64;
-        let value = serde_json::to_string(entry).expect("session entries serialize");
-        let mut conn = self.redis.conn();
-        let result: redis::RedisResult<()> = conn.set_ex(redis_key(key), value, ttl).await;
-        if let Err(error) = result {
-            tracing::warn!(%error, "could not cache the session in Redis");
+        let stored: anyhow::Result<i32> = async {
+            let mut signed = entry.clone();
+            signed.sign(key, self.mac_key.key().await?);
+            let value = serde_json::to_string(&signed).expect("session entries serialize");
+            let mut conn = self.redis.conn().await?;
+            let script = redis::Script::new(STORE_UNLESS_REVOKED);
+            Ok(script.key(redis_key(key)).arg(value).arg(ttl).invoke_async(&mut conn).await?)
+        }
+        .await;
+        match stored {
+            Ok(0) => tracing::info!("the session was ended meanwhile; its tombstone stays"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "could not cache the session in Redis"),
         }
     }
 
+    /// Drops a live entry (never a tombstone).
     async fn forget(&self, key: &str) {
-        let mut conn = self.redis.conn();
-        let result: redis::RedisResult<()> = conn.del(redis_key(key)).await;
-        if let Err(error) = result {
-            tracing::warn!(%error, "could not drop the session from Redis");
+        let dropped: anyhow::Result<i32> = async {
+            let mut conn = self.redis.conn().await?;
+            Ok(redis::Script::new(DELETE_UNLESS_REVOKED).key(redis_key(key)).invoke_async(&mut conn).await?)
+        }
+        .await;
+        if let Err(error) = dropped {
+            tracing::warn!(error = format!("{error:#}"), "could not drop the session from Redis");
         }
     }
 
@@ -272,13 +381,14 @@ fn durable_entry(item: &Item, now: i64) -> anyhow::Result<CachedSession> {
         absolute_expires_at: dynamo::num(item, "expiresAt")?,
         last_seen_at: now,
         checked_at: now,
+        mac: String::new(),
     })
 }
 
 impl Sessions {
     /// Drops a session's Redis entry (DynamoDB's TTL removed its durable copy).
     pub async fn drop_cached(&self, key: &str) -> anyhow::Result<()> {
-        let mut conn = self.redis.conn();
+        let mut conn = self.redis.conn().await?;
         let () = conn.del(redis_key(key)).await.context("dropping the session from Redis")?;
         Ok(())
     }
