@@ -46,6 +46,8 @@ pub struct TestApp {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
     router: Router,
+    /// The address requests come from: one per TestApp, so per-IP limits never cross tests.
+    pub client_ip: String,
 }
 
 /// Builds a [`TestApp`] from the stack's configuration, optionally bent.
@@ -85,7 +87,8 @@ impl Builder {
         let (dynamodb, s3) = (aws::dynamodb(&sdk), aws::s3(&sdk, &self.config.aws));
         let app = Arc::new(App::new(self.config, self.clock).await.expect("the app builds"));
         let router = Router::from_template_file(app.clone(), TEMPLATE).expect("template routes match the local API");
-        TestApp { app, dynamodb, s3, router }
+        let [a, b, c] = rand::random::<[u8; 3]>();
+        TestApp { app, dynamodb, s3, router, client_ip: format!("10.{a}.{b}.{c}") }
     }
 }
 
@@ -419,7 +422,7 @@ impl TestApp {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let response = self.router.dispatch(builder.body(body.into()).unwrap(), "127.0.0.1").await;
+        let response = self.router.dispatch(builder.body(body.into()).unwrap(), &self.client_ip).await;
         let (parts, body) = response.into_parts();
         let body = match body {
             Body::Empty => Value::Null,

@@ -276,7 +276,8 @@ async fn a_logout_wins_over_two_hundred_reads_in_flight() {
     };
     let (responses, logout) = tokio::join!(futures_util::future::join_all(reads), logout);
     assert_eq!(logout.status, 200, "{}", logout.body);
-    assert!(responses.iter().all(|r| matches!(r.status, 200 | 401)));
+    // (429: past BASIC's requests per minute, counted after the session was read.)
+    assert!(responses.iter().all(|r| matches!(r.status, 200 | 401 | 429)));
 
     assert_eq!(app.get("/auth/session", &user).await.status, 401, "right after the last read");
     let cached: Option<String> = app.redis().await.get(redis_key(&user.session_key())).await.unwrap();

@@ -12,7 +12,7 @@ use voice_core::{
     route,
 };
 
-pub const ROUTES: &[Route] = &[route!("GET /auth/callback", public: callback)];
+pub const ROUTES: &[Route] = &[route!("GET /auth/callback", public: callback, per_ip: 20)];
 
 #[tracing::instrument(skip_all)]
 async fn callback(ctx: Ctx<'_>) -> HttpResult {

@@ -9,8 +9,10 @@ use voice_core::{
     upstream::stripe::client::NewCheckout,
 };
 
-pub const ROUTES: &[Route] =
-    &[route!("GET /billing/plans", public: list_plans), route!("POST /billing/checkout", user: checkout)];
+pub const ROUTES: &[Route] = &[
+    route!("GET /billing/plans", public: list_plans),
+    route!("POST /billing/checkout", user: checkout, rate_limit: Billing),
+];
 
 async fn list_plans(ctx: Ctx<'_>) -> HttpResult {
     ok(&serde_json::json!({ "plans": plans(&ctx.app.config.billing) }))

@@ -7,7 +7,7 @@ use voice_core::{
     store::login_attempts::LOGIN_TTL_SECS,
 };
 
-pub const ROUTES: &[Route] = &[route!("GET /auth/login", public: login)];
+pub const ROUTES: &[Route] = &[route!("GET /auth/login", public: login, per_ip: 20)];
 
 #[tracing::instrument(skip_all)]
 async fn login(ctx: Ctx<'_>) -> HttpResult {

@@ -13,9 +13,9 @@ use voice_core::{
 };
 
 pub const ROUTES: &[Route] = &[
-    route!("POST /billing/portal", user: portal),
-    route!("POST /billing/subscription", user: change_plan),
-    route!("GET /billing/invoices", user: invoices),
+    route!("POST /billing/portal", user: portal, rate_limit: Billing),
+    route!("POST /billing/subscription", user: change_plan, rate_limit: Billing),
+    route!("GET /billing/invoices", user: invoices, rate_limit: Billing),
 ];
 
 const DEFAULT_PAGE: u32 = 10;

@@ -46,6 +46,10 @@ pub struct TierRules {
     /// Characters per generation; ElevenLabs' own ceiling is [`ELEVENLABS_MAX_TEXT_CHARS`].
     pub max_text_chars: usize,
     pub generations_per_minute: u32,
+    /// Any authenticated request, per user.
+    pub requests_per_minute: u32,
+    /// Requests that call Stripe (portal, checkout, plan changes, invoices), per user.
+    pub billing_calls_per_minute: u32,
     pub tts_model: &'static str,
     /// Cloned voices a user may keep at once.
     pub clone_slots: u32,
@@ -67,6 +71,8 @@ pub const TIERS: [TierRules; 3] = [
         priority: Priority::Standard,
         max_text_chars: 500,
         generations_per_minute: 20,
+        requests_per_minute: 60,
+        billing_calls_per_minute: 10,
         tts_model: "eleven_multilingual_v2",
         clone_slots: 1,
     },
@@ -82,6 +88,8 @@ pub const TIERS: [TierRules; 3] = [
         priority: Priority::Priority,
         max_text_chars: 2_500,
         generations_per_minute: 40,
+        requests_per_minute: 120,
+        billing_calls_per_minute: 10,
         tts_model: "eleven_turbo_v2_5",
         clone_slots: 5,
     },
@@ -97,10 +105,43 @@ pub const TIERS: [TierRules; 3] = [
         priority: Priority::Fastest,
         max_text_chars: 5_000,
         generations_per_minute: 120,
+        requests_per_minute: 300,
+        billing_calls_per_minute: 20,
         tts_model: "eleven_flash_v2_5",
         clone_slots: 25,
     },
 ];
+
+/// A per-user rate limit (a Redis counter per one-minute window), its size set per tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Every authenticated request.
+    Requests,
+    /// Text to speech (ElevenLabs costs money per character).
+    Generations,
+    /// Requests that call Stripe.
+    Billing,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requests => "api",
+            Self::Generations => "tts",
+            Self::Billing => "billing",
+        }
+    }
+}
+
+impl TierRules {
+    pub fn per_minute(&self, limit: Limit) -> u32 {
+        match limit {
+            Limit::Requests => self.requests_per_minute,
+            Limit::Generations => self.generations_per_minute,
+            Limit::Billing => self.billing_calls_per_minute,
+        }
+    }
+}
 
 impl Tier {
     pub const ALL: [Tier; 3] = [Tier::Free, Tier::Basic, Tier::Premium];

@@ -2,7 +2,12 @@
 //! table of API Gateway route keys (`"GET /recordings/{id}"`) and handlers; [`serve`] dispatches
 //! on the event's `routeKey` (never the raw path, which carries the stage name under a named
 //! stage) and owns what every route shares: the request id, authentication (the session cookie),
-//! CSRF, the rate limit, and the mapping of errors to responses.
+//! CSRF, the rate limits, and the mapping of errors to responses.
+//!
+//! Rate limits: every authenticated request counts against the caller's per-tier
+//! `requests_per_minute`; a route that costs money upstream also against its own per-tier limit
+//! (`rate_limit: Generations`); a public route may be limited per client IP (`per_ip: 20`). All
+//! answer 429 RATE_LIMITED with `Retry-After`.
 
 use std::{future::Future, pin::Pin};
 
@@ -12,10 +17,14 @@ use crate::{
     App,
     domain::{
         session::{COOKIE_NAME, Session, SessionToken},
+        tiers::{Limit, Tier},
         user::User,
     },
     error::ApiError,
-    http::{HttpResult, csrf, request::cookie},
+    http::{
+        HttpResult, csrf,
+        request::{cookie, source_ip},
+    },
     store::rate_limit,
 };
 
@@ -38,20 +47,24 @@ pub struct Route {
     /// API Gateway's route key: `METHOD /path/{param}`, exactly as template.yaml declares it.
     pub key: &'static str,
     pub access: Access,
-    /// A per-user, per-tier rate limit (its Redis scope), for routes that cost money upstream.
-    pub rate_limit: Option<&'static str>,
+    /// A per-user, per-tier limit besides the one on every request, for routes that cost money
+    /// upstream.
+    pub rate_limit: Option<Limit>,
+    /// Requests per minute from one client IP address (public routes).
+    pub per_ip: Option<u32>,
 }
 
 /// Declares a route: `route!("GET /usage", user: usage)`, `route!("POST /tts", user: generate,
-/// rate_limit: "tts")`. `public` handlers take a [`Ctx`], `session` ones also the [`Session`],
-/// `user` ones also the [`Caller`].
+/// rate_limit: Generations)`, `route!("GET /auth/login", public: login, per_ip: 20)`. `public`
+/// handlers take a [`Ctx`], `session` ones also the [`Session`], `user` ones also the [`Caller`].
 #[macro_export]
 macro_rules! route {
-    ($key:literal, public: $handler:path) => {
+    ($key:literal, public: $handler:path $(, per_ip: $per_ip:literal)?) => {
         $crate::http::Route {
             key: $key,
             access: $crate::http::Access::Public(|ctx| Box::pin($handler(ctx))),
             rate_limit: None,
+            per_ip: $crate::route!(@some $($per_ip)?),
         }
     };
     ($key:literal, session: $handler:path) => {
@@ -59,17 +72,19 @@ macro_rules! route {
             key: $key,
             access: $crate::http::Access::Session(|ctx, session| Box::pin($handler(ctx, session))),
             rate_limit: None,
+            per_ip: None,
         }
     };
-    ($key:literal, user: $handler:path $(, rate_limit: $scope:literal)?) => {
+    ($key:literal, user: $handler:path $(, rate_limit: $limit:ident)?) => {
         $crate::http::Route {
             key: $key,
             access: $crate::http::Access::User(|ctx, caller| Box::pin($handler(ctx, caller))),
-            rate_limit: $crate::route!(@scope $($scope)?),
+            rate_limit: $crate::route!(@some $($crate::domain::tiers::Limit::$limit)?),
+            per_ip: None,
         }
     };
-    (@scope $scope:literal) => { Some($scope) };
-    (@scope) => { None };
+    (@some $value:expr) => { Some($value) };
+    (@some) => { None };
 }
 
 /// The signed-in user behind a request.
@@ -107,20 +122,29 @@ async fn dispatch(ctx: Ctx<'_>, routes: &[Route]) -> HttpResult {
     let Some(route) = routes.iter().find(|route| Some(route.key) == key) else {
         return Err(ApiError::NotFound(format!("no route for {} {}", ctx.req.method(), ctx.req.uri().path())));
     };
+    let now = ctx.app.clock.now().unix_timestamp();
     match route.access {
-        Access::Public(handler) => handler(ctx).await,
+        Access::Public(handler) => {
+            if let (Some(per_minute), Some(ip)) = (route.per_ip, source_ip(ctx.req)) {
+                let scope = format!("ip:{}", route.key);
+                rate_limit::check(&ctx.app.redis, &ip, &[(scope.as_str(), per_minute)], now).await?;
+            }
+            handler(ctx).await
+        }
         Access::Session(handler) => {
             let session = authenticate(ctx).await?;
+            // The tier is not read on these routes: the lowest tier's allowance applies.
+            let limits = [(Limit::Requests.as_str(), Tier::Free.rules().per_minute(Limit::Requests))];
+            rate_limit::check(&ctx.app.redis, session.user_id.as_str(), &limits, now).await?;
             handler(ctx, session).await
         }
         Access::User(handler) => {
             let session = authenticate(ctx).await?;
             let user = ctx.app.users.get(&session.user_id).await?.ok_or(ApiError::Unauthenticated)?;
-            if let Some(scope) = route.rate_limit {
-                let per_minute = user.tier.rules().generations_per_minute;
-                let now = ctx.app.clock.now().unix_timestamp();
-                rate_limit::check(&ctx.app.redis, scope, user.id.as_str(), per_minute, now).await?;
-            }
+            let rules = user.tier.rules();
+            let mut limits = vec![(Limit::Requests.as_str(), rules.per_minute(Limit::Requests))];
+            limits.extend(route.rate_limit.map(|limit| (limit.as_str(), rules.per_minute(limit))));
+            rate_limit::check(&ctx.app.redis, user.id.as_str(), &limits, now).await?;
             handler(ctx, Caller { session, user }).await
         }
     }

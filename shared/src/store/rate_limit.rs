@@ -1,24 +1,31 @@
-//! Per-user rate limits in Redis: a counter per fixed one-minute window.
+//! Rate limits in Redis: a counter per subject (a user, or an IP address) and scope per fixed
+//! one-minute window.
 
 use crate::{error::ApiError, store::redis::Redis};
 
 const WINDOW_SECS: i64 = 60;
 
-pub fn key(scope: &str, user_id: &str, now_unix: i64) -> String {
-    format!("rate:{scope}:{user_id}:{}", now_unix / WINDOW_SECS)
+pub fn key(scope: &str, subject: &str, now_unix: i64) -> String {
+    format!("rate:{scope}:{subject}:{}", now_unix / WINDOW_SECS)
 }
 
-/// Counts this request; RATE_LIMITED (with the seconds to the next window) past `per_minute`.
-/// If Redis is unreachable the request is let through: the monthly quota still bounds usage.
-pub async fn check(redis: &Redis, scope: &str, user_id: &str, per_minute: u32, now_unix: i64) -> Result<(), ApiError> {
-    let key = key(scope, user_id, now_unix);
-    let counted: anyhow::Result<(u32, ())> = async {
+/// Counts this request against every `(scope, per_minute)` at once (one round trip);
+/// RATE_LIMITED (with the seconds to the next window) past any of them. If Redis is unreachable
+/// the request is let through: the monthly quotas still bound what it can cost.
+pub async fn check(redis: &Redis, subject: &str, limits: &[(&str, u32)], now_unix: i64) -> Result<(), ApiError> {
+    let counted: anyhow::Result<Vec<u32>> = async {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (scope, _) in limits {
+            let key = key(scope, subject, now_unix);
+            pipe.incr(&key, 1).expire(&key, WINDOW_SECS * 2).ignore();
+        }
         let mut conn = redis.conn().await?;
-        Ok(redis::pipe().atomic().incr(&key, 1).expire(&key, WINDOW_SECS * 2).query_async(&mut conn).await?)
+        Ok(pipe.query_async(&mut conn).await?)
     }
     .await;
     match counted {
-        Ok((count, ())) if count > per_minute => {
+        Ok(counts) if counts.iter().zip(limits).any(|(count, (_, per_minute))| count > per_minute) => {
             let retry_after_secs = (WINDOW_SECS - now_unix.rem_euclid(WINDOW_SECS)).max(1) as u64;
             Err(ApiError::RateLimited { retry_after_secs })
         }
