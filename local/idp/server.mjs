@@ -73,6 +73,7 @@ const loginForm = (uid) => `<!doctype html><title>Local sign-in</title>
 <form method="post" action="/interaction/${uid}/login">
 <label>sub <input name="sub" value="auth0|local-dev"></label>
 <label>email <input name="email" value="dev@example.com"></label>
+<label>email verified <input name="email_verified" value="true"></label>
 <label>name <input name="name" value="Local Developer"></label>
 <button>Sign in</button></form>`;
 
@@ -94,7 +95,9 @@ provider.use(async (ctx, next) => {
       ctx.body = 'sub and email are required';
       return undefined;
     }
-    accounts.set(sub, { email: form.get('email'), name: form.get('name') ?? undefined });
+    // `email_verified=false` mints an unverified address (tests of REQUIRE_VERIFIED_EMAIL).
+    const verified = form.get('email_verified') !== 'false';
+    accounts.set(sub, { email: form.get('email'), name: form.get('name') ?? undefined, email_verified: verified });
     await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: sub } }, { mergeWithLastSubmission: false });
     return undefined;
   }

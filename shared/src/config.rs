@@ -174,6 +174,8 @@ pub struct IdpSettings {
     pub client_id: String,
     /// This API's own `/auth/callback`, registered with the IdP.
     pub callback_url: Url,
+    /// Refuse sign-ins whose ID token does not say `email_verified: true`.
+    pub require_verified_email: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -291,6 +293,7 @@ impl Config {
                 issuer,
                 client_id: env.required("AUTH0_CLIENT_ID")?,
                 callback_url: env.parse("AUTH_CALLBACK_URL")?,
+                require_verified_email: env.parse_or("REQUIRE_VERIFIED_EMAIL", true)?,
             },
             stripe: StripeSettings {
                 api_base: env.parse_or("STRIPE_API_BASE", "https://api.stripe.com/".parse().expect("static URL"))?,

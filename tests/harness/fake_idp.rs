@@ -119,6 +119,7 @@ impl FakeIdp {
             "exp": now + 600,
             "nonce": nonce,
             "email": format!("{}@example.test", sub.replace('|', "-")),
+            "email_verified": true,
             "name": "Forged Or Not",
         })
     }

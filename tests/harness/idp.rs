@@ -10,6 +10,8 @@ pub struct Person<'a> {
     pub sub: &'a str,
     pub email: &'a str,
     pub name: &'a str,
+    /// What the IdP says about the address.
+    pub email_verified: bool,
 }
 
 /// From the authorization URL our login handed out to the redirect back to our callback.
@@ -22,7 +24,9 @@ pub async fn sign_in(authorization_url: &Url, callback_url: &Url, person: &Perso
             return next;
         }
         let request = if next.path().starts_with("/interaction/") {
-            let form = [("sub", person.sub), ("email", person.email), ("name", person.name)];
+            let verified = if person.email_verified { "true" } else { "false" };
+            let form =
+                [("sub", person.sub), ("email", person.email), ("name", person.name), ("email_verified", verified)];
             http.post(format!("{}/login", next.as_str().trim_end_matches('/'))).form(&form)
         } else {
             http.get(next.clone())

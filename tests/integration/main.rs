@@ -9,6 +9,7 @@ mod local_api;
 mod recordings;
 mod session;
 mod signin;
+mod template;
 mod usage;
 mod voice;
 mod voices;

@@ -330,3 +330,34 @@ async fn a_reset_racing_generations_at_the_boundary_loses_none() {
         assert_eq!(app.counter(user).await.0, 1, "the generation made at the boundary counts once ({reset:?})");
     }
 }
+
+/// The bucket's CORS rule as template.yaml declares it: (methods, headers), lowercase.
+fn bucket_cors() -> (Vec<String>, Vec<String>) {
+    let template: serde_norway::Value =
+        serde_norway::from_str(&fs::read_to_string(integration_tests::TEMPLATE).unwrap()).unwrap();
+    let rule = &template["Resources"]["AudioBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0];
+    let list = |name: &str| -> Vec<String> {
+        rule[name].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap().to_lowercase()).collect()
+    };
+    (list("AllowedMethods"), list("AllowedHeaders"))
+}
+
+#[tokio::test]
+async fn browser_uploads_pass_the_buckets_cors_rule() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let (methods, allowed) = bucket_cors();
+    let request = json!({ "contentType": "audio/mpeg", "sizeBytes": 4096 });
+    for path in ["/recordings", "/voices/samples"] {
+        let upload = app.post(path, &user, Some(&request)).await;
+        assert_eq!(upload.status, 201, "{path}: {}", upload.body);
+        let method = upload.body["method"].as_str().unwrap().to_lowercase();
+        assert!(methods.contains(&method), "{path}: {method} is not an allowed CORS method");
+        for header in upload.body["headers"].as_object().unwrap().keys() {
+            assert!(
+                allowed.contains(&header.to_lowercase()),
+                "{path}: the browser sends {header}, CORS does not allow it"
+            );
+        }
+    }
+}

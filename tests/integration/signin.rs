@@ -15,7 +15,7 @@ use voice_core::domain::tiers::Tier;
 const APP: &str = "http://localhost:5173/";
 
 fn person<'a>(sub: &'a str, email: &'a str) -> Person<'a> {
-    Person { sub, email, name: "Ada Lovelace" }
+    Person { sub, email, name: "Ada Lovelace", email_verified: true }
 }
 
 /// The refusal every failed callback gives: back to the app with a code, and no session.
@@ -318,4 +318,22 @@ async fn without_an_end_session_endpoint_logout_uses_auth0s_v2_logout() {
     assert_eq!(url.path(), "/v2/logout");
     assert_eq!(query_param(&url, "client_id").as_deref(), Some("voice-local"));
     assert_eq!(query_param(&url, "returnTo").as_deref(), Some(APP));
+}
+
+#[tokio::test]
+async fn an_unverified_email_is_refused_unless_configured_otherwise() {
+    let app = TestApp::spawn().await;
+    let sub = unique("auth0|unverified-");
+    let email = format!("{}@example.com", unique("unverified-"));
+    let unverified = Person { email_verified: false, ..person(&sub, &email) };
+
+    let refused = app.sign_in_through_idp(&unverified, None).await;
+    assert_refused(&refused, "email_not_verified");
+    assert!(app.user_row(&sub).await.is_none(), "no account was made for an unverified address");
+
+    let lenient = TestApp::builder().config(|c| c.idp.require_verified_email = false).spawn().await;
+    let response = lenient.sign_in_through_idp(&unverified, None).await;
+    assert_eq!(response.status, 302, "{}", response.body);
+    assert!(response.cookie_pair("sid").is_some(), "REQUIRE_VERIFIED_EMAIL=false lets it in");
+    assert!(lenient.user_row(&sub).await.is_some());
 }

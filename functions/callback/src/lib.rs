@@ -32,6 +32,7 @@ async fn callback(ctx: Ctx<'_>) -> HttpResult {
                 client_secret,
                 stripe,
                 web: &app.config.web,
+                require_verified_email: app.config.idp.require_verified_email,
             };
             sign_in.complete(&query, cookie(req, STATE_COOKIE), &client, app.clock.now()).await
         }

@@ -41,7 +41,9 @@ pub struct InvalidUserId;
 impl UserId {
     pub fn parse(raw: impl Into<String>) -> Result<Self, InvalidUserId> {
         let raw = raw.into();
-        let printable = raw.chars().all(|c| !c.is_control());
+        // The id starts every S3 key of the user (`{userId}/recordings/…`): a `/` could reach
+        // into another user's prefix.
+        let printable = raw.chars().all(|c| !c.is_control() && c != '/');
         if raw.is_empty() || raw.len() > 255 || !printable {
             return Err(InvalidUserId);
         }
@@ -177,6 +179,8 @@ mod tests {
         assert_eq!(UserId::parse(""), Err(InvalidUserId));
         assert_eq!(UserId::parse("a\nb"), Err(InvalidUserId));
         assert_eq!(UserId::parse("x".repeat(256)), Err(InvalidUserId));
+        assert_eq!(UserId::parse("auth0|alice/recordings"), Err(InvalidUserId), "a slash reaches into S3 prefixes");
+        assert_eq!(UserId::parse("a\u{7f}b"), Err(InvalidUserId));
     }
 
     #[test]
@@ -219,6 +223,29 @@ mod tests {
             "81ARZ3NDEKTSV4RRFFQ69G5FAV",
         ] {
             assert_eq!(RecordingId::parse(bad), None, "{bad}");
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any text: a user id exactly when it is 1-255 bytes with no slash or control character.
+            #[test]
+            fn user_ids_never_hold_a_slash_or_control_character(raw in any::<String>()) {
+                let valid = !raw.is_empty() && raw.len() <= 255 && !raw.chars().any(|c| c == '/' || c.is_control());
+                prop_assert_eq!(UserId::parse(raw.clone()).is_ok(), valid);
+            }
+
+            /// Any text: an id of ours only if it round-trips exactly.
+            #[test]
+            fn ulids_parse_only_what_they_print(raw in any::<String>()) {
+                if let Some(id) = Ulid::parse(&raw) {
+                    prop_assert_eq!(id.as_str(), raw.as_str());
+                }
+            }
         }
     }
 }

@@ -103,4 +103,21 @@ mod tests {
     fn tokens_never_print() {
         assert_eq!(format!("{:?}", SessionToken::generate()), "SessionToken([redacted])");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any text: a session token only if it is exactly 43 base64url characters (32 bytes).
+            #[test]
+            fn session_tokens_are_strict(raw in any::<String>()) {
+                if SessionToken::parse(&raw).is_some() {
+                    prop_assert_eq!(raw.len(), 43);
+                    prop_assert!(raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                }
+            }
+        }
+    }
 }

@@ -100,6 +100,8 @@ pub enum SignInFailure {
     Rejected(IdpError),
     #[error("the profile is unusable: {0}")]
     InvalidProfile(&'static str),
+    #[error("the identity provider has not verified the email address")]
+    UnverifiedEmail,
     #[error("sign-in failed")]
     Internal(#[from] anyhow::Error),
 }
@@ -115,6 +117,7 @@ impl SignInFailure {
             Self::Rejected(IdpError::InvalidGrant(_)) => "invalid_grant",
             Self::Rejected(IdpError::InvalidToken(_)) | Self::InvalidProfile(_) => "invalid_token",
             Self::Rejected(IdpError::Unavailable(_)) => "idp_unavailable",
+            Self::UnverifiedEmail => "email_not_verified",
             Self::Internal(_) => "sign_in_failed",
         }
     }
@@ -135,6 +138,8 @@ pub struct SignIn<'a> {
     /// None while Stripe cannot be reached: the customer is made later.
     pub stripe: Option<&'a Stripe>,
     pub web: &'a WebSettings,
+    /// Refuse an ID token without `email_verified: true` (`REQUIRE_VERIFIED_EMAIL`).
+    pub require_verified_email: bool,
 }
 
 impl SignIn<'_> {
@@ -165,6 +170,10 @@ impl SignIn<'_> {
             .map_err(SignInFailure::Rejected)?;
         let claims = self.idp.verify_id_token(&id_token, &pending.nonce).await.map_err(SignInFailure::Rejected)?;
 
+        // An unverified address may be someone else's: it must not become an account's identity.
+        if self.require_verified_email && claims.email_verified != Some(true) {
+            return Err(SignInFailure::UnverifiedEmail);
+        }
         let email = claims.email.as_deref().map(Email::parse);
         let profile = Profile {
             user_id: UserId::parse(claims.sub).map_err(|_| SignInFailure::InvalidProfile("sub"))?,

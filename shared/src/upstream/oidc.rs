@@ -53,6 +53,8 @@ impl From<IdpError> for ApiError {
 pub struct IdClaims {
     pub sub: String,
     pub email: Option<String>,
+    #[serde(default)]
+    pub email_verified: Option<bool>,
     pub name: Option<String>,
     nonce: Option<String>,
 }
