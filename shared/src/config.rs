@@ -486,6 +486,29 @@ mod tests {
         assert_eq!(web.return_to(None).as_str(), "http://localhost:3000/app");
     }
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any `returnTo` at all, hostile or garbled: the redirect stays on an allowed origin.
+            #[test]
+            fn return_to_never_leaves_the_allowed_origins(
+                raw in prop_oneof![
+                    any::<String>(),
+                    "(https?:)?(//|/|\\\\)?[a-z.@:%0-9/\\?#]{0,40}",
+                    "https://app\\.example\\.com[@:./%a-z0-9]{0,30}",
+                ]
+            ) {
+                let web = load(&complete()).unwrap().web;
+                let target = web.return_to(Some(&raw));
+                prop_assert!(web.allowed_origins.contains(&origin_of(&target)), "{raw:?} -> {target}");
+                prop_assert!(matches!(target.scheme(), "http" | "https"));
+            }
+        }
+    }
+
     #[test]
     fn the_issuer_must_end_with_a_slash() {
         let mut vars = complete();

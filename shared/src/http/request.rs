@@ -93,4 +93,22 @@ mod tests {
         assert_eq!(cookie(&req, "late"), Some("2"));
         assert_eq!(cookie(&req, "missing"), None);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any Cookie header: no panic, and a value found is one the header really carries.
+            #[test]
+            fn cookie_headers_never_confuse_the_parser(header in "[ -~]{0,300}", name in "[a-z_]{1,8}") {
+                let req = lambda_http::http::Request::builder().header("cookie", header.as_str()).body(Body::Empty).unwrap();
+                if let Some(value) = cookie(&req, &name) {
+                    prop_assert!(header.contains(&format!("{name}={value}")), "{header:?}");
+                }
+                let _ = cookie(&req, "sid").and_then(crate::domain::session::SessionToken::parse);
+            }
+        }
+    }
 }

@@ -242,9 +242,20 @@ pub fn parse_cursor(raw: &str) -> Option<RecordingId> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use time::OffsetDateTime;
 
     use super::*;
+
+    proptest! {
+        /// Any `cursor` query value: no panic, and only a real recording id gets through.
+        #[test]
+        fn cursors_parse_only_recording_ids(raw in prop_oneof![any::<String>(), "[A-Za-z0-9_-]{0,60}"]) {
+            if let Some(id) = parse_cursor(&raw) {
+                prop_assert!(RecordingId::parse(id.as_str()).is_some());
+            }
+        }
+    }
 
     #[test]
     fn cursors_carry_only_a_recording_id() {
