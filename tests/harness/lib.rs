@@ -54,6 +54,7 @@ pub struct TestApp {
 pub struct Builder {
     config: Config,
     clock: Clock,
+    timeout: Option<std::time::Duration>,
 }
 
 impl Builder {
@@ -76,6 +77,12 @@ impl Builder {
         })
     }
 
+    /// Every invocation gets this much time (Lambda's deadline) instead of its function's timeout.
+    pub fn function_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     /// The app's clock runs this far ahead of real time.
     pub fn later(mut self, by: time::Duration) -> Self {
         self.clock = Clock::shifted(by);
@@ -86,7 +93,11 @@ impl Builder {
         let sdk = aws::sdk_config(&self.config.aws).await;
         let (dynamodb, s3) = (aws::dynamodb(&sdk), aws::s3(&sdk, &self.config.aws));
         let app = Arc::new(App::new(self.config, self.clock).await.expect("the app builds"));
-        let router = Router::from_template_file(app.clone(), TEMPLATE).expect("template routes match the local API");
+        let mut router =
+            Router::from_template_file(app.clone(), TEMPLATE).expect("template routes match the local API");
+        if let Some(timeout) = self.timeout {
+            router = router.with_timeout(timeout);
+        }
         let [a, b, c] = rand::random::<[u8; 3]>();
         TestApp { app, dynamodb, s3, router, client_ip: format!("10.{a}.{b}.{c}") }
     }
@@ -178,7 +189,7 @@ pub fn unique(prefix: &str) -> String {
 
 impl TestApp {
     pub fn builder() -> Builder {
-        Builder { config: stack_config(), clock: Clock::system() }
+        Builder { config: stack_config(), clock: Clock::system(), timeout: None }
     }
 
     pub async fn spawn() -> Self {

@@ -110,6 +110,39 @@ async fn an_upstream_failure_or_timeout_gives_the_unit_back() {
 }
 
 #[tokio::test]
+async fn an_upstream_answering_past_the_invocations_deadline_leaves_the_counter_unchanged() {
+    // ElevenLabs' own timeout (30 s) is far away; the function's 5 s deadline is what bounds it.
+    let app = TestApp::builder().function_timeout(StdDuration::from_secs(5)).spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    with_counter(&app, &user, this_month(), 4).await;
+    let voice = unique("hang-");
+
+    let started = std::time::Instant::now();
+    let response = app.post("/tts", &user, Some(&speak(&voice))).await;
+    let took = started.elapsed();
+
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert_eq!(response.error_code(), "UPSTREAM_UNAVAILABLE");
+    assert!(took < StdDuration::from_secs(5), "answered before the deadline ({took:?})");
+    assert_eq!(app.upstream_requests(&voice).await.len(), 1, "ElevenLabs was called");
+    assert_eq!(app.counter(&user).await.0, 4, "the unit was given back in time");
+}
+
+#[tokio::test]
+async fn a_generation_that_cannot_finish_in_time_is_not_started() {
+    let app = TestApp::builder().function_timeout(StdDuration::from_secs(3)).spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    with_counter(&app, &user, this_month(), 4).await;
+    let voice = unique("slow-");
+
+    let response = app.post("/tts", &user, Some(&speak(&voice))).await;
+
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert!(app.upstream_requests(&voice).await.is_empty(), "ElevenLabs was never called");
+    assert_eq!(app.counter(&user).await.0, 4, "nothing was reserved");
+}
+
+#[tokio::test]
 async fn tier_rules_lock_sliders_and_presets_and_premium_settings_reach_elevenlabs() {
     let app = TestApp::spawn().await;
     let free = app.sign_in(Tier::Free).await;

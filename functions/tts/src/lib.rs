@@ -23,5 +23,5 @@ async fn generate(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         elevenlabs: app.elevenlabs().await?,
         settings: &app.config.voice,
     };
-    created(&generator.generate(user, request, app.clock.now()).await?)
+    created(&generator.generate(user, request, app.clock.now(), ctx.deadline).await?)
 }

@@ -78,6 +78,8 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
 pub struct Router {
     app: Arc<App>,
     routes: Vec<(Route, &'static [voice_core::http::Route])>,
+    /// Overrides every function's timeout (tests of time budgets).
+    timeout: Option<std::time::Duration>,
 }
 
 impl Router {
@@ -95,7 +97,13 @@ impl Router {
                 (route, table.expect("parity checked above"))
             })
             .collect();
-        Ok(Self { app, routes: paired })
+        Ok(Self { app, routes: paired, timeout: None })
+    }
+
+    /// Every invocation gets this much time instead of its function's `Timeout`.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     pub fn from_template_file(app: Arc<App>, path: &str) -> anyhow::Result<Self> {
@@ -136,6 +144,10 @@ impl Router {
         };
         let mut context = LambdaContext::default();
         context.request_id = request_id.to_owned();
+        // As Lambda does: the invocation's deadline, in ms since the epoch.
+        let timeout = self.timeout.unwrap_or(std::time::Duration::from_secs(route.timeout_secs));
+        let now_ms = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        context.deadline = now_ms + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let span = tracing::info_span!("local invoke", requestId = %request_id, binary = %route.binary);
         router::serve(&self.app, table, req.with_lambda_context(context)).instrument(span).await
     }

@@ -15,6 +15,9 @@ pub struct Route {
     pub method: Method,
     /// As declared, with `{name}` placeholders.
     pub path: String,
+    /// The function's timeout (its own `Timeout`, else the Globals'), which Lambda turns into
+    /// the invocation's deadline.
+    pub timeout_secs: u64,
 }
 
 impl Route {
@@ -51,6 +54,12 @@ impl Route {
 pub fn routes_from_template(yaml: &str) -> anyhow::Result<Vec<Route>> {
     let template: Value = serde_norway::from_str(yaml).context("template.yaml is not valid YAML")?;
     let resources = template.get("Resources").and_then(Value::as_mapping).context("template.yaml has no Resources")?;
+    let default_timeout = template
+        .get("Globals")
+        .and_then(|g| g.get("Function"))
+        .and_then(|f| f.get("Timeout"))
+        .and_then(Value::as_u64)
+        .unwrap_or(3); // Lambda's own default
     let mut routes = Vec::new();
     for (name, resource) in resources {
         if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
@@ -74,11 +83,13 @@ pub fn routes_from_template(yaml: &str) -> anyhow::Result<Vec<Route>> {
                     .and_then(Value::as_str)
                     .ok_or_else(|| anyhow!("an HttpApi event of {function} has no {key}"))
             };
+            let timeout = resource.get("Properties").and_then(|p| p.get("Timeout")).and_then(Value::as_u64);
             routes.push(Route {
                 function: function.clone(),
                 binary: binary.to_owned(),
                 method: property("Method")?.to_uppercase().parse().context("HTTP method")?,
                 path: property("Path")?.to_owned(),
+                timeout_secs: timeout.unwrap_or(default_timeout),
             });
         }
     }
@@ -90,7 +101,7 @@ mod tests {
     use super::*;
 
     fn route(path: &str) -> Route {
-        Route { function: "F".into(), binary: "f".into(), method: Method::GET, path: path.into() }
+        Route { function: "F".into(), binary: "f".into(), method: Method::GET, path: path.into(), timeout_secs: 3 }
     }
 
     #[test]
@@ -106,12 +117,15 @@ mod tests {
     #[test]
     fn reads_http_api_events_and_ignores_the_rest() {
         let yaml = r#"
+Globals:
+  Function: { Timeout: 10 }
 Resources:
   Table: { Type: AWS::DynamoDB::Table, Properties: { TableName: !Sub "${AWS::StackName}-t" } }
   Fn:
     Type: AWS::Serverless::Function
     Metadata: { BuildMethod: rust-cargolambda, BuildProperties: { Binary: things } }
     Properties:
+      Timeout: 25
       Events:
         List: { Type: HttpApi, Properties: { ApiId: !Ref Api, Method: get, Path: /things } }
         Stream: { Type: DynamoDB, Properties: { Stream: !GetAtt Table.StreamArn } }
@@ -119,7 +133,13 @@ Resources:
         let routes = routes_from_template(yaml).unwrap();
         assert_eq!(
             routes,
-            [Route { function: "Fn".into(), binary: "things".into(), method: Method::GET, path: "/things".into() }]
+            [Route {
+                function: "Fn".into(),
+                binary: "things".into(),
+                method: Method::GET,
+                path: "/things".into(),
+                timeout_secs: 25
+            }]
         );
     }
 }

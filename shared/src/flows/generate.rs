@@ -1,13 +1,20 @@
 //! Generating speech: one conditional write reserving the quota unit, then ElevenLabs, S3 and the
 //! recording row. Any failure after the reservation gives the unit back and removes what was
 //! already written.
+//!
+//! Time budget: everything happens before the invocation's deadline. ElevenLabs gets what is left
+//! once storing the audio and giving the unit back are provided for; a step that cannot finish
+//! in time is not started; the whole production is cut off with time left to give the unit back,
+//! so a Lambda timeout never strands a unit.
+
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::{
-    clock::{timestamp, unix_ms},
+    clock::{Deadline, timestamp, unix_ms},
     config::VoiceSettings,
     domain::{
         audio::{AudioType, RecordingSource},
@@ -30,6 +37,17 @@ use crate::{
     upstream::elevenlabs::{ElevenLabs, UpstreamError},
 };
 
+/// Kept back at the end of every generation to give the unit back and answer.
+const GIVE_BACK: Duration = Duration::from_secs(1);
+/// What storing the audio takes: the S3 put, the recording row, the presigned URL.
+const STORE: Duration = Duration::from_secs(2);
+/// Less time than this for ElevenLabs is not worth starting.
+const MIN_SPEECH: Duration = Duration::from_secs(1);
+
+fn out_of_time(why: &str) -> ApiError {
+    ApiError::Upstream { service: "ElevenLabs", temporary: true, source: anyhow::anyhow!("{why}") }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Generated {
@@ -50,9 +68,18 @@ pub struct Generator<'a> {
 
 impl Generator<'_> {
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
-    pub async fn generate(&self, user: &User, request: Generation, now: OffsetDateTime) -> Result<Generated, ApiError> {
+    pub async fn generate(
+        &self,
+        user: &User,
+        request: Generation,
+        now: OffsetDateTime,
+        deadline: Deadline,
+    ) -> Result<Generated, ApiError> {
         // Before the quota: a voice the caller may not use costs nothing and reaches no one.
         let speaker = resolve_for_speech(self.voices, user, &request.voice_id).await?;
+        if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
+            return Err(out_of_time("the request has too little time left to generate speech"));
+        }
         let reservation =
             self.users.reserve_generation(&user.id, user.tier, UsagePeriod::containing(now)).await.map_err(
                 |e| match e {
@@ -64,15 +91,24 @@ impl Generator<'_> {
                 },
             )?;
 
-        match self.produce(user, &request, &speaker, now).await {
+        let produced =
+            tokio::time::timeout(deadline.leaving(GIVE_BACK), self.produce(user, &request, &speaker, now, deadline))
+                .await
+                .unwrap_or_else(|_| Err(out_of_time("the generation ran out of time")));
+        match produced {
             Ok((recording_id, audio_url)) => Ok(Generated {
                 recording_id,
                 audio_url,
                 usage: Usage::new(user.tier, reservation.used, reservation.period),
             }),
             Err(error) => {
-                if let Err(release) = self.users.release_generation(&user.id, reservation).await {
-                    tracing::error!(error = format!("{release:#}"), "could not give the quota unit back");
+                let release = self.users.release_generation(&user.id, reservation);
+                match tokio::time::timeout(deadline.remaining().max(GIVE_BACK), release).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(release)) => {
+                        tracing::error!(error = format!("{release:#}"), "could not give the quota unit back")
+                    }
+                    Err(_) => tracing::error!("giving the quota unit back ran out of time"),
                 }
                 Err(error)
             }
@@ -85,20 +121,25 @@ impl Generator<'_> {
         request: &Generation,
         speaker: &Speaker,
         now: OffsetDateTime,
+        deadline: Deadline,
     ) -> Result<(RecordingId, String), ApiError> {
+        let within = deadline.leaving(GIVE_BACK + STORE);
         let (audio, voice_name, clone) = match speaker {
             Speaker::Premade(id) => {
                 // The voice list (for the recording's voice name) is cached; on a cold instance
                 // it is fetched alongside the generation rather than after it.
-                let (audio, voices) = tokio::join!(self.speak(user, request, id), self.elevenlabs.voices());
+                let (audio, voices) = tokio::join!(self.speak(user, request, id, within), self.elevenlabs.voices());
                 let name = voices.ok().and_then(|voices| voices.into_iter().find(|v| v.voice_id == id.as_str()));
                 (audio?, name.map(|v| v.name), None)
             }
             Speaker::Clone(voice) => {
-                (self.speak_as_clone(user, request, voice, now).await?, Some(voice.name.clone()), Some(voice))
+                (self.speak_as_clone(user, request, voice, now, deadline).await?, Some(voice.name.clone()), Some(voice))
             }
         };
 
+        if deadline.leaving(GIVE_BACK) < STORE {
+            return Err(out_of_time("too little time was left to store the audio"));
+        }
         let recording_id = RecordingId::generate(now);
         let content_type = AudioType::Mpeg;
         let s3_key = Recording::s3_key_for(&user.id, &recording_id, content_type);
@@ -134,8 +175,14 @@ impl Generator<'_> {
         Ok((recording_id, audio_url))
     }
 
-    async fn speak(&self, user: &User, request: &Generation, id: &ElevenLabsVoiceId) -> Result<Vec<u8>, UpstreamError> {
-        self.elevenlabs.speak(id, &request.text, user.tier.rules().tts_model, &request.config).await
+    async fn speak(
+        &self,
+        user: &User,
+        request: &Generation,
+        id: &ElevenLabsVoiceId,
+        within: Duration,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        self.elevenlabs.speak(id, &request.text, user.tier.rules().tts_model, &request.config, within).await
     }
 
     /// Speaks with the caller's clone, re-creating it at ElevenLabs first when it is not resident,
@@ -146,17 +193,18 @@ impl Generator<'_> {
         request: &Generation,
         voice: &Voice,
         now: OffsetDateTime,
+        deadline: Deadline,
     ) -> Result<Vec<u8>, ApiError> {
         let slots =
             VoiceSlots { voices: self.voices, audio: self.audio, elevenlabs: self.elevenlabs, settings: self.settings };
         let id = slots.resident_id(voice, now).await?;
-        match self.speak(user, request, &id).await {
+        match self.speak(user, request, &id, deadline.leaving(GIVE_BACK + STORE)).await {
             Err(error) if error.is_voice_missing() => {
                 slots.forget(voice, &id).await?;
                 // Another use may have re-created it already.
                 let current = self.voices.voice(&user.id, &voice.voice_id).await?.filter(|v| !v.deleting);
                 let id = slots.resident_id(&current.ok_or_else(|| ApiError::not_found("voice"))?, now).await?;
-                Ok(self.speak(user, request, &id).await?)
+                Ok(self.speak(user, request, &id, deadline.leaving(GIVE_BACK + STORE)).await?)
             }
             other => Ok(other?),
         }

@@ -15,6 +15,7 @@ use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext};
 
 use crate::{
     App,
+    clock::Deadline,
     domain::{
         session::{COOKIE_NAME, Session, SessionToken},
         tiers::{Limit, Tier},
@@ -94,18 +95,26 @@ pub struct Caller {
     pub user: User,
 }
 
-/// What a handler gets besides its caller: the assembled app, the request and its id.
+/// What a handler gets besides its caller: the assembled app, the request, its id, and when the
+/// invocation must have answered.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     pub app: &'a App,
     pub req: &'a Request,
     pub request_id: &'a str,
+    pub deadline: Deadline,
 }
+
+/// The budget when the invocation carries no deadline (never in Lambda): the template's default
+/// function timeout.
+const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves one request with the function's route table; errors become the one JSON error shape.
 pub async fn serve(app: &App, routes: &[Route], req: Request) -> Response<Body> {
-    let request_id = req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
-    let ctx = Ctx { app, req: &req, request_id: &request_id };
+    let context = req.lambda_context_ref();
+    let request_id = context.map(|c| c.request_id.clone()).unwrap_or_default();
+    let deadline = context.and_then(|c| Deadline::from_epoch_ms(c.deadline)).unwrap_or(Deadline::after(DEFAULT_BUDGET));
+    let ctx = Ctx { app, req: &req, request_id: &request_id, deadline };
     dispatch(ctx, routes).await.unwrap_or_else(|error| error.into_response(&request_id))
 }
 

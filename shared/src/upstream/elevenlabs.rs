@@ -67,13 +67,15 @@ impl ElevenLabs {
         Self { http, base, key, timeout, voices: Mutex::new(None) }
     }
 
-    /// MP3 audio for `text` in `voice_id`.
+    /// MP3 audio for `text` in `voice_id`, within `within` (or the client's own timeout, if
+    /// shorter).
     pub async fn speak(
         &self,
         voice_id: &ElevenLabsVoiceId,
         text: &str,
         model: &str,
         config: &AudioConfig,
+        within: Duration,
     ) -> Result<Vec<u8>, UpstreamError> {
         let mut url = self.url(&format!("v1/text-to-speech/{voice_id}"))?;
         url.query_pairs_mut().append_pair("output_format", "mp3_44100_128");
@@ -88,7 +90,8 @@ impl ElevenLabs {
                 "speed": config.speed,
             },
         });
-        let response = self.send(self.http.post(url).json(&body).header("accept", "audio/mpeg"), "speech").await?;
+        let request = self.http.post(url).json(&body).header("accept", "audio/mpeg");
+        let response = self.send_within(request, "speech", within.min(self.timeout)).await?;
         let bytes = response.bytes().await.map_err(|e| UpstreamError::new(true, e))?;
         if bytes.is_empty() {
             return Err(UpstreamError::new(true, anyhow!("empty audio")));
@@ -127,9 +130,18 @@ impl ElevenLabs {
     /// Sends one request with the key and the time limit; any answer but a success becomes an
     /// error carrying ElevenLabs' code. `what` names the request in the error.
     async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response, UpstreamError> {
+        self.send_within(request, what, self.timeout).await
+    }
+
+    async fn send_within(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, UpstreamError> {
         let response = request
             .header("xi-api-key", self.key.expose())
-            .timeout(self.timeout)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| UpstreamError::new(true, anyhow::Error::new(e).context("calling ElevenLabs")))?;
