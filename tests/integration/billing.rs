@@ -518,7 +518,7 @@ async fn an_older_read_written_last_never_replaces_a_newer_one() {
     let older = billing.read(&id).await.unwrap().unwrap();
     app.stripe_delete(&format!("v1/subscriptions/{id}")).await;
     let newer = billing.read(&id).await.unwrap().unwrap();
-    assert!(newer.read_at_ms > older.read_at_ms);
+    assert!(newer.read_at_ms > older.read_at_ms, "{} then {}", older.read_at_ms, newer.read_at_ms);
 
     let applied = billing.write(&newer, now).await.unwrap();
     // (Stale only if the reconciliation test synced it meanwhile, from an even fresher read.)
@@ -527,7 +527,8 @@ async fn an_older_read_written_last_never_replaces_a_newer_one() {
     assert!(matches!(late, Applied::Stale { .. }), "{late:?}");
 
     let session = app.get("/auth/session", &user).await.body;
-    assert_eq!((session["tier"].as_str(), session["subscriptionStatus"].as_str()), (Some("FREE"), Some("canceled")));
+    let state = (session["tier"].as_str(), session["subscriptionStatus"].as_str());
+    assert_eq!(state, (Some("FREE"), Some("canceled")), "{session}");
 }
 
 #[tokio::test]

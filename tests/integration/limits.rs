@@ -1,7 +1,11 @@
-//! Limits on everything that costs: per-user per-tier request rates, Stripe calls, sign-in per IP.
+//! Limits on everything that costs: per-user per-tier request rates, Stripe calls, sign-in per IP,
+//! uploads, storage and favourites.
 
+use aws_lambda_events::event::dynamodb::Event;
+use aws_sdk_dynamodb::types::AttributeValue;
 use http::Method;
-use integration_tests::{TestApp, TestResponse};
+use integration_tests::{EVENTS, TestApp, TestResponse, User};
+use serde_json::json;
 use voice_core::domain::tiers::{Limit, Tier};
 
 fn assert_rate_limited(response: &TestResponse) {
@@ -74,4 +78,100 @@ async fn sign_in_is_limited_per_client_address() {
     // Another address signs in as usual.
     let elsewhere = TestApp::spawn().await;
     assert_eq!(elsewhere.request(Method::GET, "/auth/login", &[], None).await.status, 302);
+}
+
+async fn upload(app: &TestApp, user: &User, path: &str, bytes: u64) -> TestResponse {
+    app.post(path, user, Some(&json!({ "contentType": "audio/webm", "sizeBytes": bytes }))).await
+}
+
+#[tokio::test]
+async fn fifty_upload_requests_from_a_free_user_stop_at_the_tiers_count() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let rules = Tier::Free.rules();
+    let mut granted = 0;
+    for i in 0..50u32 {
+        // Recordings and voice samples draw on the same monthly count.
+        let path = if i % 2 == 0 { "/recordings" } else { "/voices/samples" };
+        let response = upload(&app, &user, path, 1_000_000).await;
+        if response.status == 201 {
+            granted += 1;
+            continue;
+        }
+        assert_eq!(response.status, 403, "{path} #{i}: {}", response.body);
+        assert_eq!(response.error_code(), "LIMIT_REACHED");
+        assert!(response.body["error"]["upgradeUrl"].is_string());
+    }
+    assert_eq!(granted, rules.uploads_per_month);
+
+    let usage = app.get("/usage", &user).await.body;
+    let allowances = &usage["allowances"];
+    assert_eq!(allowances["uploads"], json!({ "used": rules.uploads_per_month, "limit": rules.uploads_per_month }));
+    // Only recordings count toward storage (10 of them, 1 MB each).
+    assert_eq!(allowances["storageBytes"], json!({ "used": 10_000_000, "limit": rules.storage_bytes }));
+}
+
+#[tokio::test]
+async fn storage_is_reserved_per_upload_and_freed_when_the_upload_goes() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let limit = Tier::Free.rules().storage_bytes;
+    app.set_user(&user.id, &[("storageBytes", AttributeValue::N((limit - 6_000_000).to_string()))]).await;
+
+    let fits = upload(&app, &user, "/recordings", 5_000_000).await;
+    assert_eq!(fits.status, 201, "{}", fits.body);
+    let too_big = upload(&app, &user, "/recordings", 5_000_000).await;
+    assert_eq!((too_big.status, too_big.error_code()), (403, "LIMIT_REACHED"), "{}", too_big.body);
+    assert!(too_big.body["error"]["message"].as_str().unwrap().contains("storage"));
+
+    let id = fits.body["recordingId"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/recordings/{id}"), &user).await.status, 200);
+    assert_eq!(upload(&app, &user, "/recordings", 5_000_000).await.status, 201, "the deleted upload's bytes are free");
+}
+
+#[tokio::test]
+async fn an_expired_upload_frees_its_storage_once_however_often_its_record_arrives() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    app.set_user(&user.id, &[("storageBytes", AttributeValue::N("10000".into()))]).await;
+    let text = std::fs::read_to_string(format!("{EVENTS}/stream-upload-ttl.json")).unwrap();
+    let event: Event = serde_json::from_str(&text.replace("auth0|events-user", user.id.as_str())).unwrap();
+
+    for _ in 0..3 {
+        let response = stream::handle(&app.app, event.clone()).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let row = app.user_row(user.id.as_str()).await.unwrap();
+    assert_eq!(row.storage_bytes, 10_000 - 4_096, "freed once");
+}
+
+#[tokio::test]
+async fn favourites_are_capped_per_tier() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let limit = Tier::Free.rules().favourites;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let made = upload(&app, &user, "/recordings", 1000).await;
+        ids.push(made.body["recordingId"].as_str().unwrap().to_owned());
+    }
+    app.set_user(&user.id, &[("favourites", AttributeValue::N((limit - 1).to_string()))]).await;
+    let favourite = |id: &str, on: bool| {
+        let path = format!("/recordings/{id}");
+        let app = &app;
+        let user = &user;
+        async move { app.patch(&path, user, &json!({ "isFavorite": on })).await }
+    };
+
+    // Five concurrent requests for the same favourite take one place.
+    let same = futures_util::future::join_all((0..5).map(|_| favourite(&ids[0], true))).await;
+    assert!(same.iter().all(|r| r.status == 200), "{:?}", same.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(app.user_row(user.id.as_str()).await.unwrap().favourites, limit);
+
+    let over = favourite(&ids[1], true).await;
+    assert_eq!((over.status, over.error_code()), (403, "LIMIT_REACHED"), "{}", over.body);
+    assert_eq!(favourite(&ids[0], false).await.status, 200);
+    assert_eq!(favourite(&ids[1], true).await.status, 200, "the place was given back");
+    let usage = app.get("/usage", &user).await.body;
+    assert_eq!(usage["allowances"]["favourites"], json!({ "used": limit, "limit": limit }));
 }

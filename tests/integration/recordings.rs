@@ -126,6 +126,7 @@ async fn pages_of_twenty_over_forty_five_recordings_have_no_gaps_or_duplicates()
             created_at: timestamp(at),
             expires_at: Some(at.unix_timestamp() + 3600),
             source: RecordingSource::Tts,
+            upload_bytes: None,
         };
         app.app.recordings.put(&recording).await.unwrap();
         made.push(id.to_string());

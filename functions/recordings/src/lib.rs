@@ -9,6 +9,7 @@ use voice_core::{
         audio::{AudioType, RecordingSource},
         ids::RecordingId,
     },
+    flows::uploads,
     http::{Caller, Ctx, HttpResult, Route, created, json_body, ok, page_limit, path_param, query},
     route,
     store::recordings::{self, Recording},
@@ -102,25 +103,39 @@ async fn create_upload(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     }
 
     let now = app.clock.now();
+    let upgrade_url = &app.config.voice.upgrade_url;
+    let reservation = uploads::reserve_upload(&app.users, &caller.user, body.size_bytes, now, upgrade_url).await?;
     let id = RecordingId::generate(now);
     let s3_key = Recording::s3_key_for(&caller.user.id, &id, content_type);
-    let upload_url = app.audio.upload_url(&s3_key, content_type, body.size_bytes).await?;
-    let recording = Recording {
-        recording_id: id.clone(),
-        user_id: caller.user.id.clone(),
-        voice_id: None,
-        voice_name: body.voice_name,
-        text: body.text,
-        preset_used: None,
-        audio_config: None,
-        content_type,
-        s3_key,
-        is_favorite: false,
-        created_at: timestamp(now),
-        expires_at: Some(now.unix_timestamp() + app.config.voice.recording_ttl.as_secs() as i64),
-        source: RecordingSource::Upload,
+    let stored = async {
+        let upload_url = app.audio.upload_url(&s3_key, content_type, body.size_bytes).await?;
+        let recording = Recording {
+            recording_id: id.clone(),
+            user_id: caller.user.id.clone(),
+            voice_id: None,
+            voice_name: body.voice_name,
+            text: body.text,
+            preset_used: None,
+            audio_config: None,
+            content_type,
+            s3_key,
+            is_favorite: false,
+            created_at: timestamp(now),
+            expires_at: Some(now.unix_timestamp() + app.config.voice.recording_ttl.as_secs() as i64),
+            source: RecordingSource::Upload,
+            upload_bytes: Some(body.size_bytes),
+        };
+        app.recordings.put(&recording).await?;
+        Ok::<_, ApiError>(upload_url)
+    }
+    .await;
+    let upload_url = match stored {
+        Ok(url) => url,
+        Err(error) => {
+            uploads::give_back(&app.users, &caller.user, reservation).await;
+            return Err(error);
+        }
     };
-    app.recordings.put(&recording).await?;
     created(&Upload {
         recording_id: id,
         upload_url,
@@ -143,17 +158,47 @@ struct FavoriteBody {
     is_favorite: bool,
 }
 
+/// Favourites never expire, so they are capped per tier: the place is taken before the
+/// recording changes, and given back if the change does not happen (or when it stops being one).
 #[tracing::instrument(skip_all)]
 async fn set_favorite(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let id = recording_id(ctx)?;
     let body: FavoriteBody = json_body(ctx.req, 1024)?;
+    let user = &caller.user;
+    let current = app.recordings.get(&user.id, &id).await?.ok_or_else(|| ApiError::not_found("recording"))?;
+    if current.is_favorite == body.is_favorite {
+        return ok(&current);
+    }
+    if body.is_favorite
+        && let Err(refused) = app.users.reserve_favourite(&user.id, user.tier).await
+    {
+        // A concurrent request may have just made it a favourite: then this one asks for nothing.
+        let now = app.recordings.get(&user.id, &id).await?.ok_or_else(|| ApiError::not_found("recording"))?;
+        if now.is_favorite {
+            return ok(&now);
+        }
+        return Err(uploads::refused(refused, &app.config.voice.upgrade_url));
+    }
     let expires_at = app.clock.now().unix_timestamp() + app.config.voice.recording_ttl.as_secs() as i64;
-    let recording = app
-        .recordings
-        .set_favorite(&caller.user.id, &id, body.is_favorite, expires_at)
-        .await?
-        .ok_or_else(|| ApiError::not_found("recording"))?;
+    let changed = app.recordings.set_favorite(&user.id, &id, body.is_favorite, expires_at).await;
+    let recording = match changed {
+        Ok(Some(recording)) => {
+            if !body.is_favorite {
+                app.users.release_favourite(&user.id).await?;
+            }
+            recording
+        }
+        failed => {
+            if body.is_favorite {
+                app.users.release_favourite(&user.id).await?;
+            }
+            failed?;
+            // A concurrent request made the same change first (or the recording went).
+            let now = app.recordings.get(&user.id, &id).await?;
+            return ok(&now.ok_or_else(|| ApiError::not_found("recording"))?);
+        }
+    };
     // The lifecycle rule follows the tag; a failure here only affects the safety net.
     if let Err(error) = app.audio.set_retention(&recording.s3_key, body.is_favorite).await {
         tracing::warn!(error = format!("{error:#}"), "could not retag the audio");
@@ -167,5 +212,12 @@ async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let recording = owned(ctx, &caller).await?;
     app.audio.delete(&recording.s3_key).await?;
     app.recordings.delete(&caller.user.id, &recording.recording_id).await?;
+    // What it held of the user's allowances is free again.
+    if let Some(bytes) = recording.upload_bytes {
+        app.users.release_storage(&caller.user.id, bytes).await?;
+    }
+    if recording.is_favorite {
+        app.users.release_favourite(&caller.user.id).await?;
+    }
     ok(&serde_json::json!({ "deleted": recording.recording_id }))
 }

@@ -78,7 +78,11 @@ async fn consent(_ctx: Ctx<'_>, _caller: Caller) -> HttpResult {
 #[tracing::instrument(skip_all)]
 async fn sample(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let request: SampleRequest = json_body(ctx.req, 1024)?;
-    created(&upload_sample(&ctx.app.voices, &ctx.app.audio, &caller.user, &request, ctx.app.clock.now()).await?)
+    let app = ctx.app;
+    let upgrade_url = &app.config.voice.upgrade_url;
+    let upload =
+        upload_sample(&app.users, &app.voices, &app.audio, &caller.user, &request, app.clock.now(), upgrade_url);
+    created(&upload.await?)
 }
 
 #[tracing::instrument(skip_all)]

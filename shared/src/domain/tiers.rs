@@ -53,7 +53,15 @@ pub struct TierRules {
     pub tts_model: &'static str,
     /// Cloned voices a user may keep at once.
     pub clone_slots: u32,
+    /// Presigned uploads (recordings and voice samples) a user may request per month.
+    pub uploads_per_month: u32,
+    /// Bytes of uploaded recordings a user may keep (reserved when the upload URL is issued).
+    pub storage_bytes: u64,
+    /// Recordings a user may keep as favourites (favourites never expire).
+    pub favourites: u32,
 }
+
+const MB: u64 = 1_000_000;
 
 /// The most characters any ElevenLabs model used here accepts in one request.
 pub const ELEVENLABS_MAX_TEXT_CHARS: usize = 10_000;
@@ -75,6 +83,9 @@ pub const TIERS: [TierRules; 3] = [
         billing_calls_per_minute: 10,
         tts_model: "eleven_multilingual_v2",
         clone_slots: 1,
+        uploads_per_month: 20,
+        storage_bytes: 200 * MB,
+        favourites: 20,
     },
     TierRules {
         tier: Tier::Basic,
@@ -92,6 +103,9 @@ pub const TIERS: [TierRules; 3] = [
         billing_calls_per_minute: 10,
         tts_model: "eleven_turbo_v2_5",
         clone_slots: 5,
+        uploads_per_month: 200,
+        storage_bytes: 2_000 * MB,
+        favourites: 200,
     },
     TierRules {
         tier: Tier::Premium,
@@ -109,6 +123,9 @@ pub const TIERS: [TierRules; 3] = [
         billing_calls_per_minute: 20,
         tts_model: "eleven_flash_v2_5",
         clone_slots: 25,
+        uploads_per_month: 2000,
+        storage_bytes: 20_000 * MB,
+        favourites: 2000,
     },
 ];
 

@@ -30,6 +30,27 @@ pub struct User {
     pub subscription: Option<SubscriptionSummary>,
     /// Something about billing the user must act on (a failed payment).
     pub billing_alert: Option<BillingAlert>,
+    /// Uploads requested in `upload_period`.
+    pub uploads_this_month: u32,
+    pub upload_period: Option<UsagePeriod>,
+    /// Bytes of uploaded recordings reserved or kept.
+    pub storage_bytes: u64,
+    pub favourites: u32,
+}
+
+/// Uploads, storage and favourites against the tier's allowances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Allowances {
+    pub uploads: Allowance,
+    pub storage_bytes: Allowance<u64>,
+    pub favourites: Allowance,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Allowance<T = u32> {
+    pub used: T,
+    pub limit: T,
 }
 
 /// A billing problem shown in the session and profile until it is resolved.
@@ -85,6 +106,7 @@ pub struct UserView {
     pub subscription_status: Option<SubscriptionStatus>,
     pub subscription: Option<SubscriptionSummary>,
     pub billing_alert: Option<BillingAlert>,
+    pub allowances: Allowances,
     pub features: Features,
     pub usage: Usage,
     pub created_at: String,
@@ -109,10 +131,23 @@ impl User {
             subscription_status: self.subscription_status.clone(),
             subscription: self.subscription.clone(),
             billing_alert: self.billing_alert.clone(),
+            allowances: self.allowances(now),
             features: self.tier.features(),
             usage: self.usage(now),
             created_at: self.created_at.clone(),
             last_login: self.last_login.clone(),
+        }
+    }
+
+    /// Uploads (this month), storage and favourites against the tier's allowances.
+    pub fn allowances(&self, now: OffsetDateTime) -> Allowances {
+        let rules = self.tier.rules();
+        let uploads =
+            if self.upload_period == Some(UsagePeriod::containing(now)) { self.uploads_this_month } else { 0 };
+        Allowances {
+            uploads: Allowance { used: uploads, limit: rules.uploads_per_month },
+            storage_bytes: Allowance { used: self.storage_bytes, limit: rules.storage_bytes },
+            favourites: Allowance { used: self.favourites, limit: rules.favourites },
         }
     }
 
@@ -143,6 +178,10 @@ mod tests {
             custom_presets: Vec::new(),
             subscription: None,
             billing_alert: None,
+            uploads_this_month: 0,
+            upload_period: None,
+            storage_bytes: 0,
+            favourites: 0,
         }
     }
 

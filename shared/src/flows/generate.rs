@@ -164,6 +164,7 @@ impl Generator<'_> {
             created_at: timestamp(now),
             expires_at: Some(now.unix_timestamp() + self.settings.recording_ttl.as_secs() as i64),
             source: RecordingSource::Tts,
+            upload_bytes: None,
         };
         if let Err(error) = self.recordings.put(&recording).await {
             if let Err(cleanup) = self.audio.delete(&s3_key).await {

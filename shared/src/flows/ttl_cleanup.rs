@@ -1,7 +1,8 @@
 //! What happens when DynamoDB's TTL removes an item (the stream consumer): an expired
 //! recording's audio is deleted from S3, an expired session is dropped from Redis. Only TTL
 //! removals count (user identity `dynamodb.amazonaws.com`); a user's own delete already cleaned
-//! up. Every action is idempotent, because stream records can arrive more than once.
+//! up. Every action is idempotent, because stream records can arrive more than once (an expired
+//! upload's storage is freed under a once-only claim).
 
 use anyhow::{Context, anyhow};
 use aws_lambda_events::event::{
@@ -11,8 +12,15 @@ use aws_lambda_events::event::{
 use serde_json::Value;
 
 use crate::{
+    clock::unix_ms,
     config::Tables,
-    store::{audio::AudioStore, sessions::Sessions},
+    domain::ids::UserId,
+    store::{
+        audio::AudioStore,
+        sessions::Sessions,
+        users::Users,
+        webhook_events::{Claim, WebhookEvents},
+    },
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +35,9 @@ pub struct TtlCleanup<'a> {
     pub tables: &'a Tables,
     pub audio: &'a AudioStore,
     pub sessions: &'a Sessions,
+    pub users: &'a Users,
+    /// Claims each storage release once (stream records can arrive more than once).
+    pub events: &'a WebhookEvents,
 }
 
 /// Handles a batch; the failed records are reported so that only they are retried.
@@ -75,6 +86,12 @@ impl TtlCleanup<'_> {
                 .or_else(|| Some(format!("{}/{}.mp3", string(&keys, "userId")?, string(&keys, "recordingId")?)))
                 .ok_or_else(|| anyhow!("the record names no audio object"))?;
             self.audio.delete(&s3_key).await?;
+            // An expired upload frees its bytes of the owner's storage allowance.
+            let bytes = old.get("uploadBytes").and_then(|v| v.get("N")).and_then(Value::as_str).map(str::parse::<u64>);
+            let (user, recording) = (string(&keys, "userId"), string(&keys, "recordingId"));
+            if let (Some(bytes), Some(user), Some(recording)) = (bytes.transpose()?, user, recording) {
+                self.release_once(user, recording, bytes).await?;
+            }
             Ok(Outcome::AudioDeleted(s3_key))
         } else if table == tables.sessions {
             let keys = serde_json::to_value(&record.change.keys)?;
@@ -83,6 +100,26 @@ impl TtlCleanup<'_> {
             Ok(Outcome::SessionDropped)
         } else {
             Ok(Outcome::Ignored("not a table with TTL cleanup"))
+        }
+    }
+}
+
+impl TtlCleanup<'_> {
+    /// Frees an expired upload's bytes exactly once, however often its record arrives.
+    async fn release_once(&self, user: &str, recording: &str, bytes: u64) -> anyhow::Result<()> {
+        let user = UserId::parse(user).map_err(|_| anyhow!("the record's userId is not a user id"))?;
+        let claim_id = format!("storage-release:{user}:{recording}");
+        let now_ms = unix_ms(time::OffsetDateTime::now_utc());
+        match self.events.claim(&claim_id, "storage-release", now_ms, 60_000).await? {
+            Claim::Done => Ok(()),
+            Claim::InProgress => anyhow::bail!("the release of {recording} is under way elsewhere"),
+            Claim::Leased { until_ms } => match self.users.release_storage(&user, bytes).await {
+                Ok(()) => self.events.complete(&claim_id, "released", now_ms).await,
+                Err(error) => {
+                    self.events.release(&claim_id, until_ms).await?;
+                    Err(error)
+                }
+            },
         }
     }
 }

@@ -18,7 +18,10 @@ use crate::{
         voices::{CLONE_MAX_BYTES, CONSENT_RETENTION_SECS, CONSENT_VERSION, NewVoice, SampleRequest},
     },
     error::ApiError,
-    flows::voice_slots::{Added, VoiceSlots},
+    flows::{
+        uploads,
+        voice_slots::{Added, VoiceSlots},
+    },
     store::{
         audio::AudioStore,
         consent::{ConsentRecord, ConsentRecords},
@@ -42,15 +45,37 @@ pub struct SampleUpload {
     pub expires_in: u64,
 }
 
-/// Registers a sample and presigns its upload (type and length signed, tagged temporary).
+/// Registers a sample and presigns its upload (type and length signed, tagged temporary). It
+/// counts as one of the month's uploads; its bytes are bounded by the clone slots instead of the
+/// storage allowance.
 pub async fn upload_sample(
+    users: &Users,
     voices: &Voices,
     audio: &AudioStore,
     user: &User,
     request: &SampleRequest,
     now: OffsetDateTime,
+    upgrade_url: &url::Url,
 ) -> Result<SampleUpload, ApiError> {
     let (content_type, size) = request.check()?;
+    let reservation = uploads::reserve_upload(users, user, 0, now, upgrade_url).await?;
+    match register_sample(voices, audio, user, content_type, size, now).await {
+        Ok(upload) => Ok(upload),
+        Err(error) => {
+            uploads::give_back(users, user, reservation).await;
+            Err(error)
+        }
+    }
+}
+
+async fn register_sample(
+    voices: &Voices,
+    audio: &AudioStore,
+    user: &User,
+    content_type: crate::domain::audio::AudioType,
+    size: u64,
+    now: OffsetDateTime,
+) -> Result<SampleUpload, ApiError> {
     let id = Ulid::generate(now);
     let s3_key = Sample::s3_key_for(&user.id, &id, content_type);
     let upload_url = audio.upload_url(&s3_key, content_type, size).await?;

@@ -39,6 +39,9 @@ pub struct Recording {
     /// Unix seconds; None while a favourite.
     pub expires_at: Option<i64>,
     pub source: RecordingSource,
+    /// An upload's reserved bytes (the storage allowance), freed when the recording goes.
+    #[serde(skip)]
+    pub upload_bytes: Option<u64>,
 }
 
 impl Recording {
@@ -70,6 +73,9 @@ impl Recording {
         if let Some(expires_at) = self.expires_at {
             item.insert("expiresAt".to_owned(), n(expires_at));
         }
+        if let Some(bytes) = self.upload_bytes {
+            item.insert("uploadBytes".to_owned(), n(bytes));
+        }
         if self.is_favorite {
             item.insert("favoriteRecordingId".to_owned(), s(self.recording_id.as_str()));
         }
@@ -95,6 +101,7 @@ impl Recording {
             created_at: dynamo::str(item, "createdAt")?.to_owned(),
             expires_at: dynamo::opt_num(item, "expiresAt")?,
             source: dynamo::opt_str(item, "source").unwrap_or("tts").parse()?,
+            upload_bytes: dynamo::opt_num(item, "uploadBytes")?,
         })
     }
 }
@@ -191,7 +198,7 @@ impl Recordings {
     }
 
     /// Favourite: kept for good (no expiresAt) and listed in the sparse index. Not a favourite:
-    /// expires `ttl` from now. None when the caller has no such recording.
+    /// expires `ttl` from now. None when the caller has no such recording, or it already is that.
     pub async fn set_favorite(
         &self,
         user: &UserId,
@@ -205,7 +212,8 @@ impl Recordings {
             .table_name(&self.table)
             .key("userId", s(user.as_str()))
             .key("recordingId", s(id.as_str()))
-            .condition_expression("attribute_exists(recordingId)")
+            // Only a change: of two concurrent identical requests, one changes it.
+            .condition_expression("attribute_exists(recordingId) AND NOT (isFavorite = :favorite)")
             .expression_attribute_values(":favorite", AttributeValue::Bool(favorite))
             .return_values(ReturnValue::AllNew);
         update = if favorite {

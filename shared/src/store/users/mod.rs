@@ -4,6 +4,7 @@
 
 mod quota;
 mod reset;
+mod storage;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::{
@@ -15,6 +16,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 pub use self::{
     quota::{QuotaError, Reservation},
     reset::ResetReport,
+    storage::{AllowanceError, UploadReservation},
 };
 use crate::{
     domain::{
@@ -45,6 +47,10 @@ mod attr {
     pub const CANCEL_AT_PERIOD_END: &str = "cancelAtPeriodEnd";
     pub const CLONES: &str = "voiceClones";
     pub const BILLING_ALERT: &str = "billingAlert";
+    pub const UPLOADS: &str = "uploadsThisMonth";
+    pub const UPLOAD_PERIOD: &str = "uploadPeriod";
+    pub const STORAGE: &str = "storageBytes";
+    pub const FAVOURITES: &str = "favourites";
 }
 
 fn user_from_item(item: &Item) -> anyhow::Result<User> {
@@ -78,6 +84,10 @@ fn user_from_item(item: &Item) -> anyhow::Result<User> {
                 None => None,
             },
             billing_alert: dynamo::opt_str(item, attr::BILLING_ALERT).map(serde_json::from_str).transpose()?,
+            uploads_this_month: dynamo::opt_num(item, attr::UPLOADS)?.unwrap_or(0),
+            upload_period: dynamo::opt_str(item, attr::UPLOAD_PERIOD).map(str::parse).transpose()?,
+            storage_bytes: dynamo::opt_num(item, attr::STORAGE)?.unwrap_or(0),
+            favourites: dynamo::opt_num(item, attr::FAVOURITES)?.unwrap_or(0),
         })
     })();
     user.with_context(|| format!("user row {id} is malformed"))
