@@ -1,12 +1,15 @@
 //! Limits on everything that costs: per-user per-tier request rates, Stripe calls, sign-in per IP,
 //! uploads, storage and favourites.
 
-use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::{dynamodb::Event, eventbridge::EventBridgeEvent};
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::Method;
 use integration_tests::{EVENTS, TestApp, TestResponse, User};
 use serde_json::json;
-use voice_core::domain::tiers::{Limit, Tier};
+use voice_core::{
+    domain::tiers::{Limit, Tier},
+    flows::upload_sweep::GRACE_SECS,
+};
 
 fn assert_rate_limited(response: &TestResponse) {
     assert_eq!(response.status, 429, "{}", response.body);
@@ -174,4 +177,48 @@ async fn favourites_are_capped_per_tier() {
     assert_eq!(favourite(&ids[1], true).await.status, 200, "the place was given back");
     let usage = app.get("/usage", &user).await.body;
     assert_eq!(usage["allowances"]["favourites"], json!({ "used": limit, "limit": limit }));
+}
+
+#[tokio::test]
+async fn an_upload_url_that_expires_unused_gives_its_allowance_back() {
+    // The uploads are made "earlier" (this app's clock runs behind), so that their URLs have
+    // expired by now; a sweep at the real time then never touches other tests' fresh uploads.
+    let ago = app_config_presign_secs() + GRACE_SECS + 1;
+    let app = TestApp::builder().later(time::Duration::seconds(-ago)).spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let used = upload(&app, &user, "/recordings", 4096).await;
+    let unused = upload(&app, &user, "/recordings", 5000).await;
+    let unused_sample = upload(&app, &user, "/voices/samples", 4096).await;
+    for made in [&used, &unused, &unused_sample] {
+        assert_eq!(made.status, 201, "{}", made.body);
+    }
+    let mut put = reqwest::Client::new().put(used.body["uploadUrl"].as_str().unwrap());
+    for (name, value) in used.body["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    assert!(put.body(vec![7u8; 4096]).send().await.unwrap().status().is_success());
+    let before = app.get("/usage", &user).await.body["allowances"].clone();
+    assert_eq!(before["uploads"]["used"], 3);
+    assert_eq!(before["storageBytes"]["used"], 4096 + 5000);
+
+    let now = TestApp::spawn().await;
+    let schedule: EventBridgeEvent =
+        serde_json::from_str(&std::fs::read_to_string(format!("{EVENTS}/sweep-schedule.json")).unwrap()).unwrap();
+    let report = sweep::handle(&now.app, schedule.clone()).await.unwrap();
+    assert!(report.given_back >= 2 && report.confirmed >= 1, "{report:?}");
+
+    let after = app.get("/usage", &user).await.body["allowances"].clone();
+    assert_eq!(after["uploads"]["used"], 1, "the two unused URLs were given back");
+    assert_eq!(after["storageBytes"]["used"], 4096, "only the uploaded recording keeps its bytes");
+    let id = |r: &TestResponse| r.body["recordingId"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&format!("/recordings/{}", id(&used)), &user).await.status, 200, "the used one stays");
+    assert_eq!(app.get(&format!("/recordings/{}", id(&unused)), &user).await.status, 404, "the unused one is gone");
+
+    // A second run finds nothing of these left to settle.
+    sweep::handle(&now.app, schedule).await.unwrap();
+    assert_eq!(app.get("/usage", &user).await.body["allowances"], after);
+}
+
+fn app_config_presign_secs() -> i64 {
+    integration_tests::stack_config().voice.presign_ttl.as_secs() as i64
 }

@@ -125,7 +125,8 @@ async fn create_upload(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
             source: RecordingSource::Upload,
             upload_bytes: Some(body.size_bytes),
         };
-        app.recordings.put(&recording).await?;
+        let deadline = now.unix_timestamp() + app.audio.presign_ttl().as_secs() as i64;
+        app.recordings.put_upload(&recording, deadline).await?;
         Ok::<_, ApiError>(upload_url)
     }
     .await;

@@ -10,6 +10,7 @@ pub mod presets;
 pub mod reconcile;
 pub mod signin;
 pub mod ttl_cleanup;
+pub mod upload_sweep;
 pub mod uploads;
 pub mod usage_reset;
 pub mod voice_slots;

@@ -88,7 +88,7 @@ async fn register_sample(
         created_at: timestamp(now),
         expires_at: Some(now.unix_timestamp() + SAMPLE_TTL_SECS),
     };
-    voices.put_sample(&sample).await?;
+    voices.put_sample(&sample, now.unix_timestamp() + audio.presign_ttl().as_secs() as i64).await?;
     Ok(SampleUpload {
         sample_id: id,
         upload_url,

@@ -7,6 +7,7 @@ pub mod aws;
 pub mod consent;
 pub mod dynamo;
 pub mod login_attempts;
+pub mod pending_uploads;
 pub mod rate_limit;
 pub mod recordings;
 pub mod redis;

@@ -17,7 +17,10 @@ use crate::{
         audio::{AudioConfig, AudioType, RecordingSource},
         ids::{RecordingId, UserId},
     },
-    store::dynamo::{self, Item, n, s},
+    store::{
+        dynamo::{self, Item, n, s},
+        pending_uploads::{self, PendingUpload},
+    },
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,6 +140,35 @@ impl Recordings {
             .await
             .context("storing the recording")?;
         Ok(())
+    }
+
+    /// Stores an uploaded recording whose object is still to come (its URL expires at
+    /// `deadline`, unix seconds).
+    pub async fn put_upload(&self, recording: &Recording, deadline: i64) -> anyhow::Result<()> {
+        let mut item = recording.to_item();
+        pending_uploads::mark(&mut item, deadline);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(recordingId)")
+            .send()
+            .await
+            .context("storing the upload")?;
+        Ok(())
+    }
+
+    /// Uploads whose URL expired before `before`, object seen or not.
+    pub async fn pending_uploads(&self, before: i64) -> anyhow::Result<Vec<PendingUpload>> {
+        pending_uploads::due(&self.client, &self.table, ["userId", "recordingId"], before).await
+    }
+
+    pub async fn confirm_upload(&self, pending: &PendingUpload) -> anyhow::Result<bool> {
+        pending_uploads::confirm(&self.client, &self.table, &pending.key).await
+    }
+
+    pub async fn abandon_upload(&self, pending: &PendingUpload) -> anyhow::Result<bool> {
+        pending_uploads::abandon(&self.client, &self.table, &pending.key).await
     }
 
     pub async fn get(&self, user: &UserId, id: &RecordingId) -> anyhow::Result<Option<Recording>> {

@@ -23,7 +23,10 @@ use crate::{
         audio::AudioType,
         ids::{SampleId, Ulid, UserId, VoiceId},
     },
-    store::dynamo::{self, Item, n, s},
+    store::{
+        dynamo::{self, Item, n, s},
+        pending_uploads::{self, PendingUpload},
+    },
 };
 
 const VOICE: &str = "voice#";
@@ -223,16 +226,32 @@ impl Voices {
         Ok(())
     }
 
-    pub async fn put_sample(&self, sample: &Sample) -> anyhow::Result<()> {
+    /// Stores a sample whose object is still to come (its URL expires at `deadline`).
+    pub async fn put_sample(&self, sample: &Sample, deadline: i64) -> anyhow::Result<()> {
+        let mut item = sample_item(sample);
+        pending_uploads::mark(&mut item, deadline);
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(sample_item(sample)))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(itemId)")
             .send()
             .await
             .context("storing the sample")?;
         Ok(())
+    }
+
+    /// Samples whose URL expired before `before`, object seen or not.
+    pub async fn pending_samples(&self, before: i64) -> anyhow::Result<Vec<PendingUpload>> {
+        pending_uploads::due(&self.client, &self.table, ["userId", "itemId"], before).await
+    }
+
+    pub async fn confirm_sample(&self, pending: &PendingUpload) -> anyhow::Result<bool> {
+        pending_uploads::confirm(&self.client, &self.table, &pending.key).await
+    }
+
+    pub async fn abandon_sample(&self, pending: &PendingUpload) -> anyhow::Result<bool> {
+        pending_uploads::abandon(&self.client, &self.table, &pending.key).await
     }
 
     /// The caller's sample, unless it expired (TTL removal can lag).
@@ -249,7 +268,7 @@ impl Voices {
                 .table_name(&self.table)
                 .key("userId", s(user.as_str()))
                 .key("itemId", s(format!("{SAMPLE}{id}")))
-                .update_expression("REMOVE expiresAt")
+                .update_expression("REMOVE expiresAt, pendingUpload, uploadDeadline")
                 .condition_expression("attribute_exists(itemId)")
                 .send()
                 .await

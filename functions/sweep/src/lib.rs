@@ -1,0 +1,15 @@
+//! Every 15 minutes (EventBridge): gives back the allowance of upload URLs that expired unused.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use voice_core::{
+    App,
+    flows::upload_sweep::{SweepReport, UploadSweep},
+};
+
+/// Idempotent: each upload is settled once, so an overlapping or retried run changes nothing more.
+pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<SweepReport> {
+    let sweep = UploadSweep { recordings: &app.recordings, voices: &app.voices, audio: &app.audio, users: &app.users };
+    let report = sweep.run(app.clock.now()).await?;
+    tracing::info!(event_id = ?event.id, confirmed = report.confirmed, given_back = report.given_back, "upload sweep");
+    Ok(report)
+}

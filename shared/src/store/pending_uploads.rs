@@ -1,0 +1,95 @@
+//! Uploads whose object has not been seen yet. A row made when an upload URL is issued carries
+//! `pendingUpload` and `uploadDeadline` (when the URL expires); the sparse `pending-uploads-index`
+//! of its table lists them by deadline, so a sweep finds the ones whose URL expired and either
+//! confirms them (the object is there) or abandons them (it never came) and gives the allowance
+//! back. Confirming and abandoning are conditional on the marker, so each happens once.
+
+use anyhow::Context;
+use aws_sdk_dynamodb::{Client, error::SdkError, operation::delete_item::DeleteItemError};
+
+use crate::store::dynamo::{self, Item, n, s};
+
+const INDEX: &str = "pending-uploads-index";
+const PENDING: &str = "pending";
+
+/// Marks a new row as waiting for its upload until `deadline` (unix seconds).
+pub fn mark(item: &mut Item, deadline: i64) {
+    item.insert("pendingUpload".to_owned(), s(PENDING));
+    item.insert("uploadDeadline".to_owned(), n(deadline));
+}
+
+/// A row whose upload URL has expired, as the index shows it.
+#[derive(Debug, Clone)]
+pub struct PendingUpload {
+    /// The row's key (the table's two key attributes).
+    pub key: Item,
+    pub s3_key: String,
+    pub bytes: u64,
+    pub created_at: String,
+}
+
+/// The table's rows whose upload URL expired before `before` (unix seconds).
+pub async fn due(
+    client: &Client,
+    table: &str,
+    key_names: [&str; 2],
+    before: i64,
+) -> anyhow::Result<Vec<PendingUpload>> {
+    let mut found = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .index_name(INDEX)
+            .key_condition_expression("pendingUpload = :pending AND uploadDeadline < :before")
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":before", n(before))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .context("listing expired upload URLs")?;
+        for item in page.items.unwrap_or_default() {
+            let key = key_names.iter().filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone()))).collect();
+            found.push(PendingUpload {
+                key,
+                s3_key: dynamo::str(&item, "s3Key")?.to_owned(),
+                bytes: dynamo::opt_num(&item, "uploadBytes")?.unwrap_or(0),
+                created_at: dynamo::str(&item, "createdAt")?.to_owned(),
+            });
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(found);
+        }
+    }
+}
+
+/// The object arrived: the row is an ordinary one now. False if someone else settled it first.
+pub async fn confirm(client: &Client, table: &str, key: &Item) -> anyhow::Result<bool> {
+    let update = client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key.clone()))
+        .update_expression("REMOVE pendingUpload, uploadDeadline")
+        .condition_expression("attribute_exists(pendingUpload)");
+    Ok(dynamo::conditional_update(update).await.context("confirming an upload")?.is_some())
+}
+
+/// The object never came: the row goes. False if someone else settled it first.
+pub async fn abandon(client: &Client, table: &str, key: &Item) -> anyhow::Result<bool> {
+    let result = client
+        .delete_item()
+        .table_name(table)
+        .set_key(Some(key.clone()))
+        .condition_expression("attribute_exists(pendingUpload)")
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => {
+            Ok(false)
+        }
+        Err(error) => Err(anyhow::Error::new(error).context("removing an abandoned upload")),
+    }
+}
