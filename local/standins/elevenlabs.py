@@ -15,6 +15,7 @@ added voice id that the account no longer holds answers 404 `voice_not_found`.
 Requests need the `xi-api-key` the local stack configures. Test controls, chosen per request so
 parallel tests never interfere:
   - a voice id starting with `fail-` answers 500; one starting with `hang-` never answers in time;
+    one starting with `slow-` answers after 1.5 s;
     so does an add whose voice name starts with `fail-` / `hang-`;
   - every text-to-speech request body is kept, and GET /_test/requests/{voice_id} returns them;
     an add is kept under `add:{name}` (fields, each file's name, size and SHA-256, and its
@@ -73,6 +74,8 @@ def make_app(api_key, voice_slots):
             return web.json_response({"detail": {"status": "internal_error"}}, status=500)
         if voice_id.startswith("hang-"):
             await asyncio.sleep(60)
+        if voice_id.startswith("slow-"):
+            await asyncio.sleep(1.5)
         return web.Response(body=AUDIO, content_type="audio/mpeg")
 
     async def voices(request):

@@ -4,6 +4,7 @@
 //! the stack and loads its environment.
 
 pub mod fake_idp;
+pub mod fault;
 pub mod idp;
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 mod billing;
+mod faults;
 mod fuzz;
 mod limits;
 mod local_api;

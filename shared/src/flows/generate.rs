@@ -31,7 +31,7 @@ use crate::{
     store::{
         audio::AudioStore,
         recordings::{Recording, Recordings},
-        users::{QuotaError, Users},
+        users::{QuotaError, Reservation, Users},
         voices::{Voice, Voices},
     },
     upstream::elevenlabs::{ElevenLabs, UpstreamError},
@@ -41,6 +41,8 @@ use crate::{
 const GIVE_BACK: Duration = Duration::from_secs(1);
 /// What storing the audio takes: the S3 put, the recording row, the presigned URL.
 const STORE: Duration = Duration::from_secs(2);
+/// Between attempts to give a unit back while the store is unreachable.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
 /// Less time than this for ElevenLabs is not worth starting.
 const MIN_SPEECH: Duration = Duration::from_secs(1);
 
@@ -102,16 +104,28 @@ impl Generator<'_> {
                 usage: Usage::new(user.tier, reservation.used, reservation.period),
             }),
             Err(error) => {
-                let release = self.users.release_generation(&user.id, reservation);
-                match tokio::time::timeout(deadline.remaining().max(GIVE_BACK), release).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(release)) => {
-                        tracing::error!(error = format!("{release:#}"), "could not give the quota unit back")
-                    }
-                    Err(_) => tracing::error!("giving the quota unit back ran out of time"),
-                }
+                self.give_back(user, reservation, deadline).await;
                 Err(error)
             }
+        }
+    }
+
+    /// Gives the unit back, retrying while the store is unreachable (it may be back within the
+    /// invocation's budget); only a deadline reached first leaves it taken, and that is logged.
+    async fn give_back(&self, user: &User, reservation: Reservation, deadline: Deadline) {
+        loop {
+            let attempt = self.users.release_generation(&user.id, reservation);
+            let error = match tokio::time::timeout(deadline.remaining().max(GIVE_BACK), attempt).await {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => format!("{error:#}"),
+                Err(_) => "timed out".to_owned(),
+            };
+            if deadline.remaining() < RETRY_PAUSE * 2 {
+                tracing::error!(error, user_id = %user.id, "could not give the quota unit back before the deadline");
+                return;
+            }
+            tracing::warn!(error, "giving the quota unit back failed; retrying");
+            tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
 
