@@ -131,3 +131,29 @@ async fn elevenlabs_unreachable_costs_nothing_and_recovers() {
     assert_eq!(response.status, 201, "{}", response.body);
     assert_eq!(app.counter(&user).await.0, 5);
 }
+
+#[tokio::test]
+async fn a_silent_upstream_is_cut_off_at_the_invocations_deadline_not_the_clients_timeout() {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let app = TestApp::builder()
+        .config(move |c| c.stripe.api_base = format!("http://{address}/").parse().unwrap())
+        .function_timeout(StdDuration::from_secs(2))
+        .spawn()
+        .await;
+    let user = app.sign_in(Tier::Basic).await;
+
+    let started = std::time::Instant::now();
+    let response = app.post("/billing/portal", &user, None).await;
+    let took = started.elapsed();
+
+    assert_eq!((response.status, response.error_code()), (503, "UPSTREAM_UNAVAILABLE"), "{}", response.body);
+    assert!(took < StdDuration::from_secs(2), "answered within the 2 s deadline, not the 8 s client timeout: {took:?}");
+}

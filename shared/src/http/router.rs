@@ -27,6 +27,7 @@ use crate::{
         request::{cookie, source_ip},
     },
     store::rate_limit,
+    upstream::outbound,
 };
 
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = HttpResult> + Send + 'a>>;
@@ -115,7 +116,9 @@ pub async fn serve(app: &App, routes: &[Route], req: Request) -> Response<Body> 
     let request_id = context.map(|c| c.request_id.clone()).unwrap_or_default();
     let deadline = context.and_then(|c| Deadline::from_epoch_ms(c.deadline)).unwrap_or(Deadline::after(DEFAULT_BUDGET));
     let ctx = Ctx { app, req: &req, request_id: &request_id, deadline };
-    dispatch(ctx, routes).await.unwrap_or_else(|error| error.into_response(&request_id))
+    // Every outbound call made while serving it is bounded by what is left of the deadline.
+    let served = outbound::within(deadline, dispatch(ctx, routes)).await;
+    served.unwrap_or_else(|error| error.into_response(&request_id))
 }
 
 /// API Gateway's route key for the request (HTTP API, payload 2.0).

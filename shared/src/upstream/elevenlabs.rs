@@ -11,6 +11,7 @@ use crate::{
     config::Secret,
     domain::{audio::AudioConfig, ids::ElevenLabsVoiceId},
     error::ApiError,
+    upstream::outbound,
 };
 
 const VOICES_TTL: Duration = Duration::from_secs(300);
@@ -141,7 +142,7 @@ impl ElevenLabs {
     ) -> Result<reqwest::Response, UpstreamError> {
         let response = request
             .header("xi-api-key", self.key.expose())
-            .timeout(timeout)
+            .timeout(outbound::timeout(timeout))
             .send()
             .await
             .map_err(|e| UpstreamError::new(true, anyhow::Error::new(e).context("calling ElevenLabs")))?;

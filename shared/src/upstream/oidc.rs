@@ -16,6 +16,7 @@ use url::Url;
 use crate::{
     config::{IdpSettings, Secret},
     error::ApiError,
+    upstream::outbound,
 };
 
 /// How far exp/iat may be off between the IdP's clock and ours.
@@ -99,7 +100,8 @@ impl Idp {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: Url) -> anyhow::Result<T> {
-        let response = self.http.get(url.clone()).send().await.with_context(|| format!("GET {url}"))?;
+        let request = self.http.get(url.clone()).timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT));
+        let response = request.send().await.with_context(|| format!("GET {url}"))?;
         let status = response.status();
         if !status.is_success() {
             return Err(anyhow!("GET {url} answered {status}"));
@@ -151,6 +153,7 @@ impl Idp {
             .http
             .post(endpoint)
             .form(&form)
+            .timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT))
             .send()
             .await
             .map_err(|e| IdpError::Unavailable(anyhow::Error::new(e).context("token endpoint")))?;

@@ -1,6 +1,32 @@
 //! The HTTP client for outside services (Auth0, Stripe, ElevenLabs), built once per cold start.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
+
+use crate::clock::Deadline;
+
+/// The client's own limit on one exchange (connect included).
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(8);
+/// Kept back from the invocation's deadline for answering after a call timed out.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+
+tokio::task_local! {
+    static DEADLINE: Deadline;
+}
+
+/// Runs `work` with the invocation's deadline in scope: every outbound call made inside it is
+/// bounded by what is left of it ([`timeout`]).
+pub async fn within<F: Future>(deadline: Deadline, work: F) -> F::Output {
+    DEADLINE.scope(deadline, work).await
+}
+
+/// The time limit for one outbound call: `default`, or less when the invocation's deadline is
+/// nearer (never zero: a call with no time left fails at once as a timeout).
+pub fn timeout(default: Duration) -> Duration {
+    DEADLINE
+        .try_with(|deadline| deadline.leaving(ANSWER_MARGIN))
+        .map_or(default, |left| left.min(default))
+        .max(Duration::from_millis(1))
+}
 
 /// Follows no redirects (a redirect from an IdP or API is an error here, never a new target) and
 /// bounds both connecting and the whole exchange.
@@ -8,7 +34,7 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(8))
+        .timeout(EXCHANGE_TIMEOUT)
         .user_agent(concat!("voice-backend/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("static client settings are valid")

@@ -8,6 +8,7 @@ use url::Url;
 use crate::{
     config::Secret,
     error::ApiError,
+    upstream::outbound,
     upstream::stripe::types::{CheckoutSession, Invoice, List, PortalSession, Subscription, SubscriptionSchedule},
 };
 
@@ -214,6 +215,7 @@ impl Stripe {
 
         let response = request
             .bearer_auth(self.key.expose())
+            .timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT))
             .send()
             .await
             .map_err(|e| StripeError::Unavailable(anyhow::Error::new(e).context("calling Stripe")))?;
