@@ -29,6 +29,9 @@ run: up
 	cargo build -p local-api
 	local/with-env.sh target/debug/local-api
 
+# Test threads get the 8 MiB stack a Lambda invocation's thread has: unoptimised (debug) futures
+# are several times larger than release ones.
+test: export RUST_MIN_STACK = 8388608
 test: up
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		local/with-env.sh cargo nextest run --workspace --no-fail-fast; \

@@ -144,6 +144,8 @@ pub struct AwsSettings {
     pub s3_force_path_style: bool,
     /// SSM's own endpoint when it differs (`AWS_ENDPOINT_URL_SSM`, the SDK's convention).
     pub ssm_endpoint_url: Option<Url>,
+    /// S3's own endpoint when it differs (`AWS_ENDPOINT_URL_S3`).
+    pub s3_endpoint_url: Option<Url>,
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +286,7 @@ impl Config {
                 endpoint_url: env.optional_parse("AWS_ENDPOINT_URL")?,
                 s3_force_path_style: env.parse_or("S3_FORCE_PATH_STYLE", false)?,
                 ssm_endpoint_url: env.optional_parse("AWS_ENDPOINT_URL_SSM")?,
+                s3_endpoint_url: env.optional_parse("AWS_ENDPOINT_URL_S3")?,
             },
             redis_url: Secret::new(env.required_url("REDIS_URL", &["redis", "rediss"])?),
             redis_username: env.optional("REDIS_USERNAME"),

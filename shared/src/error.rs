@@ -16,6 +16,9 @@ pub enum ApiError {
     LimitReached { message: String, upgrade_url: String },
     #[error("{0}")]
     Forbidden(String),
+    /// Forbidden until the person signs in again (at `reauthenticate_url`).
+    #[error("{message}")]
+    Reauthenticate { message: String, reauthenticate_url: String },
     #[error("{0}")]
     NotFound(String),
     #[error("{field}: {message}")]
@@ -52,7 +55,7 @@ impl ApiError {
             Self::CsrfFailed => "CSRF_FAILED",
             Self::FeatureLocked { .. } => "FEATURE_LOCKED",
             Self::LimitReached { .. } => "LIMIT_REACHED",
-            Self::Forbidden(_) => "FORBIDDEN",
+            Self::Forbidden(_) | Self::Reauthenticate { .. } => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Validation { .. } => "VALIDATION_FAILED",
             Self::Conflict(_) => "CONFLICT",
@@ -66,9 +69,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::CsrfFailed | Self::FeatureLocked { .. } | Self::LimitReached { .. } | Self::Forbidden(_) => {
-                StatusCode::FORBIDDEN
-            }
+            Self::CsrfFailed
+            | Self::FeatureLocked { .. }
+            | Self::LimitReached { .. }
+            | Self::Forbidden(_)
+            | Self::Reauthenticate { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -97,6 +102,9 @@ impl ApiError {
         match &self {
             Self::FeatureLocked { upgrade_url, .. } | Self::LimitReached { upgrade_url, .. } => {
                 error.insert("upgradeUrl".into(), upgrade_url.as_str().into());
+            }
+            Self::Reauthenticate { reauthenticate_url, .. } => {
+                error.insert("reauthenticateUrl".into(), reauthenticate_url.as_str().into());
             }
             Self::Validation { field, message } => {
                 error.insert("fields".into(), json!({ field: message }));

@@ -577,7 +577,12 @@ async fn invoices_are_listed_for_their_owner_only_newest_first_and_paged() {
     assert_eq!(all.status, 200, "{}", all.body);
     let invoices = all.body["invoices"].as_array().unwrap();
     assert_eq!(invoices.len(), 2, "{}", all.body);
-    assert!(invoices[0]["created"].as_i64() >= invoices[1]["created"].as_i64(), "newest first");
+    // Newest first, as Stripe lists them.
+    let customer = app.app.users.get(&owner.id).await.unwrap().unwrap().stripe_customer_id.unwrap();
+    let at_stripe = app.stripe_get(&format!("v1/invoices?customer={customer}")).await;
+    let order: Vec<&Value> = at_stripe["data"].as_array().unwrap().iter().map(|i| &i["id"]).collect();
+    let ours: Vec<&Value> = invoices.iter().map(|i| &i["invoiceId"]).collect();
+    assert_eq!(ours, order);
     for invoice in invoices {
         assert!(invoice["invoiceId"].as_str().unwrap().starts_with("in_"));
         assert!(invoice["amountDue"].as_i64().unwrap() >= 0);

@@ -3,6 +3,7 @@
 // The AWS SDK's config loader nests deeply; the harness awaits it beside the app's own.
 #![recursion_limit = "256"]
 
+mod account;
 mod billing;
 mod faults;
 mod fuzz;

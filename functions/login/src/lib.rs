@@ -1,4 +1,5 @@
-//! `GET /auth/login?returnTo=`: starts the OIDC authorization code flow (state, nonce, PKCE).
+//! `GET /auth/login?returnTo=&reauthenticate=true`: starts the OIDC authorization code flow
+//! (state, nonce, PKCE); `reauthenticate` makes the IdP ask for the password again.
 
 use voice_core::{
     flows::signin,
@@ -12,7 +13,9 @@ pub const ROUTES: &[Route] = &[route!("GET /auth/login", public: login, per_ip: 
 #[tracing::instrument(skip_all)]
 async fn login(ctx: Ctx<'_>) -> HttpResult {
     let app = ctx.app;
-    let started = signin::begin(&app.idp, &app.login_attempts, &app.config.web, query(ctx.req, "returnTo")).await?;
+    let reauthenticate = query(ctx.req, "reauthenticate") == Some("true");
+    let return_to = query(ctx.req, "returnTo");
+    let started = signin::begin(&app.idp, &app.login_attempts, &app.config.web, return_to, reauthenticate).await?;
     let cookie = state_cookie(app.sessions.policy(), &started.state, LOGIN_TTL_SECS);
     Ok(redirect(&started.location, &[cookie]))
 }

@@ -159,47 +159,27 @@ struct FavoriteBody {
     is_favorite: bool,
 }
 
-/// Favourites never expire, so they are capped per tier: the place is taken before the
-/// recording changes, and given back if the change does not happen (or when it stops being one).
+/// Favourites never expire, so they are capped per tier. The change itself is made first and
+/// only if it is a change (conditional), so of concurrent identical requests exactly one goes on:
+/// it takes a place (undoing the change when the tier has none left) or gives one back.
 #[tracing::instrument(skip_all)]
 async fn set_favorite(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let id = recording_id(ctx)?;
     let body: FavoriteBody = json_body(ctx.req, 1024)?;
     let user = &caller.user;
-    let current = app.recordings.get(&user.id, &id).await?.ok_or_else(|| ApiError::not_found("recording"))?;
-    if current.is_favorite == body.is_favorite {
-        return ok(&current);
-    }
-    if body.is_favorite
-        && let Err(refused) = app.users.reserve_favourite(&user.id, user.tier).await
-    {
-        // A concurrent request may have just made it a favourite: then this one asks for nothing.
-        let now = app.recordings.get(&user.id, &id).await?.ok_or_else(|| ApiError::not_found("recording"))?;
-        if now.is_favorite {
-            return ok(&now);
-        }
+    let expires_at = app.clock.now().unix_timestamp() + app.config.voice.recording_ttl.as_secs() as i64;
+    let Some(recording) = app.recordings.set_favorite(&user.id, &id, body.is_favorite, expires_at).await? else {
+        // Already so (another request made the change), or no such recording.
+        let current = app.recordings.get(&user.id, &id).await?;
+        return ok(&current.ok_or_else(|| ApiError::not_found("recording"))?);
+    };
+    if !body.is_favorite {
+        app.users.release_favourite(&user.id).await?;
+    } else if let Err(refused) = app.users.reserve_favourite(&user.id, user.tier).await {
+        app.recordings.set_favorite(&user.id, &id, false, expires_at).await?;
         return Err(uploads::refused(refused, &app.config.voice.upgrade_url));
     }
-    let expires_at = app.clock.now().unix_timestamp() + app.config.voice.recording_ttl.as_secs() as i64;
-    let changed = app.recordings.set_favorite(&user.id, &id, body.is_favorite, expires_at).await;
-    let recording = match changed {
-        Ok(Some(recording)) => {
-            if !body.is_favorite {
-                app.users.release_favourite(&user.id).await?;
-            }
-            recording
-        }
-        failed => {
-            if body.is_favorite {
-                app.users.release_favourite(&user.id).await?;
-            }
-            failed?;
-            // A concurrent request made the same change first (or the recording went).
-            let now = app.recordings.get(&user.id, &id).await?;
-            return ok(&now.ok_or_else(|| ApiError::not_found("recording"))?);
-        }
-    };
     // The lifecycle rule follows the tag; a failure here only affects the safety net.
     if let Err(error) = app.audio.set_retention(&recording.s3_key, body.is_favorite).await {
         tracing::warn!(error = format!("{error:#}"), "could not retag the audio");

@@ -2,12 +2,18 @@
 
 use serde::Serialize;
 use voice_core::{
+    ApiError,
+    domain::profile::ProfilePatch,
     domain::{usage::Usage, user::Allowances},
-    http::{Caller, Ctx, HttpResult, Route, ok},
+    http::{Caller, Ctx, HttpResult, Route, json_body, ok},
     route,
 };
 
-pub const ROUTES: &[Route] = &[route!("GET /usage", user: usage), route!("GET /user/profile", user: profile)];
+pub const ROUTES: &[Route] = &[
+    route!("GET /usage", user: usage),
+    route!("GET /user/profile", user: profile),
+    route!("PATCH /user/profile", user: edit_profile),
+];
 
 /// This month's generations, plus uploads, storage and favourites against the tier.
 #[derive(Serialize)]
@@ -26,4 +32,15 @@ async fn usage(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 #[tracing::instrument(skip_all)]
 async fn profile(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&caller.user.view(ctx.app.clock.now()))
+}
+
+/// `PATCH /user/profile {name?, preferences?}`: typed, bounded, checked against the tier.
+#[tracing::instrument(skip_all)]
+async fn edit_profile(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let user = &caller.user;
+    let patch: ProfilePatch = json_body(ctx.req, 4 * 1024)?;
+    let patch = patch.check(user.tier, &user.custom_presets, &app.config.voice.upgrade_url)?;
+    let updated = app.users.update_profile(&user.id, &patch).await?.ok_or(ApiError::Unauthenticated)?;
+    ok(&updated.view(app.clock.now()))
 }

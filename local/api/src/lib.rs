@@ -28,7 +28,8 @@ use voice_core::{
 pub use template::{Route, routes_from_template};
 
 /// Every HTTP function's route table, by the binary name its template entry builds.
-pub const FUNCTIONS: [(&str, &[voice_core::http::Route]); 11] = [
+pub const FUNCTIONS: [(&str, &[voice_core::http::Route]); 12] = [
+    ("account", account::ROUTES),
     ("callback", callback::ROUTES),
     ("checkout", checkout::ROUTES),
     ("login", login::ROUTES),

@@ -6,6 +6,7 @@ pub mod generation;
 pub mod ids;
 pub mod plans;
 pub mod presets;
+pub mod profile;
 pub mod session;
 pub mod subscription;
 pub mod tiers;

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::domain::{
     ids::{Email, UserId},
     presets::CustomPreset,
+    profile::Preferences,
     subscription::SubscriptionStatus,
     tiers::{Features, Tier},
     usage::{Usage, UsagePeriod},
@@ -36,6 +37,9 @@ pub struct User {
     /// Bytes of uploaded recordings reserved or kept.
     pub storage_bytes: u64,
     pub favourites: u32,
+    /// The account's erasure started and has not finished.
+    pub erasing: bool,
+    pub preferences: Preferences,
 }
 
 /// Uploads, storage and favourites against the tier's allowances.
@@ -107,6 +111,7 @@ pub struct UserView {
     pub subscription: Option<SubscriptionSummary>,
     pub billing_alert: Option<BillingAlert>,
     pub allowances: Allowances,
+    pub preferences: Preferences,
     pub features: Features,
     pub usage: Usage,
     pub created_at: String,
@@ -132,6 +137,7 @@ impl User {
             subscription: self.subscription.clone(),
             billing_alert: self.billing_alert.clone(),
             allowances: self.allowances(now),
+            preferences: self.preferences.clone(),
             features: self.tier.features(),
             usage: self.usage(now),
             created_at: self.created_at.clone(),
@@ -182,6 +188,8 @@ mod tests {
             upload_period: None,
             storage_bytes: 0,
             favourites: 0,
+            erasing: false,
+            preferences: Preferences::default(),
         }
     }
 

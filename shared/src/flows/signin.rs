@@ -63,12 +63,18 @@ pub async fn begin(
     attempts: &LoginAttempts,
     web: &WebSettings,
     return_to: Option<&str>,
+    reauthenticate: bool,
 ) -> Result<Started, ApiError> {
     let (state, nonce, verifier) = (random_token(), random_token(), random_token());
     let challenge = BASE64_URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let return_to = web.return_to(return_to);
     let location = idp
-        .authorization_url(&AuthorizationRequest { state: &state, nonce: &nonce, code_challenge: &challenge })
+        .authorization_url(&AuthorizationRequest {
+            state: &state,
+            nonce: &nonce,
+            code_challenge: &challenge,
+            reauthenticate,
+        })
         .await?;
     let pending = PendingLogin { nonce, verifier, return_to: return_to.into() };
     attempts.begin(&state, &pending).await.map_err(|source| ApiError::Upstream {

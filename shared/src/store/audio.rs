@@ -59,6 +59,47 @@ impl AudioStore {
         Ok(())
     }
 
+    /// Deletes every object under `prefix` (a user's whole folder); the count deleted.
+    pub async fn delete_prefix(&self, prefix: &str) -> anyhow::Result<usize> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+
+        let mut deleted = 0;
+        loop {
+            // Listing again after each delete: the next page is simply what is left.
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .max_keys(1000)
+                .send()
+                .await
+                .context("listing the user's objects")?;
+            let keys: Vec<ObjectIdentifier> = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(|key| ObjectIdentifier::builder().key(key).build().expect("a key is set"))
+                .collect();
+            if keys.is_empty() {
+                return Ok(deleted);
+            }
+            deleted += keys.len();
+            let delete = Delete::builder().set_objects(Some(keys)).quiet(true).build()?;
+            let output = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .context("deleting the user's objects")?;
+            if let Some(error) = output.errors().first() {
+                anyhow::bail!("S3 refused to delete {:?}: {:?}", error.key(), error.message());
+            }
+        }
+    }
+
     /// A GET URL for exactly this object, valid for the configured short time.
     pub async fn download_url(&self, key: &str) -> anyhow::Result<String> {
         let presigned = self

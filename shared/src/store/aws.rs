@@ -24,6 +24,10 @@ pub fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
 }
 
 pub fn s3(sdk: &SdkConfig, settings: &AwsSettings) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.s3_force_path_style).build();
+    let mut config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.s3_force_path_style);
+    if let Some(url) = &settings.s3_endpoint_url {
+        config = config.endpoint_url(url.as_str());
+    }
+    let config = config.build();
     aws_sdk_s3::Client::from_conf(config)
 }

@@ -66,6 +66,37 @@ impl ConsentRecords {
     }
 
     /// Starts the retention clock: the record expires at `expires_at` (unix seconds).
+    /// Starts the retention of every consent record of `user` that has none yet (the account is
+    /// being erased: records are kept, hashes and all, only for the documented retention).
+    pub async fn retain_all(&self, user: &UserId, expires_at: i64) -> anyhow::Result<()> {
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("userId = :user")
+                .expression_attribute_values(":user", s(user.as_str()))
+                .projection_expression("consentId, expiresAt")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("listing the consent records")?;
+            for item in page.items.unwrap_or_default() {
+                if item.contains_key("expiresAt") {
+                    continue;
+                }
+                let id = crate::store::dynamo::str(&item, "consentId")?;
+                let id = Ulid::parse(id).context("stored consent id")?;
+                self.retain_until(user, &id, expires_at).await?;
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
     pub async fn retain_until(&self, user: &UserId, consent_id: &Ulid, expires_at: i64) -> anyhow::Result<()> {
         self.client
             .update_item()

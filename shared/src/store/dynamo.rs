@@ -62,3 +62,62 @@ pub async fn conditional_update(update: UpdateItemFluentBuilder) -> anyhow::Resu
         Err(error) => Err(error.into()),
     }
 }
+
+/// Deletes every item of one partition (`pk_name = pk`), sort key `sk_name`: queried page by
+/// page, deleted 25 at a time, unprocessed items retried. The count deleted.
+pub async fn delete_partition(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    (pk_name, pk): (&str, &str),
+    sk_name: &str,
+) -> anyhow::Result<usize> {
+    use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+
+    let mut deleted = 0;
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_names("#sk", sk_name)
+            .projection_expression("#pk, #sk")
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .with_context(|| format!("listing {table}"))?;
+        for chunk in page.items.unwrap_or_default().chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|key| {
+                    let delete = DeleteRequest::builder().set_key(Some(key.clone())).build().expect("a key is set");
+                    WriteRequest::builder().delete_request(delete).build()
+                })
+                .collect();
+            deleted += requests.len();
+            for _ in 0..5 {
+                let output = client
+                    .batch_write_item()
+                    .request_items(table, requests)
+                    .send()
+                    .await
+                    .with_context(|| format!("deleting from {table}"))?;
+                requests = output.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            if !requests.is_empty() {
+                anyhow::bail!("{} deletes from {table} stayed unprocessed", requests.len());
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(deleted);
+        }
+    }
+}

@@ -261,6 +261,11 @@ impl Recordings {
         output.and_then(|o| o.attributes).as_ref().map(Recording::from_item).transpose()
     }
 
+    /// Deletes every recording row of the user.
+    pub async fn delete_all(&self, user: &UserId) -> anyhow::Result<usize> {
+        dynamo::delete_partition(&self.client, &self.table, ("userId", user.as_str()), "recordingId").await
+    }
+
     pub async fn delete(&self, user: &UserId, id: &RecordingId) -> anyhow::Result<()> {
         self.client
             .delete_item()

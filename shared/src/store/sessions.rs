@@ -386,6 +386,47 @@ fn durable_entry(item: &Item, now: i64) -> anyhow::Result<CachedSession> {
 }
 
 impl Sessions {
+    /// Ends every session of `user` in both stores (the account is being erased).
+    pub async fn end_all(&self, user: &UserId) -> anyhow::Result<usize> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamodb
+                .query()
+                .table_name(&self.table)
+                .index_name("user-index")
+                .key_condition_expression("userId = :user")
+                .expression_attribute_values(":user", s(user.as_str()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("listing the user's sessions")?;
+            keys.extend(
+                page.items.unwrap_or_default().iter().filter_map(|i| dynamo::opt_str(i, "sessionId").map(String::from)),
+            );
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let tombstone_ttl = self.policy.absolute.as_secs().max(1);
+        for key in &keys {
+            // The tombstone first: a Redis entry must never outlive the durable copy.
+            let mut conn = self.redis.conn().await?;
+            let () =
+                conn.set_ex(redis_key(key), REVOKED, tombstone_ttl).await.context("revoking a session in Redis")?;
+            self.dynamodb
+                .delete_item()
+                .table_name(&self.table)
+                .key("sessionId", s(key))
+                .send()
+                .await
+                .context("deleting a session")?;
+        }
+        Ok(keys.len())
+    }
+
     /// Drops a session's Redis entry (DynamoDB's TTL removed its durable copy).
     pub async fn drop_cached(&self, key: &str) -> anyhow::Result<()> {
         let mut conn = self.redis.conn().await?;

@@ -92,6 +92,11 @@ impl Subscriptions {
         Ok(dynamo::conditional_update(update).await.context("writing the subscription")?.is_some())
     }
 
+    /// Deletes every subscription row of the user.
+    pub async fn delete_all(&self, user: &UserId) -> anyhow::Result<usize> {
+        dynamo::delete_partition(&self.client, &self.table, ("userId", user.as_str()), "subscriptionId").await
+    }
+
     /// Every subscription the user has held, as last synced.
     pub async fn for_user(&self, user: &UserId) -> anyhow::Result<Vec<StoredSubscription>> {
         let output = self

@@ -297,6 +297,27 @@ impl Voices {
         self.get(user, format!("{VOICE}{id}")).await?.as_ref().map(voice_from).transpose()
     }
 
+    /// Every voice row of the user, those being deleted included.
+    pub async fn all_voices(&self, user: &UserId) -> anyhow::Result<Vec<Voice>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("userId = :user AND begins_with(itemId, :voice)")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .expression_attribute_values(":voice", s(VOICE))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("listing voices")?;
+        output.items.unwrap_or_default().iter().map(voice_from).collect()
+    }
+
+    /// Deletes every row of the user: voices and samples.
+    pub async fn delete_all(&self, user: &UserId) -> anyhow::Result<usize> {
+        dynamo::delete_partition(&self.client, &self.table, ("userId", user.as_str()), "itemId").await
+    }
+
     /// The caller's voices, oldest first (a user holds at most their tier's slots).
     pub async fn list(&self, user: &UserId) -> anyhow::Result<Vec<Voice>> {
         let output = self

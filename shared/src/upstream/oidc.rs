@@ -65,6 +65,8 @@ pub struct AuthorizationRequest<'a> {
     pub state: &'a str,
     pub nonce: &'a str,
     pub code_challenge: &'a str,
+    /// Ask the person to sign in again even with a live IdP session (before erasing an account).
+    pub reauthenticate: bool,
 }
 
 struct Keys {
@@ -121,6 +123,9 @@ impl Idp {
             .append_pair("nonce", request.nonce)
             .append_pair("code_challenge", request.code_challenge)
             .append_pair("code_challenge_method", "S256");
+        if request.reauthenticate {
+            url.query_pairs_mut().append_pair("prompt", "login").append_pair("max_age", "0");
+        }
         Ok(url)
     }
 

@@ -2,6 +2,7 @@
 //! presets. Every read and write of the table is here (the quota and the monthly reset in the
 //! child modules), so its attribute names are written down once, in [`attr`].
 
+mod erasure;
 mod quota;
 mod reset;
 mod storage;
@@ -51,6 +52,7 @@ mod attr {
     pub const UPLOAD_PERIOD: &str = "uploadPeriod";
     pub const STORAGE: &str = "storageBytes";
     pub const FAVOURITES: &str = "favourites";
+    pub const PREFERENCES: &str = "preferences";
 }
 
 fn user_from_item(item: &Item) -> anyhow::Result<User> {
@@ -88,6 +90,11 @@ fn user_from_item(item: &Item) -> anyhow::Result<User> {
             upload_period: dynamo::opt_str(item, attr::UPLOAD_PERIOD).map(str::parse).transpose()?,
             storage_bytes: dynamo::opt_num(item, attr::STORAGE)?.unwrap_or(0),
             favourites: dynamo::opt_num(item, attr::FAVOURITES)?.unwrap_or(0),
+            erasing: item.contains_key("erasureState"),
+            preferences: dynamo::opt_str(item, attr::PREFERENCES)
+                .map(serde_json::from_str)
+                .transpose()?
+                .unwrap_or_default(),
         })
     })();
     user.with_context(|| format!("user row {id} is malformed"))
@@ -325,6 +332,56 @@ impl Users {
             .condition_expression("billingAlert = :alert")
             .expression_attribute_values(":alert", s(serde_json::to_string(&alert).expect("alerts serialize")));
         Ok(dynamo::conditional_update(update).await.context("clearing the billing alert")?.is_some())
+    }
+}
+
+impl Users {
+    /// Applies a checked profile patch; the user as it is now (None: no such user).
+    pub async fn update_profile(
+        &self,
+        id: &UserId,
+        patch: &crate::domain::profile::ProfilePatch,
+    ) -> anyhow::Result<Option<User>> {
+        let (mut sets, mut removes) = (Vec::new(), Vec::new());
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .condition_expression("attribute_exists(userId)")
+            .return_values(ReturnValue::AllNew);
+        match &patch.name {
+            Some(Some(name)) => {
+                sets.push("#name = :name");
+                update = update
+                    .expression_attribute_names("#name", attr::NAME)
+                    .expression_attribute_values(":name", s(name));
+            }
+            Some(None) => {
+                removes.push("#name");
+                update = update.expression_attribute_names("#name", attr::NAME);
+            }
+            None => {}
+        }
+        if let Some(preferences) = &patch.preferences {
+            sets.push("preferences = :preferences");
+            let json = serde_json::to_string(preferences).expect("preferences serialize");
+            update = update.expression_attribute_values(":preferences", s(json));
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression.push_str(&format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        if expression.is_empty() {
+            return self.get(id).await;
+        }
+        let output = dynamo::conditional_update(update.update_expression(expression.trim()))
+            .await
+            .context("updating the profile")?;
+        output.and_then(|o| o.attributes).as_ref().map(user_from_item).transpose()
     }
 }
 

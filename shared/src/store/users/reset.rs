@@ -51,7 +51,8 @@ async fn reset_segment(
     segment: i32,
     segments: i32,
 ) -> anyhow::Result<ResetReport> {
-    let stale = "attribute_not_exists(usagePeriod) OR usagePeriod < :period";
+    // Users only (an erased account's tombstone has no tier), with a counter from an earlier month.
+    let stale = "attribute_exists(subscriptionTier) AND (attribute_not_exists(usagePeriod) OR usagePeriod < :period)";
     let mut report = ResetReport::default();
     let mut start = None;
     loop {

@@ -157,6 +157,27 @@ impl Stripe {
         self.send(self.http.post(self.url(&format!("v1/subscription_schedules/{id}/release"))?)).await
     }
 
+    /// Ends a subscription now (no proration refund).
+    pub async fn cancel_subscription(&self, id: &str) -> Result<Subscription, StripeError> {
+        self.send(self.http.delete(self.url(&format!("v1/subscriptions/{id}"))?)).await
+    }
+
+    /// Detaches every card from the customer; the count detached.
+    pub async fn detach_cards(&self, customer: &str) -> Result<usize, StripeError> {
+        #[derive(Deserialize)]
+        struct Method {
+            id: String,
+        }
+        let mut url = self.url("v1/payment_methods")?;
+        url.query_pairs_mut().append_pair("customer", customer).append_pair("type", "card").append_pair("limit", "100");
+        let methods: List<Method> = self.send(self.http.get(url)).await?;
+        for method in &methods.data {
+            let url = self.url(&format!("v1/payment_methods/{}/detach", method.id))?;
+            let _: serde_json::Value = self.send(self.http.post(url)).await?;
+        }
+        Ok(methods.data.len())
+    }
+
     /// One page of the customer's invoices, newest first, after the invoice `starting_after`.
     pub async fn invoices(
         &self,

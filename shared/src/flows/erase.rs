@@ -1,0 +1,94 @@
+//! Erasing an account and everything it owns: the right to leave, for people whose voices we
+//! keep.
+//!
+//! The erasure is a resumable job: the user row is marked `erasing` first, and every step is
+//! idempotent (cancelling what is already cancelled, deleting what is already gone), so a crash
+//! or an outside failure midway leaves the marker, and the next attempt — the user's retry, or
+//! the sweep every 15 minutes — runs the steps again and finishes. Order: Stripe (the
+//! subscription cancelled now, no proration refund; cards detached), ElevenLabs (every clone
+//! deleted), S3 (everything under `{userId}/`), the rows (recordings, voices and samples,
+//! subscriptions), the consent records' retention started (kept with their sample hashes, no
+//! audio, for the documented retention), every session ended (Redis tombstone, then the durable
+//! copy), and last the user row replaced by a tombstone (a hash of the id and when). A late
+//! Stripe webhook then finds no user; signing in again makes a new FREE user.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::{
+    domain::{ids::UserId, voices::CONSENT_RETENTION_SECS},
+    error::ApiError,
+    store::{
+        audio::AudioStore, consent::ConsentRecords, recordings::Recordings, sessions::Sessions,
+        subscriptions::Subscriptions, users::Users, voices::Voices,
+    },
+    upstream::{elevenlabs::ElevenLabs, stripe::Stripe},
+};
+
+/// How recent a sign-in must be to erase the account.
+pub const REAUTHENTICATE_WITHIN_SECS: i64 = 600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErasureStatus {
+    /// Everything is gone.
+    Erased,
+    /// Started and not finished (a step failed): retried by the next attempt or the sweep.
+    Deleting,
+}
+
+pub struct Erasure<'a> {
+    pub users: &'a Users,
+    pub sessions: &'a Sessions,
+    pub recordings: &'a Recordings,
+    pub voices: &'a Voices,
+    pub subscriptions: &'a Subscriptions,
+    pub consent: &'a ConsentRecords,
+    pub audio: &'a AudioStore,
+    pub stripe: &'a Stripe,
+    pub elevenlabs: &'a ElevenLabs,
+}
+
+impl Erasure<'_> {
+    /// Starts (or resumes) the erasure and runs it as far as it gets.
+    pub async fn erase(&self, user: &UserId, now: OffsetDateTime) -> Result<ErasureStatus, ApiError> {
+        if !self.users.mark_erasing(user, now.unix_timestamp()).await? {
+            // No user row: erased already (or never existed).
+            return Ok(ErasureStatus::Erased);
+        }
+        match self.steps(user, now).await {
+            Ok(()) => {
+                tracing::info!(user_id = %user, "account erased");
+                Ok(ErasureStatus::Erased)
+            }
+            Err(error) => {
+                tracing::warn!(user_id = %user, error = format!("{error:#}"), "erasure stopped midway; it will be resumed");
+                Ok(ErasureStatus::Deleting)
+            }
+        }
+    }
+
+    /// Each step's future is boxed: together they are too large for a thread's stack in a
+    /// debug build.
+    async fn steps(&self, id: &UserId, now: OffsetDateTime) -> anyhow::Result<()> {
+        let Some(user) = Box::pin(self.users.get(id)).await? else { return Ok(()) };
+        if let Some(customer) = &user.stripe_customer_id {
+            for subscription in Box::pin(self.stripe.open_subscriptions(customer)).await? {
+                Box::pin(self.stripe.cancel_subscription(&subscription.id)).await?;
+            }
+            Box::pin(self.stripe.detach_cards(customer)).await?;
+        }
+        for voice in Box::pin(self.voices.all_voices(id)).await? {
+            if let Some(elevenlabs_id) = &voice.elevenlabs_voice_id {
+                Box::pin(self.elevenlabs.delete_voice(elevenlabs_id)).await?;
+            }
+        }
+        Box::pin(self.audio.delete_prefix(&format!("{id}/"))).await?;
+        Box::pin(self.recordings.delete_all(id)).await?;
+        Box::pin(self.voices.delete_all(id)).await?;
+        Box::pin(self.subscriptions.delete_all(id)).await?;
+        Box::pin(self.consent.retain_all(id, now.unix_timestamp() + CONSENT_RETENTION_SECS)).await?;
+        Box::pin(self.sessions.end_all(id)).await?;
+        Box::pin(self.users.replace_with_tombstone(id, now.unix_timestamp())).await
+    }
+}

@@ -1,0 +1,89 @@
+//! Erasing an account: the `erasing` marker (listed by the sparse `erasing-index`, so an erasure
+//! that stopped midway is found and finished), and the end, where the user row is replaced by a
+//! minimal tombstone: the SHA-256 of the user id and when, nothing else.
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use super::{Users, attr};
+use crate::{
+    domain::ids::{UserId, hex},
+    store::dynamo::{self, n, s},
+};
+
+const ERASING: &str = "erasing";
+
+impl Users {
+    /// Marks the account as being erased (kept if already marked); false if there is no user.
+    pub async fn mark_erasing(&self, id: &UserId, now: i64) -> anyhow::Result<bool> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .update_expression("SET erasureState = :erasing, erasureStartedAt = if_not_exists(erasureStartedAt, :now)")
+            .condition_expression("attribute_exists(userId)")
+            .expression_attribute_values(":erasing", s(ERASING))
+            .expression_attribute_values(":now", n(now));
+        Ok(dynamo::conditional_update(update).await.context("marking the account for erasure")?.is_some())
+    }
+
+    /// Accounts whose erasure started and has not finished.
+    pub async fn erasing(&self) -> anyhow::Result<Vec<UserId>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("erasing-index")
+            .key_condition_expression("erasureState = :erasing")
+            .expression_attribute_values(":erasing", s(ERASING))
+            .send()
+            .await
+            .context("listing unfinished erasures")?;
+        output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| UserId::parse(dynamo::str(item, attr::USER_ID)?).context("stored userId"))
+            .collect()
+    }
+
+    /// The last step: the tombstone is written, then the user row deleted.
+    pub async fn replace_with_tombstone(&self, id: &UserId, now: i64) -> anyhow::Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(attr::USER_ID, s(tombstone_key(id)))
+            .item("erasedAt", n(now))
+            .send()
+            .await
+            .context("writing the erasure tombstone")?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .send()
+            .await
+            .context("deleting the user row")?;
+        Ok(())
+    }
+
+    /// Whether the account with this id was erased.
+    pub async fn was_erased(&self, id: &UserId) -> anyhow::Result<bool> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(tombstone_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("reading the erasure tombstone")?;
+        Ok(output.item.is_some())
+    }
+}
+
+/// The tombstone's key (the hash of the user id, so the tombstone does not hold the id itself).
+fn tombstone_key(id: &UserId) -> String {
+    format!("erased#{}", hex(&Sha256::digest(id.as_str().as_bytes())))
+}
