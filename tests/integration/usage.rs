@@ -1,8 +1,10 @@
 //! GET /usage and GET /user/profile.
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::Method;
-use integration_tests::TestApp;
+use integration_tests::{EVENTS, TestApp};
+use serde_json::json;
 use time::OffsetDateTime;
 use voice_core::domain::{tiers::Tier, usage::UsagePeriod};
 
@@ -94,5 +96,57 @@ async fn usage_and_profile_need_a_session() {
         let response = app.request(Method::GET, path, &[], None).await;
         assert_eq!(response.status, 401, "{path}");
         assert_eq!(response.error_code(), "UNAUTHENTICATED");
+    }
+}
+
+async fn stamp(app: &TestApp, user: &integration_tests::User, period: UsagePeriod, recordings: u32, characters: u64) {
+    let fields = [
+        ("usagePeriod", AttributeValue::S(period.to_string())),
+        ("recordingsThisMonth", AttributeValue::N(recordings.to_string())),
+        ("charactersThisMonth", AttributeValue::N(characters.to_string())),
+    ];
+    app.set_user(&user.id, &fields).await;
+}
+
+#[tokio::test]
+async fn usage_history_survives_two_resets_and_a_late_one_and_counts_characters() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let texts = ["Hello there.", "A second, longer sentence to speak."];
+    for text in texts {
+        let made = app.post("/tts", &user, Some(&json!({ "voiceId": "21m00Tcm4TlvDq8ikWAM", "text": text }))).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+    }
+    let characters: u64 = texts.iter().map(|t| t.chars().count() as u64).sum();
+    let usage = app.get("/usage", &user).await.body;
+    assert_eq!((usage["used"].as_u64(), usage["characters"].as_u64()), (Some(2), Some(characters)));
+
+    // As if those were last month's, and the monthly reset runs twice.
+    let this_month = UsagePeriod::containing(OffsetDateTime::now_utc());
+    let last_month = this_month.previous();
+    stamp(&app, &user, last_month, 2, characters).await;
+    let schedule: EventBridgeEvent =
+        serde_json::from_str(&std::fs::read_to_string(format!("{EVENTS}/reset-schedule.json")).unwrap()).unwrap();
+    reset::handle(&app.app, schedule.clone()).await.unwrap();
+    reset::handle(&app.app, schedule).await.unwrap();
+    let history = app.get("/usage/history?months=12", &user).await.body;
+    let expected = json!([{ "period": last_month.to_string(), "recordings": 2, "characters": characters }]);
+    assert_eq!(history["months"], expected, "archived once, not overwritten by the second run");
+
+    // A month the reset never reached: the first generation of the new month archives it.
+    let two_back = last_month.previous();
+    stamp(&app, &user, two_back, 7, 321).await;
+    let made = app.post("/tts", &user, Some(&json!({ "voiceId": "21m00Tcm4TlvDq8ikWAM", "text": "Late." }))).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let history = app.get("/usage/history", &user).await.body;
+    let months: Vec<&str> =
+        history["months"].as_array().unwrap().iter().map(|m| m["period"].as_str().unwrap()).collect();
+    assert_eq!(months, [last_month.to_string(), two_back.to_string()], "newest first");
+    assert_eq!(history["months"][1]["recordings"], 7);
+    assert_eq!(history["months"][1]["characters"], 321);
+    assert_eq!(app.get("/usage", &user).await.body["characters"], 5, "this month: the one new text");
+
+    for bad in ["months=0", "months=121", "months=all"] {
+        assert_eq!(app.get(&format!("/usage/history?{bad}"), &user).await.status, 400, "{bad}");
     }
 }

@@ -5,12 +5,13 @@ use voice_core::{
     ApiError,
     domain::profile::ProfilePatch,
     domain::{usage::Usage, user::Allowances},
-    http::{Caller, Ctx, HttpResult, Route, json_body, ok},
+    http::{Caller, Ctx, HttpResult, Route, json_body, ok, query},
     route,
 };
 
 pub const ROUTES: &[Route] = &[
     route!("GET /usage", user: usage),
+    route!("GET /usage/history", user: history),
     route!("GET /user/profile", user: profile),
     route!("PATCH /user/profile", user: edit_profile),
 ];
@@ -27,6 +28,22 @@ struct UsageView {
 async fn usage(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let now = ctx.app.clock.now();
     ok(&UsageView { generations: caller.user.usage(now), allowances: caller.user.allowances(now) })
+}
+
+/// `GET /usage/history?months=12`: the past months' figures, newest first (archived when each
+/// month's counter was rolled over, so no reset can lose one).
+#[tracing::instrument(skip_all)]
+async fn history(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let months = match query(ctx.req, "months") {
+        None => 12,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|m| (1..=120).contains(m))
+            .ok_or_else(|| ApiError::validation("months", "must be a whole number from 1 to 120"))?,
+    };
+    let past: Vec<_> = caller.user.usage_history.iter().take(months).collect();
+    ok(&serde_json::json!({ "months": past }))
 }
 
 #[tracing::instrument(skip_all)]

@@ -74,11 +74,32 @@ pub struct Usage {
     /// null: unlimited.
     pub limit: Option<u32>,
     pub remaining: Option<u32>,
+    /// Characters generated this period.
+    pub characters: u64,
     pub period: String,
     pub resets_at: String,
 }
 
+/// A finished month's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MonthUsage {
+    #[serde(serialize_with = "as_text")]
+    pub period: UsagePeriod,
+    pub recordings: u32,
+    pub characters: u64,
+}
+
+fn as_text<S: serde::Serializer>(period: &UsagePeriod, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(period)
+}
+
 impl Usage {
+    pub fn with_characters(mut self, characters: u64) -> Self {
+        self.characters = characters;
+        self
+    }
+
     pub fn new(tier: Tier, used: u32, period: UsagePeriod) -> Self {
         let limit = tier.rules().monthly_recordings;
         Self {
@@ -86,6 +107,7 @@ impl Usage {
             used,
             limit,
             remaining: limit.map(|l| l.saturating_sub(used)),
+            characters: 0,
             period: period.to_string(),
             resets_at: period.next().starts_at().format(&Rfc3339).expect("UTC timestamps format"),
         }

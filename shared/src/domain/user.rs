@@ -9,7 +9,7 @@ use crate::domain::{
     profile::Preferences,
     subscription::SubscriptionStatus,
     tiers::{Features, Tier},
-    usage::{Usage, UsagePeriod},
+    usage::{MonthUsage, Usage, UsagePeriod},
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +40,9 @@ pub struct User {
     /// The account's erasure started and has not finished.
     pub erasing: bool,
     pub preferences: Preferences,
+    pub characters_this_month: u64,
+    /// Finished months, archived when their counter was rolled over, newest first.
+    pub usage_history: Vec<MonthUsage>,
 }
 
 /// Uploads, storage and favourites against the tier's allowances.
@@ -123,8 +126,9 @@ impl User {
     /// turned even if the monthly reset has not reached this user yet.
     pub fn usage(&self, now: OffsetDateTime) -> Usage {
         let period = UsagePeriod::containing(now);
-        let used = if self.usage_period == Some(period) { self.recordings_this_month } else { 0 };
-        Usage::new(self.tier, used, period)
+        let current = self.usage_period == Some(period);
+        let used = if current { self.recordings_this_month } else { 0 };
+        Usage::new(self.tier, used, period).with_characters(if current { self.characters_this_month } else { 0 })
     }
 
     pub fn view(&self, now: OffsetDateTime) -> UserView {
@@ -190,6 +194,8 @@ mod tests {
             favourites: 0,
             erasing: false,
             preferences: Preferences::default(),
+            characters_this_month: 0,
+            usage_history: Vec::new(),
         }
     }
 

@@ -82,16 +82,18 @@ impl Generator<'_> {
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
-        let reservation =
-            self.users.reserve_generation(&user.id, user.tier, UsagePeriod::containing(now)).await.map_err(
-                |e| match e {
-                    QuotaError::LimitReached { limit } => ApiError::LimitReached {
-                        message: format!("you have used all {limit} recordings of the {} plan this month", user.tier),
-                        upgrade_url: self.settings.upgrade_url.to_string(),
-                    },
-                    QuotaError::Store(source) => ApiError::Internal(source),
+        let characters = request.text.chars().count() as u64;
+        let reservation = self
+            .users
+            .reserve_generation(&user.id, user.tier, UsagePeriod::containing(now), characters)
+            .await
+            .map_err(|e| match e {
+                QuotaError::LimitReached { limit } => ApiError::LimitReached {
+                    message: format!("you have used all {limit} recordings of the {} plan this month", user.tier),
+                    upgrade_url: self.settings.upgrade_url.to_string(),
                 },
-            )?;
+                QuotaError::Store(source) => ApiError::Internal(source),
+            })?;
 
         let produced =
             tokio::time::timeout(deadline.leaving(GIVE_BACK), self.produce(user, &request, &speaker, now, deadline))

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::{
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 pub use self::{
-    quota::{QuotaError, Reservation},
+    quota::{MonthFigures, QuotaError, Reservation},
     reset::ResetReport,
     storage::{AllowanceError, UploadReservation},
 };
@@ -25,6 +25,7 @@ use crate::{
         presets::CustomPreset,
         subscription::SubscriptionStatus,
         tiers::Tier,
+        usage::MonthUsage,
         user::{BillingAlert, Profile, SubscriptionSummary, User},
     },
     store::dynamo::{self, Item, n, s},
@@ -53,6 +54,25 @@ mod attr {
     pub const STORAGE: &str = "storageBytes";
     pub const FAVOURITES: &str = "favourites";
     pub const PREFERENCES: &str = "preferences";
+    pub const CHARACTERS: &str = "charactersThisMonth";
+    /// `usage_{YYYY-MM}`: an archived month's figures.
+    pub const MONTH_PREFIX: &str = "usage_";
+}
+
+/// The archived months (`usage_{YYYY-MM}` attributes), newest first.
+fn usage_history(item: &Item) -> anyhow::Result<Vec<MonthUsage>> {
+    let mut months = Vec::new();
+    for (name, value) in item {
+        let Some(period) = name.strip_prefix(attr::MONTH_PREFIX) else { continue };
+        let figures = value.as_m().map_err(|_| anyhow::anyhow!("{name} is not a map"))?;
+        months.push(MonthUsage {
+            period: period.parse().with_context(|| format!("archived month {name}"))?,
+            recordings: dynamo::opt_num(figures, "recordings")?.unwrap_or(0),
+            characters: dynamo::opt_num(figures, "characters")?.unwrap_or(0),
+        });
+    }
+    months.sort_by_key(|m| std::cmp::Reverse(m.period));
+    Ok(months)
 }
 
 fn user_from_item(item: &Item) -> anyhow::Result<User> {
@@ -95,6 +115,8 @@ fn user_from_item(item: &Item) -> anyhow::Result<User> {
                 .map(serde_json::from_str)
                 .transpose()?
                 .unwrap_or_default(),
+            characters_this_month: dynamo::opt_num(item, attr::CHARACTERS)?.unwrap_or(0),
+            usage_history: usage_history(item)?,
         })
     })();
     user.with_context(|| format!("user row {id} is malformed"))

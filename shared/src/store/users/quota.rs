@@ -28,6 +28,8 @@ pub struct Reservation {
     pub period: UsagePeriod,
     /// The count including this generation.
     pub used: u32,
+    /// Characters this generation counted.
+    pub characters: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,18 +47,20 @@ enum Outcome {
 }
 
 impl Users {
-    /// Reserves one generation for `user` in `period` under the tier's limit.
+    /// Reserves one generation (of `characters`) for `user` in `period` under the tier's limit.
+    /// Starting a new month archives the old month's figures in the same write.
     pub async fn reserve_generation(
         &self,
         user: &UserId,
         tier: Tier,
         period: UsagePeriod,
+        characters: u64,
     ) -> Result<Reservation, QuotaError> {
         let limit = tier.rules().monthly_recordings;
         // Bounded: each retry follows another request's successful write.
         for _ in 0..5 {
-            match self.increment(user, period, limit).await? {
-                Outcome::Done(used) => return Ok(Reservation { period, used }),
+            match self.increment(user, period, limit, characters).await? {
+                Outcome::Done(used) => return Ok(Reservation { period, used, characters }),
                 Outcome::Refused(row) => {
                     let stored: Option<UsagePeriod> = row
                         .as_ref()
@@ -67,8 +71,9 @@ impl Users {
                     if why_refused(stored, period) == Refusal::LimitReached {
                         return Err(QuotaError::LimitReached { limit: limit.unwrap_or(u32::MAX) });
                     }
-                    if let Outcome::Done(used) = self.start_period(user, period).await? {
-                        return Ok(Reservation { period, used });
+                    let old = row.as_ref().map(MonthFigures::from_row).transpose()?.flatten();
+                    if let Outcome::Done(used) = self.start_period(user, period, characters, old).await? {
+                        return Ok(Reservation { period, used, characters });
                     }
                 }
             }
@@ -84,10 +89,14 @@ impl Users {
             .update_item()
             .table_name(&self.table)
             .key(attr::USER_ID, s(user.as_str()))
-            .update_expression("SET recordingsThisMonth = recordingsThisMonth - :one")
+            .update_expression(
+                "SET recordingsThisMonth = recordingsThisMonth - :one, \
+                 charactersThisMonth = if_not_exists(charactersThisMonth, :chars) - :chars",
+            )
             .condition_expression("usagePeriod = :period AND recordingsThisMonth > :zero")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":chars", n(reservation.characters))
             .expression_attribute_values(":period", s(reservation.period.to_string()))
             .send()
             .await;
@@ -102,14 +111,25 @@ impl Users {
         }
     }
 
-    async fn increment(&self, user: &UserId, period: UsagePeriod, limit: Option<u32>) -> anyhow::Result<Outcome> {
+    async fn increment(
+        &self,
+        user: &UserId,
+        period: UsagePeriod,
+        limit: Option<u32>,
+        characters: u64,
+    ) -> anyhow::Result<Outcome> {
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(attr::USER_ID, s(user.as_str()))
-            .update_expression("SET recordingsThisMonth = recordingsThisMonth + :one")
+            .update_expression(
+                "SET recordingsThisMonth = recordingsThisMonth + :one, \
+                 charactersThisMonth = if_not_exists(charactersThisMonth, :zero) + :chars",
+            )
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":chars", n(characters))
             .expression_attribute_values(":period", s(period.to_string()));
         update = match limit {
             Some(limit) => update
@@ -120,18 +140,34 @@ impl Users {
         self.conditional(update).await
     }
 
-    async fn start_period(&self, user: &UserId, period: UsagePeriod) -> anyhow::Result<Outcome> {
-        let update = self
+    /// Starts `period` at one generation; `old` (the month being replaced, as read) is archived
+    /// in the same write, conditioned on still being there, so no month is ever lost.
+    async fn start_period(
+        &self,
+        user: &UserId,
+        period: UsagePeriod,
+        characters: u64,
+        old: Option<MonthFigures>,
+    ) -> anyhow::Result<Outcome> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(attr::USER_ID, s(user.as_str()))
-            .update_expression("SET usagePeriod = :period, recordingsThisMonth = :one")
-            .condition_expression(
-                "attribute_exists(userId) AND (attribute_not_exists(usagePeriod) OR usagePeriod < :period)",
-            )
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":chars", n(characters))
             .expression_attribute_values(":period", s(period.to_string()));
+        update = match old {
+            Some(old) => old
+                .archive(update)
+                .update_expression(
+                    "SET usagePeriod = :period, recordingsThisMonth = :one, charactersThisMonth = :chars, #month = :figures",
+                )
+                .condition_expression("attribute_exists(userId) AND usagePeriod = :old_period"),
+            None => update
+                .update_expression("SET usagePeriod = :period, recordingsThisMonth = :one, charactersThisMonth = :chars")
+                .condition_expression("attribute_exists(userId) AND attribute_not_exists(usagePeriod)"),
+        };
         self.conditional(update).await
     }
 
@@ -155,5 +191,45 @@ impl Users {
             },
             Err(error) => Err(anyhow::Error::new(error).context("updating the usage counter")),
         }
+    }
+}
+
+/// One finished month's figures, as archived on the user row under `usage_{period}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthFigures {
+    pub period: UsagePeriod,
+    pub recordings: u32,
+    pub characters: u64,
+}
+
+/// The attribute a month is archived under.
+pub fn month_attribute(period: UsagePeriod) -> String {
+    format!("{}{period}", attr::MONTH_PREFIX)
+}
+
+impl MonthFigures {
+    /// The counters of a row as read (None before any generation).
+    pub fn from_row(row: &dynamo::Item) -> anyhow::Result<Option<Self>> {
+        let Some(period) = dynamo::opt_str(row, attr::PERIOD) else { return Ok(None) };
+        Ok(Some(Self {
+            period: period.parse().context("stored usage period")?,
+            recordings: dynamo::opt_num(row, attr::COUNTER)?.unwrap_or(0),
+            characters: dynamo::opt_num(row, attr::CHARACTERS)?.unwrap_or(0),
+        }))
+    }
+
+    /// Adds `#month = :figures` and `:old_period` to an update (for the caller's expression).
+    pub fn archive(
+        &self,
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let figures = aws_sdk_dynamodb::types::AttributeValue::M(std::collections::HashMap::from([
+            ("recordings".to_owned(), n(self.recordings)),
+            ("characters".to_owned(), n(self.characters)),
+        ]));
+        update
+            .expression_attribute_names("#month", month_attribute(self.period))
+            .expression_attribute_values(":figures", figures)
+            .expression_attribute_values(":old_period", s(self.period.to_string()))
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{Users, attr};
+use super::{MonthFigures, Users, attr};
 use crate::{
     domain::usage::UsagePeriod,
     store::dynamo::{self, n, s},
@@ -61,7 +61,7 @@ async fn reset_segment(
             .table_name(table)
             .segment(segment)
             .total_segments(segments)
-            .projection_expression(attr::USER_ID)
+            .projection_expression("userId, usagePeriod, recordingsThisMonth, charactersThisMonth")
             .filter_expression(stale)
             .expression_attribute_values(":period", s(period.to_string()))
             .set_exclusive_start_key(start)
@@ -75,10 +75,25 @@ async fn reset_segment(
                 .update_item()
                 .table_name(table)
                 .key(attr::USER_ID, user)
-                .update_expression("SET usagePeriod = :period, recordingsThisMonth = :zero")
-                .condition_expression(format!("attribute_exists(userId) AND ({stale})"))
                 .expression_attribute_values(":period", s(period.to_string()))
                 .expression_attribute_values(":zero", n(0));
+            // The finished month is archived in the same write, conditioned on still being the
+            // one read: a second or late run, or a generation that started the month meanwhile,
+            // finds nothing to do and loses nothing.
+            let update = match MonthFigures::from_row(&item)? {
+                Some(old) => old
+                    .archive(update)
+                    .update_expression(
+                        "SET usagePeriod = :period, recordingsThisMonth = :zero, charactersThisMonth = :zero, \
+                         #month = :figures",
+                    )
+                    .condition_expression("attribute_exists(userId) AND usagePeriod = :old_period"),
+                None => update
+                    .update_expression(
+                        "SET usagePeriod = :period, recordingsThisMonth = :zero, charactersThisMonth = :zero",
+                    )
+                    .condition_expression("attribute_exists(userId) AND attribute_not_exists(usagePeriod)"),
+            };
             // A failed condition: the user started the month with a generation meanwhile.
             if dynamo::conditional_update(update).await.context("resetting a usage counter")?.is_some() {
                 report.reset += 1;
