@@ -224,3 +224,74 @@ async fn the_profile_edits_are_typed_bounded_and_follow_the_tier() {
     assert!(cleared.body["name"].is_null(), "{}", cleared.body);
     assert_eq!(cleared.body["tier"], "BASIC");
 }
+
+#[tokio::test]
+async fn the_export_holds_everything_of_the_user_and_nothing_of_anyone_else() {
+    Box::pin(export_everything()).await;
+}
+
+async fn export_everything() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Premium).await;
+    let other = app.sign_in(Tier::Premium).await;
+    let bytes = vec![9u8; 4096];
+    let upload = app.post("/recordings", &user, Some(&json!({ "contentType": "audio/mpeg", "sizeBytes": 4096 }))).await;
+    put(&upload.body, &bytes).await;
+    let spoken = app.post("/tts", &user, Some(&json!({ "voiceId": "21m00Tcm4TlvDq8ikWAM", "text": "Mine." }))).await;
+    assert_eq!(spoken.status, 201, "{}", spoken.body);
+    let preset = json!({ "name": "Calm", "stability": 0.7, "similarityBoost": 0.6, "style": 0.1, "speed": 1.0 });
+    assert_eq!(app.post("/presets", &user, Some(&preset)).await.status, 201);
+    let sample = app
+        .post("/voices/samples", &user, Some(&json!({ "contentType": "audio/mpeg", "sizeBytes": SAMPLE_MP3.len() })))
+        .await;
+    put(&sample.body, SAMPLE_MP3).await;
+    let clone = json!({ "name": unique("mine-"), "sampleIds": [sample.body["sampleId"]], "consent": { "accepted": true, "statement": CONSENT_VERSION } });
+    assert_eq!(app.post("/voices", &user, Some(&clone)).await.status, 201);
+    let theirs = app.post("/tts", &other, Some(&json!({ "voiceId": "21m00Tcm4TlvDq8ikWAM", "text": "Theirs." }))).await;
+
+    let export = app.get("/user/export", &user).await;
+    assert_eq!(export.status, 200, "{}", export.body);
+    let doc = &export.body;
+    assert_eq!(doc["profile"]["userId"], user.id.as_str());
+    assert_eq!(doc["recordings"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["voices"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["customPresets"][0]["name"], "Calm");
+    assert_eq!(doc["consentRecords"].as_array().unwrap().len(), 1);
+    assert!(doc["consentRecords"][0]["sampleSha256"].as_array().unwrap().len() == 1);
+    assert!(doc["usageHistory"].is_array() && doc["invoices"].is_array() && doc["apiKeys"].is_array());
+    let uploaded = doc["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["recordingId"] == upload.body["recordingId"])
+        .expect("the upload is in the export");
+    let (status, downloaded) = integration_tests::download(uploaded["audioUrl"].as_str().unwrap()).await;
+    assert_eq!((status, downloaded), (200, bytes), "the audio URL serves the right bytes");
+
+    let text = doc.to_string();
+    assert!(!text.contains(other.id.as_str()), "nothing of another user");
+    assert!(!text.contains(theirs.body["recordingId"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn a_large_export_is_handed_out_through_s3() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let row = app.user_row(user.id.as_str()).await.unwrap();
+    let core = &app.app;
+    let exporter = voice_core::flows::export::Exporter {
+        recordings: &core.recordings,
+        voices: &core.voices,
+        consent: &core.consent,
+        audio: &core.audio,
+        stripe: core.stripe().await.unwrap(),
+        inline_limit: 0, // every document counts as large
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let export = serde_json::to_value(exporter.export(&row, now).await.unwrap()).unwrap();
+    let (status, bytes) = integration_tests::download(export["exportUrl"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let stored: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(stored["profile"]["userId"], user.id.as_str());
+    assert_eq!(export["sizeBytes"], bytes.len());
+}

@@ -1,14 +1,32 @@
-//! `DELETE /user`: erases the account and everything it owns (see `flows::erase`).
+//! The caller's whole account: `DELETE /user` erases it and everything it owns (see
+//! `flows::erase`); `GET /user/export` hands all of it out (see `flows::export`).
 
 use lambda_http::http::StatusCode;
 use voice_core::{
     ApiError,
-    flows::erase::{Erasure, ErasureStatus, REAUTHENTICATE_WITHIN_SECS},
-    http::{Caller, Ctx, HttpResult, Route, cookies::cleared_cookie, json},
+    flows::{
+        erase::{Erasure, ErasureStatus, REAUTHENTICATE_WITHIN_SECS},
+        export::{Exporter, INLINE_LIMIT},
+    },
+    http::{Caller, Ctx, HttpResult, Route, cookies::cleared_cookie, json, ok},
     route,
 };
 
-pub const ROUTES: &[Route] = &[route!("DELETE /user", user: erase)];
+pub const ROUTES: &[Route] = &[route!("DELETE /user", user: erase), route!("GET /user/export", user: export)];
+
+#[tracing::instrument(skip_all)]
+async fn export(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let exporter = Exporter {
+        recordings: &app.recordings,
+        voices: &app.voices,
+        consent: &app.consent,
+        audio: &app.audio,
+        stripe: app.stripe().await?,
+        inline_limit: INLINE_LIMIT,
+    };
+    ok(&exporter.export(&caller.user, app.clock.now()).await?)
+}
 
 /// Needs a sign-in within the last 10 minutes (an erasure already under way may be resumed
 /// without one). 200 when everything is gone, 202 `deleting` when a step failed: the retry, or

@@ -5,6 +5,7 @@ pub mod billing;
 pub mod billing_alerts;
 pub mod customers;
 pub mod erase;
+pub mod export;
 pub mod generate;
 pub mod plan_change;
 pub mod presets;

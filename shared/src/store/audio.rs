@@ -59,6 +59,21 @@ impl AudioStore {
         Ok(())
     }
 
+    /// Stores a data export (JSON), tagged temporary so the lifecycle rule removes it.
+    pub async fn put_export(&self, key: &str, json: Vec<u8>) -> anyhow::Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .tagging("retention=temporary")
+            .body(ByteStream::from(json))
+            .send()
+            .await
+            .context("storing the export")?;
+        Ok(())
+    }
+
     /// Deletes every object under `prefix` (a user's whole folder); the count deleted.
     pub async fn delete_prefix(&self, prefix: &str) -> anyhow::Result<usize> {
         use aws_sdk_s3::types::{Delete, ObjectIdentifier};

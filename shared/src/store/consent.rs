@@ -66,6 +66,42 @@ impl ConsentRecords {
     }
 
     /// Starts the retention clock: the record expires at `expires_at` (unix seconds).
+    /// Every consent record of the user, as JSON (for the user's own data export).
+    pub async fn for_user(&self, user: &UserId) -> anyhow::Result<Vec<serde_json::Value>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("userId = :user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .send()
+            .await
+            .context("listing the consent records")?;
+        let text =
+            |item: &crate::store::dynamo::Item, name: &str| crate::store::dynamo::opt_str(item, name).map(String::from);
+        Ok(output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                let hashes: Vec<String> = item
+                    .get("sampleSha256")
+                    .and_then(|v| v.as_l().ok())
+                    .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+                    .unwrap_or_default();
+                serde_json::json!({
+                    "consentId": text(item, "consentId"),
+                    "voiceId": text(item, "voiceId"),
+                    "statementVersion": text(item, "statementVersion"),
+                    "acceptedAt": text(item, "acceptedAt"),
+                    "ipAddress": text(item, "ipAddress"),
+                    "userAgent": text(item, "userAgent"),
+                    "sampleSha256": hashes,
+                })
+            })
+            .collect())
+    }
+
     /// Starts the retention of every consent record of `user` that has none yet (the account is
     /// being erased: records are kept, hashes and all, only for the documented retention).
     pub async fn retain_all(&self, user: &UserId, expires_at: i64) -> anyhow::Result<()> {
