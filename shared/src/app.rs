@@ -8,6 +8,7 @@ use crate::{
     clock::Clock,
     config::{Config, Secret},
     store::{
+        api_keys::ApiKeys,
         audio::AudioStore,
         aws,
         consent::ConsentRecords,
@@ -36,6 +37,7 @@ pub struct App {
     pub webhook_events: WebhookEvents,
     pub voices: Voices,
     pub consent: ConsentRecords,
+    pub api_keys: ApiKeys,
     pub audio: AudioStore,
     pub idp: Idp,
     /// Billing emails through SES; None when no sender is configured.
@@ -87,6 +89,7 @@ impl App {
             subscriptions: Subscriptions::new(dynamodb.clone(), tables.subscriptions.clone()),
             webhook_events: WebhookEvents::new(dynamodb.clone(), tables.webhook_events.clone()),
             voices: Voices::new(dynamodb.clone(), tables.voices.clone(), config.voice.elevenlabs_account.clone()),
+            api_keys: ApiKeys::new(dynamodb.clone(), tables.api_keys.clone()),
             consent: ConsentRecords::new(dynamodb, tables.consent_records.clone()),
             audio: AudioStore::new(s3, config.audio_bucket.clone(), config.voice.presign_ttl),
             idp: Idp::new(http.clone(), config.idp.clone()),

@@ -134,6 +134,7 @@ pub struct Tables {
     pub webhook_events: String,
     pub voices: String,
     pub consent_records: String,
+    pub api_keys: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -280,6 +281,7 @@ impl Config {
                 webhook_events: env.required("WEBHOOK_EVENTS_TABLE")?,
                 voices: env.required("VOICES_TABLE")?,
                 consent_records: env.required("CONSENT_TABLE")?,
+                api_keys: env.required("API_KEYS_TABLE")?,
             },
             audio_bucket: env.required("AUDIO_BUCKET")?,
             aws: AwsSettings {
@@ -413,6 +415,7 @@ mod tests {
             ("WEBHOOK_EVENTS_TABLE", "events"),
             ("VOICES_TABLE", "voices"),
             ("CONSENT_TABLE", "consent"),
+            ("API_KEYS_TABLE", "api-keys"),
             ("AUDIO_BUCKET", "audio"),
             ("REDIS_URL", "redis://:hunter2@127.0.0.1:6379"),
             ("APP_URL", "http://localhost:3000/app"),

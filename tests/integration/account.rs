@@ -90,6 +90,12 @@ async fn erase_a_full_account() {
     let (user, second, subscription, elevenlabs) = Box::pin(a_full_account(&app)).await;
     let customer = app.user_row(user.id.as_str()).await.unwrap().stripe_customer_id.unwrap();
     assert!(objects(&app, &user).await >= 4);
+    let mut keys = Vec::new();
+    for name in ["laptop", "server"] {
+        let made = app.post("/api-keys", &user, Some(&json!({ "name": name }))).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        keys.push(made.body["key"].as_str().unwrap().to_owned());
+    }
 
     let response = app.delete("/user", &user).await;
     assert_eq!(response.status, 200, "{}", response.body);
@@ -124,6 +130,11 @@ async fn erase_a_full_account() {
     }
     for who in [&user, &second] {
         assert_eq!(app.get("/auth/session", who).await.status, 401, "every session ended");
+    }
+    for key in &keys {
+        let auth = format!("Bearer {key}");
+        let response = app.request(Method::GET, "/usage", &[("authorization", &auth)], None).await;
+        assert_eq!(response.status, 401, "every API key revoked");
     }
 
     // A late webhook for the old customer changes nothing.
@@ -285,6 +296,7 @@ async fn a_large_export_is_handed_out_through_s3() {
         consent: &core.consent,
         audio: &core.audio,
         stripe: core.stripe().await.unwrap(),
+        api_keys: &core.api_keys,
         inline_limit: 0, // every document counts as large
     };
     let now = time::OffsetDateTime::now_utc();

@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 mod account;
+mod api_keys;
 mod billing;
 mod faults;
 mod fuzz;

@@ -4,15 +4,81 @@
 use lambda_http::http::StatusCode;
 use voice_core::{
     ApiError,
+    clock::timestamp,
+    domain::ids::Ulid,
     flows::{
         erase::{Erasure, ErasureStatus, REAUTHENTICATE_WITHIN_SECS},
         export::{Exporter, INLINE_LIMIT},
     },
-    http::{Caller, Ctx, HttpResult, Route, cookies::cleared_cookie, json, ok},
+    http::{Caller, Ctx, HttpResult, Route, cookies::cleared_cookie, json, json_body, ok, path_param},
     route,
 };
 
-pub const ROUTES: &[Route] = &[route!("DELETE /user", user: erase), route!("GET /user/export", user: export)];
+pub const ROUTES: &[Route] = &[
+    route!("DELETE /user", user: erase),
+    route!("GET /user/export", user: export),
+    route!("POST /api-keys", user: create_key),
+    route!("GET /api-keys", user: list_keys),
+    route!("DELETE /api-keys/{id}", user: revoke_key),
+];
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKeyBody {
+    name: String,
+}
+
+/// `POST /api-keys {name}`: the key is in this answer and nowhere else, ever.
+#[tracing::instrument(skip_all)]
+async fn create_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let body: NewKeyBody = json_body(ctx.req, 1024)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 50 || name.chars().any(char::is_control) {
+        return Err(ApiError::validation("name", "must be 1 to 50 printable characters"));
+    }
+    let user = &caller.user;
+    let allowed = user.tier.rules().api_keys;
+    let upgrade_url = &app.config.voice.upgrade_url;
+    if allowed == 0 {
+        return Err(ApiError::locked(format!("API keys are not part of the {} plan", user.tier), upgrade_url));
+    }
+    if !app.users.reserve_api_key(&user.id, allowed).await? {
+        return Err(ApiError::LimitReached {
+            message: format!("the {} plan holds {allowed} API keys at once; revoke one first", user.tier),
+            upgrade_url: upgrade_url.to_string(),
+        });
+    }
+    let now = app.clock.now();
+    match app.api_keys.create(&user.id, name, timestamp(now), Ulid::generate(now)).await {
+        Ok(made) => {
+            let mut body = serde_json::to_value(&made.meta).expect("key metadata serializes");
+            body["key"] = made.key.into();
+            Ok(json(StatusCode::CREATED, &body))
+        }
+        Err(error) => {
+            app.users.release_api_key(&user.id).await?;
+            Err(error.into())
+        }
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn list_keys(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    ok(&serde_json::json!({ "keys": ctx.app.api_keys.list(&caller.user.id).await? }))
+}
+
+/// Revoked at once: the key's row is gone, and every request reads it strongly consistent.
+#[tracing::instrument(skip_all)]
+async fn revoke_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let id = path_param(ctx.req, "id").ok_or_else(|| ApiError::not_found("API key"))?;
+    if !app.api_keys.revoke(&caller.user.id, id).await? {
+        return Err(ApiError::not_found("API key"));
+    }
+    app.users.release_api_key(&caller.user.id).await?;
+    ok(&serde_json::json!({ "revoked": id }))
+}
 
 #[tracing::instrument(skip_all)]
 async fn export(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
@@ -23,6 +89,7 @@ async fn export(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         consent: &app.consent,
         audio: &app.audio,
         stripe: app.stripe().await?,
+        api_keys: &app.api_keys,
         inline_limit: INLINE_LIMIT,
     };
     ok(&exporter.export(&caller.user, app.clock.now()).await?)
@@ -35,7 +102,7 @@ async fn export(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 async fn erase(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let now = app.clock.now();
-    let signed_in_ago = now.unix_timestamp() - caller.session.created_at;
+    let signed_in_ago = now.unix_timestamp() - caller.session()?.created_at;
     if signed_in_ago > REAUTHENTICATE_WITHIN_SECS && !caller.user.erasing {
         let mut url = app.config.idp.callback_url.join("login").map_err(|e| ApiError::Internal(e.into()))?;
         url.query_pairs_mut().append_pair("reauthenticate", "true");
@@ -51,6 +118,7 @@ async fn erase(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         voices: &app.voices,
         subscriptions: &app.subscriptions,
         consent: &app.consent,
+        api_keys: &app.api_keys,
         audio: &app.audio,
         stripe: app.stripe().await?,
         elevenlabs: app.elevenlabs().await?,

@@ -20,11 +20,11 @@ const MAX_PAGE: u32 = 100;
 const DEFAULT_PAGE: u32 = 20;
 
 pub const ROUTES: &[Route] = &[
-    route!("GET /recordings", user: list),
-    route!("POST /recordings", user: create_upload),
-    route!("GET /recordings/{id}", user: read),
-    route!("PATCH /recordings/{id}", user: set_favorite),
-    route!("DELETE /recordings/{id}", user: delete),
+    route!("GET /recordings", user: list, api_keys: true),
+    route!("POST /recordings", user: create_upload, api_keys: true),
+    route!("GET /recordings/{id}", user: read, api_keys: true),
+    route!("PATCH /recordings/{id}", user: set_favorite, api_keys: true),
+    route!("DELETE /recordings/{id}", user: delete, api_keys: true),
 ];
 
 /// The caller's recording named by the path, or NOT_FOUND.

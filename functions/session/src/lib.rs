@@ -25,8 +25,8 @@ struct CurrentSession {
 async fn current(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&CurrentSession {
         user: caller.user.view(ctx.app.clock.now()),
-        csrf_token: caller.session.csrf_token,
-        session_expires_at: caller.session.absolute_expires_at,
+        csrf_token: caller.session()?.csrf_token.clone(),
+        session_expires_at: caller.session()?.absolute_expires_at,
     })
 }
 

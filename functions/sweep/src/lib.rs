@@ -25,6 +25,7 @@ pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<SweepR
             voices: &app.voices,
             subscriptions: &app.subscriptions,
             consent: &app.consent,
+            api_keys: &app.api_keys,
             audio: &app.audio,
             stripe: app.stripe().await?,
             elevenlabs: app.elevenlabs().await?,

@@ -7,7 +7,7 @@ use voice_core::{
     route,
 };
 
-pub const ROUTES: &[Route] = &[route!("POST /tts", user: generate, rate_limit: Generations)];
+pub const ROUTES: &[Route] = &[route!("POST /tts", user: generate, rate_limit: Generations, api_keys: true)];
 
 #[tracing::instrument(skip_all)]
 async fn generate(ctx: Ctx<'_>, caller: Caller) -> HttpResult {

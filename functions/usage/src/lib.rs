@@ -10,7 +10,7 @@ use voice_core::{
 };
 
 pub const ROUTES: &[Route] = &[
-    route!("GET /usage", user: usage),
+    route!("GET /usage", user: usage, api_keys: true),
     route!("GET /usage/history", user: history),
     route!("GET /user/profile", user: profile),
     route!("PATCH /user/profile", user: edit_profile),

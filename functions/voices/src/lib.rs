@@ -17,7 +17,7 @@ use voice_core::{
 };
 
 pub const ROUTES: &[Route] = &[
-    route!("GET /voices", user: list),
+    route!("GET /voices", user: list, api_keys: true),
     route!("GET /voices/consent", user: consent),
     route!("POST /voices/samples", user: sample),
     route!("POST /voices", user: create),

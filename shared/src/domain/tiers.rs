@@ -59,6 +59,8 @@ pub struct TierRules {
     pub storage_bytes: u64,
     /// Recordings a user may keep as favourites (favourites never expire).
     pub favourites: u32,
+    /// API keys a user may hold at once (0: the feature is not part of the plan).
+    pub api_keys: u32,
 }
 
 const MB: u64 = 1_000_000;
@@ -86,6 +88,7 @@ pub const TIERS: [TierRules; 3] = [
         uploads_per_month: 20,
         storage_bytes: 200 * MB,
         favourites: 20,
+        api_keys: 0,
     },
     TierRules {
         tier: Tier::Basic,
@@ -106,6 +109,7 @@ pub const TIERS: [TierRules; 3] = [
         uploads_per_month: 200,
         storage_bytes: 2_000 * MB,
         favourites: 200,
+        api_keys: 2,
     },
     TierRules {
         tier: Tier::Premium,
@@ -126,6 +130,7 @@ pub const TIERS: [TierRules; 3] = [
         uploads_per_month: 2000,
         storage_bytes: 20_000 * MB,
         favourites: 2000,
+        api_keys: 10,
     },
 ];
 

@@ -19,7 +19,7 @@ use crate::{
     domain::{ids::UserId, voices::CONSENT_RETENTION_SECS},
     error::ApiError,
     store::{
-        audio::AudioStore, consent::ConsentRecords, recordings::Recordings, sessions::Sessions,
+        api_keys::ApiKeys, audio::AudioStore, consent::ConsentRecords, recordings::Recordings, sessions::Sessions,
         subscriptions::Subscriptions, users::Users, voices::Voices,
     },
     upstream::{elevenlabs::ElevenLabs, stripe::Stripe},
@@ -44,6 +44,7 @@ pub struct Erasure<'a> {
     pub voices: &'a Voices,
     pub subscriptions: &'a Subscriptions,
     pub consent: &'a ConsentRecords,
+    pub api_keys: &'a ApiKeys,
     pub audio: &'a AudioStore,
     pub stripe: &'a Stripe,
     pub elevenlabs: &'a ElevenLabs,
@@ -88,6 +89,7 @@ impl Erasure<'_> {
         Box::pin(self.voices.delete_all(id)).await?;
         Box::pin(self.subscriptions.delete_all(id)).await?;
         Box::pin(self.consent.retain_all(id, now.unix_timestamp() + CONSENT_RETENTION_SECS)).await?;
+        Box::pin(self.api_keys.revoke_all(id)).await?;
         Box::pin(self.sessions.end_all(id)).await?;
         Box::pin(self.users.replace_with_tombstone(id, now.unix_timestamp())).await
     }

@@ -37,6 +37,7 @@ pub struct Exporter<'a> {
     pub consent: &'a ConsentRecords,
     pub audio: &'a AudioStore,
     pub stripe: &'a Stripe,
+    pub api_keys: &'a crate::store::api_keys::ApiKeys,
     /// Documents larger than this go through S3 ([`INLINE_LIMIT`] in the API).
     pub inline_limit: usize,
 }
@@ -97,7 +98,7 @@ impl Exporter<'_> {
             "voices": self.voices.list(&user.id).await?,
             "customPresets": user.custom_presets,
             "consentRecords": self.consent.for_user(&user.id).await?,
-            "apiKeys": [],
+            "apiKeys": self.api_keys.list(&user.id).await?,
         }))
     }
 }

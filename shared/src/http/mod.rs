@@ -9,4 +9,4 @@ pub mod router;
 
 pub use request::{cookie, header, json_body, page_limit, path_param, query, source_ip};
 pub use response::{HttpResult, created, json, ok, redirect};
-pub use router::{Access, Caller, Ctx, Route};
+pub use router::{Access, Caller, Credential, Ctx, Route};

@@ -16,6 +16,7 @@ use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext};
 use crate::{
     App,
     clock::Deadline,
+    domain::usage::UsagePeriod,
     domain::{
         session::{COOKIE_NAME, Session, SessionToken},
         tiers::{Limit, Tier},
@@ -26,7 +27,7 @@ use crate::{
         HttpResult, csrf,
         request::{cookie, source_ip},
     },
-    store::rate_limit,
+    store::{api_keys::KeyMeta, rate_limit},
     upstream::outbound,
 };
 
@@ -54,6 +55,8 @@ pub struct Route {
     pub rate_limit: Option<Limit>,
     /// Requests per minute from one client IP address (public routes).
     pub per_ip: Option<u32>,
+    /// Also callable with an API key (`Authorization: Bearer vk_…`), under the same tier rules.
+    pub api_key: bool,
 }
 
 /// Declares a route: `route!("GET /usage", user: usage)`, `route!("POST /tts", user: generate,
@@ -67,6 +70,7 @@ macro_rules! route {
             access: $crate::http::Access::Public(|ctx| Box::pin($handler(ctx))),
             rate_limit: None,
             per_ip: $crate::route!(@some $($per_ip)?),
+            api_key: false,
         }
     };
     ($key:literal, session: $handler:path) => {
@@ -75,25 +79,46 @@ macro_rules! route {
             access: $crate::http::Access::Session(|ctx, session| Box::pin($handler(ctx, session))),
             rate_limit: None,
             per_ip: None,
+            api_key: false,
         }
     };
-    ($key:literal, user: $handler:path $(, rate_limit: $limit:ident)?) => {
+    ($key:literal, user: $handler:path $(, rate_limit: $limit:ident)? $(, api_keys: $keys:literal)?) => {
         $crate::http::Route {
             key: $key,
             access: $crate::http::Access::User(|ctx, caller| Box::pin($handler(ctx, caller))),
             rate_limit: $crate::route!(@some $($crate::domain::tiers::Limit::$limit)?),
             per_ip: None,
+            api_key: $crate::route!(@keys $($keys)?),
         }
     };
+    (@keys $keys:literal) => { $keys };
+    (@keys) => { false };
     (@some $value:expr) => { Some($value) };
     (@some) => { None };
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Session(Session),
+    ApiKey(KeyMeta),
 }
 
 /// The signed-in user behind a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub session: Session,
+    pub credential: Credential,
     pub user: User,
+}
+
+impl Caller {
+    /// The browser session (routes that take no API key always have one).
+    pub fn session(&self) -> Result<&Session, ApiError> {
+        match &self.credential {
+            Credential::Session(session) => Ok(session),
+            Credential::ApiKey(_) => Err(ApiError::Unauthenticated),
+        }
+    }
 }
 
 /// What a handler gets besides its caller: the assembled app, the request, its id, and when the
@@ -151,15 +176,41 @@ async fn dispatch(ctx: Ctx<'_>, routes: &[Route]) -> HttpResult {
             handler(ctx, session).await
         }
         Access::User(handler) => {
-            let session = authenticate(ctx).await?;
-            let user = ctx.app.users.get(&session.user_id).await?.ok_or(ApiError::Unauthenticated)?;
+            let credential = match bearer(ctx.req) {
+                // A key is accepted only where the route says so; anywhere else it is no sign-in.
+                Some(key) if route.api_key => Credential::ApiKey(authenticate_key(ctx, key).await?),
+                Some(_) => return Err(ApiError::Unauthenticated),
+                None => Credential::Session(authenticate(ctx).await?),
+            };
+            let user_id = match &credential {
+                Credential::Session(session) => session.user_id.clone(),
+                Credential::ApiKey(meta) => meta.user_id.clone().ok_or(ApiError::Unauthenticated)?,
+            };
+            let user = ctx.app.users.get(&user_id).await?.ok_or(ApiError::Unauthenticated)?;
             let rules = user.tier.rules();
             let mut limits = vec![(Limit::Requests.as_str(), rules.per_minute(Limit::Requests))];
             limits.extend(route.rate_limit.map(|limit| (limit.as_str(), rules.per_minute(limit))));
             rate_limit::check(&ctx.app.redis, user.id.as_str(), &limits, now).await?;
-            handler(ctx, Caller { session, user }).await
+            handler(ctx, Caller { credential, user }).await
         }
     }
+}
+
+/// `Authorization: Bearer <key>`, when the request carries one.
+fn bearer(req: &Request) -> Option<&str> {
+    crate::http::request::header(req, "authorization")?.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// The API key's metadata, its use counted; UNAUTHENTICATED for an unknown or revoked key. No
+/// CSRF: a key is not sent by browsers on their own.
+async fn authenticate_key(ctx: Ctx<'_>, key: &str) -> Result<KeyMeta, ApiError> {
+    let app = ctx.app;
+    let meta = app.api_keys.authenticate(key).await?.ok_or(ApiError::Unauthenticated)?;
+    let now = app.clock.now();
+    if let Err(error) = app.api_keys.record_use(&meta, now.unix_timestamp(), UsagePeriod::containing(now)).await {
+        tracing::warn!(error = format!("{error:#}"), "could not count the key's use");
+    }
+    Ok(meta)
 }
 
 /// The caller's valid session, CSRF-checked for state-changing methods; else UNAUTHENTICATED

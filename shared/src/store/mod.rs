@@ -2,6 +2,7 @@
 //! (and so its attribute names): [`users`], [`sessions`], [`recordings`], [`subscriptions`],
 //! [`webhook_events`]; [`audio`] owns the bucket, [`redis`] the cache connection.
 
+pub mod api_keys;
 pub mod audio;
 pub mod aws;
 pub mod consent;

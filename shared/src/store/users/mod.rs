@@ -48,6 +48,7 @@ mod attr {
     pub const PERIOD_END: &str = "currentPeriodEnd";
     pub const CANCEL_AT_PERIOD_END: &str = "cancelAtPeriodEnd";
     pub const CLONES: &str = "voiceClones";
+    pub const API_KEYS: &str = "apiKeys";
     pub const BILLING_ALERT: &str = "billingAlert";
     pub const UPLOADS: &str = "uploadsThisMonth";
     pub const UPLOAD_PERIOD: &str = "uploadPeriod";
@@ -427,33 +428,53 @@ pub struct BilledUser {
 impl Users {
     /// Takes one of the tier's clone slots with one conditional write; false when all are used.
     pub async fn reserve_clone_slot(&self, id: &UserId, slots: u32) -> anyhow::Result<bool> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .update_expression("SET voiceClones = if_not_exists(voiceClones, :zero) + :one")
-            .condition_expression(
-                "attribute_exists(userId) AND (attribute_not_exists(voiceClones) OR voiceClones < :slots)",
-            )
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":slots", n(slots));
-        Ok(dynamo::conditional_update(update).await.context("reserving a clone slot")?.is_some())
+        self.take_one(id, attr::CLONES, slots).await
     }
 
     /// Gives a clone slot back (the clone failed, or was deleted); never below zero.
     pub async fn release_clone_slot(&self, id: &UserId) -> anyhow::Result<()> {
+        self.give_one(id, attr::CLONES).await
+    }
+
+    /// Takes one of the tier's API-key places; false when all are used.
+    pub async fn reserve_api_key(&self, id: &UserId, keys: u32) -> anyhow::Result<bool> {
+        self.take_one(id, attr::API_KEYS, keys).await
+    }
+
+    /// Gives an API-key place back (the key was revoked); never below zero.
+    pub async fn release_api_key(&self, id: &UserId) -> anyhow::Result<()> {
+        self.give_one(id, attr::API_KEYS).await
+    }
+
+    /// Adds one to the counter `name` with one conditional write, unless it is at `max`.
+    async fn take_one(&self, id: &UserId, name: &str, max: u32) -> anyhow::Result<bool> {
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(attr::USER_ID, s(id.as_str()))
-            .update_expression("SET voiceClones = voiceClones - :one")
-            .condition_expression("voiceClones > :zero")
+            .update_expression("SET #counter = if_not_exists(#counter, :zero) + :one")
+            .condition_expression("attribute_exists(userId) AND (attribute_not_exists(#counter) OR #counter < :max)")
+            .expression_attribute_names("#counter", name)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max));
+        Ok(dynamo::conditional_update(update).await.with_context(|| format!("taking one of {name}"))?.is_some())
+    }
+
+    /// Takes one from the counter `name`; never below zero.
+    async fn give_one(&self, id: &UserId, name: &str) -> anyhow::Result<()> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .update_expression("SET #counter = #counter - :one")
+            .condition_expression("#counter > :zero")
+            .expression_attribute_names("#counter", name)
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1));
-        dynamo::conditional_update(update).await.context("giving a clone slot back")?;
+        dynamo::conditional_update(update).await.with_context(|| format!("giving one of {name} back"))?;
         Ok(())
     }
 
