@@ -140,8 +140,9 @@ impl Users {
         self.conditional(update).await
     }
 
-    /// Starts `period` at one generation; `old` (the month being replaced, as read) is archived
-    /// in the same write, conditioned on still being there, so no month is ever lost.
+    /// Starts `period` at one generation, if the stored month is older (or there is none). `old`
+    /// (the month being replaced, as read) is archived in the same write, unless that month is
+    /// archived already (the reset, or a racing request, got there first).
     async fn start_period(
         &self,
         user: &UserId,
@@ -154,19 +155,18 @@ impl Users {
             .update_item()
             .table_name(&self.table)
             .key(attr::USER_ID, s(user.as_str()))
+            .condition_expression(
+                "attribute_exists(userId) AND (attribute_not_exists(usagePeriod) OR usagePeriod < :period)",
+            )
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":chars", n(characters))
             .expression_attribute_values(":period", s(period.to_string()));
-        update = match old {
+        let start = "SET usagePeriod = :period, recordingsThisMonth = :one, charactersThisMonth = :chars";
+        update = match old.filter(|old| old.period < period) {
             Some(old) => old
-                .archive(update)
-                .update_expression(
-                    "SET usagePeriod = :period, recordingsThisMonth = :one, charactersThisMonth = :chars, #month = :figures",
-                )
-                .condition_expression("attribute_exists(userId) AND usagePeriod = :old_period"),
-            None => update
-                .update_expression("SET usagePeriod = :period, recordingsThisMonth = :one, charactersThisMonth = :chars")
-                .condition_expression("attribute_exists(userId) AND attribute_not_exists(usagePeriod)"),
+                .archive_values(update)
+                .update_expression(format!("{start}, #month = if_not_exists(#month, :figures)")),
+            None => update.update_expression(start),
         };
         self.conditional(update).await
     }
@@ -218,8 +218,16 @@ impl MonthFigures {
         }))
     }
 
-    /// Adds `#month = :figures` and `:old_period` to an update (for the caller's expression).
+    /// Adds `#month`, `:figures` and `:old_period` to an update (for the caller's expression).
     pub fn archive(
+        &self,
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.archive_values(update).expression_attribute_values(":old_period", s(self.period.to_string()))
+    }
+
+    /// Adds `#month` and `:figures` to an update.
+    fn archive_values(
         &self,
         update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
@@ -230,6 +238,5 @@ impl MonthFigures {
         update
             .expression_attribute_names("#month", month_attribute(self.period))
             .expression_attribute_values(":figures", figures)
-            .expression_attribute_values(":old_period", s(self.period.to_string()))
     }
 }
