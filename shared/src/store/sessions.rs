@@ -411,9 +411,9 @@ impl Sessions {
             }
         }
         let tombstone_ttl = self.policy.absolute.as_secs().max(1);
+        let mut conn = self.redis.conn().await?;
         for key in &keys {
             // The tombstone first: a Redis entry must never outlive the durable copy.
-            let mut conn = self.redis.conn().await?;
             let () =
                 conn.set_ex(redis_key(key), REVOKED, tombstone_ttl).await.context("revoking a session in Redis")?;
             self.dynamodb

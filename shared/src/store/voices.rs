@@ -318,20 +318,12 @@ impl Voices {
         dynamo::delete_partition(&self.client, &self.table, ("userId", user.as_str()), "itemId").await
     }
 
-    /// The caller's voices, oldest first (a user holds at most their tier's slots).
+    /// The caller's voices, oldest first (a user holds at most their tier's slots), without
+    /// those being deleted.
     pub async fn list(&self, user: &UserId) -> anyhow::Result<Vec<Voice>> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("userId = :user AND begins_with(itemId, :voice)")
-            .expression_attribute_values(":user", s(user.as_str()))
-            .expression_attribute_values(":voice", s(VOICE))
-            .consistent_read(true)
-            .send()
-            .await
-            .context("listing voices")?;
-        output.items.unwrap_or_default().iter().map(voice_from).filter(|v| !matches!(v, Ok(v) if v.deleting)).collect()
+        let mut voices = self.all_voices(user).await?;
+        voices.retain(|v| !v.deleting);
+        Ok(voices)
     }
 
     /// Renames or re-describes the caller's voice; None when there is no such voice.
