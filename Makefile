@@ -6,7 +6,7 @@ VENV := .local/venv/bin
 SAM := .local/sam-venv/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help up down status run test lint build sizes tools watch
+.PHONY: help up down status run test lint build sizes tools watch admin-grant
 
 help:
 	@echo "make run     start the local stack and serve every HTTP function on http://127.0.0.1:3001"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint    rustfmt, clippy, cfn-lint and sam validate --lint"
 	@echo "make build   cargo lambda build --release (x86_64) and print binary and zip sizes"
 	@echo "make watch   cargo lambda watch with the local stack's environment (for cargo lambda invoke)"
+	@echo "make admin-grant EMAIL=… [ROLE=admin|support|user]   grant an admin-area role (local stack)"
 	@echo "make up | down | status    the local stack alone"
 
 up:
@@ -38,6 +39,11 @@ test: up
 	else \
 		local/with-env.sh cargo test --workspace --no-fail-fast; \
 	fi
+
+# The operator's role grant: no API route can grant a role. The person must have signed in once.
+admin-grant: up
+	@test -n "$(EMAIL)" || { echo "usage: make admin-grant EMAIL=someone@example.com [ROLE=admin|support|user]"; exit 2; }
+	local/with-env.sh cargo run --quiet -p local-api --bin admin-grant -- "$(EMAIL)" "$(or $(ROLE),admin)"
 
 tools:
 	local/stack.sh tools

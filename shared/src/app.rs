@@ -7,9 +7,11 @@ use tokio::sync::OnceCell;
 use crate::{
     clock::Clock,
     config::{Config, Secret},
+    domain::health,
     store::{
         api_keys::ApiKeys,
         audio::AudioStore,
+        audit::AuditLog,
         aws,
         consent::ConsentRecords,
         login_attempts::LoginAttempts,
@@ -38,10 +40,13 @@ pub struct App {
     pub voices: Voices,
     pub consent: ConsentRecords,
     pub api_keys: ApiKeys,
+    pub audit: AuditLog,
     pub audio: AudioStore,
     pub idp: Idp,
     /// Billing emails through SES; None when no sender is configured.
     pub mailer: Option<Mailer>,
+    /// The last health report, reused for a few seconds.
+    pub health: health::Cache,
     /// For outside services: no redirects, timeouts.
     http: reqwest::Client,
     ssm: aws_sdk_ssm::Client,
@@ -90,6 +95,7 @@ impl App {
             webhook_events: WebhookEvents::new(dynamodb.clone(), tables.webhook_events.clone()),
             voices: Voices::new(dynamodb.clone(), tables.voices.clone(), config.voice.elevenlabs_account.clone()),
             api_keys: ApiKeys::new(dynamodb.clone(), tables.api_keys.clone()),
+            audit: AuditLog::new(dynamodb.clone(), tables.audit.clone()),
             consent: ConsentRecords::new(dynamodb, tables.consent_records.clone()),
             audio: AudioStore::new(s3, config.audio_bucket.clone(), config.voice.presign_ttl),
             idp: Idp::new(http.clone(), config.idp.clone()),
@@ -101,11 +107,21 @@ impl App {
             redis,
             config,
             clock,
+            health: health::Cache::new(health::REUSE_FOR),
             auth0_client_secret: OnceCell::new(),
             stripe: OnceCell::new(),
             elevenlabs: OnceCell::new(),
             webhook_secrets: OnceCell::new(),
         })
+    }
+
+    /// The client for outside services (for health checks; the upstream clients hold their own).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn ssm(&self) -> &aws_sdk_ssm::Client {
+        &self.ssm
     }
 
     /// One secret from SSM, by the variable naming its parameter.

@@ -135,6 +135,8 @@ pub struct Tables {
     pub voices: String,
     pub consent_records: String,
     pub api_keys: String,
+    /// Admin actions, append-only.
+    pub audit: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -282,6 +284,7 @@ impl Config {
                 voices: env.required("VOICES_TABLE")?,
                 consent_records: env.required("CONSENT_TABLE")?,
                 api_keys: env.required("API_KEYS_TABLE")?,
+                audit: env.required("AUDIT_TABLE")?,
             },
             audio_bucket: env.required("AUDIO_BUCKET")?,
             aws: AwsSettings {
@@ -416,6 +419,7 @@ mod tests {
             ("VOICES_TABLE", "voices"),
             ("CONSENT_TABLE", "consent"),
             ("API_KEYS_TABLE", "api-keys"),
+            ("AUDIT_TABLE", "audit"),
             ("AUDIO_BUCKET", "audio"),
             ("REDIS_URL", "redis://:hunter2@127.0.0.1:6379"),
             ("APP_URL", "http://localhost:3000/app"),

@@ -217,7 +217,7 @@ impl TestApp {
 
     /// Signs a verified profile in, the way the callback does after checking the ID token.
     pub async fn open_session(&self, profile: &Profile, client: &ClientInfo) -> anyhow::Result<SignedIn> {
-        open_session(&self.app.users, &self.app.sessions, profile, client, self.app.clock.now()).await
+        Ok(open_session(&self.app.users, &self.app.sessions, profile, client, self.app.clock.now()).await?)
     }
 
     /// Sets attributes of a user row directly (standing in for features that write them).

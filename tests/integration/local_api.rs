@@ -15,12 +15,12 @@ async fn every_template_route_reaches_its_handler() {
     for route in routes {
         let path = route.path.replace("{id}", "01JD0000000000000000000000");
         let response = app.request(route.method.clone(), &path, &[], None).await;
-        // Without a session the sign-in routes redirect, the public plans answer, an unsigned
+        // Without a session the sign-in routes redirect, the public plans and health answer, an unsigned
         // webhook is refused, and the rest need a session; a handler that did not know its own
         // route would answer NOT_FOUND instead.
         let expected = match path.as_str() {
             "/auth/login" | "/auth/callback" => 302,
-            "/billing/plans" => 200,
+            "/billing/plans" | "/health" | "/health/live" => 200,
             "/billing/webhook" => 400,
             _ => 401,
         };
@@ -57,7 +57,7 @@ async fn every_http_event_file_is_a_template_route_and_reaches_its_handler() {
         // login, no valid webhook.
         let expected = match route_key {
             "GET /auth/login" | "GET /auth/callback" => 302,
-            "GET /billing/plans" => 200,
+            "GET /billing/plans" | "GET /health" | "GET /health/live" => 200,
             "POST /billing/webhook" => 400,
             _ => 401,
         };

@@ -4,12 +4,15 @@
 #![recursion_limit = "256"]
 
 mod account;
+mod admin;
 mod api_keys;
 mod billing;
 mod faults;
 mod fuzz;
+mod health;
 mod limits;
 mod local_api;
+mod metrics;
 mod recordings;
 mod session;
 mod signin;

@@ -6,7 +6,10 @@
 use voice_core::{
     ApiError,
     clock::unix_ms,
-    flows::{billing::Billing, billing_alerts::BillingAlerts},
+    flows::{
+        billing::{Applied, Billing},
+        billing_alerts::BillingAlerts,
+    },
     http::{Ctx, HttpResult, Route, header, ok},
     route,
     store::webhook_events::Claim,
@@ -39,9 +42,11 @@ async fn webhook(ctx: Ctx<'_>) -> HttpResult {
         Claim::Leased { until_ms } => until_ms,
         Claim::Done => {
             tracing::info!(event_id = event.id, kind = event.kind, "duplicate delivery ignored");
+            outcome("duplicate");
             return ok(&serde_json::json!({ "received": true, "duplicate": true }));
         }
         Claim::InProgress => {
+            outcome("busy");
             // Any non-2xx makes Stripe retry later, by when this delivery finished or its lease ran out.
             return Err(ApiError::Conflict(format!("event {} is being applied by another delivery", event.id)));
         }
@@ -72,13 +77,21 @@ async fn webhook(ctx: Ctx<'_>) -> HttpResult {
                 "event applied"
             );
             events.complete(&event.id, applied.outcome(), unix_ms(app.clock.now())).await?;
+            outcome(if matches!(applied, Applied::Ignored { .. }) { "ignored" } else { "applied" });
             ok(&serde_json::json!({ "received": true, "duplicate": false, "applied": applied }))
         }
         Err(error) => {
+            outcome("failed");
             if let Err(release) = events.release(&event.id, lease).await {
                 tracing::error!(error = format!("{release:#}"), "could not release the event for a retry");
             }
             Err(ApiError::Upstream { service: "Stripe", temporary: true, source: error })
         }
     }
+}
+
+/// The `WebhookOutcomes` metric: applied, duplicate, ignored, busy (another delivery holds the
+/// event) or failed (to be retried by Stripe).
+fn outcome(outcome: &str) {
+    voice_core::telemetry::metrics::count("WebhookOutcomes", ("Outcome", outcome));
 }

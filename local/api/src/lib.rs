@@ -28,10 +28,12 @@ use voice_core::{
 pub use template::{Route, routes_from_template};
 
 /// Every HTTP function's route table, by the binary name its template entry builds.
-pub const FUNCTIONS: [(&str, &[voice_core::http::Route]); 12] = [
+pub const FUNCTIONS: [(&str, &[voice_core::http::Route]); 14] = [
     ("account", account::ROUTES),
+    ("admin", admin::ROUTES),
     ("callback", callback::ROUTES),
     ("checkout", checkout::ROUTES),
+    ("health", health::ROUTES),
     ("login", login::ROUTES),
     ("portal", portal::ROUTES),
     ("presets", presets::ROUTES),

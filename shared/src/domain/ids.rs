@@ -151,6 +151,15 @@ impl Ulid {
         Self(text)
     }
 
+    /// When the id was made (its first 48 bits, milliseconds since the epoch).
+    pub fn timestamp(&self) -> Option<OffsetDateTime> {
+        let millis = self.0.bytes().take(10).try_fold(0i128, |acc, b| {
+            let digit = CROCKFORD.iter().position(|c| *c == b)?;
+            Some((acc << 5) | digit as i128)
+        })?;
+        OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).ok()
+    }
+
     pub fn parse(raw: &str) -> Option<Self> {
         let valid = raw.len() == 26 && raw.bytes().all(|b| CROCKFORD.contains(&b)) && raw.as_bytes()[0] <= b'7';
         valid.then(|| Self(raw.to_owned()))
@@ -181,6 +190,12 @@ mod tests {
         assert_eq!(UserId::parse("x".repeat(256)), Err(InvalidUserId));
         assert_eq!(UserId::parse("auth0|alice/recordings"), Err(InvalidUserId), "a slash reaches into S3 prefixes");
         assert_eq!(UserId::parse("a\u{7f}b"), Err(InvalidUserId));
+    }
+
+    #[test]
+    fn a_ulid_tells_the_millisecond_it_was_made() {
+        let at = datetime!(2026-12-01 16:45:12.345 UTC);
+        assert_eq!(Ulid::generate(at).timestamp(), Some(at));
     }
 
     #[test]

@@ -3,10 +3,12 @@
 
 pub mod audio;
 pub mod generation;
+pub mod health;
 pub mod ids;
 pub mod plans;
 pub mod presets;
 pub mod profile;
+pub mod roles;
 pub mod session;
 pub mod subscription;
 pub mod tiers;

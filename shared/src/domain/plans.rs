@@ -82,3 +82,58 @@ impl PlanRequest {
         })
     }
 }
+
+/// Monthly recurring revenue in cents from the price ids of live subscriptions: a monthly price
+/// counts its amount, a yearly one a twelfth of it. Prices not in the configuration grant
+/// nothing and count nothing; how many there were is the second value.
+pub fn monthly_revenue_cents<'a>(billing: &BillingSettings, prices: impl IntoIterator<Item = &'a str>) -> (u64, u64) {
+    let (mut cents, mut unknown) = (0u64, 0u64);
+    for price in prices {
+        match billing.prices.iter().find(|p| p.id == price) {
+            Some(config) => {
+                let rules = config.tier.rules();
+                cents += match config.interval {
+                    Interval::Month => u64::from(rules.monthly_price_cents),
+                    Interval::Year => u64::from(rules.yearly_price_cents) / 12,
+                };
+            }
+            None => unknown += 1,
+        }
+    }
+    (cents, unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PriceConfig;
+
+    fn billing() -> BillingSettings {
+        let url: url::Url = "https://app.example.com/".parse().unwrap();
+        let price = |id: &str, tier, interval| PriceConfig { id: id.into(), tier, interval };
+        BillingSettings {
+            prices: vec![
+                price("basic_m", Tier::Basic, Interval::Month),
+                price("premium_m", Tier::Premium, Interval::Month),
+                price("premium_y", Tier::Premium, Interval::Year),
+            ],
+            checkout_success_url: url.clone(),
+            checkout_cancel_url: url.clone(),
+            portal_return_url: url,
+            webhook_lease: std::time::Duration::from_secs(12),
+            email: None,
+        }
+    }
+
+    #[test]
+    fn given_live_prices_then_mrr_counts_monthly_amounts_and_a_twelfth_of_yearly_ones() {
+        let (cents, unknown) = monthly_revenue_cents(&billing(), ["basic_m", "basic_m", "premium_m", "premium_y"]);
+        assert_eq!(cents, 999 + 999 + 2_999 + 29_990 / 12);
+        assert_eq!(unknown, 0);
+    }
+
+    #[test]
+    fn given_an_unconfigured_price_then_it_counts_nothing_and_is_reported() {
+        assert_eq!(monthly_revenue_cents(&billing(), ["price_from_the_dashboard"]), (0, 1));
+    }
+}

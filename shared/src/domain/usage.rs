@@ -95,6 +95,13 @@ fn as_text<S: serde::Serializer>(period: &UsagePeriod, serializer: S) -> Result<
 }
 
 impl Usage {
+    /// Adds an admin's top-up to a limited tier's limit (unlimited stays unlimited).
+    pub fn with_grant(mut self, granted: u32) -> Self {
+        self.limit = self.limit.map(|limit| limit.saturating_add(granted));
+        self.remaining = self.limit.map(|limit| limit.saturating_sub(self.used));
+        self
+    }
+
     pub fn with_characters(mut self, characters: u64) -> Self {
         self.characters = characters;
         self

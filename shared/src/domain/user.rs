@@ -7,6 +7,7 @@ use crate::domain::{
     ids::{Email, UserId},
     presets::CustomPreset,
     profile::Preferences,
+    roles::Role,
     subscription::SubscriptionStatus,
     tiers::{Features, Tier},
     usage::{MonthUsage, Usage, UsagePeriod},
@@ -43,6 +44,25 @@ pub struct User {
     pub characters_this_month: u64,
     /// Finished months, archived when their counter was rolled over, newest first.
     pub usage_history: Vec<MonthUsage>,
+    /// Cloned voices held (clone slots in use).
+    pub voice_clones: u32,
+    /// The admin area's role (granted by an operator only).
+    pub role: Role,
+    /// Set while an admin has suspended the account: no request and no sign-in is served.
+    pub suspension: Option<Suspension>,
+    /// Recordings an admin added to a month's limit (support top-ups), by month.
+    pub usage_grants: Vec<(UsagePeriod, u32)>,
+}
+
+/// Why and since when an account is suspended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suspension {
+    /// RFC 3339.
+    pub since: String,
+    pub reason: String,
+    /// The admin's user id.
+    pub by: String,
 }
 
 /// Uploads, storage and favourites against the tier's allowances.
@@ -128,7 +148,16 @@ impl User {
         let period = UsagePeriod::containing(now);
         let current = self.usage_period == Some(period);
         let used = if current { self.recordings_this_month } else { 0 };
-        Usage::new(self.tier, used, period).with_characters(if current { self.characters_this_month } else { 0 })
+        Usage::new(self.tier, used, period).with_grant(self.granted_recordings(period)).with_characters(if current {
+            self.characters_this_month
+        } else {
+            0
+        })
+    }
+
+    /// Recordings added to `period`'s limit by an admin.
+    pub fn granted_recordings(&self, period: UsagePeriod) -> u32 {
+        self.usage_grants.iter().filter(|(p, _)| *p == period).map(|(_, n)| *n).sum()
     }
 
     pub fn view(&self, now: OffsetDateTime) -> UserView {
@@ -196,6 +225,10 @@ mod tests {
             preferences: Preferences::default(),
             characters_this_month: 0,
             usage_history: Vec::new(),
+            voice_clones: 0,
+            role: Role::User,
+            suspension: None,
+            usage_grants: Vec::new(),
         }
     }
 
@@ -212,6 +245,16 @@ mod tests {
         assert_eq!((usage.used, usage.limit, usage.remaining), (7, Some(100), Some(93)));
         let premium = user(Tier::Premium, 700, "2026-11").usage(datetime!(2026-11-15 12:00 UTC));
         assert_eq!((premium.limit, premium.remaining), (None, None));
+    }
+
+    #[test]
+    fn given_a_grant_for_this_month_when_read_then_the_limit_grows_by_it() {
+        let mut u = user(Tier::Free, 10, "2026-11");
+        u.usage_grants = vec![("2026-11".parse().unwrap(), 5), ("2026-10".parse().unwrap(), 50)];
+        let usage = u.usage(datetime!(2026-11-20 10:00 UTC));
+        assert_eq!((usage.used, usage.limit, usage.remaining), (10, Some(15), Some(5)));
+        let next_month = u.usage(datetime!(2026-12-01 00:00 UTC));
+        assert_eq!(next_month.limit, Some(10));
     }
 
     #[test]

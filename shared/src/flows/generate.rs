@@ -34,6 +34,7 @@ use crate::{
         users::{QuotaError, Reservation, Users},
         voices::{Voice, Voices},
     },
+    telemetry::metrics,
     upstream::elevenlabs::{ElevenLabs, UpstreamError},
 };
 
@@ -83,15 +84,19 @@ impl Generator<'_> {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
         let characters = request.text.chars().count() as u64;
+        let period = UsagePeriod::containing(now);
         let reservation = self
             .users
-            .reserve_generation(&user.id, user.tier, UsagePeriod::containing(now), characters)
+            .reserve_generation(&user.id, user.tier, user.granted_recordings(period), period, characters)
             .await
             .map_err(|e| match e {
-                QuotaError::LimitReached { limit } => ApiError::LimitReached {
-                    message: format!("you have used all {limit} recordings of the {} plan this month", user.tier),
-                    upgrade_url: self.settings.upgrade_url.to_string(),
-                },
+                QuotaError::LimitReached { limit } => {
+                    metrics::count("QuotaDenials", ("Tier", user.tier.as_str()));
+                    ApiError::LimitReached {
+                        message: format!("you have used all {limit} recordings of the {} plan this month", user.tier),
+                        upgrade_url: self.settings.upgrade_url.to_string(),
+                    }
+                }
                 QuotaError::Store(source) => ApiError::Internal(source),
             })?;
 
@@ -100,11 +105,15 @@ impl Generator<'_> {
                 .await
                 .unwrap_or_else(|_| Err(out_of_time("the generation ran out of time")));
         match produced {
-            Ok((recording_id, audio_url)) => Ok(Generated {
-                recording_id,
-                audio_url,
-                usage: Usage::new(user.tier, reservation.used, reservation.period),
-            }),
+            Ok((recording_id, audio_url)) => {
+                metrics::count("Generations", ("Tier", user.tier.as_str()));
+                Ok(Generated {
+                    recording_id,
+                    audio_url,
+                    usage: Usage::new(user.tier, reservation.used, reservation.period)
+                        .with_grant(user.granted_recordings(period)),
+                })
+            }
             Err(error) => {
                 self.give_back(user, reservation, deadline).await;
                 Err(error)

@@ -1,12 +1,14 @@
 //! Use cases: each takes the few adapters it needs and applies the domain's rules in order,
 //! leaving nothing half-done.
 
+pub mod admin;
 pub mod billing;
 pub mod billing_alerts;
 pub mod customers;
 pub mod erase;
 pub mod export;
 pub mod generate;
+pub mod health;
 pub mod plan_change;
 pub mod presets;
 pub mod reconcile;

@@ -37,16 +37,19 @@ pub struct SignedIn {
 }
 
 /// Upserts the user of a verified IdP profile and opens a fresh session for them (a new id at
-/// every sign-in: no fixation). The callback does this after checking the ID token; the test
-/// harness does it to mint users.
+/// every sign-in: no fixation), unless an admin suspended the account. The callback does this
+/// after checking the ID token; the test harness does it to mint users.
 pub async fn open_session(
     users: &Users,
     sessions: &Sessions,
     profile: &Profile,
     client: &ClientInfo,
     now: OffsetDateTime,
-) -> anyhow::Result<SignedIn> {
+) -> Result<SignedIn, SignInFailure> {
     let user = users.record_login(profile, now).await?;
+    if user.suspension.is_some() {
+        return Err(SignInFailure::Suspended);
+    }
     let (token, session) = sessions.open(&user.id, client, now).await?;
     Ok(SignedIn { user, token, session })
 }
@@ -108,6 +111,8 @@ pub enum SignInFailure {
     InvalidProfile(&'static str),
     #[error("the identity provider has not verified the email address")]
     UnverifiedEmail,
+    #[error("the account is suspended")]
+    Suspended,
     #[error("sign-in failed")]
     Internal(#[from] anyhow::Error),
 }
@@ -124,6 +129,7 @@ impl SignInFailure {
             Self::Rejected(IdpError::InvalidToken(_)) | Self::InvalidProfile(_) => "invalid_token",
             Self::Rejected(IdpError::Unavailable(_)) => "idp_unavailable",
             Self::UnverifiedEmail => "email_not_verified",
+            Self::Suspended => "account_suspended",
             Self::Internal(_) => "sign_in_failed",
         }
     }

@@ -18,6 +18,7 @@ use crate::{
     clock::Deadline,
     domain::usage::UsagePeriod,
     domain::{
+        roles::Permission,
         session::{COOKIE_NAME, Session, SessionToken},
         tiers::{Limit, Tier},
         user::User,
@@ -28,6 +29,7 @@ use crate::{
         request::{cookie, source_ip},
     },
     store::{api_keys::KeyMeta, rate_limit},
+    telemetry::metrics,
     upstream::outbound,
 };
 
@@ -57,10 +59,14 @@ pub struct Route {
     pub per_ip: Option<u32>,
     /// Also callable with an API key (`Authorization: Bearer vk_…`), under the same tier rules.
     pub api_key: bool,
+    /// An admin-area route: the caller's role must allow this (the RBAC table in
+    /// `domain::roles`), else 403 FORBIDDEN.
+    pub permission: Option<Permission>,
 }
 
 /// Declares a route: `route!("GET /usage", user: usage)`, `route!("POST /tts", user: generate,
-/// rate_limit: Generations)`, `route!("GET /auth/login", public: login, per_ip: 20)`. `public`
+/// rate_limit: Generations)`, `route!("GET /auth/login", public: login, per_ip: 20)`,
+/// `route!("POST /admin/users/{id}/suspend", user: suspend, permission: Suspend)`. `public`
 /// handlers take a [`Ctx`], `session` ones also the [`Session`], `user` ones also the [`Caller`].
 #[macro_export]
 macro_rules! route {
@@ -71,6 +77,7 @@ macro_rules! route {
             rate_limit: None,
             per_ip: $crate::route!(@some $($per_ip)?),
             api_key: false,
+            permission: None,
         }
     };
     ($key:literal, session: $handler:path) => {
@@ -80,15 +87,17 @@ macro_rules! route {
             rate_limit: None,
             per_ip: None,
             api_key: false,
+            permission: None,
         }
     };
-    ($key:literal, user: $handler:path $(, rate_limit: $limit:ident)? $(, api_keys: $keys:literal)?) => {
+    ($key:literal, user: $handler:path $(, rate_limit: $limit:ident)? $(, api_keys: $keys:literal)? $(, permission: $permission:ident)?) => {
         $crate::http::Route {
             key: $key,
             access: $crate::http::Access::User(|ctx, caller| Box::pin($handler(ctx, caller))),
             rate_limit: $crate::route!(@some $($crate::domain::tiers::Limit::$limit)?),
             per_ip: None,
             api_key: $crate::route!(@keys $($keys)?),
+            permission: $crate::route!(@some $($crate::domain::roles::Permission::$permission)?),
         }
     };
     (@keys $keys:literal) => { $keys };
@@ -141,9 +150,12 @@ pub async fn serve(app: &App, routes: &[Route], req: Request) -> Response<Body> 
     let request_id = context.map(|c| c.request_id.clone()).unwrap_or_default();
     let deadline = context.and_then(|c| Deadline::from_epoch_ms(c.deadline)).unwrap_or(Deadline::after(DEFAULT_BUDGET));
     let ctx = Ctx { app, req: &req, request_id: &request_id, deadline };
+    let started = std::time::Instant::now();
     // Every outbound call made while serving it is bounded by what is left of the deadline.
     let served = outbound::within(deadline, dispatch(ctx, routes)).await;
-    served.unwrap_or_else(|error| error.into_response(&request_id))
+    let response = served.unwrap_or_else(|error| error.into_response(&request_id));
+    metrics::request(route_key(&req).unwrap_or("unmatched"), response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// API Gateway's route key for the request (HTTP API, payload 2.0).
@@ -187,6 +199,15 @@ async fn dispatch(ctx: Ctx<'_>, routes: &[Route]) -> HttpResult {
                 Credential::ApiKey(meta) => meta.user_id.clone().ok_or(ApiError::Unauthenticated)?,
             };
             let user = ctx.app.users.get(&user_id).await?.ok_or(ApiError::Unauthenticated)?;
+            // A suspended account is signed out everywhere, whatever credential it still holds.
+            if user.suspension.is_some() {
+                return Err(ApiError::Unauthenticated);
+            }
+            if let Some(permission) = route.permission
+                && !user.role.allows(permission)
+            {
+                return Err(ApiError::Forbidden("your role does not allow this".into()));
+            }
             let rules = user.tier.rules();
             let mut limits = vec![(Limit::Requests.as_str(), rules.per_minute(Limit::Requests))];
             limits.extend(route.rate_limit.map(|limit| (limit.as_str(), rules.per_minute(limit))));

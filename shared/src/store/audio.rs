@@ -157,6 +157,12 @@ pub struct OpenObject {
 }
 
 impl AudioStore {
+    /// Whether the bucket answers (HeadBucket: no object is read).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.client.head_bucket().bucket(&self.bucket).send().await.context("reaching the audio bucket")?;
+        Ok(())
+    }
+
     /// The object's length, or None when nothing was uploaded there.
     pub async fn head(&self, key: &str) -> anyhow::Result<Option<u64>> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {

@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod audio;
+pub mod audit;
 pub mod aws;
 pub mod consent;
 pub mod dynamo;

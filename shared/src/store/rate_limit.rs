@@ -26,6 +26,9 @@ pub async fn check(redis: &Redis, subject: &str, limits: &[(&str, u32)], now_uni
     .await;
     match counted {
         Ok(counts) if counts.iter().zip(limits).any(|(count, (_, per_minute))| count > per_minute) => {
+            for (_, (scope, _)) in counts.iter().zip(limits).filter(|(count, (_, per_minute))| *count > per_minute) {
+                crate::telemetry::metrics::count("RateLimitDenials", ("Scope", scope_name(scope)));
+            }
             let retry_after_secs = (WINDOW_SECS - now_unix.rem_euclid(WINDOW_SECS)).max(1) as u64;
             Err(ApiError::RateLimited { retry_after_secs })
         }
@@ -35,4 +38,9 @@ pub async fn check(redis: &Redis, subject: &str, limits: &[(&str, u32)], now_uni
             Ok(())
         }
     }
+}
+
+/// The metric's scope: per-IP scopes carry their route (`ip:GET /auth/login`); the rest are names.
+fn scope_name(scope: &str) -> &str {
+    if scope.starts_with("ip:") { "ip" } else { scope }
 }

@@ -43,6 +43,13 @@ impl Redis {
         Ok(Self { url: url.clone(), auth, conn: Arc::new(OnceCell::new()) })
     }
 
+    /// One round trip (PING).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await.context("PING")?;
+        Ok(())
+    }
+
     /// The shared connection (made on first use, reconnecting by itself after that).
     pub async fn conn(&self) -> anyhow::Result<ConnectionManager> {
         let conn = self

@@ -44,3 +44,19 @@ pub async fn fetch<const N: usize>(
         .collect::<anyhow::Result<_>>()?;
     Ok(values.try_into().unwrap_or_else(|_| unreachable!("one value per wanted secret")))
 }
+
+/// Whether SSM answers and holds every named parameter. Values are not decrypted: a health
+/// check learns that the secrets exist, never what they are.
+pub async fn present(ssm: &aws_sdk_ssm::Client, names: Vec<String>) -> anyhow::Result<bool> {
+    if names.is_empty() {
+        return Ok(true);
+    }
+    let output = ssm
+        .get_parameters()
+        .set_names(Some(names))
+        .with_decryption(false)
+        .send()
+        .await
+        .context("asking SSM Parameter Store for the secrets")?;
+    Ok(output.invalid_parameters.unwrap_or_default().is_empty())
+}

@@ -36,6 +36,7 @@ use crate::{
         redis::Redis,
         secrets::{self, Wanted},
     },
+    telemetry::metrics,
 };
 
 /// What Redis holds for an ended session: the tombstone no write may replace.
@@ -194,9 +195,13 @@ impl Sessions {
         let mut cached = match self.cached(&key, now).await {
             Ok(Some(Cached::Revoked)) => return Ok(None),
             Ok(Some(Cached::Live(entry))) => Some(entry),
-            Ok(None) => None,
+            Ok(None) => {
+                metrics::count("SessionFallbacks", ("Reason", "miss"));
+                None
+            }
             Err(error) => {
                 tracing::warn!(error = format!("{error:#}"), "redis unavailable; validating the session from DynamoDB");
+                metrics::count("SessionFallbacks", ("Reason", "unavailable"));
                 None
             }
         };

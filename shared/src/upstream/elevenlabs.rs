@@ -140,10 +140,8 @@ impl ElevenLabs {
         what: &str,
         timeout: Duration,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let response = request
-            .header("xi-api-key", self.key.expose())
-            .timeout(outbound::timeout(timeout))
-            .send()
+        let request = request.header("xi-api-key", self.key.expose()).timeout(outbound::timeout(timeout));
+        let response = outbound::observed("elevenlabs", request)
             .await
             .map_err(|e| UpstreamError::new(true, anyhow::Error::new(e).context("calling ElevenLabs")))?;
         let status = response.status();

@@ -103,7 +103,7 @@ impl Idp {
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: Url) -> anyhow::Result<T> {
         let request = self.http.get(url.clone()).timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT));
-        let response = request.send().await.with_context(|| format!("GET {url}"))?;
+        let response = outbound::observed("auth0", request).await.with_context(|| format!("GET {url}"))?;
         let status = response.status();
         if !status.is_success() {
             return Err(anyhow!("GET {url} answered {status}"));
@@ -154,12 +154,8 @@ impl Idp {
             ("client_secret", client_secret.expose().as_str()),
             ("code_verifier", verifier),
         ];
-        let response = self
-            .http
-            .post(endpoint)
-            .form(&form)
-            .timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT))
-            .send()
+        let request = self.http.post(endpoint).form(&form).timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT));
+        let response = outbound::observed("auth0", request)
             .await
             .map_err(|e| IdpError::Unavailable(anyhow::Error::new(e).context("token endpoint")))?;
         let status = response.status();

@@ -1,8 +1,11 @@
 //! The HTTP client for outside services (Auth0, Stripe, ElevenLabs), built once per cold start.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
-use crate::clock::Deadline;
+use crate::{clock::Deadline, telemetry::metrics};
 
 /// The client's own limit on one exchange (connect included).
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(8);
@@ -38,4 +41,14 @@ pub fn http_client() -> reqwest::Client {
         .user_agent(concat!("voice-backend/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("static client settings are valid")
+}
+
+/// Sends one request to `service`, recording its latency and whether it failed (no answer, 5xx
+/// or 429) as the `UpstreamLatency` and `UpstreamErrors` metrics.
+pub async fn observed(service: &str, request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+    let started = Instant::now();
+    let result = request.send().await;
+    let failed = result.as_ref().map_or(true, |r| r.status().is_server_error() || r.status().as_u16() == 429);
+    metrics::upstream(service, started.elapsed(), failed);
+    result
 }

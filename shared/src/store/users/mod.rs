@@ -2,6 +2,7 @@
 //! presets. Every read and write of the table is here (the quota and the monthly reset in the
 //! child modules), so its attribute names are written down once, in [`attr`].
 
+mod admin;
 mod erasure;
 mod quota;
 mod reset;
@@ -15,6 +16,7 @@ use aws_sdk_dynamodb::{
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 pub use self::{
+    admin::UserTally,
     quota::{MonthFigures, QuotaError, Reservation},
     reset::ResetReport,
     storage::{AllowanceError, UploadReservation},
@@ -25,7 +27,7 @@ use crate::{
         presets::CustomPreset,
         subscription::SubscriptionStatus,
         tiers::Tier,
-        usage::MonthUsage,
+        usage::{MonthUsage, UsagePeriod},
         user::{BillingAlert, Profile, SubscriptionSummary, User},
     },
     store::dynamo::{self, Item, n, s},
@@ -58,6 +60,22 @@ mod attr {
     pub const CHARACTERS: &str = "charactersThisMonth";
     /// `usage_{YYYY-MM}`: an archived month's figures.
     pub const MONTH_PREFIX: &str = "usage_";
+    pub const ROLE: &str = "role";
+    /// JSON: since, reason, by.
+    pub const SUSPENSION: &str = "suspension";
+    /// `grant_{YYYY-MM}`: recordings an admin added to that month's limit.
+    pub const GRANT_PREFIX: &str = "grant_";
+}
+
+/// The months' admin top-ups (`grant_{YYYY-MM}` attributes).
+fn usage_grants(item: &Item) -> anyhow::Result<Vec<(UsagePeriod, u32)>> {
+    let mut grants = Vec::new();
+    for name in item.keys() {
+        let Some(period) = name.strip_prefix(attr::GRANT_PREFIX) else { continue };
+        let period = period.parse().with_context(|| format!("granted month {name}"))?;
+        grants.push((period, dynamo::num(item, name)?));
+    }
+    Ok(grants)
 }
 
 /// The archived months (`usage_{YYYY-MM}` attributes), newest first.
@@ -118,6 +136,10 @@ fn user_from_item(item: &Item) -> anyhow::Result<User> {
                 .unwrap_or_default(),
             characters_this_month: dynamo::opt_num(item, attr::CHARACTERS)?.unwrap_or(0),
             usage_history: usage_history(item)?,
+            voice_clones: dynamo::opt_num(item, attr::CLONES)?.unwrap_or(0),
+            role: dynamo::opt_str(item, attr::ROLE).map(str::parse).transpose()?.unwrap_or_default(),
+            suspension: dynamo::opt_str(item, attr::SUSPENSION).map(serde_json::from_str).transpose()?,
+            usage_grants: usage_grants(item)?,
         })
     })();
     user.with_context(|| format!("user row {id} is malformed"))
@@ -131,6 +153,19 @@ pub struct Users {
 impl Users {
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
+    }
+
+    /// One cheap read of a key no user has: proves the table answers.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s("health-check"))
+            .projection_expression(attr::USER_ID)
+            .send()
+            .await
+            .context("reaching the users table")?;
+        Ok(())
     }
 
     /// A strongly consistent read, so a tier written by the webhook is seen by the next request.

@@ -47,16 +47,19 @@ enum Outcome {
 }
 
 impl Users {
-    /// Reserves one generation (of `characters`) for `user` in `period` under the tier's limit.
-    /// Starting a new month archives the old month's figures in the same write.
+    /// Reserves one generation (of `characters`) for `user` in `period` under the tier's limit
+    /// plus `granted` (an admin's top-up for the month, as read: grants only grow, so an older
+    /// read is never too generous). Starting a new month archives the old month's figures in the
+    /// same write.
     pub async fn reserve_generation(
         &self,
         user: &UserId,
         tier: Tier,
+        granted: u32,
         period: UsagePeriod,
         characters: u64,
     ) -> Result<Reservation, QuotaError> {
-        let limit = tier.rules().monthly_recordings;
+        let limit = tier.rules().monthly_recordings.map(|limit| limit.saturating_add(granted));
         // Bounded: each retry follows another request's successful write.
         for _ in 0..5 {
             match self.increment(user, period, limit, characters).await? {

@@ -234,10 +234,8 @@ impl Stripe {
             message: Option<String>,
         }
 
-        let response = request
-            .bearer_auth(self.key.expose())
-            .timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT))
-            .send()
+        let request = request.bearer_auth(self.key.expose()).timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT));
+        let response = outbound::observed("stripe", request)
             .await
             .map_err(|e| StripeError::Unavailable(anyhow::Error::new(e).context("calling Stripe")))?;
         let status = response.status();

@@ -14,3 +14,5 @@ pub fn init() {
         .with_ansi(false)
         .init();
 }
+
+pub mod metrics;

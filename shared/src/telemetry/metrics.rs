@@ -1,0 +1,104 @@
+//! CloudWatch metrics as Embedded Metric Format lines on stdout: CloudWatch Logs turns each line
+//! into metric data points, so a function makes no extra call and holds no client for them.
+//! One line per event, namespace [`NAMESPACE`], dimensions as given.
+//!
+//! What is emitted, and where: `Requests` and `Latency` per route and outcome (the router),
+//! `Generations` and `QuotaDenials` per tier (the generation flow), `RateLimitDenials` per scope
+//! (the rate limiter), `WebhookOutcomes` per outcome (the webhook), `UpstreamLatency` and
+//! `UpstreamErrors` per service (every outbound call), `SessionFallbacks` per reason (the session
+//! store answering from DynamoDB).
+
+use std::{
+    io::Write,
+    sync::Mutex,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::{Map, Value, json};
+
+pub const NAMESPACE: &str = "VoiceApp";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// Lines also kept in memory, for tests that read what a function logged.
+static CAPTURED: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+/// One EMF line: `values` under every one of `dimension_sets` (each a list of dimension names
+/// taken from `dimensions`).
+pub fn emit(dimensions: &[(&str, &str)], dimension_sets: &[&[&str]], values: &[(&str, Unit, f64)]) {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let metrics: Vec<Value> =
+        values.iter().map(|(name, unit, _)| json!({ "Name": name, "Unit": unit.as_str() })).collect();
+    let mut line = Map::new();
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": millis,
+            "CloudWatchMetrics": [{ "Namespace": NAMESPACE, "Dimensions": dimension_sets, "Metrics": metrics }],
+        }),
+    );
+    for (name, value) in dimensions {
+        line.insert((*name).into(), Value::String((*value).into()));
+    }
+    for (name, _, value) in values {
+        line.insert((*name).into(), json!(value));
+    }
+    let text = Value::Object(line).to_string();
+    if let Some(captured) = CAPTURED.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        captured.push(text.clone());
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+}
+
+/// One count of `name` under a single dimension.
+pub fn count(name: &str, dimension: (&str, &str)) {
+    emit(&[dimension], &[&[dimension.0]], &[(name, Unit::Count, 1.0)]);
+}
+
+/// A request answered: its route (API Gateway's route key) and status code.
+pub fn request(route: &str, status: u16, latency: Duration) {
+    let status = status.to_string();
+    emit(
+        &[("Route", route), ("Outcome", &status)],
+        &[&["Route"], &["Route", "Outcome"]],
+        &[("Requests", Unit::Count, 1.0), ("Latency", Unit::Milliseconds, latency.as_secs_f64() * 1000.0)],
+    );
+}
+
+/// An outbound call to `service` (stripe, elevenlabs, auth0): how long it took, and whether it
+/// failed (no answer, 5xx or 429).
+pub fn upstream(service: &str, latency: Duration, failed: bool) {
+    emit(
+        &[("Service", service)],
+        &[&["Service"]],
+        &[
+            ("UpstreamLatency", Unit::Milliseconds, latency.as_secs_f64() * 1000.0),
+            ("UpstreamErrors", Unit::Count, if failed { 1.0 } else { 0.0 }),
+        ],
+    );
+}
+
+/// From now on, keeps every metric line this process writes; [`captured`] returns them.
+pub fn start_capture() {
+    CAPTURED.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(Vec::new);
+}
+
+/// The lines written since [`start_capture`], parsed.
+pub fn captured() -> Vec<Value> {
+    let captured = CAPTURED.lock().unwrap_or_else(|p| p.into_inner());
+    captured.iter().flatten().filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
