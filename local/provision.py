@@ -240,6 +240,9 @@ def main():
     ses = session.client("ses", endpoint_url=endpoint)
 
     for logical, resource in resources.items():
+        # Fn::ForEach entries (the alarms) are templates of resources, none of them local.
+        if not isinstance(resource, dict):
+            continue
         kind = resource["Type"]
         if kind == "AWS::DynamoDB::Table":
             name = physical_name(resource)

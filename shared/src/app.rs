@@ -64,6 +64,7 @@ impl App {
     }
 
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        crate::telemetry::metrics::set_namespace(&config.metrics_namespace);
         let sdk = aws::sdk_config(&config.aws).await;
         let dynamodb = aws::dynamodb(&sdk);
         let s3 = aws::s3(&sdk, &config.aws);

@@ -45,6 +45,9 @@ impl fmt::Debug for ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub tables: Tables,
+    /// The CloudWatch namespace of the functions' metrics (`METRICS_NAMESPACE`; per stack in
+    /// the template, `VoiceApp` when unset).
+    pub metrics_namespace: String,
     pub audio_bucket: String,
     pub aws: AwsSettings,
     pub redis_url: Secret<String>,
@@ -286,6 +289,7 @@ impl Config {
                 api_keys: env.required("API_KEYS_TABLE")?,
                 audit: env.required("AUDIT_TABLE")?,
             },
+            metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "VoiceApp".to_owned()),
             audio_bucket: env.required("AUDIO_BUCKET")?,
             aws: AwsSettings {
                 endpoint_url: env.optional_parse("AWS_ENDPOINT_URL")?,

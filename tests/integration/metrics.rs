@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use voice_core::{
     domain::tiers::Tier,
-    telemetry::metrics::{NAMESPACE, captured, start_capture},
+    telemetry::metrics::{captured, namespace, start_capture},
     upstream::stripe::signature,
 };
 
@@ -20,7 +20,7 @@ fn lines_with(metric: &str, dimensions: &[(&str, &str)]) -> Vec<Value> {
             let directive = &line["_aws"]["CloudWatchMetrics"][0];
             let declared = directive["Metrics"].as_array().is_some_and(|m| m.iter().any(|m| m["Name"] == metric));
             declared
-                && directive["Namespace"] == NAMESPACE
+                && directive["Namespace"] == namespace()
                 && line["_aws"]["Timestamp"].is_u64()
                 && line[metric].is_number()
                 && dimensions.iter().all(|(name, value)| line[*name] == *value)
@@ -42,6 +42,7 @@ async fn a_generation_counts_with_its_latency_route_and_upstream_call() {
     let user = app.sign_in(Tier::Basic).await;
     assert_eq!(app.post("/tts", &user, Some(&speak())).await.status, 201);
 
+    assert_eq!(namespace(), app.app.config.metrics_namespace, "the configured namespace");
     let generations = lines_with("Generations", &[("Tier", "BASIC")]);
     assert_eq!(generations.len(), 1, "{generations:?}");
     assert_eq!(generations[0]["Generations"], 1.0);

@@ -59,3 +59,77 @@ fn no_function_policy_grants_a_wildcard_action_or_resource() {
         }
     }
 }
+
+/// The names a `Fn::ForEach` entry iterates over, by the entry's key.
+fn for_each<'t>(template: &'t Value, key: &str) -> (Vec<String>, &'t Value) {
+    let entry = &template["Resources"][key];
+    let names = entry[1]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{key} has no list"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    (names, &entry[2])
+}
+
+#[test]
+fn every_function_and_table_has_its_alarms_and_every_alarm_notifies() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let of_type = |kind: &str, suffix: &str| -> Vec<String> {
+        let mut names: Vec<String> = resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == kind)
+            .map(|(n, _)| n.as_str().unwrap().strip_suffix(suffix).unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+
+    let (mut functions, alarms) = for_each(&template, "Fn::ForEach::FunctionAlarms");
+    functions.sort();
+    assert_eq!(functions, of_type("AWS::Serverless::Function", "Function"), "every function, and only functions");
+    let metrics: Vec<String> =
+        alarms.as_mapping().unwrap().values().map(|a| text(&a["Properties"]["MetricName"])).collect();
+    assert!(
+        metrics.iter().any(|m| m.contains("Errors")) && metrics.iter().any(|m| m.contains("Throttles")),
+        "{metrics:?}"
+    );
+
+    let (mut tables, _) = for_each(&template, "Fn::ForEach::TableAlarms");
+    tables.sort();
+    assert_eq!(tables, of_type("AWS::DynamoDB::Table", "Table"), "every table");
+
+    let alarms: Vec<(&Value, &Value)> =
+        resources.iter().filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm").collect();
+    let names: Vec<&str> = alarms.iter().map(|(n, _)| n.as_str().unwrap()).collect();
+    for wanted in ["WebhookFailuresAlarm", "DeadLettersAlarm", "TtsLatencyAlarm", "StreamIteratorAgeAlarm"] {
+        assert!(names.contains(&wanted), "{wanted} in {names:?}");
+    }
+    let generated = ["Fn::ForEach::FunctionAlarms", "Fn::ForEach::TableAlarms"]
+        .map(|key| for_each(&template, key).1.as_mapping().unwrap().values().cloned().collect::<Vec<_>>())
+        .concat();
+    for alarm in alarms.iter().map(|(_, a)| *a).chain(&generated) {
+        assert!(text(&alarm["Properties"]["AlarmActions"]).contains("AlarmTopic"), "{alarm:?}");
+    }
+}
+
+#[test]
+fn alarms_on_our_own_metrics_name_what_the_functions_emit() {
+    let template = template();
+    let namespace = text(&template["Globals"]["Function"]["Environment"]["Variables"]["METRICS_NAMESPACE"]);
+    let latency = &template["Resources"]["TtsLatencyAlarm"]["Properties"];
+    assert_eq!(text(&latency["Namespace"]), namespace);
+    assert_eq!(latency["MetricName"], "Latency");
+    assert_eq!(latency["Dimensions"][0]["Name"], "Route");
+    assert_eq!(latency["Dimensions"][0]["Value"], "POST /tts", "the router's route key for /tts");
+    let webhook = &template["Resources"]["WebhookFailuresAlarm"]["Properties"];
+    assert_eq!(text(&webhook["Namespace"]), namespace);
+    assert_eq!(
+        (&webhook["MetricName"], &webhook["Dimensions"][0]["Value"]),
+        (&Value::from("WebhookOutcomes"), &Value::from("failed"))
+    );
+    // The webhook handler names its outcomes in one place; "failed" must be among them.
+    let handler = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/webhook/src/lib.rs")).unwrap();
+    assert!(handler.contains("outcome(\"failed\")"));
+}

@@ -1,6 +1,7 @@
 //! CloudWatch metrics as Embedded Metric Format lines on stdout: CloudWatch Logs turns each line
 //! into metric data points, so a function makes no extra call and holds no client for them.
-//! One line per event, namespace [`NAMESPACE`], dimensions as given.
+//! One line per event, in the namespace set once per cold start ([`set_namespace`]; the
+//! template gives each stack its own), dimensions as given.
 //!
 //! What is emitted, and where: `Requests` and `Latency` per route and outcome (the router),
 //! `Generations` and `QuotaDenials` per tier (the generation flow), `RateLimitDenials` per scope
@@ -10,13 +11,25 @@
 
 use std::{
     io::Write,
-    sync::Mutex,
+    sync::{Mutex, OnceLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use serde_json::{Map, Value, json};
 
-pub const NAMESPACE: &str = "VoiceApp";
+/// The namespace when none was set.
+pub const DEFAULT_NAMESPACE: &str = "VoiceApp";
+
+static NAMESPACE: OnceLock<String> = OnceLock::new();
+
+/// Sets the metrics' namespace for this process (the first call wins: one per cold start).
+pub fn set_namespace(namespace: &str) {
+    let _ = NAMESPACE.set(namespace.to_owned());
+}
+
+pub fn namespace() -> &'static str {
+    NAMESPACE.get().map_or(DEFAULT_NAMESPACE, String::as_str)
+}
 
 #[derive(Debug, Clone, Copy)]
 pub enum Unit {
@@ -47,7 +60,7 @@ pub fn emit(dimensions: &[(&str, &str)], dimension_sets: &[&[&str]], values: &[(
         "_aws".into(),
         json!({
             "Timestamp": millis,
-            "CloudWatchMetrics": [{ "Namespace": NAMESPACE, "Dimensions": dimension_sets, "Metrics": metrics }],
+            "CloudWatchMetrics": [{ "Namespace": namespace(), "Dimensions": dimension_sets, "Metrics": metrics }],
         }),
     );
     for (name, value) in dimensions {
