@@ -3,7 +3,7 @@
 //! One line per event, in the namespace set once per cold start ([`set_namespace`]; the
 //! template gives each stack its own), dimensions as given.
 //!
-//! What is emitted, and where: `Requests` and `Latency` per route and outcome (the router),
+//! What is emitted, and where: `Requests` per route and status class, `Latency` per route (the router),
 //! `Generations` and `QuotaDenials` per tier (the generation flow), `RateLimitDenials` per scope
 //! (the rate limiter), `WebhookOutcomes` per outcome (the webhook), `UpstreamLatency` and
 //! `UpstreamErrors` per service (every outbound call), `SessionFallbacks` per reason (the session
@@ -82,14 +82,13 @@ pub fn count(name: &str, dimension: (&str, &str)) {
     emit(&[dimension], &[&[dimension.0]], &[(name, Unit::Count, 1.0)]);
 }
 
-/// A request answered: its route (API Gateway's route key) and status code.
+/// A request answered: its route (API Gateway's route key) and status class. Each distinct
+/// combination of dimension values is a custom metric CloudWatch bills monthly, so the outcome
+/// is the class (`2xx`, `4xx`, `5xx`), not the code, and latency is per route only.
 pub fn request(route: &str, status: u16, latency: Duration) {
-    let status = status.to_string();
-    emit(
-        &[("Route", route), ("Outcome", &status)],
-        &[&["Route"], &["Route", "Outcome"]],
-        &[("Requests", Unit::Count, 1.0), ("Latency", Unit::Milliseconds, latency.as_secs_f64() * 1000.0)],
-    );
+    let outcome = format!("{}xx", status / 100);
+    emit(&[("Route", route), ("Outcome", &outcome)], &[&["Route", "Outcome"]], &[("Requests", Unit::Count, 1.0)]);
+    emit(&[("Route", route)], &[&["Route"]], &[("Latency", Unit::Milliseconds, latency.as_secs_f64() * 1000.0)]);
 }
 
 /// An outbound call to `service` (stripe, elevenlabs, auth0): how long it took, and whether it
