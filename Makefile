@@ -6,13 +6,15 @@ VENV := .local/venv/bin
 SAM := .local/sam-venv/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help up down status run test lint build sizes tools watch admin-grant
+.PHONY: help up down status run test lint build sizes tools watch admin-grant bench cost
 
 help:
 	@echo "make run     start the local stack and serve every HTTP function on http://127.0.0.1:3001"
 	@echo "make test    start the local stack and run every test"
 	@echo "make lint    rustfmt, clippy, cfn-lint and sam validate --lint"
 	@echo "make build   cargo lambda build --release (x86_64) and print binary and zip sizes"
+	@echo "make cost    monthly AWS cost per 1k/10k/100k MAU from bench/results.json, the profile and prices in bench/cost/"
+	@echo "make bench   release binaries under a Runtime API emulator + the local API under load (prints, writes bench/results.json)"
 	@echo "make watch   cargo lambda watch with the local stack's environment (for cargo lambda invoke)"
 	@echo "make admin-grant EMAIL=… [ROLE=admin|support|user]   grant an admin-area role (local stack)"
 	@echo "make up | down | status    the local stack alone"
@@ -57,6 +59,16 @@ lint: tools
 build: tools
 	PATH="$(CURDIR)/$(VENV):$$PATH" cargo lambda build --release $(addprefix --package ,$(FUNCTIONS))
 	$(VENV)/python local/sizes.py
+
+# A benchmark, not a test: it prints figures and never fails on a time. The empty function is
+# the baseline; the host build of local-api serves the load test and the bench helpers.
+bench: tools up
+	PATH="$(CURDIR)/$(VENV):$$PATH" cargo lambda build --release $(addprefix --package ,$(FUNCTIONS)) --package empty
+	cargo build --release --target x86_64-unknown-linux-gnu -p local-api --bins
+	$(VENV)/python bench/bench.py $(BENCH_ARGS)
+
+cost: tools
+	$(VENV)/python bench/cost.py
 
 sizes:
 	$(VENV)/python local/sizes.py

@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod api_keys;
 mod billing;
+mod cost;
 mod faults;
 mod fuzz;
 mod health;

@@ -1,0 +1,332 @@
+"""`make bench`: every function's real release binary under a Lambda Runtime API emulator of our
+own, on the local stack, beside an empty lambda_http function built with the same profile; then
+a load test of the local API's hot path. Prints tables and writes bench/results.json.
+
+Per function: init (process start to its first `next` call), the first request, warm p50/p99,
+peak RSS (VmHWM), binary and zip size, and ratios to the empty function. Rounds alternate the
+functions (round 1: all functions, round 2: all again, ...) and the figures are medians over the
+rounds (warm percentiles over all warm invocations). It prints figures and never fails on a time.
+
+Usage: bench.py [--rounds N] [--warm N] [--load-requests N]
+"""
+
+import argparse
+import http.server
+import json
+import os
+import pathlib
+import platform
+import queue
+import random
+import socket
+import socketserver
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "local"))
+from sizes import zipped_size  # noqa: E402
+
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+LAMBDA = TARGET / "lambda"
+HOST_BIN = TARGET / "x86_64-unknown-linux-gnu" / "release"
+BASE_EVENT = json.loads((REPO / "events" / "usage-get.json").read_text())
+VOICE = "21m00Tcm4TlvDq8ikWAM"  # a premade voice of the ElevenLabs stand-in
+
+# What each function is asked in the benchmark: a representative request of a signed-in PREMIUM
+# user (fresh per function and round, so no per-minute limit is reached), or its real event.
+SUBJECTS = {
+    "empty": {"http": ("GET", "/", "/")},
+    "login": {"http": ("GET", "/auth/login", "/auth/login")},
+    "callback": {"http": ("GET", "/auth/callback", "/auth/callback"), "query": "code=bench&state=bench"},
+    "session": {"http": ("GET", "/auth/session", "/auth/session")},
+    "usage": {"http": ("GET", "/usage", "/usage")},
+    "checkout": {"http": ("GET", "/billing/plans", "/billing/plans")},
+    "portal": {"http": ("GET", "/billing/invoices", "/billing/invoices")},
+    "webhook": {"http": ("POST", "/billing/webhook", "/billing/webhook"), "body": "{}"},
+    "tts": {"http": ("POST", "/tts", "/tts"), "body": json.dumps({"text": "Benchmark speech.", "voiceId": VOICE})},
+    "voices": {"http": ("GET", "/voices", "/voices")},
+    "presets": {"http": ("GET", "/presets", "/presets")},
+    "recordings": {"http": ("GET", "/recordings", "/recordings")},
+    "account": {"http": ("GET", "/api-keys", "/api-keys")},
+    "admin": {"http": ("GET", "/admin/users/{id}", None), "admin": True},
+    "health": {"http": ("GET", "/health", "/health")},
+    "stream": {"event": "stream-session-ttl.json"},
+    "sweep": {"event": "sweep-schedule.json", "warm": 3},
+    "reset": {"event": "reset-schedule.json", "warm": 3},
+    "reconcile": {"event": "reconcile-schedule.json", "warm": 0},
+}
+
+
+def stack_env():
+    path = REPO / ".local" / "stack.env"
+    if not path.exists():
+        sys.exit("no .local/stack.env: run `make up` first")
+    env = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = value
+    return env
+
+
+def http_event(method, route, path, user, query="", body=None):
+    event = json.loads(json.dumps(BASE_EVENT))
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {route}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["requestContext"]["requestId"] = uuid.uuid4().hex
+    # A different address each time: sign-in routes are limited per client IP.
+    ip = f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"
+    event["requestContext"]["http"]["sourceIp"] = ip
+    event["headers"]["x-forwarded-for"] = ip
+    event["headers"].pop("origin", None)
+    event["rawQueryString"] = query
+    if query:
+        event["queryStringParameters"] = dict(pair.split("=", 1) for pair in query.split("&"))
+    if user:
+        event["cookies"] = [user["cookie"]]
+        event["headers"]["x-csrf-token"] = user["csrf"]
+    else:
+        event.pop("cookies", None)
+    if "{id}" in route:
+        event["pathParameters"] = {"id": user["userId"]}
+    if body is not None:
+        event["body"] = body
+        event["headers"]["content-type"] = "application/json"
+    return json.dumps(event)
+
+
+class Runtime:
+    """A Lambda Runtime API on 127.0.0.1: hands out one event per `next`, records the answers."""
+
+    def __init__(self):
+        self.events = queue.Queue()
+        self.answers = queue.Queue()
+        self.first_next = threading.Event()
+        self.first_next_at = None
+        runtime = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if not self.path.endswith("/runtime/invocation/next"):
+                    return self.reply(404, b"{}")
+                if runtime.first_next_at is None:
+                    runtime.first_next_at = time.perf_counter()
+                    runtime.first_next.set()
+                event = runtime.events.get()
+                if event is None:
+                    return self.reply(410, b"{}")
+                self.send_response(200)
+                self.send_header("Lambda-Runtime-Aws-Request-Id", uuid.uuid4().hex)
+                self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30_000))
+                self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+                self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+                self.send_header("Content-Length", str(len(event)))
+                self.end_headers()
+                self.wfile.write(event)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                self.reply(202, b"{}")
+                if "/invocation/" in self.path:
+                    runtime.answers.put((time.perf_counter(), self.path.rsplit("/", 1)[1], body))
+                elif self.path.endswith("/init/error"):
+                    runtime.answers.put((time.perf_counter(), "init-error", body))
+
+            def reply(self, status, body):
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # the function's process was killed mid-poll at the end of a run
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def invoke(self, event):
+        sent = time.perf_counter()
+        self.events.put(event.encode())
+        answered, kind, body = self.answers.get(timeout=60)
+        if kind != "response":
+            raise RuntimeError(f"the function answered {kind}: {body[:300]!r}")
+        return answered - sent, body
+
+    def close(self):
+        self.events.put(None)
+        self.server.shutdown()
+
+
+def peak_rss_mb(pid):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_function(name, binary, env, make_event, warm):
+    """One cold start and `warm` warm invocations; the figures of this run."""
+    runtime = Runtime()
+    child_env = dict(env)
+    child_env.update({
+        "AWS_LAMBDA_RUNTIME_API": runtime.address,
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+    })
+    started = time.perf_counter()
+    process = subprocess.Popen([str(binary)], env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        if not runtime.first_next.wait(timeout=30):
+            raise RuntimeError(f"{name} never asked for an event: {process.stderr.read1(2000)!r}")
+        init = runtime.first_next_at - started
+        first, answer = runtime.invoke(make_event())
+        # An HTTP function's status code; any other answered without an error.
+        status = (json.loads(answer).get("statusCode") if answer.startswith(b"{") else None) or "ok"
+        timings = [runtime.invoke(make_event())[0] for _ in range(warm)]
+        rss = peak_rss_mb(process.pid)
+    finally:
+        runtime.close()
+        process.kill()
+        process.wait()
+    return {"init": init * 1000, "first": first * 1000, "warm": [t * 1000 for t in timings], "rss": rss, "status": status}
+
+
+def users(count, admin=False):
+    command = [str(HOST_BIN / "bench-users"), str(count)] + (["--admin"] if admin else [])
+    out = subprocess.run(command, env={**os.environ, **stack_env()}, check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[round((len(ordered) - 1) * p)] if ordered else float("nan")
+
+
+def bench_functions(rounds, warm):
+    env = {**stack_env(), "RUST_LOG": "info"}
+    names = [n for n in SUBJECTS if (LAMBDA / n / "bootstrap").exists()]
+    missing = sorted(set(SUBJECTS) - set(names))
+    if missing:
+        sys.exit(f"missing release binaries for {missing}: the bench builds them first (make bench)")
+    plain = iter(users(rounds * len(names)))
+    admins = iter(users(rounds, admin=True))
+    runs = {name: [] for name in names}
+    for round_number in range(rounds):
+        for name in names:
+            spec = SUBJECTS[name]
+            user = next(admins) if spec.get("admin") else next(plain)
+            if "http" in spec:
+                method, route, path = spec["http"]
+                path = path or route.replace("{id}", user["userId"].replace("|", "%7C"))
+                make = lambda m=method, r=route, p=path, u=user, s=spec: http_event(m, r, p, u, s.get("query", ""), s.get("body"))
+            else:
+                text = (REPO / "events" / spec["event"]).read_text()
+                make = lambda t=text: t
+            count = spec.get("warm", warm)
+            runs[name].append(run_function(name, LAMBDA / name / "bootstrap", env, make, count))
+            print(f"  round {round_number + 1}: {name:<11} init {runs[name][-1]['init']:7.1f} ms", file=sys.stderr)
+    empty_init = statistics.median(r["init"] for r in runs["empty"])
+    rows = []
+    for name in names:
+        binary = LAMBDA / name / "bootstrap"
+        warm_all = [t for r in runs[name] for t in r["warm"]]
+        init = statistics.median(r["init"] for r in runs[name])
+        rows.append({
+            "function": name,
+            "initMs": init,
+            "initRatio": init / empty_init,
+            "firstRequestMs": statistics.median(r["first"] for r in runs[name]),
+            "warmP50Ms": percentile(warm_all, 0.5) if warm_all else None,
+            "warmP99Ms": percentile(warm_all, 0.99) if warm_all else None,
+            "warmInvocations": len(warm_all),
+            "peakRssMb": max(r["rss"] for r in runs[name]),
+            "binaryMb": binary.stat().st_size / 1e6,
+            "zipMb": zipped_size(binary) / 1e6,
+            "answered": sorted({str(r["status"]) for r in runs[name]}),
+        })
+    return rows
+
+
+def bench_load(requests):
+    env = {**os.environ, **stack_env(), "API_PORT": "3099", "RUST_LOG": "warn"}
+    # Its output (logs, metric lines) is not read: a pipe nobody drains would stall it.
+    api = subprocess.Popen([str(HOST_BIN / "local-api")], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(3099)
+        people = users(100)
+        lines = "".join(json.dumps(u) + "\n" for u in people)
+        command = [str(HOST_BIN / "bench-load"), "http://127.0.0.1:3099", str(requests), "1", "16", "64"]
+        out = subprocess.run(command, env=env, input=lines, check=True, capture_output=True, text=True).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+    finally:
+        api.kill()
+        api.wait()
+
+
+def wait_for_port(port, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"nothing listens on port {port}")
+
+
+def fmt(value, digits=1):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warm", type=int, default=100)
+    parser.add_argument("--load-requests", type=int, default=2000)
+    args = parser.parse_args()
+
+    rows = bench_functions(args.rounds, args.warm)
+    load = bench_load(args.load_requests)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
+    results = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "functions": rows, "load": load}
+    (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    print(f"\nLambda functions ({machine}; {args.rounds} rounds, {args.warm} warm invocations each; medians)\n")
+    print("| function | init ms | × empty | first request ms | warm p50 ms | warm p99 ms | peak RSS MB | binary MB | zip MB | answered |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['function']} | {fmt(r['initMs'])} | {fmt(r['initRatio'])} | {fmt(r['firstRequestMs'])} | "
+              f"{fmt(r['warmP50Ms'], 2)} | {fmt(r['warmP99Ms'], 2)} | {fmt(r['peakRssMb'])} | {fmt(r['binaryMb'], 2)} | "
+              f"{fmt(r['zipMb'], 2)} | {', '.join(r['answered'])} |")
+    print(f"\nLocal API hot path ({args.load_requests} requests per level; bare Redis GET p50 {fmt(load[0]['redisGetP50Ms'], 3)} ms)\n")
+    print("| route | clients | p50 ms | p99 ms | requests/s | failures |")
+    print("|---|---|---|---|---|---|")
+    for l in load:
+        print(f"| {l['route']} | {l['clients']} | {fmt(l['p50Ms'], 2)} | {fmt(l['p99Ms'], 2)} | {fmt(l['perSecond'], 0)} | {l['failures']} |")
+    print("\nwritten: bench/results.json")
+
+
+if __name__ == "__main__":
+    main()
