@@ -1,5 +1,5 @@
 //! `make bench` helper: signs in `N` PREMIUM users on the local stack (the same library call the
-//! sign-in callback makes) and prints one JSON line per user: `{userId, cookie, csrf}`. With
+//! sign-in callback makes) and prints one JSON line per user: `{userId, email, cookie, csrf}`. With
 //! `--admin`, they also get the admin role (for the admin function's figures).
 
 use anyhow::Context;
@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..count {
         let id = UserId::parse(format!("auth0|bench-{}", random_hex::<8>())).expect("a valid id");
         let email = Email::parse(&format!("bench-{}@example.test", random_hex::<6>())).expect("a valid email");
-        let profile = Profile { user_id: id.clone(), email, name: Some("Bench".into()) };
+        let profile = Profile { user_id: id.clone(), email: email.clone(), name: Some("Bench".into()) };
         let signed = open_session(&app.users, &app.sessions, &profile, &client, app.clock.now()).await?;
         dynamodb
             .update_item()
@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let line = serde_json::json!({
             "userId": id.as_str(),
+            "email": email.as_str(),
             "cookie": format!("{COOKIE_NAME}={}", signed.token.expose()),
             "csrf": signed.token.csrf_token(),
         });
