@@ -27,6 +27,16 @@ use crate::{
     upstream::{elevenlabs::ElevenLabs, email::Mailer, oidc::Idp, outbound, stripe::Stripe},
 };
 
+/// What a function's init may start fetching in the background ([`App::warm`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Warm {
+    Stripe,
+    StripeWebhookSecrets,
+    ElevenLabs,
+    Auth0ClientSecret,
+    OidcDiscovery,
+}
+
 pub struct App {
     pub config: Config,
     pub clock: Clock,
@@ -48,7 +58,7 @@ pub struct App {
     /// The last health report, reused for a few seconds.
     pub health: health::Cache,
     /// For outside services: no redirects, timeouts.
-    http: reqwest::Client,
+    http: outbound::LazyClient,
     ssm: aws_sdk_ssm::Client,
     auth0_client_secret: OnceCell<Secret<String>>,
     stripe: OnceCell<Stripe>,
@@ -65,7 +75,7 @@ impl App {
 
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         crate::telemetry::metrics::set_namespace(&config.metrics_namespace);
-        let sdk = aws::sdk_config(&config.aws).await;
+        let sdk = aws::sdk_config(&config.aws).await?;
         let dynamodb = aws::dynamodb(&sdk);
         let s3 = aws::s3(&sdk, &config.aws);
         let ssm = match &config.aws.ssm_endpoint_url {
@@ -80,7 +90,7 @@ impl App {
         };
         let redis = Redis::connect_lazy(&config.redis_url, redis_auth).context("REDIS_URL")?;
         let tables = &config.tables;
-        let http = outbound::http_client();
+        let http = outbound::LazyClient::default();
         Ok(Self {
             users: Users::new(dynamodb.clone(), tables.users.clone()),
             sessions: Sessions::new(
@@ -116,9 +126,36 @@ impl App {
         })
     }
 
+    /// The app for the whole life of the process (one Lambda execution environment), so that work
+    /// started at init can go on in the background.
+    pub fn into_static(self) -> &'static Self {
+        Box::leak(Box::new(self))
+    }
+
+    /// Starts fetching what the function's requests will need (secrets, clients, OIDC discovery)
+    /// without waiting for it: the runtime asks for the first event meanwhile, and a request that
+    /// needs one of them waits for the same fetch instead of starting another. A failure is
+    /// logged; the first request that needs the thing tries again.
+    pub fn warm(&'static self, needs: &'static [Warm]) {
+        for need in needs {
+            tokio::spawn(async move {
+                let warmed = match need {
+                    Warm::Stripe => self.stripe().await.map(drop),
+                    Warm::StripeWebhookSecrets => self.stripe_webhook_secrets().await.map(drop),
+                    Warm::ElevenLabs => self.elevenlabs().await.map(drop),
+                    Warm::Auth0ClientSecret => self.auth0_client_secret().await.map(drop),
+                    Warm::OidcDiscovery => self.idp.metadata().await.map(drop).map_err(anyhow::Error::new),
+                };
+                if let Err(error) = warmed {
+                    tracing::warn!(?need, error = format!("{error:#}"), "warming failed; retrying on first use");
+                }
+            });
+        }
+    }
+
     /// The client for outside services (for health checks; the upstream clients hold their own).
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    pub fn http(&self) -> anyhow::Result<&reqwest::Client> {
+        self.http.get()
     }
 
     pub fn ssm(&self) -> &aws_sdk_ssm::Client {
@@ -143,7 +180,7 @@ impl App {
             .get_or_try_init(|| async {
                 let key = self.secret("ELEVENLABS_API_KEY_PARAM", &self.config.secrets.elevenlabs_api_key).await?;
                 let voice = &self.config.voice;
-                Ok(ElevenLabs::new(self.http.clone(), voice.elevenlabs_base.clone(), key, voice.elevenlabs_timeout))
+                Ok(ElevenLabs::new(self.http()?.clone(), voice.elevenlabs_base.clone(), key, voice.elevenlabs_timeout))
             })
             .await
     }
@@ -153,7 +190,7 @@ impl App {
         self.stripe
             .get_or_try_init(|| async {
                 let key = self.secret("STRIPE_SECRET_KEY_PARAM", &self.config.secrets.stripe_secret_key).await?;
-                Ok(Stripe::new(self.http.clone(), self.config.stripe.api_base.clone(), key))
+                Ok(Stripe::new(self.http()?.clone(), self.config.stripe.api_base.clone(), key))
             })
             .await
     }

@@ -18,7 +18,8 @@ pub mod flows;
 pub mod http;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 
-pub use app::App;
+pub use app::{App, Warm};
 pub use error::ApiError;

@@ -91,7 +91,7 @@ impl Builder {
     }
 
     pub async fn spawn(self) -> TestApp {
-        let sdk = aws::sdk_config(&self.config.aws).await;
+        let sdk = aws::sdk_config(&self.config.aws).await.expect("the SDK configuration");
         let (dynamodb, s3) = (aws::dynamodb(&sdk), aws::s3(&sdk, &self.config.aws));
         let app = Arc::new(App::new(self.config, self.clock).await.expect("the app builds"));
         let mut router =

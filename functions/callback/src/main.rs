@@ -1,14 +1,10 @@
 use lambda_http::{Error, run, service_fn};
-use voice_core::{App, http::router};
+use voice_core::{App, Warm, http::router};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     voice_core::telemetry::init();
-    let app = App::from_env().await?;
-    // Secrets and discovery during init, so the first sign-in does not wait for them.
-    tokio::try_join!(app.auth0_client_secret(), app.stripe())?;
-    if let Err(error) = app.idp.metadata().await {
-        tracing::warn!(%error, "OIDC discovery failed during init; retrying on first use");
-    }
-    run(service_fn(|req| async { Ok::<_, Error>(router::serve(&app, callback::ROUTES, req).await) })).await
+    let app = App::from_env().await?.into_static();
+    app.warm(&[Warm::Auth0ClientSecret, Warm::Stripe, Warm::OidcDiscovery]);
+    run(service_fn(|req| async { Ok::<_, Error>(router::serve(app, callback::ROUTES, req).await) })).await
 }

@@ -35,7 +35,7 @@ async fn health(ctx: Ctx<'_>) -> HttpResult {
         redis: &app.redis,
         ssm: app.ssm(),
         secret_parameters,
-        http: app.http(),
+        http: app.http()?,
         stripe: config.stripe.api_base.join("v1/balance").expect("a relative path joins"),
         elevenlabs: config.voice.elevenlabs_base.join("v1/models").expect("a relative path joins"),
         auth0_discovery: config.idp.issuer.join(".well-known/openid-configuration").expect("a relative path joins"),

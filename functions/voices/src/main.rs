@@ -1,10 +1,10 @@
 use lambda_http::{Error, run, service_fn};
-use voice_core::{App, http::router};
+use voice_core::{App, Warm, http::router};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     voice_core::telemetry::init();
-    let app = App::from_env().await?;
-    app.elevenlabs().await?;
-    run(service_fn(|req| async { Ok::<_, Error>(router::serve(&app, voices::ROUTES, req).await) })).await
+    let app = App::from_env().await?.into_static();
+    app.warm(&[Warm::ElevenLabs]);
+    run(service_fn(|req| async { Ok::<_, Error>(router::serve(app, voices::ROUTES, req).await) })).await
 }

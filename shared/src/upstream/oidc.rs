@@ -76,7 +76,7 @@ struct Keys {
 }
 
 pub struct Idp {
-    http: reqwest::Client,
+    http: outbound::LazyClient,
     settings: IdpSettings,
     metadata: OnceCell<Metadata>,
     keys: Mutex<Option<Keys>>,
@@ -84,7 +84,7 @@ pub struct Idp {
 
 impl Idp {
     /// No network here: discovery and keys are fetched on first use and kept for the cold start.
-    pub fn new(http: reqwest::Client, settings: IdpSettings) -> Self {
+    pub fn new(http: outbound::LazyClient, settings: IdpSettings) -> Self {
         Self { http, settings, metadata: OnceCell::new(), keys: Mutex::new(None) }
     }
 
@@ -102,7 +102,7 @@ impl Idp {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: Url) -> anyhow::Result<T> {
-        let request = self.http.get(url.clone()).timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT));
+        let request = self.http.get()?.get(url.clone()).timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT));
         let response = outbound::observed("auth0", request).await.with_context(|| format!("GET {url}"))?;
         let status = response.status();
         if !status.is_success() {
@@ -154,7 +154,8 @@ impl Idp {
             ("client_secret", client_secret.expose().as_str()),
             ("code_verifier", verifier),
         ];
-        let request = self.http.post(endpoint).form(&form).timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT));
+        let http = self.http.get().map_err(IdpError::Unavailable)?;
+        let request = http.post(endpoint).form(&form).timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT));
         let response = outbound::observed("auth0", request)
             .await
             .map_err(|e| IdpError::Unavailable(anyhow::Error::new(e).context("token endpoint")))?;

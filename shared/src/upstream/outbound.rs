@@ -2,6 +2,7 @@
 
 use std::{
     future::Future,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -33,14 +34,16 @@ pub fn timeout(default: Duration) -> Duration {
 
 /// Follows no redirects (a redirect from an IdP or API is an error here, never a new target) and
 /// bounds both connecting and the whole exchange.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    let tls = crate::tls::client_config()?;
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(2))
         .timeout(EXCHANGE_TIMEOUT)
         .user_agent(concat!("voice-backend/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("static client settings are valid")
+        .build()?;
+    Ok(client)
 }
 
 /// Sends one request to `service`, recording its latency and whether it failed (no answer, 5xx
@@ -51,4 +54,19 @@ pub async fn observed(service: &str, request: reqwest::RequestBuilder) -> reqwes
     let failed = result.as_ref().map_or(true, |r| r.status().is_server_error() || r.status().as_u16() == 429);
     metrics::upstream(service, started.elapsed(), failed);
     result
+}
+
+/// The one HTTP client of a function's upstream clients, built on first use: a function that
+/// never calls out (most of them, on most requests) never parses the TLS roots for it.
+#[derive(Clone, Default)]
+pub struct LazyClient(Arc<OnceLock<reqwest::Client>>);
+
+impl LazyClient {
+    pub fn get(&self) -> anyhow::Result<&reqwest::Client> {
+        if let Some(client) = self.0.get() {
+            return Ok(client);
+        }
+        let built = http_client()?;
+        Ok(self.0.get_or_init(|| built))
+    }
 }
