@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -48,7 +49,11 @@ SUBJECTS = {
     "checkout": {"http": ("GET", "/billing/plans", "/billing/plans")},
     "portal": {"http": ("GET", "/billing/invoices", "/billing/invoices")},
     "webhook": {"http": ("POST", "/billing/webhook", "/billing/webhook"), "body": "{}"},
-    "tts": {"http": ("POST", "/tts", "/tts"), "body": json.dumps({"text": "Benchmark speech.", "voiceId": VOICE})},
+    # New text every time (ElevenLabs is called), and the same request again and again (served
+    # from the generation cache): the voice ids are the run's own, so the stand-in's log counts
+    # each subject's upstream calls.
+    "tts": {"http": ("POST", "/tts", "/tts"), "speech": "fresh"},
+    "tts-repeat": {"http": ("POST", "/tts", "/tts"), "speech": "repeat", "binary": "tts"},
     "voices": {"http": ("GET", "/voices", "/voices")},
     "presets": {"http": ("GET", "/presets", "/presets")},
     "recordings": {"http": ("GET", "/recordings", "/recordings")},
@@ -219,6 +224,13 @@ def users(count, admin=False):
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+def upstream_calls(env, voice):
+    """Generations the ElevenLabs stand-in served for `voice` (its per-voice request log)."""
+    base = env["ELEVENLABS_API_BASE"].rstrip("/")
+    with urllib.request.urlopen(f"{base}/_test/requests/{voice}", timeout=10) as response:
+        return len(json.loads(response.read()))
+
+
 def percentile(values, p):
     ordered = sorted(values)
     return ordered[round((len(ordered) - 1) * p)] if ordered else float("nan")
@@ -226,7 +238,7 @@ def percentile(values, p):
 
 def bench_functions(rounds, warm):
     env = {**stack_env(), "RUST_LOG": "info"}
-    names = [n for n in SUBJECTS if (LAMBDA / n / "bootstrap").exists()]
+    names = [n for n in SUBJECTS if (LAMBDA / SUBJECTS[n].get("binary", n) / "bootstrap").exists()]
     missing = sorted(set(SUBJECTS) - set(names))
     if missing:
         sys.exit(f"missing release binaries for {missing}: the bench builds them first (make bench)")
@@ -237,20 +249,30 @@ def bench_functions(rounds, warm):
         for name in names:
             spec = SUBJECTS[name]
             user = next(admins) if spec.get("admin") else next(plain)
+            voice = f"bench{spec.get('speech', '')}{round_number}{uuid.uuid4().hex[:8]}"
             if "http" in spec:
                 method, route, path = spec["http"]
                 path = path or route.replace("{id}", user["userId"].replace("|", "%7C"))
-                make = lambda m=method, r=route, p=path, u=user, s=spec: http_event(m, r, p, u, s.get("query", ""), s.get("body"))
+                body = spec.get("body")
+                if spec.get("speech") == "repeat":
+                    body = lambda v=voice: json.dumps({"text": "The same words again.", "voiceId": v})
+                elif spec.get("speech") == "fresh":
+                    body = lambda v=voice: json.dumps({"text": f"New words {uuid.uuid4().hex}.", "voiceId": v})
+                make = lambda m=method, r=route, p=path, u=user, s=spec, b=body: http_event(
+                    m, r, p, u, s.get("query", ""), b() if callable(b) else b)
             else:
                 text = (REPO / "events" / spec["event"]).read_text()
                 make = lambda t=text: t
             count = spec.get("warm", warm)
-            runs[name].append(run_function(name, LAMBDA / name / "bootstrap", env, make, count))
+            binary = LAMBDA / spec.get("binary", name) / "bootstrap"
+            runs[name].append(run_function(name, binary, env, make, count))
+            if "speech" in spec:
+                runs[name][-1]["upstream"] = upstream_calls(env, voice)
             print(f"  round {round_number + 1}: {name:<11} init {runs[name][-1]['init']:7.1f} ms", file=sys.stderr)
     empty_init = statistics.median(r["init"] for r in runs["empty"])
     rows = []
     for name in names:
-        binary = LAMBDA / name / "bootstrap"
+        binary = LAMBDA / SUBJECTS[name].get("binary", name) / "bootstrap"
         warm_all = [t for r in runs[name] for t in r["warm"]]
         init = statistics.median(r["init"] for r in runs[name])
         rows.append({
@@ -266,6 +288,9 @@ def bench_functions(rounds, warm):
             "zipMb": zipped_size(binary) / 1e6,
             "answered": sorted({str(r["status"]) for r in runs[name]}),
         })
+        if "upstream" in runs[name][0]:
+            invocations = sum(1 + len(r["warm"]) for r in runs[name])
+            rows[-1]["upstreamCallsPerInvocation"] = sum(r["upstream"] for r in runs[name]) / invocations
     return rows
 
 
@@ -320,6 +345,10 @@ def main():
         print(f"| {r['function']} | {fmt(r['initMs'])} | {fmt(r['initRatio'])} | {fmt(r['firstRequestMs'])} | "
               f"{fmt(r['warmP50Ms'], 2)} | {fmt(r['warmP99Ms'], 2)} | {fmt(r['peakRssMb'])} | {fmt(r['binaryMb'], 2)} | "
               f"{fmt(r['zipMb'], 2)} | {', '.join(r['answered'])} |")
+    cached = [r for r in rows if "upstreamCallsPerInvocation" in r]
+    if cached:
+        print("\nGeneration cache: ElevenLabs calls per invocation: " + ", ".join(
+            f"{r['function']} {r['upstreamCallsPerInvocation']:.2f} (warm p50 {fmt(r['warmP50Ms'], 2)} ms)" for r in cached))
     print(f"\nLocal API hot path ({args.load_requests} requests per level; bare Redis GET p50 {fmt(load[0]['redisGetP50Ms'], 3)} ms)\n")
     print("| route | clients | p50 ms | p99 ms | requests/s | failures |")
     print("|---|---|---|---|---|---|")

@@ -27,8 +27,9 @@ async fn audit_entries(app: &TestApp, admin: &User) -> Vec<Value> {
     page.body["entries"].as_array().cloned().unwrap()
 }
 
+/// Text of its own each time: an identical request would be served from the generation cache.
 fn speak() -> Value {
-    json!({ "text": "Hello there", "voiceId": VOICE })
+    json!({ "text": format!("Hello there, {}", unique("")), "voiceId": VOICE })
 }
 
 /// Every admin route of the template, as a request with its `{id}` filled in.

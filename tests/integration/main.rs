@@ -10,6 +10,7 @@ mod billing;
 mod cost;
 mod faults;
 mod fuzz;
+mod generation_cache;
 mod health;
 mod limits;
 mod local_api;

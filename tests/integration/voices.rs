@@ -306,7 +306,8 @@ async fn five_clones_share_three_slots(configured: u32) -> Vec<Value> {
     let mut generations = 0;
     for round in 0..2 {
         for (user, _, voice_id, _) in &clones {
-            let spoken = app.post("/tts", user, Some(&json!({ "voiceId": voice_id, "text": "Cached." }))).await;
+            let text = format!("Round {round}.");
+            let spoken = app.post("/tts", user, Some(&json!({ "voiceId": voice_id, "text": text }))).await;
             assert_eq!(spoken.status, 201, "round {round}: {}", spoken.body);
             generations += 1;
             // The generation reached ElevenLabs with the clone's id as stored right now.
@@ -375,8 +376,9 @@ async fn a_clone_lost_at_elevenlabs_is_recreated_once_for_concurrent_uses() {
         .unwrap();
     assert!(gone.status().is_success());
 
-    let body = json!({ "voiceId": voice_id, "text": "Still me." });
-    let uses = (0..5).map(|_| app.post("/tts", &user, Some(&body)));
+    let bodies: Vec<Value> =
+        (0..5).map(|i| json!({ "voiceId": voice_id, "text": format!("Still me, {i}.") })).collect();
+    let uses = bodies.iter().map(|body| app.post("/tts", &user, Some(body)));
     let responses = futures_util::future::join_all(uses).await;
     for response in &responses {
         assert_eq!(response.status, 201, "{}", response.body);

@@ -1,12 +1,13 @@
 //! The rules a text-to-speech request must pass for the caller's tier.
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::{
     domain::{
         audio::{AudioConfig, check_speed, unit_interval},
-        ids::ElevenLabsVoiceId,
+        ids::{ElevenLabsVoiceId, UserId},
         presets::{self, CustomPreset},
         tiers::{PRESETS, Tier, TierRules},
     },
@@ -52,7 +53,27 @@ pub struct Generation {
     pub config: AudioConfig,
 }
 
+/// The audio format every generation asks ElevenLabs for.
+pub const OUTPUT_FORMAT: &str = "mp3_44100_128";
+
 impl Generation {
+    /// What makes two generations the same audio: the user (a cache is never shared), the voice,
+    /// the text, every setting, the model and the format, as a SHA-256 in hex. Floats are taken
+    /// by their bits, so 0.5 and 0.50 agree and nothing is rounded.
+    pub fn content_key(&self, user: &UserId, model: &str) -> String {
+        let c = &self.config;
+        let canonical = serde_json::json!([
+            user.as_str(),
+            self.voice_id.as_str(),
+            self.text,
+            [c.stability.to_bits(), c.similarity_boost.to_bits(), c.style.to_bits(), c.speed.to_bits()],
+            c.use_speaker_boost,
+            model,
+            OUTPUT_FORMAT,
+        ]);
+        crate::domain::ids::hex(&Sha256::digest(canonical.to_string().as_bytes()))
+    }
+
     /// Applies the tier's rules. Sliders on a tier without them, or a preset outside the tier,
     /// are FEATURE_LOCKED: never silently downgraded.
     pub fn check(body: TtsBody, tier: Tier, custom: &[CustomPreset], upgrade_url: &Url) -> Result<Self, ApiError> {
@@ -121,6 +142,27 @@ mod tests {
             Err(ApiError::Validation { field, .. }) => field,
             other => panic!("expected a validation error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_content_key_changes_with_every_input_and_only_with_them() {
+        let ada = UserId::parse("auth0|ada").unwrap();
+        let base = check(serde_json::json!({"voiceId": "v1", "text": "Hello"}), Tier::Premium).unwrap();
+        let key = base.content_key(&ada, "m1");
+        assert_eq!(key.len(), 64);
+        assert_eq!(
+            key,
+            check(serde_json::json!({"voiceId": "v1", "text": " Hello "}), Tier::Premium)
+                .unwrap()
+                .content_key(&ada, "m1"),
+            "the same request, trimmed alike"
+        );
+        let other = |json| check(json, Tier::Premium).unwrap().content_key(&ada, "m1");
+        assert_ne!(key, other(serde_json::json!({"voiceId": "v2", "text": "Hello"})), "voice");
+        assert_ne!(key, other(serde_json::json!({"voiceId": "v1", "text": "Hello!"})), "text");
+        assert_ne!(key, other(serde_json::json!({"voiceId": "v1", "text": "Hello", "speed": 1.1})), "a setting");
+        assert_ne!(key, base.content_key(&ada, "m2"), "model");
+        assert_ne!(key, base.content_key(&UserId::parse("auth0|bob").unwrap(), "m1"), "never shared between users");
     }
 
     #[test]

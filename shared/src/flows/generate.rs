@@ -80,6 +80,11 @@ impl Generator<'_> {
     ) -> Result<Generated, ApiError> {
         // Before the quota: a voice the caller may not use costs nothing and reaches no one.
         let speaker = resolve_for_speech(self.voices, user, &request.voice_id).await?;
+        // The same request made before: its audio is copied, with no quota and no ElevenLabs.
+        let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
+        if let Some(generated) = self.from_cache(user, &request, &cached, now).await? {
+            return Ok(generated);
+        }
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
@@ -100,10 +105,12 @@ impl Generator<'_> {
                 QuotaError::Store(source) => ApiError::Internal(source),
             })?;
 
-        let produced =
-            tokio::time::timeout(deadline.leaving(GIVE_BACK), self.produce(user, &request, &speaker, now, deadline))
-                .await
-                .unwrap_or_else(|_| Err(out_of_time("the generation ran out of time")));
+        let produced = tokio::time::timeout(
+            deadline.leaving(GIVE_BACK),
+            self.produce(user, &request, &speaker, &cached, now, deadline),
+        )
+        .await
+        .unwrap_or_else(|_| Err(out_of_time("the generation ran out of time")));
         match produced {
             Ok((recording_id, audio_url)) => {
                 metrics::count("Generations", ("Tier", user.tier.as_str()));
@@ -140,11 +147,36 @@ impl Generator<'_> {
         }
     }
 
+    /// A new recording with the audio cached under `cached`, if there is one. A cache that
+    /// fails is only logged: the request is then generated as usual.
+    async fn from_cache(
+        &self,
+        user: &User,
+        request: &Generation,
+        cached: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Generated>, ApiError> {
+        let recording_id = RecordingId::generate(now);
+        let s3_key = Recording::s3_key_for(&user.id, &recording_id, AudioType::Mpeg);
+        let voice_name = match self.audio.copy_cached(cached, &s3_key).await {
+            Ok(Some(voice_name)) => voice_name,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "the generation cache failed; generating");
+                return Ok(None);
+            }
+        };
+        let audio_url = self.record(user, request, &recording_id, s3_key, voice_name, now).await?;
+        metrics::count("CachedGenerations", ("Tier", user.tier.as_str()));
+        Ok(Some(Generated { recording_id, audio_url, usage: user.usage(now) }))
+    }
+
     async fn produce(
         &self,
         user: &User,
         request: &Generation,
         speaker: &Speaker,
+        cached: &str,
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> Result<(RecordingId, String), ApiError> {
@@ -168,13 +200,35 @@ impl Generator<'_> {
         let recording_id = RecordingId::generate(now);
         let content_type = AudioType::Mpeg;
         let s3_key = Recording::s3_key_for(&user.id, &recording_id, content_type);
-        self.audio.put(&s3_key, content_type, audio).await?;
+        let (stored, kept) = tokio::join!(
+            self.audio.put(&s3_key, content_type, audio.clone()),
+            self.audio.put_cached(cached, audio, voice_name.as_deref())
+        );
+        stored?;
+        if let Err(error) = kept {
+            tracing::warn!(error = format!("{error:#}"), "could not cache the audio");
+        }
 
         if let Some(clone) = clone
             && let Err(error) = self.voices.touch(&user.id, &clone.voice_id, unix_ms(now)).await
         {
             tracing::warn!(error = format!("{error:#}"), "could not record the clone's use");
         }
+        let audio_url = self.record(user, request, &recording_id, s3_key, voice_name, now).await?;
+        Ok((recording_id, audio_url))
+    }
+
+    /// Writes the recording row of audio stored at `s3_key` (removing the audio if the row
+    /// cannot be written) and answers its presigned URL.
+    async fn record(
+        &self,
+        user: &User,
+        request: &Generation,
+        recording_id: &RecordingId,
+        s3_key: String,
+        voice_name: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<String, ApiError> {
         let recording = Recording {
             recording_id: recording_id.clone(),
             user_id: user.id.clone(),
@@ -183,7 +237,7 @@ impl Generator<'_> {
             text: Some(request.text.clone()),
             preset_used: request.preset_id.clone(),
             audio_config: Some(request.config),
-            content_type,
+            content_type: AudioType::Mpeg,
             s3_key: s3_key.clone(),
             is_favorite: false,
             created_at: timestamp(now),
@@ -197,8 +251,7 @@ impl Generator<'_> {
             }
             return Err(error.into());
         }
-        let audio_url = self.audio.download_url(&s3_key).await.context("presigning the new recording")?;
-        Ok((recording_id, audio_url))
+        Ok(self.audio.download_url(&s3_key).await.context("presigning the new recording")?)
     }
 
     async fn speak(

@@ -10,7 +10,7 @@ use aws_sdk_s3::{
     types::{Tag, Tagging},
 };
 
-use crate::domain::audio::AudioType;
+use crate::domain::{audio::AudioType, ids::UserId};
 
 /// The audio bucket. Objects that are not favourites carry the tag `retention=temporary`, which
 /// the bucket's lifecycle rule expires as a safety net behind the TTL stream.
@@ -178,4 +178,80 @@ impl AudioStore {
             self.client.get_object().bucket(&self.bucket).key(key).send().await.context("reading the object")?;
         Ok(OpenObject { length: object.content_length.unwrap_or(0).max(0) as u64, body: object.body })
     }
+}
+
+/// Generated audio by content (`{userId}/cache/{content key}.mp3`), so that a repeated
+/// generation is a copy instead of a call to ElevenLabs. Entries are tagged temporary: the
+/// bucket's lifecycle rule ends them, and erasing the account (the whole `{userId}/` prefix)
+/// removes them with everything else.
+impl AudioStore {
+    pub fn cache_key(user: &UserId, content_key: &str) -> String {
+        format!("{user}/cache/{content_key}.{}", AudioType::Mpeg.extension())
+    }
+
+    /// Keeps `bytes` as the audio of `content_key`, with the voice's name beside it.
+    pub async fn put_cached(&self, key: &str, bytes: Vec<u8>, voice_name: Option<&str>) -> anyhow::Result<()> {
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(AudioType::Mpeg.mime())
+            .tagging("retention=temporary")
+            .body(ByteStream::from(bytes));
+        if let Some(name) = voice_name {
+            put = put.metadata(VOICE_NAME, encode(name));
+        }
+        put.send().await.context("caching the audio")?;
+        Ok(())
+    }
+
+    /// Copies a cached audio to `to` (tagged temporary, like any new recording) when the cache
+    /// holds it: `Some(voice name)` then, None on a miss. In AWS a missing object answers 403 to
+    /// a role that may not list the bucket, so any refusal counts as a miss: the caller
+    /// generates instead.
+    pub async fn copy_cached(&self, cached: &str, to: &str) -> anyhow::Result<Option<Option<String>>> {
+        let head = match self.client.head_object().bucket(&self.bucket).key(cached).send().await {
+            Ok(head) => head,
+            Err(error) if error.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 403 | 404)) => {
+                return Ok(None);
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context("looking up the cached audio")),
+        };
+        let copied = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .copy_source(format!("{}/{}", self.bucket, encode(cached)))
+            .key(to)
+            .content_type(AudioType::Mpeg.mime())
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
+            .tagging("retention=temporary")
+            .send()
+            .await;
+        match copied {
+            Ok(_) => {
+                let name = head.metadata.and_then(|m| m.get(VOICE_NAME).map(|n| decode(n)));
+                Ok(Some(name))
+            }
+            // Expired between the two calls.
+            Err(error) if error.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
+            Err(error) => Err(anyhow::Error::new(error).context("copying the cached audio")),
+        }
+    }
+}
+
+/// S3 metadata is ASCII: the voice name is kept percent-encoded.
+const VOICE_NAME: &str = "voice-name";
+
+/// Percent-encodes all but letters, digits and `/` (a copy source is a URL-encoded path; user
+/// ids carry `|`).
+fn encode(text: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'/');
+    percent_encoding::utf8_percent_encode(text, SET).to_string()
+}
+
+fn decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
 }
