@@ -39,12 +39,8 @@ impl Users {
     /// Sets the user's role; false when there is no such user. Operators only: no route calls it.
     pub async fn set_role(&self, id: &UserId, role: Role) -> anyhow::Result<bool> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
+            .update_existing(id)
             .update_expression("SET #role = :role")
-            .condition_expression("attribute_exists(userId)")
             .expression_attribute_names("#role", attr::ROLE)
             .expression_attribute_values(":role", s(role.as_str()));
         Ok(dynamo::conditional_update(update).await.context("setting the role")?.is_some())
@@ -54,12 +50,8 @@ impl Users {
     pub async fn suspend(&self, id: &UserId, suspension: &Suspension) -> anyhow::Result<Option<User>> {
         let json = serde_json::to_string(suspension).expect("a suspension serializes");
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
+            .update_existing(id)
             .update_expression("SET #suspension = :suspension")
-            .condition_expression("attribute_exists(userId)")
             .expression_attribute_names("#suspension", attr::SUSPENSION)
             .expression_attribute_values(":suspension", s(json))
             .return_values(ReturnValue::AllNew);
@@ -69,12 +61,8 @@ impl Users {
     /// Lifts a suspension; the user as it is now (None: no such user).
     pub async fn unsuspend(&self, id: &UserId) -> anyhow::Result<Option<User>> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
+            .update_existing(id)
             .update_expression("REMOVE #suspension")
-            .condition_expression("attribute_exists(userId)")
             .expression_attribute_names("#suspension", attr::SUSPENSION)
             .return_values(ReturnValue::AllNew);
         self.updated(update, "lifting the suspension").await
@@ -88,12 +76,8 @@ impl Users {
         recordings: u32,
     ) -> anyhow::Result<Option<User>> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
+            .update_existing(id)
             .update_expression("ADD #grant :recordings")
-            .condition_expression("attribute_exists(userId)")
             .expression_attribute_names("#grant", format!("{}{period}", attr::GRANT_PREFIX))
             .expression_attribute_values(":recordings", n(recordings))
             .return_values(ReturnValue::AllNew);

@@ -155,6 +155,18 @@ impl Users {
         Self { client, table }
     }
 
+    /// An update of the user's row that changes nothing unless the row exists.
+    fn update_existing(
+        &self,
+        id: &UserId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::USER_ID, s(id.as_str()))
+            .condition_expression("attribute_exists(userId)")
+    }
+
     /// One cheap read of a key no user has: proves the table answers.
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.client
