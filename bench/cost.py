@@ -31,7 +31,7 @@ UNITS = {
     "recordings": (3.5, 0, 0, 4),   # + one page Query (20 rows of ~1 KB, eventually consistent)
     "voices": (1.5, 0, 0, 4),       # + the caller's clones (Query)
     "presets": (1, 0, 0, 4),
-    "tts": (1, 2, 1, 6),            # quota UpdateItem, recording PutItem, the audio PUT
+    "tts": (1, 2, 2, 6),            # quota UpdateItem, recording PutItem; the audio and its cache copy
     "recordings_write": (1.5, 2, 0, 4),  # GetItem of the recording; UpdateItem/DeleteItem + allowance
     "checkout": (1, 0, 0, 4),
     "webhook": (0.5, 4, 0, 0),      # customer → user (index), claim, complete, subscription, user
@@ -150,8 +150,10 @@ def estimate(users, prices, profile, results, template):
     writes += users
 
     generations = per["generations"] * users
+    # Recordings (kept a week, or as favourites) and the generation cache's copy of each audio
+    # (tagged temporary: the lifecycle rule ends it after 8 days).
     kept_gb = generations * audio["bytes_per_generation"] * (
-        audio["kept_days"] / 30 + audio["favourite_share"] * audio["favourite_months_kept"]) / 1e9
+        audio["kept_days"] / 30 + audio["favourite_share"] * audio["favourite_months_kept"] + 8 / 30) / 1e9
     samples_gb = per["clones"] * users * audio["sample_bytes_per_clone"] / 1e9
     transfer_gb = per["plays"] * users * audio["bytes_per_generation"] / 1e9
     table_gb = (users * 3_000 + generations * 1_000 * (audio["kept_days"] / 30 + audio["favourite_share"] * 6)) / 1e9
@@ -165,7 +167,8 @@ def estimate(users, prices, profile, results, template):
         + writes / 1e6 * p["dynamodb"]["per_million_write_units"],
         "DynamoDB (storage + PITR)": table_gb * (p["dynamodb"]["storage_gb_month"] + p["dynamodb"]["pitr_gb_month"]),
         "S3 (storage + requests)": (kept_gb + samples_gb) * p["s3"]["standard_gb_month"]
-        + puts / 1000 * p["s3"]["per_thousand_puts"] + per["plays"] * users / 1000 * p["s3"]["per_thousand_gets"],
+        + puts / 1000 * p["s3"]["per_thousand_puts"]
+        + (per["plays"] + per["generations"]) * users / 1000 * p["s3"]["per_thousand_gets"],  # plays; cache HEADs
         "S3 (audio to browsers)": max(0.0, transfer_gb - 100) * p["s3"]["transfer_out_gb"],
         "ElastiCache Serverless": max(p["elasticache_serverless_valkey"]["minimum_gb"], users * 2_000 / 1e9)
         * p["elasticache_serverless_valkey"]["gb_hour"] * HOURS_PER_MONTH
