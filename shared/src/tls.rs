@@ -20,10 +20,25 @@ const BUNDLES: [&str; 4] = [
     "/etc/ssl/cert.pem",
 ];
 
-/// The bundle as read (PEM, for the AWS SDK's trust store) and parsed (for rustls clients).
+/// The bundle as read (PEM, what the AWS SDK's trust store takes), parsed for rustls clients
+/// only when one is built (most functions never build one).
 pub struct Roots {
     pub pem: Vec<u8>,
-    pub store: Arc<RootCertStore>,
+    parsed: OnceLock<Arc<RootCertStore>>,
+}
+
+impl Roots {
+    /// The certificates as a rustls root store, parsed on first use.
+    pub fn store(&self) -> anyhow::Result<Arc<RootCertStore>> {
+        if let Some(store) = self.parsed.get() {
+            return Ok(store.clone());
+        }
+        let mut store = RootCertStore::empty();
+        let certificates = CertificateDer::pem_slice_iter(&self.pem).filter_map(Result::ok);
+        let (added, _unparsable) = store.add_parsable_certificates(certificates);
+        anyhow::ensure!(added > 0, "the CA bundle holds no usable certificate");
+        Ok(self.parsed.get_or_init(|| Arc::new(store)).clone())
+    }
 }
 
 static ROOTS: OnceLock<Roots> = OnceLock::new();
@@ -43,11 +58,8 @@ fn load() -> anyhow::Result<Roots> {
         .or_else(|| BUNDLES.iter().find(|p| std::path::Path::new(p).exists()).map(|p| (*p).to_owned()))
         .context("no CA bundle found (set SSL_CERT_FILE)")?;
     let pem = std::fs::read(&path).with_context(|| format!("reading the CA bundle {path}"))?;
-    let mut store = RootCertStore::empty();
-    let certificates = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok);
-    let (added, _unparsable) = store.add_parsable_certificates(certificates);
-    anyhow::ensure!(added > 0, "the CA bundle {path} holds no usable certificate");
-    Ok(Roots { pem, store: Arc::new(store) })
+    anyhow::ensure!(!pem.is_empty(), "the CA bundle {path} is empty");
+    Ok(Roots { pem, parsed: OnceLock::new() })
 }
 
 /// A TLS client configuration on the shared roots (aws-lc, TLS 1.2 and 1.3).
@@ -56,7 +68,7 @@ pub fn client_config() -> anyhow::Result<rustls::ClientConfig> {
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
-        .with_root_certificates(roots()?.store.clone())
+        .with_root_certificates(roots()?.store()?)
         .with_no_client_auth();
     Ok(config)
 }
@@ -68,7 +80,8 @@ mod tests {
     #[test]
     fn the_system_bundle_is_read_once_and_yields_roots() {
         let first = roots().expect("this machine has a CA bundle");
-        assert!(first.store.len() > 50, "{} roots", first.store.len());
+        assert!(first.store().unwrap().len() > 50, "{} roots", first.store().unwrap().len());
+        assert!(Arc::ptr_eq(&first.store().unwrap(), &first.store().unwrap()), "parsed once");
         assert!(std::ptr::eq(first, roots().unwrap()), "the same roots every time");
         assert!(client_config().is_ok());
     }

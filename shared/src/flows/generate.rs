@@ -82,7 +82,7 @@ impl Generator<'_> {
         let speaker = resolve_for_speech(self.voices, user, &request.voice_id).await?;
         // The same request made before: its audio is copied, with no quota and no ElevenLabs.
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
-        if let Some(generated) = self.from_cache(user, &request, &cached, now).await? {
+        if let Some(generated) = self.repeat_from_cache(user, &request, &cached, now).await? {
             return Ok(generated);
         }
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
@@ -149,7 +149,7 @@ impl Generator<'_> {
 
     /// A new recording with the audio cached under `cached`, if there is one. A cache that
     /// fails is only logged: the request is then generated as usual.
-    async fn from_cache(
+    async fn repeat_from_cache(
         &self,
         user: &User,
         request: &Generation,
