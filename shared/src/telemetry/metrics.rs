@@ -3,11 +3,11 @@
 //! One line per event, in the namespace set once per cold start ([`set_namespace`]; the
 //! template gives each stack its own), dimensions as given.
 //!
-//! What is emitted, and where: `Requests` per route and status class, `Latency` per route (the router),
-//! `Generations` and `QuotaDenials` per tier (the generation flow), `RateLimitDenials` per scope
-//! (the rate limiter), `WebhookOutcomes` per outcome (the webhook), `UpstreamLatency` and
-//! `UpstreamErrors` per service (every outbound call), `SessionFallbacks` per reason (the session
-//! store answering from DynamoDB).
+//! What is emitted, and where: `Requests` per route and status class and `Latency` per route
+//! (the router); `Generations`, `QuotaDenials` and `CachedGenerations` per tier (the generation
+//! flow); `RateLimitDenials` per scope (the rate limiter); `WebhookOutcomes` per outcome (the
+//! webhook); `UpstreamLatency` and `UpstreamErrors` per service (every outbound call);
+//! `SessionFallbacks` per reason (the session store answering from DynamoDB).
 
 use std::{
     io::Write,
