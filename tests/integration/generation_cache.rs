@@ -3,7 +3,7 @@
 
 use integration_tests::{TestApp, User, download, unique};
 use serde_json::{Value, json};
-use voice_core::domain::tiers::Tier;
+use voice_core::{domain::tiers::Tier, telemetry::metrics};
 
 /// A voice id of this test's own, so the stand-in's request log is the test's alone.
 fn voice() -> String {
@@ -22,6 +22,7 @@ async fn generate(app: &TestApp, user: &User, body: &Value) -> Value {
 
 #[tokio::test]
 async fn the_same_request_again_is_served_from_the_cache_with_no_upstream_call_and_no_quota() {
+    metrics::start_capture();
     let app = TestApp::spawn().await;
     let user = app.sign_in(Tier::Basic).await;
     let voice = voice();
@@ -36,6 +37,8 @@ async fn the_same_request_again_is_served_from_the_cache_with_no_upstream_call_a
     assert_eq!(app.counter(&user).await.0, 1, "no quota spent");
     assert_eq!(second["usage"]["used"], 1);
     assert_ne!(first["recordingId"], second["recordingId"], "a recording of its own");
+    let hits = metrics::captured().into_iter().filter(|line| line["CachedGenerations"] == 1.0).count();
+    assert_eq!(hits, 1, "the hit is counted as CachedGenerations");
 
     let (_, first_bytes) = download(first["audioUrl"].as_str().unwrap()).await;
     let (status, second_bytes) = download(second["audioUrl"].as_str().unwrap()).await;
