@@ -25,14 +25,22 @@ pub async fn check(redis: &Redis, subject: &str, limits: &[(&str, u32)], now_uni
     }
     .await;
     match counted {
-        Ok(counts) if counts.iter().zip(limits).any(|(count, (_, per_minute))| count > per_minute) => {
-            for (_, (scope, _)) in counts.iter().zip(limits).filter(|(count, (_, per_minute))| *count > per_minute) {
+        Ok(counts) => {
+            let exceeded: Vec<&str> = counts
+                .iter()
+                .zip(limits)
+                .filter(|(count, (_, per_minute))| *count > per_minute)
+                .map(|(_, (scope, _))| *scope)
+                .collect();
+            if exceeded.is_empty() {
+                return Ok(());
+            }
+            for scope in exceeded {
                 crate::telemetry::metrics::count("RateLimitDenials", ("Scope", scope_name(scope)));
             }
             let retry_after_secs = (WINDOW_SECS - now_unix.rem_euclid(WINDOW_SECS)).max(1) as u64;
             Err(ApiError::RateLimited { retry_after_secs })
         }
-        Ok(_) => Ok(()),
         Err(error) => {
             tracing::warn!(error = format!("{error:#}"), "rate limiter unavailable; letting the request through");
             Ok(())
