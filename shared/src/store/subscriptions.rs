@@ -132,29 +132,23 @@ impl Subscriptions {
     /// in one projected scan (admin statistics only).
     pub async fn live_prices(&self) -> anyhow::Result<Vec<String>> {
         let mut prices = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .projection_expression("price, #status")
-                .expression_attribute_names("#status", "status")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("scanning subscriptions for statistics")?;
-            for item in page.items.unwrap_or_default() {
-                let status: SubscriptionStatus =
-                    dynamo::str(&item, "status")?.parse().unwrap_or_else(|never| match never {});
-                if let (true, Some(price)) = (status.grants_access(), dynamo::opt_str(&item, "price")) {
-                    prices.push(price.to_owned());
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(prices);
+        let mut rows = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .projection_expression("price, #status")
+            .expression_attribute_names("#status", "status")
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = rows.next().await {
+            let item = item.context("scanning subscriptions for statistics")?;
+            let status: SubscriptionStatus =
+                dynamo::str(&item, "status")?.parse().unwrap_or_else(|never| match never {});
+            if let (true, Some(price)) = (status.grants_access(), dynamo::opt_str(&item, "price")) {
+                prices.push(price.to_owned());
             }
         }
+        Ok(prices)
     }
 }

@@ -117,48 +117,43 @@ impl Users {
     /// Counts every user row in one projected scan (admin statistics; never on a user's path).
     pub async fn tally(&self, period: UsagePeriod) -> anyhow::Result<UserTally> {
         let mut tally = UserTally::default();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .projection_expression("#tier, #status, #counter, #period, #clones, #alert")
-                .expression_attribute_names("#tier", attr::TIER)
-                .expression_attribute_names("#status", attr::STATUS)
-                .expression_attribute_names("#counter", attr::COUNTER)
-                .expression_attribute_names("#period", attr::PERIOD)
-                .expression_attribute_names("#clones", attr::CLONES)
-                .expression_attribute_names("#alert", attr::BILLING_ALERT)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("scanning users for statistics")?;
-            for item in page.items.unwrap_or_default() {
-                // Erased accounts' tombstones carry no tier.
-                let Some(tier) = dynamo::opt_str(&item, attr::TIER).and_then(|t| t.parse::<Tier>().ok()) else {
-                    continue;
-                };
-                tally.users += 1;
-                *match tier {
-                    Tier::Free => &mut tally.free,
-                    Tier::Basic => &mut tally.basic,
-                    Tier::Premium => &mut tally.premium,
-                } += 1;
-                let status = dynamo::opt_str(&item, attr::STATUS).map(|s| s.parse::<SubscriptionStatus>());
-                if status.is_some_and(|s| s.is_ok_and(|s| s.grants_access())) {
-                    tally.active_subscriptions += 1;
-                }
-                if dynamo::opt_str(&item, attr::PERIOD) == Some(period.to_string().as_str()) {
-                    tally.generations_this_month += dynamo::opt_num::<u64>(&item, attr::COUNTER)?.unwrap_or(0);
-                }
-                tally.clones += dynamo::opt_num::<u64>(&item, attr::CLONES)?.unwrap_or(0);
-                tally.failed_payments += u64::from(item.contains_key(attr::BILLING_ALERT));
+        let period = period.to_string();
+        let mut rows = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .projection_expression("#tier, #status, #counter, #period, #clones, #alert")
+            .expression_attribute_names("#tier", attr::TIER)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#counter", attr::COUNTER)
+            .expression_attribute_names("#period", attr::PERIOD)
+            .expression_attribute_names("#clones", attr::CLONES)
+            .expression_attribute_names("#alert", attr::BILLING_ALERT)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = rows.next().await {
+            let item = item.context("scanning users for statistics")?;
+            // Erased accounts' tombstones carry no tier.
+            let Some(tier) = dynamo::opt_str(&item, attr::TIER).and_then(|t| t.parse::<Tier>().ok()) else {
+                continue;
+            };
+            tally.users += 1;
+            *match tier {
+                Tier::Free => &mut tally.free,
+                Tier::Basic => &mut tally.basic,
+                Tier::Premium => &mut tally.premium,
+            } += 1;
+            let status = dynamo::opt_str(&item, attr::STATUS).map(|s| s.parse::<SubscriptionStatus>());
+            if status.is_some_and(|s| s.is_ok_and(|s| s.grants_access())) {
+                tally.active_subscriptions += 1;
             }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(tally);
+            if dynamo::opt_str(&item, attr::PERIOD) == Some(period.as_str()) {
+                tally.generations_this_month += dynamo::opt_num::<u64>(&item, attr::COUNTER)?.unwrap_or(0);
             }
+            tally.clones += dynamo::opt_num::<u64>(&item, attr::CLONES)?.unwrap_or(0);
+            tally.failed_payments += u64::from(item.contains_key(attr::BILLING_ALERT));
         }
+        Ok(tally)
     }
 }
