@@ -153,7 +153,7 @@ impl App {
         }
     }
 
-    /// The client for outside services (for health checks; the upstream clients hold their own).
+    /// The client for outside services, built on first use (Stripe and ElevenLabs hold clones of it).
     pub fn http(&self) -> anyhow::Result<&reqwest::Client> {
         self.http.get()
     }
