@@ -91,6 +91,7 @@ async fn unsuspend(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Grant {
+    #[serde(deserialize_with = "voice_core::domain::json::whole_number")]
     recordings: u32,
     reason: String,
 }

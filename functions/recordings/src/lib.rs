@@ -68,6 +68,7 @@ async fn list(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UploadBody {
     content_type: String,
+    #[serde(deserialize_with = "voice_core::domain::json::whole_number")]
     size_bytes: u64,
     voice_name: Option<String>,
     text: Option<String>,
@@ -88,7 +89,8 @@ struct Upload {
 #[tracing::instrument(skip_all)]
 async fn create_upload(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
-    let body: UploadBody = json_body(ctx.req, 8 * 1024)?;
+    // Room for the longest fields, even written as \u escapes (6 bytes a character).
+    let body: UploadBody = json_body(ctx.req, 64 * 1024)?;
     let content_type: AudioType = body
         .content_type
         .parse()

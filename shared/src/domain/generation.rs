@@ -24,6 +24,7 @@ pub struct TtsBody {
     pub voice_id: String,
     pub text: String,
     pub preset_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::domain::json::object_or_null")]
     pub voice_settings: Option<SliderValues>,
     pub speed: Option<f32>,
 }

@@ -5,6 +5,7 @@ pub mod audio;
 pub mod generation;
 pub mod health;
 pub mod ids;
+pub mod json;
 pub mod plans;
 pub mod presets;
 pub mod profile;

@@ -35,6 +35,7 @@ pub struct Preferences {
 pub struct ProfilePatch {
     #[serde(default, deserialize_with = "present")]
     pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::domain::json::object_or_null")]
     pub preferences: Option<Preferences>,
 }
 

@@ -37,6 +37,7 @@ pub const MAX_LABELS: usize = 10;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SampleRequest {
     pub content_type: String,
+    #[serde(deserialize_with = "crate::domain::json::whole_number")]
     pub size_bytes: u64,
 }
 
@@ -74,6 +75,7 @@ pub struct NewVoiceBody {
     pub sample_ids: Vec<String>,
     #[serde(default)]
     pub remove_background_noise: bool,
+    #[serde(default, deserialize_with = "crate::domain::json::object_or_null")]
     pub consent: Option<Consent>,
 }
 

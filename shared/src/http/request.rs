@@ -37,6 +37,10 @@ pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request, max_bytes: usize
     if bytes.is_empty() {
         return Err(ApiError::validation("body", "a JSON body is required"));
     }
+    // Every body is an object; serde's derived structs would also take an array of the fields.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::validation("body", "must be a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -92,6 +96,30 @@ mod tests {
         assert_eq!(cookie(&req, "sid"), Some("abc="));
         assert_eq!(cookie(&req, "late"), Some("2"));
         assert_eq!(cookie(&req, "missing"), None);
+    }
+
+    #[test]
+    fn a_body_is_an_object_and_so_is_each_nested_one() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Inner {
+            #[allow(dead_code)]
+            a: u8,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        struct Outer {
+            #[serde(default, deserialize_with = "crate::domain::json::object_or_null")]
+            inner: Option<Inner>,
+        }
+        let parse = |json: &'static str| {
+            let req = lambda_http::http::Request::builder().body(Body::Text(json.into())).unwrap();
+            json_body::<Outer>(&req, 1024)
+        };
+        assert!(parse(r#"{"inner": {"a": 1}}"#).unwrap().inner.is_some());
+        assert!(parse(r#"{"inner": null}"#).unwrap().inner.is_none());
+        assert!(parse("{}").unwrap().inner.is_none());
+        for refused in ["[null]", r#"{"inner": [1]}"#, r#"  [{"a": 1}]"#] {
+            assert!(matches!(parse(refused), Err(ApiError::Validation { .. })), "{refused}");
+        }
     }
 
     mod properties {

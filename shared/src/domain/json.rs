@@ -1,0 +1,76 @@
+//! How JSON input is read into the domain's types, where serde's defaults are laxer than JSON
+//! (and the API's contract, openapi.yaml) mean.
+
+/// For `#[serde(deserialize_with = "whole_number")]` on a count or a size: JSON writes one number
+/// `1024` or `1024.0` alike (JSON Schema's `integer` takes both), while serde's integer types take
+/// only the first. Fractions, negatives and values beyond the field's type are refused.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    struct Whole<T>(std::marker::PhantomData<T>);
+
+    impl<T: TryFrom<u64>> serde::de::Visitor<'_> for Whole<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<T, E> {
+            T::try_from(value).map_err(|_| E::custom(format!("{value} is out of range")))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<T, E> {
+            let value = u64::try_from(value).map_err(|_| E::custom("must not be negative"))?;
+            self.visit_u64(value)
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<T, E> {
+            // 2^64 is the first f64 beyond u64; every f64 below it with no fraction converts exactly.
+            if value.fract() != 0.0 || !(0.0..18_446_744_073_709_551_616.0).contains(&value) {
+                return Err(E::custom(format!("{value} is not a whole number in range")));
+            }
+            self.visit_u64(value as u64)
+        }
+    }
+
+    deserializer.deserialize_any(Whole(std::marker::PhantomData))
+}
+
+/// For `#[serde(default, deserialize_with = "object_or_null")]` on an optional nested object:
+/// serde's derived structs also take a JSON array of the fields in order, which no client of this
+/// API means (`json_body` refuses it at the top level).
+pub fn object_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::{Deserialize, de::Error};
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => Ok(None),
+        object @ serde_json::Value::Object(_) => T::deserialize(object).map(Some).map_err(D::Error::custom),
+        _ => Err(D::Error::custom("must be a JSON object or null")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_number_may_be_written_with_a_zero_fraction() {
+        #[derive(serde::Deserialize)]
+        struct Sized {
+            #[serde(deserialize_with = "whole_number")]
+            size: u32,
+        }
+        let size = |json: &str| serde_json::from_str::<Sized>(json).map(|s| s.size).map_err(|e| e.to_string());
+        assert_eq!(size(r#"{"size": 1024}"#), Ok(1024));
+        assert_eq!(size(r#"{"size": 1024.0}"#), Ok(1024));
+        for refused in [r#"{"size": 1024.5}"#, r#"{"size": -1}"#, r#"{"size": 4294967296}"#, r#"{"size": "1"}"#] {
+            assert!(size(refused).is_err(), "{refused}");
+        }
+    }
+}
