@@ -15,6 +15,7 @@ mod health;
 mod limits;
 mod local_api;
 mod metrics;
+mod openapi;
 mod recordings;
 mod session;
 mod signin;
