@@ -5,6 +5,7 @@
 
 #![recursion_limit = "256"]
 
+mod site;
 mod template;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
@@ -25,6 +26,7 @@ use voice_core::{
     http::router,
 };
 
+pub use site::{Cors, Site};
 pub use template::{Route, routes_from_template};
 
 /// Every HTTP function's route table, by the binary name its template entry builds.
@@ -83,6 +85,10 @@ pub struct Router {
     routes: Vec<(Route, &'static [voice_core::http::Route])>,
     /// Overrides every function's timeout (tests of time budgets).
     timeout: Option<std::time::Duration>,
+    /// API Gateway's CORS answers.
+    cors: Option<Cors>,
+    /// The web client and the API's documents (local mode).
+    site: Option<Site>,
 }
 
 impl Router {
@@ -100,12 +106,24 @@ impl Router {
                 (route, table.expect("parity checked above"))
             })
             .collect();
-        Ok(Self { app, routes: paired, timeout: None })
+        Ok(Self { app, routes: paired, timeout: None, cors: None, site: None })
     }
 
     /// Every invocation gets this much time instead of its function's `Timeout`.
     pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Answers preflights and grants cross-origin requests as API Gateway would.
+    pub fn with_cors(mut self, cors: Cors) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// Serves the web client, `/openapi.json` and `/docs` for the `GET`s no route takes.
+    pub fn with_site(mut self, site: Site) -> Self {
+        self.site = Some(site);
         self
     }
 
@@ -123,12 +141,22 @@ impl Router {
         let request_id = new_request_id();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
+        if let Some(preflight) = self.cors.as_ref().and_then(|cors| cors.preflight(&method, request.headers())) {
+            return preflight;
+        }
         let found = self.routes.iter().find_map(|(route, _)| Some((route, route.matches(&method, &path)?)));
         let Some((route, params)) = found else {
+            if let Some(page) = self.site.as_ref().and_then(|site| site.serve(&method, &path, request.headers())) {
+                return page;
+            }
             return ApiError::NotFound(format!("no route for {method} {path}")).into_response(&request_id);
         };
         let event = api_gateway_event(&request, route, &params, &request_id, source_ip);
-        self.invoke(&event.to_string(), &request_id).await
+        let mut response = self.invoke(&event.to_string(), &request_id).await;
+        if let Some(cors) = &self.cors {
+            cors.decorate(request.headers(), &mut response);
+        }
+        response
     }
 
     /// Hands an API Gateway event (as JSON, e.g. a file from events/) to the function its

@@ -1,7 +1,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use local_api::{Router, serve};
+use local_api::{Cors, Router, Site, routes_from_template, serve};
 use tokio::net::TcpListener;
 use voice_core::App;
 
@@ -10,11 +10,19 @@ use voice_core::App;
 async fn main() -> anyhow::Result<()> {
     voice_core::telemetry::init();
     let app = Arc::new(App::from_env().await?);
-    let router = Arc::new(Router::from_template_file(app, "template.yaml")?);
+    let template = std::fs::read_to_string("template.yaml").context("reading template.yaml")?;
+    let cors = Cors::from_template(&template, app.config.web.allowed_origins.clone())?;
+    let site = Site {
+        root: "web".into(),
+        openapi: "openapi.yaml".into(),
+        media_origin: std::env::var("AWS_ENDPOINT_URL").ok(),
+    };
+    let router = Router::new(app, routes_from_template(&template)?)?.with_cors(cors).with_site(site);
+    let router = Arc::new(router);
     let port: u16 = std::env::var("API_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    println!("Local API listening on http://{addr}");
+    println!("Local API listening on http://{addr} (web client: http://{addr}/, API docs: http://{addr}/docs)");
     for route in router.routes() {
         println!("  {:6} {:24} -> {} ({})", route.method.as_str(), route.path, route.function, route.binary);
     }
