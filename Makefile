@@ -6,11 +6,12 @@ VENV := .local/venv/bin
 SAM := .local/sam-venv/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help up down status run test lint build sizes tools watch admin-grant bench cost
+.PHONY: help up down status run test test-e2e lint build sizes tools watch admin-grant bench cost
 
 help:
 	@echo "make run     start the local stack and serve every HTTP function on http://127.0.0.1:3001"
-	@echo "make test    start the local stack and run every test"
+	@echo "make test    start the local stack and run every test (Rust, then schemathesis and the browser journey)"
+	@echo "make test-e2e   schemathesis against openapi.yaml and the web client in headless Chromium only"
 	@echo "make lint    rustfmt, clippy, cfn-lint and sam validate --lint"
 	@echo "make build   cargo lambda build --release (x86_64) and print binary and zip sizes"
 	@echo "make cost    monthly AWS cost per 1k/10k/100k MAU from bench/results.json, the profile and prices in bench/cost/"
@@ -41,6 +42,11 @@ test: up
 	else \
 		local/with-env.sh cargo test --workspace --no-fail-fast; \
 	fi
+	tests/e2e.sh
+
+# The API and browser tests alone: schemathesis against openapi.yaml, the web client in Chromium.
+test-e2e: up
+	tests/e2e.sh
 
 # The operator's role grant: no API route can grant a role. The person must have signed in once.
 admin-grant: up

@@ -75,11 +75,14 @@ def port(name, default):
 
 def local_parameters():
     api = f"http://127.0.0.1:{port('API_PORT', 3001)}"
-    app = os.environ.get("LOCAL_APP_URL", "http://localhost:5173")
+    # The web client is served by the local API; 5173 is for a separate dev server, and
+    # API_TEST_PORT is the local API that `make test` drives in a browser.
+    app = os.environ.get("LOCAL_APP_URL", api)
+    tests = f"http://127.0.0.1:{port('API_TEST_PORT', 3002)}"
     return {
         "Stage": "local",
         "AppUrl": app,
-        "AllowedOrigins": [app, "http://127.0.0.1:5173", api],
+        "AllowedOrigins": list(dict.fromkeys([app, api, "http://localhost:5173", "http://127.0.0.1:5173", tests])),
         "Auth0Issuer": f"http://127.0.0.1:{port('IDP_PORT', 4400)}/",
         "Auth0ClientId": "voice-local",
         "CallbackUrl": f"{api}/auth/callback",
@@ -220,12 +223,14 @@ def stripe_catalogue(base, api_port):
         if status != 200:
             raise RuntimeError(f"localstripe refused plan {price_id} ({status})")
         print(f"  price  {price_id:32} created")
-    # `make run`: localstripe's and the stand-in's webhooks go to the local API.
-    stripe_call(
-        "POST",
-        f"{base}_config/webhooks/local-api",
-        {"url": f"http://127.0.0.1:{api_port}/billing/webhook", "secret": LOCAL_SECRETS["STRIPE_WEBHOOK_SECRET_PARAM"]},
-    )
+    # `make run`: localstripe's and the stand-in's webhooks go to the local API, and to the one
+    # `make test` drives in a browser (each applies an event once; they share the tables).
+    for name, api in [("local-api", api_port), ("local-api-tests", port("API_TEST_PORT", 3002))]:
+        stripe_call(
+            "POST",
+            f"{base}_config/webhooks/{name}",
+            {"url": f"http://127.0.0.1:{api}/billing/webhook", "secret": LOCAL_SECRETS["STRIPE_WEBHOOK_SECRET_PARAM"]},
+        )
 
 
 def main():

@@ -8,6 +8,7 @@
 #   local/stack.sh down     stop what `up` started, nothing else
 #   local/stack.sh status   what is running, on which port
 #   local/stack.sh tools    install the Python tools only (cfn-lint, cargo-lambda, aws-sam-cli)
+#   local/stack.sh test-tools   install the API and browser test tools (schemathesis, Playwright, chromium)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,8 +19,8 @@ venv="$state/venv"
 mkdir -p "$run" "$logs"
 
 : "${MOTO_PORT:=5055}" "${REDIS_PORT:=6390}" "${STRIPE_PORT:=8420}" "${IDP_PORT:=4400}" "${API_PORT:=3001}"
-: "${ELEVENLABS_PORT:=8430}" "${STRIPE_GAPS_PORT:=8440}"
-export MOTO_PORT REDIS_PORT STRIPE_PORT IDP_PORT API_PORT ELEVENLABS_PORT STRIPE_GAPS_PORT
+: "${ELEVENLABS_PORT:=8430}" "${STRIPE_GAPS_PORT:=8440}" "${API_TEST_PORT:=3002}"
+export MOTO_PORT REDIS_PORT STRIPE_PORT IDP_PORT API_PORT ELEVENLABS_PORT STRIPE_GAPS_PORT API_TEST_PORT
 
 say() { printf '%s\n' "$*"; }
 
@@ -41,9 +42,11 @@ install_python() { install_venv venv "$root/local/requirements.txt"; }
 # aws-sam-cli pins its own boto3, so it gets a venv of its own.
 install_sam() { install_venv sam-venv "$root/local/requirements-sam.txt"; }
 
-install_redis() {
-    command -v redis-server >/dev/null && return
-    say "installing redis-server (Debian package)"
+# apt_install COMMAND PACKAGE...: Debian packages, unless COMMAND is already on PATH.
+apt_install() {
+    local command=$1; shift
+    command -v "$command" >/dev/null && return
+    say "installing $* (Debian packages)"
     local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     # Keep the package's own service from starting (it would listen on every interface).
     local policy=/usr/sbin/policy-rc.d made_policy=""
@@ -51,8 +54,17 @@ install_redis() {
         printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && made_policy=1
     fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
     [ -z "$made_policy" ] || $sudo rm -f "$policy"
+}
+
+install_redis() { apt_install redis-server redis-server; }
+
+# The API and browser tests: schemathesis, Playwright (driving Debian's chromium; it never
+# downloads a browser) and boto3, in a venv of their own.
+install_test_tools() {
+    install_venv test-venv "$root/local/requirements-test.txt"
+    apt_install chromium chromium
 }
 
 install_idp() {
@@ -104,7 +116,8 @@ up() {
         --user default off --user voice-app on '>voice-local-redis' '~*' '&*' '+@all'
     start localstripe "$STRIPE_PORT" "$venv/bin/python" "$root/local/standins/localstripe_local.py" --port "$STRIPE_PORT"
     start idp "$IDP_PORT" env IDP_PORT="$IDP_PORT" \
-        IDP_REDIRECT_URIS="http://127.0.0.1:$API_PORT/auth/callback,http://localhost:$API_PORT/auth/callback" \
+        IDP_REDIRECT_URIS="http://127.0.0.1:$API_PORT/auth/callback,http://localhost:$API_PORT/auth/callback,http://127.0.0.1:$API_TEST_PORT/auth/callback" \
+        IDP_LOGOUT_REDIRECT_URIS="http://127.0.0.1:$API_PORT,http://127.0.0.1:$API_PORT/,http://127.0.0.1:$API_TEST_PORT,http://127.0.0.1:$API_TEST_PORT/,http://localhost:5173/" \
         node "$root/local/idp/server.mjs"
     start elevenlabs "$ELEVENLABS_PORT" "$venv/bin/python" "$root/local/standins/elevenlabs.py" \
         --port "$ELEVENLABS_PORT" --api-key xi-local-key
@@ -140,5 +153,6 @@ case "${1:-}" in
     down) down ;;
     status) status ;;
     tools) install_python; install_sam ;;
-    *) say "usage: $0 up|down|status|tools" >&2; exit 2 ;;
+    test-tools) install_test_tools ;;
+    *) say "usage: $0 up|down|status|tools|test-tools" >&2; exit 2 ;;
 esac

@@ -43,7 +43,19 @@ const provider = new Provider(issuer, {
   // Auth0 puts the profile claims in the ID token itself.
   conformIdTokenClaims: false,
   pkce: { required: () => true },
-  features: { devInteractions: { enabled: false } },
+  features: {
+    devInteractions: { enabled: false },
+    // Auth0's logout asks nothing: the stand-in submits oidc-provider's confirmation itself.
+    rpInitiatedLogout: {
+      logoutSource: async (ctx, form) => {
+        ctx.type = 'html';
+        ctx.body = `<!doctype html><title>Signing out</title>
+${form.replace('</form>', '<input type="hidden" name="logout" value="yes"></form>')}
+<noscript><button form="op.logoutForm">Sign out</button></noscript>
+<script>document.getElementById('op.logoutForm').submit()</script>`;
+      },
+    },
+  },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   // A first-party app: no consent screen, as with Auth0's "skip consent".
   loadExistingGrant: async (ctx) => {

@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import html
 import json
 import secrets
 import time
@@ -43,6 +44,7 @@ from aiohttp import web
 
 def make_app(localstripe, public):
     sessions = {}
+    portals = {}
     by_idempotency_key = {}
     webhooks = {}
     schedules = {}
@@ -153,11 +155,59 @@ def make_app(localstripe, public):
         asyncio.ensure_future(send_event("checkout.session.completed", public_view(session)))
         return web.json_response(public_view(session))
 
+    def page(title, body):
+        """The hosted pages a browser is sent to (Checkout, the Billing Portal), reduced to what
+        a local journey needs. Stripe's are on its own origin too."""
+        return web.Response(
+            content_type="text/html",
+            text=f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}
+.standin{{background:#fff3c4;padding:.5rem;border-radius:4px}}button,a.button{{font-size:1rem;padding:.5rem 1rem}}</style>
+</head><body><p class="standin">Local stand-in for Stripe's hosted page: no real payment is taken.</p>
+<h1>{html.escape(title)}</h1>{body}</body></html>""",
+        )
+
+    async def checkout_page(request):
+        session = sessions.get(request.match_info["id"])
+        if session is None:
+            return page("Checkout session not found", "<p>This checkout link is not valid.</p>")
+        if session["status"] != "open":
+            return web.HTTPSeeOther(session["success_url"])
+        cancel = html.escape(session["cancel_url"], quote=True)
+        return page(
+            "Subscribe",
+            f"""<p>Plan: <strong>{html.escape(session['metadata'].get('tier', session['_price']))}</strong>
+({html.escape(session['_price'])})</p>
+<form method="post" action="/checkout/{session['id']}/pay">
+<p><label>Card number <input name="card" value="4242424242424242" autocomplete="off"></label></p>
+<p><button type="submit">Pay and subscribe</button> <a href="{cancel}">Cancel</a></p></form>""",
+        )
+
+    async def checkout_pay(request):
+        """The form on the checkout page: completes the session, then back to the app."""
+        session = sessions.get(request.match_info["id"])
+        response = await complete_session(request)
+        if response.status != 200:
+            return page("Payment failed", f"<pre>{html.escape(response.text or '')}</pre>")
+        return web.HTTPSeeOther(session["success_url"])
+
+    async def portal_page(request):
+        portal = portals.get(request.match_info["id"])
+        if portal is None:
+            return page("Portal session not found", "<p>This portal link is not valid.</p>")
+        back = html.escape(portal["return_url"] or "/", quote=True)
+        return page(
+            "Billing portal",
+            f"""<p>Customer <code>{html.escape(portal['customer'])}</code>. In Stripe, the plan, payment
+methods and invoices are managed here.</p><p><a class="button" href="{back}">Return to the app</a></p>""",
+        )
+
     async def portal_session(request):
         form = await request.post()
         if not form.get("customer"):
             return web.json_response({"error": {"message": "customer is required"}}, status=400)
         session_id = "bps_" + secrets.token_hex(12)
+        portals[session_id] = {"customer": form["customer"], "return_url": form.get("return_url")}
         return web.json_response(
             {
                 "id": session_id,
@@ -318,6 +368,9 @@ def make_app(localstripe, public):
     app.router.add_post("/v1/billing_portal/sessions", portal_session)
     app.router.add_post("/_config/webhooks/{id}", register_webhook)
     app.router.add_post("/_test/checkout/{id}/complete", complete_session)
+    app.router.add_get("/checkout/{id}", checkout_page)
+    app.router.add_post("/checkout/{id}/pay", checkout_pay)
+    app.router.add_get("/portal/{id}", portal_page)
     app.router.add_post("/v1/subscriptions/{id}", update_subscription)
     app.router.add_get("/v1/subscriptions/{id}", get_subscription)
     app.router.add_post("/v1/subscription_schedules", create_schedule)

@@ -12,7 +12,7 @@ use integration_tests::{
 use serde_json::Value;
 use voice_core::domain::tiers::Tier;
 
-const APP: &str = "http://localhost:5173/";
+const APP: &str = "http://127.0.0.1:3001/";
 
 fn person<'a>(sub: &'a str, email: &'a str) -> Person<'a> {
     Person { sub, email, name: "Ada Lovelace", email_verified: true }

@@ -1,0 +1,248 @@
+"""The web client's whole journey in headless Chromium, as a new user takes it: sign in through
+the IdP stand-in's form, see the plan, generate and play speech, keep a library, clone a voice
+and use it, upgrade through Checkout, open the billing portal, see invoices, sign out. Each step
+checks what the page shows and what the backend holds."""
+
+import json
+import pathlib
+import re
+import secrets
+import time
+
+from playwright.sync_api import expect
+
+SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "local" / "standins" / "sample.mp3"
+
+
+def eventually(check, timeout=20.0, every=0.3):
+    """check() until it returns something truthy (the backend after an asynchronous step)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(every)
+
+
+def loaded(page, player):
+    """Whether an <audio> has loaded its source's metadata (the page's CSP allows no
+    wait_for_function, which evaluates a string)."""
+    return page.evaluate(f"document.getElementById('{player}').readyState") >= 1
+
+
+def sign_in(page, sub, email, name):
+    page.get_by_role("button", name="Sign in").click()
+    # The IdP stand-in's form (Auth0's hosted login in AWS).
+    page.wait_for_url(re.compile(r"http://127\.0\.0\.1:4400/interaction/"))
+    page.get_by_label("sub").fill(sub)
+    page.get_by_label("email", exact=True).fill(email)
+    page.get_by_label("name").fill(name)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def generate(page, text):
+    page.get_by_role("textbox", name=re.compile(r"^Text")).fill(text)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#status")).to_have_text("Your speech is ready.")
+
+
+def test_the_whole_journey(page, base_url, backend, shoot):
+    run = secrets.token_hex(4)
+    sub, email = f"auth0|browser-{run}", f"browser-{run}@example.test"
+    user_id = sub
+
+    # -- signed out: the page offers sign-in and nothing else
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Speech from text, in your own voice")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Sections")).to_be_hidden()
+    shoot(page, "signed-out")
+
+    # -- sign in through the IdP: back on the app, signed in as FREE
+    sign_in(page, sub, email, "Browser Tester")
+    page.wait_for_url(f"{base_url}/")
+    expect(page.locator("#who-email")).to_have_text(email)
+    expect(page.locator("#who-tier")).to_have_text("FREE")
+    expect(page.locator("#usage")).to_contain_text("0 of 10 recordings used this month")
+    user = backend.user(user_id)
+    assert user["email"] == email and user["subscriptionTier"] == "FREE", user
+    assert user.get("stripeCustomerId", "").startswith("cus_"), "a new user gets a Stripe customer"
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["sid"]["httpOnly"] and cookies["sid"]["secure"] and cookies["sid"]["sameSite"] == "Lax"
+    assert "sid=" not in page.evaluate("document.cookie"), "the session cookie is not readable by script"
+    assert len(backend.sessions(user_id)) == 1
+    # No secret reaches the page: the HTML and the script hold no key, token or session id.
+    html = page.content()
+    assert cookies["sid"]["value"] not in html and "sk_test" not in html and "xi-" not in html
+
+    # -- speak: below PREMIUM the sliders are locked with an upgrade prompt, and so are presets
+    expect(page.locator("#sliders-locked")).to_be_visible()
+    expect(page.locator("#sliders-locked").get_by_role("link", name="Upgrade")).to_be_visible()
+    expect(page.get_by_label("Stability")).to_be_disabled()
+    expect(page.locator("#preset option", has_text="Narrator (upgrade to use)")).to_be_disabled()
+    shoot(page, "speak-free")
+
+    # Every state change carries the CSRF token: watch the requests the page makes.
+    state_changes = []
+    page.on(
+        "request",
+        lambda r: r.method in ("POST", "PATCH", "DELETE") and r.url.startswith(base_url) and state_changes.append(r),
+    )
+
+    page.get_by_label("Preset").select_option("calm")
+    generate(page, f"Hello from the browser test {run}.")
+    expect(page.locator("#usage")).to_contain_text("1 of 10 recordings used this month")
+    recordings = backend.recordings(user_id)
+    assert len(recordings) == 1 and recordings[0]["presetUsed"] == "calm", recordings
+    assert backend.has_object(recordings[0]["s3Key"])
+    assert int(backend.user(user_id)["recordingsThisMonth"]) == 1
+
+    # -- play: the player loads the audio from storage
+    player = page.locator("#player")
+    expect(player).to_have_attribute("src", re.compile(r"^http://127\.0\.0\.1:5055/"))
+    assert eventually(lambda: loaded(page, "player")), "the audio loads"
+    assert page.evaluate("document.getElementById('player').duration") > 0
+    shoot(page, "speak-generated")
+
+    # -- library: paged (5 a page), favourite, delete
+    for i in range(5):
+        generate(page, f"Library entry {i} of run {run}.")
+    assert len(backend.recordings(user_id)) == 6
+    page.get_by_role("link", name="Library").click()
+    expect(page.locator("#recordings li")).to_have_count(5)
+    expect(page.get_by_role("button", name="Show more")).to_be_visible()
+    page.get_by_role("button", name="Show more").click()
+    expect(page.locator("#recordings li")).to_have_count(6)
+    expect(page.get_by_role("button", name="Show more")).to_be_hidden()
+
+    newest = page.locator("#recordings li").first
+    newest_id = newest.get_attribute("data-id")
+    newest.get_by_role("button", name=re.compile("^Favourite")).click()
+    expect(page.locator(f'#recordings li[data-id="{newest_id}"]').get_by_role("button", name=re.compile("^Unfavourite"))).to_be_visible()
+    stored = {r["recordingId"]: r for r in backend.recordings(user_id)}
+    assert stored[newest_id]["isFavorite"] is True
+
+    page.locator(f'#recordings li[data-id="{newest_id}"]').get_by_role("button", name=re.compile("^Play")).click()
+    assert eventually(lambda: loaded(page, "library-player")), "the audio loads"
+
+    oldest = page.locator("#recordings li").last
+    oldest_id = oldest.get_attribute("data-id")
+    oldest_key = stored[oldest_id]["s3Key"]
+    page.once("dialog", lambda dialog: dialog.accept())
+    oldest.get_by_role("button", name=re.compile("^Delete")).click()
+    expect(page.locator("#recordings li")).to_have_count(5)
+    assert oldest_id not in {r["recordingId"] for r in backend.recordings(user_id)}
+    assert eventually(lambda: not backend.has_object(oldest_key)), "the audio goes with the recording"
+
+    page.get_by_label("Favourites only").check()
+    expect(page.locator("#recordings li")).to_have_count(1)
+    shoot(page, "library")
+
+    # -- clone a voice from an uploaded sample (a presigned PUT straight to storage), then use it
+    page.get_by_role("link", name="Voices").click()
+    expect(page.locator("#consent-text")).to_contain_text("my own")
+    page.get_by_label("Samples").set_input_files(str(SAMPLE))
+    page.get_by_label("Name").fill("My voice")
+    page.get_by_label("I accept the statement above").check()
+    page.get_by_role("button", name="Clone voice").click()
+    expect(page.locator("#status")).to_contain_text('Your voice "My voice" is ready')
+    expect(page.locator("#own-voices li")).to_have_count(1)
+    voices = backend.voices(user_id)
+    assert len(voices) == 1 and voices[0]["name"] == "My voice", voices
+    shoot(page, "voices")
+
+    page.get_by_role("link", name="Speak").click()
+    page.get_by_label("Voice", exact=True).select_option(label="My voice (your voice)")
+    generate(page, f"Now in my own voice, run {run}.")
+    clone_ids = {voices[0]["itemId"].removeprefix("voice#"), voices[0]["elevenLabsVoiceId"]}
+    used = [r for r in backend.recordings(user_id) if r.get("voiceId") in clone_ids]
+    assert len(used) == 1, "the generation used the cloned voice"
+
+    # -- upgrade through Checkout (the stand-in's page); the new tier shows without a reload
+    page.get_by_role("link", name="Plan and billing").click()
+    expect(page.locator(".plan.current")).to_contain_text("Free")
+    shoot(page, "plans-free")
+    page.get_by_role("button", name="Upgrade to Basic").click()
+    page.wait_for_url(re.compile(r"http://127\.0\.0\.1:8440/checkout/"))
+    shoot(page, "checkout")
+    page.get_by_role("button", name="Pay and subscribe").click()
+    page.wait_for_url(f"{base_url}/billing/success")
+    page.evaluate("window.sameDocument = true")
+    expect(page.locator("#who-tier")).to_have_text("BASIC", timeout=30_000)
+    assert page.evaluate("window.sameDocument === true"), "the tier changed without a reload"
+    expect(page.locator(".plan.current")).to_contain_text("Basic")
+    expect(page).to_have_url(f"{base_url}/account")
+    assert backend.user(user_id)["subscriptionTier"] == "BASIC"
+    subscriptions = backend.subscriptions(user_id)
+    assert len(subscriptions) == 1 and subscriptions[0]["status"] == "active", subscriptions
+    expect(page.locator("#usage")).to_contain_text("of 100 recordings used this month")
+    page.get_by_role("link", name="Speak").click()
+    expect(page.locator("#preset option", has_text="Narrator")).to_be_enabled()
+    page.get_by_role("link", name="Plan and billing").click()
+
+    # -- invoices: the first one, for the subscription
+    expect(page.locator("#invoices li")).to_have_count(1)
+    expect(page.locator("#invoices li")).to_contain_text("9.99 USD")
+    shoot(page, "plans-basic")
+
+    # -- the billing portal (the stand-in's page), and back
+    page.get_by_role("button", name="Manage billing").click()
+    page.wait_for_url(re.compile(r"http://127\.0\.0\.1:8440/portal/"))
+    expect(page.get_by_text(user["stripeCustomerId"])).to_be_visible()
+    page.get_by_role("link", name="Return to the app").click()
+    page.wait_for_url(f"{base_url}/account")
+    expect(page.locator("#who-tier")).to_have_text("BASIC")
+
+    # -- a subscriber changes plan in place: PREMIUM now, and the sliders unlock
+    page.get_by_role("button", name="Switch to Premium").click()
+    expect(page.locator("#who-tier")).to_have_text("PREMIUM", timeout=30_000)
+    assert eventually(lambda: backend.user(user_id)["subscriptionTier"] == "PREMIUM")
+    assert len(backend.subscriptions(user_id)) == 1, "the same subscription, changed"
+    page.get_by_role("link", name="Speak").click()
+    expect(page.locator("#sliders-locked")).to_be_hidden()
+    expect(page.get_by_label("Stability")).to_be_enabled()
+    page.get_by_label("Stability").fill("0.8")
+    generate(page, f"Premium sliders, run {run}.")
+    premium = [r for r in backend.recordings(user_id) if r.get("text") == f"Premium sliders, run {run}."]
+    assert json.loads(premium[0]["audioConfig"])["stability"] == 0.8, premium
+    shoot(page, "speak-premium")
+    page.get_by_role("link", name="Plan and billing").click()
+
+    # Every state change the page made carried the session's CSRF token.
+    assert state_changes, "the journey made state changes"
+    for request in state_changes:
+        assert request.headers.get("x-csrf-token"), f"{request.method} {request.url} without a CSRF token"
+
+    # -- sign out: the session ends everywhere and the page is back to sign-in
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(rf"^{re.escape(base_url)}/"))
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert eventually(lambda: not backend.sessions(user_id)), "the session is gone from the store"
+    assert "sid" not in {c["name"] for c in page.context.cookies()}
+    shoot(page, "signed-out-again")
+
+
+def test_keyboard_alone_reaches_sign_in(page):
+    """Sign-in is the first thing the keyboard reaches, and every field of the app is labelled."""
+    page.goto("/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "sign-in"
+    unlabelled = page.evaluate(
+        """[...document.querySelectorAll('input, select, textarea')]
+             .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+             .map((e) => e.id)"""
+    )
+    assert unlabelled == []
+
+
+def test_the_docs_page_lists_every_operation(page, shoot):
+    """/docs renders openapi.yaml (served as /openapi.json) with no third-party code."""
+    spec = page.request.get("/openapi.json").json()
+    operations = sum(1 for item in spec["paths"].values() for method in item if method in ("get", "post", "patch", "delete"))
+    page.goto("/docs")
+    expect(page.locator("details.op")).to_have_count(operations)
+    page.get_by_label("Filter operations").fill("POST /tts")
+    expect(page.locator("details.op:visible")).to_have_count(1)
+    page.locator("details.op:visible summary").click()
+    expect(page.locator("#generate")).to_contain_text("voiceSettings")
+    shoot(page, "docs")

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The API and browser tests (`make test` runs them after the Rust tests; the stack must be up):
+# the local API, built from this checkout, on API_TEST_PORT (3002, so a `make run` on 3001 is
+# left alone), then
+#   1. schemathesis: every operation of openapi.yaml against it, signed in (tests/api/);
+#   2. the web client's whole journey in headless Chromium, checking the page and the backend
+#      (tests/browser/), with a screenshot of each step in .local/screenshots/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+: "${API_TEST_PORT:=3002}"
+export API_TEST_PORT
+venv=.local/test-venv/bin
+logs=.local/logs
+mkdir -p "$logs" .local/screenshots
+
+local/stack.sh test-tools
+cargo build --quiet -p local-api --bins
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if listening "$API_TEST_PORT"; then
+    echo "error: port $API_TEST_PORT is taken; the API and browser tests need it (API_TEST_PORT=… picks another)" >&2
+    exit 1
+fi
+base="http://127.0.0.1:$API_TEST_PORT"
+# The local API as `make run` starts it, addressed by its own port: sign-in comes back to it and
+# the web client it serves is the app. (local/provision.py lets this origin in.)
+local/with-env.sh env API_PORT="$API_TEST_PORT" APP_URL="$base" AUTH_CALLBACK_URL="$base/auth/callback" \
+    target/debug/local-api >"$logs/local-api-tests.log" 2>&1 &
+api=$!
+trap 'kill $api 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do listening "$API_TEST_PORT" && break; sleep 0.1; done
+listening "$API_TEST_PORT" || { echo "error: the local API did not start:" >&2; tail -20 "$logs/local-api-tests.log" >&2; exit 1; }
+
+echo "== schemathesis: openapi.yaml against $base"
+users=.local/api-test-users.jsonl
+# Signed-in PREMIUM users with the admin role, so every operation is reachable; requests take
+# them in turn (tests/api/hooks.py).
+local/with-env.sh target/debug/bench-users 8 --admin >"$users"
+# The user the admin routes act on (tests/api/schemathesis.toml).
+API_TEST_TARGET=$(local/with-env.sh target/debug/bench-users 1 | "$venv/python" -c \
+    'import json, sys, urllib.parse; print(urllib.parse.quote(json.load(sys.stdin)["userId"], safe=""))')
+export API_TEST_TARGET
+run_schemathesis() {
+    API_TEST_USERS="$users" SCHEMATHESIS_HOOKS=tests.api.hooks \
+        "$venv/schemathesis" --config-file tests/api/schemathesis.toml run openapi.yaml --url "$base" \
+        --seed 20261201 --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --no-color "$@"
+}
+# Signing out and erasing the account end the session they are made with: each runs last, with
+# users of its own (after the first cases, the rest are signed out: 401, as documented).
+run_schemathesis --exclude-operation-id logout --exclude-operation-id eraseAccount
+for operation in logout eraseAccount; do
+    local/with-env.sh target/debug/bench-users 8 >"$users"
+    run_schemathesis --include-operation-id "$operation" --phases examples,coverage,fuzzing
+done
+
+echo "== the web client in headless Chromium"
+API_BASE="$base" local/with-env.sh "$venv/pytest" -q tests/browser "$@"

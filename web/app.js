@@ -1,0 +1,464 @@
+// The web client: plain modules, no build. It holds no secret: the session is an HttpOnly cookie
+// the script never sees, and every state change sends the session's CSRF token.
+
+const API = document.querySelector('meta[name="api-base"]').content.replace(/\/$/, '');
+const $ = (id) => document.getElementById(id);
+
+let me = null; // GET /auth/session
+let cursor = null; // the library's next page
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message ?? `request failed (${status})`);
+    this.status = status;
+    this.code = body?.error?.code;
+    this.upgradeUrl = body?.error?.upgradeUrl;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && me) headers['x-csrf-token'] = me.csrfToken;
+  const response = await fetch(API + path, {
+    method,
+    headers,
+    credentials: 'include',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+function say(message) {
+  $('status').textContent = message;
+}
+
+function problem(error) {
+  const box = $('problem');
+  if (!error) {
+    box.hidden = true;
+    box.textContent = '';
+    return;
+  }
+  box.hidden = false;
+  box.textContent = error.message;
+  if (error.upgradeUrl || error.code === 'LIMIT_REACHED' || error.code === 'FEATURE_LOCKED') {
+    box.append(' ', link('/account', 'See the plans'));
+  }
+}
+
+function link(href, text) {
+  const a = document.createElement('a');
+  a.href = href;
+  a.textContent = text;
+  return a;
+}
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function button(text, onClick, label) {
+  const b = element('button', text);
+  b.type = 'button';
+  if (label) b.setAttribute('aria-label', label);
+  b.addEventListener('click', () => run(onClick));
+  return b;
+}
+
+// Runs an action, showing what went wrong instead of failing silently.
+async function run(action) {
+  problem(null);
+  try {
+    await action();
+  } catch (error) {
+    if (error.status === 401) return signedOut();
+    problem(error);
+  }
+}
+
+// --- session -------------------------------------------------------------------------------
+
+async function load() {
+  const params = new URLSearchParams(location.search);
+  if (params.get('authError')) {
+    problem(new Error(`Sign-in did not complete (${params.get('authError').replaceAll('_', ' ')}).`));
+  }
+  try {
+    me = await api('GET', '/auth/session');
+  } catch (error) {
+    if (error.status === 401) return signedOut();
+    return problem(error);
+  }
+  signedIn();
+}
+
+function signedOut() {
+  me = null;
+  for (const id of ['nav', 'who', 'home']) $(id).hidden = true;
+  for (const view of document.querySelectorAll('[data-view]')) view.hidden = true;
+  $('signed-out').hidden = false;
+}
+
+function signedIn() {
+  $('signed-out').hidden = true;
+  for (const id of ['nav', 'who', 'home']) $(id).hidden = false;
+  $('who-email').textContent = me.email;
+  showPlan();
+  route();
+}
+
+function showPlan() {
+  $('who-tier').textContent = me.tier;
+  const usage = me.usage;
+  const limit = usage.limit === null ? 'unlimited' : `${usage.used} of ${usage.limit}`;
+  $('usage').textContent =
+    `${me.tier} plan: ${limit} recordings used this month` +
+    (usage.limit === null ? ` (${usage.used} so far)` : '') +
+    `, resets ${new Date(usage.resetsAt).toLocaleDateString()}.`;
+}
+
+async function refreshSession() {
+  me = await api('GET', '/auth/session');
+  showPlan();
+}
+
+// --- views ---------------------------------------------------------------------------------
+
+const views = {
+  '/': showSpeak,
+  '/library': showLibrary,
+  '/voices': showVoices,
+  '/account': showAccount,
+  '/pricing': showAccount,
+  '/billing/success': showAccount,
+};
+
+function route() {
+  const path = views[location.pathname] ? location.pathname : '/';
+  const viewPath = { '/pricing': '/account', '/billing/success': '/account' }[path] ?? path;
+  for (const view of document.querySelectorAll('[data-view]')) view.hidden = view.dataset.view !== viewPath;
+  for (const a of $('nav').querySelectorAll('a')) {
+    if (a.getAttribute('href') === viewPath) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  run(views[path]);
+}
+
+document.addEventListener('click', (event) => {
+  const a = event.target.closest('a');
+  if (!a || a.origin !== location.origin || !views[a.pathname] || event.ctrlKey || event.metaKey) return;
+  event.preventDefault();
+  history.pushState(null, '', a.pathname);
+  if (me) route();
+});
+window.addEventListener('popstate', () => me && route());
+
+// --- speak ---------------------------------------------------------------------------------
+
+async function showSpeak() {
+  const [{ voices }, { presets, customPresets }] = await Promise.all([api('GET', '/voices'), api('GET', '/presets')]);
+  const voice = $('voice');
+  const chosenVoice = voice.value || me.preferences.defaultVoiceId;
+  voice.replaceChildren(
+    ...voices.map((v) => new Option(v.category === 'cloned' ? `${v.name} (your voice)` : v.name, v.voiceId)),
+  );
+  if (chosenVoice) voice.value = chosenVoice;
+
+  const preset = $('preset');
+  preset.replaceChildren(
+    ...presets.map((p) => {
+      const option = new Option(p.locked ? `${p.name} (upgrade to use)` : p.name, p.id);
+      option.disabled = p.locked;
+      return option;
+    }),
+    ...customPresets.map((p) => new Option(`${p.name} (yours)`, p.id)),
+  );
+
+  const features = me.features;
+  $('text').maxLength = features.maxTextLength;
+  countText();
+  const locked = !features.advancedSliders;
+  $('sliders-locked').hidden = !locked;
+  for (const input of $('sliders').querySelectorAll('input')) input.disabled = locked;
+}
+
+function countText() {
+  $('text-count').textContent = `(${$('text').value.length} of ${me.features.maxTextLength} characters)`;
+}
+$('text').addEventListener('input', countText);
+
+$('speak-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const request = { voiceId: $('voice').value, text: $('text').value };
+    if ($('preset').value) request.presetId = $('preset').value;
+    if (me.features.advancedSliders) {
+      request.voiceSettings = {
+        stability: Number($('stability').value),
+        similarityBoost: Number($('similarity').value),
+        style: Number($('style').value),
+      };
+      request.speed = Number($('speed').value);
+    }
+    $('generate').disabled = true;
+    say('Generating…');
+    try {
+      const made = await api('POST', '/tts', request);
+      $('player').src = made.audioUrl;
+      $('result').hidden = false;
+      me.usage = made.usage;
+      showPlan();
+      say('Your speech is ready.');
+    } finally {
+      $('generate').disabled = false;
+    }
+  });
+});
+
+// --- library -------------------------------------------------------------------------------
+
+async function showLibrary() {
+  cursor = null;
+  $('recordings').replaceChildren();
+  await moreRecordings();
+}
+
+async function moreRecordings() {
+  const query = new URLSearchParams({ limit: '5' });
+  if ($('favourites-only').checked) query.set('favouritesOnly', 'true');
+  if (cursor) query.set('cursor', cursor);
+  const page = await api('GET', `/recordings?${query}`);
+  for (const recording of page.items) $('recordings').append(recordingItem(recording));
+  cursor = page.nextCursor;
+  $('more-recordings').hidden = !cursor;
+  $('no-recordings').hidden = $('recordings').children.length > 0;
+}
+
+function recordingItem(recording) {
+  const item = element('li');
+  item.dataset.id = recording.recordingId;
+  const title = recording.text ?? recording.voiceName ?? 'Uploaded recording';
+  item.append(element('span', title.length > 60 ? `${title.slice(0, 60)}…` : title, 'title'));
+  item.append(element('span', new Date(recording.createdAt).toLocaleString(), 'hint'));
+  item.append(
+    button('Play', async () => {
+      const full = await api('GET', `/recordings/${recording.recordingId}`);
+      const player = $('library-player');
+      player.hidden = false;
+      player.src = full.audioUrl;
+      await player.play().catch(() => {});
+    }, `Play "${title}"`),
+  );
+  const favourite = button(recording.isFavorite ? 'Unfavourite' : 'Favourite', async () => {
+    const updated = await api('PATCH', `/recordings/${recording.recordingId}`, { isFavorite: !recording.isFavorite });
+    item.replaceWith(recordingItem(updated));
+    say(updated.isFavorite ? 'Added to favourites.' : 'Removed from favourites.');
+  }, `${recording.isFavorite ? 'Unfavourite' : 'Favourite'} "${title}"`);
+  favourite.setAttribute('aria-pressed', String(recording.isFavorite));
+  item.append(favourite);
+  item.append(
+    button('Delete', async () => {
+      if (!confirm('Delete this recording?')) return;
+      await api('DELETE', `/recordings/${recording.recordingId}`);
+      item.remove();
+      $('no-recordings').hidden = $('recordings').children.length > 0;
+      say('Recording deleted.');
+    }, `Delete "${title}"`),
+  );
+  return item;
+}
+
+$('more-recordings').addEventListener('click', () => run(moreRecordings));
+$('favourites-only').addEventListener('change', () => run(showLibrary));
+
+// --- voices --------------------------------------------------------------------------------
+
+let consentVersion = null;
+let recordedSamples = [];
+
+async function showVoices() {
+  const [{ voices }, consent] = await Promise.all([api('GET', '/voices'), api('GET', '/voices/consent')]);
+  consentVersion = consent.version;
+  $('consent-text').textContent = consent.text;
+  const own = voices.filter((v) => v.category === 'cloned');
+  $('own-voices').replaceChildren(
+    ...own.map((v) => {
+      const item = element('li');
+      item.append(element('span', v.name, 'title'));
+      item.append(
+        button('Delete', async () => {
+          if (!confirm(`Delete the voice "${v.name}"?`)) return;
+          await api('DELETE', `/voices/${v.voiceId}`);
+          say('Voice deleted.');
+          await showVoices();
+        }, `Delete the voice "${v.name}"`),
+      );
+      return item;
+    }),
+  );
+  $('no-voices').hidden = own.length > 0;
+}
+
+// Uploads one sample straight to storage with the presigned PUT, exactly as signed.
+async function uploadSample(blob) {
+  const upload = await api('POST', '/voices/samples', { contentType: blob.type || 'audio/mpeg', sizeBytes: blob.size });
+  const put = await fetch(upload.uploadUrl, { method: upload.method, headers: upload.headers, body: blob });
+  if (!put.ok) throw new Error(`The sample upload failed (${put.status}).`);
+  return upload.sampleId;
+}
+
+$('clone-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const samples = [...$('samples').files, ...recordedSamples];
+    if (samples.length === 0) throw new Error('Add at least one sample: choose a file or record one.');
+    $('clone').disabled = true;
+    try {
+      say(`Uploading ${samples.length} sample(s)…`);
+      const sampleIds = [];
+      for (const sample of samples) sampleIds.push(await uploadSample(sample));
+      say('Cloning…');
+      const voice = await api('POST', '/voices', {
+        name: $('voice-name').value,
+        sampleIds,
+        consent: { accepted: $('consent').checked, statement: consentVersion },
+      });
+      recordedSamples = [];
+      $('recorded').textContent = '';
+      $('clone-form').reset();
+      say(`Your voice "${voice.name}" is ready: pick it under Speak.`);
+      await showVoices();
+    } finally {
+      $('clone').disabled = false;
+    }
+  });
+});
+
+$('record').addEventListener('click', () =>
+  run(async () => {
+    if (!navigator.mediaDevices?.getUserMedia) throw new Error('This browser cannot record audio.');
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const recorder = new MediaRecorder(stream);
+    const chunks = [];
+    recorder.ondataavailable = (e) => chunks.push(e.data);
+    recorder.onstop = () => {
+      stream.getTracks().forEach((t) => t.stop());
+      const type = (recorder.mimeType || 'audio/webm').split(';')[0];
+      recordedSamples.push(new Blob(chunks, { type }));
+      $('recorded').textContent = `${recordedSamples.length} recorded sample(s)`;
+      $('record').textContent = 'Record a sample';
+      say('Sample recorded.');
+    };
+    recorder.start();
+    say('Recording… press Stop when done.');
+    $('record').textContent = 'Stop';
+    $('record').addEventListener('click', () => recorder.stop(), { once: true, capture: true });
+  }),
+);
+
+// --- plan and billing ----------------------------------------------------------------------
+
+async function showAccount() {
+  if (location.pathname === '/billing/success') await awaitNewPlan();
+  const [{ plans }, { invoices }] = await Promise.all([api('GET', '/billing/plans'), api('GET', '/billing/invoices')]);
+  $('billing-note').textContent = me.subscription
+    ? `You are on ${me.tier}${me.subscriptionStatus ? ` (${me.subscriptionStatus})` : ''}.`
+    : `You are on ${me.tier}.`;
+  $('plans').replaceChildren(
+    ...plans
+      .filter((p) => p.interval !== 'year')
+      .map((p) => {
+        const item = element('li', undefined, p.tier === me.tier ? 'plan current' : 'plan');
+        item.append(element('h3', p.name));
+        item.append(element('p', p.amount === 0 ? 'Free' : `${(p.amount / 100).toFixed(2)} ${p.currency.toUpperCase()} a month`));
+        const f = p.features;
+        item.append(
+          element(
+            'p',
+            `${f.monthlyRecordings ?? 'Unlimited'} recordings a month, ${f.maxTextLength} characters each, ` +
+              `${f.presets.length} presets${f.advancedSliders ? ', custom voice settings' : ''}, ${f.cloneSlots} cloned voice(s).`,
+          ),
+        );
+        if (p.tier === me.tier) item.append(element('p', 'Your plan', 'badge'));
+        else if (p.priceId && !me.subscription) item.append(button(`Upgrade to ${p.name}`, () => upgrade(p.tier)));
+        else if (p.priceId) item.append(button(`Switch to ${p.name}`, () => changePlan(p.tier)));
+        return item;
+      }),
+  );
+  $('invoices').replaceChildren(
+    ...invoices.map((invoice) =>
+      element(
+        'li',
+        `${new Date((invoice.created ?? 0) * 1000).toLocaleDateString()}: ` +
+          `${((invoice.amountPaid ?? invoice.amountDue ?? 0) / 100).toFixed(2)} ${(invoice.currency ?? '').toUpperCase()} ` +
+          `(${invoice.status ?? 'open'})`,
+      ),
+    ),
+  );
+  $('no-invoices').hidden = invoices.length > 0;
+}
+
+async function upgrade(tier) {
+  const { sessionUrl } = await api('POST', '/billing/checkout', { tier, interval: 'month' });
+  say('Opening checkout…');
+  location.assign(sessionUrl);
+}
+
+// A subscriber changes plan in place: an upgrade applies now, a downgrade at the renewal.
+async function changePlan(tier) {
+  const result = await api('POST', '/billing/subscription', { tier, interval: 'month' });
+  if (result.change === 'upgraded') {
+    // The new plan arrives with Stripe's webhook for the change.
+    say(`Changing to ${tier}…`);
+    for (let i = 0; i < 30 && me.tier !== tier; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await refreshSession();
+    }
+    say(me.tier === tier ? `You are now on ${me.tier}.` : 'The change is being processed.');
+  } else if (result.change === 'scheduled') {
+    say(`Your plan changes to ${tier} on ${new Date(result.effectiveAt * 1000).toLocaleDateString()}.`);
+  } else {
+    say(`You stay on ${me.tier}.`);
+  }
+  await showAccount();
+}
+
+// Back from Checkout: the new plan arrives with Stripe's webhook, a moment after the payment.
+async function awaitNewPlan() {
+  const before = me.tier;
+  say('Payment received. Activating your plan…');
+  for (let i = 0; i < 30 && me.tier === before; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await refreshSession();
+  }
+  history.replaceState(null, '', '/account');
+  say(me.tier === before ? 'Your payment is being processed; the plan will change shortly.' : `You are now on ${me.tier}.`);
+}
+
+$('portal').addEventListener('click', () =>
+  run(async () => {
+    const { portalUrl } = await api('POST', '/billing/portal', {});
+    location.assign(portalUrl);
+  }),
+);
+
+$('sign-in').addEventListener('click', () => {
+  const returnTo = location.origin + (location.pathname === '/' ? '/' : location.pathname);
+  location.assign(`${API}/auth/login?returnTo=${encodeURIComponent(returnTo)}`);
+});
+
+$('sign-out').addEventListener('click', () =>
+  run(async () => {
+    const { logoutUrl } = await api('POST', '/auth/logout');
+    me = null;
+    location.assign(logoutUrl);
+  }),
+);
+
+load();
