@@ -46,9 +46,32 @@ run_schemathesis() {
         "$venv/schemathesis" --config-file tests/api/schemathesis.toml run openapi.yaml --url "$base" \
         --seed 20261201 --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --no-color "$@"
 }
+run_schemathesis --exclude-operation-id logout --exclude-operation-id eraseAccount
+# The routes that take an API key, with keys alone (no cookie, no CSRF token): fresh users each
+# make one through the API.
+local/with-env.sh target/debug/bench-users 8 >"$users"
+"$venv/python" - "$base" "$users" >"$users.keys" <<'PY'
+import json, sys, urllib.request
+base, path = sys.argv[1], sys.argv[2]
+for line in open(path):
+    user = json.loads(line)
+    request = urllib.request.Request(f"{base}/api-keys", data=b'{"name": "schemathesis"}', method="POST",
+        headers={"Cookie": user["cookie"], "X-CSRF-Token": user["csrf"], "Content-Type": "application/json"})
+    user["key"] = json.load(urllib.request.urlopen(request))["key"]
+    print(json.dumps(user))
+PY
+mv "$users.keys" "$users"
+bearer_operations=$("$venv/python" -c '
+import yaml
+spec = yaml.safe_load(open("openapi.yaml"))
+for item in spec["paths"].values():
+    for method, operation in item.items():
+        if method in ("get", "post", "patch", "delete") and any("bearerKey" in r for r in operation.get("security", spec["security"])):
+            print("--include-operation-id", operation["operationId"])')
+# shellcheck disable=SC2086
+API_TEST_AUTH=bearer run_schemathesis $bearer_operations
 # Signing out and erasing the account end the session they are made with: each runs last, with
 # users of its own (after the first cases, the rest are signed out: 401, as documented).
-run_schemathesis --exclude-operation-id logout --exclude-operation-id eraseAccount
 for operation in logout eraseAccount; do
     local/with-env.sh target/debug/bench-users 8 >"$users"
     run_schemathesis --include-operation-id "$operation" --phases examples,coverage,fuzzing

@@ -1,5 +1,6 @@
 """Schemathesis hooks for `make test`: every request is signed in as one of the users in
-$API_TEST_USERS (a JSON line per user, as `bench-users` prints them), taken in turn, so the run
+$API_TEST_USERS (a JSON line per user, as `bench-users` prints them, plus `key` for the Bearer
+run), taken in turn, so the run
 tests the API rather than one user's per-minute rate limit. A request about a resource a test
 made (an API key, a preset, a recording) goes as the user who made it, so the stateful links
 reach real data. State-changing requests carry the session's CSRF token, as the web client's do."""
@@ -13,7 +14,9 @@ import schemathesis
 with open(os.environ["API_TEST_USERS"]) as lines:
     USERS = [json.loads(line) for line in lines if line.strip()]
 TURN = itertools.cycle(USERS)
-BY_COOKIE = {user["cookie"]: user for user in USERS}
+# API_TEST_AUTH=bearer: each user's API key (`key`) instead of the cookie and CSRF token.
+BEARER = os.environ.get("API_TEST_AUTH") == "bearer"
+BY_CREDENTIAL = {f"Bearer {u['key']}" if BEARER else u["cookie"]: u for u in USERS}
 # The ids in successful answers, and whose they are.
 OWNER = {}
 ID_FIELDS = ("keyId", "id", "recordingId", "sampleId", "voiceId")
@@ -27,13 +30,17 @@ class SignedIn:
 
     def set(self, case, user, context):
         case.headers = case.headers or {}
-        case.headers["Cookie"] = user["cookie"]
-        case.headers["X-CSRF-Token"] = user["csrf"]
+        if BEARER:
+            case.headers["Authorization"] = f"Bearer {user['key']}"
+        else:
+            case.headers["Cookie"] = user["cookie"]
+            case.headers["X-CSRF-Token"] = user["csrf"]
 
 
 @schemathesis.hook
 def after_call(context, case, response):
-    user = BY_COOKIE.get((case.headers or {}).get("Cookie"))
+    headers = case.headers or {}
+    user = BY_CREDENTIAL.get(headers.get("Authorization") if BEARER else headers.get("Cookie"))
     if user is None or response.status_code not in (200, 201):
         return
     try:
