@@ -340,25 +340,31 @@ $('clone-form').addEventListener('submit', (event) => {
   });
 });
 
+// One button records and stops: a sample from the microphone, kept until the clone is made.
+let recorder = null;
 $('record').addEventListener('click', () =>
   run(async () => {
+    if (recorder) {
+      recorder.stop();
+      return;
+    }
     if (!navigator.mediaDevices?.getUserMedia) throw new Error('This browser cannot record audio.');
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    const recorder = new MediaRecorder(stream);
     const chunks = [];
+    recorder = new MediaRecorder(stream);
     recorder.ondataavailable = (e) => chunks.push(e.data);
     recorder.onstop = () => {
       stream.getTracks().forEach((t) => t.stop());
       const type = (recorder.mimeType || 'audio/webm').split(';')[0];
       recordedSamples.push(new Blob(chunks, { type }));
+      recorder = null;
       $('recorded').textContent = `${recordedSamples.length} recorded sample(s)`;
       $('record').textContent = 'Record a sample';
       say('Sample recorded.');
     };
     recorder.start();
-    say('Recording… press Stop when done.');
     $('record').textContent = 'Stop';
-    $('record').addEventListener('click', () => recorder.stop(), { once: true, capture: true });
+    say('Recording… press Stop when done.');
   }),
 );
 

@@ -33,7 +33,15 @@ def browser():
         browser = playwright.chromium.launch(
             executable_path=chromium_path(),
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                # A microphone that plays a tone, so the page can record a voice sample.
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+            ],
         )
         yield browser
         browser.close()
@@ -41,7 +49,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, base_url):
-    context = browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 900})
+    context = browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 900}, permissions=["microphone"])
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page

@@ -3,10 +3,13 @@ the IdP stand-in's form, see the plan, generate and play speech, keep a library,
 and use it, upgrade through Checkout, open the billing portal, see invoices, sign out. Each step
 checks what the page shows and what the backend holds."""
 
+import contextlib
+import http.server
 import json
 import pathlib
 import re
 import secrets
+import threading
 import time
 
 from playwright.sync_api import expect
@@ -137,9 +140,17 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     expect(page.locator("#recordings li")).to_have_count(1)
     shoot(page, "library")
 
-    # -- clone a voice from an uploaded sample (a presigned PUT straight to storage), then use it
+    # -- clone a voice from an uploaded and a recorded sample (each a presigned PUT straight to
+    #    storage), then use it
     page.get_by_role("link", name="Voices").click()
     expect(page.locator("#consent-text")).to_contain_text("my own")
+    page.get_by_role("button", name="Record a sample").click()
+    expect(page.locator("#status")).to_contain_text("Recording")
+    page.wait_for_timeout(1500)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#recorded")).to_have_text("1 recorded sample(s)")
+    expect(page.locator("#status")).to_have_text("Sample recorded.")
+    expect(page.get_by_role("button", name="Record a sample")).to_be_visible()
     page.get_by_label("Samples").set_input_files(str(SAMPLE))
     page.get_by_label("Name").fill("My voice")
     page.get_by_label("I accept the statement above").check()
@@ -148,6 +159,8 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     expect(page.locator("#own-voices li")).to_have_count(1)
     voices = backend.voices(user_id)
     assert len(voices) == 1 and voices[0]["name"] == "My voice", voices
+    assert len(voices[0]["sampleIds"]) == 2, "the uploaded and the recorded sample"
+    assert all(backend.has_object(key) for key in voices[0]["sampleKeys"])
     shoot(page, "voices")
 
     page.get_by_role("link", name="Speak").click()
@@ -246,3 +259,62 @@ def test_the_docs_page_lists_every_operation(page, shoot):
     page.locator("details.op:visible summary").click()
     expect(page.locator("#generate")).to_contain_text("voiceSettings")
     shoot(page, "docs")
+
+
+@contextlib.contextmanager
+def client_served_on(port, api_base):
+    """The web client deployed as static files on another origin of the same site (as a CDN
+    beside the API in AWS): a plain file server on 127.0.0.1:`port` (0: any free one), with the
+    api-base meta naming the API. Yields the origin."""
+    web = pathlib.Path(__file__).resolve().parents[2] / "web"
+    types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+    class Static(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            path = web / (self.path.split("?")[0].lstrip("/") or "index.html")
+            if not path.is_file() or path.parent != web:
+                path = web / "index.html"
+            body = path.read_text()
+            if path.name == "index.html":
+                body = body.replace('<meta name="api-base" content="">', f'<meta name="api-base" content="{api_base}">')
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", types.get(path.suffix, "application/octet-stream"))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Static)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_client_on_another_origin_uses_the_api_with_cors_and_credentials(page, base_url, backend):
+    """In AWS the client and the API are different origins of one site: the API grants the
+    listed origins CORS with credentials, so the cookie and the CSRF header go across; an
+    origin not listed gets no answer it can read."""
+    run = secrets.token_hex(4)
+    sub, email = f"auth0|cors-{run}", f"cors-{run}@example.test"
+    page.goto("/")
+    sign_in(page, sub, email, "Cors Tester")
+    page.wait_for_url(f"{base_url}/")
+
+    # 5173 is in ALLOWED_ORIGINS locally (a dev server's port); any other port is not.
+    with client_served_on(5173, base_url) as allowed:
+        page.goto(f"{allowed}/")
+        expect(page.locator("#who-email")).to_have_text(email)
+        generate(page, f"Across origins, run {run}.")
+    assert [r for r in backend.recordings(sub) if r.get("text") == f"Across origins, run {run}."]
+
+    with client_served_on(0, base_url) as foreign:
+        page.goto(f"{foreign}/")
+        expect(page.locator("#problem")).to_be_visible()
+        expect(page.locator("#who-email")).to_be_hidden()
