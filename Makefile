@@ -30,8 +30,7 @@ status:
 	local/stack.sh status
 
 run: up
-	cargo build -p local-api
-	local/with-env.sh target/debug/local-api
+	local/with-env.sh cargo run --quiet -p local-api --bin local-api
 
 # Test threads get the 8 MiB stack a Lambda invocation's thread has: unoptimised (debug) futures
 # are several times larger than release ones.

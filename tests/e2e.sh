@@ -16,6 +16,8 @@ mkdir -p "$logs" .local/screenshots
 
 local/stack.sh test-tools
 cargo build --quiet -p local-api --bins
+# Wherever cargo puts its builds (CARGO_TARGET_DIR, a shared target dir, …).
+bin=$(cargo metadata --format-version 1 --no-deps | "$venv/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if listening "$API_TEST_PORT"; then
@@ -26,7 +28,7 @@ base="http://127.0.0.1:$API_TEST_PORT"
 # The local API as `make run` starts it, addressed by its own port: sign-in comes back to it and
 # the web client it serves is the app. (local/provision.py lets this origin in.)
 local/with-env.sh env API_PORT="$API_TEST_PORT" APP_URL="$base" AUTH_CALLBACK_URL="$base/auth/callback" \
-    target/debug/local-api >"$logs/local-api-tests.log" 2>&1 &
+    "$bin"/local-api >"$logs/local-api-tests.log" 2>&1 &
 api=$!
 trap 'kill $api 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do listening "$API_TEST_PORT" && break; sleep 0.1; done
@@ -36,9 +38,9 @@ echo "== schemathesis: openapi.yaml against $base"
 users=.local/api-test-users.jsonl
 # Signed-in PREMIUM users with the admin role, so every operation is reachable; requests take
 # them in turn (tests/api/hooks.py).
-local/with-env.sh target/debug/bench-users 8 --admin >"$users"
+local/with-env.sh "$bin"/bench-users 8 --admin >"$users"
 # The user the admin routes act on (tests/api/schemathesis.toml).
-API_TEST_TARGET=$(local/with-env.sh target/debug/bench-users 1 | "$venv/python" -c \
+API_TEST_TARGET=$(local/with-env.sh "$bin"/bench-users 1 | "$venv/python" -c \
     'import json, sys, urllib.parse; print(urllib.parse.quote(json.load(sys.stdin)["userId"], safe=""))')
 export API_TEST_TARGET
 run_schemathesis() {
@@ -49,7 +51,7 @@ run_schemathesis() {
 run_schemathesis --exclude-operation-id logout --exclude-operation-id eraseAccount
 # The routes that take an API key, with keys alone (no cookie, no CSRF token): fresh users each
 # make one through the API.
-local/with-env.sh target/debug/bench-users 8 >"$users"
+local/with-env.sh "$bin"/bench-users 8 >"$users"
 "$venv/python" - "$base" "$users" >"$users.keys" <<'PY'
 import json, sys, urllib.request
 base, path = sys.argv[1], sys.argv[2]
@@ -73,7 +75,7 @@ API_TEST_AUTH=bearer run_schemathesis $bearer_operations
 # Signing out and erasing the account end the session they are made with: each runs last, with
 # users of its own (after the first cases, the rest are signed out: 401, as documented).
 for operation in logout eraseAccount; do
-    local/with-env.sh target/debug/bench-users 8 >"$users"
+    local/with-env.sh "$bin"/bench-users 8 >"$users"
     run_schemathesis --include-operation-id "$operation" --phases examples,coverage,fuzzing
 done
 
