@@ -2,9 +2,10 @@
 # The API and browser tests (`make test` runs them after the Rust tests; the stack must be up):
 # the local API, built from this checkout, on API_TEST_PORT (3002, so a `make run` on 3001 is
 # left alone), then
-#   1. schemathesis: every operation of openapi.yaml against it, signed in (tests/api/);
-#   2. the web client's whole journey in headless Chromium, checking the page and the backend
-#      (tests/browser/), with a screenshot of each step in .local/screenshots/.
+#   1. the web client's whole journey in headless Chromium, checking the page and the backend
+#      (tests/browser/), with a screenshot of each step in .local/screenshots/;
+#   2. schemathesis: every operation of openapi.yaml against it, signed in (tests/api/). It
+#      runs second: its burst of sign-ins spends the per-address sign-in limit for a minute.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,6 +34,9 @@ api=$!
 trap 'kill $api 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do listening "$API_TEST_PORT" && break; sleep 0.1; done
 listening "$API_TEST_PORT" || { echo "error: the local API did not start:" >&2; tail -20 "$logs/local-api-tests.log" >&2; exit 1; }
+
+echo "== the web client in headless Chromium"
+API_BASE="$base" local/with-env.sh "$venv/pytest" -q tests/browser "$@"
 
 echo "== schemathesis: openapi.yaml against $base"
 users=.local/api-test-users.jsonl
@@ -79,5 +83,3 @@ for operation in logout eraseAccount; do
     run_schemathesis --include-operation-id "$operation" --phases examples,coverage,fuzzing
 done
 
-echo "== the web client in headless Chromium"
-API_BASE="$base" local/with-env.sh "$venv/pytest" -q tests/browser "$@"

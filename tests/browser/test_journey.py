@@ -35,6 +35,13 @@ def loaded(page, player):
 
 def sign_in(page, sub, email, name):
     page.get_by_role("button", name="Sign in").click()
+    # Sign-in is limited per client address (20 a minute): after a burst of them from this
+    # machine (schemathesis, a previous run), wait as the answer says and try again.
+    page.wait_for_load_state()
+    if "/auth/login" in page.url and "RATE_LIMITED" in page.content():
+        wait = json.loads(page.locator("body").inner_text())["error"]["retryAfter"]
+        time.sleep(wait + 1)
+        page.reload()
     # The IdP stand-in's form (Auth0's hosted login in AWS).
     page.wait_for_url(re.compile(r"http://127\.0\.0\.1:4400/interaction/"))
     page.get_by_label("sub").fill(sub)
