@@ -1,6 +1,8 @@
 //! The assembly: configuration, clients and adapters, built once per cold start and shared by
 //! every invocation. Nothing here decides anything; the router and the flows do.
 
+use std::sync::OnceLock;
+
 use anyhow::Context;
 use tokio::sync::OnceCell;
 
@@ -51,15 +53,16 @@ pub struct App {
     pub consent: ConsentRecords,
     pub api_keys: ApiKeys,
     pub audit: AuditLog,
-    pub audio: AudioStore,
     pub idp: Idp,
-    /// Billing emails through SES; None when no sender is configured.
-    pub mailer: Option<Mailer>,
     /// The last health report, reused for a few seconds.
     pub health: health::Cache,
     /// For outside services: no redirects, timeouts.
     http: outbound::LazyClient,
     ssm: aws_sdk_ssm::Client,
+    /// For the clients only some functions use, built on first use (see [`App::audio`]).
+    sdk: aws_config::SdkConfig,
+    audio: OnceLock<AudioStore>,
+    mailer: OnceLock<Option<Mailer>>,
     auth0_client_secret: OnceCell<Secret<String>>,
     stripe: OnceCell<Stripe>,
     elevenlabs: OnceCell<ElevenLabs>,
@@ -77,7 +80,6 @@ impl App {
         crate::telemetry::metrics::set_namespace(&config.metrics_namespace);
         let sdk = aws::sdk_config(&config.aws).await?;
         let dynamodb = aws::dynamodb(&sdk);
-        let s3 = aws::s3(&sdk, &config.aws);
         let ssm = match &config.aws.ssm_endpoint_url {
             Some(url) => aws_sdk_ssm::Client::new(&sdk.to_builder().endpoint_url(url.as_str()).build()),
             None => aws_sdk_ssm::Client::new(&sdk),
@@ -108,12 +110,11 @@ impl App {
             api_keys: ApiKeys::new(dynamodb.clone(), tables.api_keys.clone()),
             audit: AuditLog::new(dynamodb.clone(), tables.audit.clone()),
             consent: ConsentRecords::new(dynamodb, tables.consent_records.clone()),
-            audio: AudioStore::new(s3, config.audio_bucket.clone(), config.voice.presign_ttl),
             idp: Idp::new(http.clone(), config.idp.clone()),
-            mailer: config.billing.email.as_ref().map(|email| {
-                Mailer::new(aws_sdk_ses::Client::new(&sdk), email.sender.clone(), email.payment_failed_template.clone())
-            }),
             ssm,
+            sdk,
+            audio: OnceLock::new(),
+            mailer: OnceLock::new(),
             http,
             redis,
             config,
@@ -160,6 +161,28 @@ impl App {
 
     pub fn ssm(&self) -> &aws_sdk_ssm::Client {
         &self.ssm
+    }
+
+    /// The audio bucket. Its S3 client is built on first use: a function that never touches
+    /// audio (sign-in, billing, usage) neither builds nor links it.
+    pub fn audio(&self) -> &AudioStore {
+        self.audio.get_or_init(|| {
+            let s3 = aws::s3(&self.sdk, &self.config.aws);
+            AudioStore::new(s3, self.config.audio_bucket.clone(), self.config.voice.presign_ttl)
+        })
+    }
+
+    /// Billing emails through SES (built on first use, as [`App::audio`]); None when no sender is
+    /// configured.
+    pub fn mailer(&self) -> Option<&Mailer> {
+        self.mailer
+            .get_or_init(|| {
+                self.config.billing.email.as_ref().map(|email| {
+                    let ses = aws_sdk_ses::Client::new(&self.sdk);
+                    Mailer::new(ses, email.sender.clone(), email.payment_failed_template.clone())
+                })
+            })
+            .as_ref()
     }
 
     /// One secret from SSM, by the variable naming its parameter.

@@ -294,7 +294,7 @@ async fn a_large_export_is_handed_out_through_s3() {
         recordings: &core.recordings,
         voices: &core.voices,
         consent: &core.consent,
-        audio: &core.audio,
+        audio: core.audio(),
         stripe: core.stripe().await.unwrap(),
         api_keys: &core.api_keys,
         inline_limit: 0, // every document counts as large

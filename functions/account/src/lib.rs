@@ -87,7 +87,7 @@ async fn export(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         recordings: &app.recordings,
         voices: &app.voices,
         consent: &app.consent,
-        audio: &app.audio,
+        audio: app.audio(),
         stripe: app.stripe().await?,
         api_keys: &app.api_keys,
         inline_limit: INLINE_LIMIT,
@@ -119,7 +119,7 @@ async fn erase(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         subscriptions: &app.subscriptions,
         consent: &app.consent,
         api_keys: &app.api_keys,
-        audio: &app.audio,
+        audio: app.audio(),
         stripe: app.stripe().await?,
         elevenlabs: app.elevenlabs().await?,
     };

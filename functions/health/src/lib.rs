@@ -31,7 +31,7 @@ async fn health(ctx: Ctx<'_>) -> HttpResult {
     .collect();
     let probes = Probes {
         users: &app.users,
-        audio: &app.audio,
+        audio: app.audio(),
         redis: &app.redis,
         ssm: app.ssm(),
         secret_parameters,

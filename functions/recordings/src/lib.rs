@@ -110,7 +110,7 @@ async fn create_upload(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let id = RecordingId::generate(now);
     let s3_key = Recording::s3_key_for(&caller.user.id, &id, content_type);
     let stored = async {
-        let upload_url = app.audio.upload_url(&s3_key, content_type, body.size_bytes).await?;
+        let upload_url = app.audio().upload_url(&s3_key, content_type, body.size_bytes).await?;
         let recording = Recording {
             recording_id: id.clone(),
             user_id: caller.user.id.clone(),
@@ -127,7 +127,7 @@ async fn create_upload(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
             source: RecordingSource::Upload,
             upload_bytes: Some(body.size_bytes),
         };
-        let deadline = now.unix_timestamp() + app.audio.presign_ttl().as_secs() as i64;
+        let deadline = now.unix_timestamp() + app.audio().presign_ttl().as_secs() as i64;
         app.recordings.put_upload(&recording, deadline).await?;
         Ok::<_, ApiError>(upload_url)
     }
@@ -144,14 +144,14 @@ async fn create_upload(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         upload_url,
         method: "PUT",
         headers: serde_json::json!({ "content-type": content_type, "x-amz-tagging": "retention=temporary" }),
-        expires_in: app.audio.presign_ttl().as_secs(),
+        expires_in: app.audio().presign_ttl().as_secs(),
     })
 }
 
 #[tracing::instrument(skip_all)]
 async fn read(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let recording = owned(ctx, &caller).await?;
-    let audio_url = ctx.app.audio.download_url(&recording.s3_key).await?;
+    let audio_url = ctx.app.audio().download_url(&recording.s3_key).await?;
     ok(&WithAudio { recording, audio_url })
 }
 
@@ -183,7 +183,7 @@ async fn set_favorite(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         return Err(uploads::refused(refused, &app.config.voice.upgrade_url));
     }
     // The lifecycle rule follows the tag; a failure here only affects the safety net.
-    if let Err(error) = app.audio.set_retention(&recording.s3_key, body.is_favorite).await {
+    if let Err(error) = app.audio().set_retention(&recording.s3_key, body.is_favorite).await {
         tracing::warn!(error = format!("{error:#}"), "could not retag the audio");
     }
     ok(&recording)
@@ -193,7 +193,7 @@ async fn set_favorite(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let recording = owned(ctx, &caller).await?;
-    app.audio.delete(&recording.s3_key).await?;
+    app.audio().delete(&recording.s3_key).await?;
     app.recordings.delete(&caller.user.id, &recording.recording_id).await?;
     // What it held of the user's allowances is free again.
     if let Some(bytes) = recording.upload_bytes {

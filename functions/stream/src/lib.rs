@@ -9,7 +9,7 @@ use voice_core::{
 pub async fn handle(app: &App, event: Event) -> DynamoDbEventResponse {
     let cleanup = TtlCleanup {
         tables: &app.config.tables,
-        audio: &app.audio,
+        audio: app.audio(),
         sessions: &app.sessions,
         users: &app.users,
         events: &app.webhook_events,

@@ -12,7 +12,7 @@ use voice_core::{
 
 /// Idempotent: each upload is settled once, so an overlapping or retried run changes nothing more.
 pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<SweepReport> {
-    let sweep = UploadSweep { recordings: &app.recordings, voices: &app.voices, audio: &app.audio, users: &app.users };
+    let sweep = UploadSweep { recordings: &app.recordings, voices: &app.voices, audio: app.audio(), users: &app.users };
     let report = sweep.run(app.clock.now()).await?;
     tracing::info!(event_id = ?event.id, confirmed = report.confirmed, given_back = report.given_back, "upload sweep");
 
@@ -26,7 +26,7 @@ pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<SweepR
             subscriptions: &app.subscriptions,
             consent: &app.consent,
             api_keys: &app.api_keys,
-            audio: &app.audio,
+            audio: app.audio(),
             stripe: app.stripe().await?,
             elevenlabs: app.elevenlabs().await?,
         };

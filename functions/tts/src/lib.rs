@@ -19,7 +19,7 @@ async fn generate(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         users: &app.users,
         voices: &app.voices,
         recordings: &app.recordings,
-        audio: &app.audio,
+        audio: app.audio(),
         elevenlabs: app.elevenlabs().await?,
         settings: &app.config.voice,
     };

@@ -48,7 +48,7 @@ async fn cloning(ctx: Ctx<'_>) -> Result<Cloning<'_>, ApiError> {
         users: &app.users,
         voices: &app.voices,
         consent: &app.consent,
-        audio: &app.audio,
+        audio: app.audio(),
         elevenlabs: app.elevenlabs().await?,
         settings: &app.config.voice,
     })
@@ -81,7 +81,7 @@ async fn sample(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let upgrade_url = &app.config.voice.upgrade_url;
     let upload =
-        upload_sample(&app.users, &app.voices, &app.audio, &caller.user, &request, app.clock.now(), upgrade_url);
+        upload_sample(&app.users, &app.voices, app.audio(), &caller.user, &request, app.clock.now(), upgrade_url);
     created(&upload.await?)
 }
 

@@ -57,7 +57,7 @@ async fn webhook(ctx: Ctx<'_>) -> HttpResult {
         stripe,
         users: &app.users,
         events,
-        mailer: app.mailer.as_ref(),
+        mailer: app.mailer(),
         settings: &app.config.billing,
         account_url: &app.config.billing.portal_return_url,
     };
