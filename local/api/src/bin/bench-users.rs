@@ -1,6 +1,7 @@
-//! `make bench` helper: signs in `N` PREMIUM users on the local stack (the same library call the
-//! sign-in callback makes) and prints one JSON line per user: `{userId, email, cookie, csrf}`. With
-//! `--admin`, they also get the admin role (for the admin function's figures).
+//! `make bench` and `tests/e2e.sh` helper: signs in `N` PREMIUM users on the local stack (the same
+//! library call the sign-in callback makes) and prints one JSON line per user: `{userId, email,
+//! cookie, csrf}`. With `--admin`, they also get the admin role (for the admin function's figures
+//! and schemathesis' admin routes).
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
