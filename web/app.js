@@ -420,12 +420,8 @@ async function upgrade(tier) {
 async function changePlan(tier) {
   const result = await api('POST', '/billing/subscription', { tier, interval: 'month' });
   if (result.change === 'upgraded') {
-    // The new plan arrives with Stripe's webhook for the change.
     say(`Changing to ${tier}…`);
-    for (let i = 0; i < 30 && me.tier !== tier; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      await refreshSession();
-    }
+    await untilTier((current) => current === tier);
     say(me.tier === tier ? `You are now on ${me.tier}.` : 'The change is being processed.');
   } else if (result.change === 'scheduled') {
     say(`Your plan changes to ${tier} on ${new Date(result.effectiveAt * 1000).toLocaleDateString()}.`);
@@ -435,14 +431,20 @@ async function changePlan(tier) {
   await showAccount();
 }
 
-// Back from Checkout: the new plan arrives with Stripe's webhook, a moment after the payment.
-async function awaitNewPlan() {
-  const before = me.tier;
-  say('Payment received. Activating your plan…');
-  for (let i = 0; i < 30 && me.tier === before; i++) {
+// A new plan arrives with Stripe's webhook, a moment after the payment or the change: the
+// session is read again each second until `arrived(tier)`, for up to 30 s.
+async function untilTier(arrived) {
+  for (let i = 0; i < 30 && !arrived(me.tier); i++) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await refreshSession();
   }
+}
+
+// Back from Checkout.
+async function awaitNewPlan() {
+  const before = me.tier;
+  say('Payment received. Activating your plan…');
+  await untilTier((current) => current !== before);
   history.replaceState(null, '', '/account');
   say(me.tier === before ? 'Your payment is being processed; the plan will change shortly.' : `You are now on ${me.tier}.`);
 }
