@@ -109,7 +109,8 @@ up() {
     install_redis
     install_idp
     say "starting the local stack"
-    start moto "$MOTO_PORT" "$venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+    # moto, with DynamoDB requests made atomic as in AWS (see the launcher's docstring).
+    start moto "$MOTO_PORT" "$venv/bin/python" "$root/local/standins/moto_local.py" -H 127.0.0.1 -p "$MOTO_PORT"
     # As in AWS, the cache needs a user and password (local/provision.py stores the same password
     # where the functions look for it); the default user is off.
     start redis "$REDIS_PORT" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
