@@ -19,10 +19,10 @@ use crate::{
         login_attempts::LoginAttempts,
         recordings::Recordings,
         redis::{Redis, RedisAuth},
-        secrets::{self, Wanted},
-        sessions::{MacKey, Sessions},
+        secrets::{self, MacKey, Wanted},
+        sessions::Sessions,
         subscriptions::Subscriptions,
-        users::Users,
+        users::{Users, snapshot::Snapshots},
         voices::Voices,
         webhook_events::WebhookEvents,
     },
@@ -93,14 +93,15 @@ impl App {
         let redis = Redis::connect_lazy(&config.redis_url, redis_auth).context("REDIS_URL")?;
         let tables = &config.tables;
         let http = outbound::LazyClient::default();
+        let mac_key = MacKey::from_ssm(ssm.clone(), config.secrets.session_mac_key.clone());
         Ok(Self {
-            users: Users::new(dynamodb.clone(), tables.users.clone()),
+            users: Users::new(dynamodb.clone(), tables.users.clone(), Snapshots::new(redis.clone(), mac_key.clone())),
             sessions: Sessions::new(
                 redis.clone(),
                 dynamodb.clone(),
                 tables.sessions.clone(),
                 config.session.clone(),
-                MacKey::from_ssm(ssm.clone(), config.secrets.session_mac_key.clone()),
+                mac_key,
             ),
             login_attempts: LoginAttempts::new(redis.clone()),
             recordings: Recordings::new(dynamodb.clone(), tables.recordings.clone()),

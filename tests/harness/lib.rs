@@ -121,6 +121,11 @@ impl User {
     pub fn session_key(&self) -> String {
         self.token.key()
     }
+
+    /// Where Redis keeps this user's session entry.
+    pub fn redis_key(&self) -> String {
+        redis_key(self.token.slot(), &self.token.key())
+    }
 }
 
 #[derive(Debug)]
@@ -235,6 +240,8 @@ impl TestApp {
                 .expression_attribute_values(format!(":v{i}"), value.clone());
         }
         update.update_expression(format!("SET {}", sets.join(", "))).send().await.expect("user update");
+        // Written past the store, as an operator's console would: the snapshot must go too.
+        self.app.users.snapshots().forget(id).await;
     }
 
     pub async fn session_item(&self, user: &User) -> Option<std::collections::HashMap<String, AttributeValue>> {
@@ -255,7 +262,7 @@ impl TestApp {
     }
 
     pub async fn cached_session(&self, user: &User) -> Option<String> {
-        self.redis().await.get(redis_key(&user.session_key())).await.unwrap()
+        self.redis().await.get(user.redis_key()).await.unwrap()
     }
 
     pub async fn request(

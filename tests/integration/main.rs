@@ -12,6 +12,7 @@ mod faults;
 mod fuzz;
 mod generation_cache;
 mod health;
+mod hot_path;
 mod limits;
 mod local_api;
 mod metrics;

@@ -14,7 +14,8 @@ use voice_core::{
     clock::timestamp,
     domain::{
         audio::{AudioType, RecordingSource},
-        ids::RecordingId,
+        ids::{RecordingId, UserId},
+        session::user_slot,
         tiers::Tier,
         usage::UsagePeriod,
     },
@@ -257,12 +258,13 @@ async fn an_expired_session_is_dropped_from_redis() {
     let event = stream_event("stream-session-ttl.json", "auth0|any");
     let key =
         serde_json::to_value(&event.records[0].change.keys).unwrap()["sessionId"]["S"].as_str().unwrap().to_owned();
-    let _: () = app.redis().await.set_ex(redis_key(&key), "{}", 300).await.unwrap();
+    let key = redis_key(&user_slot(&UserId::parse("auth0|any").unwrap()), &key);
+    let _: () = app.redis().await.set_ex(&key, "{}", 300).await.unwrap();
 
     let response = stream::handle(&app.app, event).await;
 
     assert!(response.batch_item_failures.is_empty());
-    let left: Option<String> = app.redis().await.get(redis_key(&key)).await.unwrap();
+    let left: Option<String> = app.redis().await.get(&key).await.unwrap();
     assert_eq!(left, None);
 }
 

@@ -21,7 +21,7 @@ use voice_core::{
 async fn a_valid_cookie_returns_the_user_and_refreshes_the_redis_ttl() {
     let app = TestApp::spawn().await;
     let user = app.sign_in(Tier::Basic).await;
-    let key = redis_key(&user.session_key());
+    let key = user.redis_key();
     let _: () = app.redis().await.expire(&key, 100).await.unwrap();
 
     let response = app.get("/auth/session", &user).await;
@@ -62,12 +62,17 @@ async fn missing_malformed_and_unknown_cookies_are_unauthenticated() {
 async fn a_session_idle_past_the_window_is_refused_by_both_stores() {
     let app = TestApp::spawn().await;
     let user = app.sign_in(Tier::Free).await;
+    // Redis' copy expires by itself after the idle window: its TTL is the window.
+    let ttl: i64 = app.redis().await.ttl(user.redis_key()).await.unwrap();
+    assert!((890..=900).contains(&ttl), "{ttl}");
+    // Should Redis still hold it past the window (a clock's view), DynamoDB's lastSeenAt, touched
+    // at least every re-check (60 s), refuses it.
+    let idle = TestApp::builder().later(Duration::seconds(900 + 60 + 1)).spawn().await;
+    assert_eq!(idle.get("/auth/session", &user).await.status, 401, "Redis' copy is idle");
     let idle = TestApp::builder().later(Duration::seconds(901)).spawn().await;
 
-    assert_eq!(idle.get("/auth/session", &user).await.status, 401, "Redis' copy is idle");
-
     let user = app.sign_in(Tier::Free).await;
-    let _: () = app.redis().await.del(redis_key(&user.session_key())).await.unwrap();
+    let _: () = app.redis().await.del(user.redis_key()).await.unwrap();
     assert_eq!(idle.get("/auth/session", &user).await.status, 401, "DynamoDB's copy is idle");
     assert_eq!(app.get("/auth/session", &user).await.status, 200, "still valid now");
 }
@@ -99,7 +104,7 @@ async fn the_absolute_lifetime_caps_an_active_session() {
     let user = app.sign_in(Tier::Free).await;
     assert_eq!(rechecking(800).spawn().await.get("/auth/session", &user).await.status, 200);
     assert_eq!(rechecking(1600).spawn().await.get("/auth/session", &user).await.status, 200);
-    let _: () = app.redis().await.del(redis_key(&user.session_key())).await.unwrap();
+    let _: () = app.redis().await.del(user.redis_key()).await.unwrap();
     assert_eq!(rechecking(1801).spawn().await.get("/auth/session", &user).await.status, 401);
 }
 
@@ -114,7 +119,7 @@ async fn with_redis_down_or_flushed_a_valid_session_validates_from_dynamodb_and_
     assert_eq!(response.body["tier"], "PREMIUM");
 
     // Flushed: the entry is gone; while Redis is down nothing can refill it.
-    let _: () = app.redis().await.del(redis_key(&user.session_key())).await.unwrap();
+    let _: () = app.redis().await.del(user.redis_key()).await.unwrap();
     assert_eq!(redis_down.get("/auth/session", &user).await.status, 200);
     assert_eq!(app.cached_session(&user).await, None);
 
@@ -122,7 +127,7 @@ async fn with_redis_down_or_flushed_a_valid_session_validates_from_dynamodb_and_
     assert_eq!(app.get("/auth/session", &user).await.status, 200);
     let refilled = app.cached_session(&user).await.expect("Redis was refilled");
     assert!(refilled.contains(user.id.as_str()), "{refilled}");
-    let ttl: i64 = app.redis().await.ttl(redis_key(&user.session_key())).await.unwrap();
+    let ttl: i64 = app.redis().await.ttl(user.redis_key()).await.unwrap();
     assert!(ttl > 890, "{ttl}");
 }
 
@@ -216,7 +221,7 @@ async fn every_sign_in_gets_a_new_session_id() {
 /// own, checked "ten years from now".
 fn forged_entry(victim: &str, now: i64, mac: &str) -> String {
     json!({
-        "userId": victim, "createdAt": now, "absoluteExpiresAt": now + 3600, "lastSeenAt": now,
+        "userId": victim, "createdAt": now, "absoluteExpiresAt": now + 3600,
         "checkedAt": now + 10 * 365 * 24 * 3600, "mac": mac,
     })
     .to_string()
@@ -227,13 +232,13 @@ async fn a_forged_redis_entry_is_refused_now_and_after_the_recheck_window() {
     let app = TestApp::spawn().await;
     let victim = app.sign_in(Tier::Premium).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let genuine: String = app.redis().await.get(redis_key(&victim.session_key())).await.unwrap();
+    let genuine: String = app.redis().await.get(victim.redis_key()).await.unwrap();
     let genuine_mac = serde_json::from_str::<serde_json::Value>(&genuine).unwrap()["mac"].as_str().unwrap().to_owned();
 
     // Without a MAC, with a made-up one, and with the victim's genuine one copied under another key.
     for mac in ["", "00", genuine_mac.as_str()] {
-        let token = SessionToken::generate();
-        let key = redis_key(&token.key());
+        let token = SessionToken::generate(&victim.id);
+        let key = redis_key(token.slot(), &token.key());
         let _: () = app.redis().await.set_ex(&key, forged_entry(victim.id.as_str(), now, mac), 900).await.unwrap();
         let cookie = format!("{COOKIE_NAME}={}", token.expose());
         let response = app.request(Method::GET, "/auth/session", &[("cookie", &cookie)], None).await;
@@ -253,7 +258,7 @@ async fn a_genuine_entry_edited_in_redis_is_refused() {
     let app = TestApp::spawn().await;
     let user = app.sign_in(Tier::Free).await;
     let other = app.sign_in(Tier::Premium).await;
-    let key = redis_key(&user.session_key());
+    let key = user.redis_key();
     let raw: String = app.redis().await.get(&key).await.unwrap();
     let mut entry: serde_json::Value = serde_json::from_str(&raw).unwrap();
     entry["userId"] = other.id.as_str().into();
@@ -280,6 +285,6 @@ async fn a_logout_wins_over_two_hundred_reads_in_flight() {
     assert!(responses.iter().all(|r| matches!(r.status, 200 | 401 | 429)));
 
     assert_eq!(app.get("/auth/session", &user).await.status, 401, "right after the last read");
-    let cached: Option<String> = app.redis().await.get(redis_key(&user.session_key())).await.unwrap();
+    let cached: Option<String> = app.redis().await.get(user.redis_key()).await.unwrap();
     assert_eq!(cached.as_deref(), Some("revoked"), "no read re-stored the session over the tombstone");
 }

@@ -247,14 +247,14 @@ async fn past_the_per_minute_rate_the_answer_is_rate_limited_with_retry_after() 
     let app = TestApp::spawn().await;
     let user = app.sign_in(Tier::Free).await;
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let key = ratelimit::key("tts", user.id.as_str(), now);
+    let key = ratelimit::user_key("tts", user.token.slot(), now);
     let _: () = app.redis().await.set_ex(&key, Tier::Free.rules().generations_per_minute, 120).await.unwrap();
 
     let response: TestResponse = app.post("/tts", &user, Some(&speak(VOICE))).await;
 
     if response.status == 201 {
         // The minute turned between setting the counter and the request: a new window began.
-        assert_ne!(ratelimit::key("tts", user.id.as_str(), OffsetDateTime::now_utc().unix_timestamp()), key);
+        assert_ne!(ratelimit::user_key("tts", user.token.slot(), OffsetDateTime::now_utc().unix_timestamp()), key);
         return;
     }
     assert_eq!(response.status, 429, "{}", response.body);

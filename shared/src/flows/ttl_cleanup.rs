@@ -95,8 +95,11 @@ impl TtlCleanup<'_> {
             Ok(Outcome::AudioDeleted(s3_key))
         } else if table == tables.sessions {
             let keys = serde_json::to_value(&record.change.keys)?;
+            let old = serde_json::to_value(&record.change.old_image)?;
             let session = string(&keys, "sessionId").context("the record has no sessionId")?;
-            self.sessions.drop_cached(session).await?;
+            let user = string(&old, "userId").context("the record's old image has no userId")?;
+            let user = UserId::parse(user).map_err(|_| anyhow!("the record's userId is not a user id"))?;
+            self.sessions.drop_cached(&user, session).await?;
             Ok(Outcome::SessionDropped)
         } else {
             Ok(Outcome::Ignored("not a table with TTL cleanup"))

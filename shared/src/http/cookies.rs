@@ -47,7 +47,7 @@ mod tests {
 
     #[test]
     fn cookies_have_the_required_attributes() {
-        let token = SessionToken::generate();
+        let token = SessionToken::generate(&crate::domain::ids::UserId::parse("auth0|ada").unwrap());
         let set = session_cookie(&token, &policy(None));
         assert_eq!(set, format!("sid={}; Max-Age=43200; Path=/; HttpOnly; Secure; SameSite=Lax", token.expose()));
         assert_eq!(

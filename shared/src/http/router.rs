@@ -4,7 +4,7 @@
 //! stage) and owns what every route shares: the request id, authentication (the session cookie),
 //! CSRF, the rate limits, and the mapping of errors to responses.
 //!
-//! Rate limits: every authenticated request counts against the caller's per-tier
+//! Rate limits: every authenticated request (but sign-out) counts against the caller's per-tier
 //! `requests_per_minute`; a route that costs money upstream also against its own per-tier limit
 //! (`rate_limit: Generations`); a public route may be limited per client IP (`per_ip: 20`). All
 //! answer 429 RATE_LIMITED with `Retry-After`.
@@ -19,8 +19,8 @@ use crate::{
     domain::usage::UsagePeriod,
     domain::{
         roles::Permission,
-        session::{COOKIE_NAME, Session, SessionToken},
-        tiers::{Limit, Tier},
+        session::{COOKIE_NAME, Session, SessionToken, user_slot},
+        tiers::Limit,
         user::User,
     },
     error::ApiError,
@@ -28,7 +28,7 @@ use crate::{
         HttpResult, csrf,
         request::{cookie, source_ip},
     },
-    store::{api_keys::KeyMeta, rate_limit},
+    store::{api_keys::KeyMeta, rate_limit, sessions::Validated},
     telemetry::metrics,
     upstream::outbound,
 };
@@ -40,7 +40,8 @@ pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = HttpResult> + Send + 'a
 pub enum Access {
     /// Anyone (sign-in, the plans, Stripe's webhook).
     Public(for<'a> fn(Ctx<'a>) -> HandlerFuture<'a>),
-    /// A valid session (CSRF-checked for state changes), without reading the user row.
+    /// A valid session (CSRF-checked for state changes), without reading the user row or counting
+    /// against the rate limits (sign-out).
     Session(for<'a> fn(Ctx<'a>, Session) -> HandlerFuture<'a>),
     /// A valid session and the user's row, read strongly consistent so a new tier shows at once.
     User(for<'a> fn(Ctx<'a>, Caller) -> HandlerFuture<'a>),
@@ -181,24 +182,28 @@ async fn dispatch(ctx: Ctx<'_>, routes: &[Route]) -> HttpResult {
             handler(ctx).await
         }
         Access::Session(handler) => {
-            let session = authenticate(ctx).await?;
-            // The tier is not read on these routes: the lowest tier's allowance applies.
-            let limits = [(Limit::Requests.as_str(), Tier::Free.rules().per_minute(Limit::Requests))];
-            rate_limit::check(&ctx.app.redis, session.user_id.as_str(), &limits, now).await?;
-            handler(ctx, session).await
+            // Not counted: ending one's own session (the only such route) is never refused for
+            // rate, so a burst of reads cannot keep anyone signed in.
+            let (validated, _) = authenticate(ctx, &[], now).await?;
+            handler(ctx, validated.session).await
         }
         Access::User(handler) => {
-            let credential = match bearer(ctx.req) {
+            let scopes: Vec<Limit> = std::iter::once(Limit::Requests).chain(route.rate_limit).collect();
+            let (credential, user, slot, counts) = match bearer(ctx.req) {
                 // A key is accepted only where the route says so; anywhere else it is no sign-in.
-                Some(key) if route.api_key => Credential::ApiKey(authenticate_key(ctx, key).await?),
+                Some(key) if route.api_key => {
+                    let meta = authenticate_key(ctx, key).await?;
+                    let user_id = meta.user_id.clone().ok_or(ApiError::Unauthenticated)?;
+                    let user = ctx.app.users.get(&user_id).await?.ok_or(ApiError::Unauthenticated)?;
+                    (Credential::ApiKey(meta), user, user_slot(&user_id), None)
+                }
                 Some(_) => return Err(ApiError::Unauthenticated),
-                None => Credential::Session(authenticate(ctx).await?),
+                None => {
+                    let (validated, slot) = authenticate(ctx, &scopes, now).await?;
+                    let user = signed_in_user(ctx, &validated, now).await?;
+                    (Credential::Session(validated.session), user, slot, validated.counts)
+                }
             };
-            let user_id = match &credential {
-                Credential::Session(session) => session.user_id.clone(),
-                Credential::ApiKey(meta) => meta.user_id.clone().ok_or(ApiError::Unauthenticated)?,
-            };
-            let user = ctx.app.users.get(&user_id).await?.ok_or(ApiError::Unauthenticated)?;
             // A suspended account is signed out everywhere, whatever credential it still holds.
             if user.suspension.is_some() {
                 return Err(ApiError::Unauthenticated);
@@ -209,9 +214,8 @@ async fn dispatch(ctx: Ctx<'_>, routes: &[Route]) -> HttpResult {
                 return Err(ApiError::Forbidden("your role does not allow this".into()));
             }
             let rules = user.tier.rules();
-            let mut limits = vec![(Limit::Requests.as_str(), rules.per_minute(Limit::Requests))];
-            limits.extend(route.rate_limit.map(|limit| (limit.as_str(), rules.per_minute(limit))));
-            rate_limit::check(&ctx.app.redis, user.id.as_str(), &limits, now).await?;
+            let limits: Vec<_> = scopes.iter().map(|limit| (limit.as_str(), rules.per_minute(*limit))).collect();
+            count_requests(ctx, &slot, counts.as_deref(), &limits, now).await?;
             handler(ctx, Caller { credential, user }).await
         }
     }
@@ -234,17 +238,48 @@ async fn authenticate_key(ctx: Ctx<'_>, key: &str) -> Result<KeyMeta, ApiError> 
     Ok(meta)
 }
 
-/// The caller's valid session, CSRF-checked for state-changing methods; else UNAUTHENTICATED
-/// (or CSRF_FAILED). A failure of both session stores is UPSTREAM_UNAVAILABLE.
-async fn authenticate(ctx: Ctx<'_>) -> Result<Session, ApiError> {
+/// The caller's valid session, CSRF-checked for state-changing methods, and the user's cache
+/// slot; else UNAUTHENTICATED (or CSRF_FAILED). The same Redis round trip counts the request
+/// against `scopes` and reads the user's snapshot. A failure of both session stores is
+/// UPSTREAM_UNAVAILABLE.
+async fn authenticate(ctx: Ctx<'_>, scopes: &[Limit], now: i64) -> Result<(Validated, String), ApiError> {
     let app = ctx.app;
     let token = cookie(ctx.req, COOKIE_NAME).and_then(SessionToken::parse).ok_or(ApiError::Unauthenticated)?;
-    let session = app
+    let counters: Vec<String> =
+        scopes.iter().map(|scope| rate_limit::user_key(scope.as_str(), token.slot(), now)).collect();
+    let validated = app
         .sessions
-        .validate(&token, app.clock.now())
+        .validate(&token, app.clock.now(), &counters)
         .await
         .map_err(|source| ApiError::Upstream { service: "session store", temporary: true, source })?
         .ok_or(ApiError::Unauthenticated)?;
-    csrf::check(ctx.req, &session, &app.config.web.allowed_origins)?;
-    Ok(session)
+    csrf::check(ctx.req, &validated.session, &app.config.web.allowed_origins)?;
+    Ok((validated, token.slot().to_owned()))
+}
+
+/// The session's user: from the snapshot the session's round trip read if it is usable, else
+/// from DynamoDB (and remembered for the next request).
+async fn signed_in_user(ctx: Ctx<'_>, validated: &Validated, now: i64) -> Result<User, ApiError> {
+    let (users, id) = (&ctx.app.users, &validated.session.user_id);
+    if let Some(row) = &validated.seen.row
+        && let Some(user) = users.snapshots().user(id, row, now).await
+    {
+        return Ok(user);
+    }
+    users.get_and_remember(id, &validated.seen, now).await?.ok_or(ApiError::Unauthenticated)
+}
+
+/// Judges the counts the session's round trip took; when it took none (the session came from
+/// DynamoDB, or is an API key's), counts now.
+async fn count_requests(
+    ctx: Ctx<'_>,
+    slot: &str,
+    counted: Option<&[u32]>,
+    limits: &[(&str, u32)],
+    now: i64,
+) -> Result<(), ApiError> {
+    match counted {
+        Some(counts) => rate_limit::judge(counts, limits, now),
+        None => rate_limit::check(&ctx.app.redis, &format!("{{{slot}}}"), limits, now).await,
+    }
 }

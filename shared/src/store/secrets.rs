@@ -2,6 +2,10 @@
 
 use anyhow::{Context, bail};
 
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
 use crate::config::Secret;
 
 /// A secret a function needs: the variable that names its parameter, and that name.
@@ -59,4 +63,29 @@ pub async fn present(ssm: &aws_sdk_ssm::Client, names: Vec<String>) -> anyhow::R
         .await
         .context("asking SSM Parameter Store for the secrets")?;
     Ok(output.invalid_parameters.unwrap_or_default().is_empty())
+}
+
+/// The key that signs what Redis holds for the hot path (session entries, user snapshots),
+/// fetched from SSM on first use (once per cold start).
+#[derive(Clone)]
+pub struct MacKey {
+    ssm: aws_sdk_ssm::Client,
+    parameter: Option<String>,
+    key: Arc<OnceCell<Secret<String>>>,
+}
+
+impl MacKey {
+    pub fn from_ssm(ssm: aws_sdk_ssm::Client, parameter: Option<String>) -> Self {
+        Self { ssm, parameter, key: Arc::new(OnceCell::new()) }
+    }
+
+    pub(crate) async fn key(&self) -> anyhow::Result<&Secret<String>> {
+        self.key
+            .get_or_try_init(|| async {
+                let parameter = self.parameter.as_deref();
+                let [key] = fetch(&self.ssm, [Wanted { variable: "SESSION_MAC_KEY_PARAM", parameter }]).await?;
+                Ok(key)
+            })
+            .await
+    }
 }

@@ -1,11 +1,15 @@
 //! Server-side sessions. The cookie holds a 256-bit random token; both stores key the session by
 //! the token's SHA-256, so neither holds a usable credential.
 //!
-//! Redis is the hot path: the entry slides by `idle` on every use and never outlives `absolute`.
+//! Redis is the hot path: one script ([`HOT_READ`]) reads the session entry, slides its TTL by
+//! `idle` (never past `absolute`), reads the user's snapshot and counts the rate limits, all in
+//! one round trip; the entry's idle window is its TTL, so a read writes nothing back. Every key
+//! of it carries the user's slot as a hash tag (`{slot}`, from the cookie), so the script stays
+//! in one hash slot of a clustered cache (ElastiCache Serverless).
 //! DynamoDB is the durable copy: on a Redis miss or outage it validates (and touches) the session
 //! in one conditional write, and Redis is refilled. A session served from Redis is re-checked
 //! against DynamoDB every `durable_recheck`, which bounds how long an entry that Redis kept
-//! through a logout it missed can outlive that logout.
+//! through a logout it missed can outlive that logout; DynamoDB's `lastSeenAt` is touched then.
 //!
 //! Redis is not trusted with identity: every entry carries an HMAC-SHA256 (key from SSM, fetched
 //! once per cold start) over its fields and the token hash it is stored under. An entry that
@@ -13,7 +17,7 @@
 //! entry is replaced. A logout's `revoked` tombstone always wins: every write of an entry (and
 //! every removal) is one Lua script that leaves a tombstone in place.
 
-use std::sync::Arc;
+use std::sync::LazyLock;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::{Client, types::ReturnValue};
@@ -23,18 +27,19 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
-use tokio::sync::OnceCell;
 
 use crate::{
     config::{Secret, SessionPolicy},
     domain::{
         ids::{UserId, hex},
-        session::{ClientInfo, Session, SessionToken},
+        session::{ClientInfo, Session, SessionToken, user_slot},
     },
     store::{
         dynamo::{self, Item, n, s},
+        rate_limit,
         redis::Redis,
-        secrets::{self, Wanted},
+        secrets::MacKey,
+        users::snapshot::{self, Seen},
     },
     telemetry::metrics,
 };
@@ -53,36 +58,35 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 ";
 
+/// The hot path's one round trip. KEYS[1] the session entry, KEYS[2] the user's snapshot,
+/// KEYS[3..] rate-limit counters; ARGV[1] the idle window (s), ARGV[2] now, ARGV[3] the counters'
+/// TTL (s). A live entry's TTL slides (capped by its absolute expiry) and the counters count only
+/// for a key that holds a live entry, so nobody without a token moves anyone's counters. Returns
+/// the entry ('' when none), the snapshot's generation and row ('' when none), and the counts.
+const HOT_READ: &str = r"
+local entry = redis.call('GET', KEYS[1])
+local counts = {}
+if entry and entry ~= 'revoked' then
+  local ok, decoded = pcall(cjson.decode, entry)
+  local absolute = ok and type(decoded) == 'table' and tonumber(decoded['absoluteExpiresAt'])
+  if absolute then
+    local ttl = math.min(tonumber(ARGV[1]), absolute - tonumber(ARGV[2]))
+    if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+  end
+  for i = 3, #KEYS do
+    counts[#counts + 1] = redis.call('INCR', KEYS[i])
+    redis.call('EXPIRE', KEYS[i], ARGV[3])
+  end
+end
+local user = redis.call('HMGET', KEYS[2], 'gen', 'item')
+return {entry or '', user[1] or '', user[2] or '', counts}
+";
+
 /// Removes an entry unless it is the tombstone.
 const DELETE_UNLESS_REVOKED: &str = r"
 if redis.call('GET', KEYS[1]) == 'revoked' then return 0 end
 return redis.call('DEL', KEYS[1])
 ";
-
-/// The key that signs session entries, fetched from SSM on first use (once per cold start).
-#[derive(Clone)]
-pub struct MacKey {
-    ssm: aws_sdk_ssm::Client,
-    parameter: Option<String>,
-    key: Arc<OnceCell<Secret<String>>>,
-}
-
-impl MacKey {
-    pub fn from_ssm(ssm: aws_sdk_ssm::Client, parameter: Option<String>) -> Self {
-        Self { ssm, parameter, key: Arc::new(OnceCell::new()) }
-    }
-
-    async fn key(&self) -> anyhow::Result<&Secret<String>> {
-        self.key
-            .get_or_try_init(|| async {
-                let parameter = self.parameter.as_deref();
-                let [key] =
-                    secrets::fetch(&self.ssm, [Wanted { variable: "SESSION_MAC_KEY_PARAM", parameter }]).await?;
-                Ok(key)
-            })
-            .await
-    }
-}
 
 /// The Redis value of a live session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,7 +95,6 @@ struct CachedSession {
     user_id: String,
     created_at: i64,
     absolute_expires_at: i64,
-    last_seen_at: i64,
     /// When DynamoDB last confirmed (and touched) this session.
     checked_at: i64,
     /// HMAC-SHA256 (hex) over the fields above and the key the entry is stored under.
@@ -103,8 +106,8 @@ impl CachedSession {
     fn mac(&self, key: &str, secret: &Secret<String>) -> Vec<u8> {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
         let fields = format!(
-            "session-v1|{key}|{}|{}|{}|{}|{}",
-            self.user_id, self.created_at, self.absolute_expires_at, self.last_seen_at, self.checked_at
+            "session-v2|{key}|{}|{}|{}|{}",
+            self.user_id, self.created_at, self.absolute_expires_at, self.checked_at
         );
         mac.update(fields.as_bytes());
         mac.finalize().into_bytes().to_vec()
@@ -114,12 +117,22 @@ impl CachedSession {
         self.mac = hex(&self.mac(key, secret));
     }
 
-    /// Written by us for this key, and not claiming a future use or check.
+    /// Written by us for this key, and not claiming a future check.
     fn genuine(&self, key: &str, secret: &Secret<String>, now: i64) -> bool {
         let expected = hex(&self.mac(key, secret));
         let signed = bool::from(expected.as_bytes().ct_eq(self.mac.as_bytes()));
-        signed && self.checked_at <= now + SKEW_SECS && self.last_seen_at <= now + SKEW_SECS
+        signed && self.checked_at <= now + SKEW_SECS
     }
+}
+
+/// A valid session, with what the same round trip read besides.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub session: Session,
+    /// The user's snapshot as read ([`crate::store::users::snapshot`]).
+    pub seen: Seen,
+    /// The counters' new values, in the order asked, when Redis counted them with the read.
+    pub counts: Option<Vec<u32>>,
 }
 
 #[derive(Clone)]
@@ -149,7 +162,7 @@ impl Sessions {
         client: &ClientInfo,
         now: OffsetDateTime,
     ) -> anyhow::Result<(SessionToken, Session)> {
-        let token = SessionToken::generate();
+        let token = SessionToken::generate(user_id);
         let now = now.unix_timestamp();
         let absolute_expires_at = now + self.policy.absolute.as_secs() as i64;
         let key = token.key();
@@ -176,53 +189,71 @@ impl Sessions {
             user_id: user_id.to_string(),
             created_at: now,
             absolute_expires_at,
-            last_seen_at: now,
             checked_at: now,
             mac: String::new(),
         };
-        self.cache(&key, &cached, now).await;
+        self.cache(&redis_key(token.slot(), &key), &cached, now).await;
         let session = self.session(key, &cached, &token)?;
         Ok((token, session))
     }
 
-    /// The session behind a token, if it is valid at `now`; refreshes its sliding window.
-    /// Errors only when neither store can answer.
+    /// The session behind a token, if it is valid at `now`; refreshes its sliding window. In the
+    /// same Redis round trip, reads the user's snapshot and counts `counters` (rate-limit keys in
+    /// the token's slot). Errors only when neither store can answer.
     #[tracing::instrument(skip_all, err)]
-    pub async fn validate(&self, token: &SessionToken, now: OffsetDateTime) -> anyhow::Result<Option<Session>> {
+    pub async fn validate(
+        &self,
+        token: &SessionToken,
+        now: OffsetDateTime,
+        counters: &[String],
+    ) -> anyhow::Result<Option<Validated>> {
         let now = now.unix_timestamp();
         let key = token.key();
+        let cache_key = redis_key(token.slot(), &key);
 
-        let mut cached = match self.cached(&key, now).await {
-            Ok(Some(Cached::Revoked)) => return Ok(None),
-            Ok(Some(Cached::Live(entry))) => Some(entry),
-            Ok(None) => {
-                metrics::count("SessionFallbacks", ("Reason", "miss"));
-                None
+        let (mut cached, seen, counts) = match self.hot_read(&cache_key, token.slot(), counters, now).await {
+            Ok(HotRead { entry: Some(Cached::Revoked), .. }) => return Ok(None),
+            Ok(HotRead { entry, seen, counts }) => {
+                let entry = match entry {
+                    Some(Cached::Live(entry)) => Some(entry),
+                    _ => {
+                        metrics::count("SessionFallbacks", ("Reason", "miss"));
+                        None
+                    }
+                };
+                (entry, seen, counts)
             }
             Err(error) => {
                 tracing::warn!(error = format!("{error:#}"), "redis unavailable; validating the session from DynamoDB");
                 metrics::count("SessionFallbacks", ("Reason", "unavailable"));
-                None
+                (None, Seen::default(), None)
             }
         };
 
         if let Some(entry) = &cached
-            && !self.alive(entry, now)
+            && now >= entry.absolute_expires_at
         {
-            self.forget(&key).await;
+            self.forget(&cache_key).await;
             return Ok(None);
         }
 
         let recheck_due =
             cached.as_ref().is_none_or(|entry| now - entry.checked_at >= self.policy.durable_recheck.as_secs() as i64);
         if recheck_due {
-            // Redis' entry already proves recent use; without one, DynamoDB's lastSeenAt must.
-            let idle_cutoff = cached.is_none().then(|| now - self.policy.idle.as_secs() as i64);
+            // DynamoDB's lastSeenAt must show recent use. Redis' entry proves use within its TTL
+            // (the idle window), and lastSeenAt is touched at least every re-check, so with an
+            // entry the window is wider by one re-check.
+            let idle = self.policy.idle.as_secs() as i64;
+            let recheck = self.policy.durable_recheck.as_secs() as i64;
+            let idle_cutoff = now - if cached.is_some() { idle + recheck } else { idle };
             match self.touch_durable(&key, now, idle_cutoff).await {
-                Ok(Some(durable)) => cached = Some(durable),
+                Ok(Some(durable)) => {
+                    self.cache(&cache_key, &durable, now).await;
+                    cached = Some(durable);
+                }
                 Ok(None) => {
                     if cached.is_some() {
-                        self.forget(&key).await;
+                        self.forget(&cache_key).await;
                     }
                     return Ok(None);
                 }
@@ -234,10 +265,13 @@ impl Sessions {
             }
         }
 
-        let mut entry = cached.expect("either Redis or DynamoDB produced the session");
-        entry.last_seen_at = now;
-        self.cache(&key, &entry, now).await;
-        self.session(key, &entry, token).map(Some)
+        let entry = cached.expect("either Redis or DynamoDB produced the session");
+        let session = self.session(key, &entry, token)?;
+        if user_slot(&session.user_id) != token.slot() {
+            // Only a token we did not issue can get here (its slot is hashed into its key).
+            return Ok(None);
+        }
+        Ok(Some(Validated { session, seen, counts }))
     }
 
     /// Ends the session in both stores. Succeeds when either store took the change: DynamoDB's
@@ -256,7 +290,8 @@ impl Sessions {
         let remaining = (session.absolute_expires_at - now.unix_timestamp()).max(1) as u64;
         let cached: anyhow::Result<()> = async {
             let mut conn = self.redis.conn().await?;
-            let () = conn.set_ex(redis_key(&session.key), REVOKED, remaining).await?;
+            let key = redis_key(&user_slot(&session.user_id), &session.key);
+            let () = conn.set_ex(key, REVOKED, remaining).await?;
             anyhow::Ok(())
         }
         .await
@@ -272,10 +307,6 @@ impl Sessions {
         }
     }
 
-    fn alive(&self, entry: &CachedSession, now: i64) -> bool {
-        now < entry.absolute_expires_at && now < entry.last_seen_at + self.policy.idle.as_secs() as i64
-    }
-
     fn session(&self, key: String, entry: &CachedSession, token: &SessionToken) -> anyhow::Result<Session> {
         Ok(Session {
             key,
@@ -286,29 +317,39 @@ impl Sessions {
         })
     }
 
-    /// The entry Redis holds for `key`; an entry that is not genuine (forged, corrupted, or from
-    /// another key) is dropped and reported as a miss, so DynamoDB decides.
-    async fn cached(&self, key: &str, now: i64) -> anyhow::Result<Option<Cached>> {
+    /// The hot path's one round trip ([`HOT_READ`]). An entry that is not genuine (forged,
+    /// corrupted, or from another key) is dropped and reported as a miss, so DynamoDB decides.
+    async fn hot_read(&self, key: &str, slot: &str, counters: &[String], now: i64) -> anyhow::Result<HotRead> {
         let secret = self.mac_key.key().await?;
         let mut conn = self.redis.conn().await?;
-        let raw: Option<String> = conn.get(redis_key(key)).await.context("reading the session from Redis")?;
-        let entry: CachedSession = match raw.as_deref() {
-            None => return Ok(None),
-            Some(REVOKED) => return Ok(Some(Cached::Revoked)),
-            Some(json) => match serde_json::from_str(json) {
-                Ok(entry) => entry,
+        static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(HOT_READ));
+        let mut script = SCRIPT.prepare_invoke();
+        script.key(key).key(snapshot::key_in_slot(slot));
+        for counter in counters {
+            script.key(counter);
+        }
+        script.arg(self.policy.idle.as_secs()).arg(now).arg(rate_limit::COUNTER_TTL_SECS);
+        let (raw, generation, row, counts): (String, String, String, Vec<u32>) =
+            script.invoke_async(&mut conn).await.context("reading the session from Redis")?;
+        let seen = Seen { generation, row: (!row.is_empty()).then_some(row) };
+        let counted = (counts.len() == counters.len() && !counters.is_empty()).then_some(counts);
+        let entry = match raw.as_str() {
+            "" => None,
+            REVOKED => Some(Cached::Revoked),
+            json => match serde_json::from_str::<CachedSession>(json) {
+                Ok(entry) if entry.genuine(key, secret, now) => Some(Cached::Live(entry)),
+                Ok(_) => {
+                    tracing::warn!("a session entry in Redis failed its MAC or claims a future time; asking DynamoDB");
+                    self.forget(key).await;
+                    None
+                }
                 Err(error) => {
                     tracing::warn!(%error, "unreadable session in Redis; asking DynamoDB");
-                    return Ok(None);
+                    None
                 }
             },
         };
-        if !entry.genuine(key, secret, now) {
-            tracing::warn!("a session entry in Redis failed its MAC or claims a future time; asking DynamoDB");
-            self.forget(key).await;
-            return Ok(None);
-        }
-        Ok(Some(Cached::Live(entry)))
+        Ok(HotRead { entry, seen, counts: counted })
     }
 
     /// Stores the entry, signed, for the rest of its idle window, capped by its absolute expiry;
@@ -321,7 +362,7 @@ impl Sessions {
             let value = serde_json::to_string(&signed).expect("session entries serialize");
             let mut conn = self.redis.conn().await?;
             let script = redis::Script::new(STORE_UNLESS_REVOKED);
-            Ok(script.key(redis_key(key)).arg(value).arg(ttl).invoke_async(&mut conn).await?)
+            Ok(script.key(key).arg(value).arg(ttl).invoke_async(&mut conn).await?)
         }
         .await;
         match stored {
@@ -335,7 +376,7 @@ impl Sessions {
     async fn forget(&self, key: &str) {
         let dropped: anyhow::Result<i32> = async {
             let mut conn = self.redis.conn().await?;
-            Ok(redis::Script::new(DELETE_UNLESS_REVOKED).key(redis_key(key)).invoke_async(&mut conn).await?)
+            Ok(redis::Script::new(DELETE_UNLESS_REVOKED).key(key).invoke_async(&mut conn).await?)
         }
         .await;
         if let Err(error) = dropped {
@@ -345,26 +386,17 @@ impl Sessions {
 
     /// Validates and touches the durable copy in one conditional write. None: the session does
     /// not exist, was ended, has passed its absolute limit, or was last seen before `idle_cutoff`.
-    async fn touch_durable(
-        &self,
-        key: &str,
-        now: i64,
-        idle_cutoff: Option<i64>,
-    ) -> anyhow::Result<Option<CachedSession>> {
-        let mut update = self
+    async fn touch_durable(&self, key: &str, now: i64, idle_cutoff: i64) -> anyhow::Result<Option<CachedSession>> {
+        let update = self
             .dynamodb
             .update_item()
             .table_name(&self.table)
             .key("sessionId", s(key))
             .update_expression("SET lastSeenAt = :now")
-            .condition_expression("attribute_exists(sessionId) AND expiresAt > :now")
+            .condition_expression("attribute_exists(sessionId) AND expiresAt > :now AND lastSeenAt > :idle_cutoff")
             .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":idle_cutoff", n(idle_cutoff))
             .return_values(ReturnValue::AllNew);
-        if let Some(cutoff) = idle_cutoff {
-            update = update
-                .condition_expression("attribute_exists(sessionId) AND expiresAt > :now AND lastSeenAt > :idle_cutoff")
-                .expression_attribute_values(":idle_cutoff", n(cutoff));
-        }
         match dynamo::conditional_update(update).await.context("validating the session in DynamoDB")? {
             Some(output) => {
                 durable_entry(&output.attributes.context("DynamoDB returned no attributes")?, now).map(Some)
@@ -379,12 +411,17 @@ enum Cached {
     Revoked,
 }
 
+struct HotRead {
+    entry: Option<Cached>,
+    seen: Seen,
+    counts: Option<Vec<u32>>,
+}
+
 fn durable_entry(item: &Item, now: i64) -> anyhow::Result<CachedSession> {
     Ok(CachedSession {
         user_id: dynamo::str(item, "userId")?.to_owned(),
         created_at: dynamo::num(item, "createdAt")?,
         absolute_expires_at: dynamo::num(item, "expiresAt")?,
-        last_seen_at: now,
         checked_at: now,
         mac: String::new(),
     })
@@ -417,10 +454,13 @@ impl Sessions {
         }
         let tombstone_ttl = self.policy.absolute.as_secs().max(1);
         let mut conn = self.redis.conn().await?;
+        let slot = user_slot(user);
         for key in &keys {
             // The tombstone first: a Redis entry must never outlive the durable copy.
-            let () =
-                conn.set_ex(redis_key(key), REVOKED, tombstone_ttl).await.context("revoking a session in Redis")?;
+            let () = conn
+                .set_ex(redis_key(&slot, key), REVOKED, tombstone_ttl)
+                .await
+                .context("revoking a session in Redis")?;
             self.dynamodb
                 .delete_item()
                 .table_name(&self.table)
@@ -433,14 +473,14 @@ impl Sessions {
     }
 
     /// Drops a session's Redis entry (DynamoDB's TTL removed its durable copy).
-    pub async fn drop_cached(&self, key: &str) -> anyhow::Result<()> {
+    pub async fn drop_cached(&self, user: &UserId, key: &str) -> anyhow::Result<()> {
         let mut conn = self.redis.conn().await?;
-        let () = conn.del(redis_key(key)).await.context("dropping the session from Redis")?;
+        let () = conn.del(redis_key(&user_slot(user), key)).await.context("dropping the session from Redis")?;
         Ok(())
     }
 }
 
-/// The Redis key of a session, by its hash.
-pub fn redis_key(key: &str) -> String {
-    format!("session:{key}")
+/// The Redis key of a session: the user's slot as its hash tag, then the token's hash.
+pub fn redis_key(slot: &str, key: &str) -> String {
+    format!("session:{{{slot}}}:{key}")
 }

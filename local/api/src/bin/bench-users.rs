@@ -41,6 +41,8 @@ async fn main() -> anyhow::Result<()> {
             .send()
             .await
             .context("making the user PREMIUM")?;
+        // Written past the store: the hot path's snapshot of the row must go too.
+        app.users.snapshots().forget(&id).await;
         if admin {
             app.users.set_role(&id, Role::Admin).await?;
         }

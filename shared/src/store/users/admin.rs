@@ -38,34 +38,43 @@ pub struct UserTally {
 impl Users {
     /// Sets the user's role; false when there is no such user. Operators only: no route calls it.
     pub async fn set_role(&self, id: &UserId, role: Role) -> anyhow::Result<bool> {
-        let update = self
-            .update_existing(id)
-            .update_expression("SET #role = :role")
-            .expression_attribute_names("#role", attr::ROLE)
-            .expression_attribute_values(":role", s(role.as_str()));
-        Ok(dynamo::conditional_update(update).await.context("setting the role")?.is_some())
+        self.changing(id, async {
+            let update = self
+                .update_existing(id)
+                .update_expression("SET #role = :role")
+                .expression_attribute_names("#role", attr::ROLE)
+                .expression_attribute_values(":role", s(role.as_str()));
+            Ok(dynamo::conditional_update(update).await.context("setting the role")?.is_some())
+        })
+        .await
     }
 
     /// Marks the account suspended; the user as it is now (None: no such user).
     pub async fn suspend(&self, id: &UserId, suspension: &Suspension) -> anyhow::Result<Option<User>> {
-        let json = serde_json::to_string(suspension).expect("a suspension serializes");
-        let update = self
-            .update_existing(id)
-            .update_expression("SET #suspension = :suspension")
-            .expression_attribute_names("#suspension", attr::SUSPENSION)
-            .expression_attribute_values(":suspension", s(json))
-            .return_values(ReturnValue::AllNew);
-        self.updated(update, "suspending the account").await
+        self.changing(id, async {
+            let json = serde_json::to_string(suspension).expect("a suspension serializes");
+            let update = self
+                .update_existing(id)
+                .update_expression("SET #suspension = :suspension")
+                .expression_attribute_names("#suspension", attr::SUSPENSION)
+                .expression_attribute_values(":suspension", s(json))
+                .return_values(ReturnValue::AllNew);
+            self.updated(update, "suspending the account").await
+        })
+        .await
     }
 
     /// Lifts a suspension; the user as it is now (None: no such user).
     pub async fn unsuspend(&self, id: &UserId) -> anyhow::Result<Option<User>> {
-        let update = self
-            .update_existing(id)
-            .update_expression("REMOVE #suspension")
-            .expression_attribute_names("#suspension", attr::SUSPENSION)
-            .return_values(ReturnValue::AllNew);
-        self.updated(update, "lifting the suspension").await
+        self.changing(id, async {
+            let update = self
+                .update_existing(id)
+                .update_expression("REMOVE #suspension")
+                .expression_attribute_names("#suspension", attr::SUSPENSION)
+                .return_values(ReturnValue::AllNew);
+            self.updated(update, "lifting the suspension").await
+        })
+        .await
     }
 
     /// Adds `recordings` to `period`'s limit; the user as it is now (None: no such user).
@@ -75,13 +84,16 @@ impl Users {
         period: UsagePeriod,
         recordings: u32,
     ) -> anyhow::Result<Option<User>> {
-        let update = self
-            .update_existing(id)
-            .update_expression("ADD #grant :recordings")
-            .expression_attribute_names("#grant", format!("{}{period}", attr::GRANT_PREFIX))
-            .expression_attribute_values(":recordings", n(recordings))
-            .return_values(ReturnValue::AllNew);
-        self.updated(update, "granting recordings").await
+        self.changing(id, async {
+            let update = self
+                .update_existing(id)
+                .update_expression("ADD #grant :recordings")
+                .expression_attribute_names("#grant", format!("{}{period}", attr::GRANT_PREFIX))
+                .expression_attribute_values(":recordings", n(recordings))
+                .return_values(ReturnValue::AllNew);
+            self.updated(update, "granting recordings").await
+        })
+        .await
     }
 
     async fn updated(

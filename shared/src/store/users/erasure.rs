@@ -16,16 +16,21 @@ const ERASING: &str = "erasing";
 impl Users {
     /// Marks the account as being erased (kept if already marked); false if there is no user.
     pub async fn mark_erasing(&self, id: &UserId, now: i64) -> anyhow::Result<bool> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .update_expression("SET erasureState = :erasing, erasureStartedAt = if_not_exists(erasureStartedAt, :now)")
-            .condition_expression("attribute_exists(userId)")
-            .expression_attribute_values(":erasing", s(ERASING))
-            .expression_attribute_values(":now", n(now));
-        Ok(dynamo::conditional_update(update).await.context("marking the account for erasure")?.is_some())
+        self.changing(id, async {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(id.as_str()))
+                .update_expression(
+                    "SET erasureState = :erasing, erasureStartedAt = if_not_exists(erasureStartedAt, :now)",
+                )
+                .condition_expression("attribute_exists(userId)")
+                .expression_attribute_values(":erasing", s(ERASING))
+                .expression_attribute_values(":now", n(now));
+            Ok(dynamo::conditional_update(update).await.context("marking the account for erasure")?.is_some())
+        })
+        .await
     }
 
     /// Accounts whose erasure started and has not finished.
@@ -50,22 +55,25 @@ impl Users {
 
     /// The last step: the tombstone is written, then the user row deleted.
     pub async fn replace_with_tombstone(&self, id: &UserId, now: i64) -> anyhow::Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(attr::USER_ID, s(tombstone_key(id)))
-            .item("erasedAt", n(now))
-            .send()
-            .await
-            .context("writing the erasure tombstone")?;
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .send()
-            .await
-            .context("deleting the user row")?;
-        Ok(())
+        self.changing(id, async {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item(attr::USER_ID, s(tombstone_key(id)))
+                .item("erasedAt", n(now))
+                .send()
+                .await
+                .context("writing the erasure tombstone")?;
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(id.as_str()))
+                .send()
+                .await
+                .context("deleting the user row")?;
+            Ok(())
+        })
+        .await
     }
 
     /// Whether the account with this id was erased.

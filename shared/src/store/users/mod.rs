@@ -6,6 +6,7 @@ mod admin;
 mod erasure;
 mod quota;
 mod reset;
+pub mod snapshot;
 mod storage;
 
 use anyhow::Context;
@@ -19,6 +20,7 @@ pub use self::{
     admin::UserTally,
     quota::{MonthFigures, QuotaError, Reservation},
     reset::ResetReport,
+    snapshot::Snapshots,
     storage::{AllowanceError, UploadReservation},
 };
 use crate::{
@@ -148,11 +150,25 @@ fn user_from_item(item: &Item) -> anyhow::Result<User> {
 pub struct Users {
     client: Client,
     table: String,
+    snapshots: Snapshots,
 }
 
 impl Users {
-    pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+    pub fn new(client: Client, table: String, snapshots: Snapshots) -> Self {
+        Self { client, table, snapshots }
+    }
+
+    /// Runs a write to the user's row, then forgets the row's snapshot (whatever the write's
+    /// outcome), so the next request reads the row from DynamoDB.
+    async fn changing<T>(&self, id: &UserId, write: impl Future<Output = T>) -> T {
+        let written = write.await;
+        self.snapshots.forget(id).await;
+        written
+    }
+
+    /// The rows kept in Redis for the hot path.
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
     }
 
     /// An update of the user's row that changes nothing unless the row exists.
@@ -183,6 +199,19 @@ impl Users {
     /// A strongly consistent read, so a tier written by the webhook is seen by the next request.
     #[tracing::instrument(skip(self), err)]
     pub async fn get(&self, id: &UserId) -> anyhow::Result<Option<User>> {
+        self.row(id).await?.as_ref().map(user_from_item).transpose()
+    }
+
+    /// [`Users::get`] for a request whose snapshot was missing or unusable: the row is also
+    /// stored as the user's snapshot, unless a write forgot the user since `seen`.
+    pub async fn get_and_remember(&self, id: &UserId, seen: &snapshot::Seen, now: i64) -> anyhow::Result<Option<User>> {
+        let Some(item) = self.row(id).await? else { return Ok(None) };
+        let user = user_from_item(&item)?;
+        self.snapshots.fill(id, &item, seen, now).await;
+        Ok(Some(user))
+    }
+
+    async fn row(&self, id: &UserId) -> anyhow::Result<Option<Item>> {
         let output = self
             .client
             .get_item()
@@ -192,60 +221,67 @@ impl Users {
             .send()
             .await
             .context("reading the user")?;
-        output.item.as_ref().map(user_from_item).transpose()
+        Ok(output.item)
     }
 
     /// Creates the user on first sign-in (FREE, counter at zero) or refreshes email, name and
     /// lastLogin, keeping tier and counters, in one atomic write.
     #[tracing::instrument(skip(self, profile), fields(user_id = %profile.user_id), err)]
     pub async fn record_login(&self, profile: &Profile, now: OffsetDateTime) -> anyhow::Result<User> {
-        let now = now.format(&Rfc3339).context("formatting the time")?;
-        let mut assignments = vec![
-            "email = :email",
-            "lastLogin = :now",
-            "createdAt = if_not_exists(createdAt, :now)",
-            "subscriptionTier = if_not_exists(subscriptionTier, :free)",
-            "recordingsThisMonth = if_not_exists(recordingsThisMonth, :zero)",
-        ];
-        if profile.name.is_some() {
-            assignments.push("#name = :name");
-        }
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(profile.user_id.as_str()))
-            .update_expression(format!("SET {}", assignments.join(", ")))
-            .expression_attribute_values(":email", s(profile.email.as_str()))
-            .expression_attribute_values(":now", s(now))
-            .expression_attribute_values(":free", s(Tier::Free.as_str()))
-            .expression_attribute_values(":zero", n(0))
-            .return_values(ReturnValue::AllNew);
-        if let Some(name) = &profile.name {
-            update = update.expression_attribute_names("#name", "name").expression_attribute_values(":name", s(name));
-        }
-        let output = update.send().await.context("writing the user")?;
-        user_from_item(output.attributes.as_ref().context("DynamoDB returned no attributes")?)
+        self.changing(&profile.user_id, async {
+            let now = now.format(&Rfc3339).context("formatting the time")?;
+            let mut assignments = vec![
+                "email = :email",
+                "lastLogin = :now",
+                "createdAt = if_not_exists(createdAt, :now)",
+                "subscriptionTier = if_not_exists(subscriptionTier, :free)",
+                "recordingsThisMonth = if_not_exists(recordingsThisMonth, :zero)",
+            ];
+            if profile.name.is_some() {
+                assignments.push("#name = :name");
+            }
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(profile.user_id.as_str()))
+                .update_expression(format!("SET {}", assignments.join(", ")))
+                .expression_attribute_values(":email", s(profile.email.as_str()))
+                .expression_attribute_values(":now", s(now))
+                .expression_attribute_values(":free", s(Tier::Free.as_str()))
+                .expression_attribute_values(":zero", n(0))
+                .return_values(ReturnValue::AllNew);
+            if let Some(name) = &profile.name {
+                update =
+                    update.expression_attribute_names("#name", "name").expression_attribute_values(":name", s(name));
+            }
+            let output = update.send().await.context("writing the user")?;
+            user_from_item(output.attributes.as_ref().context("DynamoDB returned no attributes")?)
+        })
+        .await
     }
 
     /// Stores the Stripe customer id unless one is already stored; returns the id that is.
     #[tracing::instrument(skip(self), err)]
     pub async fn set_stripe_customer(&self, id: &UserId, customer_id: &str) -> anyhow::Result<String> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .update_expression("SET stripeCustomerId = :customer")
-            .condition_expression("attribute_exists(userId) AND attribute_not_exists(stripeCustomerId)")
-            .expression_attribute_values(":customer", s(customer_id));
-        match dynamo::conditional_update(update).await.context("storing the Stripe customer id")? {
-            Some(_) => Ok(customer_id.to_owned()),
-            None => {
-                let user = self.get(id).await?.context("the user disappeared")?;
-                user.stripe_customer_id.context("the user has no customer id after all")
+        self.changing(id, async {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(id.as_str()))
+                .update_expression("SET stripeCustomerId = :customer")
+                .condition_expression("attribute_exists(userId) AND attribute_not_exists(stripeCustomerId)")
+                .expression_attribute_values(":customer", s(customer_id));
+            match dynamo::conditional_update(update).await.context("storing the Stripe customer id")? {
+                Some(_) => Ok(customer_id.to_owned()),
+                None => {
+                    let user = self.get(id).await?.context("the user disappeared")?;
+                    user.stripe_customer_id.context("the user has no customer id after all")
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Replaces the custom presets if they are still `expected`; false if they changed meanwhile.
@@ -255,25 +291,28 @@ impl Users {
         expected: &[CustomPreset],
         next: &[CustomPreset],
     ) -> anyhow::Result<bool> {
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .update_expression("SET customPresets = :next")
-            .expression_attribute_values(":next", s(serde_json::to_string(next)?));
-        update = if expected.is_empty() {
-            update
-                .condition_expression(
-                    "attribute_exists(userId) AND (attribute_not_exists(customPresets) OR customPresets = :empty)",
-                )
-                .expression_attribute_values(":empty", s("[]"))
-        } else {
-            update
-                .condition_expression("customPresets = :expected")
-                .expression_attribute_values(":expected", s(serde_json::to_string(expected)?))
-        };
-        Ok(dynamo::conditional_update(update).await.context("storing custom presets")?.is_some())
+        self.changing(id, async {
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(id.as_str()))
+                .update_expression("SET customPresets = :next")
+                .expression_attribute_values(":next", s(serde_json::to_string(next)?));
+            update = if expected.is_empty() {
+                update
+                    .condition_expression(
+                        "attribute_exists(userId) AND (attribute_not_exists(customPresets) OR customPresets = :empty)",
+                    )
+                    .expression_attribute_values(":empty", s("[]"))
+            } else {
+                update
+                    .condition_expression("customPresets = :expected")
+                    .expression_attribute_values(":expected", s(serde_json::to_string(expected)?))
+            };
+            Ok(dynamo::conditional_update(update).await.context("storing custom presets")?.is_some())
+        })
+        .await
     }
 
     /// The user whose Stripe customer this is (through the stripeCustomerId index).
@@ -301,40 +340,43 @@ impl Users {
         id: &UserId,
         mirror: &SubscriptionMirror<'_>,
     ) -> anyhow::Result<Option<MirroredBefore>> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .update_expression(format!(
-                "SET subscriptionTier = :tier, subscriptionStatus = :status, subscriptionId = :sub, \
-                 cancelAtPeriodEnd = :cancel, currentPeriodEnd = :end, subscriptionReadAt = :read{}",
-                // A healthy subscription resolves a payment alert.
-                if matches!(mirror.status, SubscriptionStatus::Active | SubscriptionStatus::Trialing) {
-                    " REMOVE billingAlert"
-                } else {
-                    ""
-                }
-            ))
-            .condition_expression(
-                "attribute_exists(userId) AND (attribute_not_exists(subscriptionReadAt) OR subscriptionReadAt < :read)",
-            )
-            .expression_attribute_values(":tier", s(mirror.tier.as_str()))
-            .expression_attribute_values(":status", s(mirror.status.as_str()))
-            .expression_attribute_values(":sub", s(mirror.subscription_id))
-            .expression_attribute_values(":cancel", AttributeValue::Bool(mirror.cancel_at_period_end))
-            .expression_attribute_values(":end", mirror.period_end.map(n).unwrap_or(AttributeValue::Null(true)))
-            .expression_attribute_values(":read", n(mirror.read_at_ms))
-            .return_values(ReturnValue::UpdatedOld);
-        let Some(output) = dynamo::conditional_update(update).await.context("writing the user's tier")? else {
-            return Ok(None);
-        };
-        let old = output.attributes.unwrap_or_default();
-        Ok(Some(MirroredBefore {
-            tier: dynamo::opt_str(&old, attr::TIER).and_then(|t| t.parse().ok()).unwrap_or(Tier::Free),
-            status: dynamo::opt_str(&old, attr::STATUS).map(|s| s.parse().unwrap_or_else(|never| match never {})),
-            subscription_id: dynamo::opt_str(&old, attr::SUBSCRIPTION_ID).map(String::from),
-        }))
+        self.changing(id, async {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(id.as_str()))
+                .update_expression(format!(
+                    "SET subscriptionTier = :tier, subscriptionStatus = :status, subscriptionId = :sub, \
+                     cancelAtPeriodEnd = :cancel, currentPeriodEnd = :end, subscriptionReadAt = :read{}",
+                    // A healthy subscription resolves a payment alert.
+                    if matches!(mirror.status, SubscriptionStatus::Active | SubscriptionStatus::Trialing) {
+                        " REMOVE billingAlert"
+                    } else {
+                        ""
+                    }
+                ))
+                .condition_expression(
+                    "attribute_exists(userId) AND (attribute_not_exists(subscriptionReadAt) OR subscriptionReadAt < :read)",
+                )
+                .expression_attribute_values(":tier", s(mirror.tier.as_str()))
+                .expression_attribute_values(":status", s(mirror.status.as_str()))
+                .expression_attribute_values(":sub", s(mirror.subscription_id))
+                .expression_attribute_values(":cancel", AttributeValue::Bool(mirror.cancel_at_period_end))
+                .expression_attribute_values(":end", mirror.period_end.map(n).unwrap_or(AttributeValue::Null(true)))
+                .expression_attribute_values(":read", n(mirror.read_at_ms))
+                .return_values(ReturnValue::UpdatedOld);
+            let Some(output) = dynamo::conditional_update(update).await.context("writing the user's tier")? else {
+                return Ok(None);
+            };
+            let old = output.attributes.unwrap_or_default();
+            Ok(Some(MirroredBefore {
+                tier: dynamo::opt_str(&old, attr::TIER).and_then(|t| t.parse().ok()).unwrap_or(Tier::Free),
+                status: dynamo::opt_str(&old, attr::STATUS).map(|s| s.parse().unwrap_or_else(|never| match never {})),
+                subscription_id: dynamo::opt_str(&old, attr::SUBSCRIPTION_ID).map(String::from),
+            }))
+        })
+        .await
     }
 
     /// One page of the users billing concerns: those with a subscription id or a paid tier.
@@ -375,33 +417,39 @@ impl Users {
 impl Users {
     /// Shows `alert` to the user until it is cleared.
     pub async fn set_billing_alert(&self, id: &UserId, alert: &BillingAlert) -> anyhow::Result<()> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .update_expression("SET billingAlert = :alert")
-            .condition_expression("attribute_exists(userId)")
-            .expression_attribute_values(":alert", s(serde_json::to_string(alert).expect("alerts serialize")));
-        dynamo::conditional_update(update).await.context("setting the billing alert")?;
-        Ok(())
+        self.changing(id, async {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(id.as_str()))
+                .update_expression("SET billingAlert = :alert")
+                .condition_expression("attribute_exists(userId)")
+                .expression_attribute_values(":alert", s(serde_json::to_string(alert).expect("alerts serialize")));
+            dynamo::conditional_update(update).await.context("setting the billing alert")?;
+            Ok(())
+        })
+        .await
     }
 
     /// Clears the alert about `invoice_id` (an alert about another invoice stays).
     pub async fn clear_billing_alert(&self, id: &UserId, invoice_id: &str) -> anyhow::Result<bool> {
-        let user = self.get(id).await?;
-        let Some(alert) = user.and_then(|u| u.billing_alert).filter(|a| a.invoice_id == invoice_id) else {
-            return Ok(false);
-        };
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .update_expression("REMOVE billingAlert")
-            .condition_expression("billingAlert = :alert")
-            .expression_attribute_values(":alert", s(serde_json::to_string(&alert).expect("alerts serialize")));
-        Ok(dynamo::conditional_update(update).await.context("clearing the billing alert")?.is_some())
+        self.changing(id, async {
+            let user = self.get(id).await?;
+            let Some(alert) = user.and_then(|u| u.billing_alert).filter(|a| a.invoice_id == invoice_id) else {
+                return Ok(false);
+            };
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(id.as_str()))
+                .update_expression("REMOVE billingAlert")
+                .condition_expression("billingAlert = :alert")
+                .expression_attribute_values(":alert", s(serde_json::to_string(&alert).expect("alerts serialize")));
+            Ok(dynamo::conditional_update(update).await.context("clearing the billing alert")?.is_some())
+        })
+        .await
     }
 }
 
@@ -412,46 +460,49 @@ impl Users {
         id: &UserId,
         patch: &crate::domain::profile::ProfilePatch,
     ) -> anyhow::Result<Option<User>> {
-        let (mut sets, mut removes) = (Vec::new(), Vec::new());
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .condition_expression("attribute_exists(userId)")
-            .return_values(ReturnValue::AllNew);
-        match &patch.name {
-            Some(Some(name)) => {
-                sets.push("#name = :name");
-                update = update
-                    .expression_attribute_names("#name", attr::NAME)
-                    .expression_attribute_values(":name", s(name));
+        self.changing(id, async {
+            let (mut sets, mut removes) = (Vec::new(), Vec::new());
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(id.as_str()))
+                .condition_expression("attribute_exists(userId)")
+                .return_values(ReturnValue::AllNew);
+            match &patch.name {
+                Some(Some(name)) => {
+                    sets.push("#name = :name");
+                    update = update
+                        .expression_attribute_names("#name", attr::NAME)
+                        .expression_attribute_values(":name", s(name));
+                }
+                Some(None) => {
+                    removes.push("#name");
+                    update = update.expression_attribute_names("#name", attr::NAME);
+                }
+                None => {}
             }
-            Some(None) => {
-                removes.push("#name");
-                update = update.expression_attribute_names("#name", attr::NAME);
+            if let Some(preferences) = &patch.preferences {
+                sets.push("preferences = :preferences");
+                let json = serde_json::to_string(preferences).expect("preferences serialize");
+                update = update.expression_attribute_values(":preferences", s(json));
             }
-            None => {}
-        }
-        if let Some(preferences) = &patch.preferences {
-            sets.push("preferences = :preferences");
-            let json = serde_json::to_string(preferences).expect("preferences serialize");
-            update = update.expression_attribute_values(":preferences", s(json));
-        }
-        let mut expression = String::new();
-        if !sets.is_empty() {
-            expression.push_str(&format!("SET {}", sets.join(", ")));
-        }
-        if !removes.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        if expression.is_empty() {
-            return self.get(id).await;
-        }
-        let output = dynamo::conditional_update(update.update_expression(expression.trim()))
-            .await
-            .context("updating the profile")?;
-        output.and_then(|o| o.attributes).as_ref().map(user_from_item).transpose()
+            let mut expression = String::new();
+            if !sets.is_empty() {
+                expression.push_str(&format!("SET {}", sets.join(", ")));
+            }
+            if !removes.is_empty() {
+                expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+            }
+            if expression.is_empty() {
+                return self.get(id).await;
+            }
+            let output = dynamo::conditional_update(update.update_expression(expression.trim()))
+                .await
+                .context("updating the profile")?;
+            output.and_then(|o| o.attributes).as_ref().map(user_from_item).transpose()
+        })
+        .await
     }
 }
 
@@ -495,34 +546,42 @@ impl Users {
 
     /// Adds one to the counter `name` with one conditional write, unless it is at `max`.
     async fn take_one(&self, id: &UserId, name: &str, max: u32) -> anyhow::Result<bool> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .update_expression("SET #counter = if_not_exists(#counter, :zero) + :one")
-            .condition_expression("attribute_exists(userId) AND (attribute_not_exists(#counter) OR #counter < :max)")
-            .expression_attribute_names("#counter", name)
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(max));
-        Ok(dynamo::conditional_update(update).await.with_context(|| format!("taking one of {name}"))?.is_some())
+        self.changing(id, async {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(id.as_str()))
+                .update_expression("SET #counter = if_not_exists(#counter, :zero) + :one")
+                .condition_expression(
+                    "attribute_exists(userId) AND (attribute_not_exists(#counter) OR #counter < :max)",
+                )
+                .expression_attribute_names("#counter", name)
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":max", n(max));
+            Ok(dynamo::conditional_update(update).await.with_context(|| format!("taking one of {name}"))?.is_some())
+        })
+        .await
     }
 
     /// Takes one from the counter `name`; never below zero.
     async fn give_one(&self, id: &UserId, name: &str) -> anyhow::Result<()> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .update_expression("SET #counter = #counter - :one")
-            .condition_expression("#counter > :zero")
-            .expression_attribute_names("#counter", name)
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1));
-        dynamo::conditional_update(update).await.with_context(|| format!("giving one of {name} back"))?;
-        Ok(())
+        self.changing(id, async {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(id.as_str()))
+                .update_expression("SET #counter = #counter - :one")
+                .condition_expression("#counter > :zero")
+                .expression_attribute_names("#counter", name)
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1));
+            dynamo::conditional_update(update).await.with_context(|| format!("giving one of {name} back"))?;
+            Ok(())
+        })
+        .await
     }
 
     /// How many clone slots are in use.

@@ -59,59 +59,65 @@ impl Users {
         period: UsagePeriod,
         characters: u64,
     ) -> Result<Reservation, QuotaError> {
-        let limit = tier.rules().monthly_recordings.map(|limit| limit.saturating_add(granted));
-        // Bounded: each retry follows another request's successful write.
-        for _ in 0..5 {
-            match self.increment(user, period, limit, characters).await? {
-                Outcome::Done(used) => return Ok(Reservation { period, used, characters }),
-                Outcome::Refused(row) => {
-                    let stored: Option<UsagePeriod> = row
-                        .as_ref()
-                        .and_then(|r| dynamo::opt_str(r, attr::PERIOD))
-                        .map(str::parse)
-                        .transpose()
-                        .context("stored usage period")?;
-                    if why_refused(stored, period) == Refusal::LimitReached {
-                        return Err(QuotaError::LimitReached { limit: limit.unwrap_or(u32::MAX) });
-                    }
-                    let old = row.as_ref().map(MonthFigures::from_row).transpose()?.flatten();
-                    if let Outcome::Done(used) = self.start_period(user, period, characters, old).await? {
-                        return Ok(Reservation { period, used, characters });
+        self.changing(user, async {
+            let limit = tier.rules().monthly_recordings.map(|limit| limit.saturating_add(granted));
+            // Bounded: each retry follows another request's successful write.
+            for _ in 0..5 {
+                match self.increment(user, period, limit, characters).await? {
+                    Outcome::Done(used) => return Ok(Reservation { period, used, characters }),
+                    Outcome::Refused(row) => {
+                        let stored: Option<UsagePeriod> = row
+                            .as_ref()
+                            .and_then(|r| dynamo::opt_str(r, attr::PERIOD))
+                            .map(str::parse)
+                            .transpose()
+                            .context("stored usage period")?;
+                        if why_refused(stored, period) == Refusal::LimitReached {
+                            return Err(QuotaError::LimitReached { limit: limit.unwrap_or(u32::MAX) });
+                        }
+                        let old = row.as_ref().map(MonthFigures::from_row).transpose()?.flatten();
+                        if let Outcome::Done(used) = self.start_period(user, period, characters, old).await? {
+                            return Ok(Reservation { period, used, characters });
+                        }
                     }
                 }
             }
-        }
-        Err(QuotaError::Store(anyhow::anyhow!("the usage counter kept changing under us")))
+            Err(QuotaError::Store(anyhow::anyhow!("the usage counter kept changing under us")))
+        })
+        .await
     }
 
     /// Gives a reserved unit back (the generation failed). A reservation from a month that has
     /// since ended is left alone: the new month's counter is not this generation's.
     pub async fn release_generation(&self, user: &UserId, reservation: Reservation) -> anyhow::Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(user.as_str()))
-            .update_expression(
-                "SET recordingsThisMonth = recordingsThisMonth - :one, \
-                 charactersThisMonth = if_not_exists(charactersThisMonth, :chars) - :chars",
-            )
-            .condition_expression("usagePeriod = :period AND recordingsThisMonth > :zero")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":chars", n(reservation.characters))
-            .expression_attribute_values(":period", s(reservation.period.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(())
+        self.changing(user, async {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::USER_ID, s(user.as_str()))
+                .update_expression(
+                    "SET recordingsThisMonth = recordingsThisMonth - :one, \
+                     charactersThisMonth = if_not_exists(charactersThisMonth, :chars) - :chars",
+                )
+                .condition_expression("usagePeriod = :period AND recordingsThisMonth > :zero")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":chars", n(reservation.characters))
+                .expression_attribute_values(":period", s(reservation.period.to_string()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(()),
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+                {
+                    Ok(())
+                }
+                Err(error) => Err(anyhow::Error::new(error).context("giving the quota unit back")),
             }
-            Err(error) => Err(anyhow::Error::new(error).context("giving the quota unit back")),
-        }
+        })
+        .await
     }
 
     async fn increment(

@@ -3,9 +3,9 @@
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{MonthFigures, Users, attr};
+use super::{MonthFigures, Users, attr, snapshot::Snapshots};
 use crate::{
-    domain::usage::UsagePeriod,
+    domain::{ids::UserId, usage::UsagePeriod},
     store::dynamo::{self, n, s},
 };
 
@@ -32,8 +32,8 @@ pub struct ResetReport {
 pub(super) async fn reset_month(users: &Users, period: UsagePeriod, segments: i32) -> anyhow::Result<ResetReport> {
     let mut tasks = tokio::task::JoinSet::new();
     for segment in 0..segments {
-        let (client, table) = (users.client.clone(), users.table.clone());
-        tasks.spawn(async move { reset_segment(&client, &table, period, segment, segments).await });
+        let (client, table, snapshots) = (users.client.clone(), users.table.clone(), users.snapshots.clone());
+        tasks.spawn(async move { reset_segment(&client, &table, &snapshots, period, segment, segments).await });
     }
     let mut report = ResetReport::default();
     while let Some(done) = tasks.join_next().await {
@@ -47,6 +47,7 @@ pub(super) async fn reset_month(users: &Users, period: UsagePeriod, segments: i3
 async fn reset_segment(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
+    snapshots: &Snapshots,
     period: UsagePeriod,
     segment: i32,
     segments: i32,
@@ -70,6 +71,7 @@ async fn reset_segment(
             .context("scanning users")?;
         for item in page.items.unwrap_or_default() {
             let Some(user) = item.get(attr::USER_ID).cloned() else { continue };
+            let id = UserId::parse(dynamo::str(&item, attr::USER_ID)?).context("stored userId")?;
             report.stale += 1;
             let update = client
                 .update_item()
@@ -97,6 +99,7 @@ async fn reset_segment(
             // A failed condition: the user started the month with a generation meanwhile.
             if dynamo::conditional_update(update).await.context("resetting a usage counter")?.is_some() {
                 report.reset += 1;
+                snapshots.forget(&id).await;
             }
         }
         start = page.last_evaluated_key;

@@ -68,119 +68,138 @@ impl Users {
         period: UsagePeriod,
         bytes: u64,
     ) -> Result<UploadReservation, AllowanceError> {
-        let rules = tier.rules();
-        let Some(room) = rules.storage_bytes.checked_sub(bytes) else {
-            return Err(AllowanceError::Storage { limit_bytes: rules.storage_bytes });
-        };
-        let storage_fits = "(attribute_not_exists(storageBytes) OR storageBytes <= :room)";
-        // Bounded: each retry follows another request's successful write.
-        for _ in 0..5 {
-            let same_month = self
-                .update(user)
-                .update_expression(
-                    "SET uploadsThisMonth = uploadsThisMonth + :one, \
-                     storageBytes = if_not_exists(storageBytes, :zero) + :bytes",
-                )
-                .condition_expression(format!("uploadPeriod = :period AND uploadsThisMonth < :max AND {storage_fits}"))
-                .expression_attribute_values(":max", n(rules.uploads_per_month));
-            let row =
-                match conditional(self.upload_values(same_month, period, bytes, room), "reserving an upload").await? {
+        self.changing(user, async {
+            let rules = tier.rules();
+            let Some(room) = rules.storage_bytes.checked_sub(bytes) else {
+                return Err(AllowanceError::Storage { limit_bytes: rules.storage_bytes });
+            };
+            let storage_fits = "(attribute_not_exists(storageBytes) OR storageBytes <= :room)";
+            // Bounded: each retry follows another request's successful write.
+            for _ in 0..5 {
+                let same_month = self
+                    .update(user)
+                    .update_expression(
+                        "SET uploadsThisMonth = uploadsThisMonth + :one, \
+                         storageBytes = if_not_exists(storageBytes, :zero) + :bytes",
+                    )
+                    .condition_expression(format!(
+                        "uploadPeriod = :period AND uploadsThisMonth < :max AND {storage_fits}"
+                    ))
+                    .expression_attribute_values(":max", n(rules.uploads_per_month));
+                let row = match conditional(self.upload_values(same_month, period, bytes, room), "reserving an upload")
+                    .await?
+                {
                     Outcome::Done => return Ok(UploadReservation { period, bytes }),
                     Outcome::Refused(row) => row,
                 };
-            let stored = row.as_ref().and_then(|r| dynamo::opt_str(r, attr::UPLOAD_PERIOD)).map(str::parse).transpose();
-            let stored: Option<UsagePeriod> = stored.context("stored upload period")?;
-            let used_bytes: u64 =
-                row.as_ref().map(|r| dynamo::opt_num(r, attr::STORAGE)).transpose()?.flatten().unwrap_or(0);
-            if used_bytes > room {
-                return Err(AllowanceError::Storage { limit_bytes: rules.storage_bytes });
+                let stored =
+                    row.as_ref().and_then(|r| dynamo::opt_str(r, attr::UPLOAD_PERIOD)).map(str::parse).transpose();
+                let stored: Option<UsagePeriod> = stored.context("stored upload period")?;
+                let used_bytes: u64 =
+                    row.as_ref().map(|r| dynamo::opt_num(r, attr::STORAGE)).transpose()?.flatten().unwrap_or(0);
+                if used_bytes > room {
+                    return Err(AllowanceError::Storage { limit_bytes: rules.storage_bytes });
+                }
+                if stored.is_some_and(|stored| stored >= period) {
+                    return Err(AllowanceError::Uploads { limit: rules.uploads_per_month });
+                }
+                let new_month = self
+                    .update(user)
+                    .update_expression(
+                        "SET uploadPeriod = :period, uploadsThisMonth = :one, \
+                         storageBytes = if_not_exists(storageBytes, :zero) + :bytes",
+                    )
+                    .condition_expression(format!(
+                        "attribute_exists(userId) AND (attribute_not_exists(uploadPeriod) OR uploadPeriod < :period) \
+                         AND {storage_fits}"
+                    ));
+                if let Outcome::Done =
+                    conditional(self.upload_values(new_month, period, bytes, room), "starting the upload month").await?
+                {
+                    return Ok(UploadReservation { period, bytes });
+                }
             }
-            if stored.is_some_and(|stored| stored >= period) {
-                return Err(AllowanceError::Uploads { limit: rules.uploads_per_month });
-            }
-            let new_month = self
-                .update(user)
-                .update_expression(
-                    "SET uploadPeriod = :period, uploadsThisMonth = :one, \
-                     storageBytes = if_not_exists(storageBytes, :zero) + :bytes",
-                )
-                .condition_expression(format!(
-                    "attribute_exists(userId) AND (attribute_not_exists(uploadPeriod) OR uploadPeriod < :period) \
-                     AND {storage_fits}"
-                ));
-            if let Outcome::Done =
-                conditional(self.upload_values(new_month, period, bytes, room), "starting the upload month").await?
-            {
-                return Ok(UploadReservation { period, bytes });
-            }
-        }
-        Err(AllowanceError::Store(anyhow::anyhow!("the upload counters kept changing under us")))
+            Err(AllowanceError::Store(anyhow::anyhow!("the upload counters kept changing under us")))
+        })
+        .await
     }
 
     /// Gives an unused upload back: its count (if its month is still the current one) and bytes.
     pub async fn release_upload(&self, user: &UserId, reservation: UploadReservation) -> anyhow::Result<()> {
-        let count = self
-            .update(user)
-            .update_expression("SET uploadsThisMonth = uploadsThisMonth - :one")
-            .condition_expression("uploadPeriod = :period AND uploadsThisMonth > :zero")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":period", s(reservation.period.to_string()));
-        dynamo::conditional_update(count).await.context("giving an upload back")?;
-        self.release_storage(user, reservation.bytes).await
+        self.changing(user, async {
+            let count = self
+                .update(user)
+                .update_expression("SET uploadsThisMonth = uploadsThisMonth - :one")
+                .condition_expression("uploadPeriod = :period AND uploadsThisMonth > :zero")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":period", s(reservation.period.to_string()));
+            dynamo::conditional_update(count).await.context("giving an upload back")?;
+            self.release_storage(user, reservation.bytes).await
+        })
+        .await
     }
 
     /// Frees the bytes of a removed upload; never below zero.
     pub async fn release_storage(&self, user: &UserId, bytes: u64) -> anyhow::Result<()> {
-        if bytes == 0 {
-            return Ok(());
-        }
-        let update = self
-            .update(user)
-            .update_expression("SET storageBytes = storageBytes - :bytes")
-            .condition_expression("storageBytes >= :bytes")
-            .expression_attribute_values(":bytes", n(bytes));
-        if dynamo::conditional_update(update).await.context("freeing storage")?.is_none() {
-            // Less is recorded than this upload held (an older row): free what there is.
+        self.changing(user, async {
+            if bytes == 0 {
+                return Ok(());
+            }
             let update = self
                 .update(user)
-                .update_expression("SET storageBytes = :zero")
-                .condition_expression("storageBytes < :bytes")
-                .expression_attribute_values(":zero", n(0))
+                .update_expression("SET storageBytes = storageBytes - :bytes")
+                .condition_expression("storageBytes >= :bytes")
                 .expression_attribute_values(":bytes", n(bytes));
-            dynamo::conditional_update(update).await.context("freeing storage")?;
-        }
-        Ok(())
+            if dynamo::conditional_update(update).await.context("freeing storage")?.is_none() {
+                // Less is recorded than this upload held (an older row): free what there is.
+                let update = self
+                    .update(user)
+                    .update_expression("SET storageBytes = :zero")
+                    .condition_expression("storageBytes < :bytes")
+                    .expression_attribute_values(":zero", n(0))
+                    .expression_attribute_values(":bytes", n(bytes));
+                dynamo::conditional_update(update).await.context("freeing storage")?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Takes one of the tier's favourite places.
     pub async fn reserve_favourite(&self, user: &UserId, tier: Tier) -> Result<(), AllowanceError> {
-        let limit = tier.rules().favourites;
-        let update = self
-            .update(user)
-            .update_expression("SET favourites = if_not_exists(favourites, :zero) + :one")
-            .condition_expression(
-                "attribute_exists(userId) AND (attribute_not_exists(favourites) OR favourites < :max)",
-            )
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(limit));
-        match dynamo::conditional_update(update).await.context("reserving a favourite")? {
-            Some(_) => Ok(()),
-            None => Err(AllowanceError::Favourites { limit }),
-        }
+        self.changing(user, async {
+            let limit = tier.rules().favourites;
+            let update = self
+                .update(user)
+                .update_expression("SET favourites = if_not_exists(favourites, :zero) + :one")
+                .condition_expression(
+                    "attribute_exists(userId) AND (attribute_not_exists(favourites) OR favourites < :max)",
+                )
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":max", n(limit));
+            match dynamo::conditional_update(update).await.context("reserving a favourite")? {
+                Some(_) => Ok(()),
+                None => Err(AllowanceError::Favourites { limit }),
+            }
+        })
+        .await
     }
 
     /// Gives a favourite place back; never below zero.
     pub async fn release_favourite(&self, user: &UserId) -> anyhow::Result<()> {
-        let update = self
-            .update(user)
-            .update_expression("SET favourites = favourites - :one")
-            .condition_expression("favourites > :zero")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1));
-        dynamo::conditional_update(update).await.context("giving a favourite back")?;
-        Ok(())
+        self.changing(user, async {
+            let update = self
+                .update(user)
+                .update_expression("SET favourites = favourites - :one")
+                .condition_expression("favourites > :zero")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1));
+            dynamo::conditional_update(update).await.context("giving a favourite back")?;
+            Ok(())
+        })
+        .await
     }
 
     fn update(&self, user: &UserId) -> UpdateItemFluentBuilder {
