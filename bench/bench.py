@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -310,6 +311,92 @@ def bench_load(requests):
         api.wait()
 
 
+class CountingProxy:
+    """A TCP proxy on 127.0.0.1 that counts round trips: a client's bytes that follow the
+    server's answer (or open a connection) start one, so a pipeline or a script is one."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.round_trips = 0
+        self.lock = threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            state = {"server_spoke": True}
+            threading.Thread(target=self.pump, args=(client, upstream, state, True), daemon=True).start()
+            threading.Thread(target=self.pump, args=(upstream, client, state, False), daemon=True).start()
+
+    def pump(self, source, sink, state, from_client):
+        try:
+            while data := source.recv(65536):
+                if not from_client:
+                    state["server_spoke"] = True
+                elif state["server_spoke"]:
+                    state["server_spoke"] = False
+                    with self.lock:
+                        self.round_trips += 1
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.server.close()
+
+
+def bench_calls(samples=50):
+    """Redis round trips and DynamoDB/S3 requests per hot-path request: the local API runs with
+    both behind counting proxies (SSM goes direct: its secrets are fetched once per process) and
+    is asked `samples` times in a row per route, after one warm-up request."""
+    stack = stack_env()
+    redis_url, aws_url = urllib.parse.urlsplit(stack["REDIS_URL"]), urllib.parse.urlsplit(stack["AWS_ENDPOINT_URL"])
+    redis, aws = CountingProxy(redis_url.port), CountingProxy(aws_url.port)
+    env = {
+        **os.environ, **stack, "API_PORT": "3098", "RUST_LOG": "warn",
+        "REDIS_URL": redis_url._replace(netloc=redis_url.netloc.replace(str(redis_url.port), str(redis.port))).geturl(),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{aws.port}",
+        "AWS_ENDPOINT_URL_SSM": stack["AWS_ENDPOINT_URL"],
+    }
+    api = subprocess.Popen([str(HOST_BIN / "local-api")], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(3098)
+        cookie = users(1)[0]["cookie"]
+        rows = []
+        for route in ("/usage", "/auth/session"):
+            def get():
+                request = urllib.request.Request(f"http://127.0.0.1:3098{route}", headers={"cookie": cookie})
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    response.read()
+            get()
+            redis_before, aws_before = redis.round_trips, aws.round_trips
+            for _ in range(samples):
+                get()
+            rows.append({
+                "route": f"GET {route}",
+                "requests": samples,
+                "redisRoundTrips": (redis.round_trips - redis_before) / samples,
+                "dynamodbRequests": (aws.round_trips - aws_before) / samples,
+            })
+        return rows
+    finally:
+        api.kill()
+        api.wait()
+        redis.close()
+        aws.close()
+
+
 def wait_for_port(port, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -334,8 +421,9 @@ def main():
 
     rows = bench_functions(args.rounds, args.warm)
     load = bench_load(args.load_requests)
+    calls = bench_calls()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
-    results = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "functions": rows, "load": load}
+    results = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "functions": rows, "load": load, "calls": calls}
     (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
     print(f"\nLambda functions ({machine}; {args.rounds} rounds, {args.warm} warm invocations each; medians)\n")
@@ -354,6 +442,11 @@ def main():
     print("|---|---|---|---|---|---|")
     for l in load:
         print(f"| {l['route']} | {l['clients']} | {fmt(l['p50Ms'], 2)} | {fmt(l['p99Ms'], 2)} | {fmt(l['perSecond'], 0)} | {l['failures']} |")
+    print(f"\nCalls per request on the hot path ({calls[0]['requests']} in a row per route, after one warm-up)\n")
+    print("| route | Redis round trips | DynamoDB/S3 requests |")
+    print("|---|---|---|")
+    for c in calls:
+        print(f"| {c['route']} | {c['redisRoundTrips']:.2f} | {c['dynamodbRequests']:.2f} |")
     print("\nwritten: bench/results.json")
 
 
