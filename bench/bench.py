@@ -397,6 +397,34 @@ def bench_calls(samples=50):
         aws.close()
 
 
+def bench_stream(samples=10):
+    """Time to the first audio byte of POST /tts/stream through the local API (a real HTTP
+    client and server), against the time to the stream's end and the ElevenLabs stand-in's own
+    first-chunk delay (`--stream-delay-ms`, 100 ms in the local stack)."""
+    env = {**os.environ, **stack_env(), "API_PORT": "3097", "RUST_LOG": "warn"}
+    api = subprocess.Popen([str(HOST_BIN / "local-api")], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(3097)
+        firsts, totals = [], []
+        for person in users(samples):
+            body = json.dumps({"voiceId": VOICE, "text": f"Streamed {uuid.uuid4().hex}"}).encode()
+            request = urllib.request.Request(
+                "http://127.0.0.1:3097/tts/stream", data=body, method="POST",
+                headers={"cookie": person["cookie"], "x-csrf-token": person["csrf"], "content-type": "application/json"},
+            )
+            sent = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read(1)
+                firsts.append((time.perf_counter() - sent) * 1000)
+                response.read()
+                totals.append((time.perf_counter() - sent) * 1000)
+        return {"requests": samples, "firstByteP50Ms": statistics.median(firsts), "firstByteMaxMs": max(firsts),
+                "endP50Ms": statistics.median(totals), "standInFirstChunkMs": 100}
+    finally:
+        api.kill()
+        api.wait()
+
+
 def wait_for_port(port, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -422,8 +450,9 @@ def main():
     rows = bench_functions(args.rounds, args.warm)
     load = bench_load(args.load_requests)
     calls = bench_calls()
+    stream = bench_stream()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
-    results = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "functions": rows, "load": load, "calls": calls}
+    results = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "functions": rows, "load": load, "calls": calls, "stream": stream}
     (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
     print(f"\nLambda functions ({machine}; {args.rounds} rounds, {args.warm} warm invocations each; medians)\n")
@@ -447,6 +476,9 @@ def main():
     print("|---|---|---|")
     for c in calls:
         print(f"| {c['route']} | {c['redisRoundTrips']:.2f} | {c['dynamodbRequests']:.2f} |")
+    print(f"\nPOST /tts/stream through the local API ({stream['requests']} requests): first audio byte p50 "
+          f"{fmt(stream['firstByteP50Ms'], 1)} ms (max {fmt(stream['firstByteMaxMs'], 1)}), stream end p50 "
+          f"{fmt(stream['endP50Ms'], 1)} ms; the stand-in's first chunk comes after {stream['standInFirstChunkMs']} ms")
     print("\nwritten: bench/results.json")
 
 

@@ -98,18 +98,45 @@ def local_parameters():
         "ElevenLabsVoiceSlots": "30",
         "BillingEmailFrom": "billing@voice.local",
         "SessionIdleSeconds": "900",
+        # Host-only cookie: the local API serves every route, the streamed one included.
+        "SessionCookieDomain": "",
         "SessionAbsoluteSeconds": "43200",
     }
 
 
-def resolve(value, resources, params, overrides):
-    """Resolves the intrinsic functions the template uses, for the local stack."""
+NO_VALUE = object()
+
+
+def condition(name, conditions, params):
+    """Evaluates one of the template's Conditions (Fn::Equals, Fn::Not, Ref of a parameter)."""
+    def evaluate(expr):
+        (fn, arg), = expr.items()
+        if fn == "Fn::Not":
+            return not evaluate(arg[0])
+        if fn == "Fn::Equals":
+            left, right = (params[v["Ref"]] if isinstance(v, dict) else str(v) for v in arg)
+            return left == right
+        if fn == "Condition":
+            return condition(arg, conditions, params)
+        raise KeyError(f"{fn} in a condition is not resolvable locally")
+    return evaluate(conditions[name])
+
+
+def resolve(value, resources, params, overrides, conditions=None):
+    """Resolves the intrinsic functions the template uses, for the local stack (NO_VALUE for
+    AWS::NoValue)."""
     if isinstance(value, (str, int, float)):
         return str(value)
     if isinstance(value, list):
         return [resolve(v, resources, params, overrides) for v in value]
     (fn, arg), = value.items()
+    if fn == "Fn::If":
+        name, then, otherwise = arg
+        chosen = then if condition(name, conditions or {}, params) else otherwise
+        return resolve(chosen, resources, params, overrides, conditions)
     if fn == "Ref":
+        if arg == "AWS::NoValue":
+            return NO_VALUE
         if arg == "AWS::StackName":
             return STACK_NAME
         if arg in params:
@@ -270,7 +297,9 @@ def main():
     }
     variables = {}
     for key, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
-        variables[key] = resolve(value, resources, params, overrides)
+        resolved = resolve(value, resources, params, overrides, template.get("Conditions", {}))
+        if resolved is not NO_VALUE:
+            variables[key] = resolved
     # In AWS the cache password is read through SSM's reserved Secrets Manager path, which moto
     # (like SSM) refuses to write: locally it is an ordinary SecureString.
     variables["REDIS_PASSWORD_PARAM"] = "/voice-local/cache-password"

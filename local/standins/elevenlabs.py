@@ -1,6 +1,9 @@
 """ElevenLabs stand-in for the local stack and the tests (our own; only the endpoints we use).
 
   POST   /v1/text-to-speech/{voice_id}   returns real MP3 audio (sample.mp3, made once with espeak-ng)
+  POST   /v1/text-to-speech/{voice_id}/stream
+                                         the same audio, streamed in `--stream-chunks` chunks (8), each
+                                         after `--stream-delay-ms` (100 ms, the first chunk included)
   GET    /v1/voices                      the premade voices plus the account's added (cloned) voices
   POST   /v1/voices/add                  instant voice cloning (multipart: name, files, description,
                                          labels, remove_background_noise) -> {voice_id, requires_verification}
@@ -15,7 +18,9 @@ added voice id that the account no longer holds answers 404 `voice_not_found`.
 Requests need the `xi-api-key` the local stack configures. Test controls, chosen per request so
 parallel tests never interfere:
   - a voice id starting with `fail-` answers 500; one starting with `hang-` never answers in time;
-    one starting with `slow-` answers after 1.5 s;
+    one starting with `slow-` answers after 1.5 s; on the streaming endpoint one starting with
+    `cut-` sends half its chunks and then drops the connection, and `mute-` answers 200 with no
+    audio at all;
     so does an add whose voice name starts with `fail-` / `hang-`;
   - every text-to-speech request body is kept, and GET /_test/requests/{voice_id} returns them;
     an add is kept under `add:{name}` (fields, each file's name, size and SHA-256, and its
@@ -42,7 +47,7 @@ VOICES = [
 ]
 
 
-def make_app(api_key, voice_slots):
+def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
     received = defaultdict(list)
     accounts = defaultdict(lambda: {"voices": {}, "slots": voice_slots, "peak": 0})
     added_ids = set()
@@ -62,21 +67,48 @@ def make_app(api_key, voice_slots):
     def error(status, code, message):
         return web.json_response({"detail": {"status": code, "message": message}}, status=status)
 
-    async def text_to_speech(request):
+    async def refused_speech(request, streamed):
+        """Records a text-to-speech request; the error answer it gets, if any (after `hang-`'s wait)."""
         if not authorized(request):
             return web.json_response({"detail": {"status": "invalid_api_key"}}, status=401)
         voice_id = request.match_info["voice_id"]
         body = await request.json()
-        received[voice_id].append({"body": body, "query": dict(request.query)})
+        received[voice_id].append({"body": body, "query": dict(request.query), "stream": streamed})
         if voice_id in added_ids and voice_id not in account(request)["voices"]:
             return error(404, "voice_not_found", f"A voice with the voice_id {voice_id} was not found.")
         if voice_id.startswith("fail-"):
             return web.json_response({"detail": {"status": "internal_error"}}, status=500)
         if voice_id.startswith("hang-"):
             await asyncio.sleep(60)
+        return None
+
+    async def text_to_speech(request):
+        if refused := await refused_speech(request, streamed=False):
+            return refused
+        voice_id = request.match_info["voice_id"]
         if voice_id.startswith("slow-"):
             await asyncio.sleep(1.5)
         return web.Response(body=AUDIO, content_type="audio/mpeg")
+
+    async def text_to_speech_stream(request):
+        if refused := await refused_speech(request, streamed=True):
+            return refused
+        voice_id = request.match_info["voice_id"]
+        response = web.StreamResponse(headers={"content-type": "audio/mpeg"})
+        await response.prepare(request)
+        if voice_id.startswith("mute-"):
+            await response.write_eof()
+            return response
+        size = -(-len(AUDIO) // stream_chunks)
+        chunks = [AUDIO[i : i + size] for i in range(0, len(AUDIO), size)]
+        for n, chunk in enumerate(chunks):
+            await asyncio.sleep(stream_delay_ms / 1000)
+            if voice_id.startswith("cut-") and n == len(chunks) // 2:
+                request.transport.close()
+                return response
+            await response.write(chunk)
+        await response.write_eof()
+        return response
 
     async def voices(request):
         if not authorized(request):
@@ -152,6 +184,7 @@ def make_app(api_key, voice_slots):
 
     app = web.Application()
     app.router.add_post("/v1/text-to-speech/{voice_id}", text_to_speech)
+    app.router.add_post("/v1/text-to-speech/{voice_id}/stream", text_to_speech_stream)
     app.router.add_get("/v1/voices", voices)
     app.router.add_post("/v1/voices/add", add_voice)
     app.router.add_delete("/v1/voices/{voice_id}", delete_voice)
@@ -166,5 +199,8 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=8430)
     parser.add_argument("--api-key", default="xi-local-key")
     parser.add_argument("--voice-slots", type=int, default=30)
+    parser.add_argument("--stream-chunks", type=int, default=8)
+    parser.add_argument("--stream-delay-ms", type=int, default=100)
     args = parser.parse_args()
-    web.run_app(make_app(args.api_key, args.voice_slots), host="127.0.0.1", port=args.port, print=None)
+    app = make_app(args.api_key, args.voice_slots, args.stream_chunks, args.stream_delay_ms)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None)

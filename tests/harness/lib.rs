@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::{HeaderMap, Method};
-use lambda_http::{Body, http::Request};
+use lambda_http::{Body, http::Request, lambda_runtime::streaming::Body as StreamBody};
 use local_api::Router;
 use redis::AsyncCommands;
 use serde_json::Value;
@@ -125,6 +125,40 @@ impl User {
     /// Where Redis keeps this user's session entry.
     pub fn redis_key(&self) -> String {
         redis_key(self.token.slot(), &self.token.key())
+    }
+}
+
+/// A streamed answer: read its body with `next_chunk`.
+pub struct StreamedResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: StreamBody,
+}
+
+impl StreamedResponse {
+    /// The next chunk of audio; None at the stream's clean end; Err if it ended in an error.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
+        use http_body_util::BodyExt;
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(error)) => return Err(error.to_string()),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data.to_vec()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rest of the body as JSON (an error answer).
+    pub async fn json(mut self) -> Value {
+        let mut bytes = Vec::new();
+        while let Ok(Some(chunk)) = self.next_chunk().await {
+            bytes.extend(chunk);
+        }
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
 }
 
@@ -450,6 +484,23 @@ impl TestApp {
             _ => Value::Null,
         };
         TestResponse { status: parts.status.as_u16(), headers: parts.headers, body }
+    }
+
+    /// A POST whose answer may stream (`POST /tts/stream`): status and headers as soon as the
+    /// function answers, the body as it is produced.
+    pub async fn stream(&self, path: &str, user: &User, body: &Value) -> StreamedResponse {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("user-agent", "integration-tests")
+            .header("content-type", "application/json")
+            .header("cookie", user.cookie())
+            .header("x-csrf-token", &user.csrf)
+            .body(body.to_string().into_bytes().into())
+            .unwrap();
+        let response = self.router.dispatch_streaming(request, &self.client_ip).await;
+        let (parts, body) = response.into_parts();
+        StreamedResponse { status: parts.status.as_u16(), headers: parts.headers, body }
     }
 
     pub async fn get(&self, path: &str, user: &User) -> TestResponse {

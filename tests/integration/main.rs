@@ -20,6 +20,7 @@ mod openapi;
 mod recordings;
 mod session;
 mod signin;
+mod streaming;
 mod template;
 mod usage;
 mod voice;

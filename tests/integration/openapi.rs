@@ -86,7 +86,7 @@ fn each_operation_names_the_access_its_route_enforces() {
             }
             // Sign-out (the session-only access) is never refused for rate; every other
             // authenticated request is counted.
-            let counted = matches!(route.access, Access::User(_));
+            let counted = matches!(route.access, Access::User(_) | Access::Stream(_));
             assert_eq!(has("429"), counted || route.per_ip.is_some(), "{}: 429 documented iff rate limited", route.key);
             if state_change && !matches!(route.access, Access::Public(_)) {
                 assert!(has("403"), "{}: a state change documents CSRF_FAILED (403)", route.key);

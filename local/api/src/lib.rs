@@ -1,7 +1,9 @@
 //! The local API: one HTTP server on 127.0.0.1 serving every HTTP function's real handler at the
 //! method and path template.yaml declares for it. Each request is turned into the API Gateway
 //! (HTTP API, payload 2.0) event Lambda would deliver and parsed by lambda_http itself, so the
-//! handlers see exactly what they see in AWS.
+//! handlers see exactly what they see in AWS. A streaming function's route (answered by its
+//! function URL in AWS) gets the function URL's event (the same payload, route key `$default`)
+//! and its answer is passed on chunk by chunk as it is produced.
 
 #![recursion_limit = "256"]
 
@@ -12,7 +14,7 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use anyhow::{Context, bail};
 use base64::{Engine, prelude::BASE64_STANDARD};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::{body::Bytes, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use lambda_http::{Body, RequestExt, Response, lambda_runtime::Context as LambdaContext, request::RequestContext};
@@ -23,14 +25,14 @@ use tracing::Instrument;
 use voice_core::{
     ApiError, App,
     domain::ids::{hex, random_bytes},
-    http::router,
+    http::router::{self, Streamed},
 };
 
 pub use site::{Cors, Site};
 pub use template::{Route, routes_from_template};
 
 /// Every HTTP function's route table, by the binary name its template entry builds.
-pub const FUNCTIONS: [(&str, &[voice_core::http::Route]); 14] = [
+pub const FUNCTIONS: [(&str, &[voice_core::http::Route]); 15] = [
     ("account", account::ROUTES),
     ("admin", admin::ROUTES),
     ("callback", callback::ROUTES),
@@ -42,6 +44,7 @@ pub const FUNCTIONS: [(&str, &[voice_core::http::Route]); 14] = [
     ("recordings", recordings::ROUTES),
     ("session", session::ROUTES),
     ("tts", tts::ROUTES),
+    ("tts-stream", tts_stream::ROUTES),
     ("usage", usage::ROUTES),
     ("voices", voices::ROUTES),
     ("webhook", webhook::ROUTES),
@@ -82,6 +85,8 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
 
 pub struct Router {
     app: Arc<App>,
+    /// The same app for the life of the process: a streamed body outlives the call that made it.
+    app_forever: &'static App,
     routes: Vec<(Route, &'static [voice_core::http::Route])>,
     /// Overrides every function's timeout (tests of time budgets).
     timeout: Option<std::time::Duration>,
@@ -106,7 +111,8 @@ impl Router {
                 (route, table.expect("parity checked above"))
             })
             .collect();
-        Ok(Self { app, routes: paired, timeout: None, cors: None, site: None })
+        let app_forever: &'static App = Box::leak(Box::new(app.clone()));
+        Ok(Self { app, app_forever, routes: paired, timeout: None, cors: None, site: None })
     }
 
     /// Every invocation gets this much time instead of its function's `Timeout`.
@@ -136,27 +142,72 @@ impl Router {
         self.routes.iter().map(|(route, _)| route)
     }
 
-    /// Serves one request the way API Gateway and Lambda would.
+    /// Serves one request the way API Gateway and Lambda would, the whole answer at once (a
+    /// streamed one is collected).
     pub async fn dispatch(&self, request: hyper::Request<Bytes>, source_ip: &str) -> Response<Body> {
-        let request_id = new_request_id();
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        if let Some(preflight) = self.cors.as_ref().and_then(|cors| cors.preflight(&method, request.headers())) {
-            return preflight;
-        }
-        let found = self.routes.iter().find_map(|(route, _)| Some((route, route.matches(&method, &path)?)));
-        let Some((route, params)) = found else {
-            if let Some(page) = self.site.as_ref().and_then(|site| site.serve(&method, &path, request.headers())) {
-                return page;
+        let (parts, body) = self.dispatch_streaming(request, source_ip).await.into_parts();
+        match body.collect().await {
+            Ok(collected) => Response::from_parts(parts, Body::Binary(collected.to_bytes().to_vec())),
+            Err(error) => {
+                let cause = anyhow::anyhow!("the stream ended in an error: {error}");
+                ApiError::Upstream { service: "stream", temporary: true, source: cause }.into_response("stream")
             }
-            return ApiError::NotFound(format!("no route for {method} {path}")).into_response(&request_id);
+        }
+    }
+
+    /// Serves one request the way API Gateway, a function URL and Lambda would; a streamed answer
+    /// comes as it is produced.
+    pub async fn dispatch_streaming(&self, request: hyper::Request<Bytes>, source_ip: &str) -> Streamed {
+        let (route, response) = self.answer(&request, source_ip).await;
+        let mut response = match (route, response) {
+            (_, Answer::Whole(response)) => router::whole(response),
+            (_, Answer::Streamed(response)) => response,
         };
-        let event = api_gateway_event(&request, route, &params, &request_id, source_ip);
-        let mut response = self.invoke(&event.to_string(), &request_id).await;
         if let Some(cors) = &self.cors {
             cors.decorate(request.headers(), &mut response);
         }
         response
+    }
+
+    async fn answer(&self, request: &hyper::Request<Bytes>, source_ip: &str) -> (Option<&Route>, Answer) {
+        let request_id = new_request_id();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        if let Some(preflight) = self.cors.as_ref().and_then(|cors| cors.preflight(&method, request.headers())) {
+            return (None, Answer::Whole(preflight));
+        }
+        let found = self.routes.iter().find_map(|(route, table)| Some((route, *table, route.matches(&method, &path)?)));
+        let Some((route, table, params)) = found else {
+            if let Some(page) = self.site.as_ref().and_then(|site| site.serve(&method, &path, request.headers())) {
+                return (None, Answer::Whole(page));
+            }
+            let missing = ApiError::NotFound(format!("no route for {method} {path}")).into_response(&request_id);
+            return (None, Answer::Whole(missing));
+        };
+        let event = api_gateway_event(request, route, &params, &request_id, source_ip);
+        if !route.streamed {
+            return (Some(route), Answer::Whole(self.invoke(&event.to_string(), &request_id).await));
+        }
+        let req = match lambda_http::request::from_str(&event.to_string()) {
+            Ok(req) => req.with_lambda_context(self.context(route, &request_id)),
+            Err(error) => {
+                return (Some(route), Answer::Whole(ApiError::Internal(error.into()).into_response(&request_id)));
+            }
+        };
+        let span = tracing::info_span!("local invoke", requestId = %request_id, binary = %route.binary);
+        let streamed = router::serve_streaming(self.app_forever, table, req).instrument(span).await;
+        (Some(route), Answer::Streamed(streamed))
+    }
+
+    /// The Lambda context of an invocation of `route`'s function: its request id and deadline.
+    fn context(&self, route: &Route, request_id: &str) -> LambdaContext {
+        let mut context = LambdaContext::default();
+        context.request_id = request_id.to_owned();
+        // As Lambda does: the invocation's deadline, in ms since the epoch.
+        let timeout = self.timeout.unwrap_or(std::time::Duration::from_secs(route.timeout_secs));
+        let now_ms = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        context.deadline = now_ms + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        context
     }
 
     /// Hands an API Gateway event (as JSON, e.g. a file from events/) to the function its
@@ -170,21 +221,24 @@ impl Router {
             Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone().unwrap_or_default(),
             _ => String::new(),
         };
-        let Some((route, table)) = self.routes.iter().find(|(route, _)| route.key() == route_key) else {
+        let found = self.routes.iter().find(|(route, _)| !route.streamed && route.key() == route_key);
+        let Some((route, table)) = found else {
             return ApiError::NotFound(format!("no route {route_key:?}")).into_response(request_id);
         };
-        let mut context = LambdaContext::default();
-        context.request_id = request_id.to_owned();
-        // As Lambda does: the invocation's deadline, in ms since the epoch.
-        let timeout = self.timeout.unwrap_or(std::time::Duration::from_secs(route.timeout_secs));
-        let now_ms = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-        context.deadline = now_ms + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let context = self.context(route, request_id);
         let span = tracing::info_span!("local invoke", requestId = %request_id, binary = %route.binary);
         router::serve(&self.app, table, req.with_lambda_context(context)).instrument(span).await
     }
 }
 
-/// The HTTP API payload 2.0 event for a request, as API Gateway builds it.
+/// What a function answered: whole (API Gateway) or as a stream (a function URL).
+enum Answer {
+    Whole(Response<Body>),
+    Streamed(Streamed),
+}
+
+/// The HTTP API payload 2.0 event for a request, as API Gateway builds it (a function URL's is
+/// the same, with the route key `$default`).
 fn api_gateway_event(
     request: &hyper::Request<Bytes>,
     route: &Route,
@@ -212,7 +266,7 @@ fn api_gateway_event(
         Ok(text) => (text.into(), false),
         Err(_) => (BASE64_STANDARD.encode(request.body()).into(), true),
     };
-    let route_key = route.key();
+    let route_key = if route.streamed { "$default".to_owned() } else { route.key() };
     let now = OffsetDateTime::now_utc();
     json!({
         "version": "2.0",
@@ -268,24 +322,13 @@ pub async fn serve(router: Arc<Router>, listener: TcpListener) -> anyhow::Result
     }
 }
 
-async fn handle(
-    router: &Router,
-    request: hyper::Request<hyper::body::Incoming>,
-    peer: SocketAddr,
-) -> hyper::Response<Full<Bytes>> {
+async fn handle(router: &Router, request: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> Streamed {
     let (parts, body) = request.into_parts();
-    let response = match Limited::new(body, MAX_BODY).collect().await {
+    match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => {
-            router.dispatch(hyper::Request::from_parts(parts, collected.to_bytes()), &peer.ip().to_string()).await
+            let request = hyper::Request::from_parts(parts, collected.to_bytes());
+            router.dispatch_streaming(request, &peer.ip().to_string()).await
         }
-        Err(_) => ApiError::PayloadTooLarge { limit: MAX_BODY }.into_response(&new_request_id()),
-    };
-    let (parts, body) = response.into_parts();
-    let bytes = match body {
-        Body::Empty => Bytes::new(),
-        Body::Text(text) => Bytes::from(text),
-        Body::Binary(bytes) => Bytes::from(bytes),
-        _ => Bytes::new(),
-    };
-    hyper::Response::from_parts(parts, Full::new(bytes))
+        Err(_) => router::whole(ApiError::PayloadTooLarge { limit: MAX_BODY }.into_response(&new_request_id())),
+    }
 }

@@ -75,9 +75,14 @@ impl Cors {
     }
 
     /// Adds the grant to a function's answer to a request from an allowed origin.
-    pub fn decorate(&self, request: &HeaderMap, response: &mut Response<Body>) {
+    pub fn decorate<B>(&self, request: &HeaderMap, response: &mut Response<B>) {
         let Some(origin) = self.allows(request) else { return };
         let headers = response.headers_mut();
+        // The streamed speech names its recording in a header the page must read (the function
+        // URL's ExposeHeaders).
+        if headers.contains_key("x-recording-id") {
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("x-recording-id"));
+        }
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         if self.credentials {
             headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));

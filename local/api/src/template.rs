@@ -1,8 +1,10 @@
-//! The HTTP routes template.yaml declares: every `HttpApi` event of every serverless function.
+//! The HTTP routes template.yaml declares: every `HttpApi` event of every serverless function,
+//! and the route a streaming function answers at its URL (`Metadata.StreamedRoute`, for a
+//! `FunctionUrlConfig` with `InvokeMode: RESPONSE_STREAM`).
 
 use std::collections::HashMap;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use lambda_http::http::Method;
 use serde_norway::Value;
 
@@ -18,6 +20,8 @@ pub struct Route {
     /// The function's timeout (its own `Timeout`, else the Globals'), which Lambda turns into
     /// the invocation's deadline.
     pub timeout_secs: u64,
+    /// Answered by a streaming function through its URL, not by API Gateway.
+    pub streamed: bool,
 }
 
 impl Route {
@@ -66,16 +70,39 @@ pub fn routes_from_template(yaml: &str) -> anyhow::Result<Vec<Route>> {
             continue;
         }
         let function = name.as_str().context("a resource name is not a string")?.to_owned();
-        let Some(events) = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping) else {
-            continue;
-        };
-        for event in events.values().filter(|e| e.get("Type").and_then(Value::as_str) == Some("HttpApi")) {
-            let binary = resource
+        let timeout = resource.get("Properties").and_then(|p| p.get("Timeout")).and_then(Value::as_u64);
+        let binary = || {
+            resource
                 .get("Metadata")
                 .and_then(|m| m.get("BuildProperties"))
                 .and_then(|b| b.get("Binary"))
                 .and_then(Value::as_str)
-                .ok_or_else(|| anyhow!("{function} has HTTP routes but no Metadata.BuildProperties.Binary"))?;
+                .ok_or_else(|| anyhow!("{function} has HTTP routes but no Metadata.BuildProperties.Binary"))
+        };
+        if let Some(streamed) = resource.get("Metadata").and_then(|m| m.get("StreamedRoute")).and_then(Value::as_str) {
+            let mode = resource
+                .get("Properties")
+                .and_then(|p| p.get("FunctionUrlConfig"))
+                .and_then(|u| u.get("InvokeMode"))
+                .and_then(Value::as_str);
+            if mode != Some("RESPONSE_STREAM") {
+                bail!("{function} declares a StreamedRoute but no FunctionUrlConfig with InvokeMode RESPONSE_STREAM");
+            }
+            let (method, path) = streamed.split_once(' ').context("a StreamedRoute is `METHOD /path`")?;
+            routes.push(Route {
+                function: function.clone(),
+                binary: binary()?.to_owned(),
+                method: method.parse().context("HTTP method")?,
+                path: path.to_owned(),
+                timeout_secs: timeout.unwrap_or(default_timeout),
+                streamed: true,
+            });
+        }
+        let Some(events) = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping) else {
+            continue;
+        };
+        for event in events.values().filter(|e| e.get("Type").and_then(Value::as_str) == Some("HttpApi")) {
+            let binary = binary()?;
             let property = |key: &str| {
                 event
                     .get("Properties")
@@ -83,13 +110,13 @@ pub fn routes_from_template(yaml: &str) -> anyhow::Result<Vec<Route>> {
                     .and_then(Value::as_str)
                     .ok_or_else(|| anyhow!("an HttpApi event of {function} has no {key}"))
             };
-            let timeout = resource.get("Properties").and_then(|p| p.get("Timeout")).and_then(Value::as_u64);
             routes.push(Route {
                 function: function.clone(),
                 binary: binary.to_owned(),
                 method: property("Method")?.to_uppercase().parse().context("HTTP method")?,
                 path: property("Path")?.to_owned(),
                 timeout_secs: timeout.unwrap_or(default_timeout),
+                streamed: false,
             });
         }
     }
@@ -101,7 +128,14 @@ mod tests {
     use super::*;
 
     fn route(path: &str) -> Route {
-        Route { function: "F".into(), binary: "f".into(), method: Method::GET, path: path.into(), timeout_secs: 3 }
+        Route {
+            function: "F".into(),
+            binary: "f".into(),
+            method: Method::GET,
+            path: path.into(),
+            timeout_secs: 3,
+            streamed: false,
+        }
     }
 
     #[test]
@@ -129,17 +163,35 @@ Resources:
       Events:
         List: { Type: HttpApi, Properties: { ApiId: !Ref Api, Method: get, Path: /things } }
         Stream: { Type: DynamoDB, Properties: { Stream: !GetAtt Table.StreamArn } }
+  Streamer:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: streamer }, StreamedRoute: POST /things/stream }
+    Properties:
+      FunctionUrlConfig: { AuthType: NONE, InvokeMode: RESPONSE_STREAM }
 "#;
         let routes = routes_from_template(yaml).unwrap();
         assert_eq!(
             routes,
-            [Route {
-                function: "Fn".into(),
-                binary: "things".into(),
-                method: Method::GET,
-                path: "/things".into(),
-                timeout_secs: 25
-            }]
+            [
+                Route {
+                    function: "Fn".into(),
+                    binary: "things".into(),
+                    method: Method::GET,
+                    path: "/things".into(),
+                    timeout_secs: 25,
+                    streamed: false,
+                },
+                Route {
+                    function: "Streamer".into(),
+                    binary: "streamer".into(),
+                    method: Method::POST,
+                    path: "/things/stream".into(),
+                    timeout_secs: 10,
+                    streamed: true,
+                },
+            ]
         );
+        let buffered = yaml.replace("RESPONSE_STREAM", "BUFFERED");
+        assert!(routes_from_template(&buffered).is_err(), "a streamed route needs a streaming URL");
     }
 }

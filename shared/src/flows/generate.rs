@@ -13,6 +13,8 @@ use anyhow::Context;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use lambda_http::lambda_runtime::streaming::{Body as StreamBody, Sender};
+
 use crate::{
     clock::{Deadline, timestamp, unix_ms},
     config::VoiceSettings,
@@ -60,6 +62,7 @@ pub struct Generated {
 }
 
 /// What a generation reads and writes.
+#[derive(Clone, Copy)]
 pub struct Generator<'a> {
     pub users: &'a Users,
     pub voices: &'a Voices,
@@ -79,7 +82,7 @@ impl Generator<'_> {
         deadline: Deadline,
     ) -> Result<Generated, ApiError> {
         // Before the quota: a voice the caller may not use costs nothing and reaches no one.
-        let speaker = resolve_for_speech(self.voices, user, &request.voice_id).await?;
+        let speaker = resolve_for_speech(self.voices, self.elevenlabs, user, &request.voice_id).await?;
         // The same request made before: its audio is copied, with no quota and no ElevenLabs.
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
         if let Some(generated) = self.repeat_from_cache(user, &request, &cached, now).await? {
@@ -88,22 +91,7 @@ impl Generator<'_> {
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
-        let characters = request.text.chars().count() as u64;
-        let period = UsagePeriod::containing(now);
-        let reservation = self
-            .users
-            .reserve_generation(&user.id, user.tier, user.granted_recordings(period), period, characters)
-            .await
-            .map_err(|e| match e {
-                QuotaError::LimitReached { limit } => {
-                    metrics::count("QuotaDenials", ("Tier", user.tier.as_str()));
-                    ApiError::LimitReached {
-                        message: format!("you have used all {limit} recordings of the {} plan this month", user.tier),
-                        upgrade_url: self.settings.upgrade_url.to_string(),
-                    }
-                }
-                QuotaError::Store(source) => ApiError::Internal(source),
-            })?;
+        let reservation = self.reserve(user, &request, now).await?;
 
         let produced = tokio::time::timeout(
             deadline.leaving(GIVE_BACK),
@@ -118,7 +106,7 @@ impl Generator<'_> {
                     recording_id,
                     audio_url,
                     usage: Usage::new(user.tier, reservation.used, reservation.period)
-                        .with_grant(user.granted_recordings(period)),
+                        .with_grant(user.granted_recordings(reservation.period)),
                 })
             }
             Err(error) => {
@@ -126,6 +114,25 @@ impl Generator<'_> {
                 Err(error)
             }
         }
+    }
+
+    /// Takes the generation's quota unit (LIMIT_REACHED past the month's allowance).
+    async fn reserve(&self, user: &User, request: &Generation, now: OffsetDateTime) -> Result<Reservation, ApiError> {
+        let characters = request.text.chars().count() as u64;
+        let period = UsagePeriod::containing(now);
+        self.users
+            .reserve_generation(&user.id, user.tier, user.granted_recordings(period), period, characters)
+            .await
+            .map_err(|e| match e {
+                QuotaError::LimitReached { limit } => {
+                    metrics::count("QuotaDenials", ("Tier", user.tier.as_str()));
+                    ApiError::LimitReached {
+                        message: format!("you have used all {limit} recordings of the {} plan this month", user.tier),
+                        upgrade_url: self.settings.upgrade_url.to_string(),
+                    }
+                }
+                QuotaError::Store(source) => ApiError::Internal(source),
+            })
     }
 
     /// Gives the unit back, retrying while the store is unreachable (it may be back within the
@@ -198,24 +205,37 @@ impl Generator<'_> {
             return Err(out_of_time("too little time was left to store the audio"));
         }
         let recording_id = RecordingId::generate(now);
-        let content_type = AudioType::Mpeg;
-        let s3_key = Recording::s3_key_for(&user.id, &recording_id, content_type);
+        let stored = FreshAudio { audio, cached, voice_name, clone: clone.map(|v| &**v) };
+        let audio_url = self.store(user, request, &recording_id, stored, now).await?;
+        Ok((recording_id, audio_url))
+    }
+
+    /// Stores generated audio as `recording_id` (and in the generation cache), notes the clone's
+    /// use, writes the recording row, and answers the audio's presigned URL.
+    async fn store(
+        &self,
+        user: &User,
+        request: &Generation,
+        recording_id: &RecordingId,
+        generated: FreshAudio<'_>,
+        now: OffsetDateTime,
+    ) -> Result<String, ApiError> {
+        let FreshAudio { audio, cached, voice_name, clone } = generated;
+        let s3_key = Recording::s3_key_for(&user.id, recording_id, AudioType::Mpeg);
         let (stored, kept) = tokio::join!(
-            self.audio.put(&s3_key, content_type, audio.clone()),
+            self.audio.put(&s3_key, AudioType::Mpeg, audio.clone()),
             self.audio.put_cached(cached, audio, voice_name.as_deref())
         );
         stored?;
         if let Err(error) = kept {
             tracing::warn!(error = format!("{error:#}"), "could not cache the audio");
         }
-
         if let Some(clone) = clone
             && let Err(error) = self.voices.touch(&user.id, &clone.voice_id, unix_ms(now)).await
         {
             tracing::warn!(error = format!("{error:#}"), "could not record the clone's use");
         }
-        let audio_url = self.record(user, request, &recording_id, s3_key, voice_name, now).await?;
-        Ok((recording_id, audio_url))
+        self.record(user, request, recording_id, s3_key, voice_name, now).await
     }
 
     /// Writes the recording row of audio stored at `s3_key` (removing the audio if the row
@@ -288,4 +308,219 @@ impl Generator<'_> {
             other => Ok(other?),
         }
     }
+}
+
+/// A generation whose audio is sent as ElevenLabs produces it.
+pub struct Streaming {
+    pub recording_id: RecordingId,
+    /// The audio, chunk by chunk. It ends once the recording is stored; it ends in an error when
+    /// the generation failed midway (nothing is stored and the unit is given back).
+    pub audio: StreamBody,
+}
+
+impl Generator<'static> {
+    /// `POST /tts/stream`: the checks, the reservation and the time budget of [`Generator::generate`],
+    /// then ElevenLabs' streaming endpoint, its chunks passed on as they come while the same
+    /// bytes are kept; at the end the audio goes to S3 (and the generation cache) and the
+    /// recording row is written, before the stream ends.
+    ///
+    /// Nothing delivered (ElevenLabs refuses, fails before its first byte, or sends no audio): the
+    /// unit is given back, and an error answers before any audio. A failure midway (ElevenLabs
+    /// cuts the stream, the deadline, storing fails): the unit is given back, nothing is stored,
+    /// and the stream ends in an error. A client that disconnects midway: the generation goes on
+    /// to the end and is stored and counted, as if it had listened (the audio is in its library).
+    #[tracing::instrument(skip_all, fields(user_id = %user.id))]
+    pub async fn generate_streaming(
+        self,
+        user: User,
+        request: Generation,
+        now: OffsetDateTime,
+        deadline: Deadline,
+    ) -> Result<Streaming, ApiError> {
+        let speaker = resolve_for_speech(self.voices, self.elevenlabs, &user, &request.voice_id).await?;
+        if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
+            return Err(out_of_time("the request has too little time left to generate speech"));
+        }
+        let reservation = self.reserve(&user, &request, now).await?;
+        let started = match self.start_stream(&user, &request, &speaker, now, deadline).await {
+            Ok(started) => started,
+            Err(error) => {
+                self.give_back(&user, reservation, deadline).await;
+                return Err(error);
+            }
+        };
+        let (mut upstream, voice_name, clone) = started;
+        // The first chunk before answering: a stream that fails or ends before any audio is an
+        // error the client gets whole, not a 200 with nothing in it.
+        let first = match tokio::time::timeout(deadline.leaving(GIVE_BACK + STORE), upstream.chunk()).await {
+            Ok(Ok(Some(chunk))) if !chunk.is_empty() => chunk,
+            outcome => {
+                self.give_back(&user, reservation, deadline).await;
+                let why = match outcome {
+                    Ok(Err(error)) => anyhow::Error::new(error).context("reading ElevenLabs' stream"),
+                    Err(_) => anyhow::anyhow!("ElevenLabs sent no audio before the deadline"),
+                    Ok(_) => anyhow::anyhow!("ElevenLabs streamed no audio"),
+                };
+                return Err(ApiError::Upstream { service: "ElevenLabs", temporary: true, source: why });
+            }
+        };
+        let recording_id = RecordingId::generate(now);
+        let (sender, audio) = StreamBody::channel();
+        let id = recording_id.clone();
+        tokio::spawn(async move {
+            let relayed = tokio::time::timeout(deadline.leaving(GIVE_BACK), async {
+                let audio = relay(first, upstream, sender, deadline.leaving(GIVE_BACK + STORE)).await?;
+                self.store_streamed(&user, &request, &id, audio, voice_name, clone.as_deref(), now).await
+            })
+            .await
+            .unwrap_or_else(|_| Err(RelayError::failed(out_of_time("the streamed generation ran out of time"))));
+            match relayed {
+                Ok(sender) => {
+                    metrics::count("Generations", ("Tier", user.tier.as_str()));
+                    drop(sender); // the clean end of the stream, now that the recording is stored
+                }
+                Err(RelayError { error, sender }) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "the streamed generation failed; giving the unit back"
+                    );
+                    self.give_back(&user, reservation, deadline).await;
+                    if let Some(sender) = sender {
+                        sender.abort();
+                    }
+                }
+            }
+        });
+        Ok(Streaming { recording_id, audio })
+    }
+
+    /// ElevenLabs' streaming answer once its status is in (a clone is made resident first, and
+    /// re-created once if ElevenLabs lost it), with the voice's name and the clone spoken with.
+    async fn start_stream(
+        &self,
+        user: &User,
+        request: &Generation,
+        speaker: &Speaker,
+        now: OffsetDateTime,
+        deadline: Deadline,
+    ) -> Result<(reqwest::Response, Option<String>, Option<Box<Voice>>), ApiError> {
+        let model = user.tier.rules().tts_model;
+        let within = deadline.leaving(GIVE_BACK + STORE);
+        let speak = |id: ElevenLabsVoiceId| async move {
+            self.elevenlabs.speak_streamed(&id, &request.text, model, &request.config, within).await
+        };
+        match speaker {
+            Speaker::Premade(id) => {
+                let (response, voices) = tokio::join!(speak(id.clone()), self.elevenlabs.voices());
+                let name = voices.ok().and_then(|voices| voices.into_iter().find(|v| v.voice_id == id.as_str()));
+                Ok((response?, name.map(|v| v.name), None))
+            }
+            Speaker::Clone(voice) => {
+                let slots = VoiceSlots {
+                    voices: self.voices,
+                    audio: self.audio,
+                    elevenlabs: self.elevenlabs,
+                    settings: self.settings,
+                };
+                let id = slots.resident_id(voice, now).await?;
+                let response = match speak(id.clone()).await {
+                    Err(error) if error.is_voice_missing() => {
+                        slots.forget(voice, &id).await?;
+                        let current = self.voices.voice(&user.id, &voice.voice_id).await?.filter(|v| !v.deleting);
+                        let id = slots.resident_id(&current.ok_or_else(|| ApiError::not_found("voice"))?, now).await?;
+                        speak(id).await?
+                    }
+                    other => other?,
+                };
+                Ok((response, Some(voice.name.clone()), Some(voice.clone())))
+            }
+        }
+    }
+
+    /// Stores streamed audio as [`Generator::produce`] stores generated audio; the sender is
+    /// handed back for the stream's clean end.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_streamed(
+        &self,
+        user: &User,
+        request: &Generation,
+        recording_id: &RecordingId,
+        (audio, sender): (Vec<u8>, Option<Sender>),
+        voice_name: Option<String>,
+        clone: Option<&Voice>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Sender>, RelayError> {
+        let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
+        let generated = FreshAudio { audio, cached: &cached, voice_name, clone };
+        match self.store(user, request, recording_id, generated, now).await {
+            Ok(_) => Ok(sender),
+            Err(error) => Err(RelayError { error: anyhow::anyhow!(error), sender }),
+        }
+    }
+}
+
+/// Audio just made, with what storing it needs.
+struct FreshAudio<'v> {
+    audio: Vec<u8>,
+    /// The generation cache's key for it.
+    cached: &'v str,
+    voice_name: Option<String>,
+    /// The clone it was spoken with.
+    clone: Option<&'v Voice>,
+}
+
+/// Why a streamed generation failed, with the client's half of the stream (None once the
+/// client went away) so it can be ended in an error.
+struct RelayError {
+    error: anyhow::Error,
+    sender: Option<Sender>,
+}
+
+impl RelayError {
+    fn failed(error: ApiError) -> Self {
+        Self { error: anyhow::anyhow!(error), sender: None }
+    }
+}
+
+/// Passes ElevenLabs' chunks on as they come, within `within`, and keeps them: the whole audio
+/// and the client's half of the stream (None if the client went away; the relay goes on).
+async fn relay(
+    first: bytes::Bytes,
+    mut upstream: reqwest::Response,
+    sender: Sender,
+    within: Duration,
+) -> Result<(Vec<u8>, Option<Sender>), RelayError> {
+    let mut audio = Vec::new();
+    let mut client = Some(sender);
+    let mut next = Some(first);
+    loop {
+        let read = match next.take() {
+            Some(first) => Ok(Ok(Some(first))),
+            None => tokio::time::timeout(within, upstream.chunk()).await,
+        };
+        let chunk = match read {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => break,
+            Ok(Err(error)) => {
+                return Err(RelayError {
+                    error: anyhow::Error::new(error).context("reading ElevenLabs' stream"),
+                    sender: client,
+                });
+            }
+            Err(_) => {
+                return Err(RelayError {
+                    error: anyhow::anyhow!("ElevenLabs' stream outran the deadline"),
+                    sender: client,
+                });
+            }
+        };
+        audio.extend_from_slice(&chunk);
+        if let Some(sender) = client.as_mut()
+            && sender.send_data(chunk).await.is_err()
+        {
+            tracing::info!("the client went away mid-stream; the generation goes on and is stored");
+            client = None;
+        }
+    }
+    Ok((audio, client))
 }

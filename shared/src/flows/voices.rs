@@ -254,12 +254,18 @@ pub enum Speaker {
 /// clone is NOT_FOUND, before any request reaches ElevenLabs.
 pub async fn resolve_for_speech(
     voices: &Voices,
+    elevenlabs: &ElevenLabs,
     user: &User,
     requested: &ElevenLabsVoiceId,
 ) -> Result<Speaker, ApiError> {
     if let Some(ours) = Ulid::parse(requested.as_str()) {
         let voice = voices.voice(&user.id, &ours).await?.filter(|v| !v.deleting);
         return voice.map(|v| Speaker::Clone(Box::new(v))).ok_or_else(|| ApiError::not_found("voice"));
+    }
+    // One of ElevenLabs' premade voices (as this instance last listed them) is nobody's clone:
+    // no need to ask the table.
+    if elevenlabs.is_listed_premade(requested.as_str()).await {
+        return Ok(Speaker::Premade(requested.clone()));
     }
     if voices.is_cloned_elevenlabs_id(requested.as_str()).await? {
         return Err(ApiError::not_found("voice"));

@@ -11,7 +11,9 @@
 
 use std::{future::Future, pin::Pin};
 
-use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext};
+use lambda_http::{
+    Body, Request, RequestExt, Response, lambda_runtime::streaming::Body as StreamBody, request::RequestContext,
+};
 
 use crate::{
     App,
@@ -35,6 +37,10 @@ use crate::{
 
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = HttpResult> + Send + 'a>>;
 
+/// A streamed answer (Lambda response streaming): the body is sent as it is produced.
+pub type Streamed = Response<StreamBody>;
+pub type StreamFuture<'a> = Pin<Box<dyn Future<Output = Result<Streamed, ApiError>> + Send + 'a>>;
+
 /// Who may call a route, and so what its handler receives.
 #[derive(Clone, Copy)]
 pub enum Access {
@@ -45,6 +51,9 @@ pub enum Access {
     Session(for<'a> fn(Ctx<'a>, Session) -> HandlerFuture<'a>),
     /// A valid session and the user's row, read strongly consistent so a new tier shows at once.
     User(for<'a> fn(Ctx<'a>, Caller) -> HandlerFuture<'a>),
+    /// As `User`, for a function whose answer streams ([`serve_streaming`]): the handler gets the
+    /// app for the whole process, since the body outlives the call.
+    Stream(for<'a> fn(&'static App, Ctx<'a>, Caller) -> StreamFuture<'a>),
 }
 
 /// One line of a function's route table.
@@ -99,6 +108,16 @@ macro_rules! route {
             per_ip: None,
             api_key: $crate::route!(@keys $($keys)?),
             permission: $crate::route!(@some $($crate::domain::roles::Permission::$permission)?),
+        }
+    };
+    ($key:literal, stream: $handler:path $(, rate_limit: $limit:ident)? $(, api_keys: $keys:literal)?) => {
+        $crate::http::Route {
+            key: $key,
+            access: $crate::http::Access::Stream(|app, ctx, caller| Box::pin($handler(app, ctx, caller))),
+            rate_limit: $crate::route!(@some $($crate::domain::tiers::Limit::$limit)?),
+            per_ip: None,
+            api_key: $crate::route!(@keys $($keys)?),
+            permission: None,
         }
     };
     (@keys $keys:literal) => { $keys };
@@ -188,37 +207,83 @@ async fn dispatch(ctx: Ctx<'_>, routes: &[Route]) -> HttpResult {
             handler(ctx, validated.session).await
         }
         Access::User(handler) => {
-            let scopes: Vec<Limit> = std::iter::once(Limit::Requests).chain(route.rate_limit).collect();
-            let (credential, user, slot, counts) = match bearer(ctx.req) {
-                // A key is accepted only where the route says so; anywhere else it is no sign-in.
-                Some(key) if route.api_key => {
-                    let meta = authenticate_key(ctx, key).await?;
-                    let user_id = meta.user_id.clone().ok_or(ApiError::Unauthenticated)?;
-                    let user = ctx.app.users.get(&user_id).await?.ok_or(ApiError::Unauthenticated)?;
-                    (Credential::ApiKey(meta), user, user_slot(&user_id), None)
-                }
-                Some(_) => return Err(ApiError::Unauthenticated),
-                None => {
-                    let (validated, slot) = authenticate(ctx, &scopes, now).await?;
-                    let user = signed_in_user(ctx, &validated, now).await?;
-                    (Credential::Session(validated.session), user, slot, validated.counts)
-                }
-            };
-            // A suspended account is signed out everywhere, whatever credential it still holds.
-            if user.suspension.is_some() {
-                return Err(ApiError::Unauthenticated);
-            }
-            if let Some(permission) = route.permission
-                && !user.role.allows(permission)
-            {
-                return Err(ApiError::Forbidden("your role does not allow this".into()));
-            }
-            let rules = user.tier.rules();
-            let limits: Vec<_> = scopes.iter().map(|limit| (limit.as_str(), rules.per_minute(*limit))).collect();
-            count_requests(ctx, &slot, counts.as_deref(), &limits, now).await?;
-            handler(ctx, Caller { credential, user }).await
+            let caller = authorize(ctx, route, now).await?;
+            handler(ctx, caller).await
         }
+        Access::Stream(_) => Err(ApiError::NotFound(format!("{} answers only as a stream", route.key))),
     }
+}
+
+/// The caller of a user route (a session or, where the route takes one, an API key), its account
+/// in good standing, its role allowing the route, and its request counted against the tier's
+/// limits.
+async fn authorize(ctx: Ctx<'_>, route: &Route, now: i64) -> Result<Caller, ApiError> {
+    let scopes: Vec<Limit> = std::iter::once(Limit::Requests).chain(route.rate_limit).collect();
+    let (credential, user, slot, counts) = match bearer(ctx.req) {
+        // A key is accepted only where the route says so; anywhere else it is no sign-in.
+        Some(key) if route.api_key => {
+            let meta = authenticate_key(ctx, key).await?;
+            let user_id = meta.user_id.clone().ok_or(ApiError::Unauthenticated)?;
+            let user = ctx.app.users.get(&user_id).await?.ok_or(ApiError::Unauthenticated)?;
+            (Credential::ApiKey(meta), user, user_slot(&user_id), None)
+        }
+        Some(_) => return Err(ApiError::Unauthenticated),
+        None => {
+            let (validated, slot) = authenticate(ctx, &scopes, now).await?;
+            let user = signed_in_user(ctx, &validated, now).await?;
+            (Credential::Session(validated.session), user, slot, validated.counts)
+        }
+    };
+    // A suspended account is signed out everywhere, whatever credential it still holds.
+    if user.suspension.is_some() {
+        return Err(ApiError::Unauthenticated);
+    }
+    if let Some(permission) = route.permission
+        && !user.role.allows(permission)
+    {
+        return Err(ApiError::Forbidden("your role does not allow this".into()));
+    }
+    let rules = user.tier.rules();
+    let limits: Vec<_> = scopes.iter().map(|limit| (limit.as_str(), rules.per_minute(*limit))).collect();
+    count_requests(ctx, &slot, counts.as_deref(), &limits, now).await?;
+    Ok(Caller { credential, user })
+}
+
+/// Serves one request of a streaming function (a Function URL with `InvokeMode:
+/// RESPONSE_STREAM`, whose events carry no route key: the route is found by method and path).
+/// The checks are the router's own; errors become the one JSON error shape, whole.
+pub async fn serve_streaming(app: &'static App, routes: &[Route], req: Request) -> Streamed {
+    let context = req.lambda_context_ref();
+    let request_id = context.map(|c| c.request_id.clone()).unwrap_or_default();
+    let deadline = context.and_then(|c| Deadline::from_epoch_ms(c.deadline)).unwrap_or(Deadline::after(DEFAULT_BUDGET));
+    let ctx = Ctx { app, req: &req, request_id: &request_id, deadline };
+    let key = format!("{} {}", req.method(), req.uri().path());
+    let started = std::time::Instant::now();
+    let served = outbound::within(deadline, async {
+        let route = routes
+            .iter()
+            .find(|route| route.key == key)
+            .ok_or_else(|| ApiError::NotFound(format!("no route for {key}")))?;
+        let Access::Stream(handler) = route.access else {
+            return Err(ApiError::NotFound(format!("{} is not a streamed route", route.key)));
+        };
+        let caller = authorize(ctx, route, app.clock.now().unix_timestamp()).await?;
+        handler(app, ctx, caller).await
+    })
+    .await;
+    let response = served.unwrap_or_else(|error| whole(error.into_response(&request_id)));
+    metrics::request(&key, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// A buffered answer as a streamed one.
+pub fn whole(response: Response<Body>) -> Streamed {
+    response.map(|body| match body {
+        Body::Empty => StreamBody::empty(),
+        Body::Text(text) => StreamBody::from(text),
+        Body::Binary(bytes) => StreamBody::from(bytes),
+        _ => StreamBody::empty(),
+    })
 }
 
 /// `Authorization: Bearer <key>`, when the request carries one.

@@ -78,7 +78,38 @@ impl ElevenLabs {
         config: &AudioConfig,
         within: Duration,
     ) -> Result<Vec<u8>, UpstreamError> {
-        let mut url = self.url(&format!("v1/text-to-speech/{voice_id}"))?;
+        let request = self.speech_request(&format!("v1/text-to-speech/{voice_id}"), text, model, config)?;
+        let response = self.send_within(request, "speech", within.min(self.timeout)).await?;
+        let bytes = response.bytes().await.map_err(|e| UpstreamError::new(true, e))?;
+        if bytes.is_empty() {
+            return Err(UpstreamError::new(true, anyhow!("empty audio")));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// The same speech from ElevenLabs' streaming endpoint: the answer once its status is in,
+    /// its MP3 to be read chunk by chunk as it is produced (`Response::chunk`). The whole stream
+    /// must end within `within` (or the client's own timeout).
+    pub async fn speak_streamed(
+        &self,
+        voice_id: &ElevenLabsVoiceId,
+        text: &str,
+        model: &str,
+        config: &AudioConfig,
+        within: Duration,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let request = self.speech_request(&format!("v1/text-to-speech/{voice_id}/stream"), text, model, config)?;
+        self.send_within(request, "streamed speech", within.min(self.timeout)).await
+    }
+
+    fn speech_request(
+        &self,
+        path: &str,
+        text: &str,
+        model: &str,
+        config: &AudioConfig,
+    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
+        let mut url = self.url(path)?;
         url.query_pairs_mut().append_pair("output_format", "mp3_44100_128");
         let body = serde_json::json!({
             "text": text,
@@ -91,13 +122,7 @@ impl ElevenLabs {
                 "speed": config.speed,
             },
         });
-        let request = self.http.post(url).json(&body).header("accept", "audio/mpeg");
-        let response = self.send_within(request, "speech", within.min(self.timeout)).await?;
-        let bytes = response.bytes().await.map_err(|e| UpstreamError::new(true, e))?;
-        if bytes.is_empty() {
-            return Err(UpstreamError::new(true, anyhow!("empty audio")));
-        }
-        Ok(bytes.to_vec())
+        Ok(self.http.post(url).json(&body).header("accept", "audio/mpeg"))
     }
 
     /// The account's voices, kept for five minutes per warm instance.
@@ -105,6 +130,16 @@ impl ElevenLabs {
         let voices = self.account_voices().await?;
         // Clones live in the account too; they are listed per user from our own table.
         Ok(voices.into_iter().filter(|v| v.category.as_deref() != Some("cloned")).collect())
+    }
+
+    /// Whether `voice_id` is a premade voice in the list this instance holds (never fetches it:
+    /// false when there is no fresh list).
+    pub async fn is_listed_premade(&self, voice_id: &str) -> bool {
+        let cached = self.voices.lock().await;
+        cached.as_ref().is_some_and(|(at, voices)| {
+            at.elapsed() < VOICES_TTL
+                && voices.iter().any(|v| v.voice_id == voice_id && v.category.as_deref() == Some("premade"))
+        })
     }
 
     async fn account_voices(&self) -> Result<Vec<Voice>, UpstreamError> {
