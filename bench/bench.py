@@ -55,6 +55,8 @@ SUBJECTS = {
     # each subject's upstream calls.
     "tts": {"http": ("POST", "/tts", "/tts"), "speech": "fresh"},
     "tts-repeat": {"http": ("POST", "/tts", "/tts"), "speech": "repeat", "binary": "tts"},
+    # Streamed: each answer lasts as long as the stand-in's stream (8 x 100 ms), so few warm runs.
+    "tts-stream": {"http": ("POST", "/tts/stream", "/tts/stream"), "speech": "fresh", "warm": 5},
     "voices": {"http": ("GET", "/voices", "/voices")},
     "presets": {"http": ("GET", "/presets", "/presets")},
     "recordings": {"http": ("GET", "/recordings", "/recordings")},
@@ -142,13 +144,25 @@ class Runtime:
                 self.wfile.write(event)
 
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 self.reply(202, b"{}")
                 if "/invocation/" in self.path:
                     runtime.answers.put((time.perf_counter(), self.path.rsplit("/", 1)[1], body))
                 elif self.path.endswith("/init/error"):
                     runtime.answers.put((time.perf_counter(), "init-error", body))
+
+            def read_body(self):
+                """The whole body: a streamed answer comes chunked (ending with trailers)."""
+                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                    length = int(self.headers.get("Content-Length") or 0)
+                    return self.rfile.read(length) if length else b""
+                body = b""
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+                while self.rfile.readline().strip():
+                    pass  # trailers
+                return body
 
             def reply(self, status, body):
                 self.send_response(status)
@@ -208,8 +222,10 @@ def run_function(name, binary, env, make_event, warm):
             raise RuntimeError(f"{name} never asked for an event: {process.stderr.read1(2000)!r}")
         init = runtime.first_next_at - started
         first, answer = runtime.invoke(make_event())
-        # An HTTP function's status code; any other answered without an error.
-        status = (json.loads(answer).get("statusCode") if answer.startswith(b"{") else None) or "ok"
+        # An HTTP function's status code; any other answered without an error. A streamed answer
+        # starts with its JSON prelude, then eight NUL bytes, then the body.
+        head = answer.split(b"\0" * 8, 1)[0]
+        status = (json.loads(head).get("statusCode") if head.startswith(b"{") else None) or "ok"
         timings = [runtime.invoke(make_event())[0] for _ in range(warm)]
         rss = peak_rss_mb(process.pid)
     finally:

@@ -19,22 +19,25 @@ HOURS_PER_MONTH = 730
 SIZES = (1_000, 10_000, 100_000)
 
 # Per invocation of each function in the profile's requests: (read units, write units, S3 PUTs,
-# Redis commands), counted from the code paths. Every `user:` route reads the user row strongly
-# consistent (1 RRU, the row is under 4 KB) and the session from Redis (GET, then the refresh
-# SET, then the rate-limit pipeline INCR+EXPIRE: 4 commands); its DynamoDB re-check (1 WRU)
-# happens at most once a minute per session, counted once per page load.
+# Redis commands), counted from the code paths. Every `user:` route reads the session, the
+# user's snapshot and its rate counters in one Redis script (GET, EXPIRE, HMGET, INCR, EXPIRE: 5
+# commands, 2 more for a second limit), and reads the user row from DynamoDB only when the
+# snapshot is missing: after a write to the user, so a route that writes the user pays the next
+# read's 1 RRU and the snapshot's refill (3 commands) besides its own forget (3 commands). The
+# session's DynamoDB re-check (1 WRU) happens at most once a minute per session, counted once per
+# page load.
 UNITS = {
     "login": (0, 0, 0, 3),          # state, nonce, verifier into Redis; the per-IP limit
-    "callback": (0, 2, 0, 4),       # users UpdateItem (upsert), sessions PutItem; GETDEL, SET
-    "session": (1, 0, 0, 4),
-    "usage": (1, 0, 0, 4),
-    "recordings": (3.5, 0, 0, 4),   # + one page Query (20 rows of ~1 KB, eventually consistent)
-    "voices": (1.5, 0, 0, 4),       # + the caller's clones (Query)
-    "presets": (1, 0, 0, 4),
-    "tts": (1, 2, 2, 6),            # quota UpdateItem, recording PutItem; the audio and its cache copy
-    "recordings_write": (1.5, 2, 0, 4),  # GetItem of the recording; UpdateItem/DeleteItem + allowance
-    "checkout": (1, 0, 0, 4),
-    "webhook": (0.5, 4, 0, 0),      # customer → user (index), claim, complete, subscription, user
+    "callback": (1, 2, 0, 10),      # users UpdateItem (upsert), sessions PutItem; GETDEL, SET; forget + refill
+    "session": (0, 0, 0, 5),
+    "usage": (0, 0, 0, 5),
+    "recordings": (2.5, 0, 0, 5),   # one page Query (20 rows of ~1 KB, eventually consistent)
+    "voices": (0.5, 0, 0, 5),       # the caller's clones (Query)
+    "presets": (0, 0, 0, 5),
+    "tts": (1, 2, 2, 13),           # quota UpdateItem, recording PutItem; the audio and its cache copy
+    "recordings_write": (1.5, 2, 0, 11),  # GetItem of the recording; UpdateItem/DeleteItem + allowance
+    "checkout": (0, 0, 0, 7),       # its Stripe-call limit is a second counter
+    "webhook": (1.5, 4, 0, 6),      # customer → user (index), claim, complete, subscription, user
     "stream": (0, 0.1, 0, 1),       # per expired row: the once-only storage claim for uploads
     "health": (0.5, 0, 0, 1),
     "sweep": (1, 0, 0, 0),
