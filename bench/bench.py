@@ -7,7 +7,10 @@ peak RSS (VmHWM), binary and zip size, and ratios to the empty function. Rounds 
 functions (round 1: all functions, round 2: all again, ...) and the figures are medians over the
 rounds (warm percentiles over all warm invocations). It prints figures and never fails on a time.
 
-Usage: bench.py [--rounds N] [--warm N] [--load-requests N]
+Usage: bench.py [--rounds N] [--warm N] [--load-requests N] [--only f1,f2]
+
+`--only` runs just those functions (and the empty one) and skips the load test; its figures are
+printed, not written to bench/results.json.
 """
 
 import argparse
@@ -253,10 +256,12 @@ def percentile(values, p):
     return ordered[round((len(ordered) - 1) * p)] if ordered else float("nan")
 
 
-def bench_functions(rounds, warm):
+def bench_functions(rounds, warm, only=None):
     env = {**stack_env(), "RUST_LOG": "info"}
     names = [n for n in SUBJECTS if (LAMBDA / SUBJECTS[n].get("binary", n) / "bootstrap").exists()]
-    missing = sorted(set(SUBJECTS) - set(names))
+    if only:
+        names = [n for n in names if n == "empty" or n in only]
+    missing = sorted((set(only) | {"empty"} if only else set(SUBJECTS)) - set(names))
     if missing:
         sys.exit(f"missing release binaries for {missing}: the bench builds them first (make bench)")
     plain = iter(users(rounds * len(names)))
@@ -461,16 +466,25 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warm", type=int, default=100)
     parser.add_argument("--load-requests", type=int, default=2000)
+    parser.add_argument("--only", type=lambda text: set(text.split(",")), help="comma-separated functions")
     args = parser.parse_args()
 
-    rows = bench_functions(args.rounds, args.warm)
+    rows = bench_functions(args.rounds, args.warm, args.only)
+    if args.only:
+        print_functions(rows, args)
+        return
     load = bench_load(args.load_requests)
     calls = bench_calls()
     stream = bench_stream()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
     results = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "functions": rows, "load": load, "calls": calls, "stream": stream}
     (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print_functions(rows, args)
+    print_rest(load, calls, stream, args)
 
+
+def print_functions(rows, args):
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
     print(f"\nLambda functions ({machine}; {args.rounds} rounds, {args.warm} warm invocations each; medians)\n")
     print("| function | init ms | × empty | first request ms | warm p50 ms | warm p99 ms | peak RSS MB | binary MB | zip MB | answered |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -482,6 +496,9 @@ def main():
     if cached:
         print("\nGeneration cache: ElevenLabs calls per invocation: " + ", ".join(
             f"{r['function']} {r['upstreamCallsPerInvocation']:.2f} (warm p50 {fmt(r['warmP50Ms'], 2)} ms)" for r in cached))
+
+
+def print_rest(load, calls, stream, args):
     print(f"\nLocal API hot path ({args.load_requests} requests per level; bare Redis GET p50 {fmt(load[0]['redisGetP50Ms'], 3)} ms)\n")
     print("| route | clients | p50 ms | p99 ms | requests/s | failures |")
     print("|---|---|---|---|---|---|")

@@ -60,7 +60,7 @@ pub struct App {
     http: outbound::LazyClient,
     ssm: aws_sdk_ssm::Client,
     /// For the clients only some functions use, built on first use (see [`App::audio`]).
-    sdk: aws_config::SdkConfig,
+    sdk: aws_types::SdkConfig,
     audio: OnceLock<AudioStore>,
     mailer: OnceLock<Option<Mailer>>,
     auth0_client_secret: OnceCell<Secret<String>>,
@@ -78,7 +78,9 @@ impl App {
 
     pub async fn new(config: Config, clock: Clock) -> anyhow::Result<Self> {
         crate::telemetry::metrics::set_namespace(&config.metrics_namespace);
-        let sdk = aws::sdk_config(&config.aws).await?;
+        // ring as the process's TLS provider, which the Redis client takes (crate::tls).
+        crate::tls::provider();
+        let sdk = aws::sdk_config(&config.aws)?;
         let dynamodb = aws::dynamodb(&sdk);
         let ssm = match &config.aws.ssm_endpoint_url {
             Some(url) => aws_sdk_ssm::Client::new(&sdk.to_builder().endpoint_url(url.as_str()).build()),

@@ -1,76 +1,42 @@
-//! The roots every outbound TLS connection trusts, read once per cold start from the system's
-//! CA bundle: one file, no directory walk. Left to themselves, the AWS SDK's client and the HTTP
-//! client for Stripe, Auth0 and ElevenLabs each loaded the native roots (the bundle AND every
-//! file under `/etc/ssl/certs`), which was most of a function's init time.
+//! The one TLS client configuration every outbound connection uses (AWS, Auth0, Stripe,
+//! ElevenLabs; Redis builds its own on the same provider and roots): rustls on ring, trusting
+//! the Mozilla root program's certificates compiled into the binary (`webpki-roots`).
 //!
-//! The bundle is `SSL_CERT_FILE` when set (OpenSSL's convention), else the first of the usual
-//! places that exists (Amazon Linux 2023, which `provided.al2023` runs, keeps it under
-//! `/etc/pki`).
+//! Compiled-in roots cost nothing at start: no file is read and no certificate parsed, where the
+//! system bundle took about 2 ms of every cold start to parse. They change only with a rebuild,
+//! as every other dependency of a function does. ring rather than aws-lc: a few hundred kilobytes
+//! less in every binary, and nothing to build from C and assembly but ring's own. What it lacks is
+//! the post-quantum hybrid key exchange (X25519MLKEM768), so connections agree on X25519 or an
+//! elliptic curve instead (README, "Dependency notes").
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock};
 
-use anyhow::Context;
-use rustls::RootCertStore;
-use rustls_pki_types::{CertificateDer, pem::PemObject};
+use rustls::{ClientConfig, RootCertStore, crypto::CryptoProvider};
 
-const BUNDLES: [&str; 4] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
-
-/// The bundle as read (PEM, what the AWS SDK's trust store takes), parsed for rustls clients
-/// only when one is built (most functions never build one).
-pub struct Roots {
-    pub pem: Vec<u8>,
-    parsed: OnceLock<Arc<RootCertStore>>,
-}
-
-impl Roots {
-    /// The certificates as a rustls root store, parsed on first use.
-    pub fn store(&self) -> anyhow::Result<Arc<RootCertStore>> {
-        if let Some(store) = self.parsed.get() {
-            return Ok(store.clone());
-        }
-        let mut store = RootCertStore::empty();
-        let certificates = CertificateDer::pem_slice_iter(&self.pem).filter_map(Result::ok);
-        let (added, _unparsable) = store.add_parsable_certificates(certificates);
-        anyhow::ensure!(added > 0, "the CA bundle holds no usable certificate");
-        Ok(self.parsed.get_or_init(|| Arc::new(store)).clone())
-    }
-}
-
-static ROOTS: OnceLock<Roots> = OnceLock::new();
-
-/// The trusted roots, read on first use.
-pub fn roots() -> anyhow::Result<&'static Roots> {
-    if let Some(roots) = ROOTS.get() {
-        return Ok(roots);
-    }
-    let loaded = load()?;
-    Ok(ROOTS.get_or_init(|| loaded))
-}
-
-fn load() -> anyhow::Result<Roots> {
-    let path = std::env::var("SSL_CERT_FILE")
-        .ok()
-        .or_else(|| BUNDLES.iter().find(|p| std::path::Path::new(p).exists()).map(|p| (*p).to_owned()))
-        .context("no CA bundle found (set SSL_CERT_FILE)")?;
-    let pem = std::fs::read(&path).with_context(|| format!("reading the CA bundle {path}"))?;
-    anyhow::ensure!(!pem.is_empty(), "the CA bundle {path} is empty");
-    Ok(Roots { pem, parsed: OnceLock::new() })
-}
-
-/// A TLS client configuration on the shared roots (aws-lc, TLS 1.2 and 1.3).
-pub fn client_config() -> anyhow::Result<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+static CONFIG: LazyLock<ClientConfig> = LazyLock::new(|| {
+    let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_root_certificates(roots()?.store()?)
-        .with_no_client_auth();
-    Ok(config)
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+});
+
+/// ring, installed as the process's default provider on first call: the Redis client and
+/// reqwest's own defaults (the tests' clients) take the default, and there is no other.
+pub fn provider() -> Arc<CryptoProvider> {
+    if let Some(installed) = CryptoProvider::get_default() {
+        return installed.clone();
+    }
+    // Losing a race to another thread installing the same provider is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    CryptoProvider::get_default().expect("a provider was just installed").clone()
+}
+
+/// The shared configuration (TLS 1.2 and 1.3), built on first use; a copy shares its roots and
+/// provider.
+pub fn client_config() -> ClientConfig {
+    CONFIG.clone()
 }
 
 #[cfg(test)]
@@ -78,11 +44,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_system_bundle_is_read_once_and_yields_roots() {
-        let first = roots().expect("this machine has a CA bundle");
-        assert!(first.store().unwrap().len() > 50, "{} roots", first.store().unwrap().len());
-        assert!(Arc::ptr_eq(&first.store().unwrap(), &first.store().unwrap()), "parsed once");
-        assert!(std::ptr::eq(first, roots().unwrap()), "the same roots every time");
-        assert!(client_config().is_ok());
+    fn one_configuration_on_ring_and_the_compiled_in_roots() {
+        let config = client_config();
+        assert!(Arc::ptr_eq(config.crypto_provider(), client_config().crypto_provider()), "built once");
+        assert!(Arc::ptr_eq(config.crypto_provider(), &provider()), "the process default");
+        assert!(config.crypto_provider().cipher_suites.len() >= 6);
+        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100, "{} roots", webpki_roots::TLS_SERVER_ROOTS.len());
     }
 }

@@ -91,7 +91,9 @@ impl Builder {
     }
 
     pub async fn spawn(self) -> TestApp {
-        let sdk = aws::sdk_config(&self.config.aws).await.expect("the SDK configuration");
+        // The process's TLS provider before any client is built (reqwest has none of its own).
+        voice_core::tls::provider();
+        let sdk = aws::sdk_config(&self.config.aws).expect("the SDK configuration");
         let (dynamodb, s3) = (aws::dynamodb(&sdk), aws::s3(&sdk, &self.config.aws));
         let app = Arc::new(App::new(self.config, self.clock).await.expect("the app builds"));
         let mut router =

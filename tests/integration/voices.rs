@@ -247,7 +247,7 @@ async fn app_with_own_account(held: u32, configured: u32) -> (TestApp, String) {
     let account = unique("acct-");
     let config = integration_tests::stack_config();
     let parameter = format!("/voice-local/test/{account}");
-    let sdk = voice_core::store::aws::sdk_config(&config.aws).await.unwrap();
+    let sdk = voice_core::store::aws::sdk_config(&config.aws).unwrap();
     aws_sdk_ssm::Client::new(&sdk)
         .put_parameter()
         .name(&parameter)

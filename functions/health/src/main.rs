@@ -1,9 +1,9 @@
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
 use voice_core::{App, http::router};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     voice_core::telemetry::init();
     let app = App::from_env().await?;
-    run(service_fn(|req| async { Ok::<_, Error>(router::serve(&app, health::ROUTES, req).await) })).await
+    router::run(&app, health::ROUTES).await
 }

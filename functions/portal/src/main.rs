@@ -1,4 +1,4 @@
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
 use voice_core::{App, Warm, http::router};
 
 #[tokio::main]
@@ -6,5 +6,5 @@ async fn main() -> Result<(), Error> {
     voice_core::telemetry::init();
     let app = App::from_env().await?.into_static();
     app.warm(&[Warm::Stripe]);
-    run(service_fn(|req| async { Ok::<_, Error>(router::serve(app, portal::ROUTES, req).await) })).await
+    router::run(app, portal::ROUTES).await
 }

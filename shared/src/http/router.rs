@@ -164,6 +164,24 @@ pub struct Ctx<'a> {
 /// function timeout.
 const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A function's main loop: every event through [`serve`] with the function's routes.
+pub async fn run(app: &App, routes: &'static [Route]) -> Result<(), lambda_http::Error> {
+    let handler = |req| async move { Ok::<_, lambda_http::Error>(AsBuilt(serve(app, routes, req).await)) };
+    lambda_http::run(lambda_http::service_fn(handler)).await
+}
+
+/// A response handed to the runtime as it is built. lambda_http's own conversion of a
+/// `Response<Body>` re-reads every body and re-decodes text bodies by the charset of their
+/// `Content-Type`, which links a whole character-set library (`encoding_rs`, about 150 KB) into
+/// every function. The router's bodies are already what they say: JSON text or nothing.
+struct AsBuilt(Response<Body>);
+
+impl lambda_http::IntoResponse for AsBuilt {
+    fn into_response(self) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+        Box::pin(std::future::ready(self.0))
+    }
+}
+
 /// Serves one request with the function's route table; errors become the one JSON error shape.
 pub async fn serve(app: &App, routes: &[Route], req: Request) -> Response<Body> {
     let context = req.lambda_context_ref();
@@ -346,5 +364,43 @@ async fn count_requests(
     match counted {
         Some(counts) => rate_limit::judge(counts, limits, now),
         None => rate_limit::check(&ctx.app.redis, &format!("{{{slot}}}"), limits, now).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::{Adapter, LambdaEvent, Service, request::LambdaRequest};
+
+    use super::*;
+
+    /// What API Gateway receives for a response the router built, through lambda_http's adapter
+    /// as `run` uses it.
+    async fn delivered(response: Response<Body>) -> serde_json::Value {
+        let event: LambdaRequest =
+            serde_json::from_str(include_str!("../../../events/usage-get.json")).expect("a sample HTTP API event");
+        let mut adapter = Adapter::from(lambda_http::service_fn(move |_req: Request| {
+            std::future::ready(Ok::<_, lambda_http::Error>(AsBuilt(response.clone())))
+        }));
+        let answer = adapter.call(LambdaEvent::new(event, Default::default())).await.unwrap();
+        serde_json::to_value(answer).unwrap()
+    }
+
+    #[tokio::test]
+    async fn responses_reach_api_gateway_as_built() {
+        let json = Response::builder()
+            .status(201)
+            .header("content-type", "application/json")
+            .body(Body::Text(r#"{"ok":"é"}"#.into()))
+            .unwrap();
+        let answer = delivered(json).await;
+        assert_eq!(answer["statusCode"], 201);
+        assert_eq!(answer["body"], r#"{"ok":"é"}"#);
+        assert_eq!(answer["isBase64Encoded"], false);
+        assert_eq!(answer["headers"]["content-type"], "application/json");
+
+        let redirect = Response::builder().status(302).header("location", "/x").body(Body::Empty).unwrap();
+        let answer = delivered(redirect).await;
+        assert_eq!(answer["statusCode"], 302);
+        assert!(answer["body"].is_null() || answer["body"] == "", "{answer}");
     }
 }

@@ -35,9 +35,8 @@ pub fn timeout(default: Duration) -> Duration {
 /// Follows no redirects (a redirect from an IdP or API is an error here, never a new target) and
 /// bounds both connecting and the whole exchange.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    let tls = crate::tls::client_config()?;
     let client = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+        .tls_backend_preconfigured(crate::tls::client_config())
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(2))
         .timeout(EXCHANGE_TIMEOUT)
@@ -57,7 +56,7 @@ pub async fn observed(service: &str, request: reqwest::RequestBuilder) -> reqwes
 }
 
 /// The one HTTP client of a function's upstream clients, built on first use: a function that
-/// never calls out (most of them, on most requests) never parses the TLS roots for it.
+/// never calls out (most of them, on most requests) never builds it.
 #[derive(Clone, Default)]
 pub struct LazyClient(Arc<OnceLock<reqwest::Client>>);
 
