@@ -18,10 +18,7 @@ impl Users {
     pub async fn mark_erasing(&self, id: &UserId, now: i64) -> anyhow::Result<bool> {
         self.changing(id, async {
             let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(id.as_str()))
+                .update(id)
                 .update_expression(
                     "SET erasureState = :erasing, erasureStartedAt = if_not_exists(erasureStartedAt, :now)",
                 )

@@ -12,6 +12,7 @@ mod storage;
 use anyhow::Context;
 use aws_sdk_dynamodb::{
     Client,
+    operation::update_item::builders::UpdateItemFluentBuilder,
     types::{AttributeValue, ReturnValue},
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -171,16 +172,14 @@ impl Users {
         &self.snapshots
     }
 
+    /// An update of the user's row (every write here runs it inside [`Users::changing`]).
+    fn update(&self, id: &UserId) -> UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).key(attr::USER_ID, s(id.as_str()))
+    }
+
     /// An update of the user's row that changes nothing unless the row exists.
-    fn update_existing(
-        &self,
-        id: &UserId,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
-            .condition_expression("attribute_exists(userId)")
+    fn update_existing(&self, id: &UserId) -> UpdateItemFluentBuilder {
+        self.update(id).condition_expression("attribute_exists(userId)")
     }
 
     /// One cheap read of a key no user has: proves the table answers.
@@ -241,10 +240,7 @@ impl Users {
                 assignments.push("#name = :name");
             }
             let mut update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(profile.user_id.as_str()))
+                .update(&profile.user_id)
                 .update_expression(format!("SET {}", assignments.join(", ")))
                 .expression_attribute_values(":email", s(profile.email.as_str()))
                 .expression_attribute_values(":now", s(now))
@@ -266,10 +262,7 @@ impl Users {
     pub async fn set_stripe_customer(&self, id: &UserId, customer_id: &str) -> anyhow::Result<String> {
         self.changing(id, async {
             let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(id.as_str()))
+                .update(id)
                 .update_expression("SET stripeCustomerId = :customer")
                 .condition_expression("attribute_exists(userId) AND attribute_not_exists(stripeCustomerId)")
                 .expression_attribute_values(":customer", s(customer_id));
@@ -293,10 +286,7 @@ impl Users {
     ) -> anyhow::Result<bool> {
         self.changing(id, async {
             let mut update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(id.as_str()))
+                .update(id)
                 .update_expression("SET customPresets = :next")
                 .expression_attribute_values(":next", s(serde_json::to_string(next)?));
             update = if expected.is_empty() {
@@ -341,11 +331,7 @@ impl Users {
         mirror: &SubscriptionMirror<'_>,
     ) -> anyhow::Result<Option<MirroredBefore>> {
         self.changing(id, async {
-            let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(id.as_str()))
+            let update = self.update(id)
                 .update_expression(format!(
                     "SET subscriptionTier = :tier, subscriptionStatus = :status, subscriptionId = :sub, \
                      cancelAtPeriodEnd = :cancel, currentPeriodEnd = :end, subscriptionReadAt = :read{}",
@@ -419,10 +405,7 @@ impl Users {
     pub async fn set_billing_alert(&self, id: &UserId, alert: &BillingAlert) -> anyhow::Result<()> {
         self.changing(id, async {
             let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(id.as_str()))
+                .update(id)
                 .update_expression("SET billingAlert = :alert")
                 .condition_expression("attribute_exists(userId)")
                 .expression_attribute_values(":alert", s(serde_json::to_string(alert).expect("alerts serialize")));
@@ -440,10 +423,7 @@ impl Users {
                 return Ok(false);
             };
             let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(id.as_str()))
+                .update(id)
                 .update_expression("REMOVE billingAlert")
                 .condition_expression("billingAlert = :alert")
                 .expression_attribute_values(":alert", s(serde_json::to_string(&alert).expect("alerts serialize")));
@@ -462,13 +442,8 @@ impl Users {
     ) -> anyhow::Result<Option<User>> {
         self.changing(id, async {
             let (mut sets, mut removes) = (Vec::new(), Vec::new());
-            let mut update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(id.as_str()))
-                .condition_expression("attribute_exists(userId)")
-                .return_values(ReturnValue::AllNew);
+            let mut update =
+                self.update(id).condition_expression("attribute_exists(userId)").return_values(ReturnValue::AllNew);
             match &patch.name {
                 Some(Some(name)) => {
                     sets.push("#name = :name");
@@ -548,10 +523,7 @@ impl Users {
     async fn take_one(&self, id: &UserId, name: &str, max: u32) -> anyhow::Result<bool> {
         self.changing(id, async {
             let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(id.as_str()))
+                .update(id)
                 .update_expression("SET #counter = if_not_exists(#counter, :zero) + :one")
                 .condition_expression(
                     "attribute_exists(userId) AND (attribute_not_exists(#counter) OR #counter < :max)",
@@ -569,10 +541,7 @@ impl Users {
     async fn give_one(&self, id: &UserId, name: &str) -> anyhow::Result<()> {
         self.changing(id, async {
             let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(id.as_str()))
+                .update(id)
                 .update_expression("SET #counter = #counter - :one")
                 .condition_expression("#counter > :zero")
                 .expression_attribute_names("#counter", name)

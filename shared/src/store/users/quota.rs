@@ -92,10 +92,7 @@ impl Users {
     pub async fn release_generation(&self, user: &UserId, reservation: Reservation) -> anyhow::Result<()> {
         self.changing(user, async {
             let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(attr::USER_ID, s(user.as_str()))
+                .update(user)
                 .update_expression(
                     "SET recordingsThisMonth = recordingsThisMonth - :one, \
                      charactersThisMonth = if_not_exists(charactersThisMonth, :chars) - :chars",
@@ -128,10 +125,7 @@ impl Users {
         characters: u64,
     ) -> anyhow::Result<Outcome> {
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(user.as_str()))
+            .update(user)
             .update_expression(
                 "SET recordingsThisMonth = recordingsThisMonth + :one, \
                  charactersThisMonth = if_not_exists(charactersThisMonth, :zero) + :chars",
@@ -160,10 +154,7 @@ impl Users {
         old: Option<MonthFigures>,
     ) -> anyhow::Result<Outcome> {
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::USER_ID, s(user.as_str()))
+            .update(user)
             .condition_expression(
                 "attribute_exists(userId) AND (attribute_not_exists(usagePeriod) OR usagePeriod < :period)",
             )

@@ -202,10 +202,6 @@ impl Users {
         .await
     }
 
-    fn update(&self, user: &UserId) -> UpdateItemFluentBuilder {
-        self.client.update_item().table_name(&self.table).key(attr::USER_ID, s(user.as_str()))
-    }
-
     fn upload_values(
         &self,
         update: UpdateItemFluentBuilder,
