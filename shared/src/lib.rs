@@ -6,10 +6,11 @@
 //! - [`domain`]: the rules, as plain values and functions with no I/O;
 //! - [`store`] and [`upstream`]: adapters — our tables, bucket and cache; Stripe, ElevenLabs, the IdP.
 //!
-//! [`app`] assembles the clients once per cold start; [`config`] is read once from the
-//! environment. `docs/architecture.md` walks a request through the layers.
+//! [`app`] assembles the clients once per cold start, and [`assemble`] the flows that more than
+//! one function runs from it; [`config`] is read once from the environment. `docs/architecture.md` walks a request through the layers.
 
 pub mod app;
+pub mod assemble;
 pub mod clock;
 pub mod config;
 pub mod domain;

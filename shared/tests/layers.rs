@@ -28,7 +28,8 @@ fn allowed(from: &str, to: &str) -> bool {
         "store" | "upstream" => matches!(to.as_str(), "domain" | "config"),
         "app" => matches!(to.as_str(), "domain" | "config" | "store" | "upstream"),
         "flows" => matches!(to.as_str(), "domain" | "config" | "store" | "upstream"),
-        "http" => matches!(to.as_str(), "domain" | "config" | "store" | "upstream" | "flows" | "app"),
+        "http" => matches!(to.as_str(), "domain" | "config" | "store" | "upstream" | "flows" | "app" | "assemble"),
+        "assemble" => matches!(to.as_str(), "domain" | "config" | "store" | "upstream" | "flows" | "app"),
         "lib" => true,
         _ => false,
     }

@@ -7,7 +7,7 @@ use voice_core::{
     clock::timestamp,
     domain::ids::Ulid,
     flows::{
-        erase::{Erasure, ErasureStatus, REAUTHENTICATE_WITHIN_SECS},
+        erase::{ErasureStatus, REAUTHENTICATE_WITHIN_SECS},
         export::{Exporter, INLINE_LIMIT},
     },
     http::{Caller, Ctx, HttpResult, Route, cookies::cleared_cookie, json, json_body, ok, path_param},
@@ -111,18 +111,7 @@ async fn erase(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
             reauthenticate_url: url.to_string(),
         });
     }
-    let erasure = Erasure {
-        users: &app.users,
-        sessions: &app.sessions,
-        recordings: &app.recordings,
-        voices: &app.voices,
-        subscriptions: &app.subscriptions,
-        consent: &app.consent,
-        api_keys: &app.api_keys,
-        audio: app.audio(),
-        stripe: app.stripe().await?,
-        elevenlabs: app.elevenlabs().await?,
-    };
+    let erasure = voice_core::assemble::erasure(app).await?;
     match erasure.erase(&caller.user.id, now).await? {
         ErasureStatus::Erased => {
             let mut response = json(StatusCode::OK, &serde_json::json!({ "status": ErasureStatus::Erased }));

@@ -5,7 +5,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use voice_core::{
     App,
     flows::{
-        erase::{Erasure, ErasureStatus},
+        erase::ErasureStatus,
         upload_sweep::{SweepReport, UploadSweep},
     },
 };
@@ -18,18 +18,7 @@ pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<SweepR
 
     let unfinished = app.users.erasing().await?;
     if !unfinished.is_empty() {
-        let erasure = Erasure {
-            users: &app.users,
-            sessions: &app.sessions,
-            recordings: &app.recordings,
-            voices: &app.voices,
-            subscriptions: &app.subscriptions,
-            consent: &app.consent,
-            api_keys: &app.api_keys,
-            audio: app.audio(),
-            stripe: app.stripe().await?,
-            elevenlabs: app.elevenlabs().await?,
-        };
+        let erasure = voice_core::assemble::erasure(app).await?;
         for user in unfinished {
             let status = erasure.erase(&user, app.clock.now()).await?;
             tracing::info!(user_id = %user, ?status, "resumed an account erasure");

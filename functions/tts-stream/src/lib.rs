@@ -10,7 +10,6 @@ use voice_core::{
     App,
     domain::generation::{Generation, MAX_BODY_BYTES, TtsBody},
     error::ApiError,
-    flows::generate::Generator,
     http::{Caller, Ctx, Route, json_body, router::Streamed},
     route,
 };
@@ -22,14 +21,7 @@ async fn speak(app: &'static App, ctx: Ctx<'_>, caller: Caller) -> Result<Stream
     let body: TtsBody = json_body(ctx.req, MAX_BODY_BYTES)?;
     let user = caller.user;
     let request = Generation::check(body, user.tier, &user.custom_presets, &app.config.voice.upgrade_url)?;
-    let generator = Generator {
-        users: &app.users,
-        voices: &app.voices,
-        recordings: &app.recordings,
-        audio: app.audio(),
-        elevenlabs: app.elevenlabs().await?,
-        settings: &app.config.voice,
-    };
+    let generator = voice_core::assemble::generator(app).await?;
     let streaming = generator.generate_streaming(user, request, app.clock.now(), ctx.deadline).await?;
     Response::builder()
         .status(StatusCode::OK)

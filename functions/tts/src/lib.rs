@@ -2,7 +2,6 @@
 
 use voice_core::{
     domain::generation::{Generation, MAX_BODY_BYTES, TtsBody},
-    flows::generate::Generator,
     http::{Caller, Ctx, HttpResult, Route, created, json_body},
     route,
 };
@@ -15,13 +14,6 @@ async fn generate(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let body: TtsBody = json_body(ctx.req, MAX_BODY_BYTES)?;
     let user = &caller.user;
     let request = Generation::check(body, user.tier, &user.custom_presets, &app.config.voice.upgrade_url)?;
-    let generator = Generator {
-        users: &app.users,
-        voices: &app.voices,
-        recordings: &app.recordings,
-        audio: app.audio(),
-        elevenlabs: app.elevenlabs().await?,
-        settings: &app.config.voice,
-    };
+    let generator = voice_core::assemble::generator(app).await?;
     created(&generator.generate(user, request, app.clock.now(), ctx.deadline).await?)
 }

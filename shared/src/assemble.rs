@@ -1,0 +1,38 @@
+//! Flows put together from the [`App`], for the functions that run them. The flows take their
+//! parts explicitly (and may not see the `App`, which the layer rule keeps below them); a flow
+//! run by more than one function is assembled here once.
+
+use crate::{
+    App,
+    flows::{erase::Erasure, generate::Generator},
+};
+
+/// Speech generation (`POST /tts`, `POST /tts/stream`). Waits for the ElevenLabs key if it is
+/// not fetched yet.
+pub async fn generator(app: &App) -> anyhow::Result<Generator<'_>> {
+    Ok(Generator {
+        users: &app.users,
+        voices: &app.voices,
+        recordings: &app.recordings,
+        audio: app.audio(),
+        elevenlabs: app.elevenlabs().await?,
+        settings: &app.config.voice,
+    })
+}
+
+/// Account erasure (`DELETE /account`, and the sweep finishing interrupted ones). Waits for the
+/// Stripe and ElevenLabs keys if they are not fetched yet.
+pub async fn erasure(app: &App) -> anyhow::Result<Erasure<'_>> {
+    Ok(Erasure {
+        users: &app.users,
+        sessions: &app.sessions,
+        recordings: &app.recordings,
+        voices: &app.voices,
+        subscriptions: &app.subscriptions,
+        consent: &app.consent,
+        api_keys: &app.api_keys,
+        audio: app.audio(),
+        stripe: app.stripe().await?,
+        elevenlabs: app.elevenlabs().await?,
+    })
+}
