@@ -1,6 +1,7 @@
 //! The one TLS client configuration every outbound connection uses (AWS, Auth0, Stripe,
 //! ElevenLabs; Redis builds its own on the same provider and roots): rustls on ring, trusting
-//! the Mozilla root program's certificates compiled into the binary (`webpki-roots`).
+//! the Mozilla root program's certificates compiled into the binary (`webpki-roots`); and the
+//! base every outbound HTTP client is built from ([`http_client_builder`]).
 //!
 //! Compiled-in roots cost nothing at start: no file is read and no certificate parsed, where the
 //! system bundle took about 2 ms of every cold start to parse. They change only with a rebuild,
@@ -9,7 +10,10 @@
 //! the post-quantum hybrid key exchange (X25519MLKEM768), so connections agree on X25519 or an
 //! elliptic curve instead (README, "Dependency notes").
 
-use std::sync::{Arc, LazyLock};
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use rustls::{ClientConfig, RootCertStore, crypto::CryptoProvider};
 
@@ -37,6 +41,16 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// provider.
 pub fn client_config() -> ClientConfig {
     CONFIG.clone()
+}
+
+/// Where every outbound HTTP client starts (the AWS SDK's and the one for Auth0, Stripe and
+/// ElevenLabs): this TLS configuration, no redirects (a redirect from AWS, an IdP or an API is an
+/// error here, never a new target), and a 2 s limit on connecting.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(client_config())
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(2))
 }
 
 #[cfg(test)]

@@ -91,8 +91,6 @@ impl Builder {
     }
 
     pub async fn spawn(self) -> TestApp {
-        // The process's TLS provider before any client is built (reqwest has none of its own).
-        voice_core::tls::provider();
         let sdk = aws::sdk_config(&self.config.aws).expect("the SDK configuration");
         let (dynamodb, s3) = (aws::dynamodb(&sdk), aws::s3(&sdk, &self.config.aws));
         let app = Arc::new(App::new(self.config, self.clock).await.expect("the app builds"));

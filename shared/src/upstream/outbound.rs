@@ -32,13 +32,10 @@ pub fn timeout(default: Duration) -> Duration {
         .max(Duration::from_millis(1))
 }
 
-/// Follows no redirects (a redirect from an IdP or API is an error here, never a new target) and
-/// bounds both connecting and the whole exchange.
+/// Follows no redirects and bounds both connecting and the whole exchange (the shared base,
+/// `crate::tls::http_client_builder`, plus a limit on the exchange and our user agent).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(crate::tls::client_config())
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(2))
+    let client = crate::tls::http_client_builder()
         .timeout(EXCHANGE_TIMEOUT)
         .user_agent(concat!("voice-backend/", env!("CARGO_PKG_VERSION")))
         .build()?;

@@ -36,11 +36,8 @@ async fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     anyhow::ensure!(!users.is_empty(), "no users on stdin");
     let users = Arc::new(users);
-    // The project's one TLS configuration (reqwest is built without a crypto provider of its own).
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(voice_core::tls::client_config())
-        .pool_max_idle_per_host(256)
-        .build()?;
+    // The project's base client (reqwest is built without a crypto provider of its own).
+    let client = voice_core::tls::http_client_builder().pool_max_idle_per_host(256).build()?;
 
     let redis_rtt = redis_round_trip().await?;
     let mut next_user = 0usize;

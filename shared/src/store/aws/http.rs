@@ -15,10 +15,6 @@ use aws_smithy_runtime_api::client::{
 };
 use aws_smithy_types::body::SdkBody;
 
-/// The limit on opening a connection to an AWS endpoint; a whole attempt is bounded by the SDK
-/// configuration's attempt timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// Built on the first request, so a cold start does no TLS work for a function whose first
 /// request needs no AWS call.
 #[derive(Debug, Clone, Default)]
@@ -29,10 +25,9 @@ impl Client {
         if let Some(client) = self.0.get() {
             return Ok(client);
         }
-        let built = reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::tls::client_config())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
+        // The shared base (TLS, no redirects, 2 s to connect); a whole attempt is bounded by the
+        // SDK configuration's attempt timeout.
+        let built = crate::tls::http_client_builder()
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|error| ConnectorError::other(error.into(), None))?;
