@@ -469,22 +469,21 @@ def main():
     parser.add_argument("--only", type=lambda text: set(text.split(",")), help="comma-separated functions")
     args = parser.parse_args()
 
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
     rows = bench_functions(args.rounds, args.warm, args.only)
     if args.only:
-        print_functions(rows, args)
+        print_functions(rows, machine, args)
         return
     load = bench_load(args.load_requests)
     calls = bench_calls()
     stream = bench_stream()
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
     results = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "functions": rows, "load": load, "calls": calls, "stream": stream}
     (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print_functions(rows, args)
+    print_functions(rows, machine, args)
     print_rest(load, calls, stream, args)
 
 
-def print_functions(rows, args):
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
+def print_functions(rows, machine, args):
     print(f"\nLambda functions ({machine}; {args.rounds} rounds, {args.warm} warm invocations each; medians)\n")
     print("| function | init ms | × empty | first request ms | warm p50 ms | warm p99 ms | peak RSS MB | binary MB | zip MB | answered |")
     print("|---|---|---|---|---|---|---|---|---|---|")
