@@ -1,10 +1,14 @@
-//! openapi.yaml against the template and the functions' own route tables: the same routes, and
-//! for each the access the router enforces (public, cookie + CSRF, API key). What each route
-//! accepts and answers is checked against the running API by schemathesis (tests/e2e.sh).
+//! openapi.yaml against the code, without running it: the template's routes and the access each
+//! route table enforces (public, cookie + CSRF, API key); each request body against the Rust type
+//! its handler parses (the fields, which are required, which kinds of value parse); the limits
+//! against the code's constants; each text pattern against the check it stands for. What the
+//! running API accepts and answers is checked by schemathesis (tests/e2e.sh).
 
 use std::{collections::BTreeSet, fs};
 
 use local_api::{FUNCTIONS, routes_from_template};
+use serde::de::DeserializeOwned;
+use serde_json::{Value as Json, json};
 use serde_norway::Value;
 use voice_core::http::Access;
 
@@ -137,4 +141,407 @@ fn every_error_answer_has_the_one_error_shape() {
     ] {
         assert!(codes.contains(code), "the Error schema lists {code}");
     }
+}
+
+// What each request body accepts, against the Rust type that parses it.
+
+/// A request body's Rust type as serde sees it: the fields its derive names (after renaming)
+/// and whether a JSON value parses.
+struct BodyType {
+    name: &'static str,
+    fields: &'static [&'static str],
+    parses: fn(Json) -> Result<(), String>,
+}
+
+fn body_type<T: DeserializeOwned>() -> BodyType {
+    fn parses<T: DeserializeOwned>(value: Json) -> Result<(), String> {
+        serde_json::from_value::<T>(value).map(drop).map_err(|e| e.to_string())
+    }
+    BodyType { name: std::any::type_name::<T>(), fields: serde_fields::<T>(), parses: parses::<T> }
+}
+
+/// The fields a derived `Deserialize` asks for, read by a deserializer that stops at the struct.
+fn serde_fields<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error, Visitor, value};
+
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, value::Error> {
+            Err(value::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, value::Error> {
+            *self.0 = fields;
+            Err(value::Error::custom("fields read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    assert!(!fields.is_empty(), "{} is not a struct with fields", std::any::type_name::<T>());
+    fields
+}
+
+/// Each operation's JSON body and the type its handler parses it into; a nested object is named
+/// by its place in the body's schema.
+fn request_types() -> Vec<(&'static str, &'static str, BodyType)> {
+    use voice_core::domain::{generation, plans, presets, profile, voices};
+    vec![
+        ("generate", "", body_type::<generation::TtsBody>()),
+        ("generate", "/properties/voiceSettings", body_type::<generation::SliderValues>()),
+        ("generateStreamed", "", body_type::<generation::TtsBody>()),
+        ("generateStreamed", "/properties/voiceSettings", body_type::<generation::SliderValues>()),
+        ("editProfile", "", body_type::<profile::ProfilePatch>()),
+        ("editProfile", "/properties/preferences", body_type::<profile::Preferences>()),
+        ("createApiKey", "", body_type::<account::NewKeyBody>()),
+        ("savePreset", "", body_type::<presets::NewPreset>()),
+        ("createUpload", "", body_type::<recordings::UploadBody>()),
+        ("setFavourite", "", body_type::<recordings::FavoriteBody>()),
+        ("uploadSample", "", body_type::<voices::SampleRequest>()),
+        ("cloneVoice", "", body_type::<voices::NewVoiceBody>()),
+        ("cloneVoice", "/properties/consent", body_type::<voices::Consent>()),
+        ("renameVoice", "", body_type::<voices::VoicePatchBody>()),
+        ("checkout", "", body_type::<plans::PlanRequest>()),
+        ("changePlan", "", body_type::<plans::PlanRequest>()),
+        ("adminSuspend", "", body_type::<admin::Reasoned>()),
+        ("adminUnsuspend", "", body_type::<admin::Reasoned>()),
+        ("adminGrantUsage", "", body_type::<admin::Grant>()),
+    ]
+}
+
+/// Where the spec forbids a kind of value that the type parses, and a later check refuses it.
+const REFUSED_AFTER_PARSING: &[(&str, &str, &str)] = &[
+    // `consent: null` parses as no consent, which the clone's check refuses (VALIDATION_FAILED).
+    ("cloneVoice", "consent", "null"),
+];
+
+/// `schema` with its `$ref` followed.
+fn resolve<'a>(spec: &'a Json, schema: &'a Json) -> &'a Json {
+    match schema.get("$ref").and_then(Json::as_str) {
+        Some(reference) => resolve(spec, spec.pointer(reference.trim_start_matches('#')).expect(reference)),
+        None => schema,
+    }
+}
+
+/// The schema of an operation's JSON body.
+fn request_schema<'a>(spec: &'a Json, id: &str) -> &'a Json {
+    let (_, operation) = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap())
+        .find(|(_, o)| o["operationId"] == id)
+        .unwrap_or_else(|| panic!("{id} is not in openapi.yaml"));
+    let body = resolve(spec, &operation["requestBody"]);
+    object_schema(spec, &body["content"]["application/json"]["schema"])
+}
+
+/// The object alternative of a schema that may also be null.
+fn object_schema<'a>(spec: &'a Json, schema: &'a Json) -> &'a Json {
+    let schema = resolve(spec, schema);
+    match schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Json::as_array) {
+        Some(alternatives) => alternatives
+            .iter()
+            .map(|a| resolve(spec, a))
+            .find(|a| a.get("properties").is_some())
+            .expect("an object alternative"),
+        None => schema,
+    }
+}
+
+/// A value of each kind the schema allows: every value of an enum or const, one of each type.
+fn allowed(spec: &Json, schema: &Json) -> Vec<Json> {
+    let schema = resolve(spec, schema);
+    if let Some(value) = schema.get("const") {
+        return vec![value.clone()];
+    }
+    if let Some(values) = schema.get("enum").and_then(Json::as_array) {
+        return values.clone();
+    }
+    if let Some(alternatives) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Json::as_array) {
+        return alternatives.iter().flat_map(|a| allowed(spec, a)).collect();
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Json::String(one) => vec![one.as_str()],
+        Json::Array(several) => several.iter().map(|t| t.as_str().unwrap()).collect(),
+        _ => panic!("a request schema without a type: {schema}"),
+    };
+    types
+        .into_iter()
+        .map(|kind| match kind {
+            "null" => Json::Null,
+            "boolean" => json!(true),
+            "integer" => schema.get("minimum").cloned().unwrap_or(json!(1)),
+            "number" => schema.get("minimum").cloned().unwrap_or(json!(0.5)),
+            "string" => json!("x".repeat(schema.get("minLength").and_then(Json::as_u64).unwrap_or(1) as usize)),
+            "array" => json!([example(spec, &schema["items"])]),
+            "object" => object_example(spec, schema),
+            other => panic!("an unknown type {other}"),
+        })
+        .collect()
+}
+
+fn example(spec: &Json, schema: &Json) -> Json {
+    allowed(spec, schema).into_iter().next().expect("a schema that allows something")
+}
+
+/// An object with every property the schema names.
+fn object_example(spec: &Json, schema: &Json) -> Json {
+    let mut object = serde_json::Map::new();
+    if let Some(properties) = schema.get("properties").and_then(Json::as_object) {
+        for (name, property) in properties {
+            object.insert(name.clone(), example(spec, property));
+        }
+    } else if let Some(values @ Json::Object(_)) = schema.get("additionalProperties") {
+        object.insert("key".to_owned(), example(spec, values));
+    }
+    Json::Object(object)
+}
+
+/// A value of each of JSON's kinds.
+fn every_kind() -> [Json; 6] {
+    [Json::Null, json!(true), json!(7), json!("x"), json!([]), json!({})]
+}
+
+fn kind(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
+    }
+}
+
+#[test]
+fn every_request_body_is_the_type_its_handler_parses() {
+    let spec = serde_json::to_value(spec()).unwrap();
+    let types = request_types();
+    let mut problems = Vec::new();
+
+    // Every JSON body but Stripe's own event (checked by its signature) has its type here.
+    for item in spec["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values().filter(|o| o.get("requestBody").is_some()) {
+            let id = operation["operationId"].as_str().unwrap();
+            if id != "stripeWebhook" && !types.iter().any(|(op, at, _)| *op == id && at.is_empty()) {
+                problems.push(format!("{id}: its body has no Rust type in request_types()"));
+            }
+        }
+    }
+
+    for (id, at, rust) in &types {
+        let schema = request_schema(&spec, id);
+        let schema = object_schema(&spec, schema.pointer(at).unwrap_or_else(|| panic!("{id}{at}")));
+        let place = format!("{id}{at} ({})", rust.name);
+        let properties = schema["properties"].as_object().unwrap();
+        let required: BTreeSet<&str> = schema
+            .get("required")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+
+        let documented: BTreeSet<&str> = properties.keys().map(String::as_str).collect();
+        let parsed: BTreeSet<&str> = rust.fields.iter().copied().collect();
+        if documented != parsed {
+            problems.push(format!("{place}: the spec has {documented:?}, the type {parsed:?}"));
+        }
+        if schema["additionalProperties"] != json!(false) {
+            problems.push(format!("{place}: the spec allows unknown fields"));
+        }
+
+        let whole = object_example(&spec, schema);
+        if let Err(e) = (rust.parses)(whole.clone()) {
+            problems.push(format!("{place}: the spec's example {whole} is refused: {e}"));
+            continue;
+        }
+        let mut unknown = whole.clone();
+        unknown["notAField"] = json!(1);
+        if (rust.parses)(unknown).is_ok() {
+            problems.push(format!("{place}: an unknown field is accepted"));
+        }
+
+        for (name, property) in properties {
+            let with = |value: Json| {
+                let mut body = whole.clone();
+                body[name] = value;
+                (rust.parses)(body)
+            };
+            let mut without = whole.clone();
+            without.as_object_mut().unwrap().remove(name);
+            if (rust.parses)(without).is_err() && !required.contains(name.as_str()) {
+                problems.push(format!("{place}: {name} is optional in the spec, required by the type"));
+            }
+            let values = allowed(&spec, property);
+            for value in &values {
+                if let Err(e) = with(value.clone()) {
+                    problems
+                        .push(format!("{place}: {name} = {value} is allowed by the spec, refused by the type: {e}"));
+                }
+            }
+            let kinds: BTreeSet<&str> = values.iter().map(kind).collect();
+            for value in every_kind().into_iter().filter(|v| !kinds.contains(kind(v))) {
+                let other = kind(&value);
+                let excused = REFUSED_AFTER_PARSING.iter().any(|(o, n, k)| o == id && n == name && *k == other);
+                if with(value).is_ok() && !excused {
+                    problems.push(format!("{place}: {name} may not be {other} in the spec, the type parses it"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "openapi.yaml and the request types differ:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_spec_states_the_limits_the_code_enforces() {
+    use voice_core::{
+        domain::{audio, tiers, voices},
+        flows::admin::MAX_GRANT,
+    };
+    let spec = serde_json::to_value(spec()).unwrap();
+    let limit = |id: &str, pointer: &str| -> f64 {
+        let schema = if id.is_empty() { &spec } else { request_schema(&spec, id) };
+        schema.pointer(pointer).and_then(Json::as_f64).unwrap_or_else(|| panic!("{id}{pointer} is not a number"))
+    };
+    let longest_text = tiers::TIERS.iter().map(|t| t.max_text_chars).max().unwrap();
+    let (slowest, fastest) = audio::SPEED_RANGE;
+    let limits: [(&str, &str, f64); 21] = [
+        ("generate", "/properties/text/maxLength", longest_text as f64),
+        ("generate", "/properties/speed/minimum", slowest.into()),
+        ("generate", "/properties/speed/maximum", fastest.into()),
+        ("savePreset", "/properties/speed/minimum", slowest.into()),
+        ("savePreset", "/properties/speed/maximum", fastest.into()),
+        ("uploadSample", "/properties/sizeBytes/minimum", voices::SAMPLE_MIN_BYTES as f64),
+        ("uploadSample", "/properties/sizeBytes/maximum", voices::SAMPLE_MAX_BYTES as f64),
+        ("createUpload", "/properties/sizeBytes/minimum", 1.0),
+        ("createUpload", "/properties/sizeBytes/maximum", recordings::MAX_UPLOAD_BYTES as f64),
+        ("createUpload", "/properties/voiceName/maxLength", recordings::UPLOAD_VOICE_NAME_MAX_CHARS as f64),
+        ("createUpload", "/properties/text/maxLength", recordings::UPLOAD_TEXT_MAX_CHARS as f64),
+        ("cloneVoice", "/properties/sampleIds/minItems", 1.0),
+        ("cloneVoice", "/properties/sampleIds/maxItems", voices::MAX_SAMPLES as f64),
+        ("cloneVoice", "/properties/labels/maxProperties", voices::MAX_LABELS as f64),
+        ("cloneVoice", "/properties/description/maxLength", voices::DESCRIPTION_MAX_CHARS as f64),
+        ("renameVoice", "/properties/description/maxLength", voices::DESCRIPTION_MAX_CHARS as f64),
+        ("adminGrantUsage", "/properties/recordings/minimum", 1.0),
+        ("adminGrantUsage", "/properties/recordings/maximum", MAX_GRANT.into()),
+        ("", "/components/parameters/Limit100/schema/minimum", 1.0),
+        ("", "/components/parameters/Limit100/schema/maximum", recordings::MAX_PAGE.into()),
+        ("", "/components/schemas/SpeechRequest/properties/text/minLength", 1.0),
+    ];
+    let mut problems = Vec::new();
+    for (id, pointer, code) in limits {
+        // The spec writes decimals; the code's f32 limits are compared at f32's precision.
+        let documented = limit(id, pointer);
+        if documented as f32 != code as f32 {
+            problems.push(format!("{id}{pointer}: the spec says {documented}, the code {code}"));
+        }
+    }
+    let listed = |pointer: &str| -> Vec<Json> { spec.pointer(pointer).and_then(Json::as_array).unwrap().clone() };
+    let audio_types: Vec<Json> = audio::AudioType::ALL.iter().map(|t| json!(t.mime())).collect();
+    if listed("/components/schemas/AudioType/enum") != audio_types {
+        problems.push(format!("AudioType: the code takes {audio_types:?}"));
+    }
+    let tiers: Vec<Json> = tiers::Tier::ALL.iter().map(|t| json!(t.as_str())).collect();
+    if listed("/components/schemas/Tier/enum") != tiers {
+        problems.push(format!("Tier: the code has {tiers:?}"));
+    }
+    assert!(problems.is_empty(), "openapi.yaml's limits differ from the code's:\n{}", problems.join("\n"));
+}
+
+/// Strings around a text rule's edges: lengths about `max` in several scripts, whitespace to trim,
+/// control characters inside and at the ends.
+fn text_probes(max: usize) -> Vec<String> {
+    let mut probes = Vec::new();
+    for unit in ["a", "é", "語", "😀"] {
+        for length in [0, 1, 2, 3, 4, max - 1, max, max + 1] {
+            let text = unit.repeat(length);
+            probes.push(format!(" \t{text}\u{3000}\n"));
+            probes.push(text);
+        }
+    }
+    for odd in [
+        "a b",
+        "a\tb",
+        "a\nb",
+        "a\u{7}b",
+        "\u{7}ab",
+        "ab\u{7f}",
+        "a\u{85}b",
+        "\u{85}ab",
+        "a\u{9f}b",
+        "a\u{a0}b",
+        "\u{a0}",
+        "\u{a0}\u{a0}\u{a0}",
+        "a\u{200b}b",
+        "\u{200b}",
+        "\u{feff}ab",
+        "a\u{2028}b",
+        "\u{1680}abc\u{205f}",
+        "\u{2000}\u{200a}x\u{202f}",
+        "\u{0}abc",
+        "abc\u{1b}",
+    ] {
+        probes.push(odd.to_owned());
+    }
+    probes
+}
+
+#[test]
+fn each_text_pattern_takes_what_the_code_takes() {
+    use voice_core::{
+        domain::{presets, profile, tiers::Tier, voices},
+        flows::admin,
+    };
+    let spec = serde_json::to_value(spec()).unwrap();
+    let upgrade = url::Url::parse("https://app.example.test/upgrade").unwrap();
+    let voice_name = |s: &str| voices::VoicePatchBody { name: Some(s.into()), description: None }.check().is_ok();
+    let preset_name = |s: &str| {
+        let preset =
+            presets::NewPreset { name: s.into(), stability: 0.5, similarity_boost: 0.5, style: 0.0, speed: 1.0 };
+        preset.validate().is_ok()
+    };
+    let profile_name = |s: &str| {
+        let patch = profile::ProfilePatch { name: Some(Some(s.into())), preferences: None };
+        patch.check(Tier::Free, &[], &upgrade).is_ok()
+    };
+    let key_name = |s: &str| account::key_name(s).is_ok();
+    let reason = |s: &str| admin::reason(s).is_ok();
+    type Takes<'a> = &'a dyn Fn(&str) -> bool;
+    let rules: [(&str, &str, usize, Takes); 6] = [
+        ("cloneVoice", "/properties/name", voices::NAME_MAX_CHARS, &voice_name),
+        ("renameVoice", "/properties/name", voices::NAME_MAX_CHARS, &voice_name),
+        ("savePreset", "/properties/name", presets::NAME_MAX_CHARS, &preset_name),
+        ("editProfile", "/properties/name", profile::MAX_NAME_CHARS, &profile_name),
+        ("createApiKey", "/properties/name", account::KEY_NAME_MAX_CHARS, &key_name),
+        ("adminSuspend", "/properties/reason", 500, &reason),
+    ];
+    let mut problems = Vec::new();
+    for (id, at, max, takes) in rules {
+        let property = resolve(&spec, request_schema(&spec, id).pointer(at).unwrap());
+        let pattern = property["pattern"].as_str().unwrap_or_else(|| panic!("{id}{at} has no pattern"));
+        let pattern = regex_lite::Regex::new(pattern).unwrap_or_else(|e| panic!("{id}{at}: {e}"));
+        for probe in text_probes(max) {
+            let (documented, coded) = (pattern.is_match(&probe), takes(&probe));
+            if documented != coded {
+                problems
+                    .push(format!("{id}{at}: {probe:?} matches the pattern: {documented}, the code takes it: {coded}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "openapi.yaml's text patterns differ from the code:\n{}", problems.join("\n"));
 }

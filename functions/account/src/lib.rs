@@ -22,10 +22,19 @@ pub const ROUTES: &[Route] = &[
     route!("DELETE /api-keys/{id}", user: revoke_key),
 ];
 
+/// `POST /api-keys`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewKeyBody {
-    name: String,
+pub struct NewKeyBody {
+    pub name: String,
+}
+
+/// The most characters of an API key's name.
+pub const KEY_NAME_MAX_CHARS: usize = 50;
+
+/// An API key's name as stored: trimmed, 1 to 50 printable characters.
+pub fn key_name(raw: &str) -> Result<String, ApiError> {
+    voice_core::domain::text::printable("name", raw, 1, KEY_NAME_MAX_CHARS)
 }
 
 /// `POST /api-keys {name}`: the key is in this answer and nowhere else, ever.
@@ -33,10 +42,7 @@ struct NewKeyBody {
 async fn create_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let body: NewKeyBody = json_body(ctx.req, 1024)?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 50 || name.chars().any(char::is_control) {
-        return Err(ApiError::validation("name", "must be 1 to 50 printable characters"));
-    }
+    let name = key_name(&body.name)?;
     let user = &caller.user;
     let allowed = user.tier.rules().api_keys;
     let upgrade_url = &app.config.voice.upgrade_url;
@@ -50,7 +56,7 @@ async fn create_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         });
     }
     let now = app.clock.now();
-    match app.api_keys.create(&user.id, name, timestamp(now), Ulid::generate(now)).await {
+    match app.api_keys.create(&user.id, &name, timestamp(now), Ulid::generate(now)).await {
         Ok(made) => {
             let mut body = serde_json::to_value(&made.meta).expect("key metadata serializes");
             body["key"] = made.key.into();

@@ -66,10 +66,11 @@ async fn account(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&admin(ctx).account(&actor(ctx, &caller), &id, ctx.app.clock.now()).await?)
 }
 
+/// The body of a suspension or its lifting: why (the audit log keeps it).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Reasoned {
-    reason: String,
+pub struct Reasoned {
+    pub reason: String,
 }
 
 #[tracing::instrument(skip_all)]
@@ -88,12 +89,13 @@ async fn unsuspend(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&admin(ctx).unsuspend(&actor(ctx, &caller), &id, &why, ctx.app.clock.now()).await?)
 }
 
+/// `POST /admin/users/{id}/grant-usage`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Grant {
+pub struct Grant {
     #[serde(deserialize_with = "voice_core::domain::json::whole_number")]
-    recordings: u32,
-    reason: String,
+    pub recordings: u32,
+    pub reason: String,
 }
 
 #[tracing::instrument(skip_all)]

@@ -16,7 +16,10 @@ use voice_core::{
 };
 
 pub const MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024;
-const MAX_PAGE: u32 = 100;
+/// The most characters of an upload's `voiceName` and `text` (the caller's own labels).
+pub const UPLOAD_VOICE_NAME_MAX_CHARS: usize = 100;
+pub const UPLOAD_TEXT_MAX_CHARS: usize = 10_000;
+pub const MAX_PAGE: u32 = 100;
 const DEFAULT_PAGE: u32 = 20;
 
 pub const ROUTES: &[Route] = &[
@@ -64,14 +67,15 @@ async fn list(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&page)
 }
 
+/// `POST /recordings`: an upload of the caller's own audio.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UploadBody {
-    content_type: String,
+pub struct UploadBody {
+    pub content_type: String,
     #[serde(deserialize_with = "voice_core::domain::json::whole_number")]
-    size_bytes: u64,
-    voice_name: Option<String>,
-    text: Option<String>,
+    pub size_bytes: u64,
+    pub voice_name: Option<String>,
+    pub text: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -98,7 +102,9 @@ async fn create_upload(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     if body.size_bytes == 0 || body.size_bytes > MAX_UPLOAD_BYTES {
         return Err(ApiError::validation("sizeBytes", format!("must be from 1 to {MAX_UPLOAD_BYTES} bytes")));
     }
-    for (field, value, max) in [("voiceName", &body.voice_name, 100), ("text", &body.text, 10_000)] {
+    for (field, value, max) in
+        [("voiceName", &body.voice_name, UPLOAD_VOICE_NAME_MAX_CHARS), ("text", &body.text, UPLOAD_TEXT_MAX_CHARS)]
+    {
         if value.as_ref().is_some_and(|v| v.chars().count() > max) {
             return Err(ApiError::validation(field, format!("must be at most {max} characters")));
         }
@@ -155,10 +161,11 @@ async fn read(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&WithAudio { recording, audio_url })
 }
 
+/// `PATCH /recordings/{id}`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FavoriteBody {
-    is_favorite: bool,
+pub struct FavoriteBody {
+    pub is_favorite: bool,
 }
 
 /// Favourites never expire, so they are capped per tier. The change itself is made first and

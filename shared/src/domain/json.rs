@@ -55,6 +55,16 @@ where
     }
 }
 
+/// For `#[serde(default, deserialize_with = "absent_or_value")]` on a field that may be left out
+/// but has no meaning as `null` (serde's `Option` reads `null` as absent).
+pub fn absent_or_value<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +82,18 @@ mod tests {
         for refused in [r#"{"size": 1024.5}"#, r#"{"size": -1}"#, r#"{"size": 4294967296}"#, r#"{"size": "1"}"#] {
             assert!(size(refused).is_err(), "{refused}");
         }
+    }
+
+    #[test]
+    fn a_field_may_be_left_out_but_not_null() {
+        #[derive(serde::Deserialize)]
+        struct Patch {
+            #[serde(default, deserialize_with = "absent_or_value")]
+            name: Option<String>,
+        }
+        let name = |json: &str| serde_json::from_str::<Patch>(json).map(|p| p.name).map_err(|e| e.to_string());
+        assert_eq!(name(r#"{"name": "x"}"#), Ok(Some("x".to_owned())));
+        assert_eq!(name("{}"), Ok(None));
+        assert!(name(r#"{"name": null}"#).unwrap_err().contains("null"));
     }
 }

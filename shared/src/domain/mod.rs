@@ -12,6 +12,7 @@ pub mod profile;
 pub mod roles;
 pub mod session;
 pub mod subscription;
+pub mod text;
 pub mod tiers;
 pub mod usage;
 pub mod user;

@@ -13,6 +13,8 @@ use crate::{
 };
 
 pub const MAX_CUSTOM_PRESETS: usize = 20;
+/// The most characters of a custom preset's name.
+pub const NAME_MAX_CHARS: usize = 40;
 
 pub fn default_config() -> AudioConfig {
     config_of(&PRESETS[0])
@@ -106,10 +108,7 @@ pub fn require_custom_presets(tier: Tier, upgrade_url: &Url) -> Result<(), ApiEr
 impl NewPreset {
     /// A preset with bounded name and values, under a fresh id.
     pub fn validate(self) -> Result<CustomPreset, ApiError> {
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > 40 {
-            return Err(ApiError::validation("name", "must be 1 to 40 characters"));
-        }
+        let name = crate::domain::text::printable("name", &self.name, 1, NAME_MAX_CHARS)?;
         for (field, value) in
             [("stability", self.stability), ("similarityBoost", self.similarity_boost), ("style", self.style)]
         {
@@ -118,7 +117,7 @@ impl NewPreset {
         check_speed(self.speed)?;
         Ok(CustomPreset {
             id: format!("custom-{}", random_hex::<6>()),
-            name: name.to_owned(),
+            name,
             stability: self.stability,
             similarity_boost: self.similarity_boost,
             style: self.style,

@@ -48,14 +48,7 @@ impl ProfilePatch {
     /// The patch with a trimmed name, after the tier's rules; errors name the field.
     pub fn check(mut self, tier: Tier, custom: &[CustomPreset], upgrade_url: &Url) -> Result<Self, ApiError> {
         if let Some(Some(name)) = &mut self.name {
-            let trimmed = name.trim().to_owned();
-            if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
-                return Err(ApiError::validation(
-                    "name",
-                    format!("must be 1 to {MAX_NAME_CHARS} printable characters"),
-                ));
-            }
-            *name = trimmed;
+            *name = crate::domain::text::printable("name", name, 1, MAX_NAME_CHARS)?;
         }
         if let Some(preferences) = &self.preferences {
             if let Some(voice) = &preferences.default_voice_id {

@@ -90,12 +90,7 @@ pub struct NewVoice {
 }
 
 fn check_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    let count = name.chars().count();
-    if count == 0 || count > NAME_MAX_CHARS || name.chars().any(char::is_control) {
-        return Err(ApiError::validation("name", format!("must be 1 to {NAME_MAX_CHARS} printable characters")));
-    }
-    Ok(name.to_owned())
+    crate::domain::text::printable("name", name, 1, NAME_MAX_CHARS)
 }
 
 fn check_description(description: Option<String>) -> Result<Option<String>, ApiError> {
@@ -158,7 +153,10 @@ impl NewVoiceBody {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VoicePatchBody {
+    #[serde(default, deserialize_with = "crate::domain::json::absent_or_value")]
     pub name: Option<String>,
+    /// Empty clears it.
+    #[serde(default, deserialize_with = "crate::domain::json::absent_or_value")]
     pub description: Option<String>,
 }
 

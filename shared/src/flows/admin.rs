@@ -108,12 +108,7 @@ pub struct Admin<'a> {
 
 /// A reason an admin gives for an action: 3 to 500 characters.
 pub fn reason(raw: &str) -> Result<String, ApiError> {
-    let reason = raw.trim();
-    let length = reason.chars().count();
-    if !(3..=500).contains(&length) || reason.chars().any(char::is_control) {
-        return Err(ApiError::validation("reason", "must be 3 to 500 printable characters"));
-    }
-    Ok(reason.to_owned())
+    crate::domain::text::printable("reason", raw, 3, 500)
 }
 
 impl Admin<'_> {
