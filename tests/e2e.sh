@@ -4,8 +4,9 @@
 # left alone), then
 #   1. the web client's whole journey in headless Chromium, checking the page and the backend
 #      (tests/browser/), with a screenshot of each step in .local/screenshots/;
-#   2. schemathesis: every operation of openapi.yaml against it, signed in (tests/api/). It
-#      runs second: its burst of sign-ins spends the per-address sign-in limit for a minute.
+#   2. schemathesis: every operation of openapi.yaml against it, signed in (tests/api/), with an
+#      API key and a cloned voice made through the API (tests/api/prepare.py). It runs second:
+#      its burst of sign-ins spends the per-address sign-in limit for a minute.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -43,6 +44,12 @@ users=.local/api-test-users.jsonl
 # Signed-in PREMIUM users with the admin role, so every operation is reachable; requests take
 # them in turn (tests/api/hooks.py).
 local/with-env.sh "$bin"/bench-users 8 --admin >"$users"
+# A voice of the first user's, for the routes about one voice (tests/api/schemathesis.toml).
+prepare() { "$venv/python" tests/api/prepare.py "$1" "$base" "$users" >"$users.made" && mv "$users.made" "$users"; }
+voice_of_first() { "$venv/python" -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["voiceId"])' "$users"; }
+prepare voice
+API_TEST_VOICE=$(voice_of_first)
+export API_TEST_VOICE
 # The user the admin routes act on (tests/api/schemathesis.toml).
 API_TEST_TARGET=$(local/with-env.sh "$bin"/bench-users 1 | "$venv/python" -c \
     'import json, sys, urllib.parse; print(urllib.parse.quote(json.load(sys.stdin)["userId"], safe=""))')
@@ -52,21 +59,11 @@ run_schemathesis() {
         "$venv/schemathesis" --config-file tests/api/schemathesis.toml run openapi.yaml --url "$base" \
         --seed 20261201 --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --no-color "$@"
 }
-run_schemathesis --exclude-operation-id logout --exclude-operation-id eraseAccount
+run_schemathesis --exclude-operation-id logout --exclude-operation-id eraseAccount --exclude-operation-id deleteVoice
 # The routes that take an API key, with keys alone (no cookie, no CSRF token): fresh users each
 # make one through the API.
 local/with-env.sh "$bin"/bench-users 8 >"$users"
-"$venv/python" - "$base" "$users" >"$users.keys" <<'PY'
-import json, sys, urllib.request
-base, path = sys.argv[1], sys.argv[2]
-for line in open(path):
-    user = json.loads(line)
-    request = urllib.request.Request(f"{base}/api-keys", data=b'{"name": "schemathesis"}', method="POST",
-        headers={"Cookie": user["cookie"], "X-CSRF-Token": user["csrf"], "Content-Type": "application/json"})
-    user["key"] = json.load(urllib.request.urlopen(request))["key"]
-    print(json.dumps(user))
-PY
-mv "$users.keys" "$users"
+prepare keys
 bearer_operations=$("$venv/python" -c '
 import yaml
 spec = yaml.safe_load(open("openapi.yaml"))
@@ -76,10 +73,15 @@ for item in spec["paths"].values():
             print("--include-operation-id", operation["operationId"])')
 # shellcheck disable=SC2086
 API_TEST_AUTH=bearer run_schemathesis $bearer_operations
-# Signing out and erasing the account end the session they are made with: each runs last, with
-# users of its own (after the first cases, the rest are signed out: 401, as documented).
-for operation in logout eraseAccount; do
+# Signing out, erasing the account and deleting a voice end what they are made with: each runs
+# last, with users (and a voice) of its own; after the first cases, the rest are signed out (401)
+# or find no voice (404), as documented.
+for operation in logout eraseAccount deleteVoice; do
     local/with-env.sh "$bin"/bench-users 8 >"$users"
+    if [ "$operation" = deleteVoice ]; then
+        prepare voice
+        API_TEST_VOICE=$(voice_of_first)
+    fi
     run_schemathesis --include-operation-id "$operation" --phases examples,coverage,fuzzing
 done
 

@@ -1,9 +1,10 @@
 """Schemathesis hooks for `make test`: every request is signed in as one of the users in
-$API_TEST_USERS (a JSON line per user, as `bench-users` prints them, plus `key` for the Bearer
-run), taken in turn, so the run
-tests the API rather than one user's per-minute rate limit. A request about a resource a test
-made (an API key, a preset, a recording) goes as the user who made it, so the stateful links
-reach real data. State-changing requests carry the session's CSRF token, as the web client's do."""
+$API_TEST_USERS (a JSON line per user, as `bench-users` prints them, plus what
+tests/api/prepare.py made: `key` for the Bearer run, `voiceId`), taken in turn, so the run tests
+the API rather than one user's per-minute rate limit. A request about a resource made beforehand
+or by a test (a voice, an API key, a preset, a recording) goes as the user who made it, so the
+stateful links reach real data. State-changing requests carry the session's CSRF token, as the
+web client's do."""
 
 import itertools
 import json
@@ -17,8 +18,8 @@ TURN = itertools.cycle(USERS)
 # API_TEST_AUTH=bearer: each user's API key (`key`) instead of the cookie and CSRF token.
 BEARER = os.environ.get("API_TEST_AUTH") == "bearer"
 BY_CREDENTIAL = {f"Bearer {u['key']}" if BEARER else u["cookie"]: u for u in USERS}
-# The ids in successful answers, and whose they are.
-OWNER = {}
+# The ids in successful answers, and whose they are; a voice made beforehand is its maker's.
+OWNER = {u["voiceId"]: u for u in USERS if "voiceId" in u}
 ID_FIELDS = ("keyId", "id", "recordingId", "sampleId", "voiceId")
 
 
