@@ -33,8 +33,21 @@ def loaded(page, player):
     return page.evaluate(f"document.getElementById('{player}').readyState") >= 1
 
 
-def sign_in(page, sub, email, name):
-    page.get_by_role("button", name="Sign in").click()
+def tab_to(page, target, limit=60):
+    """Press Tab until `target` has the focus: the keyboard alone reaches it."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{limit} presses of Tab never reached {target}")
+
+
+def sign_in(page, sub, email, name, keyboard=False):
+    if keyboard:
+        tab_to(page, page.get_by_role("button", name="Sign in"))
+        page.keyboard.press("Enter")
+    else:
+        page.get_by_role("button", name="Sign in").click()
     # Sign-in is limited per client address (20 a minute): after a burst of them from this
     # machine (schemathesis, a previous run), wait as the answer says and try again.
     page.wait_for_load_state()
@@ -47,7 +60,10 @@ def sign_in(page, sub, email, name):
     page.get_by_label("sub").fill(sub)
     page.get_by_label("email", exact=True).fill(email)
     page.get_by_label("name").fill(name)
-    page.get_by_role("button", name="Sign in").click()
+    if keyboard:
+        page.get_by_label("name").press("Enter")
+    else:
+        page.get_by_role("button", name="Sign in").click()
 
 
 def generate(page, text):
@@ -253,6 +269,37 @@ def test_keyboard_alone_reaches_sign_in(page):
              .map((e) => e.id)"""
     )
     assert unlabelled == []
+
+
+def test_the_keyboard_alone_signs_in_speaks_keeps_and_signs_out(page, base_url, backend):
+    """No mouse: Tab reaches each control and Enter or Space works it, the IdP's form included."""
+    run = secrets.token_hex(4)
+    sub, email = f"auth0|keyboard-{run}", f"keyboard-{run}@example.test"
+    page.goto("/")
+    sign_in(page, sub, email, "Keyboard Tester", keyboard=True)
+    page.wait_for_url(f"{base_url}/")
+    expect(page.locator("#who-email")).to_have_text(email)
+
+    text = f"Typed, not clicked, run {run}."
+    tab_to(page, page.get_by_role("textbox", name=re.compile(r"^Text")))
+    page.keyboard.type(text)
+    tab_to(page, page.get_by_role("button", name="Generate"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text("Your speech is ready.")
+    assert [r["text"] for r in backend.recordings(sub)] == [text]
+
+    tab_to(page, page.get_by_role("link", name="Library"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#recordings li")).to_have_count(1)
+    tab_to(page, page.locator("#recordings li").get_by_role("button", name=re.compile("^Favourite")))
+    page.keyboard.press("Space")
+    expect(page.locator("#recordings li").get_by_role("button", name=re.compile("^Unfavourite"))).to_be_visible()
+    assert backend.recordings(sub)[0]["isFavorite"] is True
+
+    tab_to(page, page.get_by_role("button", name="Sign out"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert eventually(lambda: not backend.sessions(sub)), "the session is gone from the store"
 
 
 def test_the_docs_page_lists_every_operation(page, shoot):
