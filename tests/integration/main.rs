@@ -1,6 +1,7 @@
 //! Integration tests against the local stack; one binary so it links once.
 
-// The AWS SDK's config loader nests deeply; the harness awaits it beside the app's own.
+// The layout of some tests' futures (account::subscribe awaits a whole Stripe checkout) is deeper
+// than rustc's default query depth.
 #![recursion_limit = "256"]
 
 mod account;
