@@ -2,6 +2,14 @@
 // the script never sees, and every state change sends the session's CSRF token.
 
 const API = document.querySelector('meta[name="api-base"]').content.replace(/\/$/, '');
+// Where POST /tts/stream is served: `api` for the API's own base (the local API serves both), a
+// URL (the stream's own domain in AWS), or empty for none. Without it, or without Media Source
+// Extensions for MP3, speech comes whole from POST /tts.
+const STREAM_BASE = document.querySelector('meta[name="stream-base"]')?.content ?? '';
+const STREAM =
+  STREAM_BASE && window.MediaSource?.isTypeSupported('audio/mpeg')
+    ? (STREAM_BASE === 'api' ? API : STREAM_BASE).replace(/\/$/, '')
+    : null;
 const $ = (id) => document.getElementById(id);
 
 let me = null; // GET /auth/session
@@ -209,10 +217,15 @@ $('speak-form').addEventListener('submit', (event) => {
     $('generate').disabled = true;
     say('Generating…');
     try {
-      const made = await api('POST', '/tts', request);
-      $('player').src = made.audioUrl;
       $('result').hidden = false;
-      me.usage = made.usage;
+      if (STREAM !== null) {
+        await speakStreamed(request);
+        me.usage = await api('GET', '/usage');
+      } else {
+        const made = await api('POST', '/tts', request);
+        $('player').src = made.audioUrl;
+        me.usage = made.usage;
+      }
       showPlan();
       say('Your speech is ready.');
     } finally {
@@ -220,6 +233,45 @@ $('speak-form').addEventListener('submit', (event) => {
     }
   });
 });
+
+let streamedAudio = null; // the object URL the player is playing, released for the next one
+
+// Plays speech as it arrives: POST /tts/stream answers MP3 in chunks, which go to the player
+// through Media Source Extensions. The API keeps the recording once the stream ends whole; one
+// cut midway keeps nothing and gives the month's unit back.
+async function speakStreamed(request) {
+  const response = await fetch(`${STREAM}/tts/stream`, {
+    method: 'POST',
+    headers: { accept: 'audio/mpeg', 'content-type': 'application/json', 'x-csrf-token': me.csrfToken },
+    credentials: 'include',
+    body: JSON.stringify(request),
+  });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+
+  const source = new MediaSource();
+  const player = $('player');
+  if (streamedAudio) URL.revokeObjectURL(streamedAudio);
+  streamedAudio = URL.createObjectURL(source);
+  player.src = streamedAudio;
+  await new Promise((resolve) => source.addEventListener('sourceopen', resolve, { once: true }));
+  const buffer = source.addSourceBuffer('audio/mpeg');
+  say('Playing as it arrives…');
+  player.play().catch(() => {}); // without a recent click the browser waits for the play button
+  const reader = response.body.getReader();
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch {
+      source.endOfStream('network');
+      throw new Error('The speech was cut off before the end: nothing was kept and it was not counted.');
+    }
+    if (chunk.done) break;
+    buffer.appendBuffer(chunk.value);
+    await new Promise((resolve) => buffer.addEventListener('updateend', resolve, { once: true }));
+  }
+  source.endOfStream();
+}
 
 // --- library -------------------------------------------------------------------------------
 

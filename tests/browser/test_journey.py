@@ -122,9 +122,10 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     assert backend.has_object(recordings[0]["s3Key"])
     assert int(backend.user(user_id)["recordingsThisMonth"]) == 1
 
-    # -- play: the player loads the audio from storage
+    # -- play: the speech came streamed (POST /tts/stream into Media Source Extensions)
     player = page.locator("#player")
-    expect(player).to_have_attribute("src", re.compile(r"^http://127\.0\.0\.1:5055/"))
+    expect(player).to_have_attribute("src", re.compile(r"^blob:"))
+    assert [r.url for r in state_changes] == [f"{base_url}/tts/stream"]
     assert eventually(lambda: loaded(page, "player")), "the audio loads"
     assert page.evaluate("document.getElementById('player').duration") > 0
     shoot(page, "speak-generated")
@@ -302,6 +303,27 @@ def test_the_keyboard_alone_signs_in_speaks_keeps_and_signs_out(page, base_url, 
     assert eventually(lambda: not backend.sessions(sub)), "the session is gone from the store"
 
 
+def test_a_stream_cut_midway_says_so_and_keeps_nothing(page, base_url, backend):
+    """Speech that stops halfway: the page says so, and the backend keeps no recording and gives
+    the month's unit back."""
+    run = secrets.token_hex(4)
+    sub, email = f"auth0|cut-{run}", f"cut-{run}@example.test"
+    page.goto("/")
+    sign_in(page, sub, email, "Cut Tester")
+    page.wait_for_url(f"{base_url}/")
+    expect(page.locator("#usage")).to_contain_text("0 of 10 recordings used this month")
+    # The ElevenLabs stand-in drops the connection halfway through its `cut-` voices; the page
+    # offers one as it would any voice.
+    page.locator("#voice").evaluate("(select, id) => select.add(new Option('Cut off', id))", f"cut-{run}")
+    page.get_by_label("Voice", exact=True).select_option(f"cut-{run}")
+    page.get_by_role("textbox", name=re.compile(r"^Text")).fill("This will not arrive whole.")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#problem")).to_have_text(re.compile("cut off before the end"))
+    expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+    assert backend.recordings(sub) == []
+    assert eventually(lambda: int(backend.user(sub).get("recordingsThisMonth", 0)) == 0), "the unit is given back"
+
+
 def test_the_docs_page_lists_every_operation(page, shoot):
     """/docs renders openapi.yaml (served as /openapi.json) with no third-party code."""
     spec = page.request.get("/openapi.json").json()
@@ -320,7 +342,8 @@ def test_the_docs_page_lists_every_operation(page, shoot):
 def client_served_on(port, api_base):
     """The web client deployed as static files on another origin of the same site (as a CDN
     beside the API in AWS): a plain file server on 127.0.0.1:`port` (0: any free one), with the
-    api-base meta naming the API. Yields the origin."""
+    api-base meta naming the API and no stream-base (speech comes whole from POST /tts). Yields
+    the origin."""
     web = pathlib.Path(__file__).resolve().parents[2] / "web"
     types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
@@ -332,6 +355,7 @@ def client_served_on(port, api_base):
             body = path.read_text()
             if path.name == "index.html":
                 body = body.replace('<meta name="api-base" content="">', f'<meta name="api-base" content="{api_base}">')
+                body = body.replace('<meta name="stream-base" content="api">', '<meta name="stream-base" content="">')
             data = body.encode()
             self.send_response(200)
             self.send_header("Content-Type", types.get(path.suffix, "application/octet-stream"))
@@ -367,6 +391,9 @@ def test_a_client_on_another_origin_uses_the_api_with_cors_and_credentials(page,
         page.goto(f"{allowed}/")
         expect(page.locator("#who-email")).to_have_text(email)
         generate(page, f"Across origins, run {run}.")
+        # Whole, from storage (POST /tts), as a deployment without the stream's domain does.
+        expect(page.locator("#player")).to_have_attribute("src", re.compile(r"^http://127\.0\.0\.1:5055/"))
+        assert eventually(lambda: loaded(page, "player")), "the audio loads"
     assert [r for r in backend.recordings(sub) if r.get("text") == f"Across origins, run {run}."]
 
     with client_served_on(0, base_url) as foreign:
