@@ -104,3 +104,42 @@ async fn a_cached_request_still_needs_a_voice_the_caller_may_use() {
     let fresh = json!({ "voiceId": voice, "text": "Something new." });
     assert_eq!(app.post("/tts", &user, Some(&fresh)).await.error_code(), "LIMIT_REACHED");
 }
+
+/// All of a streamed answer's audio, with the recording it names.
+async fn streamed(app: &TestApp, user: &User, body: &Value) -> (String, Vec<u8>) {
+    let mut response = app.stream("/tts/stream", user, body).await;
+    assert_eq!(response.status, 200);
+    let recording_id = response.headers["x-recording-id"].to_str().unwrap().to_owned();
+    let mut audio = Vec::new();
+    while let Some(chunk) = response.next_chunk().await.unwrap() {
+        audio.extend(chunk);
+    }
+    (recording_id, audio)
+}
+
+#[tokio::test]
+async fn streamed_and_whole_generations_share_the_cache() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let voice = voice();
+    let body = json!({ "voiceId": voice, "text": "Streamed once, then repeated both ways." });
+
+    let (first_id, made) = streamed(&app, &user, &body).await;
+    assert_eq!(generations_upstream(&app, &voice).await, 1);
+    assert_eq!(app.counter(&user).await.0, 1);
+
+    // The stream filled the cache: POST /tts repeats it.
+    let whole = generate(&app, &user, &body).await;
+    assert_eq!(download(whole["audioUrl"].as_str().unwrap()).await, (200, made.clone()));
+
+    // And the stream reads it: the cached audio, as a recording of its own.
+    let (again_id, again) = streamed(&app, &user, &body).await;
+    assert_eq!(again, made, "the same audio");
+    assert_eq!(generations_upstream(&app, &voice).await, 1, "no second call to ElevenLabs");
+    assert_eq!(app.counter(&user).await.0, 1, "no quota spent by either repeat");
+    assert_ne!(again_id, first_id);
+    let row = app.get(&format!("/recordings/{again_id}"), &user).await;
+    assert_eq!(row.status, 200, "{}", row.body);
+    assert_eq!(row.body["text"], body["text"]);
+    assert_eq!(download(row.body["audioUrl"].as_str().unwrap()).await, (200, made));
+}

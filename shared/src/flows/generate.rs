@@ -322,7 +322,8 @@ impl Generator<'static> {
     /// `POST /tts/stream`: the checks, the reservation and the time budget of [`Generator::generate`],
     /// then ElevenLabs' streaming endpoint, its chunks passed on as they come while the same
     /// bytes are kept; at the end the audio goes to S3 (and the generation cache) and the
-    /// recording row is written, before the stream ends.
+    /// recording row is written, before the stream ends. A repeat is a new recording of the
+    /// cached audio, as in [`Generator::generate`], sent whole.
     ///
     /// Nothing delivered (ElevenLabs refuses, fails before its first byte, or sends no audio): the
     /// unit is given back, and an error answers before any audio. A failure midway (ElevenLabs
@@ -338,6 +339,13 @@ impl Generator<'static> {
         deadline: Deadline,
     ) -> Result<Streaming, ApiError> {
         let speaker = resolve_for_speech(self.voices, self.elevenlabs, &user, &request.voice_id).await?;
+        let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
+        if let Some(repeat) = self.repeat_from_cache(&user, &request, &cached, now).await? {
+            let key = Recording::s3_key_for(&user.id, &repeat.recording_id, AudioType::Mpeg);
+            let audio =
+                self.audio.read(&key).await.context("reading the repeated recording").map_err(ApiError::Internal)?;
+            return Ok(Streaming { recording_id: repeat.recording_id, audio: StreamBody::from(audio) });
+        }
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }

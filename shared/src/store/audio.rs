@@ -172,6 +172,12 @@ impl AudioStore {
         }
     }
 
+    /// An object's bytes, whole.
+    pub async fn read(&self, key: &str) -> anyhow::Result<Vec<u8>> {
+        let object = self.open(key).await?;
+        Ok(object.body.collect().await.context("reading the object's bytes")?.into_bytes().to_vec())
+    }
+
     /// Opens an object for streaming.
     pub async fn open(&self, key: &str) -> anyhow::Result<OpenObject> {
         let object =
