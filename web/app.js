@@ -217,13 +217,13 @@ $('speak-form').addEventListener('submit', (event) => {
     $('generate').disabled = true;
     say('Generating…');
     try {
-      $('result').hidden = false;
       if (STREAM !== null) {
         await speakStreamed(request);
         me.usage = await api('GET', '/usage');
       } else {
         const made = await api('POST', '/tts', request);
         $('player').src = made.audioUrl;
+        $('result').hidden = false;
         me.usage = made.usage;
       }
       showPlan();
@@ -253,6 +253,7 @@ async function speakStreamed(request) {
   if (streamedAudio) URL.revokeObjectURL(streamedAudio);
   streamedAudio = URL.createObjectURL(source);
   player.src = streamedAudio;
+  $('result').hidden = false;
   await new Promise((resolve) => source.addEventListener('sourceopen', resolve, { once: true }));
   const buffer = source.addSourceBuffer('audio/mpeg');
   say('Playing as it arrives…');
