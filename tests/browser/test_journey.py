@@ -4,6 +4,7 @@ and use it, upgrade through Checkout, open the billing portal, see invoices, sig
 checks what the page shows and what the backend holds."""
 
 import contextlib
+import datetime
 import http.server
 import json
 import pathlib
@@ -322,6 +323,32 @@ def test_a_stream_cut_midway_says_so_and_keeps_nothing(page, base_url, backend):
     expect(page.get_by_role("button", name="Generate")).to_be_enabled()
     assert backend.recordings(sub) == []
     assert eventually(lambda: int(backend.user(sub).get("recordingsThisMonth", 0)) == 0), "the unit is given back"
+
+
+def test_a_user_out_of_recordings_is_told_and_shown_the_plans(page, base_url, backend):
+    """The month's quota spent: the refusal names it, offers the plans, and nothing is made."""
+    run = secrets.token_hex(4)
+    sub, email = f"auth0|spent-{run}", f"spent-{run}@example.test"
+    page.goto("/")
+    sign_in(page, sub, email, "Spent Tester")
+    page.wait_for_url(f"{base_url}/")
+    # The row as ten generations this month leave it.
+    period = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m")
+    backend.table("USERS_TABLE").update_item(
+        Key={"userId": sub},
+        UpdateExpression="SET usagePeriod = :period, recordingsThisMonth = :used",
+        ExpressionAttributeValues={":period": period, ":used": 10},
+    )
+    page.get_by_role("textbox", name=re.compile(r"^Text")).fill("One more, please.")
+    page.get_by_role("button", name="Generate").click()
+    problem = page.get_by_role("alert")
+    expect(problem).to_contain_text("used all 10 recordings of the FREE plan this month")
+    expect(page.locator("#result")).to_be_hidden()
+    assert backend.recordings(sub) == []
+    assert int(backend.user(sub)["recordingsThisMonth"]) == 10
+    problem.get_by_role("link", name="See the plans").click()
+    expect(page).to_have_url(f"{base_url}/account")
+    expect(page.locator(".plan.current")).to_contain_text("Free")
 
 
 def test_the_docs_page_lists_every_operation(page, shoot):
