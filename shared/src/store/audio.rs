@@ -173,9 +173,9 @@ impl AudioStore {
     }
 
     /// An object's bytes, whole.
-    pub async fn read(&self, key: &str) -> anyhow::Result<Vec<u8>> {
+    pub async fn read(&self, key: &str) -> anyhow::Result<bytes::Bytes> {
         let object = self.open(key).await?;
-        Ok(object.body.collect().await.context("reading the object's bytes")?.into_bytes().to_vec())
+        Ok(object.body.collect().await.context("reading the object's bytes")?.into_bytes())
     }
 
     /// Opens an object for streaming.
