@@ -10,10 +10,12 @@ pub enum ApiError {
     Unauthenticated,
     #[error("missing or invalid CSRF token, or a request from a foreign origin")]
     CsrfFailed,
-    #[error("{message}")]
-    FeatureLocked { message: String, upgrade_url: String },
-    #[error("{message}")]
-    LimitReached { message: String, upgrade_url: String },
+    /// A feature the caller's plan does not include (the edge adds where to upgrade).
+    #[error("{0}")]
+    FeatureLocked(String),
+    /// An allowance of the caller's plan is used up (the edge adds where to upgrade).
+    #[error("{0}")]
+    LimitReached(String),
     #[error("{0}")]
     Forbidden(String),
     /// Forbidden until the person signs in again (at `reauthenticate_url`).
@@ -41,8 +43,8 @@ impl ApiError {
         Self::Validation { field: field.into(), message: message.into() }
     }
 
-    pub fn locked(message: impl Into<String>, upgrade_url: &url::Url) -> Self {
-        Self::FeatureLocked { message: message.into(), upgrade_url: upgrade_url.to_string() }
+    pub fn locked(message: impl Into<String>) -> Self {
+        Self::FeatureLocked(message.into())
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -53,8 +55,8 @@ impl ApiError {
         match self {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::CsrfFailed => "CSRF_FAILED",
-            Self::FeatureLocked { .. } => "FEATURE_LOCKED",
-            Self::LimitReached { .. } => "LIMIT_REACHED",
+            Self::FeatureLocked(_) => "FEATURE_LOCKED",
+            Self::LimitReached(_) => "LIMIT_REACHED",
             Self::Forbidden(_) | Self::Reauthenticate { .. } => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Validation { .. } => "VALIDATION_FAILED",
@@ -70,8 +72,8 @@ impl ApiError {
         match self {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::CsrfFailed
-            | Self::FeatureLocked { .. }
-            | Self::LimitReached { .. }
+            | Self::FeatureLocked(_)
+            | Self::LimitReached(_)
             | Self::Forbidden(_)
             | Self::Reauthenticate { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -85,8 +87,9 @@ impl ApiError {
         }
     }
 
-    /// Logs what the client must not see, then builds the JSON error response.
-    pub fn into_response(self, request_id: &str) -> Response<Body> {
+    /// Logs what the client must not see, then builds the JSON error response; a refusal of the
+    /// plan (FEATURE_LOCKED, LIMIT_REACHED) links to `upgrade_url`.
+    pub fn into_response(self, request_id: &str, upgrade_url: &url::Url) -> Response<Body> {
         let status = self.status();
         match &self {
             Self::Internal(cause) => tracing::error!(request_id, error = format!("{cause:#}"), "internal error"),
@@ -100,7 +103,7 @@ impl ApiError {
         error.insert("code".into(), self.code().into());
         error.insert("message".into(), self.to_string().into());
         match &self {
-            Self::FeatureLocked { upgrade_url, .. } | Self::LimitReached { upgrade_url, .. } => {
+            Self::FeatureLocked(_) | Self::LimitReached(_) => {
                 error.insert("upgradeUrl".into(), upgrade_url.as_str().into());
             }
             Self::Reauthenticate { reauthenticate_url, .. } => {
@@ -134,6 +137,10 @@ impl ApiError {
 mod tests {
     use super::*;
 
+    fn answer(error: ApiError, request_id: &str) -> Response<Body> {
+        error.into_response(request_id, &"https://app.example/pricing".parse().unwrap())
+    }
+
     fn body(response: &Response<Body>) -> Value {
         serde_json::from_slice(response.body().as_ref()).unwrap()
     }
@@ -141,7 +148,7 @@ mod tests {
     #[test]
     fn internal_errors_are_opaque() {
         let cause = anyhow::anyhow!("dynamodb: table voice-prod-users, key AKIASECRET");
-        let response = ApiError::Internal(cause.context("loading user")).into_response("req-1");
+        let response = answer(ApiError::Internal(cause.context("loading user")), "req-1");
         assert_eq!(response.status(), 500);
         let body = body(&response);
         assert_eq!(body, json!({"error": {"code": "INTERNAL", "message": "internal error", "requestId": "req-1"}}));
@@ -149,7 +156,7 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let response = ApiError::validation("text", "must be at most 500 characters").into_response("r");
+        let response = answer(ApiError::validation("text", "must be at most 500 characters"), "r");
         assert_eq!(response.status(), 400);
         let body = body(&response);
         assert_eq!(body["error"]["code"], "VALIDATION_FAILED");
@@ -158,7 +165,7 @@ mod tests {
 
     #[test]
     fn rate_limits_carry_retry_after() {
-        let response = ApiError::RateLimited { retry_after_secs: 12 }.into_response("r");
+        let response = answer(ApiError::RateLimited { retry_after_secs: 12 }, "r");
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()["retry-after"], "12");
         assert_eq!(body(&response)["error"]["retryAfter"], 12);
@@ -168,8 +175,19 @@ mod tests {
     fn upstream_errors_hide_their_cause() {
         let error =
             ApiError::Upstream { service: "ElevenLabs", temporary: true, source: anyhow::anyhow!("key xi-123") };
-        let response = error.into_response("r");
+        let response = answer(error, "r");
         assert_eq!(response.status(), 503);
         assert!(!String::from_utf8_lossy(response.body().as_ref()).contains("xi-123"));
+    }
+
+    #[test]
+    fn refusals_of_the_plan_link_to_the_upgrade() {
+        for error in [ApiError::locked("sliders are PREMIUM"), ApiError::LimitReached("all 10 used".into())] {
+            let response = answer(error, "r");
+            assert_eq!(response.status(), 403);
+            assert_eq!(body(&response)["error"]["upgradeUrl"], "https://app.example/pricing");
+        }
+        let other = answer(ApiError::not_found("voice"), "r");
+        assert!(body(&other)["error"].get("upgradeUrl").is_none());
     }
 }

@@ -508,7 +508,6 @@ fn each_text_pattern_takes_what_the_code_takes() {
         flows::admin,
     };
     let spec = serde_json::to_value(spec()).unwrap();
-    let upgrade = url::Url::parse("https://app.example.test/upgrade").unwrap();
     let voice_name = |s: &str| voices::VoicePatchBody { name: Some(s.into()), description: None }.check().is_ok();
     let preset_name = |s: &str| {
         let preset =
@@ -517,7 +516,7 @@ fn each_text_pattern_takes_what_the_code_takes() {
     };
     let profile_name = |s: &str| {
         let patch = profile::ProfilePatch { name: Some(Some(s.into())), preferences: None };
-        patch.check(Tier::Free, &[], &upgrade).is_ok()
+        patch.check(Tier::Free, &[]).is_ok()
     };
     let key_name = |s: &str| account::key_name(s).is_ok();
     let reason = |s: &str| admin::reason(s).is_ok();

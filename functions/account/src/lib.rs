@@ -4,9 +4,8 @@
 use lambda_http::http::StatusCode;
 use voice_core::{
     ApiError,
-    clock::timestamp,
-    domain::ids::Ulid,
     flows::{
+        api_keys,
         erase::{ErasureStatus, REAUTHENTICATE_WITHIN_SECS},
         export::{Exporter, INLINE_LIMIT},
     },
@@ -43,30 +42,10 @@ async fn create_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let body: NewKeyBody = json_body(ctx.req, 1024)?;
     let name = key_name(&body.name)?;
-    let user = &caller.user;
-    let allowed = user.tier.rules().api_keys;
-    let upgrade_url = &app.config.voice.upgrade_url;
-    if allowed == 0 {
-        return Err(ApiError::locked(format!("API keys are not part of the {} plan", user.tier), upgrade_url));
-    }
-    if !app.users.reserve_api_key(&user.id, allowed).await? {
-        return Err(ApiError::LimitReached {
-            message: format!("the {} plan holds {allowed} API keys at once; revoke one first", user.tier),
-            upgrade_url: upgrade_url.to_string(),
-        });
-    }
-    let now = app.clock.now();
-    match app.api_keys.create(&user.id, &name, timestamp(now), Ulid::generate(now)).await {
-        Ok(made) => {
-            let mut body = serde_json::to_value(&made.meta).expect("key metadata serializes");
-            body["key"] = made.key.into();
-            Ok(json(StatusCode::CREATED, &body))
-        }
-        Err(error) => {
-            app.users.release_api_key(&user.id).await?;
-            Err(error.into())
-        }
-    }
+    let made = api_keys::create(&app.users, &app.api_keys, &caller.user, &name, app.clock.now()).await?;
+    let mut body = serde_json::to_value(&made.meta).expect("key metadata serializes");
+    body["key"] = made.key.into();
+    Ok(json(StatusCode::CREATED, &body))
 }
 
 #[tracing::instrument(skip_all)]
@@ -74,16 +53,12 @@ async fn list_keys(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&serde_json::json!({ "keys": ctx.app.api_keys.list(&caller.user.id).await? }))
 }
 
-/// Revoked at once: the key's row is gone, and every request reads it strongly consistent.
 #[tracing::instrument(skip_all)]
 async fn revoke_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let id = path_param(ctx.req, "id").ok_or_else(|| ApiError::not_found("API key"))?;
-    if !app.api_keys.revoke(&caller.user.id, id).await? {
-        return Err(ApiError::not_found("API key"));
-    }
-    app.users.release_api_key(&caller.user.id).await?;
-    ok(&serde_json::json!({ "revoked": id }))
+    let revoked = api_keys::revoke(&app.users, &app.api_keys, &caller.user, id).await?;
+    ok(&serde_json::json!({ "revoked": revoked.key_id }))
 }
 
 #[tracing::instrument(skip_all)]

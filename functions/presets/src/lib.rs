@@ -23,12 +23,12 @@ async fn list(_ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 #[tracing::instrument(skip_all)]
 async fn save(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let body: NewPreset = json_body(ctx.req, 4 * 1024)?;
-    created(&saved::save(&ctx.app.users, &caller.user, body, &ctx.app.config.voice.upgrade_url).await?)
+    created(&saved::save(&ctx.app.users, &caller.user, body).await?)
 }
 
 #[tracing::instrument(skip_all)]
 async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let id = path_param(ctx.req, "id").ok_or_else(|| ApiError::not_found("preset"))?;
-    saved::delete(&ctx.app.users, &caller.user, id, &ctx.app.config.voice.upgrade_url).await?;
+    saved::delete(&ctx.app.users, &caller.user, id).await?;
     ok(&serde_json::json!({ "deleted": id }))
 }

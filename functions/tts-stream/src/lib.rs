@@ -20,7 +20,7 @@ pub const ROUTES: &[Route] = &[route!("POST /tts/stream", stream: speak, rate_li
 async fn speak(app: &'static App, ctx: Ctx<'_>, caller: Caller) -> Result<Streamed, ApiError> {
     let body: TtsBody = json_body(ctx.req, MAX_BODY_BYTES)?;
     let user = caller.user;
-    let request = Generation::check(body, user.tier, &user.custom_presets, &app.config.voice.upgrade_url)?;
+    let request = Generation::check(body, user.tier, &user.custom_presets)?;
     let generator = voice_core::assemble::generator(app).await?;
     let streaming = generator.generate_streaming(user, request, app.clock.now(), ctx.deadline).await?;
     Response::builder()

@@ -13,7 +13,7 @@ async fn generate(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let body: TtsBody = json_body(ctx.req, MAX_BODY_BYTES)?;
     let user = &caller.user;
-    let request = Generation::check(body, user.tier, &user.custom_presets, &app.config.voice.upgrade_url)?;
+    let request = Generation::check(body, user.tier, &user.custom_presets)?;
     let generator = voice_core::assemble::generator(app).await?;
     created(&generator.generate(user, request, app.clock.now(), ctx.deadline).await?)
 }

@@ -57,7 +57,7 @@ async fn edit_profile(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let user = &caller.user;
     let patch: ProfilePatch = json_body(ctx.req, 4 * 1024)?;
-    let patch = patch.check(user.tier, &user.custom_presets, &app.config.voice.upgrade_url)?;
+    let patch = patch.check(user.tier, &user.custom_presets)?;
     let updated = app.users.update_profile(&user.id, &patch).await?.ok_or(ApiError::Unauthenticated)?;
     ok(&updated.view(app.clock.now()))
 }

@@ -79,9 +79,7 @@ async fn consent(_ctx: Ctx<'_>, _caller: Caller) -> HttpResult {
 async fn sample(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let request: SampleRequest = json_body(ctx.req, 1024)?;
     let app = ctx.app;
-    let upgrade_url = &app.config.voice.upgrade_url;
-    let upload =
-        upload_sample(&app.users, &app.voices, app.audio(), &caller.user, &request, app.clock.now(), upgrade_url);
+    let upload = upload_sample(&app.users, &app.voices, app.audio(), &caller.user, &request, app.clock.now());
     created(&upload.await?)
 }
 

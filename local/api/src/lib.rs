@@ -138,6 +138,11 @@ impl Router {
         Self::new(app, routes_from_template(&yaml)?)
     }
 
+    /// An error answered the way every function answers it.
+    fn error(&self, error: ApiError, request_id: &str) -> Response<Body> {
+        error.into_response(request_id, &self.app.config.voice.upgrade_url)
+    }
+
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter().map(|(route, _)| route)
     }
@@ -150,7 +155,7 @@ impl Router {
             Ok(collected) => Response::from_parts(parts, Body::Binary(collected.to_bytes().to_vec())),
             Err(error) => {
                 let cause = anyhow::anyhow!("the stream ended in an error: {error}");
-                ApiError::Upstream { service: "stream", temporary: true, source: cause }.into_response("stream")
+                self.error(ApiError::Upstream { service: "stream", temporary: true, source: cause }, "stream")
             }
         }
     }
@@ -181,7 +186,7 @@ impl Router {
             if let Some(page) = self.site.as_ref().and_then(|site| site.serve(&method, &path, request.headers())) {
                 return (None, Answer::Whole(page));
             }
-            let missing = ApiError::NotFound(format!("no route for {method} {path}")).into_response(&request_id);
+            let missing = self.error(ApiError::NotFound(format!("no route for {method} {path}")), &request_id);
             return (None, Answer::Whole(missing));
         };
         let event = api_gateway_event(request, route, &params, &request_id, source_ip);
@@ -191,7 +196,7 @@ impl Router {
         let req = match lambda_http::request::from_str(&event.to_string()) {
             Ok(req) => req.with_lambda_context(self.context(route, &request_id)),
             Err(error) => {
-                return (Some(route), Answer::Whole(ApiError::Internal(error.into()).into_response(&request_id)));
+                return (Some(route), Answer::Whole(self.error(ApiError::Internal(error.into()), &request_id)));
             }
         };
         let span = tracing::info_span!("local invoke", requestId = %request_id, binary = %route.binary);
@@ -215,7 +220,7 @@ impl Router {
     pub async fn invoke(&self, event: &str, request_id: &str) -> Response<Body> {
         let req = match lambda_http::request::from_str(event) {
             Ok(req) => req,
-            Err(error) => return ApiError::Internal(error.into()).into_response(request_id),
+            Err(error) => return self.error(ApiError::Internal(error.into()), request_id),
         };
         let route_key = match req.request_context_ref() {
             Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone().unwrap_or_default(),
@@ -223,7 +228,7 @@ impl Router {
         };
         let found = self.routes.iter().find(|(route, _)| !route.streamed && route.key() == route_key);
         let Some((route, table)) = found else {
-            return ApiError::NotFound(format!("no route {route_key:?}")).into_response(request_id);
+            return self.error(ApiError::NotFound(format!("no route {route_key:?}")), request_id);
         };
         let context = self.context(route, request_id);
         let span = tracing::info_span!("local invoke", requestId = %request_id, binary = %route.binary);
@@ -329,6 +334,6 @@ async fn handle(router: &Router, request: hyper::Request<hyper::body::Incoming>,
             let request = hyper::Request::from_parts(parts, collected.to_bytes());
             router.dispatch_streaming(request, &peer.ip().to_string()).await
         }
-        Err(_) => router::whole(ApiError::PayloadTooLarge { limit: MAX_BODY }.into_response(&new_request_id())),
+        Err(_) => router::whole(router.error(ApiError::PayloadTooLarge { limit: MAX_BODY }, &new_request_id())),
     }
 }

@@ -142,7 +142,14 @@ impl Site {
                 .header(header::CACHE_CONTROL, "no-cache")
                 .body(Body::Text(document.to_string()))
                 .expect("valid headers"),
-            Err(error) => voice_core::ApiError::Internal(error.context("reading openapi.yaml")).into_response("local"),
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "reading openapi.yaml");
+                Response::builder()
+                    .status(500)
+                    .header(header::CONTENT_TYPE, "text/plain")
+                    .body(Body::Text("openapi.yaml could not be read; see the local API's log".into()))
+                    .expect("valid headers")
+            }
         }
     }
 

@@ -2,7 +2,6 @@
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use url::Url;
 
 use crate::{
     domain::{
@@ -77,9 +76,9 @@ impl Generation {
 
     /// Applies the tier's rules. Sliders on a tier without them, or a preset outside the tier,
     /// are FEATURE_LOCKED: never silently downgraded.
-    pub fn check(body: TtsBody, tier: Tier, custom: &[CustomPreset], upgrade_url: &Url) -> Result<Self, ApiError> {
+    pub fn check(body: TtsBody, tier: Tier, custom: &[CustomPreset]) -> Result<Self, ApiError> {
         let rules: &TierRules = tier.rules();
-        let locked = |message: String| ApiError::locked(message, upgrade_url);
+        let locked = ApiError::FeatureLocked;
 
         let voice_id =
             ElevenLabsVoiceId::parse(&body.voice_id).map_err(|e| ApiError::validation("voiceId", e.to_string()))?;
@@ -126,16 +125,12 @@ impl Generation {
 mod tests {
     use super::*;
 
-    fn upgrade() -> Url {
-        "https://app.example.com/pricing".parse().unwrap()
-    }
-
     fn body(json: serde_json::Value) -> TtsBody {
         serde_json::from_value(json).unwrap()
     }
 
     fn check(json: serde_json::Value, tier: Tier) -> Result<Generation, ApiError> {
-        Generation::check(body(json), tier, &[], &upgrade())
+        Generation::check(body(json), tier, &[])
     }
 
     fn field(result: Result<Generation, ApiError>) -> String {
@@ -178,7 +173,7 @@ mod tests {
     fn given_sliders_below_premium_when_checked_then_feature_locked_not_downgraded() {
         let sliders = serde_json::json!({"voiceId": "v1", "text": "Hi", "voiceSettings": {"stability": 0.2, "similarityBoost": 0.9}});
         for tier in [Tier::Free, Tier::Basic] {
-            assert!(matches!(check(sliders.clone(), tier), Err(ApiError::FeatureLocked { .. })), "{tier}");
+            assert!(matches!(check(sliders.clone(), tier), Err(ApiError::FeatureLocked(_))), "{tier}");
         }
         let premium = check(sliders, Tier::Premium).unwrap();
         assert_eq!((premium.config.stability, premium.config.similarity_boost), (0.2, 0.9));
@@ -195,7 +190,7 @@ mod tests {
     #[test]
     fn given_a_preset_of_a_higher_tier_when_checked_then_feature_locked() {
         let narrator = serde_json::json!({"voiceId": "v1", "text": "Hi", "presetId": "narrator"});
-        assert!(matches!(check(narrator.clone(), Tier::Free), Err(ApiError::FeatureLocked { .. })));
+        assert!(matches!(check(narrator.clone(), Tier::Free), Err(ApiError::FeatureLocked(_))));
         assert!(check(narrator, Tier::Basic).is_ok());
         assert_eq!(
             field(check(serde_json::json!({"voiceId": "v1", "text": "Hi", "presetId": "nope"}), Tier::Premium)),
@@ -218,9 +213,8 @@ mod tests {
                 .validate()
                 .unwrap();
         let request = serde_json::json!({"voiceId": "v1", "text": "Hi", "presetId": mine.id});
-        let premium =
-            Generation::check(body(request.clone()), Tier::Premium, std::slice::from_ref(&mine), &upgrade()).unwrap();
+        let premium = Generation::check(body(request.clone()), Tier::Premium, std::slice::from_ref(&mine)).unwrap();
         assert_eq!(premium.config, mine.config());
-        assert_eq!(field(Generation::check(body(request), Tier::Basic, &[mine], &upgrade())), "presetId");
+        assert_eq!(field(Generation::check(body(request), Tier::Basic, &[mine])), "presetId");
     }
 }

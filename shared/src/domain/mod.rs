@@ -1,6 +1,7 @@
 //! The rules, as plain values and functions: no I/O, no clients. Parsed once at the edge, then
 //! trusted.
 
+pub mod allowance;
 pub mod audio;
 pub mod generation;
 pub mod health;

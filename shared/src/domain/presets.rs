@@ -1,7 +1,6 @@
 //! Presets: the catalogue of the tier table, and the rules for PREMIUM's saved custom presets.
 
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 use crate::{
     domain::{
@@ -98,11 +97,11 @@ pub fn list(tier: Tier, custom: &[CustomPreset]) -> PresetList {
 }
 
 /// Saving and deleting custom presets is PREMIUM's; other tiers get FEATURE_LOCKED.
-pub fn require_custom_presets(tier: Tier, upgrade_url: &Url) -> Result<(), ApiError> {
+pub fn require_custom_presets(tier: Tier) -> Result<(), ApiError> {
     if tier.rules().custom_presets {
         return Ok(());
     }
-    Err(ApiError::locked(format!("saved custom presets are not part of the {tier} plan"), upgrade_url))
+    Err(ApiError::locked(format!("saved custom presets are not part of the {tier} plan")))
 }
 
 impl NewPreset {
@@ -186,9 +185,8 @@ mod tests {
 
     #[test]
     fn only_premium_saves_presets_and_lower_tiers_see_the_catalogue_locked() {
-        let upgrade: Url = "https://app.example.com/pricing".parse().unwrap();
-        assert!(matches!(require_custom_presets(Tier::Basic, &upgrade), Err(ApiError::FeatureLocked { .. })));
-        assert!(require_custom_presets(Tier::Premium, &upgrade).is_ok());
+        assert!(matches!(require_custom_presets(Tier::Basic), Err(ApiError::FeatureLocked(_))));
+        assert!(require_custom_presets(Tier::Premium).is_ok());
         let free = list(Tier::Free, &[]);
         assert_eq!(free.presets.iter().filter(|p| !p.locked).count(), 3);
         let saved = new("p", 0.5, 1.0).validate().unwrap();

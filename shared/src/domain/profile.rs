@@ -2,7 +2,6 @@
 //! default, each typed, bounded and checked against the tier.
 
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 use crate::{
     domain::{ids::ElevenLabsVoiceId, presets::CustomPreset, tiers::Tier},
@@ -46,7 +45,7 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
 
 impl ProfilePatch {
     /// The patch with a trimmed name, after the tier's rules; errors name the field.
-    pub fn check(mut self, tier: Tier, custom: &[CustomPreset], upgrade_url: &Url) -> Result<Self, ApiError> {
+    pub fn check(mut self, tier: Tier, custom: &[CustomPreset]) -> Result<Self, ApiError> {
         if let Some(Some(name)) = &mut self.name {
             *name = crate::domain::text::printable("name", name, 1, MAX_NAME_CHARS)?;
         }
@@ -59,14 +58,11 @@ impl ProfilePatch {
                 let rules = tier.rules();
                 let ours = custom.iter().any(|p| p.id == *preset) && rules.custom_presets;
                 if !rules.allows_preset(preset) && !ours {
-                    return Err(ApiError::locked(
-                        format!("the preset {preset:?} is not part of the {tier} plan"),
-                        upgrade_url,
-                    ));
+                    return Err(ApiError::locked(format!("the preset {preset:?} is not part of the {tier} plan")));
                 }
             }
             if preferences.output_format == Some(OutputFormat::Mp3High) && tier != Tier::Premium {
-                return Err(ApiError::locked("192 kbps audio is part of the PREMIUM plan", upgrade_url));
+                return Err(ApiError::locked("192 kbps audio is part of the PREMIUM plan"));
             }
         }
         Ok(self)
@@ -83,28 +79,26 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_bounded_and_removable() {
-        let url: Url = "https://app.example/pricing".parse().unwrap();
-        let ok = patch(r#"{"name": "  Ada  "}"#).unwrap().check(Tier::Free, &[], &url).unwrap();
+        let ok = patch(r#"{"name": "  Ada  "}"#).unwrap().check(Tier::Free, &[]).unwrap();
         assert_eq!(ok.name, Some(Some("Ada".into())));
         assert_eq!(patch(r#"{"name": null}"#).unwrap().name, Some(None));
         assert_eq!(patch("{}").unwrap().name, None);
         for bad in [r#"{"name": "   "}"#, r#"{"name": "a\u0007b"}"#] {
-            assert!(patch(bad).unwrap().check(Tier::Free, &[], &url).is_err(), "{bad}");
+            assert!(patch(bad).unwrap().check(Tier::Free, &[]).is_err(), "{bad}");
         }
         let long = format!(r#"{{"name": "{}"}}"#, "x".repeat(101));
-        assert!(patch(&long).unwrap().check(Tier::Free, &[], &url).is_err());
+        assert!(patch(&long).unwrap().check(Tier::Free, &[]).is_err());
         assert!(patch(r#"{"nickname": "x"}"#).is_err(), "unknown fields are refused");
     }
 
     #[test]
     fn preferences_follow_the_tier() {
-        let url: Url = "https://app.example/pricing".parse().unwrap();
         let high = patch(r#"{"preferences": {"outputFormat": "mp3_44100_192"}}"#).unwrap();
-        assert!(matches!(high.check(Tier::Basic, &[], &url), Err(ApiError::FeatureLocked { .. })));
+        assert!(matches!(high.check(Tier::Basic, &[]), Err(ApiError::FeatureLocked(_))));
         let high = patch(r#"{"preferences": {"outputFormat": "mp3_44100_192"}}"#).unwrap();
-        assert!(high.check(Tier::Premium, &[], &url).is_ok());
+        assert!(high.check(Tier::Premium, &[]).is_ok());
         assert!(patch(r#"{"preferences": {"outputFormat": "wav"}}"#).is_err());
         let voice = patch(r#"{"preferences": {"defaultVoiceId": "../../etc"}}"#).unwrap();
-        assert!(matches!(voice.check(Tier::Free, &[], &url), Err(ApiError::Validation { .. })));
+        assert!(matches!(voice.check(Tier::Free, &[]), Err(ApiError::Validation { .. })));
     }
 }

@@ -121,23 +121,6 @@ impl Usage {
     }
 }
 
-/// Why a "same month and below the limit: add one" increment was refused, judged from the
-/// counter's stored month.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The counter is this month's (or, after a clock skew, a later one's): the limit is reached.
-    LimitReached,
-    /// The counter is an earlier month's (or was never started): start `current` at one.
-    NewMonth,
-}
-
-pub fn why_refused(stored: Option<UsagePeriod>, current: UsagePeriod) -> Refusal {
-    match stored {
-        Some(stored) if stored >= current => Refusal::LimitReached,
-        _ => Refusal::NewMonth,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
@@ -175,15 +158,6 @@ mod quota_arithmetic {
         assert_eq!((usage.used, usage.limit, usage.remaining), (4, Some(10), Some(6)));
         assert_eq!(Usage::new(Tier::Free, 12, period).remaining, Some(0), "never negative");
         assert_eq!(Usage::new(Tier::Premium, 12, period).remaining, None, "unlimited");
-    }
-
-    #[test]
-    fn given_a_refused_increment_when_the_stored_month_is_older_then_a_new_month_starts() {
-        let november: UsagePeriod = "2026-11".parse().unwrap();
-        assert_eq!(why_refused(Some(november.previous()), november), Refusal::NewMonth);
-        assert_eq!(why_refused(None, november), Refusal::NewMonth);
-        assert_eq!(why_refused(Some(november), november), Refusal::LimitReached);
-        assert_eq!(why_refused(Some(november.next()), november), Refusal::LimitReached);
     }
 
     #[test]

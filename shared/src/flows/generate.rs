@@ -19,6 +19,7 @@ use crate::{
     clock::{Deadline, timestamp, unix_ms},
     config::VoiceSettings,
     domain::{
+        allowance::Allowance,
         audio::{AudioType, RecordingSource},
         generation::Generation,
         ids::{ElevenLabsVoiceId, RecordingId},
@@ -33,7 +34,7 @@ use crate::{
     store::{
         audio::AudioStore,
         recordings::{Recording, Recordings},
-        users::{QuotaError, Reservation, Users},
+        users::{Refused, Reservation, Units, Users},
         voices::{Voice, Voices},
     },
     telemetry::metrics,
@@ -44,8 +45,6 @@ use crate::{
 const GIVE_BACK: Duration = Duration::from_secs(1);
 /// What storing the audio takes: the S3 put, the recording row, the presigned URL.
 const STORE: Duration = Duration::from_secs(2);
-/// Between attempts to give a unit back while the store is unreachable.
-const RETRY_PAUSE: Duration = Duration::from_millis(250);
 /// Less time than this for ElevenLabs is not worth starting.
 const MIN_SPEECH: Duration = Duration::from_secs(1);
 
@@ -72,7 +71,7 @@ pub struct Generator<'a> {
     pub settings: &'a VoiceSettings,
 }
 
-impl Generator<'_> {
+impl<'a> Generator<'a> {
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn generate(
         &self,
@@ -102,56 +101,40 @@ impl Generator<'_> {
         match produced {
             Ok((recording_id, audio_url)) => {
                 metrics::count("Generations", ("Tier", user.tier.as_str()));
+                let (used, period) = (reservation.used(), reservation.period());
+                reservation.commit();
                 Ok(Generated {
                     recording_id,
                     audio_url,
-                    usage: Usage::new(user.tier, reservation.used, reservation.period)
-                        .with_grant(user.granted_recordings(reservation.period)),
+                    usage: Usage::new(user.tier, u32::try_from(used).unwrap_or(u32::MAX), period)
+                        .with_grant(user.granted_recordings(period)),
                 })
             }
             Err(error) => {
-                self.give_back(user, reservation, deadline).await;
+                reservation.give_back_within(deadline).await;
                 Err(error)
             }
         }
     }
 
-    /// Takes the generation's quota unit (LIMIT_REACHED past the month's allowance).
-    async fn reserve(&self, user: &User, request: &Generation, now: OffsetDateTime) -> Result<Reservation, ApiError> {
+    /// Takes the generation's quota unit and counts its characters (LIMIT_REACHED past the
+    /// month's allowance).
+    async fn reserve(
+        &self,
+        user: &User,
+        request: &Generation,
+        now: OffsetDateTime,
+    ) -> Result<Reservation<'a>, ApiError> {
         let characters = request.text.chars().count() as u64;
         let period = UsagePeriod::containing(now);
-        self.users
-            .reserve_generation(&user.id, user.tier, user.granted_recordings(period), period, characters)
-            .await
-            .map_err(|e| match e {
-                QuotaError::LimitReached { limit } => {
-                    metrics::count("QuotaDenials", ("Tier", user.tier.as_str()));
-                    ApiError::LimitReached {
-                        message: format!("you have used all {limit} recordings of the {} plan this month", user.tier),
-                        upgrade_url: self.settings.upgrade_url.to_string(),
-                    }
-                }
-                QuotaError::Store(source) => ApiError::Internal(source),
-            })
-    }
-
-    /// Gives the unit back, retrying while the store is unreachable (it may be back within the
-    /// invocation's budget); only a deadline reached first leaves it taken, and that is logged.
-    async fn give_back(&self, user: &User, reservation: Reservation, deadline: Deadline) {
-        loop {
-            let attempt = self.users.release_generation(&user.id, reservation);
-            let error = match tokio::time::timeout(deadline.remaining().max(GIVE_BACK), attempt).await {
-                Ok(Ok(())) => return,
-                Ok(Err(error)) => format!("{error:#}"),
-                Err(_) => "timed out".to_owned(),
-            };
-            if deadline.remaining() < RETRY_PAUSE * 2 {
-                tracing::error!(error, user_id = %user.id, "could not give the quota unit back before the deadline");
-                return;
+        let units = [Units::one(Allowance::Recordings), Units::of(Allowance::Characters, characters)];
+        let reserved = self.users.reserve(&user.id, user.tier, user.granted_recordings(period), &units, period).await;
+        reserved.map_err(|refused| {
+            if let Refused::Limit(_) = refused {
+                metrics::count("QuotaDenials", ("Tier", user.tier.as_str()));
             }
-            tracing::warn!(error, "giving the quota unit back failed; retrying");
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
+            refused.into()
+        })
     }
 
     /// A new recording with the audio cached under `cached`, if there is one. A cache that
@@ -353,7 +336,7 @@ impl Generator<'static> {
         let started = match self.start_stream(&user, &request, &speaker, now, deadline).await {
             Ok(started) => started,
             Err(error) => {
-                self.give_back(&user, reservation, deadline).await;
+                reservation.give_back_within(deadline).await;
                 return Err(error);
             }
         };
@@ -363,7 +346,7 @@ impl Generator<'static> {
         let first = match tokio::time::timeout(deadline.leaving(GIVE_BACK + STORE), upstream.chunk()).await {
             Ok(Ok(Some(chunk))) if !chunk.is_empty() => chunk,
             outcome => {
-                self.give_back(&user, reservation, deadline).await;
+                reservation.give_back_within(deadline).await;
                 let why = match outcome {
                     Ok(Err(error)) => anyhow::Error::new(error).context("reading ElevenLabs' stream"),
                     Err(_) => anyhow::anyhow!("ElevenLabs sent no audio before the deadline"),
@@ -385,6 +368,7 @@ impl Generator<'static> {
             match relayed {
                 Ok(sender) => {
                     metrics::count("Generations", ("Tier", user.tier.as_str()));
+                    reservation.commit();
                     drop(sender); // the clean end of the stream, now that the recording is stored
                 }
                 Err(RelayError { error, sender }) => {
@@ -392,7 +376,7 @@ impl Generator<'static> {
                         error = format!("{error:#}"),
                         "the streamed generation failed; giving the unit back"
                     );
-                    self.give_back(&user, reservation, deadline).await;
+                    reservation.give_back_within(deadline).await;
                     if let Some(sender) = sender {
                         sender.abort();
                     }

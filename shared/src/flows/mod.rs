@@ -2,6 +2,7 @@
 //! leaving nothing half-done.
 
 pub mod admin;
+pub mod api_keys;
 pub mod billing;
 pub mod billing_alerts;
 pub mod customers;
@@ -12,6 +13,7 @@ pub mod health;
 pub mod plan_change;
 pub mod presets;
 pub mod reconcile;
+pub mod recordings;
 pub mod signin;
 pub mod ttl_cleanup;
 pub mod upload_sweep;

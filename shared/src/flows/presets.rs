@@ -1,8 +1,6 @@
 //! Saving and deleting PREMIUM's custom presets, kept on the user row as one list and replaced
 //! with optimistic concurrency.
 
-use url::Url;
-
 use crate::{
     domain::{
         presets::{self, CustomPreset, NewPreset},
@@ -13,16 +11,16 @@ use crate::{
 };
 
 /// Saves a custom preset (PREMIUM).
-pub async fn save(users: &Users, user: &User, new: NewPreset, upgrade_url: &Url) -> Result<CustomPreset, ApiError> {
-    presets::require_custom_presets(user.tier, upgrade_url)?;
+pub async fn save(users: &Users, user: &User, new: NewPreset) -> Result<CustomPreset, ApiError> {
+    presets::require_custom_presets(user.tier)?;
     let preset = new.validate()?;
     change(users, user, |list| presets::add(list, &preset)).await?;
     Ok(preset)
 }
 
 /// Deletes a custom preset; NOT_FOUND if the caller has none with that id.
-pub async fn delete(users: &Users, user: &User, id: &str, upgrade_url: &Url) -> Result<(), ApiError> {
-    presets::require_custom_presets(user.tier, upgrade_url)?;
+pub async fn delete(users: &Users, user: &User, id: &str) -> Result<(), ApiError> {
+    presets::require_custom_presets(user.tier)?;
     change(users, user, |list| presets::remove(list, id)).await
 }
 

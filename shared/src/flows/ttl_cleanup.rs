@@ -17,6 +17,7 @@ use crate::{
     domain::ids::UserId,
     store::{
         audio::AudioStore,
+        recordings::Recordings,
         sessions::Sessions,
         users::Users,
         webhook_events::{Claim, WebhookEvents},
@@ -116,13 +117,15 @@ impl TtlCleanup<'_> {
         match self.events.claim(&claim_id, "storage-release", now_ms, 60_000).await? {
             Claim::Done => Ok(()),
             Claim::InProgress => anyhow::bail!("the release of {recording} is under way elsewhere"),
-            Claim::Leased { until_ms } => match self.users.release_storage(&user, bytes).await {
-                Ok(()) => self.events.complete(&claim_id, "released", now_ms).await,
-                Err(error) => {
-                    self.events.release(&claim_id, until_ms).await?;
-                    Err(error)
+            Claim::Leased { until_ms } => {
+                match self.users.give_back_held(Recordings::removed_by_ttl(user, Some(bytes))).await {
+                    Ok(()) => self.events.complete(&claim_id, "released", now_ms).await,
+                    Err(error) => {
+                        self.events.release(&claim_id, until_ms).await?;
+                        Err(error)
+                    }
                 }
-            },
+            }
         }
     }
 }

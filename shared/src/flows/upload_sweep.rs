@@ -6,18 +6,14 @@
 //! are harmless.
 
 use serde::Serialize;
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 
-use crate::{
-    domain::{ids::UserId, usage::UsagePeriod},
-    store::{
-        audio::AudioStore,
-        dynamo,
-        pending_uploads::PendingUpload,
-        recordings::Recordings,
-        users::{UploadReservation, Users},
-        voices::Voices,
-    },
+use crate::store::{
+    audio::AudioStore,
+    pending_uploads::PendingUpload,
+    recordings::Recordings,
+    users::{Removed, Users},
+    voices::Voices,
 };
 
 /// An upload still in flight when its URL expired may finish a little later.
@@ -44,28 +40,26 @@ impl UploadSweep<'_> {
         for pending in self.recordings.pending_uploads(before).await? {
             if self.audio.head(&pending.s3_key).await?.is_some() {
                 report.confirmed += u64::from(self.recordings.confirm_upload(&pending).await?);
-            } else if self.recordings.abandon_upload(&pending).await? {
-                self.give_back(&pending).await?;
+            } else if let Some(abandoned) = self.recordings.abandon_upload(&pending).await? {
+                self.give_back(abandoned).await?;
                 report.given_back += 1;
             }
         }
         for pending in self.voices.pending_samples(before).await? {
             if self.audio.head(&pending.s3_key).await?.is_some() {
                 report.confirmed += u64::from(self.voices.confirm_sample(&pending).await?);
-            } else if self.voices.abandon_sample(&pending).await? {
-                self.give_back(&pending).await?;
+            } else if let Some(abandoned) = self.voices.abandon_sample(&pending).await? {
+                self.give_back(abandoned).await?;
                 report.given_back += 1;
             }
         }
         Ok(report)
     }
 
-    async fn give_back(&self, pending: &PendingUpload) -> anyhow::Result<()> {
-        let user = UserId::parse(dynamo::str(&pending.key, "userId")?)
-            .map_err(|_| anyhow::anyhow!("a pending upload's userId is not a user id"))?;
-        let created = OffsetDateTime::parse(&pending.created_at, &Rfc3339)?;
-        let reservation = UploadReservation { period: UsagePeriod::containing(created), bytes: pending.bytes };
-        tracing::info!(user_id = %user, s3_key = pending.s3_key, "an upload URL expired unused; its allowance is given back");
-        self.users.release_upload(&user, reservation).await
+    async fn give_back(&self, abandoned: Removed<PendingUpload>) -> anyhow::Result<()> {
+        let s3_key = &abandoned.item().s3_key;
+        tracing::info!(s3_key, "an upload URL expired unused; its allowance is given back");
+        self.users.give_back_held(abandoned).await?;
+        Ok(())
     }
 }

@@ -1,38 +1,24 @@
-//! The upload and favourite allowances as the API answers them.
+//! An upload's allowance: one of the month's uploads and, for a recording, its bytes of storage.
 
-use url::Url;
+use time::OffsetDateTime;
 
 use crate::{
-    domain::{usage::UsagePeriod, user::User},
+    domain::{allowance::Allowance, usage::UsagePeriod, user::User},
     error::ApiError,
-    store::users::{AllowanceError, UploadReservation, Users},
+    store::users::{Reservation, Units, Users},
 };
 
-/// A refused allowance is LIMIT_REACHED (with where to upgrade); a storage failure is internal.
-pub fn refused(error: AllowanceError, upgrade_url: &Url) -> ApiError {
-    match error {
-        AllowanceError::Store(source) => ApiError::Internal(source),
-        limit => ApiError::LimitReached { message: limit.to_string(), upgrade_url: upgrade_url.to_string() },
-    }
-}
-
-/// Reserves one upload this month (and `bytes` of storage) for `user`.
-pub async fn reserve_upload(
-    users: &Users,
+/// Reserves one upload this month and `bytes` of storage (none for a voice sample, whose bytes
+/// the clone slots bound) for `user`: LIMIT_REACHED naming the allowance that has no room.
+pub async fn reserve<'u>(
+    users: &'u Users,
     user: &User,
     bytes: u64,
-    now: time::OffsetDateTime,
-    upgrade_url: &Url,
-) -> Result<UploadReservation, ApiError> {
-    users
-        .reserve_upload(&user.id, user.tier, UsagePeriod::containing(now), bytes)
-        .await
-        .map_err(|e| refused(e, upgrade_url))
-}
-
-/// Gives an upload back after a failure that left nothing to upload to.
-pub async fn give_back(users: &Users, user: &User, reservation: UploadReservation) {
-    if let Err(error) = users.release_upload(&user.id, reservation).await {
-        tracing::error!(error = format!("{error:#}"), "could not give the upload back");
+    now: OffsetDateTime,
+) -> Result<Reservation<'u>, ApiError> {
+    let mut units = vec![Units::one(Allowance::Uploads)];
+    if bytes > 0 {
+        units.insert(0, Units::of(Allowance::StorageBytes, bytes));
     }
+    Ok(users.reserve(&user.id, user.tier, 0, &units, UsagePeriod::containing(now)).await?)
 }

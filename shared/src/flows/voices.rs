@@ -12,8 +12,10 @@ use crate::{
     clock::{timestamp, unix_ms},
     config::VoiceSettings,
     domain::{
+        allowance::Allowance,
         ids::{ElevenLabsVoiceId, SampleId, Ulid, VoiceId},
         session::ClientInfo,
+        usage::UsagePeriod,
         user::User,
         voices::{CLONE_MAX_BYTES, CONSENT_RETENTION_SECS, CONSENT_VERSION, NewVoice, SampleRequest},
     },
@@ -55,14 +57,16 @@ pub async fn upload_sample(
     user: &User,
     request: &SampleRequest,
     now: OffsetDateTime,
-    upgrade_url: &url::Url,
 ) -> Result<SampleUpload, ApiError> {
     let (content_type, size) = request.check()?;
-    let reservation = uploads::reserve_upload(users, user, 0, now, upgrade_url).await?;
+    let reservation = uploads::reserve(users, user, 0, now).await?;
     match register_sample(voices, audio, user, content_type, size, now).await {
-        Ok(upload) => Ok(upload),
+        Ok(upload) => {
+            reservation.commit();
+            Ok(upload)
+        }
         Err(error) => {
-            uploads::give_back(users, user, reservation).await;
+            reservation.give_back().await?;
             Err(error)
         }
     }
@@ -139,17 +143,15 @@ impl Cloning<'_> {
             ));
         }
 
-        let slots = user.tier.rules().clone_slots;
-        if !self.users.reserve_clone_slot(&user.id, slots).await? {
-            return Err(ApiError::LimitReached {
-                message: format!("all {slots} cloned-voice slots of the {} plan are in use", user.tier),
-                upgrade_url: self.settings.upgrade_url.to_string(),
-            });
-        }
+        let period = UsagePeriod::containing(now);
+        let slot = self.users.reserve_one(&user.id, user.tier, Allowance::CloneSlots, period).await?;
         match self.clone_and_store(user, &request, &samples, client, now).await {
-            Ok(voice) => Ok(voice),
+            Ok(voice) => {
+                slot.commit();
+                Ok(voice)
+            }
             Err(error) => {
-                if let Err(release) = self.users.release_clone_slot(&user.id).await {
+                if let Err(release) = slot.give_back().await {
                     tracing::error!(error = format!("{release:#}"), "could not give the clone slot back");
                 }
                 Err(error)
@@ -223,10 +225,12 @@ impl Cloning<'_> {
     }
 
     /// Deletes the caller's voice: at ElevenLabs, its samples, its row; frees the slot and starts
-    /// the consent record's retention. A failure at ElevenLabs leaves the row marked for a retry.
+    /// the consent record's retention. The row is marked first, and the ElevenLabs id read from
+    /// the mark: no re-creation can record an id after it. A failure at ElevenLabs leaves the row
+    /// marked for a retry. Of N concurrent deletes, the one whose delete removed the row gives
+    /// the slot back; the others answer NOT_FOUND once it is gone.
     pub async fn delete(&self, user: &User, id: &VoiceId, now: OffsetDateTime) -> Result<(), ApiError> {
-        let voice = self.voices.voice(&user.id, id).await?.ok_or_else(|| ApiError::not_found("voice"))?;
-        self.voices.mark_deleting(&user.id, id).await?;
+        let voice = self.voices.mark_deleting(&user.id, id).await?.ok_or_else(|| ApiError::not_found("voice"))?;
         if let Some(elevenlabs_id) = &voice.elevenlabs_voice_id {
             self.elevenlabs.delete_voice(elevenlabs_id).await?;
         }
@@ -235,8 +239,8 @@ impl Cloning<'_> {
             self.voices.delete_sample(&user.id, sample).await?;
         }
         self.consent.retain_until(&user.id, &voice.consent_id, now.unix_timestamp() + CONSENT_RETENTION_SECS).await?;
-        self.voices.delete_voice(&user.id, id).await?;
-        self.users.release_clone_slot(&user.id).await?;
+        let removed = self.voices.delete_voice(&user.id, id).await?.ok_or_else(|| ApiError::not_found("voice"))?;
+        self.users.give_back_held(removed).await?;
         Ok(())
     }
 }

@@ -191,7 +191,7 @@ pub async fn serve(app: &App, routes: &[Route], req: Request) -> Response<Body> 
     let started = std::time::Instant::now();
     // Every outbound call made while serving it is bounded by what is left of the deadline.
     let served = outbound::within(deadline, dispatch(ctx, routes)).await;
-    let response = served.unwrap_or_else(|error| error.into_response(&request_id));
+    let response = served.unwrap_or_else(|error| error.into_response(&request_id, &app.config.voice.upgrade_url));
     metrics::request(route_key(&req).unwrap_or("unmatched"), response.status().as_u16(), started.elapsed());
     response
 }
@@ -289,7 +289,8 @@ pub async fn serve_streaming(app: &'static App, routes: &[Route], req: Request) 
         handler(app, ctx, caller).await
     })
     .await;
-    let response = served.unwrap_or_else(|error| whole(error.into_response(&request_id)));
+    let upgrade_url = &app.config.voice.upgrade_url;
+    let response = served.unwrap_or_else(|error| whole(error.into_response(&request_id, upgrade_url)));
     metrics::request(&key, response.status().as_u16(), started.elapsed());
     response
 }

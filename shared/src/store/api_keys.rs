@@ -12,10 +12,14 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     domain::{
+        allowance::Allowance,
         ids::{Ulid, UserId, hex, random_token},
         usage::UsagePeriod,
     },
-    store::dynamo::{self, Item, n, s},
+    store::{
+        dynamo::{self, Item, n, s},
+        users::{Removed, Units},
+    },
 };
 
 const PREFIX_CHARS: usize = 8;
@@ -165,19 +169,23 @@ impl ApiKeys {
         output.items.unwrap_or_default().iter().map(meta_from).collect()
     }
 
-    /// Revokes the user's key `key_id`; false if they have no such key.
-    pub async fn revoke(&self, user: &UserId, key_id: &str) -> anyhow::Result<bool> {
+    /// Revokes the user's key `key_id`: the key and the place it held, for the one caller whose
+    /// delete removed it (None for every other, and when the user has no such key).
+    pub async fn revoke(&self, user: &UserId, key_id: &str) -> anyhow::Result<Option<Removed<KeyMeta>>> {
         let Some(meta) = self.list(user).await?.into_iter().find(|k| k.key_id == key_id) else {
-            return Ok(false);
+            return Ok(None);
         };
-        self.client
+        let delete = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key("keyHash", s(&meta.key_hash))
-            .send()
-            .await
-            .context("revoking the API key")?;
-        Ok(true)
+            .condition_expression("attribute_exists(keyHash) AND userId = :user")
+            .expression_attribute_values(":user", s(user.as_str()));
+        let Some(old) = dynamo::conditional_delete(delete).await.context("revoking the API key")? else {
+            return Ok(None);
+        };
+        Ok(Some(Removed::new(meta_from(&old)?, user.clone(), vec![Units::one(Allowance::ApiKeys)], None)))
     }
 
     /// Revokes every key of the user (account erasure).

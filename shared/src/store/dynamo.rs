@@ -5,8 +5,11 @@ use std::{collections::HashMap, fmt::Display, str::FromStr};
 use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::{
     error::SdkError,
-    operation::update_item::{UpdateItemError, UpdateItemOutput, builders::UpdateItemFluentBuilder},
-    types::AttributeValue,
+    operation::{
+        delete_item::{DeleteItemError, builders::DeleteItemFluentBuilder},
+        update_item::{UpdateItemError, UpdateItemOutput, builders::UpdateItemFluentBuilder},
+    },
+    types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -54,9 +57,34 @@ where
 
 /// Sends a conditional update: `None` when only its condition did not hold.
 pub async fn conditional_update(update: UpdateItemFluentBuilder) -> anyhow::Result<Option<UpdateItemOutput>> {
-    match update.send().await {
-        Ok(output) => Ok(Some(output)),
-        Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {
+    Ok(update_or_current(update).await?.ok())
+}
+
+/// Sends a conditional update; when only its condition did not hold, the item as it was (None:
+/// there is no such item) instead. The one place DynamoDB's refused condition is recognised for
+/// updates.
+pub async fn update_or_current(
+    update: UpdateItemFluentBuilder,
+) -> anyhow::Result<Result<UpdateItemOutput, Option<Item>>> {
+    let sent =
+        update.return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld).send().await;
+    match sent {
+        Ok(output) => Ok(Ok(output)),
+        Err(SdkError::ServiceError(e)) => match e.into_err() {
+            UpdateItemError::ConditionalCheckFailedException(failed) => Ok(Err(failed.item)),
+            other => Err(other.into()),
+        },
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Sends a conditional delete: the item it removed, or None when its condition did not hold (or
+/// there was nothing to remove). Only the request that gets the item back removed it, so only
+/// that one may give back what the item held.
+pub async fn conditional_delete(delete: DeleteItemFluentBuilder) -> anyhow::Result<Option<Item>> {
+    match delete.return_values(ReturnValue::AllOld).send().await {
+        Ok(output) => Ok(output.attributes.filter(|old| !old.is_empty())),
+        Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => {
             Ok(None)
         }
         Err(error) => Err(error.into()),

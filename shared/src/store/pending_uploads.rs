@@ -5,9 +5,16 @@
 //! back. Confirming and abandoning are conditional on the marker, so each happens once.
 
 use anyhow::Context;
-use aws_sdk_dynamodb::{Client, error::SdkError, operation::delete_item::DeleteItemError};
+use aws_sdk_dynamodb::Client;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use crate::store::dynamo::{self, Item, n, s};
+use crate::{
+    domain::{allowance::Allowance, ids::UserId, usage::UsagePeriod},
+    store::{
+        dynamo::{self, Item, n, s},
+        users::{Removed, Units},
+    },
+};
 
 const INDEX: &str = "pending-uploads-index";
 const PENDING: &str = "pending";
@@ -76,20 +83,26 @@ pub async fn confirm(client: &Client, table: &str, key: &Item) -> anyhow::Result
     Ok(dynamo::conditional_update(update).await.context("confirming an upload")?.is_some())
 }
 
-/// The object never came: the row goes. False if someone else settled it first.
-pub async fn abandon(client: &Client, table: &str, key: &Item) -> anyhow::Result<bool> {
-    let result = client
+/// The object never came: the row goes, and with it the month's upload (and the bytes) it held,
+/// for the one caller whose delete removed it. None if someone else settled it first.
+pub async fn abandon(
+    client: &Client,
+    table: &str,
+    pending: &PendingUpload,
+) -> anyhow::Result<Option<Removed<PendingUpload>>> {
+    let delete = client
         .delete_item()
         .table_name(table)
-        .set_key(Some(key.clone()))
-        .condition_expression("attribute_exists(pendingUpload)")
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => {
-            Ok(false)
-        }
-        Err(error) => Err(anyhow::Error::new(error).context("removing an abandoned upload")),
+        .set_key(Some(pending.key.clone()))
+        .condition_expression("attribute_exists(pendingUpload)");
+    let Some(old) = dynamo::conditional_delete(delete).await.context("removing an abandoned upload")? else {
+        return Ok(None);
+    };
+    let user = UserId::parse(dynamo::str(&old, "userId")?).context("stored userId")?;
+    let created = OffsetDateTime::parse(&pending.created_at, &Rfc3339).context("stored createdAt")?;
+    let mut units = vec![Units::one(Allowance::Uploads)];
+    if pending.bytes > 0 {
+        units.push(Units::of(Allowance::StorageBytes, pending.bytes));
     }
+    Ok(Some(Removed::new(pending.clone(), user, units, Some(UsagePeriod::containing(created)))))
 }

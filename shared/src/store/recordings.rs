@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use aws_sdk_dynamodb::{
     Client,
+    operation::update_item::builders::UpdateItemFluentBuilder,
     types::{AttributeValue, ReturnValue},
 };
 use base64::{Engine, prelude::BASE64_URL_SAFE_NO_PAD};
@@ -14,12 +15,14 @@ use serde::Serialize;
 
 use crate::{
     domain::{
+        allowance::Allowance,
         audio::{AudioConfig, AudioType, RecordingSource},
         ids::{RecordingId, UserId},
     },
     store::{
         dynamo::{self, Item, n, s},
         pending_uploads::{self, PendingUpload},
+        users::{Removed, Units},
     },
 };
 
@@ -167,8 +170,10 @@ impl Recordings {
         pending_uploads::confirm(&self.client, &self.table, &pending.key).await
     }
 
-    pub async fn abandon_upload(&self, pending: &PendingUpload) -> anyhow::Result<bool> {
-        pending_uploads::abandon(&self.client, &self.table, &pending.key).await
+    /// The upload's URL expired unused: its row goes, and the month's upload and the bytes it
+    /// held with it.
+    pub async fn abandon_upload(&self, pending: &PendingUpload) -> anyhow::Result<Option<Removed<PendingUpload>>> {
+        pending_uploads::abandon(&self.client, &self.table, pending).await
     }
 
     pub async fn get(&self, user: &UserId, id: &RecordingId) -> anyhow::Result<Option<Recording>> {
@@ -229,36 +234,59 @@ impl Recordings {
         Ok(Page { items, next_cursor })
     }
 
-    /// Favourite: kept for good (no expiresAt) and listed in the sparse index. Not a favourite:
-    /// expires `ttl` from now. None when the caller has no such recording, or it already is that.
-    pub async fn set_favorite(
+    /// Makes the recording a favourite: kept for good (no expiresAt) and listed in the sparse
+    /// index. None when the caller has no such recording, or it already is one (of concurrent
+    /// identical requests, exactly one makes the change).
+    pub async fn favourite(&self, user: &UserId, id: &RecordingId) -> anyhow::Result<Option<Recording>> {
+        let update = self
+            .set_favourite(user, id, true)
+            .update_expression("SET isFavorite = :favorite, favoriteRecordingId = :id REMOVE expiresAt")
+            .expression_attribute_values(":id", s(id.as_str()));
+        let output = dynamo::conditional_update(update).await.context("updating the recording")?;
+        output.and_then(|o| o.attributes).as_ref().map(Recording::from_item).transpose()
+    }
+
+    /// Makes a favourite an ordinary recording again, expiring at `expires_at`: the favourite
+    /// place it held is freed, for the one caller whose write made the change. None when the
+    /// caller has no such recording, or it is not a favourite.
+    pub async fn unfavourite(
         &self,
         user: &UserId,
         id: &RecordingId,
-        favorite: bool,
         expires_at: i64,
-    ) -> anyhow::Result<Option<Recording>> {
-        let mut update = self
-            .client
+    ) -> anyhow::Result<Option<Removed<Recording>>> {
+        let update = self
+            .set_favourite(user, id, false)
+            .update_expression("SET isFavorite = :favorite, expiresAt = :expires REMOVE favoriteRecordingId")
+            .expression_attribute_values(":expires", n(expires_at));
+        let output = dynamo::conditional_update(update).await.context("updating the recording")?;
+        let Some(recording) = output.and_then(|o| o.attributes).as_ref().map(Recording::from_item).transpose()? else {
+            return Ok(None);
+        };
+        Ok(Some(Removed::new(recording, user.clone(), vec![Units::one(Allowance::Favourites)], None)))
+    }
+
+    /// Takes back a favourite change that got no place of the plan (it held none, so it frees
+    /// none).
+    pub async fn undo_favourite(&self, user: &UserId, id: &RecordingId, expires_at: i64) -> anyhow::Result<()> {
+        let update = self
+            .set_favourite(user, id, false)
+            .update_expression("SET isFavorite = :favorite, expiresAt = :expires REMOVE favoriteRecordingId")
+            .expression_attribute_values(":expires", n(expires_at));
+        dynamo::conditional_update(update).await.context("undoing a favourite")?;
+        Ok(())
+    }
+
+    /// The conditional half of a favourite change: only a change, of an existing recording.
+    fn set_favourite(&self, user: &UserId, id: &RecordingId, favorite: bool) -> UpdateItemFluentBuilder {
+        self.client
             .update_item()
             .table_name(&self.table)
             .key("userId", s(user.as_str()))
             .key("recordingId", s(id.as_str()))
-            // Only a change: of two concurrent identical requests, one changes it.
             .condition_expression("attribute_exists(recordingId) AND NOT (isFavorite = :favorite)")
             .expression_attribute_values(":favorite", AttributeValue::Bool(favorite))
-            .return_values(ReturnValue::AllNew);
-        update = if favorite {
-            update
-                .update_expression("SET isFavorite = :favorite, favoriteRecordingId = :id REMOVE expiresAt")
-                .expression_attribute_values(":id", s(id.as_str()))
-        } else {
-            update
-                .update_expression("SET isFavorite = :favorite, expiresAt = :expires REMOVE favoriteRecordingId")
-                .expression_attribute_values(":expires", n(expires_at))
-        };
-        let output = dynamo::conditional_update(update).await.context("updating the recording")?;
-        output.and_then(|o| o.attributes).as_ref().map(Recording::from_item).transpose()
+            .return_values(ReturnValue::AllNew)
     }
 
     /// Deletes every recording row of the user.
@@ -266,17 +294,43 @@ impl Recordings {
         dynamo::delete_partition(&self.client, &self.table, ("userId", user.as_str()), "recordingId").await
     }
 
-    pub async fn delete(&self, user: &UserId, id: &RecordingId) -> anyhow::Result<()> {
-        self.client
+    /// Deletes the caller's recording: with it go the favourite place and the uploaded bytes it
+    /// held (as its row said when it was removed), for the one caller whose delete removed it.
+    /// None for every other, and when there is no such recording.
+    pub async fn delete(&self, user: &UserId, id: &RecordingId) -> anyhow::Result<Option<Removed<Recording>>> {
+        let delete = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key("userId", s(user.as_str()))
             .key("recordingId", s(id.as_str()))
-            .send()
-            .await
-            .context("deleting the recording")?;
-        Ok(())
+            .condition_expression("attribute_exists(recordingId)");
+        let Some(old) = dynamo::conditional_delete(delete).await.context("deleting the recording")? else {
+            return Ok(None);
+        };
+        let recording = Recording::from_item(&old)?;
+        let units = held(recording.is_favorite, recording.upload_bytes);
+        Ok(Some(Removed::new(recording, user.clone(), units, None)))
     }
+
+    /// What DynamoDB's TTL removed (a record of the table's stream): the uploaded bytes the
+    /// recording held. The caller claims each record once (stream records can repeat); an
+    /// expired recording is never a favourite.
+    pub fn removed_by_ttl(user: UserId, upload_bytes: Option<u64>) -> Removed<()> {
+        Removed::new((), user, held(false, upload_bytes), None)
+    }
+}
+
+/// The allowance units a recording holds while it exists.
+fn held(favourite: bool, upload_bytes: Option<u64>) -> Vec<Units> {
+    let mut units = Vec::new();
+    if favourite {
+        units.push(Units::one(Allowance::Favourites));
+    }
+    if let Some(bytes) = upload_bytes.filter(|b| *b > 0) {
+        units.push(Units::of(Allowance::StorageBytes, bytes));
+    }
+    units
 }
 
 /// Decodes a list cursor back to the recording id it carries.

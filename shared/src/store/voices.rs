@@ -20,12 +20,14 @@ use serde::Serialize;
 
 use crate::{
     domain::{
+        allowance::Allowance,
         audio::AudioType,
         ids::{SampleId, Ulid, UserId, VoiceId},
     },
     store::{
         dynamo::{self, Item, n, s},
         pending_uploads::{self, PendingUpload},
+        users::{Removed, Units},
     },
 };
 
@@ -250,8 +252,9 @@ impl Voices {
         pending_uploads::confirm(&self.client, &self.table, &pending.key).await
     }
 
-    pub async fn abandon_sample(&self, pending: &PendingUpload) -> anyhow::Result<bool> {
-        pending_uploads::abandon(&self.client, &self.table, &pending.key).await
+    /// The sample's URL expired unused: its row goes, and the month's upload it held with it.
+    pub async fn abandon_sample(&self, pending: &PendingUpload) -> anyhow::Result<Option<Removed<PendingUpload>>> {
+        pending_uploads::abandon(&self.client, &self.table, pending).await
     }
 
     /// The caller's sample, unless it expired (TTL removal can lag).
@@ -483,20 +486,36 @@ impl Voices {
         Ok(())
     }
 
-    /// Marks a voice whose deletion is under way (hidden from lists; a retried DELETE finishes it).
-    pub async fn mark_deleting(&self, user: &UserId, id: &VoiceId) -> anyhow::Result<()> {
-        self.update_voice(user, id)
+    /// Marks a voice whose deletion is under way (hidden from lists, never made resident again;
+    /// a retried DELETE finishes it): the voice as marked, so its ElevenLabs id is the one read
+    /// AFTER the mark (a re-creation that finished before it is included; none can finish after
+    /// it). None when there is no such voice.
+    pub async fn mark_deleting(&self, user: &UserId, id: &VoiceId) -> anyhow::Result<Option<Voice>> {
+        let update = self
+            .update_voice(user, id)
             .update_expression("SET deleting = :yes")
             .condition_expression("attribute_exists(itemId)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .send()
-            .await
-            .context("marking the voice for deletion")?;
-        Ok(())
+            .return_values(ReturnValue::AllNew);
+        let marked = dynamo::conditional_update(update).await.context("marking the voice for deletion")?;
+        marked.and_then(|o| o.attributes).as_ref().map(voice_from).transpose()
     }
 
-    pub async fn delete_voice(&self, user: &UserId, id: &VoiceId) -> anyhow::Result<()> {
-        self.delete(user, format!("{VOICE}{id}")).await
+    /// Removes the voice's row: the voice and the clone slot it held, for the one caller whose
+    /// delete removed it (None for every other, and when there is no such voice).
+    pub async fn delete_voice(&self, user: &UserId, id: &VoiceId) -> anyhow::Result<Option<Removed<Voice>>> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("userId", s(user.as_str()))
+            .key("itemId", s(format!("{VOICE}{id}")))
+            .condition_expression("attribute_exists(itemId)");
+        let Some(old) = dynamo::conditional_delete(delete).await.context("deleting the voice")? else {
+            return Ok(None);
+        };
+        let units = vec![Units::one(Allowance::CloneSlots)];
+        Ok(Some(Removed::new(voice_from(&old)?, user.clone(), units, None)))
     }
 
     /// Whether some user's clone has this ElevenLabs id (such an id is never a premade voice).

@@ -3,11 +3,10 @@
 //! child modules), so its attribute names are written down once, in [`attr`].
 
 mod admin;
+pub mod allowance;
 mod erasure;
-mod quota;
 mod reset;
 pub mod snapshot;
-mod storage;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::{
@@ -19,10 +18,9 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 pub use self::{
     admin::UserTally,
-    quota::{MonthFigures, QuotaError, Reservation},
+    allowance::{MonthFigures, Refused, Removed, Reservation, Units},
     reset::ResetReport,
     snapshot::Snapshots,
-    storage::{AllowanceError, UploadReservation},
 };
 use crate::{
     domain::{
@@ -499,60 +497,6 @@ pub struct BilledUser {
 }
 
 impl Users {
-    /// Takes one of the tier's clone slots with one conditional write; false when all are used.
-    pub async fn reserve_clone_slot(&self, id: &UserId, slots: u32) -> anyhow::Result<bool> {
-        self.take_one(id, attr::CLONES, slots).await
-    }
-
-    /// Gives a clone slot back (the clone failed, or was deleted); never below zero.
-    pub async fn release_clone_slot(&self, id: &UserId) -> anyhow::Result<()> {
-        self.give_one(id, attr::CLONES).await
-    }
-
-    /// Takes one of the tier's API-key places; false when all are used.
-    pub async fn reserve_api_key(&self, id: &UserId, keys: u32) -> anyhow::Result<bool> {
-        self.take_one(id, attr::API_KEYS, keys).await
-    }
-
-    /// Gives an API-key place back (the key was revoked); never below zero.
-    pub async fn release_api_key(&self, id: &UserId) -> anyhow::Result<()> {
-        self.give_one(id, attr::API_KEYS).await
-    }
-
-    /// Adds one to the counter `name` with one conditional write, unless it is at `max`.
-    async fn take_one(&self, id: &UserId, name: &str, max: u32) -> anyhow::Result<bool> {
-        self.changing(id, async {
-            let update = self
-                .update(id)
-                .update_expression("SET #counter = if_not_exists(#counter, :zero) + :one")
-                .condition_expression(
-                    "attribute_exists(userId) AND (attribute_not_exists(#counter) OR #counter < :max)",
-                )
-                .expression_attribute_names("#counter", name)
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":max", n(max));
-            Ok(dynamo::conditional_update(update).await.with_context(|| format!("taking one of {name}"))?.is_some())
-        })
-        .await
-    }
-
-    /// Takes one from the counter `name`; never below zero.
-    async fn give_one(&self, id: &UserId, name: &str) -> anyhow::Result<()> {
-        self.changing(id, async {
-            let update = self
-                .update(id)
-                .update_expression("SET #counter = #counter - :one")
-                .condition_expression("#counter > :zero")
-                .expression_attribute_names("#counter", name)
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":one", n(1));
-            dynamo::conditional_update(update).await.with_context(|| format!("giving one of {name} back"))?;
-            Ok(())
-        })
-        .await
-    }
-
     /// How many clone slots are in use.
     pub async fn clone_slots_used(&self, id: &UserId) -> anyhow::Result<u32> {
         let output = self

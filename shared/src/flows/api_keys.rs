@@ -1,0 +1,47 @@
+//! API keys: each one holds one of the plan's places (a FREE plan has none), taken with the key
+//! and given back by the revoke that removed it.
+
+use time::OffsetDateTime;
+
+use crate::{
+    clock::timestamp,
+    domain::{allowance::Allowance, ids::Ulid, usage::UsagePeriod, user::User},
+    error::ApiError,
+    store::{
+        api_keys::{ApiKeys, KeyMeta, NewKey},
+        users::Users,
+    },
+};
+
+/// Makes a key named `name` for `user`: FEATURE_LOCKED on a plan without keys, LIMIT_REACHED
+/// when every place is taken.
+pub async fn create(
+    users: &Users,
+    keys: &ApiKeys,
+    user: &User,
+    name: &str,
+    now: OffsetDateTime,
+) -> Result<NewKey, ApiError> {
+    if user.tier.rules().api_keys == 0 {
+        return Err(ApiError::locked(format!("API keys are not part of the {} plan", user.tier)));
+    }
+    let period = UsagePeriod::containing(now);
+    let place = users.reserve_one(&user.id, user.tier, Allowance::ApiKeys, period).await?;
+    match keys.create(&user.id, name, timestamp(now), Ulid::generate(now)).await {
+        Ok(made) => {
+            place.commit();
+            Ok(made)
+        }
+        Err(error) => {
+            place.give_back().await?;
+            Err(error.into())
+        }
+    }
+}
+
+/// Revokes the user's key `key_id` at once (every request reads keys strongly consistent);
+/// NOT_FOUND when they have no such key, or a concurrent revoke removed it first.
+pub async fn revoke(users: &Users, keys: &ApiKeys, user: &User, key_id: &str) -> Result<KeyMeta, ApiError> {
+    let removed = keys.revoke(&user.id, key_id).await?.ok_or_else(|| ApiError::not_found("API key"))?;
+    Ok(users.give_back_held(removed).await?)
+}
