@@ -6,13 +6,14 @@ VENV := .local/venv/bin
 SAM := .local/sam-venv/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help up down status run test test-e2e lint build sizes tools watch admin-grant bench cost
+.PHONY: help up down status run test test-e2e lint build sizes tools watch admin-grant bench cost routes routes-check
 
 help:
 	@echo "make run     start the local stack and serve every HTTP function on http://127.0.0.1:3001"
 	@echo "make test    start the local stack and run every test (Rust, then schemathesis and the browser journey)"
 	@echo "make test-e2e   schemathesis against openapi.yaml and the web client in headless Chromium only"
-	@echo "make lint    rustfmt, clippy, cfn-lint and sam validate --lint"
+	@echo "make lint    rustfmt, clippy, the route check, cfn-lint and sam validate --lint"
+	@echo "make routes  write template.yaml's HTTP routes from the functions' route! tables (routes-check: report only)"
 	@echo "make build   cargo lambda build --release (x86_64) and print binary and zip sizes"
 	@echo "make cost    monthly AWS cost per 1k/10k/100k MAU from bench/results.json, the profile and prices in bench/cost/"
 	@echo "make bench   release binaries under a Runtime API emulator + the local API under load (prints, writes bench/results.json)"
@@ -55,7 +56,15 @@ admin-grant: up
 tools:
 	local/stack.sh tools
 
-lint: tools
+# The route! tables are the one declaration of every route: template.yaml's HttpApi events are
+# written from them; openapi.yaml and events/ are checked against them (local/api/src/routes.rs).
+routes:
+	cargo run --quiet -p local-api --bin routes
+
+routes-check:
+	cargo run --quiet -p local-api --bin routes -- --check
+
+lint: tools routes-check
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/cfn-lint template.yaml

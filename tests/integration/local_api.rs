@@ -5,6 +5,22 @@ use std::{collections::BTreeSet, fs};
 use http::Method;
 use integration_tests::{TEMPLATE, TestApp};
 use local_api::routes_from_template;
+use voice_core::http::Access;
+
+/// What a request without a session gets, by the route's declared access: the sign-in routes
+/// redirect, an unsigned webhook is refused, the other public routes answer, and every other
+/// route needs a session. A handler that did not know its own route would answer NOT_FOUND.
+fn anonymous_status(key: &str) -> u16 {
+    let route = local_api::FUNCTIONS.iter().flat_map(|(_, table)| table.iter()).find(|r| r.key == key);
+    match route.unwrap_or_else(|| panic!("no route table declares {key}")).access {
+        Access::Public(_) => match key {
+            "GET /auth/login" | "GET /auth/callback" => 302,
+            "POST /billing/webhook" => 400,
+            _ => 200,
+        },
+        _ => 401,
+    }
+}
 
 #[tokio::test]
 async fn every_template_route_reaches_its_handler() {
@@ -15,15 +31,7 @@ async fn every_template_route_reaches_its_handler() {
     for route in routes {
         let path = route.path.replace("{id}", "01JD0000000000000000000000");
         let response = app.request(route.method.clone(), &path, &[], None).await;
-        // Without a session the sign-in routes redirect, the public plans and health answer, an unsigned
-        // webhook is refused, and the rest need a session; a handler that did not know its own
-        // route would answer NOT_FOUND instead.
-        let expected = match path.as_str() {
-            "/auth/login" | "/auth/callback" => 302,
-            "/billing/plans" | "/health" | "/health/live" => 200,
-            "/billing/webhook" => 400,
-            _ => 401,
-        };
+        let expected = anonymous_status(&route.key());
         assert_eq!(response.status, expected, "{} {path} -> {}", route.method, response.body);
     }
 }
@@ -55,13 +63,7 @@ async fn every_http_event_file_is_a_template_route_and_reaches_its_handler() {
         let response = app.router().invoke(&text, "event-file").await;
         // The files carry placeholder cookies, state and signature: no live session, no pending
         // login, no valid webhook.
-        let expected = match route_key {
-            "GET /auth/login" | "GET /auth/callback" => 302,
-            "GET /billing/plans" | "GET /health" | "GET /health/live" => 200,
-            "POST /billing/webhook" => 400,
-            _ => 401,
-        };
-        assert_eq!(response.status(), expected, "{}", path.display());
+        assert_eq!(response.status(), anonymous_status(route_key), "{}", path.display());
         seen += 1;
     }
     assert!(seen >= 10, "only {seen} HTTP event files");
@@ -75,7 +77,7 @@ async fn template_route_tables_and_local_api_agree() {
     let declared: BTreeSet<(String, String)> = template.iter().map(|r| (r.binary.clone(), r.key())).collect();
     let tables: BTreeSet<(String, String)> = local_api::FUNCTIONS
         .iter()
-        .flat_map(|(binary, table)| table.iter().map(|route| (binary.to_string(), route.key.to_owned())))
+        .flat_map(|&(binary, table)| table.iter().map(move |route| (binary.to_string(), route.key.to_owned())))
         .collect();
     let app = TestApp::spawn().await;
     let served: BTreeSet<(String, String)> = app.router().routes().map(|r| (r.binary.clone(), r.key())).collect();

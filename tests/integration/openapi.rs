@@ -6,42 +6,19 @@
 
 use std::{collections::BTreeSet, fs};
 
-use local_api::{FUNCTIONS, routes_from_template};
-use serde::de::DeserializeOwned;
+use local_api::{
+    FUNCTIONS,
+    routes::{expected_security, operations, stated_security},
+    routes_from_template,
+};
 use serde_json::{Value as Json, json};
 use serde_norway::Value;
-use voice_core::http::Access;
+use voice_core::http::{Access, body::BodyType};
 
 const OPENAPI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
-const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 fn spec() -> Value {
     serde_norway::from_str(&fs::read_to_string(OPENAPI).unwrap()).unwrap()
-}
-
-/// Every operation as (`METHOD /path`, operation).
-fn operations(spec: &Value) -> Vec<(String, &Value)> {
-    let paths = spec["paths"].as_mapping().expect("paths");
-    let mut operations = Vec::new();
-    for (path, item) in paths {
-        for method in METHODS {
-            if let Some(operation) = item.get(method) {
-                operations.push((format!("{} {}", method.to_uppercase(), path.as_str().unwrap()), operation));
-            }
-        }
-    }
-    operations
-}
-
-/// The names of the security schemes each alternative of an operation requires.
-fn security(spec: &Value, operation: &Value) -> Vec<BTreeSet<String>> {
-    let requirements = operation.get("security").unwrap_or(&spec["security"]);
-    requirements
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_owned()).collect())
-        .collect()
 }
 
 #[test]
@@ -62,25 +39,15 @@ fn each_operation_names_the_access_its_route_enforces() {
     let spec = spec();
     let operations = operations(&spec);
     let mut checked = 0;
-    for (binary, table) in FUNCTIONS {
+    for &(binary, table) in FUNCTIONS {
         for route in table {
             let (_, operation) = operations
                 .iter()
                 .find(|(key, _)| key == route.key)
                 .unwrap_or_else(|| panic!("{binary}: {} is not in openapi.yaml", route.key));
-            let alternatives = security(&spec, operation);
+            let alternatives = stated_security(&spec, operation);
             let state_change = !route.key.starts_with("GET ");
-            let cookie: BTreeSet<String> = if state_change {
-                ["sessionCookie".to_owned(), "csrfToken".to_owned()].into()
-            } else {
-                ["sessionCookie".to_owned()].into()
-            };
-            let bearer: BTreeSet<String> = ["bearerKey".to_owned()].into();
-            let expected: Vec<BTreeSet<String>> = match route.access {
-                Access::Public(_) => vec![],
-                _ if route.api_key => vec![cookie, bearer],
-                _ => vec![cookie],
-            };
+            let expected = expected_security(route);
             assert_eq!(alternatives, expected, "{}: openapi.yaml's security differs from the route table", route.key);
 
             let responses = operation["responses"].as_mapping().unwrap();
@@ -145,81 +112,36 @@ fn every_error_answer_has_the_one_error_shape() {
 
 // What each request body accepts, against the Rust type that parses it.
 
-/// A request body's Rust type as serde sees it: the fields its derive names (after renaming)
-/// and whether a JSON value parses.
-struct BodyType {
-    name: &'static str,
-    fields: &'static [&'static str],
-    parses: fn(Json) -> Result<(), String>,
-}
-
-fn body_type<T: DeserializeOwned>() -> BodyType {
-    fn parses<T: DeserializeOwned>(value: Json) -> Result<(), String> {
-        serde_json::from_value::<T>(value).map(drop).map_err(|e| e.to_string())
+/// Each operation's JSON body and the type its handler parses it into, as its route declares
+/// (`body:` in `route!`); a nested object is named by its place in the body's schema.
+fn request_types(spec: &Json) -> Vec<(String, &'static str, BodyType)> {
+    use voice_core::domain::{generation, profile, voices};
+    // The objects inside a body that are types of their own.
+    let nested: [(&str, &str, BodyType); 3] = [
+        (
+            std::any::type_name::<generation::TtsBody>(),
+            "/properties/voiceSettings",
+            BodyType::of::<generation::SliderValues>(),
+        ),
+        (
+            std::any::type_name::<profile::ProfilePatch>(),
+            "/properties/preferences",
+            BodyType::of::<profile::Preferences>(),
+        ),
+        (std::any::type_name::<voices::NewVoiceBody>(), "/properties/consent", BodyType::of::<voices::Consent>()),
+    ];
+    let mut types = Vec::new();
+    for route in FUNCTIONS.iter().flat_map(|(_, table)| table.iter()) {
+        let Some(body) = route.body else { continue };
+        let (method, path) = route.key.split_once(' ').unwrap();
+        let id = spec["paths"][path][method.to_lowercase()]["operationId"].as_str();
+        let id = id.unwrap_or_else(|| panic!("{}: openapi.yaml names no operationId", route.key)).to_owned();
+        for (_, at, inner) in nested.iter().filter(|(outer, _, _)| *outer == (body.name)()) {
+            types.push((id.clone(), *at, *inner));
+        }
+        types.push((id, "", body));
     }
-    BodyType { name: std::any::type_name::<T>(), fields: serde_fields::<T>(), parses: parses::<T> }
-}
-
-/// The fields a derived `Deserialize` asks for, read by a deserializer that stops at the struct.
-fn serde_fields<T: DeserializeOwned>() -> &'static [&'static str] {
-    use serde::de::{Error, Visitor, value};
-
-    struct Fields<'a>(&'a mut &'static [&'static str]);
-
-    impl<'de> serde::Deserializer<'de> for Fields<'_> {
-        type Error = value::Error;
-
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, value::Error> {
-            Err(value::Error::custom("not a struct"))
-        }
-
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, value::Error> {
-            *self.0 = fields;
-            Err(value::Error::custom("fields read"))
-        }
-
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
-        }
-    }
-
-    let mut fields: &'static [&'static str] = &[];
-    let _ = T::deserialize(Fields(&mut fields));
-    assert!(!fields.is_empty(), "{} is not a struct with fields", std::any::type_name::<T>());
-    fields
-}
-
-/// Each operation's JSON body and the type its handler parses it into; a nested object is named
-/// by its place in the body's schema.
-fn request_types() -> Vec<(&'static str, &'static str, BodyType)> {
-    use voice_core::domain::{generation, plans, presets, profile, voices};
-    vec![
-        ("generate", "", body_type::<generation::TtsBody>()),
-        ("generate", "/properties/voiceSettings", body_type::<generation::SliderValues>()),
-        ("generateStreamed", "", body_type::<generation::TtsBody>()),
-        ("generateStreamed", "/properties/voiceSettings", body_type::<generation::SliderValues>()),
-        ("editProfile", "", body_type::<profile::ProfilePatch>()),
-        ("editProfile", "/properties/preferences", body_type::<profile::Preferences>()),
-        ("createApiKey", "", body_type::<account::NewKeyBody>()),
-        ("savePreset", "", body_type::<presets::NewPreset>()),
-        ("createUpload", "", body_type::<recordings::UploadBody>()),
-        ("setFavourite", "", body_type::<recordings::FavoriteBody>()),
-        ("uploadSample", "", body_type::<voices::SampleRequest>()),
-        ("cloneVoice", "", body_type::<voices::NewVoiceBody>()),
-        ("cloneVoice", "/properties/consent", body_type::<voices::Consent>()),
-        ("renameVoice", "", body_type::<voices::VoicePatchBody>()),
-        ("checkout", "", body_type::<plans::PlanRequest>()),
-        ("changePlan", "", body_type::<plans::PlanRequest>()),
-        ("adminSuspend", "", body_type::<admin::Reasoned>()),
-        ("adminUnsuspend", "", body_type::<admin::Reasoned>()),
-        ("adminGrantUsage", "", body_type::<admin::Grant>()),
-    ]
+    types
 }
 
 /// Where the spec forbids a kind of value that the type parses, and a later check refuses it.
@@ -330,15 +252,15 @@ fn kind(value: &Json) -> &'static str {
 #[test]
 fn every_request_body_is_the_type_its_handler_parses() {
     let spec = serde_json::to_value(spec()).unwrap();
-    let types = request_types();
+    let types = request_types(&spec);
     let mut problems = Vec::new();
 
     // Every JSON body but Stripe's own event (checked by its signature) has its type here.
     for item in spec["paths"].as_object().unwrap().values() {
         for operation in item.as_object().unwrap().values().filter(|o| o.get("requestBody").is_some()) {
             let id = operation["operationId"].as_str().unwrap();
-            if id != "stripeWebhook" && !types.iter().any(|(op, at, _)| *op == id && at.is_empty()) {
-                problems.push(format!("{id}: its body has no Rust type in request_types()"));
+            if id != "stripeWebhook" && !types.iter().any(|(op, at, _)| op == id && at.is_empty()) {
+                problems.push(format!("{id}: its route declares no body type (`body:` in route!)"));
             }
         }
     }
@@ -346,7 +268,7 @@ fn every_request_body_is_the_type_its_handler_parses() {
     for (id, at, rust) in &types {
         let schema = request_schema(&spec, id);
         let schema = object_schema(&spec, schema.pointer(at).unwrap_or_else(|| panic!("{id}{at}")));
-        let place = format!("{id}{at} ({})", rust.name);
+        let place = format!("{id}{at} ({})", (rust.name)());
         let properties = schema["properties"].as_object().unwrap();
         let required: BTreeSet<&str> = schema
             .get("required")
@@ -357,7 +279,7 @@ fn every_request_body_is_the_type_its_handler_parses() {
             .collect();
 
         let documented: BTreeSet<&str> = properties.keys().map(String::as_str).collect();
-        let parsed: BTreeSet<&str> = rust.fields.iter().copied().collect();
+        let parsed: BTreeSet<&str> = (rust.fields)().iter().copied().collect();
         if documented != parsed {
             problems.push(format!("{place}: the spec has {documented:?}, the type {parsed:?}"));
         }

@@ -16,7 +16,7 @@ use voice_core::{
 pub const ROUTES: &[Route] = &[
     route!("DELETE /user", user: erase),
     route!("GET /user/export", user: export),
-    route!("POST /api-keys", user: create_key),
+    route!("POST /api-keys", user: create_key, body: NewKeyBody),
     route!("GET /api-keys", user: list_keys),
     route!("DELETE /api-keys/{id}", user: revoke_key),
 ];

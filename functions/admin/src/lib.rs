@@ -17,9 +17,9 @@ use voice_core::{
 pub const ROUTES: &[Route] = &[
     route!("GET /admin/users", user: lookup, permission: LookUpUsers),
     route!("GET /admin/users/{id}", user: account, permission: LookUpUsers),
-    route!("POST /admin/users/{id}/suspend", user: suspend, permission: Suspend),
-    route!("POST /admin/users/{id}/unsuspend", user: unsuspend, permission: Suspend),
-    route!("POST /admin/users/{id}/grant-usage", user: grant_usage, permission: GrantUsage),
+    route!("POST /admin/users/{id}/suspend", user: suspend, permission: Suspend, body: Reasoned),
+    route!("POST /admin/users/{id}/unsuspend", user: unsuspend, permission: Suspend, body: Reasoned),
+    route!("POST /admin/users/{id}/grant-usage", user: grant_usage, permission: GrantUsage, body: Grant),
     route!("GET /admin/stats", user: stats, permission: ViewStats),
     route!("GET /admin/audit", user: audit, permission: ViewAudit),
 ];

@@ -11,7 +11,7 @@ use voice_core::{
 
 pub const ROUTES: &[Route] = &[
     route!("GET /billing/plans", public: list_plans),
-    route!("POST /billing/checkout", user: checkout, rate_limit: Billing),
+    route!("POST /billing/checkout", user: checkout, rate_limit: Billing, body: PlanRequest),
 ];
 
 async fn list_plans(ctx: Ctx<'_>) -> HttpResult {

@@ -14,7 +14,7 @@ use voice_core::{
 
 pub const ROUTES: &[Route] = &[
     route!("POST /billing/portal", user: portal, rate_limit: Billing),
-    route!("POST /billing/subscription", user: change_plan, rate_limit: Billing),
+    route!("POST /billing/subscription", user: change_plan, rate_limit: Billing, body: PlanRequest),
     route!("GET /billing/invoices", user: invoices, rate_limit: Billing),
 ];
 

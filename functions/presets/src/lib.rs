@@ -11,7 +11,7 @@ use voice_core::{
 
 pub const ROUTES: &[Route] = &[
     route!("GET /presets", user: list),
-    route!("POST /presets", user: save),
+    route!("POST /presets", user: save, body: NewPreset),
     route!("DELETE /presets/{id}", user: delete),
 ];
 

@@ -20,9 +20,9 @@ const DEFAULT_PAGE: u32 = 20;
 
 pub const ROUTES: &[Route] = &[
     route!("GET /recordings", user: list, api_keys: true),
-    route!("POST /recordings", user: create_upload, api_keys: true),
+    route!("POST /recordings", user: create_upload, api_keys: true, body: UploadBody),
     route!("GET /recordings/{id}", user: read, api_keys: true),
-    route!("PATCH /recordings/{id}", user: set_favorite, api_keys: true),
+    route!("PATCH /recordings/{id}", user: set_favorite, api_keys: true, body: FavoriteBody),
     route!("DELETE /recordings/{id}", user: delete, api_keys: true),
 ];
 

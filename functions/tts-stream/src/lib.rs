@@ -14,7 +14,8 @@ use voice_core::{
     route,
 };
 
-pub const ROUTES: &[Route] = &[route!("POST /tts/stream", stream: speak, rate_limit: Generations, api_keys: true)];
+pub const ROUTES: &[Route] =
+    &[route!("POST /tts/stream", stream: speak, rate_limit: Generations, api_keys: true, body: TtsBody)];
 
 #[tracing::instrument(skip_all)]
 async fn speak(app: &'static App, ctx: Ctx<'_>, caller: Caller) -> Result<Streamed, ApiError> {

@@ -6,7 +6,8 @@ use voice_core::{
     route,
 };
 
-pub const ROUTES: &[Route] = &[route!("POST /tts", user: generate, rate_limit: Generations, api_keys: true)];
+pub const ROUTES: &[Route] =
+    &[route!("POST /tts", user: generate, rate_limit: Generations, api_keys: true, body: TtsBody)];
 
 #[tracing::instrument(skip_all)]
 async fn generate(ctx: Ctx<'_>, caller: Caller) -> HttpResult {

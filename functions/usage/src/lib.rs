@@ -13,7 +13,7 @@ pub const ROUTES: &[Route] = &[
     route!("GET /usage", user: usage, api_keys: true),
     route!("GET /usage/history", user: history),
     route!("GET /user/profile", user: profile),
-    route!("PATCH /user/profile", user: edit_profile),
+    route!("PATCH /user/profile", user: edit_profile, body: ProfilePatch),
 ];
 
 /// This month's generations, plus uploads, storage and favourites against the tier.

@@ -19,10 +19,10 @@ use voice_core::{
 pub const ROUTES: &[Route] = &[
     route!("GET /voices", user: list, api_keys: true),
     route!("GET /voices/consent", user: consent),
-    route!("POST /voices/samples", user: sample),
-    route!("POST /voices", user: create),
+    route!("POST /voices/samples", user: sample, body: SampleRequest),
+    route!("POST /voices", user: create, body: NewVoiceBody),
     route!("GET /voices/{id}", user: read),
-    route!("PATCH /voices/{id}", user: rename),
+    route!("PATCH /voices/{id}", user: rename, body: VoicePatchBody),
     route!("DELETE /voices/{id}", user: delete),
 ];
 

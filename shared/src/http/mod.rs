@@ -1,6 +1,7 @@
 //! The HTTP edge: the router every HTTP function runs behind, request parsing, responses and
 //! cookies.
 
+pub mod body;
 pub mod cookies;
 pub mod csrf;
 pub mod request;

@@ -72,12 +72,15 @@ pub struct Route {
     /// An admin-area route: the caller's role must allow this (the RBAC table in
     /// `domain::roles`), else 403 FORBIDDEN.
     pub permission: Option<Permission>,
+    /// The JSON body its handler parses (openapi.yaml's request schema is checked against it).
+    pub body: Option<crate::http::body::BodyType>,
 }
 
 /// Declares a route: `route!("GET /usage", user: usage)`, `route!("POST /tts", user: generate,
 /// rate_limit: Generations)`, `route!("GET /auth/login", public: login, per_ip: 20)`,
-/// `route!("POST /admin/users/{id}/suspend", user: suspend, permission: Suspend)`. `public`
-/// handlers take a [`Ctx`], `session` ones also the [`Session`], `user` ones also the [`Caller`].
+/// `route!("POST /admin/users/{id}/suspend", user: suspend, permission: Suspend, body: Reasoned)`.
+/// `public` handlers take a [`Ctx`], `session` ones also the [`Session`], `user` ones also the
+/// [`Caller`]; `body` names the type a handler parses its JSON body into.
 #[macro_export]
 macro_rules! route {
     ($key:literal, public: $handler:path $(, per_ip: $per_ip:literal)?) => {
@@ -88,6 +91,7 @@ macro_rules! route {
             per_ip: $crate::route!(@some $($per_ip)?),
             api_key: false,
             permission: None,
+            body: None,
         }
     };
     ($key:literal, session: $handler:path) => {
@@ -98,9 +102,10 @@ macro_rules! route {
             per_ip: None,
             api_key: false,
             permission: None,
+            body: None,
         }
     };
-    ($key:literal, user: $handler:path $(, rate_limit: $limit:ident)? $(, api_keys: $keys:literal)? $(, permission: $permission:ident)?) => {
+    ($key:literal, user: $handler:path $(, rate_limit: $limit:ident)? $(, api_keys: $keys:literal)? $(, permission: $permission:ident)? $(, body: $body:ty)?) => {
         $crate::http::Route {
             key: $key,
             access: $crate::http::Access::User(|ctx, caller| Box::pin($handler(ctx, caller))),
@@ -108,9 +113,10 @@ macro_rules! route {
             per_ip: None,
             api_key: $crate::route!(@keys $($keys)?),
             permission: $crate::route!(@some $($crate::domain::roles::Permission::$permission)?),
+            body: $crate::route!(@some $($crate::http::body::BodyType::of::<$body>())?),
         }
     };
-    ($key:literal, stream: $handler:path $(, rate_limit: $limit:ident)? $(, api_keys: $keys:literal)?) => {
+    ($key:literal, stream: $handler:path $(, rate_limit: $limit:ident)? $(, api_keys: $keys:literal)? $(, body: $body:ty)?) => {
         $crate::http::Route {
             key: $key,
             access: $crate::http::Access::Stream(|app, ctx, caller| Box::pin($handler(app, ctx, caller))),
@@ -118,6 +124,7 @@ macro_rules! route {
             per_ip: None,
             api_key: $crate::route!(@keys $($keys)?),
             permission: None,
+            body: $crate::route!(@some $($crate::http::body::BodyType::of::<$body>())?),
         }
     };
     (@keys $keys:literal) => { $keys };
