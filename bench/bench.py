@@ -66,7 +66,7 @@ SUBJECTS = {
     "account": {"http": ("GET", "/api-keys", "/api-keys")},
     "admin": {"http": ("GET", "/admin/users/{id}", None), "admin": True},
     "health": {"http": ("GET", "/health", "/health")},
-    "stream": {"event": "stream-session-ttl.json"},
+    "ttl-cleanup": {"event": "stream-session-ttl.json"},
     "sweep": {"event": "sweep-schedule.json", "warm": 3},
     "reset": {"event": "reset-schedule.json", "warm": 3},
     "reconcile": {"event": "reconcile-schedule.json", "warm": 0},

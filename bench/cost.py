@@ -38,7 +38,7 @@ UNITS = {
     "recordings_write": (1.5, 2, 0, 11),  # GetItem of the recording; UpdateItem/DeleteItem + allowance
     "checkout": (0, 0, 0, 7),       # its Stripe-call limit is a second counter
     "webhook": (1.5, 4, 0, 6),      # customer → user (index), claim, complete, subscription, user
-    "stream": (0, 0.1, 0, 1),       # per expired row: the once-only storage claim for uploads
+    "ttl-cleanup": (0, 0.1, 0, 1),       # per expired row: the once-only storage claim for uploads
     "health": (0.5, 0, 0, 1),
     "sweep": (1, 0, 0, 0),
     "reconcile": (0, 0, 0, 0),      # scaled by users below
@@ -106,7 +106,7 @@ def invocations_per_user(profile):
         add("recordings", u["plays"])  # GET /recordings/{id}: a fresh presigned URL
         add("checkout", u["billing_calls"])
         add("webhook", u["webhook_events"])
-        add("stream", u["generations"] * (1 - profile["audio"]["favourite_share"]))
+        add("ttl-cleanup", u["generations"] * (1 - profile["audio"]["favourite_share"]))
         add("session_rechecks", u["page_loads"])
         add("generations", u["generations"])
         add("plays", u["plays"])
@@ -142,7 +142,7 @@ def estimate(users, prices, profile, results, template):
     reconcile_s = ops["reconcile_runs_per_month"] * paying * upstream["stripe_call_ms"] / 1000 / 8  # 8 in flight
     lambda_gb_s += reconcile_s * memory["reconcile"] / 1024
     total_invocations = sum(invocations.values()) + ops["reconcile_runs_per_month"]
-    http_requests = sum(c for n, c in invocations.items() if n not in ("stream", "sweep"))
+    http_requests = sum(c for n, c in invocations.items() if n not in ("ttl-cleanup", "sweep"))
 
     reads = sum(UNITS[n][0] * c for n, c in invocations.items())
     writes = sum(UNITS[n][1] * c for n, c in invocations.items()) + per["session_rechecks"] * users

@@ -141,7 +141,7 @@ async fn an_expired_upload_frees_its_storage_once_however_often_its_record_arriv
     let event: Event = serde_json::from_str(&text.replace("auth0|events-user", user.id.as_str())).unwrap();
 
     for _ in 0..3 {
-        let response = stream::handle(&app.app, event.clone()).await;
+        let response = ttl_cleanup::handle(&app.app, event.clone()).await;
         assert!(response.batch_item_failures.is_empty());
     }
     let row = app.user_row(user.id.as_str()).await.unwrap();

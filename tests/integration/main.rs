@@ -24,6 +24,6 @@ mod session;
 mod signin;
 mod streaming;
 mod template;
+mod tts;
 mod usage;
-mod voice;
 mod voices;

@@ -230,16 +230,16 @@ async fn the_stream_consumer_deletes_exactly_the_ttl_expired_audio() {
     put_object(&app, &expired).await;
     put_object(&app, &deleted_by_user).await;
 
-    let response = stream::handle(&app.app, stream_event("stream-recording-user-delete.json", &user)).await;
+    let response = ttl_cleanup::handle(&app.app, stream_event("stream-recording-user-delete.json", &user)).await;
     assert!(response.batch_item_failures.is_empty());
     assert!(object_exists(&app, &deleted_by_user).await, "a user's own delete is not a TTL removal");
 
-    let response = stream::handle(&app.app, stream_event("stream-recording-ttl.json", &user)).await;
+    let response = ttl_cleanup::handle(&app.app, stream_event("stream-recording-ttl.json", &user)).await;
     assert!(response.batch_item_failures.is_empty());
     assert!(!object_exists(&app, &expired).await);
     assert!(object_exists(&app, &deleted_by_user).await);
 
-    let response = stream::handle(&app.app, stream_event("stream-recording-duplicate.json", &user)).await;
+    let response = ttl_cleanup::handle(&app.app, stream_event("stream-recording-duplicate.json", &user)).await;
     assert!(response.batch_item_failures.is_empty(), "duplicates are harmless");
 }
 
@@ -247,7 +247,7 @@ async fn the_stream_consumer_deletes_exactly_the_ttl_expired_audio() {
 async fn a_failing_delete_is_reported_as_a_batch_item_failure() {
     let app = TestApp::builder().aws_down().spawn().await;
     let user = unique("auth0|stream-");
-    let response = stream::handle(&app.app, stream_event("stream-recording-duplicate.json", &user)).await;
+    let response = ttl_cleanup::handle(&app.app, stream_event("stream-recording-duplicate.json", &user)).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
     assert_eq!(failed, ["4421584500000000017450439091", "4421584500000000017450439091"]);
 }
@@ -261,7 +261,7 @@ async fn an_expired_session_is_dropped_from_redis() {
     let key = redis_key(&user_slot(&UserId::parse("auth0|any").unwrap()), &key);
     let _: () = app.redis().await.set_ex(&key, "{}", 300).await.unwrap();
 
-    let response = stream::handle(&app.app, event).await;
+    let response = ttl_cleanup::handle(&app.app, event).await;
 
     assert!(response.batch_item_failures.is_empty());
     let left: Option<String> = app.redis().await.get(&key).await.unwrap();

@@ -22,14 +22,14 @@ fn statements(function: &Value) -> Vec<&Value> {
 fn the_stream_function_reads_exactly_its_two_streams() {
     let template = template();
     let resources = template["Resources"].as_mapping().unwrap();
-    let stream = &template["Resources"]["StreamFunction"];
+    let stream = &template["Resources"]["TtlCleanupFunction"];
     let events = stream["Properties"]["Events"].as_mapping().map(|e| e.len()).unwrap_or(0);
     assert_eq!(events, 0, "SAM DynamoDB events would attach the managed stream-read role on every table");
 
     let mappings: Vec<String> = resources
         .values()
         .filter(|r| r["Type"] == "AWS::Lambda::EventSourceMapping")
-        .filter(|r| text(&r["Properties"]["FunctionName"]).contains("StreamFunction"))
+        .filter(|r| text(&r["Properties"]["FunctionName"]).contains("TtlCleanupFunction"))
         .map(|r| text(&r["Properties"]["EventSourceArn"]))
         .collect();
     assert_eq!(mappings.len(), 2, "{mappings:?}");
@@ -129,7 +129,8 @@ fn alarms_on_our_own_metrics_name_what_the_functions_emit() {
         (&webhook["MetricName"], &webhook["Dimensions"][0]["Value"]),
         (&Value::from("WebhookOutcomes"), &Value::from("failed"))
     );
-    // The webhook handler names its outcomes in one place; "failed" must be among them.
-    let handler = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/webhook/src/lib.rs")).unwrap();
+    // The webhook flow names its outcomes in one place; "failed" must be among them.
+    let handler =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/src/flows/stripe_events.rs")).unwrap();
     assert!(handler.contains("outcome(\"failed\")"));
 }

@@ -15,6 +15,7 @@ pub mod presets;
 pub mod reconcile;
 pub mod recordings;
 pub mod signin;
+pub mod stripe_events;
 pub mod ttl_cleanup;
 pub mod upload_sweep;
 pub mod uploads;

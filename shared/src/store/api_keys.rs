@@ -17,7 +17,7 @@ use crate::{
         usage::UsagePeriod,
     },
     store::{
-        dynamo::{self, Item, n, s},
+        dynamo::{self, Item, number, string},
         users::{Removed, Units},
     },
 };
@@ -95,12 +95,12 @@ impl ApiKeys {
             key_hash: hash(&key),
         };
         let item = HashMap::from([
-            ("keyHash".to_owned(), s(&meta.key_hash)),
-            ("userId".to_owned(), s(user.as_str())),
-            ("keyId".to_owned(), s(&meta.key_id)),
-            ("name".to_owned(), s(&meta.name)),
-            ("prefix".to_owned(), s(&meta.prefix)),
-            ("createdAt".to_owned(), s(&meta.created_at)),
+            ("keyHash".to_owned(), string(&meta.key_hash)),
+            ("userId".to_owned(), string(user.as_str())),
+            ("keyId".to_owned(), string(&meta.key_id)),
+            ("name".to_owned(), string(&meta.name)),
+            ("prefix".to_owned(), string(&meta.prefix)),
+            ("createdAt".to_owned(), string(&meta.created_at)),
         ]);
         self.client
             .put_item()
@@ -120,7 +120,7 @@ impl ApiKeys {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("keyHash", s(hash(key)))
+            .key("keyHash", string(hash(key)))
             .consistent_read(true)
             .send()
             .await
@@ -140,15 +140,15 @@ impl ApiKeys {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("keyHash", s(&meta.key_hash))
+            .key("keyHash", string(&meta.key_hash))
             .update_expression(expression)
             .condition_expression("attribute_exists(keyHash)")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":one", n(1));
+            .expression_attribute_values(":now", number(now))
+            .expression_attribute_values(":one", number(1));
         update = if same_month {
-            update.expression_attribute_values(":zero", n(0))
+            update.expression_attribute_values(":zero", number(0))
         } else {
-            update.expression_attribute_values(":period", s(period.to_string()))
+            update.expression_attribute_values(":period", string(period.to_string()))
         };
         dynamo::conditional_update(update).await.context("counting the key's use")?;
         Ok(())
@@ -162,7 +162,7 @@ impl ApiKeys {
             .table_name(&self.table)
             .index_name("user-index")
             .key_condition_expression("userId = :user")
-            .expression_attribute_values(":user", s(user.as_str()))
+            .expression_attribute_values(":user", string(user.as_str()))
             .send()
             .await
             .context("listing API keys")?;
@@ -179,9 +179,9 @@ impl ApiKeys {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("keyHash", s(&meta.key_hash))
+            .key("keyHash", string(&meta.key_hash))
             .condition_expression("attribute_exists(keyHash) AND userId = :user")
-            .expression_attribute_values(":user", s(user.as_str()));
+            .expression_attribute_values(":user", string(user.as_str()));
         let Some(old) = dynamo::conditional_delete(delete).await.context("revoking the API key")? else {
             return Ok(None);
         };
@@ -195,7 +195,7 @@ impl ApiKeys {
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .key("keyHash", s(&key.key_hash))
+                .key("keyHash", string(&key.key_hash))
                 .send()
                 .await
                 .context("revoking an API key")?;

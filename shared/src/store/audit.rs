@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     domain::{ids::Ulid, usage::UsagePeriod},
-    store::dynamo::{self, Item, s},
+    store::dynamo::{self, Item, string},
 };
 
 mod attr {
@@ -61,20 +61,20 @@ impl AuditLog {
             .client
             .put_item()
             .table_name(&self.table)
-            .item(attr::MONTH, s(month))
-            .item(attr::AUDIT_ID, s(entry.audit_id.as_str()))
-            .item(attr::AT, s(&entry.at))
-            .item(attr::ACTOR, s(&entry.actor_id))
-            .item(attr::ACTOR_ROLE, s(&entry.actor_role))
-            .item(attr::ACTION, s(&entry.action))
-            .item(attr::REQUEST_ID, s(&entry.request_id))
-            .item(attr::DETAIL, s(entry.detail.to_string()))
+            .item(attr::MONTH, string(month))
+            .item(attr::AUDIT_ID, string(entry.audit_id.as_str()))
+            .item(attr::AT, string(&entry.at))
+            .item(attr::ACTOR, string(&entry.actor_id))
+            .item(attr::ACTOR_ROLE, string(&entry.actor_role))
+            .item(attr::ACTION, string(&entry.action))
+            .item(attr::REQUEST_ID, string(&entry.request_id))
+            .item(attr::DETAIL, string(entry.detail.to_string()))
             .condition_expression("attribute_not_exists(auditId)");
         if let Some(target) = &entry.target_user_id {
-            put = put.item(attr::TARGET, s(target));
+            put = put.item(attr::TARGET, string(target));
         }
         if let Some(reason) = &entry.reason {
-            put = put.item(attr::REASON, s(reason));
+            put = put.item(attr::REASON, string(reason));
         }
         put.send().await.context("writing the audit entry")?;
         Ok(())
@@ -88,15 +88,16 @@ impl AuditLog {
         cursor: Option<&Ulid>,
     ) -> anyhow::Result<(Vec<AuditEntry>, Option<Ulid>)> {
         let month = month.to_string();
-        let start = cursor
-            .map(|id| Item::from([(attr::MONTH.to_owned(), s(&month)), (attr::AUDIT_ID.to_owned(), s(id.as_str()))]));
+        let start = cursor.map(|id| {
+            Item::from([(attr::MONTH.to_owned(), string(&month)), (attr::AUDIT_ID.to_owned(), string(id.as_str()))])
+        });
         let page = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("#month = :month")
             .expression_attribute_names("#month", attr::MONTH)
-            .expression_attribute_values(":month", s(&month))
+            .expression_attribute_values(":month", string(&month))
             .scan_index_forward(false)
             .limit(limit as i32)
             .set_exclusive_start_key(start)

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::{
     domain::ids::{Ulid, UserId, VoiceId},
-    store::dynamo::{n, s},
+    store::dynamo::{number, string},
 };
 
 #[derive(Debug, Clone)]
@@ -38,21 +38,21 @@ impl ConsentRecords {
 
     pub async fn put(&self, record: &ConsentRecord) -> anyhow::Result<()> {
         let mut item = HashMap::from([
-            ("userId".to_owned(), s(record.user_id.as_str())),
-            ("consentId".to_owned(), s(record.consent_id.as_str())),
-            ("voiceId".to_owned(), s(record.voice_id.as_str())),
-            ("statementVersion".to_owned(), s(&record.statement_version)),
-            ("acceptedAt".to_owned(), s(&record.accepted_at)),
+            ("userId".to_owned(), string(record.user_id.as_str())),
+            ("consentId".to_owned(), string(record.consent_id.as_str())),
+            ("voiceId".to_owned(), string(record.voice_id.as_str())),
+            ("statementVersion".to_owned(), string(&record.statement_version)),
+            ("acceptedAt".to_owned(), string(&record.accepted_at)),
             (
                 "sampleSha256".to_owned(),
-                aws_sdk_dynamodb::types::AttributeValue::L(record.sample_sha256.iter().map(s).collect()),
+                aws_sdk_dynamodb::types::AttributeValue::L(record.sample_sha256.iter().map(string).collect()),
             ),
         ]);
         if let Some(ip) = &record.ip_address {
-            item.insert("ipAddress".to_owned(), s(ip));
+            item.insert("ipAddress".to_owned(), string(ip));
         }
         if let Some(agent) = &record.user_agent {
-            item.insert("userAgent".to_owned(), s(agent.chars().take(512).collect::<String>()));
+            item.insert("userAgent".to_owned(), string(agent.chars().take(512).collect::<String>()));
         }
         self.client
             .put_item()
@@ -73,7 +73,7 @@ impl ConsentRecords {
             .query()
             .table_name(&self.table)
             .key_condition_expression("userId = :user")
-            .expression_attribute_values(":user", s(user.as_str()))
+            .expression_attribute_values(":user", string(user.as_str()))
             .send()
             .await
             .context("listing the consent records")?;
@@ -112,7 +112,7 @@ impl ConsentRecords {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("userId = :user")
-                .expression_attribute_values(":user", s(user.as_str()))
+                .expression_attribute_values(":user", string(user.as_str()))
                 .projection_expression("consentId, expiresAt")
                 .set_exclusive_start_key(start)
                 .send()
@@ -137,11 +137,11 @@ impl ConsentRecords {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("consentId", s(consent_id.as_str()))
+            .key("userId", string(user.as_str()))
+            .key("consentId", string(consent_id.as_str()))
             .update_expression("SET expiresAt = :at")
             .condition_expression("attribute_exists(consentId)")
-            .expression_attribute_values(":at", n(expires_at))
+            .expression_attribute_values(":at", number(expires_at))
             .send()
             .await
             .context("setting the consent record's retention")?;

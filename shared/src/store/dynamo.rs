@@ -14,11 +14,13 @@ use aws_sdk_dynamodb::{
 
 pub type Item = HashMap<String, AttributeValue>;
 
-pub fn s(value: impl Into<String>) -> AttributeValue {
+/// A string attribute value.
+pub fn string(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub fn n(value: impl Display) -> AttributeValue {
+/// A number attribute value.
+pub fn number(value: impl Display) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -111,7 +113,7 @@ pub async fn delete_partition(
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_names("#sk", sk_name)
             .projection_expression("#pk, #sk")
-            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":pk", string(pk))
             .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()

@@ -11,7 +11,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use crate::{
     domain::{allowance::Allowance, ids::UserId, usage::UsagePeriod},
     store::{
-        dynamo::{self, Item, n, s},
+        dynamo::{self, Item, number, string},
         users::{Removed, Units},
     },
 };
@@ -21,8 +21,8 @@ const PENDING: &str = "pending";
 
 /// Marks a new row as waiting for its upload until `deadline` (unix seconds).
 pub fn mark(item: &mut Item, deadline: i64) {
-    item.insert("pendingUpload".to_owned(), s(PENDING));
-    item.insert("uploadDeadline".to_owned(), n(deadline));
+    item.insert("pendingUpload".to_owned(), string(PENDING));
+    item.insert("uploadDeadline".to_owned(), number(deadline));
 }
 
 /// A row whose upload URL has expired, as the index shows it.
@@ -50,8 +50,8 @@ pub async fn due(
             .table_name(table)
             .index_name(INDEX)
             .key_condition_expression("pendingUpload = :pending AND uploadDeadline < :before")
-            .expression_attribute_values(":pending", s(PENDING))
-            .expression_attribute_values(":before", n(before))
+            .expression_attribute_values(":pending", string(PENDING))
+            .expression_attribute_values(":before", number(before))
             .set_exclusive_start_key(start)
             .send()
             .await

@@ -20,7 +20,7 @@ use crate::{
         ids::{RecordingId, UserId},
     },
     store::{
-        dynamo::{self, Item, n, s},
+        dynamo::{self, Item, number, string},
         pending_uploads::{self, PendingUpload},
         users::{Removed, Units},
     },
@@ -57,13 +57,13 @@ impl Recording {
 
     fn to_item(&self) -> Item {
         let mut item = HashMap::from([
-            ("userId".to_owned(), s(self.user_id.as_str())),
-            ("recordingId".to_owned(), s(self.recording_id.as_str())),
-            ("contentType".to_owned(), s(self.content_type.mime())),
-            ("s3Key".to_owned(), s(&self.s3_key)),
+            ("userId".to_owned(), string(self.user_id.as_str())),
+            ("recordingId".to_owned(), string(self.recording_id.as_str())),
+            ("contentType".to_owned(), string(self.content_type.mime())),
+            ("s3Key".to_owned(), string(&self.s3_key)),
             ("isFavorite".to_owned(), AttributeValue::Bool(self.is_favorite)),
-            ("createdAt".to_owned(), s(&self.created_at)),
-            ("source".to_owned(), s(self.source.as_str())),
+            ("createdAt".to_owned(), string(&self.created_at)),
+            ("source".to_owned(), string(self.source.as_str())),
         ]);
         let optional = [
             ("voiceId", &self.voice_id),
@@ -73,20 +73,20 @@ impl Recording {
         ];
         for (name, value) in optional {
             if let Some(value) = value {
-                item.insert(name.to_owned(), s(value));
+                item.insert(name.to_owned(), string(value));
             }
         }
         if let Some(expires_at) = self.expires_at {
-            item.insert("expiresAt".to_owned(), n(expires_at));
+            item.insert("expiresAt".to_owned(), number(expires_at));
         }
         if let Some(bytes) = self.upload_bytes {
-            item.insert("uploadBytes".to_owned(), n(bytes));
+            item.insert("uploadBytes".to_owned(), number(bytes));
         }
         if self.is_favorite {
-            item.insert("favoriteRecordingId".to_owned(), s(self.recording_id.as_str()));
+            item.insert("favoriteRecordingId".to_owned(), string(self.recording_id.as_str()));
         }
         if let Some(config) = &self.audio_config {
-            item.insert("audioConfig".to_owned(), s(serde_json::to_string(config).expect("configs serialize")));
+            item.insert("audioConfig".to_owned(), string(serde_json::to_string(config).expect("configs serialize")));
         }
         item
     }
@@ -181,8 +181,8 @@ impl Recordings {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("recordingId", s(id.as_str()))
+            .key("userId", string(user.as_str()))
+            .key("recordingId", string(id.as_str()))
             .consistent_read(true)
             .send()
             .await
@@ -208,18 +208,20 @@ impl Recordings {
             .table_name(&self.table)
             .key_condition_expression("userId = :user")
             .filter_expression("attribute_not_exists(expiresAt) OR expiresAt > :now")
-            .expression_attribute_values(":user", s(user.as_str()))
-            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":user", string(user.as_str()))
+            .expression_attribute_values(":now", number(now))
             .scan_index_forward(false)
             .limit(limit as i32);
         if favourites_only {
             query = query.index_name(FAVORITES_INDEX);
         }
         if let Some(after) = cursor {
-            let mut start =
-                HashMap::from([("userId".to_owned(), s(user.as_str())), ("recordingId".to_owned(), s(after.as_str()))]);
+            let mut start = HashMap::from([
+                ("userId".to_owned(), string(user.as_str())),
+                ("recordingId".to_owned(), string(after.as_str())),
+            ]);
             if favourites_only {
-                start.insert(sort_key.to_owned(), s(after.as_str()));
+                start.insert(sort_key.to_owned(), string(after.as_str()));
             }
             query = query.set_exclusive_start_key(Some(start));
         }
@@ -241,7 +243,7 @@ impl Recordings {
         let update = self
             .set_favourite(user, id, true)
             .update_expression("SET isFavorite = :favorite, favoriteRecordingId = :id REMOVE expiresAt")
-            .expression_attribute_values(":id", s(id.as_str()));
+            .expression_attribute_values(":id", string(id.as_str()));
         let output = dynamo::conditional_update(update).await.context("updating the recording")?;
         output.and_then(|o| o.attributes).as_ref().map(Recording::from_item).transpose()
     }
@@ -258,7 +260,7 @@ impl Recordings {
         let update = self
             .set_favourite(user, id, false)
             .update_expression("SET isFavorite = :favorite, expiresAt = :expires REMOVE favoriteRecordingId")
-            .expression_attribute_values(":expires", n(expires_at));
+            .expression_attribute_values(":expires", number(expires_at));
         let output = dynamo::conditional_update(update).await.context("updating the recording")?;
         let Some(recording) = output.and_then(|o| o.attributes).as_ref().map(Recording::from_item).transpose()? else {
             return Ok(None);
@@ -272,7 +274,7 @@ impl Recordings {
         let update = self
             .set_favourite(user, id, false)
             .update_expression("SET isFavorite = :favorite, expiresAt = :expires REMOVE favoriteRecordingId")
-            .expression_attribute_values(":expires", n(expires_at));
+            .expression_attribute_values(":expires", number(expires_at));
         dynamo::conditional_update(update).await.context("undoing a favourite")?;
         Ok(())
     }
@@ -282,8 +284,8 @@ impl Recordings {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("recordingId", s(id.as_str()))
+            .key("userId", string(user.as_str()))
+            .key("recordingId", string(id.as_str()))
             .condition_expression("attribute_exists(recordingId) AND NOT (isFavorite = :favorite)")
             .expression_attribute_values(":favorite", AttributeValue::Bool(favorite))
             .return_values(ReturnValue::AllNew)
@@ -302,8 +304,8 @@ impl Recordings {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("recordingId", s(id.as_str()))
+            .key("userId", string(user.as_str()))
+            .key("recordingId", string(id.as_str()))
             .condition_expression("attribute_exists(recordingId)");
         let Some(old) = dynamo::conditional_delete(delete).await.context("deleting the recording")? else {
             return Ok(None);

@@ -35,7 +35,7 @@ use crate::{
         session::{ClientInfo, Session, SessionToken, user_slot},
     },
     store::{
-        dynamo::{self, Item, n, s},
+        dynamo::{self, Item, number, string},
         rate_limit,
         redis::Redis,
         secrets::MacKey,
@@ -171,17 +171,17 @@ impl Sessions {
             .dynamodb
             .put_item()
             .table_name(&self.table)
-            .item("sessionId", s(&key))
-            .item("userId", s(user_id.as_str()))
-            .item("createdAt", n(now))
-            .item("lastSeenAt", n(now))
-            .item("expiresAt", n(absolute_expires_at))
+            .item("sessionId", string(&key))
+            .item("userId", string(user_id.as_str()))
+            .item("createdAt", number(now))
+            .item("lastSeenAt", number(now))
+            .item("expiresAt", number(absolute_expires_at))
             .condition_expression("attribute_not_exists(sessionId)");
         if let Some(ip) = &client.ip_address {
-            put = put.item("ipAddress", s(ip));
+            put = put.item("ipAddress", string(ip));
         }
         if let Some(agent) = &client.user_agent {
-            put = put.item("userAgent", s(agent.chars().take(512).collect::<String>()));
+            put = put.item("userAgent", string(agent.chars().take(512).collect::<String>()));
         }
         put.send().await.context("storing the session")?;
 
@@ -282,7 +282,7 @@ impl Sessions {
             .dynamodb
             .delete_item()
             .table_name(&self.table)
-            .key("sessionId", s(&session.key))
+            .key("sessionId", string(&session.key))
             .send()
             .await
             .map(drop)
@@ -391,11 +391,11 @@ impl Sessions {
             .dynamodb
             .update_item()
             .table_name(&self.table)
-            .key("sessionId", s(key))
+            .key("sessionId", string(key))
             .update_expression("SET lastSeenAt = :now")
             .condition_expression("attribute_exists(sessionId) AND expiresAt > :now AND lastSeenAt > :idle_cutoff")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":idle_cutoff", n(idle_cutoff))
+            .expression_attribute_values(":now", number(now))
+            .expression_attribute_values(":idle_cutoff", number(idle_cutoff))
             .return_values(ReturnValue::AllNew);
         match dynamo::conditional_update(update).await.context("validating the session in DynamoDB")? {
             Some(output) => {
@@ -439,7 +439,7 @@ impl Sessions {
                 .table_name(&self.table)
                 .index_name("user-index")
                 .key_condition_expression("userId = :user")
-                .expression_attribute_values(":user", s(user.as_str()))
+                .expression_attribute_values(":user", string(user.as_str()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -464,7 +464,7 @@ impl Sessions {
             self.dynamodb
                 .delete_item()
                 .table_name(&self.table)
-                .key("sessionId", s(key))
+                .key("sessionId", string(key))
                 .send()
                 .await
                 .context("deleting a session")?;

@@ -13,7 +13,7 @@ use crate::{
         subscription::{SubscriptionStatus, tier_for},
         tiers::Tier,
     },
-    store::dynamo::{self, n, s},
+    store::dynamo::{self, number, string},
 };
 
 /// A subscription row as stored.
@@ -67,13 +67,13 @@ impl Subscriptions {
         read_at_ms: i64,
         now: OffsetDateTime,
     ) -> anyhow::Result<bool> {
-        let optional_number = |value: Option<i64>| value.map(n).unwrap_or(AttributeValue::Null(true));
+        let optional_number = |value: Option<i64>| value.map(number).unwrap_or(AttributeValue::Null(true));
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("subscriptionId", s(record.subscription_id))
+            .key("userId", string(user.as_str()))
+            .key("subscriptionId", string(record.subscription_id))
             .update_expression(
                 "SET price = :price, tier = :tier, #status = :status, currentPeriodStart = :start, \
                  currentPeriodEnd = :end, cancelAtPeriodEnd = :cancel, updatedAt = :now, readAt = :read, \
@@ -81,14 +81,14 @@ impl Subscriptions {
             )
             .condition_expression("attribute_not_exists(readAt) OR readAt < :read")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":price", s(record.price_id.unwrap_or("")))
-            .expression_attribute_values(":tier", s(record.tier.map(Tier::as_str).unwrap_or("NONE")))
-            .expression_attribute_values(":status", s(record.status.as_str()))
+            .expression_attribute_values(":price", string(record.price_id.unwrap_or("")))
+            .expression_attribute_values(":tier", string(record.tier.map(Tier::as_str).unwrap_or("NONE")))
+            .expression_attribute_values(":status", string(record.status.as_str()))
             .expression_attribute_values(":start", optional_number(record.period_start))
             .expression_attribute_values(":end", optional_number(record.period_end))
             .expression_attribute_values(":cancel", AttributeValue::Bool(record.cancel_at_period_end))
-            .expression_attribute_values(":read", n(read_at_ms))
-            .expression_attribute_values(":now", s(timestamp(now)));
+            .expression_attribute_values(":read", number(read_at_ms))
+            .expression_attribute_values(":now", string(timestamp(now)));
         Ok(dynamo::conditional_update(update).await.context("writing the subscription")?.is_some())
     }
 
@@ -104,7 +104,7 @@ impl Subscriptions {
             .query()
             .table_name(&self.table)
             .key_condition_expression("userId = :user")
-            .expression_attribute_values(":user", s(user.as_str()))
+            .expression_attribute_values(":user", string(user.as_str()))
             .consistent_read(true)
             .send()
             .await

@@ -25,7 +25,7 @@ use crate::{
         ids::{SampleId, Ulid, UserId, VoiceId},
     },
     store::{
-        dynamo::{self, Item, n, s},
+        dynamo::{self, Item, number, string},
         pending_uploads::{self, PendingUpload},
         users::{Removed, Units},
     },
@@ -85,15 +85,15 @@ pub struct Voice {
 
 fn sample_item(sample: &Sample) -> Item {
     let mut item = HashMap::from([
-        ("userId".to_owned(), s(sample.user_id.as_str())),
-        ("itemId".to_owned(), s(format!("{SAMPLE}{}", sample.sample_id))),
-        ("contentType".to_owned(), s(sample.content_type.mime())),
-        ("sizeBytes".to_owned(), n(sample.size_bytes)),
-        ("s3Key".to_owned(), s(&sample.s3_key)),
-        ("createdAt".to_owned(), s(&sample.created_at)),
+        ("userId".to_owned(), string(sample.user_id.as_str())),
+        ("itemId".to_owned(), string(format!("{SAMPLE}{}", sample.sample_id))),
+        ("contentType".to_owned(), string(sample.content_type.mime())),
+        ("sizeBytes".to_owned(), number(sample.size_bytes)),
+        ("s3Key".to_owned(), string(&sample.s3_key)),
+        ("createdAt".to_owned(), string(&sample.created_at)),
     ]);
     if let Some(at) = sample.expires_at {
-        item.insert("expiresAt".to_owned(), n(at));
+        item.insert("expiresAt".to_owned(), number(at));
     }
     item
 }
@@ -112,7 +112,7 @@ fn sample_from(item: &Item) -> anyhow::Result<Sample> {
 }
 
 fn strings(values: &[String]) -> AttributeValue {
-    AttributeValue::L(values.iter().map(s).collect())
+    AttributeValue::L(values.iter().map(string).collect())
 }
 
 fn string_list(item: &Item, name: &str) -> Vec<String> {
@@ -133,26 +133,26 @@ pub struct Resident {
 fn voice_item(voice: &Voice, account: &str) -> Item {
     let ids: Vec<String> = voice.sample_ids.iter().map(ToString::to_string).collect();
     let mut item = HashMap::from([
-        ("userId".to_owned(), s(voice.user_id.as_str())),
-        ("itemId".to_owned(), s(format!("{VOICE}{}", voice.voice_id))),
-        ("name".to_owned(), s(&voice.name)),
-        ("labels".to_owned(), s(serde_json::to_string(&voice.labels).expect("labels serialize"))),
+        ("userId".to_owned(), string(voice.user_id.as_str())),
+        ("itemId".to_owned(), string(format!("{VOICE}{}", voice.voice_id))),
+        ("name".to_owned(), string(&voice.name)),
+        ("labels".to_owned(), string(serde_json::to_string(&voice.labels).expect("labels serialize"))),
         ("sampleIds".to_owned(), strings(&ids)),
         ("sampleKeys".to_owned(), strings(&voice.sample_keys)),
-        ("consentId".to_owned(), s(voice.consent_id.as_str())),
-        ("createdAt".to_owned(), s(&voice.created_at)),
-        ("lastUsedMs".to_owned(), n(voice.last_used_ms)),
+        ("consentId".to_owned(), string(voice.consent_id.as_str())),
+        ("createdAt".to_owned(), string(&voice.created_at)),
+        ("lastUsedMs".to_owned(), number(voice.last_used_ms)),
         ("removeBackgroundNoise".to_owned(), AttributeValue::Bool(voice.remove_background_noise)),
     ]);
     if let Some(description) = &voice.description {
-        item.insert("description".to_owned(), s(description));
+        item.insert("description".to_owned(), string(description));
     }
     if let Some(id) = &voice.elevenlabs_voice_id {
-        item.insert("elevenLabsVoiceId".to_owned(), s(id));
-        item.insert("residentIn".to_owned(), s(account));
+        item.insert("elevenLabsVoiceId".to_owned(), string(id));
+        item.insert("residentIn".to_owned(), string(account));
     }
     if let Some(at) = voice.last_used_at {
-        item.insert("lastUsedAt".to_owned(), n(at));
+        item.insert("lastUsedAt".to_owned(), number(at));
     }
     item
 }
@@ -198,8 +198,8 @@ impl Voices {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("itemId", s(format!("{VOICE}{id}")))
+            .key("userId", string(user.as_str()))
+            .key("itemId", string(format!("{VOICE}{id}")))
     }
 
     async fn get(&self, user: &UserId, item_id: String) -> anyhow::Result<Option<Item>> {
@@ -207,8 +207,8 @@ impl Voices {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("itemId", s(item_id))
+            .key("userId", string(user.as_str()))
+            .key("itemId", string(item_id))
             .consistent_read(true)
             .send()
             .await
@@ -220,8 +220,8 @@ impl Voices {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("itemId", s(item_id))
+            .key("userId", string(user.as_str()))
+            .key("itemId", string(item_id))
             .send()
             .await
             .context("deleting from the voices table")?;
@@ -269,8 +269,8 @@ impl Voices {
             self.client
                 .update_item()
                 .table_name(&self.table)
-                .key("userId", s(user.as_str()))
-                .key("itemId", s(format!("{SAMPLE}{id}")))
+                .key("userId", string(user.as_str()))
+                .key("itemId", string(format!("{SAMPLE}{id}")))
                 .update_expression("REMOVE expiresAt, pendingUpload, uploadDeadline")
                 .condition_expression("attribute_exists(itemId)")
                 .send()
@@ -307,8 +307,8 @@ impl Voices {
             .query()
             .table_name(&self.table)
             .key_condition_expression("userId = :user AND begins_with(itemId, :voice)")
-            .expression_attribute_values(":user", s(user.as_str()))
-            .expression_attribute_values(":voice", s(VOICE))
+            .expression_attribute_values(":user", string(user.as_str()))
+            .expression_attribute_values(":voice", string(VOICE))
             .consistent_read(true)
             .send()
             .await
@@ -344,13 +344,14 @@ impl Voices {
             .return_values(ReturnValue::AllNew);
         if let Some(name) = name {
             sets.push("#name = :name");
-            update = update.expression_attribute_names("#name", "name").expression_attribute_values(":name", s(name));
+            update =
+                update.expression_attribute_names("#name", "name").expression_attribute_values(":name", string(name));
         }
         let mut expression = String::new();
         match description {
             Some(Some(text)) => {
                 sets.push("description = :description");
-                update = update.expression_attribute_values(":description", s(text));
+                update = update.expression_attribute_values(":description", string(text));
             }
             Some(None) => expression.push_str(" REMOVE description"),
             None => {}
@@ -366,8 +367,8 @@ impl Voices {
         self.update_voice(user, id)
             .update_expression("SET lastUsedAt = :seconds, lastUsedMs = :ms")
             .condition_expression("attribute_exists(itemId)")
-            .expression_attribute_values(":seconds", n(now_ms.div_euclid(1000)))
-            .expression_attribute_values(":ms", n(now_ms))
+            .expression_attribute_values(":seconds", number(now_ms.div_euclid(1000)))
+            .expression_attribute_values(":ms", number(now_ms))
             .send()
             .await
             .context("recording the voice's use")?;
@@ -381,7 +382,7 @@ impl Voices {
             .table_name(&self.table)
             .index_name(RESIDENT_INDEX)
             .key_condition_expression("residentIn = :account")
-            .expression_attribute_values(":account", s(&self.account))
+            .expression_attribute_values(":account", string(&self.account))
             .scan_index_forward(true)
     }
 
@@ -430,7 +431,7 @@ impl Voices {
             .update_voice(user, id)
             .update_expression("REMOVE elevenLabsVoiceId, residentIn")
             .condition_expression("elevenLabsVoiceId = :old")
-            .expression_attribute_values(":old", s(elevenlabs_id));
+            .expression_attribute_values(":old", string(elevenlabs_id));
         Ok(dynamo::conditional_update(update).await.context("evicting a clone")?.is_some())
     }
 
@@ -445,8 +446,8 @@ impl Voices {
                  AND attribute_not_exists(elevenLabsVoiceId) \
                  AND (attribute_not_exists(rebuildUntil) OR rebuildUntil < :now)",
             )
-            .expression_attribute_values(":until", n(until_ms))
-            .expression_attribute_values(":now", n(now_ms));
+            .expression_attribute_values(":until", number(until_ms))
+            .expression_attribute_values(":now", number(now_ms));
         Ok(dynamo::conditional_update(update).await.context("claiming a clone's re-creation")?.is_some())
     }
 
@@ -467,11 +468,11 @@ impl Voices {
                  REMOVE rebuildUntil",
             )
             .condition_expression("rebuildUntil = :until AND attribute_not_exists(deleting)")
-            .expression_attribute_values(":id", s(elevenlabs_id))
-            .expression_attribute_values(":account", s(&self.account))
-            .expression_attribute_values(":ms", n(now_ms))
-            .expression_attribute_values(":seconds", n(now_ms.div_euclid(1000)))
-            .expression_attribute_values(":until", n(until_ms));
+            .expression_attribute_values(":id", string(elevenlabs_id))
+            .expression_attribute_values(":account", string(&self.account))
+            .expression_attribute_values(":ms", number(now_ms))
+            .expression_attribute_values(":seconds", number(now_ms.div_euclid(1000)))
+            .expression_attribute_values(":until", number(until_ms));
         Ok(dynamo::conditional_update(update).await.context("recording a re-created clone")?.is_some())
     }
 
@@ -481,7 +482,7 @@ impl Voices {
             .update_voice(user, id)
             .update_expression("REMOVE rebuildUntil")
             .condition_expression("rebuildUntil = :until")
-            .expression_attribute_values(":until", n(until_ms));
+            .expression_attribute_values(":until", number(until_ms));
         dynamo::conditional_update(update).await.context("releasing a clone's re-creation")?;
         Ok(())
     }
@@ -508,8 +509,8 @@ impl Voices {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("userId", s(user.as_str()))
-            .key("itemId", s(format!("{VOICE}{id}")))
+            .key("userId", string(user.as_str()))
+            .key("itemId", string(format!("{VOICE}{id}")))
             .condition_expression("attribute_exists(itemId)");
         let Some(old) = dynamo::conditional_delete(delete).await.context("deleting the voice")? else {
             return Ok(None);
@@ -526,7 +527,7 @@ impl Voices {
             .table_name(&self.table)
             .index_name(ELEVENLABS_INDEX)
             .key_condition_expression("elevenLabsVoiceId = :id")
-            .expression_attribute_values(":id", s(elevenlabs_voice_id))
+            .expression_attribute_values(":id", string(elevenlabs_voice_id))
             .limit(1)
             .send()
             .await

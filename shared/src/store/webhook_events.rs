@@ -8,7 +8,7 @@
 use anyhow::Context;
 use aws_sdk_dynamodb::Client;
 
-use crate::store::dynamo::{self, n, s};
+use crate::store::dynamo::{self, number, string};
 
 const EVENT_RETENTION_SECS: i64 = 30 * 24 * 3600;
 const PROCESSING: &str = "processing";
@@ -44,7 +44,7 @@ impl WebhookEvents {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("eventId", s(event_id))
+            .key("eventId", string(event_id))
             .update_expression(
                 "SET #type = :type, #status = :processing, leaseUntil = :until, expiresAt = :expires, \
                  receivedAt = if_not_exists(receivedAt, :now), attempts = if_not_exists(attempts, :zero) + :one",
@@ -52,14 +52,14 @@ impl WebhookEvents {
             .condition_expression("attribute_not_exists(eventId) OR (#status = :processing AND leaseUntil < :now_ms)")
             .expression_attribute_names("#type", "type")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":type", s(kind))
-            .expression_attribute_values(":processing", s(PROCESSING))
-            .expression_attribute_values(":until", n(until_ms))
-            .expression_attribute_values(":now_ms", n(now_ms))
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":expires", n(now + EVENT_RETENTION_SECS))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1));
+            .expression_attribute_values(":type", string(kind))
+            .expression_attribute_values(":processing", string(PROCESSING))
+            .expression_attribute_values(":until", number(until_ms))
+            .expression_attribute_values(":now_ms", number(now_ms))
+            .expression_attribute_values(":now", number(now))
+            .expression_attribute_values(":expires", number(now + EVENT_RETENTION_SECS))
+            .expression_attribute_values(":zero", number(0))
+            .expression_attribute_values(":one", number(1));
         if dynamo::conditional_update(update).await.context("claiming the event")?.is_some() {
             return Ok(Claim::Leased { until_ms });
         }
@@ -67,7 +67,7 @@ impl WebhookEvents {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("eventId", s(event_id))
+            .key("eventId", string(event_id))
             .consistent_read(true)
             .send()
             .await
@@ -82,12 +82,12 @@ impl WebhookEvents {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("eventId", s(event_id))
+            .key("eventId", string(event_id))
             .update_expression("SET #status = :done, outcome = :outcome, completedAt = :now REMOVE leaseUntil")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":done", s(DONE))
-            .expression_attribute_values(":outcome", s(outcome))
-            .expression_attribute_values(":now", n(now_ms.div_euclid(1000)))
+            .expression_attribute_values(":done", string(DONE))
+            .expression_attribute_values(":outcome", string(outcome))
+            .expression_attribute_values(":now", number(now_ms.div_euclid(1000)))
             .send()
             .await
             .context("marking the event applied")?;
@@ -101,11 +101,11 @@ impl WebhookEvents {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("eventId", s(event_id))
+            .key("eventId", string(event_id))
             .condition_expression("#status = :processing AND leaseUntil = :until")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":processing", s(PROCESSING))
-            .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":processing", string(PROCESSING))
+            .expression_attribute_values(":until", number(until_ms))
             .send()
             .await;
         match result {

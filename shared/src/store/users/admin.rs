@@ -14,7 +14,7 @@ use crate::{
         usage::UsagePeriod,
         user::{Suspension, User},
     },
-    store::dynamo::{self, n, s},
+    store::dynamo::{self, number, string},
 };
 
 /// Figures over every user row, for `GET /admin/stats`.
@@ -43,7 +43,7 @@ impl Users {
                 .update_existing(id)
                 .update_expression("SET #role = :role")
                 .expression_attribute_names("#role", attr::ROLE)
-                .expression_attribute_values(":role", s(role.as_str()));
+                .expression_attribute_values(":role", string(role.as_str()));
             Ok(dynamo::conditional_update(update).await.context("setting the role")?.is_some())
         })
         .await
@@ -57,7 +57,7 @@ impl Users {
                 .update_existing(id)
                 .update_expression("SET #suspension = :suspension")
                 .expression_attribute_names("#suspension", attr::SUSPENSION)
-                .expression_attribute_values(":suspension", s(json))
+                .expression_attribute_values(":suspension", string(json))
                 .return_values(ReturnValue::AllNew);
             self.updated(update, "suspending the account").await
         })
@@ -89,7 +89,7 @@ impl Users {
                 .update_existing(id)
                 .update_expression("ADD #grant :recordings")
                 .expression_attribute_names("#grant", format!("{}{period}", attr::GRANT_PREFIX))
-                .expression_attribute_values(":recordings", n(recordings))
+                .expression_attribute_values(":recordings", number(recordings))
                 .return_values(ReturnValue::AllNew);
             self.updated(update, "granting recordings").await
         })
@@ -113,7 +113,7 @@ impl Users {
             .table_name(&self.table)
             .index_name("email-index")
             .key_condition_expression("email = :email")
-            .expression_attribute_values(":email", s(email.as_str()))
+            .expression_attribute_values(":email", string(email.as_str()))
             .limit(25)
             .send()
             .await

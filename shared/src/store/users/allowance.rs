@@ -33,7 +33,7 @@ use crate::{
         usage::UsagePeriod,
     },
     error::ApiError,
-    store::dynamo::{self, Item, n, s},
+    store::dynamo::{self, Item, number, string},
 };
 
 fn counter(allowance: Allowance) -> &'static str {
@@ -310,7 +310,7 @@ impl Users {
         if let Some(month) = units.iter().find_map(|u| month_of(u.allowance)) {
             update = update
                 .expression_attribute_names("#period", month)
-                .expression_attribute_values(":period", s(period.to_string()));
+                .expression_attribute_values(":period", string(period.to_string()));
             match new_month {
                 None => conditions.push("#period = :period".into()),
                 Some(row) => {
@@ -329,7 +329,7 @@ impl Users {
             let (name, amount) = (format!("#c{i}"), format!(":a{i}"));
             update = update
                 .expression_attribute_names(&name, counter(unit.allowance))
-                .expression_attribute_values(&amount, n(unit.amount));
+                .expression_attribute_values(&amount, number(unit.amount));
             if new_month.is_some() && unit.allowance.monthly() {
                 sets.push(format!("{name} = {amount}"));
                 continue;
@@ -338,12 +338,12 @@ impl Users {
             sets.push(format!("{name} = if_not_exists({name}, :zero) + {amount}"));
             if let Some(limit) = limit {
                 let room = format!(":r{i}");
-                update = update.expression_attribute_values(&room, n(limit - unit.amount));
+                update = update.expression_attribute_values(&room, number(limit - unit.amount));
                 conditions.push(format!("(attribute_not_exists({name}) OR {name} <= {room})"));
             }
         }
         if zero {
-            update = update.expression_attribute_values(":zero", n(0));
+            update = update.expression_attribute_values(":zero", number(0));
         }
         Ok(update.update_expression(format!("SET {}", sets.join(", "))).condition_expression(conditions.join(" AND ")))
     }
@@ -389,14 +389,14 @@ impl Users {
         if let (Some(month), Some(period)) = (units.iter().find_map(|u| month_of(u.allowance)), period) {
             update = update
                 .expression_attribute_names("#period", month)
-                .expression_attribute_values(":period", s(period.to_string()));
+                .expression_attribute_values(":period", string(period.to_string()));
             conditions.push("#period = :period".to_owned());
         }
         for (i, unit) in units.iter().enumerate() {
             let (name, amount) = (format!("#c{i}"), format!(":a{i}"));
             update = update
                 .expression_attribute_names(&name, counter(unit.allowance))
-                .expression_attribute_values(&amount, n(unit.amount));
+                .expression_attribute_values(&amount, number(unit.amount));
             if to_zero {
                 sets.push(format!("{name} = :zero"));
                 conditions.push(format!("{name} < {amount}"));
@@ -406,7 +406,7 @@ impl Users {
             }
         }
         if to_zero {
-            update = update.expression_attribute_values(":zero", n(0));
+            update = update.expression_attribute_values(":zero", number(0));
         }
         update.update_expression(format!("SET {}", sets.join(", "))).condition_expression(conditions.join(" AND "))
     }
@@ -467,14 +467,14 @@ impl MonthFigures {
 
     /// Adds `#month`, `:figures` and `:old_period` to an update (for the caller's expression).
     pub fn archive(&self, update: UpdateItemFluentBuilder) -> UpdateItemFluentBuilder {
-        self.archive_values(update).expression_attribute_values(":old_period", s(self.period.to_string()))
+        self.archive_values(update).expression_attribute_values(":old_period", string(self.period.to_string()))
     }
 
     /// Adds `#month` and `:figures` to an update.
     fn archive_values(&self, update: UpdateItemFluentBuilder) -> UpdateItemFluentBuilder {
         let figures = AttributeValue::M(std::collections::HashMap::from([
-            ("recordings".to_owned(), n(self.recordings)),
-            ("characters".to_owned(), n(self.characters)),
+            ("recordings".to_owned(), number(self.recordings)),
+            ("characters".to_owned(), number(self.characters)),
         ]));
         update
             .expression_attribute_names("#month", month_attribute(self.period))

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::{Users, attr};
 use crate::{
     domain::ids::{UserId, hex},
-    store::dynamo::{self, n, s},
+    store::dynamo::{self, number, string},
 };
 
 const ERASING: &str = "erasing";
@@ -23,8 +23,8 @@ impl Users {
                     "SET erasureState = :erasing, erasureStartedAt = if_not_exists(erasureStartedAt, :now)",
                 )
                 .condition_expression("attribute_exists(userId)")
-                .expression_attribute_values(":erasing", s(ERASING))
-                .expression_attribute_values(":now", n(now));
+                .expression_attribute_values(":erasing", string(ERASING))
+                .expression_attribute_values(":now", number(now));
             Ok(dynamo::conditional_update(update).await.context("marking the account for erasure")?.is_some())
         })
         .await
@@ -38,7 +38,7 @@ impl Users {
             .table_name(&self.table)
             .index_name("erasing-index")
             .key_condition_expression("erasureState = :erasing")
-            .expression_attribute_values(":erasing", s(ERASING))
+            .expression_attribute_values(":erasing", string(ERASING))
             .send()
             .await
             .context("listing unfinished erasures")?;
@@ -56,15 +56,15 @@ impl Users {
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .item(attr::USER_ID, s(tombstone_key(id)))
-                .item("erasedAt", n(now))
+                .item(attr::USER_ID, string(tombstone_key(id)))
+                .item("erasedAt", number(now))
                 .send()
                 .await
                 .context("writing the erasure tombstone")?;
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .key(attr::USER_ID, s(id.as_str()))
+                .key(attr::USER_ID, string(id.as_str()))
                 .send()
                 .await
                 .context("deleting the user row")?;
@@ -79,7 +79,7 @@ impl Users {
             .client
             .get_item()
             .table_name(&self.table)
-            .key(attr::USER_ID, s(tombstone_key(id)))
+            .key(attr::USER_ID, string(tombstone_key(id)))
             .consistent_read(true)
             .send()
             .await

@@ -31,7 +31,7 @@ use crate::{
         usage::{MonthUsage, UsagePeriod},
         user::{BillingAlert, Profile, SubscriptionSummary, User},
     },
-    store::dynamo::{self, Item, n, s},
+    store::dynamo::{self, Item, number, string},
 };
 
 /// The user row's attribute names; only this module (and its children) write them.
@@ -172,7 +172,7 @@ impl Users {
 
     /// An update of the user's row (every write here runs it inside [`Users::changing`]).
     fn update(&self, id: &UserId) -> UpdateItemFluentBuilder {
-        self.client.update_item().table_name(&self.table).key(attr::USER_ID, s(id.as_str()))
+        self.client.update_item().table_name(&self.table).key(attr::USER_ID, string(id.as_str()))
     }
 
     /// An update of the user's row that changes nothing unless the row exists.
@@ -185,7 +185,7 @@ impl Users {
         self.client
             .get_item()
             .table_name(&self.table)
-            .key(attr::USER_ID, s("health-check"))
+            .key(attr::USER_ID, string("health-check"))
             .projection_expression(attr::USER_ID)
             .send()
             .await
@@ -213,7 +213,7 @@ impl Users {
             .client
             .get_item()
             .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
+            .key(attr::USER_ID, string(id.as_str()))
             .consistent_read(true)
             .send()
             .await
@@ -240,14 +240,15 @@ impl Users {
             let mut update = self
                 .update(&profile.user_id)
                 .update_expression(format!("SET {}", assignments.join(", ")))
-                .expression_attribute_values(":email", s(profile.email.as_str()))
-                .expression_attribute_values(":now", s(now))
-                .expression_attribute_values(":free", s(Tier::Free.as_str()))
-                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":email", string(profile.email.as_str()))
+                .expression_attribute_values(":now", string(now))
+                .expression_attribute_values(":free", string(Tier::Free.as_str()))
+                .expression_attribute_values(":zero", number(0))
                 .return_values(ReturnValue::AllNew);
             if let Some(name) = &profile.name {
-                update =
-                    update.expression_attribute_names("#name", "name").expression_attribute_values(":name", s(name));
+                update = update
+                    .expression_attribute_names("#name", "name")
+                    .expression_attribute_values(":name", string(name));
             }
             let output = update.send().await.context("writing the user")?;
             user_from_item(output.attributes.as_ref().context("DynamoDB returned no attributes")?)
@@ -263,7 +264,7 @@ impl Users {
                 .update(id)
                 .update_expression("SET stripeCustomerId = :customer")
                 .condition_expression("attribute_exists(userId) AND attribute_not_exists(stripeCustomerId)")
-                .expression_attribute_values(":customer", s(customer_id));
+                .expression_attribute_values(":customer", string(customer_id));
             match dynamo::conditional_update(update).await.context("storing the Stripe customer id")? {
                 Some(_) => Ok(customer_id.to_owned()),
                 None => {
@@ -286,17 +287,17 @@ impl Users {
             let mut update = self
                 .update(id)
                 .update_expression("SET customPresets = :next")
-                .expression_attribute_values(":next", s(serde_json::to_string(next)?));
+                .expression_attribute_values(":next", string(serde_json::to_string(next)?));
             update = if expected.is_empty() {
                 update
                     .condition_expression(
                         "attribute_exists(userId) AND (attribute_not_exists(customPresets) OR customPresets = :empty)",
                     )
-                    .expression_attribute_values(":empty", s("[]"))
+                    .expression_attribute_values(":empty", string("[]"))
             } else {
                 update
                     .condition_expression("customPresets = :expected")
-                    .expression_attribute_values(":expected", s(serde_json::to_string(expected)?))
+                    .expression_attribute_values(":expected", string(serde_json::to_string(expected)?))
             };
             Ok(dynamo::conditional_update(update).await.context("storing custom presets")?.is_some())
         })
@@ -311,7 +312,7 @@ impl Users {
             .table_name(&self.table)
             .index_name("stripeCustomerId-index")
             .key_condition_expression("stripeCustomerId = :customer")
-            .expression_attribute_values(":customer", s(customer_id))
+            .expression_attribute_values(":customer", string(customer_id))
             .limit(1)
             .send()
             .await
@@ -343,12 +344,12 @@ impl Users {
                 .condition_expression(
                     "attribute_exists(userId) AND (attribute_not_exists(subscriptionReadAt) OR subscriptionReadAt < :read)",
                 )
-                .expression_attribute_values(":tier", s(mirror.tier.as_str()))
-                .expression_attribute_values(":status", s(mirror.status.as_str()))
-                .expression_attribute_values(":sub", s(mirror.subscription_id))
+                .expression_attribute_values(":tier", string(mirror.tier.as_str()))
+                .expression_attribute_values(":status", string(mirror.status.as_str()))
+                .expression_attribute_values(":sub", string(mirror.subscription_id))
                 .expression_attribute_values(":cancel", AttributeValue::Bool(mirror.cancel_at_period_end))
-                .expression_attribute_values(":end", mirror.period_end.map(n).unwrap_or(AttributeValue::Null(true)))
-                .expression_attribute_values(":read", n(mirror.read_at_ms))
+                .expression_attribute_values(":end", mirror.period_end.map(number).unwrap_or(AttributeValue::Null(true)))
+                .expression_attribute_values(":read", number(mirror.read_at_ms))
                 .return_values(ReturnValue::UpdatedOld);
             let Some(output) = dynamo::conditional_update(update).await.context("writing the user's tier")? else {
                 return Ok(None);
@@ -375,8 +376,8 @@ impl Users {
             .expression_attribute_names("#sub", attr::SUBSCRIPTION_ID)
             .expression_attribute_names("#tier", attr::TIER)
             .expression_attribute_names("#customer", attr::CUSTOMER)
-            .expression_attribute_values(":basic", s(Tier::Basic.as_str()))
-            .expression_attribute_values(":premium", s(Tier::Premium.as_str()))
+            .expression_attribute_values(":basic", string(Tier::Basic.as_str()))
+            .expression_attribute_values(":premium", string(Tier::Premium.as_str()))
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -406,7 +407,7 @@ impl Users {
                 .update(id)
                 .update_expression("SET billingAlert = :alert")
                 .condition_expression("attribute_exists(userId)")
-                .expression_attribute_values(":alert", s(serde_json::to_string(alert).expect("alerts serialize")));
+                .expression_attribute_values(":alert", string(serde_json::to_string(alert).expect("alerts serialize")));
             dynamo::conditional_update(update).await.context("setting the billing alert")?;
             Ok(())
         })
@@ -424,7 +425,10 @@ impl Users {
                 .update(id)
                 .update_expression("REMOVE billingAlert")
                 .condition_expression("billingAlert = :alert")
-                .expression_attribute_values(":alert", s(serde_json::to_string(&alert).expect("alerts serialize")));
+                .expression_attribute_values(
+                    ":alert",
+                    string(serde_json::to_string(&alert).expect("alerts serialize")),
+                );
             Ok(dynamo::conditional_update(update).await.context("clearing the billing alert")?.is_some())
         })
         .await
@@ -447,7 +451,7 @@ impl Users {
                     sets.push("#name = :name");
                     update = update
                         .expression_attribute_names("#name", attr::NAME)
-                        .expression_attribute_values(":name", s(name));
+                        .expression_attribute_values(":name", string(name));
                 }
                 Some(None) => {
                     removes.push("#name");
@@ -458,7 +462,7 @@ impl Users {
             if let Some(preferences) = &patch.preferences {
                 sets.push("preferences = :preferences");
                 let json = serde_json::to_string(preferences).expect("preferences serialize");
-                update = update.expression_attribute_values(":preferences", s(json));
+                update = update.expression_attribute_values(":preferences", string(json));
             }
             let mut expression = String::new();
             if !sets.is_empty() {
@@ -503,7 +507,7 @@ impl Users {
             .client
             .get_item()
             .table_name(&self.table)
-            .key(attr::USER_ID, s(id.as_str()))
+            .key(attr::USER_ID, string(id.as_str()))
             .projection_expression(attr::CLONES)
             .consistent_read(true)
             .send()

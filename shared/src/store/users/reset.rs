@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{MonthFigures, Users, attr, snapshot::Snapshots};
 use crate::{
     domain::{ids::UserId, usage::UsagePeriod},
-    store::dynamo::{self, n, s},
+    store::dynamo::{self, number, string},
 };
 
 impl Users {
@@ -64,7 +64,7 @@ async fn reset_segment(
             .total_segments(segments)
             .projection_expression("userId, usagePeriod, recordingsThisMonth, charactersThisMonth")
             .filter_expression(stale)
-            .expression_attribute_values(":period", s(period.to_string()))
+            .expression_attribute_values(":period", string(period.to_string()))
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -77,8 +77,8 @@ async fn reset_segment(
                 .update_item()
                 .table_name(table)
                 .key(attr::USER_ID, user)
-                .expression_attribute_values(":period", s(period.to_string()))
-                .expression_attribute_values(":zero", n(0));
+                .expression_attribute_values(":period", string(period.to_string()))
+                .expression_attribute_values(":zero", number(0));
             // The finished month is archived in the same write, conditioned on still being the
             // one read: a second or late run, or a generation that started the month meanwhile,
             // finds nothing to do and loses nothing.

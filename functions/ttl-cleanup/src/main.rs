@@ -5,5 +5,6 @@ use voice_core::App;
 async fn main() -> Result<(), Error> {
     voice_core::telemetry::init();
     let app = App::from_env().await?;
-    run(service_fn(|event: LambdaEvent<_>| async { Ok::<_, Error>(stream::handle(&app, event.payload).await) })).await
+    run(service_fn(|event: LambdaEvent<_>| async { Ok::<_, Error>(ttl_cleanup::handle(&app, event.payload).await) }))
+        .await
 }
