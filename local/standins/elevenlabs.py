@@ -15,13 +15,13 @@ holds at most `--voice-slots` added voices (30), or what POST /_test/accounts/{N
 sets; past that, add answers 400 `voice_limit_reached` as ElevenLabs does. Text to speech with an
 added voice id that the account no longer holds answers 404 `voice_not_found`.
 
-Requests need the `xi-api-key` the local stack configures. Test controls, chosen per request so
-parallel tests never interfere:
-  - a voice id starting with `fail-` answers 500; one starting with `hang-` never answers in time;
-    one starting with `slow-` answers after 1.5 s; on the streaming endpoint one starting with
-    `cut-` sends half its chunks and then drops the connection, and `mute-` answers 200 with no
-    audio at all;
-    so does an add whose voice name starts with `fail-` / `hang-`;
+Requests need the `xi-api-key` the local stack configures. Test controls, set per target (a voice
+id, or the name of a voice to add) so that parallel tests, each with targets of its own, never
+interfere; the Rust harness wraps them by name (`TestApp::elevenlabs`):
+  - POST /_test/faults {"target": ID, "fault": F} makes every request for that target fail as F:
+    `fail` answers 500; `hang` never answers in time (60 s); `slow` answers after 1.5 s; `cut`
+    (streaming) sends half the chunks, then drops the connection; `mute` (streaming) answers 200
+    with no audio at all. For an add, the target is the new voice's name (`fail`, `hang`);
   - every text-to-speech request body is kept, and GET /_test/requests/{voice_id} returns them;
     an add is kept under `add:{name}` (fields, each file's name, size and SHA-256, and its
     outcome: `added` with the voice id, or the error code), a delete under `delete:{voice_id}`;
@@ -51,6 +51,7 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
     received = defaultdict(list)
     accounts = defaultdict(lambda: {"voices": {}, "slots": voice_slots, "peak": 0})
     added_ids = set()
+    faults = {}
 
     def account(request):
         """The account a request's key names, or None for a wrong key."""
@@ -76,9 +77,9 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
         received[voice_id].append({"body": body, "query": dict(request.query), "stream": streamed})
         if voice_id in added_ids and voice_id not in account(request)["voices"]:
             return error(404, "voice_not_found", f"A voice with the voice_id {voice_id} was not found.")
-        if voice_id.startswith("fail-"):
+        if faults.get(voice_id) == "fail":
             return web.json_response({"detail": {"status": "internal_error"}}, status=500)
-        if voice_id.startswith("hang-"):
+        if faults.get(voice_id) == "hang":
             await asyncio.sleep(60)
         return None
 
@@ -86,7 +87,7 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
         if refused := await refused_speech(request, streamed=False):
             return refused
         voice_id = request.match_info["voice_id"]
-        if voice_id.startswith("slow-"):
+        if faults.get(voice_id) == "slow":
             await asyncio.sleep(1.5)
         return web.Response(body=AUDIO, content_type="audio/mpeg")
 
@@ -96,14 +97,14 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
         voice_id = request.match_info["voice_id"]
         response = web.StreamResponse(headers={"content-type": "audio/mpeg"})
         await response.prepare(request)
-        if voice_id.startswith("mute-"):
+        if faults.get(voice_id) == "mute":
             await response.write_eof()
             return response
         size = -(-len(AUDIO) // stream_chunks)
         chunks = [AUDIO[i : i + size] for i in range(0, len(AUDIO), size)]
         for n, chunk in enumerate(chunks):
             await asyncio.sleep(stream_delay_ms / 1000)
-            if voice_id.startswith("cut-") and n == len(chunks) // 2:
+            if faults.get(voice_id) == "cut" and n == len(chunks) // 2:
                 request.transport.close()
                 return response
             await response.write(chunk)
@@ -143,9 +144,9 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
             return refuse(422, "invalid_request", "At least one audio file is required in 'files'.")
         if not name:
             return refuse(422, "invalid_request", "'name' is required.")
-        if name.startswith("fail-"):
+        if faults.get(name) == "fail":
             return refuse(500, "internal_error", "voice cloning failed")
-        if name.startswith("hang-"):
+        if faults.get(name) == "hang":
             await asyncio.sleep(60)
         if len(acct["voices"]) >= acct["slots"]:
             limit = acct["slots"]
@@ -169,6 +170,13 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
             return error(400, "voice_does_not_exist", f"A voice with the voice_id {voice_id} does not exist.")
         return web.json_response({"status": "ok"})
 
+    async def set_fault(request):
+        body = await request.json()
+        if body.get("fault") not in ("fail", "hang", "slow", "cut", "mute"):
+            return error(400, "invalid_request", f"unknown fault {body.get('fault')!r}")
+        faults[body["target"]] = body["fault"]
+        return web.json_response({"ok": True})
+
     async def configure_account(request):
         body = await request.json()
         accounts[request.match_info["name"]]["slots"] = int(body["voiceSlots"])
@@ -188,6 +196,7 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
     app.router.add_get("/v1/voices", voices)
     app.router.add_post("/v1/voices/add", add_voice)
     app.router.add_delete("/v1/voices/{voice_id}", delete_voice)
+    app.router.add_post("/_test/faults", set_fault)
     app.router.add_post("/_test/accounts/{name}", configure_account)
     app.router.add_get("/_test/accounts/{name}/voices", account_voices)
     app.router.add_get("/_test/requests/{voice_id}", requests_for)

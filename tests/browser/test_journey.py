@@ -7,11 +7,13 @@ import contextlib
 import datetime
 import http.server
 import json
+import os
 import pathlib
 import re
 import secrets
 import threading
 import time
+import urllib.request
 
 from playwright.sync_api import expect
 
@@ -26,6 +28,20 @@ def eventually(check, timeout=20.0, every=0.3):
         if result or time.monotonic() > deadline:
             return result
         time.sleep(every)
+
+
+def elevenlabs_fault(fault):
+    """A voice id, new to the ElevenLabs stand-in, whose speech meets `fault` (its control
+    endpoint, as the Rust harness's `ElevenLabsStandIn` uses it)."""
+    voice = f"{fault}-voice-{secrets.token_hex(4)}"
+    request = urllib.request.Request(
+        os.environ["ELEVENLABS_API_BASE"] + "_test/faults",
+        data=json.dumps({"target": voice, "fault": fault}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 200
+    return voice
 
 
 def loaded(page, player):
@@ -313,10 +329,11 @@ def test_a_stream_cut_midway_says_so_and_keeps_nothing(page, base_url, backend):
     sign_in(page, sub, email, "Cut Tester")
     page.wait_for_url(f"{base_url}/")
     expect(page.locator("#usage")).to_contain_text("0 of 10 recordings used this month")
-    # The ElevenLabs stand-in drops the connection halfway through its `cut-` voices; the page
-    # offers one as it would any voice.
-    page.locator("#voice").evaluate("(select, id) => select.add(new Option('Cut off', id))", f"cut-{run}")
-    page.get_by_label("Voice", exact=True).select_option(f"cut-{run}")
+    # The ElevenLabs stand-in is told to drop the connection halfway through this voice's speech;
+    # the page offers it as it would any voice.
+    voice = elevenlabs_fault("cut")
+    page.locator("#voice").evaluate("(select, id) => select.add(new Option('Cut off', id))", voice)
+    page.get_by_label("Voice", exact=True).select_option(voice)
     page.get_by_role("textbox", name=re.compile(r"^Text")).fill("This will not arrive whole.")
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#problem")).to_have_text(re.compile("cut off before the end"))

@@ -23,6 +23,7 @@ pub struct FaultProxy {
     cut: Arc<AtomicBool>,
     live: Arc<Mutex<Vec<JoinHandle<()>>>>,
     round_trips: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
 }
 
 impl FaultProxy {
@@ -32,12 +33,14 @@ impl FaultProxy {
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(AtomicBool::new(false));
         let live: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let round_trips = Arc::new(AtomicUsize::new(0));
-        let (cut_flag, connections, counter) = (cut.clone(), live.clone(), round_trips.clone());
+        let (round_trips, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (cut_flag, connections, counter, refusals) =
+            (cut.clone(), live.clone(), round_trips.clone(), refused.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if cut_flag.load(Ordering::SeqCst) {
                     drop(client); // refused, as a dead server's port would be
+                    refusals.fetch_add(1, Ordering::SeqCst);
                     continue;
                 }
                 let counter = counter.clone();
@@ -49,7 +52,12 @@ impl FaultProxy {
                 connections.lock().unwrap().push(task);
             }
         });
-        Self { addr, cut, live, round_trips }
+        Self { addr, cut, live, round_trips, refused }
+    }
+
+    /// Connections refused while cut.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// Round trips through the proxy so far.

@@ -3,6 +3,7 @@
 //! tests run in parallel and never see each other's data. Run through `make test`, which starts
 //! the stack and loads its environment.
 
+pub mod elevenlabs;
 pub mod fake_idp;
 pub mod fault;
 pub mod idp;
@@ -88,6 +89,13 @@ impl Builder {
     pub fn later(mut self, by: time::Duration) -> Self {
         self.clock = Clock::shifted(by);
         self
+    }
+
+    /// The app's clock starts a second into a new minute, so that a test of per-minute limits
+    /// has the whole window (the counters are keyed by the app's minute).
+    pub fn at_a_minutes_start(self) -> Self {
+        let second = i64::from(time::OffsetDateTime::now_utc().second());
+        self.later(time::Duration::seconds(61 - second))
     }
 
     pub async fn spawn(self) -> TestApp {
@@ -217,6 +225,20 @@ pub async fn download(url: &str) -> (u16, Vec<u8>) {
 
 pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// Waits until `done` holds, looking every 50 ms, for at most `within`; whether it came to hold.
+pub async fn eventually<F: Future<Output = bool>>(within: std::time::Duration, mut done: impl FnMut() -> F) -> bool {
+    let until = std::time::Instant::now() + within;
+    loop {
+        if done().await {
+            return true;
+        }
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 pub fn stack_config() -> Config {
@@ -351,7 +373,6 @@ impl TestApp {
         self.app.users.get(&UserId::parse(id).unwrap()).await.unwrap()
     }
 
-    /// What the ElevenLabs stand-in received for `voice_id` (use a unique id per test).
     /// The templated emails moto's SES recorded for `to` (moto keeps every sent message).
     pub async fn emails_to(&self, to: &str) -> Vec<Value> {
         let endpoint = self.app.config.aws.endpoint_url.as_ref().expect("the local stack's moto");
@@ -362,9 +383,14 @@ impl TestApp {
         messages.into_iter().filter(for_to).collect()
     }
 
+    /// What the ElevenLabs stand-in received for `voice_id` (use a unique id per test).
     pub async fn upstream_requests(&self, voice_id: &str) -> Vec<Value> {
-        let url = self.app.config.voice.elevenlabs_base.join(&format!("_test/requests/{voice_id}")).unwrap();
-        reqwest::get(url).await.unwrap().json().await.unwrap()
+        self.elevenlabs().requests(voice_id).await
+    }
+
+    /// The ElevenLabs stand-in's control endpoint.
+    pub fn elevenlabs(&self) -> elevenlabs::ElevenLabsStandIn {
+        elevenlabs::ElevenLabsStandIn { base: self.app.config.voice.elevenlabs_base.clone() }
     }
 
     pub async fn counter(&self, user: &User) -> (u32, Option<String>) {

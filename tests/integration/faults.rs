@@ -7,6 +7,8 @@ use std::time::Duration as StdDuration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::{
     TestApp, User,
+    elevenlabs::Fault,
+    eventually,
     fault::{FaultProxy, target_of},
     unique,
 };
@@ -75,16 +77,20 @@ async fn dynamodb_and_s3_going_away_mid_generation_leave_nothing_half_written() 
         .await;
     let user = app.sign_in(Tier::Free).await;
     with_counter(&app, &user, 4).await;
-    let voice = unique("slow-");
+    let voice = app.elevenlabs().voice_that(Fault::Slow).await;
 
     // The unit is reserved, ElevenLabs takes 1.5 s, and moto goes away meanwhile for longer than
-    // the AWS SDK's own retries last (a shorter outage is simply ridden out).
+    // the AWS SDK's own retries last (a shorter outage is simply ridden out): until the audio's
+    // puts have given up (three attempts each) and giving the unit back has failed too.
     let body = json!({ "voiceId": voice, "text": "Hello there." });
     let generation = app.post("/tts", &user, Some(&body));
     let outage = async {
-        tokio::time::sleep(StdDuration::from_millis(500)).await;
+        let called =
+            eventually(StdDuration::from_secs(5), || async { !app.upstream_requests(&voice).await.is_empty() });
+        assert!(called.await, "ElevenLabs was called");
         proxy.cut();
-        tokio::time::sleep(StdDuration::from_secs(8)).await;
+        let given_up = eventually(StdDuration::from_secs(30), || std::future::ready(proxy.refused() >= 9));
+        assert!(given_up.await, "the stores were refused ({} connections)", proxy.refused());
         proxy.restore();
     };
     let (response, ()) = tokio::join!(generation, outage);

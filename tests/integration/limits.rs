@@ -21,14 +21,10 @@ fn assert_rate_limited(response: &TestResponse) {
 
 #[tokio::test]
 async fn every_authenticated_route_shares_the_tiers_request_rate() {
-    let app = TestApp::spawn().await;
+    // A minute boundary would reset the counters mid-test: the app's clock starts a new minute.
+    let app = TestApp::builder().at_a_minutes_start().spawn().await;
     let user = app.sign_in(Tier::Free).await;
     let per_minute = Tier::Free.rules().per_minute(Limit::Requests);
-    // A minute boundary would reset the counter mid-test: start early in a window.
-    let second = time::OffsetDateTime::now_utc().second();
-    if second > 40 {
-        tokio::time::sleep(std::time::Duration::from_secs(61 - u64::from(second))).await;
-    }
     let paths = ["/recordings", "/voices", "/presets", "/usage"];
     for i in 0..per_minute as usize {
         let response = app.get(paths[i % paths.len()], &user).await;
@@ -44,13 +40,10 @@ async fn every_authenticated_route_shares_the_tiers_request_rate() {
 
 #[tokio::test]
 async fn stripe_calls_are_limited_per_user_and_tier() {
-    let app = TestApp::spawn().await;
+    // A minute boundary would reset the counters mid-test: the app's clock starts a new minute.
+    let app = TestApp::builder().at_a_minutes_start().spawn().await;
     let user = app.sign_in(Tier::Free).await;
     let per_minute = Tier::Free.rules().per_minute(Limit::Billing);
-    let second = time::OffsetDateTime::now_utc().second();
-    if second > 50 {
-        tokio::time::sleep(std::time::Duration::from_secs(61 - u64::from(second))).await;
-    }
     for i in 0..per_minute {
         let response = app.post("/billing/portal", &user, None).await;
         assert_eq!(response.status, 200, "portal call {i}: {}", response.body);
@@ -63,11 +56,8 @@ async fn stripe_calls_are_limited_per_user_and_tier() {
 
 #[tokio::test]
 async fn sign_in_is_limited_per_client_address() {
-    let app = TestApp::spawn().await;
-    let second = time::OffsetDateTime::now_utc().second();
-    if second > 50 {
-        tokio::time::sleep(std::time::Duration::from_secs(61 - u64::from(second))).await;
-    }
+    // A minute boundary would reset the counters mid-test: the app's clock starts a new minute.
+    let app = TestApp::builder().at_a_minutes_start().spawn().await;
     for i in 0..20 {
         let response = app.request(Method::GET, "/auth/login", &[], None).await;
         assert_eq!(response.status, 302, "login {i}: {}", response.body);

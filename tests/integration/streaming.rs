@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{SAMPLE_MP3, TestApp, User, VOICE, download, unique};
+use integration_tests::{SAMPLE_MP3, TestApp, User, VOICE, download, elevenlabs::Fault, unique};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use voice_core::domain::{tiers::Tier, usage::UsagePeriod};
@@ -74,7 +74,7 @@ async fn nothing_delivered_is_an_error_answer_and_gives_the_unit_back() {
     with_counter(&app, &user, 4).await;
 
     // ElevenLabs fails before any audio, or answers 200 with none.
-    for voice in [unique("fail-"), unique("mute-")] {
+    for voice in [app.elevenlabs().voice_that(Fault::Fail).await, app.elevenlabs().voice_that(Fault::Mute).await] {
         let response = app.stream("/tts/stream", &user, &speak(&voice)).await;
         assert_eq!(response.status, 503, "{voice}");
         assert!(!response.headers.contains_key("x-recording-id"));
@@ -90,7 +90,8 @@ async fn a_stream_cut_midway_ends_in_an_error_stores_nothing_and_gives_the_unit_
     let user = app.sign_in(Tier::Free).await;
     with_counter(&app, &user, 4).await;
 
-    let mut response = app.stream("/tts/stream", &user, &speak(&unique("cut-"))).await;
+    let cut = app.elevenlabs().voice_that(Fault::Cut).await;
+    let mut response = app.stream("/tts/stream", &user, &speak(&cut)).await;
     assert_eq!(response.status, 200);
     let recording_id = response.headers["x-recording-id"].to_str().unwrap().to_owned();
     let mut received = 0;

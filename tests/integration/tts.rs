@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration as StdDuration};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{SAMPLE_MP3, TestApp, TestResponse, User, VOICE, download, unique};
+use integration_tests::{SAMPLE_MP3, TestApp, TestResponse, User, VOICE, download, elevenlabs::Fault, unique};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -102,7 +102,7 @@ async fn an_upstream_failure_or_timeout_gives_the_unit_back() {
     let user = app.sign_in(Tier::Free).await;
     with_counter(&app, &user, this_month(), 4).await;
 
-    for voice in [unique("fail-"), unique("hang-")] {
+    for voice in [app.elevenlabs().voice_that(Fault::Fail).await, app.elevenlabs().voice_that(Fault::Hang).await] {
         let response = app.post("/tts", &user, Some(&speak(&voice))).await;
         assert_eq!(response.status, 503, "{voice}: {}", response.body);
         assert_eq!(response.error_code(), "UPSTREAM_UNAVAILABLE");
@@ -117,7 +117,7 @@ async fn an_upstream_answering_past_the_invocations_deadline_leaves_the_counter_
     let app = TestApp::builder().function_timeout(StdDuration::from_secs(5)).spawn().await;
     let user = app.sign_in(Tier::Free).await;
     with_counter(&app, &user, this_month(), 4).await;
-    let voice = unique("hang-");
+    let voice = app.elevenlabs().voice_that(Fault::Hang).await;
 
     let started = std::time::Instant::now();
     let response = app.post("/tts", &user, Some(&speak(&voice))).await;
@@ -135,7 +135,7 @@ async fn a_generation_that_cannot_finish_in_time_is_not_started() {
     let app = TestApp::builder().function_timeout(StdDuration::from_secs(3)).spawn().await;
     let user = app.sign_in(Tier::Free).await;
     with_counter(&app, &user, this_month(), 4).await;
-    let voice = unique("slow-");
+    let voice = app.elevenlabs().voice_that(Fault::Slow).await;
 
     let response = app.post("/tts", &user, Some(&speak(&voice))).await;
 

@@ -1,7 +1,7 @@
 //! Voice cloning end to end against the local stack and the ElevenLabs stand-in.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{SAMPLE_MP3, TestApp, TestResponse, User, unique};
+use integration_tests::{SAMPLE_MP3, TestApp, TestResponse, User, elevenlabs::Fault, unique};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use voice_core::domain::{ids::Ulid, tiers::Tier, voices::CONSENT_VERSION};
@@ -202,10 +202,11 @@ async fn slots_are_reserved_once_under_concurrency_and_limited_by_tier() {
 async fn a_failed_or_timed_out_clone_gives_the_slot_back_and_leaves_nothing() {
     let app =
         TestApp::builder().config(|c| c.voice.elevenlabs_timeout = std::time::Duration::from_secs(1)).spawn().await;
-    for failure in ["fail-", "hang-"] {
+    for failure in [Fault::Fail, Fault::Hang] {
         let user = app.sign_in(Tier::Basic).await;
         let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
-        let name = unique(failure);
+        let name = app.elevenlabs().clone_name_that(failure).await;
+        let failure = format!("{failure:?}");
         let response = app.post("/voices", &user, Some(&clone_body(&name, &[sample]))).await;
         assert!(matches!(response.status, 502 | 503), "{failure}: {}", response.body);
         assert_eq!(response.error_code(), "UPSTREAM_UNAVAILABLE");

@@ -1,0 +1,71 @@
+//! The ElevenLabs stand-in (local/standins/elevenlabs.py) steered through its control endpoint:
+//! each fault is set on a target of the test's own (a voice id, or the name of a voice to add),
+//! so tests running beside it are never touched.
+
+use serde_json::{Value, json};
+
+use crate::unique;
+
+/// How the stand-in answers requests for one target.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// 500 at once.
+    Fail,
+    /// No answer for a minute (past any timeout of ours).
+    Hang,
+    /// The answer after 1.5 s.
+    Slow,
+    /// Streaming: half the chunks, then the connection drops.
+    Cut,
+    /// Streaming: 200 with no audio at all.
+    Mute,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::Hang => "hang",
+            Self::Slow => "slow",
+            Self::Cut => "cut",
+            Self::Mute => "mute",
+        }
+    }
+}
+
+pub struct ElevenLabsStandIn {
+    pub(crate) base: url::Url,
+}
+
+impl ElevenLabsStandIn {
+    async fn set(&self, target: &str, fault: Fault) {
+        let url = self.base.join("_test/faults").unwrap();
+        let response = reqwest::Client::new()
+            .post(url)
+            .json(&json!({ "target": target, "fault": fault.name() }))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "the stand-in took the fault: {}", response.status());
+    }
+
+    /// A voice id, new to the stand-in, whose speech meets `fault`.
+    pub async fn voice_that(&self, fault: Fault) -> String {
+        let voice = unique(&format!("{}-voice-", fault.name()));
+        self.set(&voice, fault).await;
+        voice
+    }
+
+    /// A name for a new clone whose add at the stand-in meets `fault`.
+    pub async fn clone_name_that(&self, fault: Fault) -> String {
+        let name = unique(&format!("{}-clone-", fault.name()));
+        self.set(&name, fault).await;
+        name
+    }
+
+    /// What the stand-in received for `target` (a voice id; `add:{name}`; `delete:{voice id}`).
+    pub async fn requests(&self, target: &str) -> Vec<Value> {
+        let url = self.base.join(&format!("_test/requests/{target}")).unwrap();
+        reqwest::get(url).await.unwrap().json().await.unwrap()
+    }
+}
