@@ -8,7 +8,7 @@
 //! as every other dependency of a function does. ring rather than aws-lc: a few hundred kilobytes
 //! less in every binary, and nothing to build from C and assembly but ring's own. What it lacks is
 //! the post-quantum hybrid key exchange (X25519MLKEM768), so connections agree on X25519 or an
-//! elliptic curve instead (README, "Dependency notes").
+//! elliptic curve instead (docs/decisions.md, "Dependency notes").
 
 use std::{
     sync::{Arc, LazyLock},
