@@ -2,8 +2,21 @@
 everything else through to it, so the backend talks to one Stripe base URL.
 
 Added here:
-  POST /v1/checkout/sessions             subscription-mode Checkout Sessions (Idempotency-Key honoured)
-  GET  /v1/checkout/sessions/{id}
+  POST /v1/checkout/sessions             subscription-mode Checkout Sessions (Idempotency-Key honoured;
+                                         `expires_at` between 30 minutes and 24 hours ahead, else
+                                         30 minutes)
+  GET  /v1/checkout/sessions             listed, newest first, by `customer` and `status`
+  GET  /v1/checkout/sessions/{id}        `status` open, complete or expired (past `expires_at`)
+  POST /v1/checkout/sessions/{id}/expire an open session can no longer be paid (400 otherwise)
+  DELETE /v1/customers/{id}              as Stripe: the customer's open subscriptions are cancelled
+                                         first, then the customer is deleted (in localstripe); GET
+                                         then answers {"id", "deleted": true}
+  GET  /v1/invoices, /v1/invoices/{id}   passed through in the current API's shape: no
+                                         `payment_intent` or `charge` on the invoice, whose payments
+                                         are listed at GET /v1/invoice_payments?invoice=
+  POST /v1/refunds                       passed through, but as Stripe: a repeated Idempotency-Key
+                                         answers the first refund, and a PaymentIntent refunded in
+                                         full is refused
   POST /v1/billing_portal/sessions       Billing Portal sessions
   POST /_config/webhooks/{id}            registers a webhook here AND in localstripe
   POST /_test/checkout/{id}/complete     "pays" a session: a card (form field `card`, default
@@ -50,6 +63,9 @@ def make_app(localstripe, public):
     schedules = {}
     schedule_of = {}  # subscription id -> schedule id
     updates = {}  # subscription id -> the parameters of every update, as received
+    refunds_by_key = {}  # Idempotency-Key -> the refund it made
+    refunded = set()  # PaymentIntents refunded in full
+    deleted_customers = set()  # GET answers them as Stripe does: {"id", "deleted": true}
 
     async def stripe(method, path, data=None, auth=None):
         headers = {"Authorization": auth} if auth else {}
@@ -86,6 +102,13 @@ def make_app(localstripe, public):
         if form.get("mode") != "subscription" or missing:
             return web.json_response({"error": {"message": f"mode=subscription and {missing} are required"}}, status=400)
         session_id = "cs_test_" + secrets.token_hex(12)
+        now = int(time.time())
+        expires_at = int(form.get("expires_at") or now + 1800)
+        if not now + 1800 - 60 <= expires_at <= now + 86400:
+            return web.json_response(
+                {"error": {"message": "expires_at must be 30 minutes to 24 hours from now", "param": "expires_at"}},
+                status=400,
+            )
         session = {
             "id": session_id,
             "object": "checkout.session",
@@ -99,7 +122,8 @@ def make_app(localstripe, public):
             "cancel_url": form["cancel_url"],
             "subscription": None,
             "url": f"{public}/checkout/{session_id}",
-            "created": int(time.time()),
+            "created": now,
+            "expires_at": expires_at,
             "_price": form["line_items[0][price]"],
             "_subscription_metadata": {
                 k[len("subscription_data[metadata]["):-1]: v
@@ -113,6 +137,8 @@ def make_app(localstripe, public):
         return web.json_response(public_view(session))
 
     def public_view(session):
+        if session["status"] == "open" and session["expires_at"] <= int(time.time()):
+            session["status"] = "expired"
         return {k: v for k, v in session.items() if not k.startswith("_")}
 
     async def get_session(request):
@@ -121,9 +147,27 @@ def make_app(localstripe, public):
             return web.json_response({"error": {"message": "No such checkout session"}}, status=404)
         return web.json_response(public_view(session))
 
+    async def list_sessions(request):
+        found = [public_view(s) for s in sessions.values()]
+        for field in ("customer", "status"):
+            if request.query.get(field):
+                found = [s for s in found if s[field] == request.query[field]]
+        found.sort(key=lambda s: s["created"], reverse=True)
+        limit = int(request.query.get("limit", 10))
+        return web.json_response({"object": "list", "data": found[:limit], "has_more": len(found) > limit})
+
+    async def expire_session(request):
+        session = sessions.get(request.match_info["id"])
+        if session is None:
+            return web.json_response({"error": {"message": "No such checkout session"}}, status=404)
+        if public_view(session)["status"] != "open":
+            return web.json_response({"error": {"message": f"the session is {session['status']}"}}, status=400)
+        session["status"] = "expired"
+        return web.json_response(public_view(session))
+
     async def complete_session(request):
         session = sessions.get(request.match_info["id"])
-        if session is None or session["status"] != "open":
+        if session is None or public_view(session)["status"] != "open":
             return web.json_response({"error": {"message": "no open session"}}, status=404)
         form = await request.post()
         auth = request.headers.get("Authorization", "Bearer sk_test_local")
@@ -171,6 +215,8 @@ def make_app(localstripe, public):
         session = sessions.get(request.match_info["id"])
         if session is None:
             return page("Checkout session not found", "<p>This checkout link is not valid.</p>")
+        if public_view(session)["status"] == "expired":
+            return page("Checkout session expired", "<p>This checkout has expired; start again from the app.</p>")
         if session["status"] != "open":
             return web.HTTPSeeOther(session["success_url"])
         cancel = html.escape(session["cancel_url"], quote=True)
@@ -348,6 +394,87 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
         asyncio.ensure_future(send_event("customer.subscription.updated", subscription))
         return web.json_response(subscription)
 
+    async def get_customer(request):
+        customer = request.match_info["id"]
+        if customer in deleted_customers:
+            return web.json_response({"id": customer, "object": "customer", "deleted": True})
+        return await proxy(request)
+
+    async def delete_customer(request):
+        customer = request.match_info["id"]
+        auth = request.headers.get("Authorization")
+        status, body = await stripe("GET", f"/v1/subscriptions?customer={customer}&limit=100", None, auth)
+        if status == 200:
+            for sub in json.loads(body)["data"]:
+                if sub["status"] not in ("canceled", "incomplete_expired"):
+                    await stripe("DELETE", f"/v1/subscriptions/{sub['id']}", None, auth)
+        status, body = await stripe("DELETE", f"/v1/customers/{customer}", None, auth)
+        if status == 200:
+            deleted_customers.add(customer)
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    def current_invoice(invoice):
+        """An invoice in the current API's shape (its payments are listed apart)."""
+        invoice.pop("payment_intent", None)
+        invoice.pop("charge", None)
+        return invoice
+
+    async def invoices(request):
+        status, body = await proxy_raw(request)
+        if status == 200:
+            data = json.loads(body)
+            if data.get("object") == "list":
+                data["data"] = [current_invoice(i) for i in data["data"]]
+            else:
+                data = current_invoice(data)
+            body = json.dumps(data).encode()
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    async def list_invoice_payments(request):
+        invoice_id = request.query.get("invoice")
+        if not invoice_id:
+            return web.json_response({"error": {"message": "invoice is required", "param": "invoice"}}, status=400)
+        auth = request.headers.get("Authorization")
+        status, body = await stripe("GET", f"/v1/invoices/{invoice_id}", None, auth)
+        if status != 200:
+            return web.Response(status=status, body=body, content_type="application/json")
+        invoice = json.loads(body)
+        intent = invoice.get("payment_intent")
+        state = {"paid": "paid", "open": "open"}.get(invoice.get("status"))
+        payments = [] if not intent or not state else [{
+            "id": "inpay_" + hashlib.sha256(invoice_id.encode()).hexdigest()[:24],
+            "object": "invoice_payment",
+            "invoice": invoice_id,
+            "is_default": True,
+            "status": state,
+            "amount_paid": invoice.get("amount_paid") if state == "paid" else None,
+            "amount_requested": invoice.get("amount_due"),
+            "currency": invoice.get("currency"),
+            "payment": {"type": "payment_intent", "payment_intent": intent},
+        }]
+        if request.query.get("status"):
+            payments = [p for p in payments if p["status"] == request.query["status"]]
+        return web.json_response({"object": "list", "data": payments, "has_more": False})
+
+    async def create_refund(request):
+        key = request.headers.get("Idempotency-Key")
+        if key and key in refunds_by_key:
+            return web.json_response(refunds_by_key[key])
+        form = await request.post()
+        intent = form.get("payment_intent")
+        if intent in refunded:
+            message = f"Charge for PaymentIntent {intent} has already been refunded."
+            return web.json_response({"error": {"type": "invalid_request_error", "code": "charge_already_refunded", "message": message}}, status=400)
+        auth = request.headers.get("Authorization")
+        status, body = await stripe("POST", "/v1/refunds", dict(form), auth)
+        if status == 200:
+            refund = json.loads(body)
+            if intent:
+                refunded.add(intent)
+            if key:
+                refunds_by_key[key] = refund
+        return web.Response(status=status, body=body, content_type="application/json")
+
     async def updates_of(request):
         return web.json_response(updates.get(request.match_info["id"], []))
 
@@ -364,7 +491,15 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
 
     app = web.Application()
     app.router.add_post("/v1/checkout/sessions", create_session)
+    app.router.add_get("/v1/checkout/sessions", list_sessions)
     app.router.add_get("/v1/checkout/sessions/{id}", get_session)
+    app.router.add_post("/v1/checkout/sessions/{id}/expire", expire_session)
+    app.router.add_delete("/v1/customers/{id}", delete_customer)
+    app.router.add_get("/v1/customers/{id}", get_customer)
+    app.router.add_get("/v1/invoices", invoices)
+    app.router.add_get("/v1/invoices/{id}", invoices)
+    app.router.add_get("/v1/invoice_payments", list_invoice_payments)
+    app.router.add_post("/v1/refunds", create_refund)
     app.router.add_post("/v1/billing_portal/sessions", portal_session)
     app.router.add_post("/_config/webhooks/{id}", register_webhook)
     app.router.add_post("/_test/checkout/{id}/complete", complete_session)

@@ -182,7 +182,7 @@ impl App {
             .get_or_init(|| {
                 self.config.billing.email.as_ref().map(|email| {
                     let ses = aws_sdk_ses::Client::new(&self.sdk);
-                    Mailer::new(ses, email.sender.clone(), email.payment_failed_template.clone())
+                    Mailer::new(ses, email.clone())
                 })
             })
             .as_ref()

@@ -4,7 +4,7 @@
 
 use crate::{
     App,
-    flows::{erase::Erasure, generate::Generator},
+    flows::{billing::Billing, billing_alerts::Notices, erase::Erasure, generate::Generator},
 };
 
 /// Speech generation (`POST /tts`, `POST /tts/stream`). Waits for the ElevenLabs key if it is
@@ -35,4 +35,21 @@ pub async fn erasure(app: &App) -> anyhow::Result<Erasure<'_>> {
         stripe: app.stripe().await?,
         elevenlabs: app.elevenlabs().await?,
     })
+}
+
+/// Syncing subscriptions from Stripe (the webhook, the nightly reconciliation). Waits for the
+/// Stripe key if it is not fetched yet.
+pub async fn billing(app: &App) -> anyhow::Result<Billing<'_>> {
+    Ok(Billing {
+        stripe: app.stripe().await?,
+        users: &app.users,
+        subscriptions: &app.subscriptions,
+        settings: &app.config.billing,
+        notices: notices(app),
+    })
+}
+
+/// Billing emails, each sent once.
+pub fn notices(app: &App) -> Notices<'_> {
+    Notices { mailer: app.mailer(), events: &app.webhook_events, lease: app.config.billing.webhook_lease }
 }

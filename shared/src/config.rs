@@ -97,6 +97,8 @@ pub struct BillingEmail {
     pub sender: String,
     /// The SES template for a failed payment.
     pub payment_failed_template: String,
+    /// The SES template telling a customer that a subscription was cancelled and refunded.
+    pub subscription_refunded_template: String,
 }
 
 impl BillingSettings {
@@ -267,9 +269,11 @@ impl Config {
             webhook_lease: Duration::from_secs(env.parse_or("WEBHOOK_LEASE_SECONDS", 12)?),
             email: match env.optional("BILLING_EMAIL_FROM") {
                 None => None,
-                Some(sender) => {
-                    Some(BillingEmail { sender, payment_failed_template: env.required("PAYMENT_FAILED_TEMPLATE")? })
-                }
+                Some(sender) => Some(BillingEmail {
+                    sender,
+                    payment_failed_template: env.required("PAYMENT_FAILED_TEMPLATE")?,
+                    subscription_refunded_template: env.required("SUBSCRIPTION_REFUNDED_TEMPLATE")?,
+                }),
             },
         };
         let upgrade_url = match env.optional_parse("UPGRADE_URL")? {

@@ -286,3 +286,24 @@ async fn roles_are_granted_by_the_operator_command_only_and_audited() {
         .expect("the grant is audited");
     assert_eq!((entry["actorId"].as_str(), entry["detail"]["role"].as_str()), (Some("operator:ops"), Some("support")));
 }
+
+#[tokio::test]
+async fn a_removed_admin_is_refused_on_the_very_next_request() {
+    let app = TestApp::spawn().await;
+    let core = &app.app;
+    let person = app.sign_in(Tier::Free).await;
+    let email = Email::parse(&person.email).unwrap();
+    grant_role(&core.users, &core.audit, &email, Role::Admin, "ops", core.clock.now()).await.unwrap();
+    // Served from the cached snapshot from here on.
+    for _ in 0..3 {
+        assert_eq!(app.get("/admin/audit", &person).await.status, 200);
+    }
+    grant_role(&core.users, &core.audit, &email, Role::User, "ops", core.clock.now()).await.unwrap();
+    assert_eq!(app.get("/admin/audit", &person).await.status, 403, "the removal applies at once");
+    let grant = json!({ "recordings": 5, "reason": "goodwill" });
+    let path = format!(
+        "/admin/users/{}/grant-usage",
+        url::form_urlencoded::byte_serialize(person.id.as_str().as_bytes()).collect::<String>()
+    );
+    assert_eq!(app.post(&path, &person, Some(&grant)).await.status, 403);
+}

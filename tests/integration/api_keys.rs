@@ -88,3 +88,54 @@ async fn a_key_speaks_under_the_same_quota_only_where_keys_are_accepted_and_revo
     assert_eq!(with_key(&app, Method::GET, "/usage", "vk_nope_nope", None).await.status, 401);
     assert_eq!(create(&app, &user, "again").await.status, 201, "the place was given back");
 }
+
+#[tokio::test]
+async fn keys_follow_the_plan_as_it_is_now() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Premium).await;
+    let mut keys = Vec::new();
+    for name in ["first", "second", "third"] {
+        let made = create(&app, &user, name).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        keys.push(made.body["key"].as_str().unwrap().to_owned());
+    }
+    let set_tier = |tier: Tier| {
+        let (app, user) = (&app, &user);
+        async move {
+            app.set_user(
+                &user.id,
+                &[("subscriptionTier", aws_sdk_dynamodb::types::AttributeValue::S(tier.as_str().into()))],
+            )
+            .await
+        }
+    };
+
+    // Down to BASIC (2 keys): the newest two stay usable, the oldest is refused.
+    set_tier(Tier::Basic).await;
+    let oldest = with_key(&app, Method::GET, "/usage", &keys[0], None).await;
+    assert_eq!((oldest.status, oldest.error_code()), (403, "FEATURE_LOCKED"), "{}", oldest.body);
+    for key in &keys[1..] {
+        assert_eq!(with_key(&app, Method::GET, "/usage", key, None).await.status, 200);
+    }
+    // Down to FREE: none.
+    set_tier(Tier::Free).await;
+    for key in &keys {
+        let refused = with_key(&app, Method::GET, "/usage", key, None).await;
+        assert_eq!((refused.status, refused.error_code()), (403, "FEATURE_LOCKED"), "{}", refused.body);
+    }
+    // Back up: all of them again.
+    set_tier(Tier::Premium).await;
+    assert_eq!(with_key(&app, Method::GET, "/usage", &keys[0], None).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let key = create(&app, &user, "script").await.body["key"].as_str().unwrap().to_owned();
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let auth = format!("{scheme} {key}");
+        let response = app.request(Method::GET, "/usage", &[("authorization", &auth)], None).await;
+        assert_eq!(response.status, 200, "{scheme}: {}", response.body);
+    }
+}

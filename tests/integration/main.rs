@@ -18,6 +18,7 @@ mod hot_path;
 mod limits;
 mod local_api;
 mod metrics;
+mod money;
 mod openapi;
 mod recordings;
 mod session;

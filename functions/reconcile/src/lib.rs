@@ -4,10 +4,7 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use voice_core::{
     App,
-    flows::{
-        billing::Billing,
-        reconcile::{ReconcileReport, Reconciler},
-    },
+    flows::reconcile::{ReconcileReport, Reconciler},
 };
 
 /// Syncs in flight at once: well under Stripe's read rate limit (100/s live).
@@ -16,12 +13,7 @@ const CONCURRENCY: usize = 8;
 /// Idempotent: a second run (EventBridge retries, or a manual one) finds nothing left to repair.
 /// Fails (so EventBridge retries) when any subscription could not be synced.
 pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<ReconcileReport> {
-    let billing = Billing {
-        stripe: app.stripe().await?,
-        users: &app.users,
-        subscriptions: &app.subscriptions,
-        settings: &app.config.billing,
-    };
+    let billing = voice_core::assemble::billing(app).await?;
     let reconciler = Reconciler { billing, users: &app.users, concurrency: CONCURRENCY };
     let report = reconciler.run(app.clock.now()).await?;
     tracing::info!(event_id = ?event.id, ?report, "billing reconciliation");

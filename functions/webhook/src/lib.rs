@@ -3,7 +3,7 @@
 
 use voice_core::{
     ApiError,
-    flows::{billing::Billing, billing_alerts::BillingAlerts, stripe_events::StripeEvents},
+    flows::{billing_alerts::BillingAlerts, stripe_events::StripeEvents},
     http::{Ctx, HttpResult, Route, header, ok},
     route,
     upstream::stripe::{signature, types::Event},
@@ -29,8 +29,7 @@ async fn webhook(ctx: Ctx<'_>) -> HttpResult {
         .map_err(|e| ApiError::validation("Stripe-Signature", e.to_string()))?;
     let event: Event = serde_json::from_slice(payload).map_err(|e| ApiError::validation("body", e.to_string()))?;
 
-    let billing =
-        Billing { stripe, users: &app.users, subscriptions: &app.subscriptions, settings: &app.config.billing };
+    let billing = voice_core::assemble::billing(app).await?;
     let alerts = BillingAlerts {
         stripe,
         users: &app.users,

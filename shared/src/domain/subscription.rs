@@ -52,6 +52,12 @@ impl SubscriptionStatus {
     pub fn grants_access(&self) -> bool {
         matches!(self, Self::Active | Self::Trialing | Self::PastDue)
     }
+
+    /// States in which Stripe may still charge the customer: the live ones, an unpaid one it
+    /// may retry, and an incomplete one whose first payment is pending.
+    pub fn may_bill(&self) -> bool {
+        self.grants_access() || matches!(self, Self::Unpaid | Self::Incomplete)
+    }
 }
 
 impl FromStr for SubscriptionStatus {

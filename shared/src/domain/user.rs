@@ -46,6 +46,8 @@ pub struct User {
     pub usage_history: Vec<MonthUsage>,
     /// Cloned voices held (clone slots in use).
     pub voice_clones: u32,
+    /// API keys held.
+    pub api_keys: u32,
     /// The admin area's role (granted by an operator only).
     pub role: Role,
     /// Set while an admin has suspended the account: no request and no sign-in is served.
@@ -226,6 +228,7 @@ mod tests {
             characters_this_month: 0,
             usage_history: Vec::new(),
             voice_clones: 0,
+            api_keys: 0,
             role: Role::User,
             suspension: None,
             usage_grants: Vec::new(),

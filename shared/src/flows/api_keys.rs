@@ -39,6 +39,29 @@ pub async fn create(
     }
 }
 
+/// Whether the plan lets this key be used now: a FREE plan none (after a downgrade, say), and
+/// a plan holding fewer keys than the user has (a downgrade from PREMIUM's 10 to BASIC's 2)
+/// only the newest it holds. Costs a key listing only while the user holds more than the plan.
+pub async fn usable(keys: &ApiKeys, user: &User, key: &KeyMeta) -> Result<(), ApiError> {
+    let allowed = user.tier.rules().api_keys;
+    if allowed == 0 {
+        return Err(ApiError::locked(format!("API keys are not part of the {} plan", user.tier)));
+    }
+    if user.api_keys <= allowed {
+        return Ok(());
+    }
+    let mut held = keys.list(&user.id).await?;
+    // Key ids are ULIDs: newest last.
+    held.sort_by(|a, b| b.key_id.cmp(&a.key_id));
+    if held.iter().take(allowed as usize).any(|k| k.key_id == key.key_id) {
+        return Ok(());
+    }
+    Err(ApiError::locked(format!(
+        "the {} plan keeps {allowed} API keys usable, the newest; revoke keys or upgrade to use this one",
+        user.tier
+    )))
+}
+
 /// Revokes the user's key `key_id` at once (every request reads keys strongly consistent);
 /// NOT_FOUND when they have no such key, or a concurrent revoke removed it first.
 pub async fn revoke(users: &Users, keys: &ApiKeys, user: &User, key_id: &str) -> Result<KeyMeta, ApiError> {

@@ -4,8 +4,17 @@
 //! What each status grants is [`crate::domain::subscription`]'s rule; which of a user's
 //! subscriptions is current (the highest live tier) is decided here.
 //!
-//! Permanent refusals (Stripe does not know the object, or its customer is no user of ours) are
-//! acknowledged as `ignored`: retrying them can never succeed. Only temporary failures are errors.
+//! A customer has at most one live subscription, and nothing bills anyone who is not a user of
+//! ours: a subscription that may bill (active, trialing, past due, unpaid, incomplete) is
+//! cancelled at once and its payments refunded in full when its customer already holds an
+//! earlier live one (the first made is kept; the customer gets an email) or when its customer
+//! is no user of ours (an erased account's, or one we never made). Its owner is found through
+//! our own customer mapping (the user row's `stripeCustomerId`), never through the
+//! subscription's `metadata.userId` alone. The webhook and the nightly reconciliation both sync
+//! through here, so both repair.
+//!
+//! Permanent refusals (Stripe does not know the object) are acknowledged as `ignored`: retrying
+//! them can never succeed. Only temporary failures are errors.
 
 use anyhow::Context;
 use serde::Serialize;
@@ -15,13 +24,18 @@ use crate::{
     clock::unix_ms,
     config::BillingSettings,
     domain::{ids::UserId, subscription::SubscriptionStatus, tiers::Tier},
+    flows::billing_alerts::{Notices, amount},
     store::{
         subscriptions::{StoredSubscription, SubscriptionRecord, Subscriptions},
         users::{SubscriptionMirror, Users},
     },
-    upstream::stripe::{
-        Stripe, StripeError,
-        types::{Event, Subscription},
+    telemetry::metrics,
+    upstream::{
+        email::{Mailer, SubscriptionRefunded},
+        stripe::{
+            Stripe, StripeError,
+            types::{Event, Subscription},
+        },
     },
 };
 
@@ -29,14 +43,44 @@ use crate::{
 #[serde(rename_all = "camelCase", tag = "result")]
 pub enum Applied {
     /// The user now mirrors this subscription.
-    /// `changed`: the user's tier, status or current subscription differs from before.
-    Synced { user_id: String, subscription_id: String, tier: Tier, status: SubscriptionStatus, changed: bool },
+    /// `changed`: the user's tier, status or current subscription differs from before;
+    /// `stopped`: the customer's other live subscriptions this sync cancelled and refunded.
+    Synced {
+        user_id: String,
+        subscription_id: String,
+        tier: Tier,
+        status: SubscriptionStatus,
+        changed: bool,
+        #[serde(skip_serializing_if = "is_zero")]
+        stopped: u32,
+    },
     /// A state read from Stripe before the one already stored: nothing to change.
     Stale { subscription_id: String },
     /// Known, but only logged (e.g. `customer.subscription.trial_will_end`).
     Logged,
     /// Not acted on, and never worth a retry: why.
     Ignored { reason: String },
+    /// A subscription that must not bill: cancelled now, its payments refunded.
+    Stopped { subscription_id: String, why: Stopped, refunds: u32 },
+}
+
+/// Why a subscription was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Stopped {
+    /// Its customer already held an earlier live subscription.
+    Duplicate,
+    /// Its customer is no user of ours.
+    NoUser,
+}
+
+impl Stopped {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Duplicate => "duplicate",
+            Self::NoUser => "noUser",
+        }
+    }
 }
 
 impl Applied {
@@ -53,6 +97,7 @@ impl Applied {
             Self::Stale { .. } => "stale",
             Self::Logged => "logged",
             Self::Ignored { .. } => "ignored",
+            Self::Stopped { .. } => "stopped",
         }
     }
 }
@@ -80,6 +125,8 @@ pub struct Billing<'a> {
     pub users: &'a Users,
     pub subscriptions: &'a Subscriptions,
     pub settings: &'a BillingSettings,
+    /// The email telling a customer that a second subscription was refunded.
+    pub notices: Notices<'a>,
 }
 
 impl Billing<'_> {
@@ -125,8 +172,25 @@ impl Billing<'_> {
     pub async fn write(&self, snapshot: &Snapshot, now: OffsetDateTime) -> anyhow::Result<Applied> {
         let subscription = &snapshot.subscription;
         let Some(user_id) = self.owner(subscription).await? else {
+            if subscription.status.may_bill() {
+                return self.stop(subscription, Stopped::NoUser, None, now).await;
+            }
             return Ok(Applied::ignored(format!("customer {} is no user of ours", subscription.customer)));
         };
+        // Stripe's own list of the customer's subscriptions, so a purchase we have not heard of
+        // yet counts.
+        let open = match subscription.status.may_bill() {
+            true => {
+                Some(self.stripe.open_subscriptions(&subscription.customer).await.context("listing subscriptions")?)
+            }
+            false => None,
+        };
+        if let Some(open) = &open
+            && let Some(kept) = kept(open, self.mirrored(&user_id).await?.as_deref(), &subscription.id)
+            && kept != subscription.id
+        {
+            return self.stop(subscription, Stopped::Duplicate, Some(&user_id), now).await;
+        }
         let price_tier = subscription.price_id().and_then(|price| self.settings.tier_of(price));
         if price_tier.is_none() {
             tracing::warn!(price = ?subscription.price_id(), "subscription on a price that is not configured: no tier");
@@ -175,28 +239,133 @@ impl Billing<'_> {
                 "the user's subscription changed"
             );
         }
+        // Two first purchases synced at once may both have been kept above: whichever finishes
+        // second sees what the row mirrors now, and the other one goes.
+        let stopped = match &open {
+            Some(open) => Box::pin(self.settle(open, &user_id, &subscription.id, now)).await?,
+            None => 0,
+        };
         Ok(Applied::Synced {
             user_id: user_id.to_string(),
             subscription_id: current.subscription_id.clone(),
             tier,
             status: current.status.clone(),
             changed,
+            stopped,
         })
     }
 
-    /// The user a subscription belongs to: its `userId` metadata (set at checkout), else the
-    /// customer's user; None when that user does not exist.
-    async fn owner(&self, subscription: &Subscription) -> anyhow::Result<Option<UserId>> {
-        let claimed = subscription.metadata.get("userId").and_then(|id| UserId::parse(id.as_str()).ok());
-        let id = match claimed {
-            Some(id) => id,
-            None => match self.users.by_stripe_customer(&subscription.customer).await? {
-                Some(id) => id,
-                None => return Ok(None),
-            },
-        };
-        Ok(self.users.get(&id).await?.map(|_| id))
+    /// Stops every live subscription of the customer (`open`) but the one that stays; how many.
+    async fn settle(
+        &self,
+        open: &[Subscription],
+        user: &UserId,
+        synced: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<u32> {
+        let Some(kept) = kept(open, self.mirrored(user).await?.as_deref(), synced) else { return Ok(0) };
+        let mut stopped = 0;
+        for other in open.iter().filter(|s| s.status.may_bill() && s.id != kept) {
+            self.stop(other, Stopped::Duplicate, Some(user), now).await?;
+            stopped += 1;
+        }
+        Ok(stopped)
     }
+
+    /// The user whose Stripe customer this subscription bills, by our own mapping: the user row
+    /// holding that `stripeCustomerId`. The customer index answers first; the `userId` metadata
+    /// set at checkout is only a hint, taken when that user's row (read strongly consistent)
+    /// holds the same customer (an index that has not caught up yet). None: no user of ours.
+    async fn owner(&self, subscription: &Subscription) -> anyhow::Result<Option<UserId>> {
+        let customer = subscription.customer.as_str();
+        if let Some(id) = self.users.by_stripe_customer(customer).await?
+            && let Some(user) = self.users.get(&id).await?
+            && user.stripe_customer_id.as_deref() == Some(customer)
+        {
+            return Ok(Some(id));
+        }
+        let Some(hint) = subscription.metadata.get("userId").and_then(|id| UserId::parse(id.as_str()).ok()) else {
+            return Ok(None);
+        };
+        let user = self.users.get(&hint).await?;
+        Ok(user.filter(|u| u.stripe_customer_id.as_deref() == Some(customer)).map(|_| hint))
+    }
+
+    /// The subscription the user row mirrors now.
+    async fn mirrored(&self, user: &UserId) -> anyhow::Result<Option<String>> {
+        Ok(self.users.get(user).await?.and_then(|u| u.subscription.map(|s| s.subscription_id)))
+    }
+
+    /// Cancels a subscription that must not bill, refunds every payment it took, and (for a
+    /// customer of ours) records the cancellation and emails them once. Each step is idempotent:
+    /// cancelling what is over, refunding what was refunded (per PaymentIntent), the email
+    /// claimed once per subscription.
+    async fn stop(
+        &self,
+        subscription: &Subscription,
+        why: Stopped,
+        owner: Option<&UserId>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Applied> {
+        let id = subscription.id.as_str();
+        let cancelled = self.stripe.cancel_if_live(id).await.context("cancelling the subscription")?;
+        let (mut refunds, mut refunded_cents, mut currency) = (0, 0, String::new());
+        for invoice in self.stripe.subscription_invoices(id).await.context("listing its invoices")? {
+            if invoice.amount_paid <= 0 {
+                continue;
+            }
+            for intent in self.stripe.invoice_payment_intents(&invoice).await.context("finding its payments")? {
+                match self.stripe.refund(&intent, why.as_str(), &format!("refund-{intent}")).await {
+                    Ok(_) => refunds += 1,
+                    // Refunded already (a repeat after the idempotency key's 24 hours).
+                    Err(StripeError::Refused(message)) => tracing::info!(intent, message, "not refunded again"),
+                    Err(error) => return Err(error).context("refunding a payment"),
+                }
+            }
+            refunded_cents += invoice.amount_paid;
+            currency = invoice.currency.clone();
+        }
+        metrics::count("SubscriptionsStopped", ("Reason", why.as_str()));
+        tracing::warn!(
+            subscription_id = id,
+            customer = subscription.customer,
+            why = why.as_str(),
+            refunds,
+            refunded_cents,
+            "a subscription that must not bill was cancelled and its payments refunded"
+        );
+        if let Some(user_id) = owner {
+            Box::pin(
+                self.write(&Snapshot { subscription: cancelled, read_at_ms: unix_ms(OffsetDateTime::now_utc()) }, now),
+            )
+            .await?;
+            let user = self.users.get(user_id).await?.with_context(|| format!("user {user_id} vanished"))?;
+            let data = SubscriptionRefunded {
+                amount: amount(refunded_cents, &currency),
+                account_url: self.settings.portal_return_url.as_str(),
+            };
+            let notice = format!("notice:subscription_refunded:{id}");
+            let send = async |mailer: &Mailer| mailer.subscription_refunded(user.email.as_str(), &data).await;
+            self.notices.once(&notice, now, send).await?;
+        }
+        Ok(Applied::Stopped { subscription_id: id.to_owned(), why, refunds })
+    }
+}
+
+/// Of a customer's subscriptions, the live one that stays: the one the account mirrors, else the
+/// first made (in the same second, the one being synced: the first heard of; then the smallest
+/// id). None when none is live.
+fn kept(open: &[Subscription], mirrored: Option<&str>, synced: &str) -> Option<String> {
+    let mut live: Vec<&Subscription> = open.iter().filter(|s| s.status.may_bill()).collect();
+    if let Some(current) = live.iter().find(|s| Some(s.id.as_str()) == mirrored) {
+        return Some(current.id.clone());
+    }
+    live.sort_by_key(|s| (s.created, s.id != synced, s.id.clone()));
+    live.first().map(|s| s.id.clone())
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Which of a user's subscriptions is current: the live one with the highest tier (several live
@@ -238,6 +407,34 @@ mod tests {
         for synced in ["sub_basic", "sub_premium", "sub_old"] {
             assert_eq!(current_subscription(&all, synced).unwrap().subscription_id, "sub_premium", "{synced}");
         }
+    }
+
+    fn subscription(id: &str, status: &str, created: i64) -> Subscription {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "customer": "cus_1", "status": status, "created": created, "items": { "data": [] }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn of_several_live_subscriptions_the_mirrored_else_the_first_made_stays() {
+        let open = [
+            subscription("sub_b", "active", 100),
+            subscription("sub_a", "active", 200),
+            subscription("sub_over", "incomplete_expired", 50),
+        ];
+        assert_eq!(kept(&open, Some("sub_a"), "sub_b").as_deref(), Some("sub_a"), "the one the account mirrors");
+        assert_eq!(kept(&open, None, "sub_a").as_deref(), Some("sub_b"), "else the first made");
+        assert_eq!(
+            kept(&open, Some("sub_over"), "sub_a").as_deref(),
+            Some("sub_b"),
+            "a mirror that is over counts not"
+        );
+        // Made in the same second: the one being synced (the first heard of), whichever it is.
+        let twins = [subscription("sub_x", "active", 100), subscription("sub_y", "trialing", 100)];
+        assert_eq!(kept(&twins, None, "sub_y").as_deref(), Some("sub_y"));
+        assert_eq!(kept(&twins, None, "sub_x").as_deref(), Some("sub_x"));
+        assert_eq!(kept(&[subscription("sub_z", "canceled", 1)], None, "sub_z"), None);
     }
 
     #[test]

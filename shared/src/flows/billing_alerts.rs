@@ -78,36 +78,61 @@ impl BillingAlerts<'_> {
         let since = OffsetDateTime::from_unix_timestamp(event.created).unwrap_or(now);
         self.users.set_billing_alert(&user_id, &BillingAlert::payment_failed(&invoice.id, timestamp(since))).await?;
 
-        let Some(mailer) = self.mailer else {
-            tracing::warn!("no billing email sender is configured: the payment-failed email is not sent");
-            return Ok(AlertOutcome::Raised { emailed: false });
-        };
-        let notice = format!("notice:payment_failed:{}", invoice.id);
-        let lease_ms = i64::try_from(self.settings.webhook_lease.as_millis()).unwrap_or(i64::MAX);
-        let lease = match self.events.claim(&notice, "email", unix_ms(now), lease_ms).await? {
-            Claim::Leased { until_ms } => until_ms,
-            Claim::Done => return Ok(AlertOutcome::Raised { emailed: false }),
-            Claim::InProgress => anyhow::bail!("the payment-failed email for {} is being sent", invoice.id),
-        };
         let user = self.users.get(&user_id).await?.with_context(|| format!("user {user_id} vanished"))?;
         let data = PaymentFailed {
             invoice: invoice.number.as_deref().unwrap_or(&invoice.id),
-            amount: format!(
-                "{}.{:02} {}",
-                invoice.amount_due / 100,
-                invoice.amount_due % 100,
-                invoice.currency.to_uppercase()
-            ),
+            amount: amount(invoice.amount_due, &invoice.currency),
             account_url: self.account_url.as_str(),
         };
-        match mailer.payment_failed(user.email.as_str(), &data).await {
+        let notices = Notices { mailer: self.mailer, events: self.events, lease: self.settings.webhook_lease };
+        let notice = format!("notice:payment_failed:{}", invoice.id);
+        let emailed = notices
+            .once(&notice, now, async |mailer: &Mailer| mailer.payment_failed(user.email.as_str(), &data).await)
+            .await?;
+        Ok(AlertOutcome::Raised { emailed })
+    }
+}
+
+/// "9.99 USD" for 999 cents of `usd`.
+pub fn amount(cents: i64, currency: &str) -> String {
+    format!("{}.{:02} {}", cents / 100, cents % 100, currency.to_uppercase())
+}
+
+/// Emails sent at most once each: the send is claimed in the webhook-events table under the
+/// notice's id, with the same lease as events (a send that crashed is retried by the next
+/// delivery or run; a sent one is never repeated).
+pub struct Notices<'a> {
+    pub mailer: Option<&'a Mailer>,
+    pub events: &'a WebhookEvents,
+    pub lease: std::time::Duration,
+}
+
+impl Notices<'_> {
+    /// Sends the notice `id` unless it was sent already; whether it was sent now.
+    pub async fn once(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        send: impl AsyncFnOnce(&Mailer) -> anyhow::Result<String>,
+    ) -> anyhow::Result<bool> {
+        let Some(mailer) = self.mailer else {
+            tracing::warn!(notice = id, "no billing email sender is configured: the email is not sent");
+            return Ok(false);
+        };
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let lease = match self.events.claim(id, "email", unix_ms(now), lease_ms).await? {
+            Claim::Leased { until_ms } => until_ms,
+            Claim::Done => return Ok(false),
+            Claim::InProgress => anyhow::bail!("the email {id} is being sent"),
+        };
+        match send(mailer).await {
             Ok(message_id) => {
-                tracing::info!(user_id = %user_id, invoice_id = invoice.id, message_id, "payment-failed email sent");
-                self.events.complete(&notice, "sent", unix_ms(now)).await?;
-                Ok(AlertOutcome::Raised { emailed: true })
+                tracing::info!(notice = id, message_id, "email sent");
+                self.events.complete(id, "sent", unix_ms(now)).await?;
+                Ok(true)
             }
             Err(error) => {
-                if let Err(release) = self.events.release(&notice, lease).await {
+                if let Err(release) = self.events.release(id, lease).await {
                     tracing::error!(error = format!("{release:#}"), "could not release the email claim");
                 }
                 Err(error)

@@ -4,9 +4,10 @@
 //! The erasure is a resumable job: the user row is marked `erasing` first, and every step is
 //! idempotent (cancelling what is already cancelled, deleting what is already gone), so a crash
 //! or an outside failure midway leaves the marker, and the next attempt — the user's retry, or
-//! the sweep every 15 minutes — runs the steps again and finishes. Order: Stripe (the
-//! subscription cancelled now, no proration refund; cards detached), ElevenLabs (every clone
-//! deleted), S3 (everything under `{userId}/`), the rows (recordings, voices and samples,
+//! the sweep every 15 minutes — runs the steps again and finishes. Order: Stripe (open Checkout
+//! Sessions expired, the subscription cancelled now with no proration refund, the customer
+//! deleted: nothing can bill the account again, and a late payment of anything that slipped
+//! through is cancelled and refunded by the billing sync), ElevenLabs (every clone deleted), S3 (everything under `{userId}/`), the rows (recordings, voices and samples,
 //! subscriptions), the consent records' retention started (kept with their sample hashes, no
 //! audio, for the documented retention), every session ended (Redis tombstone, then the durable
 //! copy), and last the user row replaced by a tombstone (a hash of the id and when). A late
@@ -74,10 +75,15 @@ impl Erasure<'_> {
     async fn steps(&self, id: &UserId, now: OffsetDateTime) -> anyhow::Result<()> {
         let Some(user) = Box::pin(self.users.get(id)).await? else { return Ok(()) };
         if let Some(customer) = &user.stripe_customer_id {
-            for subscription in Box::pin(self.stripe.open_subscriptions(customer)).await? {
-                Box::pin(self.stripe.cancel_subscription(&subscription.id)).await?;
+            // Nothing new can be paid for: open checkouts first, then what bills now, then the
+            // customer itself (its invoices stay in Stripe's records, as the law requires).
+            for session in Box::pin(self.stripe.open_checkout_sessions(customer)).await? {
+                Box::pin(self.stripe.expire_checkout_session(&session.id)).await?;
             }
-            Box::pin(self.stripe.detach_cards(customer)).await?;
+            for subscription in Box::pin(self.stripe.open_subscriptions(customer)).await? {
+                Box::pin(self.stripe.cancel_if_live(&subscription.id)).await?;
+            }
+            Box::pin(self.stripe.delete_customer(customer)).await?;
         }
         for voice in Box::pin(self.voices.all_voices(id)).await? {
             if let Some(elevenlabs_id) = &voice.elevenlabs_voice_id {

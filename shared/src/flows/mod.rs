@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod billing;
 pub mod billing_alerts;
+pub mod checkout;
 pub mod customers;
 pub mod erase;
 pub mod export;

@@ -30,6 +30,9 @@ pub struct ReconcileReport {
     /// Users whose tier, status or current subscription the run corrected.
     pub repaired: u64,
     pub ignored: u64,
+    /// Subscriptions cancelled and refunded: a customer's second live one, or one whose
+    /// customer is no user of ours.
+    pub stopped: u64,
     pub failed: u64,
 }
 
@@ -93,14 +96,19 @@ impl Reconciler<'_> {
             .await;
         for (id, result) in results {
             match result {
-                Ok(Applied::Synced { changed, .. }) => {
+                Ok(Applied::Synced { changed, stopped, .. }) => {
                     report.subscriptions_synced += 1;
+                    report.stopped += u64::from(stopped);
                     if changed {
                         report.repaired += 1;
                         tracing::info!(subscription_id = id, "reconciliation repaired a user");
                     }
                 }
                 Ok(Applied::Stale { .. }) => report.subscriptions_synced += 1,
+                Ok(Applied::Stopped { why, .. }) => {
+                    report.stopped += 1;
+                    tracing::warn!(subscription_id = id, why = why.as_str(), "reconciliation stopped a subscription");
+                }
                 Ok(Applied::Ignored { .. } | Applied::Logged) => report.ignored += 1,
                 Err(error) => {
                     report.failed += 1;

@@ -263,6 +263,10 @@ async fn authorize(ctx: Ctx<'_>, route: &Route, now: i64) -> Result<Caller, ApiE
     if user.suspension.is_some() {
         return Err(ApiError::Unauthenticated);
     }
+    // A key follows the plan as it is now (a downgrade may leave it beyond the plan).
+    if let Credential::ApiKey(key) = &credential {
+        crate::flows::api_keys::usable(&ctx.app.api_keys, &user, key).await?;
+    }
     if let Some(permission) = route.permission
         && !user.role.allows(permission)
     {
@@ -312,9 +316,11 @@ pub fn whole(response: Response<Body>) -> Streamed {
     })
 }
 
-/// `Authorization: Bearer <key>`, when the request carries one.
+/// `Authorization: Bearer <key>`, when the request carries one (the scheme's name in any case,
+/// as RFC 7235 has it).
 fn bearer(req: &Request) -> Option<&str> {
-    crate::http::request::header(req, "authorization")?.strip_prefix("Bearer ").map(str::trim)
+    let (scheme, key) = crate::http::request::header(req, "authorization")?.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
 }
 
 /// The API key's metadata, its use counted; UNAUTHENTICATED for an unknown or revoked key. No

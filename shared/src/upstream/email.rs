@@ -4,6 +4,8 @@
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::config::BillingEmail;
+
 /// What the payment-failed template fills in.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -15,30 +17,48 @@ pub struct PaymentFailed<'a> {
     pub account_url: &'a str,
 }
 
+/// What the subscription-refunded template fills in.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionRefunded<'a> {
+    /// e.g. "9.99 USD".
+    pub amount: String,
+    /// Where the user changes the plan of the subscription they kept.
+    pub account_url: &'a str,
+}
+
 pub struct Mailer {
     ses: aws_sdk_ses::Client,
-    sender: String,
-    payment_failed_template: String,
+    settings: BillingEmail,
 }
 
 impl Mailer {
-    pub fn new(ses: aws_sdk_ses::Client, sender: String, payment_failed_template: String) -> Self {
-        Self { ses, sender, payment_failed_template }
+    pub fn new(ses: aws_sdk_ses::Client, settings: BillingEmail) -> Self {
+        Self { ses, settings }
     }
 
     /// Tells `to` that a payment failed; the SES message id.
     pub async fn payment_failed(&self, to: &str, data: &PaymentFailed<'_>) -> anyhow::Result<String> {
+        self.send(to, &self.settings.payment_failed_template, data).await.context("sending the payment-failed email")
+    }
+
+    /// Tells `to` that a second subscription was cancelled and refunded; the SES message id.
+    pub async fn subscription_refunded(&self, to: &str, data: &SubscriptionRefunded<'_>) -> anyhow::Result<String> {
+        let template = &self.settings.subscription_refunded_template;
+        self.send(to, template, data).await.context("sending the subscription-refunded email")
+    }
+
+    async fn send(&self, to: &str, template: &str, data: &impl Serialize) -> anyhow::Result<String> {
         let destination = aws_sdk_ses::types::Destination::builder().to_addresses(to).build();
         let output = self
             .ses
             .send_templated_email()
-            .source(&self.sender)
+            .source(&self.settings.sender)
             .destination(destination)
-            .template(&self.payment_failed_template)
+            .template(template)
             .template_data(serde_json::to_string(data).expect("template data serializes"))
             .send()
-            .await
-            .context("sending the payment-failed email")?;
+            .await?;
         Ok(output.message_id)
     }
 }

@@ -138,6 +138,7 @@ fn user_from_item(item: &Item) -> anyhow::Result<User> {
             characters_this_month: dynamo::opt_num(item, attr::CHARACTERS)?.unwrap_or(0),
             usage_history: usage_history(item)?,
             voice_clones: dynamo::opt_num(item, attr::CLONES)?.unwrap_or(0),
+            api_keys: dynamo::opt_num(item, attr::API_KEYS)?.unwrap_or(0),
             role: dynamo::opt_str(item, attr::ROLE).map(str::parse).transpose()?.unwrap_or_default(),
             suspension: dynamo::opt_str(item, attr::SUSPENSION).map(serde_json::from_str).transpose()?,
             usage_grants: usage_grants(item)?,

@@ -9,7 +9,9 @@ use crate::{
     config::Secret,
     error::ApiError,
     upstream::outbound,
-    upstream::stripe::types::{CheckoutSession, Invoice, List, PortalSession, Subscription, SubscriptionSchedule},
+    upstream::stripe::types::{
+        CheckoutSession, Invoice, InvoicePayment, List, PortalSession, Refund, Subscription, SubscriptionSchedule,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,8 @@ impl From<StripeError> for ApiError {
 
 pub struct NewCheckout<'a> {
     pub customer: &'a str,
+    /// When the session stops taking payment (unix seconds; Stripe takes 30 minutes to 24 hours).
+    pub expires_at: i64,
     pub price: &'a str,
     pub user_id: &'a str,
     pub tier: &'a str,
@@ -162,20 +166,12 @@ impl Stripe {
         self.send(self.http.delete(self.url(&format!("v1/subscriptions/{id}"))?)).await
     }
 
-    /// Detaches every card from the customer; the count detached.
-    pub async fn detach_cards(&self, customer: &str) -> Result<usize, StripeError> {
-        #[derive(Deserialize)]
-        struct Method {
-            id: String,
+    /// Ends a subscription now unless it is over already; the subscription as it is then.
+    pub async fn cancel_if_live(&self, id: &str) -> Result<Subscription, StripeError> {
+        match self.cancel_subscription(id).await {
+            Err(StripeError::Refused(_)) => self.subscription(id).await,
+            other => other,
         }
-        let mut url = self.url("v1/payment_methods")?;
-        url.query_pairs_mut().append_pair("customer", customer).append_pair("type", "card").append_pair("limit", "100");
-        let methods: List<Method> = self.send(self.http.get(url)).await?;
-        for method in &methods.data {
-            let url = self.url(&format!("v1/payment_methods/{}/detach", method.id))?;
-            let _: serde_json::Value = self.send(self.http.post(url)).await?;
-        }
-        Ok(methods.data.len())
     }
 
     /// One page of the customer's invoices, newest first, after the invoice `starting_after`.
@@ -195,8 +191,10 @@ impl Stripe {
 
     /// A subscription-mode Checkout Session for one price.
     pub async fn create_checkout_session(&self, checkout: &NewCheckout<'_>) -> Result<CheckoutSession, StripeError> {
+        let expires_at = checkout.expires_at.to_string();
         let form = [
             ("mode", "subscription"),
+            ("expires_at", expires_at.as_str()),
             ("customer", checkout.customer),
             ("line_items[0][price]", checkout.price),
             ("line_items[0][quantity]", "1"),
@@ -209,6 +207,66 @@ impl Stripe {
         ];
         let request = self.http.post(self.url("v1/checkout/sessions")?).form(&form);
         self.send(request.header("idempotency-key", checkout.idempotency_key)).await
+    }
+
+    /// The customer's Checkout Sessions that can still be paid (at most 100).
+    pub async fn open_checkout_sessions(&self, customer: &str) -> Result<Vec<CheckoutSession>, StripeError> {
+        let mut url = self.url("v1/checkout/sessions")?;
+        url.query_pairs_mut()
+            .append_pair("customer", customer)
+            .append_pair("status", "open")
+            .append_pair("limit", "100");
+        Ok(self.send::<List<CheckoutSession>>(self.http.get(url)).await?.data)
+    }
+
+    /// Ends a Checkout Session so that it can no longer be paid. One that was completed or
+    /// expired meanwhile is refused, and that is the same outcome: it takes no payment now.
+    pub async fn expire_checkout_session(&self, id: &str) -> Result<(), StripeError> {
+        let url = self.url(&format!("v1/checkout/sessions/{id}/expire"))?;
+        match self.send::<CheckoutSession>(self.http.post(url)).await {
+            Ok(_) | Err(StripeError::Refused(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Every invoice of a subscription (at most 100: one a month).
+    pub async fn subscription_invoices(&self, subscription: &str) -> Result<Vec<Invoice>, StripeError> {
+        let mut url = self.url("v1/invoices")?;
+        url.query_pairs_mut().append_pair("subscription", subscription).append_pair("limit", "100");
+        Ok(self.send::<List<Invoice>>(self.http.get(url)).await?.data)
+    }
+
+    /// The PaymentIntents that paid an invoice: its payments (current API versions), or its
+    /// `payment_intent` (older ones).
+    pub async fn invoice_payment_intents(&self, invoice: &Invoice) -> Result<Vec<String>, StripeError> {
+        if let Some(intent) = &invoice.payment_intent {
+            return Ok(vec![intent.clone()]);
+        }
+        let mut url = self.url("v1/invoice_payments")?;
+        url.query_pairs_mut().append_pair("invoice", &invoice.id).append_pair("status", "paid");
+        let payments: List<InvoicePayment> = self.send(self.http.get(url)).await?;
+        Ok(payments.data.into_iter().filter_map(|p| p.payment.payment_intent).collect())
+    }
+
+    /// Refunds a PaymentIntent in full. The idempotency key makes a repeat the same refund.
+    pub async fn refund(
+        &self,
+        payment_intent: &str,
+        reason: &str,
+        idempotency_key: &str,
+    ) -> Result<Refund, StripeError> {
+        let form = [("payment_intent", payment_intent), ("metadata[reason]", reason)];
+        let request = self.http.post(self.url("v1/refunds")?).form(&form);
+        self.send(request.header("idempotency-key", idempotency_key)).await
+    }
+
+    /// Deletes a customer: Stripe cancels its subscriptions and nothing new can start on it; its
+    /// invoices stay in Stripe's records. One already deleted is the same outcome.
+    pub async fn delete_customer(&self, id: &str) -> Result<(), StripeError> {
+        match self.send::<serde_json::Value>(self.http.delete(self.url(&format!("v1/customers/{id}"))?)).await {
+            Ok(_) | Err(StripeError::Refused(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     pub async fn create_portal_session(&self, customer: &str, return_url: &str) -> Result<PortalSession, StripeError> {

@@ -22,6 +22,9 @@ pub struct Subscription {
     /// The subscription schedule attached to it (a change planned for a later date), by id.
     #[serde(default, deserialize_with = "id_or_object")]
     pub schedule: Option<String>,
+    /// When it was made (unix seconds): of several live ones, the first made is the one kept.
+    #[serde(default)]
+    pub created: Option<i64>,
     /// Older API versions only.
     #[serde(default)]
     current_period_start: Option<i64>,
@@ -151,6 +154,35 @@ pub struct Invoice {
     pub hosted_invoice_url: Option<String>,
     #[serde(default)]
     pub invoice_pdf: Option<String>,
+    /// Older API versions only: the payment that paid it (current ones list invoice payments).
+    #[serde(default, deserialize_with = "id_or_object")]
+    pub payment_intent: Option<String>,
+}
+
+/// A payment of an invoice (current API versions): which PaymentIntent paid it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoicePayment {
+    pub id: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    pub payment: InvoicePaymentSource,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoicePaymentSource {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "id_or_object")]
+    pub payment_intent: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 impl Invoice {
@@ -163,6 +195,9 @@ impl Invoice {
 pub struct CheckoutSession {
     pub id: String,
     pub url: Option<String>,
+    /// open, complete or expired.
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
