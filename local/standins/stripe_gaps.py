@@ -27,7 +27,15 @@ Added here:
   POST /v1/subscriptions/{id}            translated to localstripe's older parameters (items[0][price]
                                          -> items[0][plan], proration_behavior -> prorate), passed
                                          through, then a signed customer.subscription.updated, which
-                                         localstripe never sends
+                                         localstripe never sends. With proration_behavior=always_invoice
+                                         and payment_behavior=pending_if_incomplete, as Stripe: the
+                                         prorated difference (new minus old price, for the rest of the
+                                         period) is charged to the default card at once (Stripe
+                                         invoices it; localstripe's invoices always add the next
+                                         period, so the stand-in charges a PaymentIntent); paid, the
+                                         change applies; declined, the subscription stays as it was and
+                                         carries `pending_update`
+  GET  /_test/subscriptions/{id}/charges those charges
   GET  /v1/subscriptions/{id}            passed through, with `schedule` (the schedule attached here)
   POST /v1/subscription_schedules        from_subscription: one phase, the current price until the
                                          period ends
@@ -66,6 +74,7 @@ def make_app(localstripe, public):
     refunds_by_key = {}  # Idempotency-Key -> the refund it made
     refunded = set()  # PaymentIntents refunded in full
     deleted_customers = set()  # GET answers them as Stripe does: {"id", "deleted": true}
+    charges = {}  # subscription id -> the charges made for changes that apply once paid
 
     async def stripe(method, path, data=None, auth=None):
         headers = {"Authorization": auth} if auth else {}
@@ -286,10 +295,62 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
                 data[key] = value
         return data
 
+    async def charge_first(sub_id, form, auth):
+        """A change that applies only once paid: the prorated difference invoiced and charged now.
+        None when it was paid (the change may go on); else the subscription as it stays."""
+        status, body = await stripe("GET", f"/v1/subscriptions/{sub_id}", None, auth)
+        if status != 200:
+            return web.Response(status=status, body=body, content_type="application/json")
+        sub = json.loads(body)
+        old_plan = sub["items"]["data"][0]["plan"]
+        status, body = await stripe("GET", f"/v1/plans/{form['items[0][price]']}", None, auth)
+        if status != 200:
+            return web.Response(status=status, body=body, content_type="application/json")
+        new_plan = json.loads(body)
+        start, end, now = sub["current_period_start"], sub["current_period_end"], int(time.time())
+        left = max(0.0, min(1.0, (end - now) / max(1, end - start)))
+        amount = round((new_plan["amount"] - old_plan["amount"]) * left)
+        if amount <= 0:
+            return None
+        # Stripe invoices the difference and charges the invoice; localstripe's invoices always
+        # include the next period, so the stand-in charges the default card directly (recorded
+        # under `_test/subscriptions/{id}/charges`).
+        status, body = await stripe("GET", f"/v1/customers/{sub['customer']}", None, auth)
+        method = json.loads(body).get("invoice_settings", {}).get("default_payment_method") if status == 200 else None
+        intent = {"amount": str(amount), "currency": new_plan["currency"], "customer": sub["customer"],
+                  "confirm": "true", "metadata[subscription]": sub_id,
+                  "metadata[description]": f"Remaining time on {new_plan['id']} after {old_plan['id']}"}
+        if method:
+            intent["payment_method"] = method
+        status, body = await stripe("POST", "/v1/payment_intents", intent, auth)
+        paid = status == 200 and json.loads(body).get("status") == "succeeded"
+        charges.setdefault(sub_id, []).append(
+            {"amount": amount, "status": "succeeded" if paid else "failed",
+             "payment_intent": json.loads(body).get("id") if status == 200 else None})
+        if paid:
+            return None
+        sub = with_schedule(sub)
+        sub["pending_update"] = {
+            "subscription_items": [{"price": new_plan["id"], "quantity": 1}],
+            "expires_at": now + 23 * 3600,
+        }
+        asyncio.ensure_future(send_event("customer.subscription.updated", sub))
+        return web.json_response(sub)
+
     async def update_subscription(request):
         form = await request.post()
         updates.setdefault(request.match_info["id"], []).append(dict(form))
         auth = request.headers.get("Authorization")
+        if (
+            form.get("payment_behavior") == "pending_if_incomplete"
+            and form.get("proration_behavior") == "always_invoice"
+            and form.get("items[0][price]")
+        ):
+            pending = await charge_first(request.match_info["id"], form, auth)
+            if pending is not None:
+                return pending
+            # Invoiced and paid already: the change itself prorates nothing more.
+            form = {**form, "proration_behavior": "none"}
         status, body = await stripe("POST", f"/v1/subscriptions/{request.match_info['id']}", modern_to_localstripe(form), auth)
         if status == 200:
             subscription = with_schedule(json.loads(body))
@@ -478,6 +539,9 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
     async def updates_of(request):
         return web.json_response(updates.get(request.match_info["id"], []))
 
+    async def charges_of(request):
+        return web.json_response(charges.get(request.match_info["id"], []))
+
     async def proxy_raw(request):
         data = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
@@ -514,6 +578,7 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
     app.router.add_post("/v1/subscription_schedules/{id}/release", release_schedule)
     app.router.add_post("/_test/subscription_schedules/{id}/advance", advance_schedule)
     app.router.add_get("/_test/subscriptions/{id}/updates", updates_of)
+    app.router.add_get("/_test/subscriptions/{id}/charges", charges_of)
     app.router.add_route("*", "/{tail:.*}", proxy)
     return app
 

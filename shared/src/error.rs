@@ -27,6 +27,9 @@ pub enum ApiError {
     Validation { field: String, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// CONFLICT until the customer settles a payment (in the billing portal, at `portal_url`).
+    #[error("{message}")]
+    PaymentNeeded { message: String, portal_url: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("too many requests; retry in {retry_after_secs} s")]
@@ -60,7 +63,7 @@ impl ApiError {
             Self::Forbidden(_) | Self::Reauthenticate { .. } => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Validation { .. } => "VALIDATION_FAILED",
-            Self::Conflict(_) => "CONFLICT",
+            Self::Conflict(_) | Self::PaymentNeeded { .. } => "CONFLICT",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Upstream { .. } => "UPSTREAM_UNAVAILABLE",
@@ -78,7 +81,7 @@ impl ApiError {
             | Self::Reauthenticate { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation { .. } => StatusCode::BAD_REQUEST,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::PaymentNeeded { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { temporary: true, .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -108,6 +111,9 @@ impl ApiError {
             }
             Self::Reauthenticate { reauthenticate_url, .. } => {
                 error.insert("reauthenticateUrl".into(), reauthenticate_url.as_str().into());
+            }
+            Self::PaymentNeeded { portal_url, .. } => {
+                error.insert("portalUrl".into(), portal_url.as_str().into());
             }
             Self::Validation { field, message } => {
                 error.insert("fields".into(), json!({ field: message }));

@@ -726,11 +726,79 @@ async fn an_upgrade_changes_the_one_subscription_now_with_proration() {
     let updates = app.stripe_get(&format!("_test/subscriptions/{id}/updates")).await;
     let update = &updates[0];
     assert_eq!(update["items[0][price]"], "price_premium_monthly", "{updates}");
-    assert_eq!(update["proration_behavior"], "create_prorations", "{updates}");
+    assert_eq!(update["proration_behavior"], "always_invoice", "the difference invoiced at once: {updates}");
+    assert_eq!(update["payment_behavior"], "pending_if_incomplete", "applied only once paid: {updates}");
     assert!(update["items[0][id]"].as_str().unwrap().starts_with("si_"), "the existing item, not a new one");
-    let items = app.stripe_get(&format!("v1/invoiceitems?customer={customer}")).await;
-    let prorated = items["data"].as_array().unwrap().iter().any(|i| i["proration"] == true);
-    assert!(prorated, "the unused BASIC time was credited: {items}");
+    let charges = app.stripe_get(&format!("_test/subscriptions/{id}/charges")).await;
+    let charged = &charges[0];
+    assert_eq!(charged["status"], "succeeded", "paid before the change applied: {charges}");
+    let difference = charged["amount"].as_i64().unwrap();
+    assert!((1..=2000).contains(&difference), "the remaining PREMIUM time less the BASIC credit: {charges}");
+}
+
+#[tokio::test]
+async fn an_upgrade_whose_payment_fails_leaves_the_old_plan() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let id = subscribe(&app, &user, "BASIC").await;
+    voice_core::assemble::billing(&app.app)
+        .await
+        .unwrap()
+        .sync_subscription(&id, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let customer = app.app.users.get(&user.id).await.unwrap().unwrap().stripe_customer_id.unwrap();
+    // A card that attaches but whose charges are declined.
+    app.add_card(&customer, "4000000000000341").await;
+
+    let response = app.post("/billing/subscription", &user, Some(&json!({ "tier": "PREMIUM" }))).await;
+    assert_eq!((response.status, response.error_code()), (409, "CONFLICT"), "{}", response.body);
+    assert!(response.body["error"]["portalUrl"].as_str().is_some_and(|u| u.contains("/portal/")), "{}", response.body);
+    let subscription = app.stripe_get(&format!("v1/subscriptions/{id}")).await;
+    assert_eq!(subscription["items"]["data"][0]["plan"]["id"], "price_basic_monthly", "unchanged at Stripe");
+    voice_core::assemble::billing(&app.app)
+        .await
+        .unwrap()
+        .sync_subscription(&id, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(app.get("/auth/session", &user).await.body["tier"], "BASIC", "no PREMIUM without its payment");
+}
+
+#[tokio::test]
+async fn no_plan_change_while_a_payment_is_owed() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let id = subscribe(&app, &user, "BASIC").await;
+    let billing = voice_core::assemble::billing(&app.app).await.unwrap();
+    billing.sync_subscription(&id, OffsetDateTime::now_utc()).await.unwrap();
+    let customer = app.app.users.get(&user.id).await.unwrap().unwrap().stripe_customer_id.unwrap();
+    // The next payment needs 3-D Secure and its authentication fails: the subscription is past due.
+    app.add_card(&customer, "4000000000003220").await;
+    app.stripe_post(&format!("v1/subscriptions/{id}"), &[("items[0][plan]", "price_basic_yearly")]).await;
+    let invoices = app.stripe_get(&format!("v1/invoices?customer={customer}")).await;
+    let open = invoices["data"].as_array().unwrap().iter().find(|i| i["status"] == "open").unwrap().clone();
+    let payments = app.stripe_get(&format!("v1/invoice_payments?invoice={}", open["id"].as_str().unwrap())).await;
+    let intent = payments["data"][0]["payment"]["payment_intent"].as_str().unwrap();
+    let intent = app.stripe_get(&format!("v1/payment_intents/{intent}")).await;
+    let (intent_id, secret) = (intent["id"].as_str().unwrap(), intent["client_secret"].as_str().unwrap());
+    app.stripe_post(
+        &format!("v1/payment_intents/{intent_id}/_authenticate"),
+        &[("client_secret", secret), ("success", "false")],
+    )
+    .await;
+    assert_eq!(app.stripe_get(&format!("v1/subscriptions/{id}")).await["status"], "past_due");
+    billing.sync_subscription(&id, OffsetDateTime::now_utc()).await.unwrap();
+
+    let response = app.post("/billing/subscription", &user, Some(&json!({ "tier": "PREMIUM" }))).await;
+    assert_eq!((response.status, response.error_code()), (409, "CONFLICT"), "{}", response.body);
+    assert!(response.body["error"]["message"].as_str().unwrap().contains("past_due"), "{}", response.body);
+    assert!(response.body["error"]["portalUrl"].is_string(), "{}", response.body);
+    assert_eq!(
+        app.stripe_get(&format!("_test/subscriptions/{id}/updates")).await.as_array().unwrap().len(),
+        1,
+        "nothing sent to Stripe but the test's own interval change"
+    );
 }
 
 #[tokio::test]

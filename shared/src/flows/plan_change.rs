@@ -1,17 +1,21 @@
 //! Changing the plan of a live subscription in place (never a second subscription).
 //!
 //! Policy: a move UP (a higher tier, or the same tier billed yearly instead of monthly) happens
-//! now, with proration: Stripe credits the unused time of the old price and charges the new one
-//! for the rest of the period. A move DOWN happens at the end of the paid period, through a
-//! subscription schedule, so the customer keeps what they paid for. Asking for the current plan
-//! while a move down is planned cancels that move. The tier always follows Stripe's webhook.
+//! now and only once paid: Stripe invoices the difference for the rest of the period at once
+//! (the unused time of the old price credited) and applies the change only if that invoice is
+//! paid; a card that fails leaves the old plan (409 CONFLICT with the billing portal's link). A
+//! move DOWN happens at the end of the paid period, through a subscription schedule, so the
+//! customer keeps what they paid for. Asking for the current plan while a move down is planned
+//! cancels that move. No change is made while a payment is owed (past due, unpaid, incomplete):
+//! 409 with the portal's link, where the card is updated. The tier always follows Stripe's
+//! webhook.
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::{
     config::{BillingSettings, Interval, PriceConfig},
-    domain::{tiers::Tier, user::User},
+    domain::{subscription::SubscriptionStatus, tiers::Tier, user::User},
     error::ApiError,
     upstream::stripe::{Stripe, StripeError},
 };
@@ -38,6 +42,16 @@ pub struct PlanChanges<'a> {
 }
 
 impl PlanChanges<'_> {
+    /// CONFLICT with a billing portal session for the customer, where a payment is settled.
+    async fn payment_needed(&self, customer: &str, message: &str) -> ApiError {
+        match self.stripe.create_portal_session(customer, self.settings.portal_return_url.as_str()).await {
+            Ok(portal) => ApiError::PaymentNeeded { message: message.to_owned(), portal_url: portal.url },
+            Err(error) => error.into(),
+        }
+    }
+}
+
+impl PlanChanges<'_> {
     pub async fn change(&self, user: &User, target: &PriceConfig, now: OffsetDateTime) -> Result<PlanChange, ApiError> {
         let no_subscription =
             || ApiError::Conflict("you have no subscription to change; subscribe with POST /billing/checkout".into());
@@ -46,10 +60,17 @@ impl PlanChanges<'_> {
             _ => return Err(no_subscription()),
         };
         let subscription = match self.stripe.subscription(&id).await {
-            Ok(subscription) if subscription.status.grants_access() => subscription,
+            Ok(subscription) if subscription.status.may_bill() => subscription,
             Ok(_) | Err(StripeError::Refused(_)) => return Err(no_subscription()),
             Err(error) => return Err(error.into()),
         };
+        if !matches!(subscription.status, SubscriptionStatus::Active | SubscriptionStatus::Trialing) {
+            let owed = format!(
+                "your subscription is {}: settle the payment in the billing portal before changing plan",
+                subscription.status
+            );
+            return Err(self.payment_needed(&subscription.customer, &owed).await);
+        }
         let item = subscription.items.data.first().ok_or_else(no_subscription)?;
         let current = item.price_id().and_then(|price| self.settings.prices.iter().find(|p| p.id == price));
 
@@ -72,7 +93,12 @@ impl PlanChanges<'_> {
             }
             // A double click within ten minutes makes one change.
             let key = format!("plan-{}-{}-{}", subscription.id, target.id, now.unix_timestamp() / 600);
-            self.stripe.change_price(&subscription.id, &item.id, &target.id, true, &key).await?;
+            let changed = self.stripe.upgrade_price(&subscription.id, &item.id, &target.id, &key).await?;
+            if changed.pending_update.is_some() {
+                let unpaid = "the payment for the new plan did not go through, so your plan is unchanged; update \
+                              your card in the billing portal and try again";
+                return Err(self.payment_needed(&subscription.customer, unpaid).await);
+            }
             return Ok(PlanChange::Upgraded { tier: target.tier, interval: target.interval });
         }
 

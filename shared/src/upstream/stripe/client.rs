@@ -105,20 +105,22 @@ impl Stripe {
         self.send(self.http.get(self.url(&format!("v1/invoices/{id}"))?)).await
     }
 
-    /// Moves the subscription's one item to `price` now. `prorate`: credit the unused time of the
-    /// old price and charge the new one for the rest of the period.
-    pub async fn change_price(
+    /// Moves the subscription's one item to `price` now, only once paid: the difference for
+    /// the rest of the period (the unused time of the old price credited) is invoiced and charged
+    /// at once, and the change applies only if that payment succeeds (else the subscription is
+    /// unchanged and carries a `pending_update`).
+    pub async fn upgrade_price(
         &self,
         subscription: &str,
         item: &str,
         price: &str,
-        prorate: bool,
         idempotency_key: &str,
     ) -> Result<Subscription, StripeError> {
         let form = [
             ("items[0][id]", item),
             ("items[0][price]", price),
-            ("proration_behavior", if prorate { "create_prorations" } else { "none" }),
+            ("proration_behavior", "always_invoice"),
+            ("payment_behavior", "pending_if_incomplete"),
         ];
         let request = self.http.post(self.url(&format!("v1/subscriptions/{subscription}"))?).form(&form);
         self.send(request.header("idempotency-key", idempotency_key)).await

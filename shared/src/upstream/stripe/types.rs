@@ -25,6 +25,10 @@ pub struct Subscription {
     /// When it was made (unix seconds): of several live ones, the first made is the one kept.
     #[serde(default)]
     pub created: Option<i64>,
+    /// A change that waits for its payment (`payment_behavior=pending_if_incomplete`): present
+    /// while the invoice for it is unpaid; the subscription is unchanged until then.
+    #[serde(default)]
+    pub pending_update: Option<Value>,
     /// Older API versions only.
     #[serde(default)]
     current_period_start: Option<i64>,
