@@ -278,7 +278,9 @@ impl TestApp {
 
     /// Signs a verified profile in, the way the callback does after checking the ID token.
     pub async fn open_session(&self, profile: &Profile, client: &ClientInfo) -> anyhow::Result<SignedIn> {
-        Ok(open_session(&self.app.users, &self.app.sessions, profile, client, self.app.clock.now()).await?)
+        // As if the IdP had just asked for the credentials.
+        let now = self.app.clock.now();
+        Ok(open_session(&self.app.users, &self.app.sessions, profile, client, Some(now.unix_timestamp()), now).await?)
     }
 
     /// Sets attributes of a user row directly (standing in for features that write them).
@@ -345,7 +347,16 @@ impl TestApp {
             ),
             None => "/auth/login".to_owned(),
         };
-        let response = self.request(Method::GET, &path, &[], None).await;
+        self.login_at(&path).await
+    }
+
+    /// `GET /auth/login?reauthenticate=true`: a login that asks the IdP for the credentials again.
+    pub async fn start_reauthentication(&self) -> Login {
+        self.login_at("/auth/login?reauthenticate=true").await
+    }
+
+    async fn login_at(&self, path: &str) -> Login {
+        let response = self.request(Method::GET, path, &[], None).await;
         assert_eq!(response.status, 302, "{}", response.body);
         let authorization_url = response.location();
         Login {

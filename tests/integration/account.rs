@@ -190,6 +190,46 @@ async fn an_erasure_that_fails_midway_reports_deleting_and_the_retry_finishes() 
 }
 
 #[tokio::test]
+async fn erasing_needs_the_idp_to_have_asked_for_the_credentials_not_a_new_session() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    // A new session from a sign-in through the IdP's own session: the credentials were given an
+    // hour ago, and nothing was asked now.
+    let profile = voice_core::domain::user::Profile {
+        user_id: user.id.clone(),
+        email: voice_core::domain::ids::Email::parse(&user.email).unwrap(),
+        name: None,
+    };
+    let now = app.app.clock.now();
+    let silent = voice_core::flows::signin::open_session(
+        &app.app.users,
+        &app.app.sessions,
+        &profile,
+        &Default::default(),
+        Some(now.unix_timestamp() - 3600),
+        now,
+    )
+    .await
+    .unwrap();
+    let silent = User { token: silent.token.clone(), csrf: silent.token.csrf_token(), ..user.clone() };
+    let refused = app.delete("/user", &silent).await;
+    assert_eq!((refused.status, refused.error_code()), (403, "FORBIDDEN"), "{}", refused.body);
+
+    // The reauthentication it points to: the IdP stand-in asks, the person answers.
+    let login = app.start_reauthentication().await;
+    let person =
+        integration_tests::idp::Person { sub: user.id.as_str(), email: &user.email, name: "Ada", email_verified: true };
+    let back =
+        integration_tests::idp::sign_in(&login.authorization_url, &app.app.config.idp.callback_url, &person).await;
+    let response = app.callback(back.query().unwrap_or(""), Some(&login.state_cookie)).await;
+    let cookie = response.cookie_pair("sid").expect("signed in again");
+    let token = voice_core::domain::session::SessionToken::parse(cookie.trim_start_matches("sid=")).unwrap();
+    let asked = User { csrf: token.csrf_token(), token, ..user.clone() };
+    let erased = app.delete("/user", &asked).await;
+    assert_eq!((erased.status, &erased.body["status"]), (200, &json!("erased")), "{}", erased.body);
+}
+
+#[tokio::test]
 async fn erasing_needs_a_recent_sign_in() {
     let app = TestApp::spawn().await;
     let user = app.sign_in(Tier::Free).await;

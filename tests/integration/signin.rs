@@ -279,6 +279,31 @@ async fn forged_or_wrong_id_tokens_are_rejected_and_leave_nothing() {
 }
 
 #[tokio::test]
+async fn a_reauthentication_is_taken_only_when_the_token_shows_fresh_credentials() {
+    let (app, fake) = fake_app().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let sub = unique("auth0|again-");
+    for (case, auth_time) in [("credentials given an hour ago", Value::from(now - 3600)), ("no auth_time", Value::Null)]
+    {
+        let login = app.start_reauthentication().await;
+        assert_eq!(query_param(&login.authorization_url, "prompt").as_deref(), Some("login"));
+        assert_eq!(query_param(&login.authorization_url, "max_age").as_deref(), Some("0"));
+        let mut claims = fake.claims(&sub, "voice-local", &login.nonce);
+        claims["auth_time"] = auth_time;
+        fake.issue(fake_idp::sign_rs256(&claims, KID));
+        let response = app.callback(&format!("code=any&state={}", login.state), Some(&login.state_cookie)).await;
+        assert_refused(&response, "invalid_token");
+        assert!(app.user_row(&sub).await.is_none(), "{case} created a user");
+    }
+    let login = app.start_reauthentication().await;
+    let mut claims = fake.claims(&sub, "voice-local", &login.nonce);
+    claims["auth_time"] = Value::from(now);
+    fake.issue(fake_idp::sign_rs256(&claims, KID));
+    let response = app.callback(&format!("code=any&state={}", login.state), Some(&login.state_cookie)).await;
+    assert!(response.cookie_pair("sid").is_some(), "credentials just given: signed in ({})", response.status);
+}
+
+#[tokio::test]
 async fn an_unknown_kid_refetches_the_jwks_once_then_is_rejected() {
     let (app, fake) = fake_app().await;
     let sub = unique("auth0|kid-");

@@ -76,19 +76,23 @@ async fn export(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&exporter.export(&caller.user, app.clock.now()).await?)
 }
 
-/// Needs a sign-in within the last 10 minutes (an erasure already under way may be resumed
+/// Needs the IdP to have asked for the credentials within the last 10 minutes (an erasure
+/// already under way may be resumed
 /// without one). 200 when everything is gone, 202 `deleting` when a step failed: the retry, or
 /// the sweep within 15 minutes, finishes it.
 #[tracing::instrument(skip_all)]
 async fn erase(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let now = app.clock.now();
-    let signed_in_ago = now.unix_timestamp() - caller.session()?.created_at;
-    if signed_in_ago > REAUTHENTICATE_WITHIN_SECS && !caller.user.erasing {
+    // The IdP must have asked for the credentials lately: a session's age says nothing, since a
+    // sign-in through the IdP's own session asks for nothing.
+    let asked_lately =
+        caller.session()?.authenticated_at.is_some_and(|at| now.unix_timestamp() - at <= REAUTHENTICATE_WITHIN_SECS);
+    if !asked_lately && !caller.user.erasing {
         let mut url = app.config.idp.callback_url.join("login").map_err(|e| ApiError::Internal(e.into()))?;
         url.query_pairs_mut().append_pair("reauthenticate", "true");
         return Err(ApiError::Reauthenticate {
-            message: "erasing the account needs a sign-in within the last 10 minutes".into(),
+            message: "erasing the account needs you to sign in again with your credentials (within 10 minutes)".into(),
             reauthenticate_url: url.to_string(),
         });
     }

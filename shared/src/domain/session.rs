@@ -83,6 +83,9 @@ pub struct Session {
     pub user_id: UserId,
     pub created_at: i64,
     pub absolute_expires_at: i64,
+    /// When the person last gave their credentials to the IdP, as its ID token said (unix
+    /// seconds); None when it did not say.
+    pub authenticated_at: Option<i64>,
     pub csrf_token: String,
 }
 

@@ -28,6 +28,9 @@ use crate::{
     },
 };
 
+/// How far the IdP's clock may be behind ours.
+const CLOCK_SKEW_SECS: i64 = 60;
+
 /// A fresh sign-in: the cookie value goes to the browser, nowhere else.
 #[derive(Debug)]
 pub struct SignedIn {
@@ -44,13 +47,14 @@ pub async fn open_session(
     sessions: &Sessions,
     profile: &Profile,
     client: &ClientInfo,
+    authenticated_at: Option<i64>,
     now: OffsetDateTime,
 ) -> Result<SignedIn, SignInFailure> {
     let user = users.record_login(profile, now).await?;
     if user.suspension.is_some() {
         return Err(SignInFailure::Suspended);
     }
-    let (token, session) = sessions.open(&user.id, client, now).await?;
+    let (token, session) = sessions.open(&user.id, client, authenticated_at, now).await?;
     Ok(SignedIn { user, token, session })
 }
 
@@ -79,7 +83,8 @@ pub async fn begin(
             reauthenticate,
         })
         .await?;
-    let pending = PendingLogin { nonce, verifier, return_to: return_to.into() };
+    let started_at = OffsetDateTime::now_utc().unix_timestamp();
+    let pending = PendingLogin { nonce, verifier, return_to: return_to.into(), reauthenticate, started_at };
     attempts.begin(&state, &pending).await.map_err(|source| ApiError::Upstream {
         service: "session store",
         temporary: true,
@@ -181,6 +186,13 @@ impl SignIn<'_> {
             .await
             .map_err(SignInFailure::Rejected)?;
         let claims = self.idp.verify_id_token(&id_token, &pending.nonce).await.map_err(SignInFailure::Rejected)?;
+        // Asked to ask for the credentials again: the token must show the IdP did (a silent
+        // sign-in through the IdP's own session carries the earlier, older auth_time).
+        if pending.reauthenticate && claims.auth_time.is_none_or(|at| at < pending.started_at - CLOCK_SKEW_SECS) {
+            return Err(SignInFailure::Rejected(IdpError::InvalidToken(
+                "the identity provider did not ask for the credentials again (auth_time)".into(),
+            )));
+        }
 
         // An unverified address may be someone else's: it must not become an account's identity.
         if self.require_verified_email && claims.email_verified != Some(true) {
@@ -192,7 +204,7 @@ impl SignIn<'_> {
             email: email.and_then(Result::ok).ok_or(SignInFailure::InvalidProfile("email"))?,
             name: claims.name,
         };
-        let mut signed_in = open_session(self.users, self.sessions, &profile, client, now).await?;
+        let mut signed_in = open_session(self.users, self.sessions, &profile, client, claims.auth_time, now).await?;
 
         // Stripe being down must not lock people out: the customer is created at the next sign-in
         // or when billing first needs it (ensure_customer is idempotent).

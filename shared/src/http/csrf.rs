@@ -41,6 +41,7 @@ mod tests {
             user_id: UserId::parse("u").unwrap(),
             created_at: 0,
             absolute_expires_at: 1,
+            authenticated_at: None,
             csrf_token: "expected-token".into(),
         }
     }

@@ -17,6 +17,12 @@ pub struct PendingLogin {
     pub nonce: String,
     pub verifier: String,
     pub return_to: String,
+    /// Asked the IdP for the credentials again (`prompt=login`, `max_age=0`), since `started_at`
+    /// (unix seconds): the ID token's `auth_time` must show it did.
+    #[serde(default)]
+    pub reauthenticate: bool,
+    #[serde(default)]
+    pub started_at: i64,
 }
 
 #[derive(Clone)]

@@ -97,6 +97,9 @@ struct CachedSession {
     absolute_expires_at: i64,
     /// When DynamoDB last confirmed (and touched) this session.
     checked_at: i64,
+    /// When the person last gave their credentials to the IdP.
+    #[serde(default)]
+    authenticated_at: Option<i64>,
     /// HMAC-SHA256 (hex) over the fields above and the key the entry is stored under.
     #[serde(default)]
     mac: String,
@@ -106,8 +109,12 @@ impl CachedSession {
     fn mac(&self, key: &str, secret: &Secret<String>) -> Vec<u8> {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
         let fields = format!(
-            "session-v2|{key}|{}|{}|{}|{}",
-            self.user_id, self.created_at, self.absolute_expires_at, self.checked_at
+            "session-v3|{key}|{}|{}|{}|{}|{}",
+            self.user_id,
+            self.created_at,
+            self.absolute_expires_at,
+            self.checked_at,
+            self.authenticated_at.map(|at| at.to_string()).unwrap_or_default()
         );
         mac.update(fields.as_bytes());
         mac.finalize().into_bytes().to_vec()
@@ -160,6 +167,7 @@ impl Sessions {
         &self,
         user_id: &UserId,
         client: &ClientInfo,
+        authenticated_at: Option<i64>,
         now: OffsetDateTime,
     ) -> anyhow::Result<(SessionToken, Session)> {
         let token = SessionToken::generate(user_id);
@@ -183,6 +191,9 @@ impl Sessions {
         if let Some(agent) = &client.user_agent {
             put = put.item("userAgent", string(agent.chars().take(512).collect::<String>()));
         }
+        if let Some(at) = authenticated_at {
+            put = put.item("authTime", number(at));
+        }
         put.send().await.context("storing the session")?;
 
         let cached = CachedSession {
@@ -190,6 +201,7 @@ impl Sessions {
             created_at: now,
             absolute_expires_at,
             checked_at: now,
+            authenticated_at,
             mac: String::new(),
         };
         self.cache(&redis_key(token.slot(), &key), &cached, now).await;
@@ -313,6 +325,7 @@ impl Sessions {
             user_id: UserId::parse(entry.user_id.as_str()).context("stored session user id")?,
             created_at: entry.created_at,
             absolute_expires_at: entry.absolute_expires_at,
+            authenticated_at: entry.authenticated_at,
             csrf_token: token.csrf_token(),
         })
     }
@@ -423,6 +436,7 @@ fn durable_entry(item: &Item, now: i64) -> anyhow::Result<CachedSession> {
         created_at: dynamo::num(item, "createdAt")?,
         absolute_expires_at: dynamo::num(item, "expiresAt")?,
         checked_at: now,
+        authenticated_at: dynamo::opt_num(item, "authTime")?,
         mac: String::new(),
     })
 }

@@ -57,6 +57,10 @@ pub struct IdClaims {
     #[serde(default)]
     pub email_verified: Option<bool>,
     pub name: Option<String>,
+    /// When the person last gave their credentials to the IdP (unix seconds); always sent when
+    /// the request asked for `max_age`.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
     nonce: Option<String>,
 }
 

@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
         let id = UserId::parse(format!("auth0|bench-{}", random_hex::<8>())).expect("a valid id");
         let email = Email::parse(&format!("bench-{}@example.test", random_hex::<6>())).expect("a valid email");
         let profile = Profile { user_id: id.clone(), email: email.clone(), name: Some("Bench".into()) };
-        let signed = open_session(&app.users, &app.sessions, &profile, &client, app.clock.now()).await?;
+        let signed = open_session(&app.users, &app.sessions, &profile, &client, None, app.clock.now()).await?;
         dynamodb
             .update_item()
             .table_name(&app.config.tables.users)
