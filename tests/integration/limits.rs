@@ -55,6 +55,29 @@ async fn stripe_calls_are_limited_per_user_and_tier() {
 }
 
 #[tokio::test]
+async fn with_redis_down_the_limits_that_spend_money_count_in_dynamodb() {
+    let app = TestApp::builder().redis_down().at_a_minutes_start().spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let per_minute = Tier::Free.rules().per_minute(Limit::Billing);
+    for i in 0..per_minute {
+        let response = app.post("/billing/portal", &user, None).await;
+        assert_eq!(response.status, 200, "portal call {i}: {}", response.body);
+    }
+    assert_rate_limited(&app.post("/billing/portal", &user, None).await);
+    // What spends nothing is let through while Redis is away.
+    for _ in 0..3 {
+        assert_eq!(app.get("/usage", &user).await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn with_redis_down_sign_in_is_refused_rather_than_unlimited() {
+    let app = TestApp::builder().redis_down().spawn().await;
+    let response = app.request(Method::GET, "/auth/login", &[], None).await;
+    assert_eq!((response.status, response.error_code()), (503, "UPSTREAM_UNAVAILABLE"), "{}", response.body);
+}
+
+#[tokio::test]
 async fn sign_in_is_limited_per_client_address() {
     // A minute boundary would reset the counters mid-test: the app's clock starts a new minute.
     let app = TestApp::builder().at_a_minutes_start().spawn().await;

@@ -145,7 +145,27 @@ pub enum Limit {
     Billing,
 }
 
+/// What a per-minute limit does when its counter (Redis) cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uncounted {
+    /// The request goes through: it spends nothing (the monthly quotas still bound the rest).
+    Open,
+    /// A durable counter (DynamoDB) counts it instead: it spends money upstream.
+    Durable,
+    /// Refused (503): it guards something that needs the cache anyway (sign-in keeps its login
+    /// state there).
+    Closed,
+}
+
 impl Limit {
+    /// Money is spent past the generation and billing limits: they never fail open.
+    pub fn when_uncounted(self) -> Uncounted {
+        match self {
+            Self::Requests => Uncounted::Open,
+            Self::Generations | Self::Billing => Uncounted::Durable,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Requests => "api",

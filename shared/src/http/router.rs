@@ -22,7 +22,7 @@ use crate::{
     domain::{
         roles::Permission,
         session::{COOKIE_NAME, Session, SessionToken, user_slot},
-        tiers::Limit,
+        tiers::{Limit, Uncounted},
         user::User,
     },
     error::ApiError,
@@ -221,7 +221,9 @@ async fn dispatch(ctx: Ctx<'_>, routes: &[Route]) -> HttpResult {
         Access::Public(handler) => {
             if let (Some(per_minute), Some(ip)) = (route.per_ip, source_ip(ctx.req)) {
                 let scope = format!("ip:{}", route.key);
-                rate_limit::check(&ctx.app.redis, &ip, &[(scope.as_str(), per_minute)], now).await?;
+                // Sign-in keeps its state in the cache anyway: without it, it is refused.
+                let limit = rate_limit::Counted { scope: &scope, per_minute, uncounted: Uncounted::Closed };
+                rate_limit::check(&ctx.app.redis, &ctx.app.webhook_events, &ip, &[limit], now).await?;
             }
             handler(ctx).await
         }
@@ -273,7 +275,14 @@ async fn authorize(ctx: Ctx<'_>, route: &Route, now: i64) -> Result<Caller, ApiE
         return Err(ApiError::Forbidden("your role does not allow this".into()));
     }
     let rules = user.tier.rules();
-    let limits: Vec<_> = scopes.iter().map(|limit| (limit.as_str(), rules.per_minute(*limit))).collect();
+    let limits: Vec<_> = scopes
+        .iter()
+        .map(|limit| rate_limit::Counted {
+            scope: limit.as_str(),
+            per_minute: rules.per_minute(*limit),
+            uncounted: limit.when_uncounted(),
+        })
+        .collect();
     count_requests(ctx, &slot, counts.as_deref(), &limits, now).await?;
     Ok(Caller { credential, user })
 }
@@ -372,12 +381,15 @@ async fn count_requests(
     ctx: Ctx<'_>,
     slot: &str,
     counted: Option<&[u32]>,
-    limits: &[(&str, u32)],
+    limits: &[rate_limit::Counted<'_>],
     now: i64,
 ) -> Result<(), ApiError> {
     match counted {
-        Some(counts) => rate_limit::judge(counts, limits, now),
-        None => rate_limit::check(&ctx.app.redis, &format!("{{{slot}}}"), limits, now).await,
+        Some(counts) => {
+            let sized: Vec<(&str, u32)> = limits.iter().map(|l| (l.scope, l.per_minute)).collect();
+            rate_limit::judge(counts, &sized, now)
+        }
+        None => rate_limit::check(&ctx.app.redis, &ctx.app.webhook_events, &format!("{{{slot}}}"), limits, now).await,
     }
 }
 

@@ -1,7 +1,11 @@
 //! Rate limits in Redis: a counter per subject (a user, or an IP address) and scope per fixed
 //! one-minute window.
 
-use crate::{error::ApiError, store::redis::Redis};
+use crate::{
+    domain::tiers::Uncounted,
+    error::ApiError,
+    store::{redis::Redis, webhook_events::WebhookEvents},
+};
 
 const WINDOW_SECS: i64 = 60;
 /// How long a window's counter is kept.
@@ -36,28 +40,69 @@ pub fn judge(counts: &[u32], limits: &[(&str, u32)], now_unix: i64) -> Result<()
     Err(ApiError::RateLimited { retry_after_secs })
 }
 
-/// Counts this request against every `(scope, per_minute)` at once (one round trip);
-/// RATE_LIMITED (with the seconds to the next window) past any of them. If Redis is unreachable
-/// the request is let through: the monthly quotas still bound what it can cost.
-pub async fn check(redis: &Redis, subject: &str, limits: &[(&str, u32)], now_unix: i64) -> Result<(), ApiError> {
+/// One limit to count: its scope, its size per minute, and what it does if Redis cannot count.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
+    pub scope: &'a str,
+    pub per_minute: u32,
+    pub uncounted: Uncounted,
+}
+
+/// Counts this request against every limit at once (one round trip); RATE_LIMITED (with the
+/// seconds to the next window) past any of them. If Redis cannot count, each limit does what it
+/// says ([`Uncounted`]): an open one lets the request through, a durable one counts in DynamoDB
+/// instead (`durable`), a closed one refuses it (503).
+pub async fn check(
+    redis: &Redis,
+    durable: &WebhookEvents,
+    subject: &str,
+    limits: &[Counted<'_>],
+    now_unix: i64,
+) -> Result<(), ApiError> {
     let counted: anyhow::Result<Vec<u32>> = async {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for (scope, _) in limits {
-            let key = key(scope, subject, now_unix);
+        for limit in limits {
+            let key = key(limit.scope, subject, now_unix);
             pipe.incr(&key, 1).expire(&key, COUNTER_TTL_SECS).ignore();
         }
         let mut conn = redis.conn().await?;
         Ok(pipe.query_async(&mut conn).await?)
     }
     .await;
-    match counted {
-        Ok(counts) => judge(&counts, limits, now_unix),
-        Err(error) => {
-            tracing::warn!(error = format!("{error:#}"), "rate limiter unavailable; letting the request through");
-            Ok(())
-        }
+    let sized: Vec<(&str, u32)> = limits.iter().map(|l| (l.scope, l.per_minute)).collect();
+    let error = match counted {
+        Ok(counts) => return judge(&counts, &sized, now_unix),
+        Err(error) => error,
+    };
+    let mut counts = Vec::with_capacity(limits.len());
+    for limit in limits {
+        counts.push(match limit.uncounted {
+            Uncounted::Open => 0,
+            Uncounted::Closed => {
+                return Err(ApiError::Upstream {
+                    service: "rate limiter",
+                    temporary: true,
+                    source: error.context(format!("counting {}", limit.scope)),
+                });
+            }
+            Uncounted::Durable => {
+                let window_end = (now_unix.div_euclid(WINDOW_SECS) + 1) * WINDOW_SECS;
+                let counter = key(limit.scope, subject, now_unix);
+                durable.count(&counter, window_end + COUNTER_TTL_SECS).await.map_err(|source| ApiError::Upstream {
+                    service: "rate limiter",
+                    temporary: true,
+                    source: source.context(format!("counting {} durably", limit.scope)),
+                })?
+            }
+        });
     }
+    tracing::warn!(
+        error = format!("{error:#}"),
+        "Redis could not count: open limits let through, money limits counted in DynamoDB"
+    );
+    crate::telemetry::metrics::count("RateLimiterFallbacks", ("Store", "redis"));
+    judge(&counts, &sized, now_unix)
 }
 
 /// The metric's scope: per-IP scopes carry their route (`ip:GET /auth/login`); the rest are names.

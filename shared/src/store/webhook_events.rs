@@ -36,6 +36,27 @@ impl WebhookEvents {
         Self { client, table }
     }
 
+    /// Adds one to the durable counter `key` (kept until `expires_at`, unix seconds); its new
+    /// value. The rate limits count here while Redis cannot.
+    pub async fn count(&self, key: &str, expires_at: i64) -> anyhow::Result<u32> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("eventId", string(key))
+            .update_expression("SET #type = :type, expiresAt = :expires, hits = if_not_exists(hits, :zero) + :one")
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_values(":type", string("rate-limit"))
+            .expression_attribute_values(":expires", number(expires_at))
+            .expression_attribute_values(":zero", number(0))
+            .expression_attribute_values(":one", number(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .context("counting in DynamoDB")?;
+        dynamo::num(&output.attributes.unwrap_or_default(), "hits")
+    }
+
     /// Claims the event for `lease_ms` from `now_ms`: a new event, or one whose lease expired.
     pub async fn claim(&self, event_id: &str, kind: &str, now_ms: i64, lease_ms: i64) -> anyhow::Result<Claim> {
         let until_ms = now_ms.saturating_add(lease_ms);
