@@ -167,7 +167,12 @@ def resolve(value, resources, params, overrides, conditions=None):
 
 def physical_name(resource):
     props = resource["Properties"]
-    raw = props.get("TableName") or props.get("BucketName") or props.get("Template", {}).get("TemplateName")
+    raw = (
+        props.get("TableName")
+        or props.get("BucketName")
+        or props.get("Template", {}).get("TemplateName")
+        or (props.get("Name") if resource["Type"] == "AWS::SSM::Parameter" else None)
+    )
     return resolve(raw, {}, {}, {})
 
 
@@ -288,6 +293,13 @@ def main():
             name = physical_name(resource)
             made = create_email_template(ses, name, resource["Properties"])
             print(f"  email  {name:32} {'created' if made else 'exists'}")
+        elif kind == "AWS::SSM::Parameter":
+            name = physical_name(resource)
+            props = resource["Properties"]
+            session.client("ssm", endpoint_url=endpoint).put_parameter(
+                Name=name, Value=props["Value"], Type=props["Type"], Overwrite=True
+            )
+            print(f"  param  {name:32} stored")
     # In AWS the sender identity is verified once by hand (DNS); moto verifies on request.
     ses.verify_email_identity(EmailAddress=params["BillingEmailFrom"])
 

@@ -207,6 +207,8 @@ pub struct SecretParameters {
     pub session_mac_key: Option<String>,
     /// The cache user's password (in AWS, the Secrets Manager reference path).
     pub redis_password: Option<String>,
+    /// A parameter that holds nothing secret: what the health check reads.
+    pub health_probe: Option<String>,
 }
 
 impl Config {
@@ -332,6 +334,7 @@ impl Config {
                 stripe_webhook_secret: env.optional("STRIPE_WEBHOOK_SECRET_PARAM"),
                 session_mac_key: env.optional("SESSION_MAC_KEY_PARAM"),
                 redis_password: env.optional("REDIS_PASSWORD_PARAM"),
+                health_probe: env.optional("HEALTH_PROBE_PARAMETER"),
             },
         })
     }

@@ -540,8 +540,10 @@ impl TestApp {
         StreamedResponse { status: parts.status.as_u16(), headers: parts.headers, body }
     }
 
+    /// A GET as the web client sends it: the cookie, and the CSRF header (which the admin area
+    /// asks for on reads too).
     pub async fn get(&self, path: &str, user: &User) -> TestResponse {
-        self.request(Method::GET, path, &[("cookie", &user.cookie())], None).await
+        self.request(Method::GET, path, &[("cookie", &user.cookie()), ("x-csrf-token", &user.csrf)], None).await
     }
 
     /// A state-changing request carrying the user's CSRF token, as the frontend sends it.

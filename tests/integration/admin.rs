@@ -307,3 +307,24 @@ async fn a_removed_admin_is_refused_on_the_very_next_request() {
     );
     assert_eq!(app.post(&path, &person, Some(&grant)).await.status, 403);
 }
+
+#[tokio::test]
+async fn an_admin_following_a_link_from_another_site_records_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = with_role(&app, Tier::Free, "admin").await;
+    let target = app.sign_in(Tier::Free).await;
+    let path = format!("/admin/users/{}", encoded(&target));
+    // A top-level navigation from another site: the SameSite=Lax cookie comes along, no header.
+    let navigated = app.request(Method::GET, &path, &[("cookie", &admin.cookie())], None).await;
+    assert_eq!((navigated.status, navigated.error_code()), (403, "CSRF_FAILED"), "{}", navigated.body);
+    let lookup = format!("/admin/users?id={}", encoded(&target));
+    let navigated = app.request(Method::GET, &lookup, &[("cookie", &admin.cookie())], None).await;
+    assert_eq!(navigated.error_code(), "CSRF_FAILED");
+    let recorded = audit_entries(&app, &admin).await;
+    assert!(
+        !recorded.iter().any(|e| e["targetUserId"] == target.id.as_str()),
+        "no lookup recorded in the admin's name: {recorded:?}"
+    );
+    // The admin area itself sends the header.
+    assert_eq!(app.get(&path, &admin).await.status, 200);
+}

@@ -134,3 +134,23 @@ fn alarms_on_our_own_metrics_name_what_the_functions_emit() {
         fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/src/flows/stripe_events.rs")).unwrap();
     assert!(handler.contains("outcome(\"failed\")"));
 }
+
+#[test]
+fn the_public_health_function_can_read_no_secret() {
+    let template = template();
+    let health = &template["Resources"]["HealthFunction"];
+    let policies = text(&health["Properties"]["Policies"]);
+    for secret in [
+        "Auth0ClientSecretParameter",
+        "StripeSecretKeyParameter",
+        "StripeWebhookSecretParameter",
+        "ElevenLabsApiKeyParameter",
+        "SessionMacKeyParameter",
+        "CachePasswordPolicy",
+        "SessionKeyPolicy",
+        "secretsmanager",
+    ] {
+        assert!(!policies.contains(secret), "the health function may read {secret}: {policies}");
+    }
+    assert!(policies.contains("HealthProbeParameter"), "{policies}");
+}

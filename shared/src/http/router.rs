@@ -257,6 +257,9 @@ async fn authorize(ctx: Ctx<'_>, route: &Route, now: i64) -> Result<Caller, ApiE
         Some(_) => return Err(ApiError::Unauthenticated),
         None => {
             let (validated, slot) = authenticate(ctx, &scopes, now).await?;
+            if route.permission.is_some() {
+                csrf::token(ctx.req, &validated.session)?;
+            }
             let user = signed_in_user(ctx, &validated, now).await?;
             (Credential::Session(validated.session), user, slot, validated.counts)
         }

@@ -43,6 +43,31 @@ impl Redis {
         Ok(Self { url: url.clone(), auth, conn: Arc::new(OnceCell::new()) })
     }
 
+    /// Whether the cache answers, without signing in to it (the health check reads no secret):
+    /// a PING answered, or refused for want of authentication, proves it up.
+    pub async fn reachable(&self) -> anyhow::Result<()> {
+        let mut info: redis::ConnectionInfo =
+            self.url.expose().as_str().parse().context("REDIS_URL is not a usable Redis URL")?;
+        let anonymous =
+            redis::RedisConnectionInfo::default().set_db(info.redis_settings().db()).set_skip_set_lib_name();
+        info = info.set_redis_settings(anonymous);
+        let client = redis::Client::open(info).context("the Redis connection settings")?;
+        let mut conn = tokio::time::timeout(TIMEOUT, client.get_multiplexed_async_connection())
+            .await
+            .context("connecting to Redis timed out")?
+            .context("connecting to Redis")?;
+        match tokio::time::timeout(TIMEOUT, redis::cmd("PING").query_async::<String>(&mut conn)).await {
+            Err(_) => anyhow::bail!("Redis did not answer PING in time"),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error))
+                if error.kind() == redis::ErrorKind::AuthenticationFailed || error.code() == Some("NOAUTH") =>
+            {
+                Ok(())
+            }
+            Ok(Err(error)) => Err(anyhow::Error::new(error).context("PING")),
+        }
+    }
+
     /// One round trip (PING).
     pub async fn ping(&self) -> anyhow::Result<()> {
         let mut conn = self.conn().await?;

@@ -49,8 +49,7 @@ pub async fn fetch<const N: usize>(
     Ok(values.try_into().unwrap_or_else(|_| unreachable!("one value per wanted secret")))
 }
 
-/// Whether SSM answers and holds every named parameter. Values are not decrypted: a health
-/// check learns that the secrets exist, never what they are.
+/// Whether SSM answers and holds every named parameter (values not decrypted).
 pub async fn present(ssm: &aws_sdk_ssm::Client, names: Vec<String>) -> anyhow::Result<bool> {
     if names.is_empty() {
         return Ok(true);
