@@ -347,3 +347,38 @@ async fn a_large_export_is_handed_out_through_s3() {
     assert_eq!(stored["profile"]["userId"], user.id.as_str());
     assert_eq!(export["sizeBytes"], bytes.len());
 }
+
+#[tokio::test]
+async fn the_sweep_goes_on_past_an_erasure_that_keeps_failing() {
+    let app = TestApp::spawn().await;
+    // One erasure that can never finish (Stripe refuses its customer), one that can.
+    let stuck = app.sign_in(Tier::Free).await;
+    app.set_user(&stuck.id, &[("stripeCustomerId", AttributeValue::S("cus_nobody_knows".into()))]).await;
+    let erasure = voice_core::assemble::erasure(&app.app).await.unwrap();
+    let status = erasure.erase(&stuck.id, app.app.clock.now()).await.unwrap();
+    assert_eq!(status, voice_core::flows::erase::ErasureStatus::Deleting);
+    let resumable = app.sign_in(Tier::Free).await;
+    assert!(app.app.users.mark_erasing(&resumable.id, app.app.clock.now().unix_timestamp()).await.unwrap());
+
+    let schedule: aws_lambda_events::event::eventbridge::EventBridgeEvent = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/sweep-schedule.json", integration_tests::EVENTS)).unwrap(),
+    )
+    .unwrap();
+    let report = sweep::handle(&app.app, schedule.clone()).await.expect("the sweep itself succeeds");
+    assert!(report.unfinished_erasures >= 1, "{report:?}");
+    assert!(app.user_row(resumable.id.as_str()).await.is_none(), "the erasure behind the stuck one was finished");
+    assert!(app.user_row(stuck.id.as_str()).await.unwrap().erasing, "the stuck one waits for the next sweep");
+
+    // Mended (as support would), the next sweep finishes it.
+    let remove = app
+        .dynamodb
+        .update_item()
+        .table_name(&app.app.config.tables.users)
+        .key("userId", AttributeValue::S(stuck.id.to_string()))
+        .update_expression("REMOVE stripeCustomerId")
+        .send()
+        .await;
+    remove.unwrap();
+    sweep::handle(&app.app, schedule).await.unwrap();
+    assert!(app.user_row(stuck.id.as_str()).await.is_none());
+}

@@ -328,3 +328,25 @@ async fn an_admin_following_a_link_from_another_site_records_nothing() {
     // The admin area itself sends the header.
     assert_eq!(app.get(&path, &admin).await.status, 200);
 }
+
+#[tokio::test]
+async fn an_audit_record_is_never_overwritten() {
+    let app = TestApp::spawn().await;
+    let audit = &app.app.audit;
+    let now = app.app.clock.now();
+    let entry = |action: &str| voice_core::store::audit::AuditEntry {
+        audit_id: voice_core::domain::ids::Ulid::generate(now),
+        at: "2026-12-04T00:00:00Z".into(),
+        actor_id: unique("auth0|actor-"),
+        actor_role: "admin".into(),
+        action: action.into(),
+        target_user_id: None,
+        reason: None,
+        request_id: "test".into(),
+        detail: json!({}),
+    };
+    let first = entry("lookup");
+    audit.append(&first).await.unwrap();
+    let rewrite = voice_core::store::audit::AuditEntry { action: "nothing-happened".into(), ..first.clone() };
+    assert!(audit.append(&rewrite).await.is_err(), "a second put under the same id is refused");
+}

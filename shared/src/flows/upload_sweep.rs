@@ -24,6 +24,8 @@ pub const GRACE_SECS: i64 = 300;
 pub struct SweepReport {
     pub confirmed: u64,
     pub given_back: u64,
+    /// Account erasures resumed that are still unfinished (each also a metric that alarms).
+    pub unfinished_erasures: u64,
 }
 
 pub struct UploadSweep<'a> {
