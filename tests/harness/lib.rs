@@ -241,6 +241,37 @@ pub async fn eventually<F: Future<Output = bool>>(within: std::time::Duration, m
     }
 }
 
+/// A TestApp on its own ElevenLabs account at the stand-in (its own key, holding `held` custom
+/// voices), believing the account holds `configured`; the account's name.
+pub async fn with_own_elevenlabs_account(held: u32, configured: u32) -> (TestApp, String) {
+    let account = unique("acct-");
+    let config = stack_config();
+    let parameter = format!("/voice-local/test/{account}");
+    let sdk = voice_core::store::aws::sdk_config(&config.aws).unwrap();
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(&parameter)
+        .value(format!("xi-local-key:{account}"))
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let url = config.voice.elevenlabs_base.join(&format!("_test/accounts/{account}")).unwrap();
+    let configured_at_standin =
+        reqwest::Client::new().post(url).json(&serde_json::json!({ "voiceSlots": held })).send().await.unwrap();
+    assert!(configured_at_standin.status().is_success());
+    let name = account.clone();
+    let app = TestApp::builder()
+        .config(move |c| {
+            c.voice.elevenlabs_account = name;
+            c.voice.elevenlabs_voice_slots = configured;
+            c.secrets.elevenlabs_api_key = Some(parameter);
+        })
+        .spawn()
+        .await;
+    (app, account)
+}
+
 pub fn stack_config() -> Config {
     Config::from_env().unwrap_or_else(|e| panic!("{e}: run the tests with `make test`, which starts the local stack"))
 }

@@ -358,7 +358,11 @@ async fn the_sweep_goes_on_past_an_erasure_that_keeps_failing() {
     let status = erasure.erase(&stuck.id, app.app.clock.now()).await.unwrap();
     assert_eq!(status, voice_core::flows::erase::ErasureStatus::Deleting);
     let resumable = app.sign_in(Tier::Free).await;
-    assert!(app.app.users.mark_erasing(&resumable.id, app.app.clock.now().unix_timestamp()).await.unwrap());
+    let long_ago = app.app.clock.now().unix_timestamp() - sweep::ERASURE_GRACE_SECS - 60;
+    assert!(app.app.users.mark_erasing(&resumable.id, long_ago).await.unwrap());
+    // Both started long enough ago for the sweep to take them over (an erasure that started
+    // moments ago is left to its own request: other tests' are).
+    app.set_user(&stuck.id, &[("erasureStartedAt", AttributeValue::N(long_ago.to_string()))]).await;
 
     let schedule: aws_lambda_events::event::eventbridge::EventBridgeEvent = serde_json::from_str(
         &std::fs::read_to_string(format!("{}/sweep-schedule.json", integration_tests::EVENTS)).unwrap(),

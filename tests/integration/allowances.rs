@@ -66,7 +66,8 @@ async fn clone_voice(app: &TestApp, user: &User) -> TestResponse {
 
 #[tokio::test]
 async fn concurrent_deletes_of_one_clone_free_its_slot_once_and_the_limit_holds() {
-    let app = TestApp::spawn().await;
+    // An ElevenLabs account of its own: its clones never crowd other tests' shared one.
+    let (app, _) = integration_tests::with_own_elevenlabs_account(10, 10).await;
     let user = app.sign_in(Tier::Basic).await;
     let slots = Tier::Basic.rules().clone_slots as usize;
     let mut voices = Vec::new();

@@ -204,6 +204,16 @@ async fn logout_with_dynamodb_down_still_ends_the_session() {
     assert_eq!(response.status, 200, "{}", response.body);
     assert!(app.session_item(&user).await.is_some(), "DynamoDB was down: its copy remains");
     assert_eq!(app.get("/auth/session", &user).await.status, 401, "Redis' tombstone refuses it");
+
+    // DynamoDB is back; the sweep makes the sign-out durable, so that a later Redis outage does
+    // not revive the session from its durable copy.
+    let schedule: aws_lambda_events::event::eventbridge::EventBridgeEvent = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/sweep-schedule.json", integration_tests::EVENTS)).unwrap(),
+    )
+    .unwrap();
+    sweep::handle(&app.app, schedule).await.unwrap();
+    assert!(app.session_item(&user).await.is_none(), "the durable copy is gone");
+    assert_eq!(TestApp::builder().redis_down().spawn().await.get("/auth/session", &user).await.status, 401);
 }
 
 #[tokio::test]

@@ -10,13 +10,21 @@ use voice_core::{
     },
 };
 
+/// How long an erasure runs on its own before the sweep resumes it.
+pub const ERASURE_GRACE_SECS: i64 = 300;
+
 /// Idempotent: each upload is settled once, so an overlapping or retried run changes nothing more.
 pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<SweepReport> {
     let sweep = UploadSweep { recordings: &app.recordings, voices: &app.voices, audio: app.audio(), users: &app.users };
     let mut report = sweep.run(app.clock.now()).await?;
+    let ended = app.sessions.apply_pending_ends().await?;
+    if ended > 0 {
+        tracing::info!(ended, "sign-outs made while DynamoDB was away are now durable");
+    }
     tracing::info!(event_id = ?event.id, confirmed = report.confirmed, given_back = report.given_back, "upload sweep");
 
-    let unfinished = app.users.erasing().await?;
+    // An erasure started moments ago may still be running in its own request.
+    let unfinished = app.users.erasing(app.clock.now().unix_timestamp() - ERASURE_GRACE_SECS).await?;
     if !unfinished.is_empty() {
         let erasure = voice_core::assemble::erasure(app).await?;
         // Every one is tried: an erasure that keeps failing never holds up the others. Each

@@ -47,6 +47,9 @@ use crate::{
 /// What Redis holds for an ended session: the tombstone no write may replace.
 const REVOKED: &str = "revoked";
 
+/// The sessions ended while DynamoDB was away, whose durable copies the sweep still deletes.
+const PENDING_ENDS: &str = "session:pending-ends";
+
 /// How far in the future a cached time may be (clock skew between functions) before the entry is
 /// treated as forged.
 const SKEW_SECS: i64 = 5;
@@ -287,23 +290,25 @@ impl Sessions {
     }
 
     /// Ends the session in both stores. Succeeds when either store took the change: DynamoDB's
-    /// delete stops every fallback, Redis' tombstone stops every hot-path read.
+    /// delete stops every fallback, Redis' tombstone stops every hot-path read. With DynamoDB
+    /// away, the delete waits in Redis (beside the tombstone) until the sweep applies it
+    /// ([`Sessions::apply_pending_ends`]), so a later Redis outage cannot revive the session
+    /// from its durable copy. With Redis away, an entry Redis still holds when it returns is
+    /// refused at its next durable re-check (`SESSION_RECHECK_SECONDS`, 60 s).
     #[tracing::instrument(skip_all, fields(user_id = %session.user_id), err)]
     pub async fn end(&self, session: &Session, now: OffsetDateTime) -> anyhow::Result<()> {
-        let durable = self
-            .dynamodb
-            .delete_item()
-            .table_name(&self.table)
-            .key("sessionId", string(&session.key))
-            .send()
-            .await
-            .map(drop)
-            .context("deleting the session from DynamoDB");
+        let durable = self.delete_durable(&session.key).await;
         let remaining = (session.absolute_expires_at - now.unix_timestamp()).max(1) as u64;
+        let pending = durable.is_err();
         let cached: anyhow::Result<()> = async {
             let mut conn = self.redis.conn().await?;
             let key = redis_key(&user_slot(&session.user_id), &session.key);
-            let () = conn.set_ex(key, REVOKED, remaining).await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic().set_ex(&key, REVOKED, remaining).ignore();
+            if pending {
+                pipe.sadd(PENDING_ENDS, &session.key).ignore();
+            }
+            let () = pipe.query_async(&mut conn).await?;
             anyhow::Ok(())
         }
         .await
@@ -317,6 +322,29 @@ impl Sessions {
             }
             (Ok(()), Ok(())) => Ok(()),
         }
+    }
+
+    async fn delete_durable(&self, key: &str) -> anyhow::Result<()> {
+        self.dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key("sessionId", string(key))
+            .send()
+            .await
+            .map(drop)
+            .context("deleting the session from DynamoDB")
+    }
+
+    /// Applies the durable deletes that sign-outs could not make while DynamoDB was away (the
+    /// sweep, every 15 minutes); how many.
+    pub async fn apply_pending_ends(&self) -> anyhow::Result<usize> {
+        let mut conn = self.redis.conn().await?;
+        let pending: Vec<String> = conn.smembers(PENDING_ENDS).await.context("reading the pending sign-outs")?;
+        for key in &pending {
+            self.delete_durable(key).await?;
+            let _: i32 = conn.srem(PENDING_ENDS, key).await.context("settling a pending sign-out")?;
+        }
+        Ok(pending.len())
     }
 
     fn session(&self, key: String, entry: &CachedSession, token: &SessionToken) -> anyhow::Result<Session> {

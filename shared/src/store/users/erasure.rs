@@ -30,15 +30,16 @@ impl Users {
         .await
     }
 
-    /// Accounts whose erasure started and has not finished.
-    pub async fn erasing(&self) -> anyhow::Result<Vec<UserId>> {
+    /// Accounts whose erasure started before `before` (unix seconds) and has not finished.
+    pub async fn erasing(&self, before: i64) -> anyhow::Result<Vec<UserId>> {
         let output = self
             .client
             .query()
             .table_name(&self.table)
             .index_name("erasing-index")
-            .key_condition_expression("erasureState = :erasing")
+            .key_condition_expression("erasureState = :erasing AND erasureStartedAt < :before")
             .expression_attribute_values(":erasing", string(ERASING))
+            .expression_attribute_values(":before", number(before))
             .send()
             .await
             .context("listing unfinished erasures")?;
