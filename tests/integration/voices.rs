@@ -364,3 +364,157 @@ async fn a_clone_lost_at_elevenlabs_is_recreated_once_for_concurrent_uses() {
     assert_eq!(standin(&app, &second).await.len(), 5, "every generation spoke with the re-created voice");
     assert_eq!(app.delete(&format!("/voices/{voice_id}"), &user).await.status, 200);
 }
+
+/// Adds a voice straight to the stand-in account, as a request of ours that ElevenLabs took but
+/// whose row was never written would have left it; its ElevenLabs id.
+async fn add_at_standin(app: &TestApp, account: &str, labels: Value) -> String {
+    let part = reqwest::multipart::Part::bytes(SAMPLE_MP3.to_vec()).file_name("s.mp3").mime_str("audio/mpeg").unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("name", unique("left-"))
+        .text("labels", labels.to_string())
+        .part("files", part);
+    let url = app.app.config.voice.elevenlabs_base.join("v1/voices/add").unwrap();
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("xi-api-key", format!("xi-local-key:{account}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    body["voice_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_nightly_voice_reconciliation_deletes_the_clones_no_row_owns() {
+    let (app, account) = app_with_own_account(10, 10).await;
+    let user = app.sign_in(Tier::Basic).await;
+    let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
+    let made = app.post("/voices", &user, Some(&clone_body(&unique("voice-"), &[sample]))).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let owned = elevenlabs_id(&app, &user, made.body["voiceId"].as_str().unwrap()).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let name = app.app.config.voice.elevenlabs_account.clone();
+    let ours = |made: i64| json!({ "voice_app_account": name, "voice_app_made": made.to_string() });
+    let left_behind = add_at_standin(&app, &account, ours(now - 7200)).await;
+    let just_made = add_at_standin(&app, &account, ours(now)).await;
+    let not_ours = add_at_standin(&app, &account, json!({ "accent": "british" })).await;
+
+    let reconciler = voice_core::flows::voice_reconcile::VoiceReconciler {
+        voices: &app.app.voices,
+        elevenlabs: app.app.elevenlabs().await.unwrap(),
+        account: &app.app.config.voice.elevenlabs_account,
+    };
+    let report = reconciler.run(time::OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!((report.ours, report.deleted, report.young), (3, 1, 1), "{report:?}");
+    let (held, _) = account_at_standin(&app, &account).await;
+    assert_eq!(held, 3, "the owned, the young and the foreign voice stay");
+    let url = app.app.config.voice.elevenlabs_base.join(&format!("_test/accounts/{account}/voices")).unwrap();
+    let voices: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    for (id, kept) in [(&owned, true), (&left_behind, false), (&just_made, true), (&not_ours, true)] {
+        assert_eq!(voices["voices"].get(id).is_some(), kept, "{id}");
+    }
+    // Run again: nothing more to do.
+    let again = reconciler.run(time::OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!(again.deleted, 0);
+}
+
+#[tokio::test]
+async fn one_user_keeps_at_most_a_third_of_the_accounts_slots_resident() {
+    // An account of 6 slots: a share of 2 resident clones each.
+    let (app, account) = app_with_own_account(6, 6).await;
+    let other = app.sign_in(Tier::Basic).await;
+    let sample = upload_sample(&app, &other, SAMPLE_MP3).await;
+    let theirs = app.post("/voices", &other, Some(&clone_body(&unique("voice-"), &[sample]))).await;
+    assert_eq!(theirs.status, 201, "{}", theirs.body);
+    let heavy = app.sign_in(Tier::Premium).await;
+    for _ in 0..4 {
+        let sample = upload_sample(&app, &heavy, SAMPLE_MP3).await;
+        let made = app.post("/voices", &heavy, Some(&clone_body(&unique("voice-"), &[sample]))).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+    }
+    let resident = app.app.voices.resident_of(&heavy.id).await.unwrap();
+    assert_eq!(resident.len(), 2, "a third of 6 slots");
+    assert_eq!(app.app.voices.resident_of(&other.id).await.unwrap().len(), 1, "the other user's clone stays resident");
+    let (held, peak) = account_at_standin(&app, &account).await;
+    assert!(held <= 3 && peak <= 3, "held {held}, peak {peak}");
+}
+
+#[tokio::test]
+async fn two_clones_of_the_same_samples_each_keep_their_own() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let made =
+            app.post("/voices", &user, Some(&clone_body(&unique("voice-"), std::slice::from_ref(&sample)))).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        ids.push(made.body["voiceId"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(app.delete(&format!("/voices/{}", ids[0]), &user).await.status, 200);
+
+    // The other one is evicted from ElevenLabs, then spoken with: it is re-created from its own
+    // copies of the samples, which the first one's deletion did not touch.
+    let kept = app.app.voices.voice(&user.id, &Ulid::parse(&ids[1]).unwrap()).await.unwrap().unwrap();
+    for key in &kept.sample_keys {
+        assert!(object_exists(&app, key).await, "{key} is the second clone's own");
+    }
+    let at_elevenlabs = kept.elevenlabs_voice_id.clone().unwrap();
+    assert!(app.app.voices.evict(&user.id, &kept.voice_id, &at_elevenlabs).await.unwrap());
+    app.app.elevenlabs().await.unwrap().delete_voice(&at_elevenlabs).await.unwrap();
+    let spoken = app.post("/tts", &user, Some(&json!({ "voiceId": ids[1], "text": "Still mine." }))).await;
+    assert_eq!(spoken.status, 201, "{}", spoken.body);
+    let rebuilt = elevenlabs_id(&app, &user, &ids[1]).await;
+    assert_ne!(rebuilt, at_elevenlabs, "re-created at ElevenLabs");
+}
+
+#[tokio::test]
+async fn a_re_creation_cut_off_by_its_request_still_gives_its_lease_back() {
+    let (app, _) = app_with_own_account(10, 10).await;
+    let user = app.sign_in(Tier::Basic).await;
+    let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
+    let made = app.post("/voices", &user, Some(&clone_body(&unique("voice-"), &[sample]))).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let voice_id = made.body["voiceId"].as_str().unwrap().to_owned();
+    // Its next re-creation at ElevenLabs hangs; it is not resident now.
+    let hangs = app.elevenlabs().clone_name_that(integration_tests::elevenlabs::Fault::Hang).await;
+    assert_eq!(app.patch(&format!("/voices/{voice_id}"), &user, &json!({ "name": hangs })).await.status, 200);
+    let voice = app.app.voices.voice(&user.id, &Ulid::parse(&voice_id).unwrap()).await.unwrap().unwrap();
+    let resident = voice.elevenlabs_voice_id.clone().unwrap();
+    assert!(app.app.voices.evict(&user.id, &voice.voice_id, &resident).await.unwrap());
+
+    // A request whose budget ends before ElevenLabs' own timeout gives up on it midway.
+    let config = app.app.config.clone();
+    let short = TestApp::builder()
+        .config(move |c| *c = config)
+        .config(|c| c.voice.elevenlabs_timeout = std::time::Duration::from_secs(4))
+        .function_timeout(std::time::Duration::from_millis(4500))
+        .spawn()
+        .await;
+    let spoken = short.post("/tts", &user, Some(&json!({ "voiceId": voice_id, "text": "Cut off." }))).await;
+    assert!(spoken.status >= 500, "{}: {}", spoken.status, spoken.body);
+
+    // The re-creation goes on by itself to its end: it fails at ElevenLabs' timeout and gives
+    // its lease back, so the next use may try at once.
+    let key = [
+        ("userId".to_owned(), AttributeValue::S(user.id.to_string())),
+        ("itemId".to_owned(), AttributeValue::S(format!("voice#{voice_id}"))),
+    ];
+    let released = integration_tests::eventually(std::time::Duration::from_secs(10), || async {
+        let row = app
+            .dynamodb
+            .get_item()
+            .table_name(&app.app.config.tables.voices)
+            .set_key(Some(key.clone().into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        !row.contains_key("rebuildUntil")
+    });
+    assert!(released.await, "the lease was given back");
+    assert_eq!(app.counter(&user).await.0, 0, "the unit was given back");
+}

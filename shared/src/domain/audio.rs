@@ -33,6 +33,12 @@ impl AudioType {
         }
     }
 
+    /// The type of an object by the extension its key ends in.
+    pub fn of_key(key: &str) -> Option<Self> {
+        let extension = key.rsplit_once('.')?.1;
+        Self::ALL.into_iter().find(|t| t.extension() == extension)
+    }
+
     /// The extension its objects get.
     pub fn extension(self) -> &'static str {
         match self {

@@ -85,9 +85,12 @@ impl Erasure<'_> {
             }
             Box::pin(self.stripe.delete_customer(customer)).await?;
         }
+        // Each clone marked first, its ElevenLabs id read from the mark: no re-creation can
+        // record a voice after it, and one that finishes before it is in the mark.
         for voice in Box::pin(self.voices.all_voices(id)).await? {
-            if let Some(elevenlabs_id) = &voice.elevenlabs_voice_id {
-                Box::pin(self.elevenlabs.delete_voice(elevenlabs_id)).await?;
+            let marked = Box::pin(self.voices.mark_deleting(id, &voice.voice_id)).await?;
+            if let Some(elevenlabs_id) = marked.and_then(|v| v.elevenlabs_voice_id) {
+                Box::pin(self.elevenlabs.delete_voice(&elevenlabs_id)).await?;
             }
         }
         Box::pin(self.audio.delete_prefix(&format!("{id}/"))).await?;

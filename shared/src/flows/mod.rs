@@ -21,5 +21,6 @@ pub mod ttl_cleanup;
 pub mod upload_sweep;
 pub mod uploads;
 pub mod usage_reset;
+pub mod voice_reconcile;
 pub mod voice_slots;
 pub mod voices;

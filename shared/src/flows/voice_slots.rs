@@ -8,6 +8,15 @@
 //! on its next use, under a lease so that concurrent uses create it once. ElevenLabs'
 //! `voice_limit_reached` (slots used outside our records, or a race) triggers one eviction and
 //! one retry. A generation with a resident clone costs nothing beyond the usual reads.
+//!
+//! Fair use of the pool: one user keeps at most a third of the slots resident; past that, making
+//! one of their clones resident evicts their own least recently used one, never someone else's.
+//!
+//! No clone is left behind: a re-creation runs as a task of its own, so a request that gives up
+//! (its deadline) never abandons it midway: the task records the new voice, or deletes it (a
+//! voice deleted or taken over meanwhile) and gives its lease back. Every voice we add carries
+//! the labels `voice_app_account` and `voice_app_made`, by which the nightly reconciliation
+//! (`flows::voice_reconcile`) recognises ours among the account's voices.
 
 use std::{
     sync::{Arc, Mutex},
@@ -21,11 +30,14 @@ use time::OffsetDateTime;
 use crate::{
     clock::unix_ms,
     config::VoiceSettings,
-    domain::ids::{ElevenLabsVoiceId, hex},
+    domain::{
+        audio::AudioType,
+        ids::{ElevenLabsVoiceId, UserId, hex},
+    },
     error::ApiError,
     store::{
         audio::AudioStore,
-        voices::{Sample, Voice, Voices},
+        voices::{Resident, Sample, Voice, Voices},
     },
     upstream::elevenlabs::{CloneError, ElevenLabs, NewClone, VoiceFile},
 };
@@ -34,6 +46,21 @@ use crate::{
 const REBUILD_POLL: Duration = Duration::from_millis(250);
 /// How many least-recently-used candidates one eviction considers (others may take some first).
 const EVICTION_CANDIDATES: i32 = 5;
+
+/// A sample as sent to ElevenLabs: its object and type.
+pub struct SampleFile {
+    pub key: String,
+    pub content_type: AudioType,
+}
+
+/// The uploaded samples a new clone is made from.
+pub fn sample_files(samples: &[Sample]) -> Vec<SampleFile> {
+    samples.iter().map(|s| SampleFile { key: s.s3_key.clone(), content_type: s.content_type }).collect()
+}
+
+/// The label keys that mark a voice as ours at ElevenLabs.
+pub const ACCOUNT_LABEL: &str = "voice_app_account";
+pub const MADE_LABEL: &str = "voice_app_made";
 
 /// A clone's ElevenLabs voice as made: its id and the hex SHA-256 of every sample sent.
 pub struct Added {
@@ -49,18 +76,27 @@ pub struct VoiceSlots<'a> {
 }
 
 impl VoiceSlots<'_> {
-    /// Adds a voice made of `samples` at ElevenLabs, making room when the account is full.
-    pub async fn add(&self, clone: &NewClone<'_>, samples: &[Sample]) -> Result<Added, ApiError> {
-        if self.voices.resident_count().await? >= self.settings.elevenlabs_voice_slots {
+    /// Adds a voice of `owner` made of `samples` at ElevenLabs (labelled ours), making room when
+    /// the account is full, or when the owner already holds their share of it.
+    pub async fn add(&self, clone: &NewClone<'_>, owner: &UserId, samples: &[SampleFile]) -> Result<Added, ApiError> {
+        let share = (self.settings.elevenlabs_voice_slots / 3).max(1);
+        let theirs = self.voices.resident_of(owner).await?;
+        if theirs.len() as u32 >= share {
+            self.evict(&theirs).await?;
+        } else if self.voices.resident_count().await? >= self.settings.elevenlabs_voice_slots {
             self.evict_one().await?;
         }
-        match self.open(samples).await?.send(self.elevenlabs, clone).await {
+        let mut labels = clone.labels.clone();
+        labels.insert(ACCOUNT_LABEL.to_owned(), self.settings.elevenlabs_account.clone());
+        labels.insert(MADE_LABEL.to_owned(), OffsetDateTime::now_utc().unix_timestamp().to_string());
+        let ours = NewClone { labels: &labels, ..*clone };
+        match self.open(samples).await?.send(self.elevenlabs, &ours).await {
             Err(CloneError::VoiceLimitReached) => {
                 tracing::warn!("ElevenLabs' voice slots are full beyond our records; evicting and retrying once");
                 if !self.evict_one().await? {
                     return Err(CloneError::VoiceLimitReached.into());
                 }
-                Ok(self.open(samples).await?.send(self.elevenlabs, clone).await?)
+                Ok(self.open(samples).await?.send(self.elevenlabs, &ours).await?)
             }
             other => Ok(other?),
         }
@@ -78,7 +114,19 @@ impl VoiceSlots<'_> {
             let now_ms = unix_ms(now) + i64::try_from(started.elapsed().as_millis()).unwrap_or(0);
             let lease = now_ms + 2 * i64::try_from(self.settings.elevenlabs_timeout.as_millis()).unwrap_or(60_000);
             if self.voices.claim_rebuild(&voice.user_id, &voice.voice_id, now_ms, lease).await? {
-                return self.rebuild(&current, lease, now_ms).await;
+                // A task of its own: a request that stops waiting (its deadline) does not stop
+                // it halfway, with a voice made at ElevenLabs and recorded nowhere.
+                let task = Rebuild {
+                    voices: self.voices.clone(),
+                    audio: self.audio.clone(),
+                    elevenlabs: self.elevenlabs.clone(),
+                    settings: self.settings.clone(),
+                };
+                let voice = current.clone();
+                let rebuilt = tokio::spawn(async move { task.slots().rebuild(&voice, lease, now_ms).await });
+                return rebuilt
+                    .await
+                    .map_err(|e| ApiError::Internal(anyhow::anyhow!("the re-creation task failed: {e}")))?;
             }
             if started.elapsed() > self.settings.elevenlabs_timeout {
                 return Err(ApiError::Upstream {
@@ -107,20 +155,23 @@ impl VoiceSlots<'_> {
 
     async fn rebuild(&self, voice: &Voice, lease: i64, now_ms: i64) -> Result<ElevenLabsVoiceId, ApiError> {
         let made = async {
-            let mut samples = Vec::with_capacity(voice.sample_ids.len());
-            for id in &voice.sample_ids {
-                let sample = self.voices.sample(&voice.user_id, id, now_ms / 1000).await?;
-                samples.push(
-                    sample.ok_or_else(|| anyhow::anyhow!("kept sample {id} of voice {} is gone", voice.voice_id))?,
-                );
-            }
+            // The clone's own copies of its samples.
+            let samples = voice
+                .sample_keys
+                .iter()
+                .map(|key| {
+                    let content_type =
+                        AudioType::of_key(key).ok_or_else(|| anyhow::anyhow!("sample {key} has no type"))?;
+                    Ok(SampleFile { key: key.clone(), content_type })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let clone = NewClone {
                 name: &voice.name,
                 description: voice.description.as_deref(),
                 labels: &voice.labels,
                 remove_background_noise: voice.remove_background_noise,
             };
-            let added = self.add(&clone, &samples).await?;
+            let added = self.add(&clone, &voice.user_id, &samples).await?;
             let id = added.elevenlabs_voice_id;
             if self.voices.make_resident(&voice.user_id, &voice.voice_id, &id, lease, now_ms).await? {
                 tracing::info!(voice_id = %voice.voice_id, "re-created a clone at ElevenLabs from its samples");
@@ -149,23 +200,32 @@ impl VoiceSlots<'_> {
     /// it as not resident (only if no one re-created or evicted it meanwhile). False when no
     /// clone of ours is resident.
     async fn evict_one(&self) -> Result<bool, ApiError> {
-        for resident in self.voices.least_recently_used(EVICTION_CANDIDATES).await? {
+        let evicted = self.evict(&self.voices.least_recently_used(EVICTION_CANDIDATES).await?).await?;
+        if !evicted {
+            tracing::error!("ElevenLabs' voice slots are full and none holds a clone of ours");
+        }
+        Ok(evicted)
+    }
+
+    /// Evicts the first of `candidates` (least recently used first) that is still resident as
+    /// listed; false when none was.
+    async fn evict(&self, candidates: &[Resident]) -> Result<bool, ApiError> {
+        for resident in candidates {
             self.elevenlabs.delete_voice(&resident.elevenlabs_voice_id).await?;
             if self.voices.evict(&resident.user_id, &resident.voice_id, &resident.elevenlabs_voice_id).await? {
                 tracing::info!(voice_id = %resident.voice_id, user_id = %resident.user_id, "evicted a clone from ElevenLabs");
                 return Ok(true);
             }
         }
-        tracing::error!("ElevenLabs' voice slots are full and none holds a clone of ours");
         Ok(false)
     }
 
     /// Opens the samples in S3 as streams, each hashed as it is read.
-    async fn open(&self, samples: &[Sample]) -> Result<Upload, ApiError> {
+    async fn open(&self, samples: &[SampleFile]) -> Result<Upload, ApiError> {
         let mut upload =
             Upload { files: Vec::with_capacity(samples.len()), hashers: Vec::with_capacity(samples.len()) };
         for sample in samples {
-            let object = self.audio.open(&sample.s3_key).await?;
+            let object = self.audio.open(&sample.key).await?;
             let hasher = Arc::new(Mutex::new(Sha256::new()));
             let feed = hasher.clone();
             let stream = futures_util::stream::unfold(object.body, |mut body| async move {
@@ -173,7 +233,7 @@ impl VoiceSlots<'_> {
             })
             .inspect_ok(move |chunk| feed.lock().expect("hasher lock").update(chunk));
             upload.files.push(VoiceFile {
-                filename: sample.s3_key.rsplit('/').next().unwrap_or("sample").to_owned(),
+                filename: sample.key.rsplit('/').next().unwrap_or("sample").to_owned(),
                 content_type: sample.content_type.mime(),
                 length: object.length,
                 body: reqwest::Body::wrap_stream(stream),
@@ -181,6 +241,20 @@ impl VoiceSlots<'_> {
             upload.hashers.push(hasher);
         }
         Ok(upload)
+    }
+}
+
+/// What a re-creation task owns (cheap clones of the clients), so that it outlives its request.
+struct Rebuild {
+    voices: Voices,
+    audio: AudioStore,
+    elevenlabs: ElevenLabs,
+    settings: VoiceSettings,
+}
+
+impl Rebuild {
+    fn slots(&self) -> VoiceSlots<'_> {
+        VoiceSlots { voices: &self.voices, audio: &self.audio, elevenlabs: &self.elevenlabs, settings: &self.settings }
     }
 }
 

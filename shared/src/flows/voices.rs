@@ -22,7 +22,7 @@ use crate::{
     error::ApiError,
     flows::{
         uploads,
-        voice_slots::{Added, VoiceSlots},
+        voice_slots::{Added, VoiceSlots, sample_files},
     },
     store::{
         audio::AudioStore,
@@ -175,16 +175,19 @@ impl Cloning<'_> {
         };
         let slots =
             VoiceSlots { voices: self.voices, audio: self.audio, elevenlabs: self.elevenlabs, settings: self.settings };
-        let Added { elevenlabs_voice_id: elevenlabs_id, sample_sha256: hashes } = slots.add(&clone, samples).await?;
+        let voice_id = Ulid::generate(now);
+        let Added { elevenlabs_voice_id: elevenlabs_id, sample_sha256: hashes } =
+            slots.add(&clone, &user.id, &sample_files(samples)).await?;
+        let copies: Vec<String> = samples.iter().map(|s| s.copy_key_for(&voice_id)).collect();
         let voice = Voice {
-            voice_id: Ulid::generate(now),
+            voice_id,
             user_id: user.id.clone(),
             name: request.name.clone(),
             description: request.description.clone(),
             labels: request.labels.clone(),
             sample_ids: request.sample_ids.clone(),
             elevenlabs_voice_id: Some(elevenlabs_id.clone()),
-            sample_keys: samples.iter().map(|s| s.s3_key.clone()).collect(),
+            sample_keys: copies.clone(),
             consent_id: Ulid::generate(now),
             created_at: timestamp(now),
             last_used_at: Some(now.unix_timestamp()),
@@ -202,24 +205,27 @@ impl Cloning<'_> {
             user_agent: client.user_agent.clone(),
             sample_sha256: hashes,
         };
+        // The clone keeps its own copies of its samples (tagged kept as they are made), which
+        // rebuild it after an eviction; the uploads themselves expire as unused samples do.
         let stored = async {
+            for (sample, copy) in samples.iter().zip(&copies) {
+                self.audio.copy_kept(&sample.s3_key, copy).await?;
+            }
             self.consent.put(&record).await?;
             self.voices.put_voice(&voice).await
         }
         .await;
         if let Err(error) = stored {
-            // Nothing of ours points at the clone: remove it at ElevenLabs too.
+            // Nothing of ours points at the clone: remove it at ElevenLabs, and its copies.
             if let Err(cleanup) = self.elevenlabs.delete_voice(&elevenlabs_id).await {
                 tracing::error!(error = %cleanup, "an orphaned clone is left at ElevenLabs");
             }
-            return Err(error.into());
-        }
-        // The samples may be needed to rebuild the clone: keep them (row and object).
-        self.voices.keep_samples(&user.id, &request.sample_ids).await?;
-        for sample in samples {
-            if let Err(error) = self.audio.set_retention(&sample.s3_key, true).await {
-                tracing::warn!(error = format!("{error:#}"), "could not retag a kept sample");
+            for copy in &copies {
+                if let Err(cleanup) = self.audio.delete(copy).await {
+                    tracing::warn!(error = format!("{cleanup:#}"), "a sample copy is left for the lifecycle rule");
+                }
             }
+            return Err(error.into());
         }
         Ok(voice)
     }
@@ -234,9 +240,9 @@ impl Cloning<'_> {
         if let Some(elevenlabs_id) = &voice.elevenlabs_voice_id {
             self.elevenlabs.delete_voice(elevenlabs_id).await?;
         }
-        for (key, sample) in voice.sample_keys.iter().zip(&voice.sample_ids) {
+        // Its own copies of the samples (another clone made from the same uploads has its own).
+        for key in &voice.sample_keys {
             self.audio.delete(key).await?;
-            self.voices.delete_sample(&user.id, sample).await?;
         }
         self.consent.retain_until(&user.id, &voice.consent_id, now.unix_timestamp() + CONSENT_RETENTION_SECS).await?;
         let removed = self.voices.delete_voice(&user.id, id).await?.ok_or_else(|| ApiError::not_found("voice"))?;

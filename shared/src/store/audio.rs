@@ -54,6 +54,22 @@ impl AudioStore {
         Ok(())
     }
 
+    /// Copies `from` to `to`, tagged kept from the start (no later retag to miss): a clone's own
+    /// copy of a sample, which it keeps for as long as it exists.
+    pub async fn copy_kept(&self, from: &str, to: &str) -> anyhow::Result<()> {
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .copy_source(format!("{}/{}", self.bucket, encode(from)))
+            .key(to)
+            .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
+            .tagging("retention=kept")
+            .send()
+            .await
+            .context("copying a sample")?;
+        Ok(())
+    }
+
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         self.client.delete_object().bucket(&self.bucket).key(key).send().await.context("deleting the audio")?;
         Ok(())

@@ -52,6 +52,12 @@ impl Sample {
     pub fn s3_key_for(user: &UserId, id: &SampleId, content_type: AudioType) -> String {
         format!("{user}/voice-samples/{id}.{}", content_type.extension())
     }
+
+    /// Where the clone `voice` keeps its own copy of this sample: a clone owns its samples, so
+    /// deleting one clone never takes another's.
+    pub fn copy_key_for(&self, voice: &VoiceId) -> String {
+        format!("{}/voice-samples/{voice}/{}.{}", self.user_id, self.sample_id, self.content_type.extension())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -216,18 +222,6 @@ impl Voices {
         Ok(output.item)
     }
 
-    async fn delete(&self, user: &UserId, item_id: String) -> anyhow::Result<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("userId", string(user.as_str()))
-            .key("itemId", string(item_id))
-            .send()
-            .await
-            .context("deleting from the voices table")?;
-        Ok(())
-    }
-
     /// Stores a sample whose object is still to come (its URL expires at `deadline`).
     pub async fn put_sample(&self, sample: &Sample, deadline: i64) -> anyhow::Result<()> {
         let mut item = sample_item(sample);
@@ -261,27 +255,6 @@ impl Voices {
     pub async fn sample(&self, user: &UserId, id: &SampleId, now: i64) -> anyhow::Result<Option<Sample>> {
         let sample = self.get(user, format!("{SAMPLE}{id}")).await?.as_ref().map(sample_from).transpose()?;
         Ok(sample.filter(|s| s.expires_at.is_none_or(|at| at > now)))
-    }
-
-    /// Keeps the samples a clone was made from (no expiry).
-    pub async fn keep_samples(&self, user: &UserId, ids: &[SampleId]) -> anyhow::Result<()> {
-        for id in ids {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("userId", string(user.as_str()))
-                .key("itemId", string(format!("{SAMPLE}{id}")))
-                .update_expression("REMOVE expiresAt, pendingUpload, uploadDeadline")
-                .condition_expression("attribute_exists(itemId)")
-                .send()
-                .await
-                .context("keeping a sample")?;
-        }
-        Ok(())
-    }
-
-    pub async fn delete_sample(&self, user: &UserId, id: &SampleId) -> anyhow::Result<()> {
-        self.delete(user, format!("{SAMPLE}{id}")).await
     }
 
     pub async fn put_voice(&self, voice: &Voice) -> anyhow::Result<()> {
@@ -402,6 +375,19 @@ impl Voices {
                 })
             })
             .collect()
+    }
+
+    /// The user's clones resident in the account, least recently used first.
+    pub async fn resident_of(&self, user: &UserId) -> anyhow::Result<Vec<Resident>> {
+        let mut voices = self.all_voices(user).await?;
+        voices.retain(|v| v.elevenlabs_voice_id.is_some() && !v.deleting);
+        voices.sort_by_key(|v| v.last_used_ms);
+        Ok(voices
+            .into_iter()
+            .filter_map(|v| {
+                Some(Resident { user_id: v.user_id, voice_id: v.voice_id, elevenlabs_voice_id: v.elevenlabs_voice_id? })
+            })
+            .collect())
     }
 
     /// How many clones occupy the account's slots, by our records.

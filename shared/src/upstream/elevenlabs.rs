@@ -55,17 +55,19 @@ impl From<UpstreamError> for ApiError {
     }
 }
 
+/// Cheap to clone: the clones share the connection pool and the cached voice list.
+#[derive(Clone)]
 pub struct ElevenLabs {
     http: reqwest::Client,
     base: Url,
     key: Secret<String>,
     timeout: Duration,
-    voices: Mutex<Option<(Instant, Vec<Voice>)>>,
+    voices: std::sync::Arc<Mutex<Option<(Instant, Vec<Voice>)>>>,
 }
 
 impl ElevenLabs {
     pub fn new(http: reqwest::Client, base: Url, key: Secret<String>, timeout: Duration) -> Self {
-        Self { http, base, key, timeout, voices: Mutex::new(None) }
+        Self { http, base, key, timeout, voices: Default::default() }
     }
 
     /// MP3 audio for `text` in `voice_id`, within `within` (or the client's own timeout, if
@@ -142,6 +144,22 @@ impl ElevenLabs {
         })
     }
 
+    /// The account's added (cloned) voices as ElevenLabs holds them now, not as cached.
+    pub async fn cloned_voices(&self) -> Result<Vec<Voice>, UpstreamError> {
+        let voices = self.fetch_voices().await?;
+        Ok(voices.into_iter().filter(|v| v.category.as_deref() == Some("cloned")).collect())
+    }
+
+    async fn fetch_voices(&self) -> Result<Vec<Voice>, UpstreamError> {
+        #[derive(Deserialize)]
+        struct List {
+            voices: Vec<Voice>,
+        }
+        let response = self.send(self.http.get(self.url("v1/voices")?), "the voice list").await?;
+        let list: List = response.json().await.map_err(|e| UpstreamError::new(false, e))?;
+        Ok(list.voices)
+    }
+
     async fn account_voices(&self) -> Result<Vec<Voice>, UpstreamError> {
         let mut cached = self.voices.lock().await;
         if let Some((at, voices)) = cached.as_ref()
@@ -149,14 +167,9 @@ impl ElevenLabs {
         {
             return Ok(voices.clone());
         }
-        #[derive(Deserialize)]
-        struct List {
-            voices: Vec<Voice>,
-        }
-        let response = self.send(self.http.get(self.url("v1/voices")?), "the voice list").await?;
-        let list: List = response.json().await.map_err(|e| UpstreamError::new(false, e))?;
-        *cached = Some((Instant::now(), list.voices.clone()));
-        Ok(list.voices)
+        let voices = self.fetch_voices().await?;
+        *cached = Some((Instant::now(), voices.clone()));
+        Ok(voices)
     }
 
     fn url(&self, path: &str) -> Result<Url, UpstreamError> {
