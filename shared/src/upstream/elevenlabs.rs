@@ -62,8 +62,11 @@ pub struct ElevenLabs {
     base: Url,
     key: Secret<String>,
     timeout: Duration,
-    voices: std::sync::Arc<Mutex<Option<(Instant, Vec<Voice>)>>>,
+    voices: std::sync::Arc<Mutex<Option<Listed>>>,
 }
+
+/// The voice list as fetched, and when.
+type Listed = (Instant, Vec<Voice>);
 
 impl ElevenLabs {
     pub fn new(http: reqwest::Client, base: Url, key: Secret<String>, timeout: Duration) -> Self {
