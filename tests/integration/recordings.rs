@@ -364,3 +364,42 @@ async fn browser_uploads_pass_the_buckets_cors_rule() {
         }
     }
 }
+
+async fn retention_tag(app: &TestApp, key: &str) -> String {
+    let tags = app.s3.get_object_tagging().bucket(&app.app.config.audio_bucket).key(key).send().await.unwrap();
+    tags.tag_set().iter().find(|t| t.key() == "retention").map(|t| t.value().to_owned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_favourite_whose_retag_fails_is_retagged_by_the_sweep_before_the_lifecycle_rule_can_act() {
+    let moto = integration_tests::stack_config().aws.endpoint_url.unwrap();
+    let proxy = integration_tests::fault::FaultProxy::start(integration_tests::fault::target_of(&moto)).await;
+    let proxied = proxy.in_front_of(&moto);
+    let app = TestApp::spawn().await;
+    let s3_down_later = TestApp::builder().config(move |c| c.aws.s3_endpoint_url = Some(proxied)).spawn().await;
+    let user = app.sign_in(Tier::Free).await;
+    let id = generate(&app, &user).await;
+    let key = app.app.recordings.get(&user.id, &voice_core::domain::ids::RecordingId::parse(&id).unwrap()).await;
+    let key = key.unwrap().unwrap().s3_key;
+    assert_eq!(retention_tag(&app, &key).await, "temporary");
+
+    proxy.cut();
+    let made = s3_down_later.patch(&format!("/recordings/{id}"), &user, &json!({ "isFavorite": true })).await;
+    assert_eq!((made.status, &made.body["isFavorite"]), (200, &json!(true)), "{}", made.body);
+    proxy.restore();
+    assert_eq!(retention_tag(&app, &key).await, "temporary", "the retag did not get through");
+
+    let schedule: aws_lambda_events::event::eventbridge::EventBridgeEvent = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/sweep-schedule.json", integration_tests::EVENTS)).unwrap(),
+    )
+    .unwrap();
+    let later = TestApp::builder().later(time::Duration::seconds(61)).spawn().await;
+    let report = sweep::handle(&later.app, schedule.clone()).await.unwrap();
+    assert!(report.retagged >= 1, "{report:?}");
+    assert_eq!(retention_tag(&app, &key).await, "kept", "the favourite's audio is safe from the lifecycle rule");
+
+    // Unfavoured with the retag working: tagged at once, nothing left for the sweep.
+    let back = app.patch(&format!("/recordings/{id}"), &user, &json!({ "isFavorite": false })).await;
+    assert_eq!(back.status, 200);
+    assert_eq!(retention_tag(&app, &key).await, "temporary");
+}

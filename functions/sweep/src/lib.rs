@@ -17,6 +17,9 @@ pub const ERASURE_GRACE_SECS: i64 = 300;
 pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<SweepReport> {
     let sweep = UploadSweep { recordings: &app.recordings, voices: &app.voices, audio: app.audio(), users: &app.users };
     let mut report = sweep.run(app.clock.now()).await?;
+    // Favourite changes whose retag did not get through (a minute's grace for those under way).
+    let before = app.clock.now().unix_timestamp() - 60;
+    report.retagged = voice_core::flows::recordings::settle_retags(&app.recordings, app.audio(), before).await?;
     let ended = app.sessions.apply_pending_ends().await?;
     if ended > 0 {
         tracing::info!(ended, "sign-outs made while DynamoDB was away are now durable");

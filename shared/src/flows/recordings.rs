@@ -119,14 +119,15 @@ impl Library<'_> {
         favourite: bool,
         now: OffsetDateTime,
     ) -> Result<Recording, ApiError> {
+        let at = now.unix_timestamp();
         let changed = if favourite {
-            match self.recordings.favourite(&user.id, id).await? {
+            match self.recordings.favourite(&user.id, id, at).await? {
                 Some(recording) => {
                     let period = UsagePeriod::containing(now);
                     match self.users.reserve_one(&user.id, user.tier, Allowance::Favourites, period).await {
                         Ok(place) => place.commit(),
                         Err(refused) => {
-                            self.recordings.undo_favourite(&user.id, id, self.expiry(now)).await?;
+                            self.recordings.undo_favourite(&user.id, id, self.expiry(now), at).await?;
                             return Err(refused.into());
                         }
                     }
@@ -135,7 +136,7 @@ impl Library<'_> {
                 None => None,
             }
         } else {
-            match self.recordings.unfavourite(&user.id, id, self.expiry(now)).await? {
+            match self.recordings.unfavourite(&user.id, id, self.expiry(now), at).await? {
                 Some(removed) => Some(self.users.give_back_held(removed).await?),
                 None => None,
             }
@@ -144,9 +145,9 @@ impl Library<'_> {
             // Already so (another request made the change), or no such recording.
             return self.recordings.get(&user.id, id).await?.ok_or_else(|| ApiError::not_found("recording"));
         };
-        // The bucket's lifecycle rule follows the tag; a failure here only affects that safety net.
-        if let Err(error) = self.audio.set_retention(&recording.s3_key, favourite).await {
-            tracing::warn!(error = format!("{error:#}"), "could not retag the audio");
+        if let Err(error) = retag(self.recordings, self.audio, &recording).await {
+            // The recording stays marked: the sweep retags it.
+            tracing::warn!(error = format!("{error:#}"), "could not retag the audio; the sweep will");
         }
         Ok(recording)
     }
@@ -165,6 +166,40 @@ impl Library<'_> {
     fn expiry(&self, now: OffsetDateTime) -> i64 {
         now.unix_timestamp() + self.settings.recording_ttl.as_secs() as i64
     }
+}
+
+/// Makes the object's retention tag agree with the recording (the bucket's lifecycle rule expires
+/// objects tagged temporary, so a favourite tagged so would lose its audio): tags it as the row
+/// says, then clears the row's retag mark only if the row still says so, else looks again. A
+/// failure leaves the mark, and the sweep finishes it ([`settle_retags`]).
+async fn retag(recordings: &Recordings, audio: &AudioStore, recording: &Recording) -> anyhow::Result<()> {
+    let mut current = recording.clone();
+    for _ in 0..3 {
+        audio.set_retention(&current.s3_key, current.is_favorite).await?;
+        if recordings.retag_settled(&current.user_id, &current.recording_id, current.is_favorite).await? {
+            return Ok(());
+        }
+        // Changed again meanwhile (or settled by someone else): as it is now.
+        match recordings.get(&current.user_id, &current.recording_id).await? {
+            Some(now) => current = now,
+            None => return Ok(()),
+        }
+    }
+    anyhow::bail!("the recording kept changing while it was retagged")
+}
+
+/// Retags every recording marked before `before` (unix seconds) as its row says now; how many.
+pub async fn settle_retags(recordings: &Recordings, audio: &AudioStore, before: i64) -> anyhow::Result<u64> {
+    let mut settled = 0;
+    for (user, id) in recordings.retags_due(before).await? {
+        let Some(recording) = recordings.get(&user, &id).await? else { continue };
+        // One that fails keeps its mark for the next sweep; the others go on.
+        match retag(recordings, audio, &recording).await {
+            Ok(()) => settled += 1,
+            Err(error) => tracing::warn!(error = format!("{error:#}"), recording_id = %id, "a retag failed again"),
+        }
+    }
+    Ok(settled)
 }
 
 /// The upload body's content type, or VALIDATION_FAILED naming `contentType`.

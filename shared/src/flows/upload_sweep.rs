@@ -26,6 +26,8 @@ pub struct SweepReport {
     pub given_back: u64,
     /// Account erasures resumed that are still unfinished (each also a metric that alarms).
     pub unfinished_erasures: u64,
+    /// Recordings whose retention tag the sweep brought in line with their favourite state.
+    pub retagged: u64,
 }
 
 pub struct UploadSweep<'a> {

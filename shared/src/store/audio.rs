@@ -40,18 +40,23 @@ impl AudioStore {
         Ok(())
     }
 
-    /// Marks the object kept (favourite) or temporary.
+    /// Marks the object kept (favourite) or temporary. An object that does not exist (an upload
+    /// whose URL was never used) has nothing to keep: that is not a failure.
     pub async fn set_retention(&self, key: &str, keep: bool) -> anyhow::Result<()> {
         let tag = Tag::builder().key("retention").value(if keep { "kept" } else { "temporary" }).build()?;
-        self.client
+        let tagged = self
+            .client
             .put_object_tagging()
             .bucket(&self.bucket)
             .key(key)
             .tagging(Tagging::builder().tag_set(tag).build()?)
             .send()
-            .await
-            .context("tagging the audio")?;
-        Ok(())
+            .await;
+        match tagged {
+            Ok(_) => Ok(()),
+            Err(error) if error.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
+            Err(error) => Err(anyhow::Error::new(error).context("tagging the audio")),
+        }
     }
 
     /// Copies `from` to `to`, tagged kept from the start (no later retag to miss): a clone's own

@@ -239,10 +239,12 @@ impl Recordings {
     /// Makes the recording a favourite: kept for good (no expiresAt) and listed in the sparse
     /// index. None when the caller has no such recording, or it already is one (of concurrent
     /// identical requests, exactly one makes the change).
-    pub async fn favourite(&self, user: &UserId, id: &RecordingId) -> anyhow::Result<Option<Recording>> {
+    pub async fn favourite(&self, user: &UserId, id: &RecordingId, at: i64) -> anyhow::Result<Option<Recording>> {
         let update = self
-            .set_favourite(user, id, true)
-            .update_expression("SET isFavorite = :favorite, favoriteRecordingId = :id REMOVE expiresAt")
+            .set_favourite(user, id, true, at)
+            .update_expression(
+                "SET isFavorite = :favorite, favoriteRecordingId = :id, retag = :due, retagAt = :at REMOVE expiresAt",
+            )
             .expression_attribute_values(":id", string(id.as_str()));
         let output = dynamo::conditional_update(update).await.context("updating the recording")?;
         output.and_then(|o| o.attributes).as_ref().map(Recording::from_item).transpose()
@@ -256,10 +258,11 @@ impl Recordings {
         user: &UserId,
         id: &RecordingId,
         expires_at: i64,
+        at: i64,
     ) -> anyhow::Result<Option<Removed<Recording>>> {
         let update = self
-            .set_favourite(user, id, false)
-            .update_expression("SET isFavorite = :favorite, expiresAt = :expires REMOVE favoriteRecordingId")
+            .set_favourite(user, id, false, at)
+            .update_expression(UNFAVOURITE)
             .expression_attribute_values(":expires", number(expires_at));
         let output = dynamo::conditional_update(update).await.context("updating the recording")?;
         let Some(recording) = output.and_then(|o| o.attributes).as_ref().map(Recording::from_item).transpose()? else {
@@ -270,17 +273,24 @@ impl Recordings {
 
     /// Takes back a favourite change that got no place of the plan (it held none, so it frees
     /// none).
-    pub async fn undo_favourite(&self, user: &UserId, id: &RecordingId, expires_at: i64) -> anyhow::Result<()> {
+    pub async fn undo_favourite(
+        &self,
+        user: &UserId,
+        id: &RecordingId,
+        expires_at: i64,
+        at: i64,
+    ) -> anyhow::Result<()> {
         let update = self
-            .set_favourite(user, id, false)
-            .update_expression("SET isFavorite = :favorite, expiresAt = :expires REMOVE favoriteRecordingId")
+            .set_favourite(user, id, false, at)
+            .update_expression(UNFAVOURITE)
             .expression_attribute_values(":expires", number(expires_at));
         dynamo::conditional_update(update).await.context("undoing a favourite")?;
         Ok(())
     }
 
-    /// The conditional half of a favourite change: only a change, of an existing recording.
-    fn set_favourite(&self, user: &UserId, id: &RecordingId, favorite: bool) -> UpdateItemFluentBuilder {
+    /// The conditional half of a favourite change: only a change, of an existing recording. It
+    /// also marks the recording due for a retag (`retag-index`) until its object's tag agrees.
+    fn set_favourite(&self, user: &UserId, id: &RecordingId, favorite: bool, at: i64) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -288,7 +298,53 @@ impl Recordings {
             .key("recordingId", string(id.as_str()))
             .condition_expression("attribute_exists(recordingId) AND NOT (isFavorite = :favorite)")
             .expression_attribute_values(":favorite", AttributeValue::Bool(favorite))
+            .expression_attribute_values(":due", string(RETAG_DUE))
+            .expression_attribute_values(":at", number(at))
             .return_values(ReturnValue::AllNew)
+    }
+
+    /// The object's tag now agrees with the recording being (or not) a `favourite`: the retag
+    /// mark goes, unless the recording changed again meanwhile (false: tag it again).
+    pub async fn retag_settled(&self, user: &UserId, id: &RecordingId, favourite: bool) -> anyhow::Result<bool> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("userId", string(user.as_str()))
+            .key("recordingId", string(id.as_str()))
+            .update_expression("REMOVE retag, retagAt")
+            .condition_expression("attribute_exists(retag) AND isFavorite = :favorite")
+            .expression_attribute_values(":favorite", AttributeValue::Bool(favourite));
+        Ok(dynamo::conditional_update(update).await.context("settling a retag")?.is_some())
+    }
+
+    /// Recordings marked for a retag before `before` (unix seconds): (user, recording).
+    pub async fn retags_due(&self, before: i64) -> anyhow::Result<Vec<(UserId, RecordingId)>> {
+        let mut due = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("retag-index")
+                .key_condition_expression("retag = :due AND retagAt < :before")
+                .expression_attribute_values(":due", string(RETAG_DUE))
+                .expression_attribute_values(":before", number(before))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("listing the retags due")?;
+            for item in page.items.unwrap_or_default() {
+                let user = UserId::parse(dynamo::str(&item, "userId")?).context("stored userId")?;
+                let id = RecordingId::parse(dynamo::str(&item, "recordingId")?).context("stored recordingId")?;
+                due.push((user, id));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(due);
+            }
+        }
     }
 
     /// Deletes every recording row of the user.
@@ -322,6 +378,12 @@ impl Recordings {
         Removed::new((), user, held(false, upload_bytes), None)
     }
 }
+
+/// The retag mark's partition value (`retag-index`).
+const RETAG_DUE: &str = "due";
+
+const UNFAVOURITE: &str =
+    "SET isFavorite = :favorite, expiresAt = :expires, retag = :due, retagAt = :at REMOVE favoriteRecordingId";
 
 /// The allowance units a recording holds while it exists.
 fn held(favourite: bool, upload_bytes: Option<u64>) -> Vec<Units> {
