@@ -333,6 +333,24 @@ impl TestApp {
         self.app.users.snapshots().forget(id).await;
     }
 
+    /// An item of `table` as stored, read strongly consistent.
+    pub async fn stored_item(
+        &self,
+        table: &str,
+        key: &[(&str, &str)],
+    ) -> Option<std::collections::HashMap<String, AttributeValue>> {
+        let key = key.iter().map(|(name, value)| ((*name).to_owned(), AttributeValue::S((*value).to_owned())));
+        self.dynamodb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key.collect()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("an item read")
+            .item
+    }
+
     pub async fn session_item(&self, user: &User) -> Option<std::collections::HashMap<String, AttributeValue>> {
         self.dynamodb
             .get_item()

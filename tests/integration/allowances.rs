@@ -14,17 +14,7 @@ const AT_ONCE: usize = 5;
 
 /// A counter of the user row as stored.
 async fn counter(app: &TestApp, user: &User, name: &str) -> u64 {
-    let row = app
-        .dynamodb
-        .get_item()
-        .table_name(&app.app.config.tables.users)
-        .key("userId", AttributeValue::S(user.id.to_string()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let row = app.stored_item(&app.app.config.tables.users, &[("userId", user.id.as_str())]).await.unwrap();
     row.get(name).and_then(|v| v.as_n().ok()).map_or(0, |n| n.parse().unwrap())
 }
 

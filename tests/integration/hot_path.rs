@@ -133,17 +133,7 @@ async fn a_read_that_raced_a_write_never_stores_what_the_write_replaced() {
     let generation: Option<String> = app.redis().await.hget(&key, "gen").await.unwrap();
     let seen = Seen { generation: generation.unwrap_or_default(), row: None };
     // The reader's DynamoDB read: FREE.
-    let item = app
-        .dynamodb
-        .get_item()
-        .table_name(&app.app.config.tables.users)
-        .key("userId", AttributeValue::S(user.id.to_string()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = app.stored_item(&app.app.config.tables.users, &[("userId", user.id.as_str())]).await.unwrap();
     // A write lands (and forgets the snapshot) before the reader stores what it read.
     app.set_user(&user.id, &[("subscriptionTier", AttributeValue::S("BASIC".into()))]).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

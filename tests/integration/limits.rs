@@ -38,17 +38,21 @@ async fn every_authenticated_route_shares_the_tiers_request_rate() {
     assert_eq!(app.get("/recordings", &other).await.status, 200);
 }
 
+/// A FREE user's Stripe calls of the minute, each answered, and the next one refused.
+async fn spend_the_minutes_stripe_calls(app: &TestApp, user: &User) {
+    for i in 0..Tier::Free.rules().per_minute(Limit::Billing) {
+        let response = app.post("/billing/portal", user, None).await;
+        assert_eq!(response.status, 200, "portal call {i}: {}", response.body);
+    }
+    assert_rate_limited(&app.post("/billing/portal", user, None).await);
+}
+
 #[tokio::test]
 async fn stripe_calls_are_limited_per_user_and_tier() {
     // A minute boundary would reset the counters mid-test: the app's clock starts a new minute.
     let app = TestApp::builder().at_a_minutes_start().spawn().await;
     let user = app.sign_in(Tier::Free).await;
-    let per_minute = Tier::Free.rules().per_minute(Limit::Billing);
-    for i in 0..per_minute {
-        let response = app.post("/billing/portal", &user, None).await;
-        assert_eq!(response.status, 200, "portal call {i}: {}", response.body);
-    }
-    assert_rate_limited(&app.post("/billing/portal", &user, None).await);
+    spend_the_minutes_stripe_calls(&app, &user).await;
     assert_rate_limited(&app.get("/billing/invoices", &user).await);
     // Routes that do not call Stripe still answer.
     assert_eq!(app.get("/usage", &user).await.status, 200);
@@ -58,12 +62,7 @@ async fn stripe_calls_are_limited_per_user_and_tier() {
 async fn with_redis_down_the_limits_that_spend_money_count_in_dynamodb() {
     let app = TestApp::builder().redis_down().at_a_minutes_start().spawn().await;
     let user = app.sign_in(Tier::Free).await;
-    let per_minute = Tier::Free.rules().per_minute(Limit::Billing);
-    for i in 0..per_minute {
-        let response = app.post("/billing/portal", &user, None).await;
-        assert_eq!(response.status, 200, "portal call {i}: {}", response.body);
-    }
-    assert_rate_limited(&app.post("/billing/portal", &user, None).await);
+    spend_the_minutes_stripe_calls(&app, &user).await;
     // What spends nothing is let through while Redis is away.
     for _ in 0..3 {
         assert_eq!(app.get("/usage", &user).await.status, 200);

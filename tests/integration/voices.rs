@@ -497,22 +497,10 @@ async fn a_re_creation_cut_off_by_its_request_still_gives_its_lease_back() {
 
     // The re-creation goes on by itself to its end: it fails at ElevenLabs' timeout and gives
     // its lease back, so the next use may try at once.
-    let key = [
-        ("userId".to_owned(), AttributeValue::S(user.id.to_string())),
-        ("itemId".to_owned(), AttributeValue::S(format!("voice#{voice_id}"))),
-    ];
+    let item = format!("voice#{voice_id}");
+    let key = [("userId", user.id.as_str()), ("itemId", item.as_str())];
     let released = integration_tests::eventually(std::time::Duration::from_secs(10), || async {
-        let row = app
-            .dynamodb
-            .get_item()
-            .table_name(&app.app.config.tables.voices)
-            .set_key(Some(key.clone().into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap();
+        let row = app.stored_item(&app.app.config.tables.voices, &key).await.unwrap();
         !row.contains_key("rebuildUntil")
     });
     assert!(released.await, "the lease was given back");

@@ -503,13 +503,7 @@ impl Sessions {
                 .set_ex(redis_key(&slot, key), REVOKED, tombstone_ttl)
                 .await
                 .context("revoking a session in Redis")?;
-            self.dynamodb
-                .delete_item()
-                .table_name(&self.table)
-                .key("sessionId", string(key))
-                .send()
-                .await
-                .context("deleting a session")?;
+            self.delete_durable(key).await?;
         }
         Ok(keys.len())
     }
