@@ -154,3 +154,20 @@ fn the_public_health_function_can_read_no_secret() {
     }
     assert!(policies.contains("HealthProbeParameter"), "{policies}");
 }
+
+#[test]
+fn every_function_that_writes_user_rows_can_forget_their_cached_copy() {
+    let template = template();
+    // Each writes user rows (tier, usage, allowances, erasure) and so forgets the row's snapshot.
+    for function in [
+        "WebhookFunction",
+        "ReconcileFunction",
+        "ResetFunction",
+        "SweepFunction",
+        "TtlCleanupFunction",
+        "AdminFunction",
+    ] {
+        let policies = text(&template["Resources"][function]["Properties"]["Policies"]);
+        assert!(policies.contains("CachePasswordPolicy"), "{function} cannot reach the cache: {policies}");
+    }
+}

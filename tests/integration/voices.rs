@@ -506,3 +506,29 @@ async fn a_re_creation_cut_off_by_its_request_still_gives_its_lease_back() {
     assert!(released.await, "the lease was given back");
     assert_eq!(app.counter(&user).await.0, 0, "the unit was given back");
 }
+
+#[tokio::test]
+async fn once_a_clone_is_marked_for_deletion_no_re_creation_can_record_a_voice() {
+    let app = TestApp::spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
+    let made = app.post("/voices", &user, Some(&clone_body(&unique("voice-"), &[sample]))).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let voices = &app.app.voices;
+    let voice = voices.voice(&user.id, &Ulid::parse(made.body["voiceId"].as_str().unwrap()).unwrap()).await.unwrap();
+    let voice = voice.unwrap();
+    assert!(voices.evict(&user.id, &voice.voice_id, voice.elevenlabs_voice_id.as_deref().unwrap()).await.unwrap());
+    // A re-creation under way holds its lease when the delete marks the row.
+    let now_ms = voice_core::clock::unix_ms(time::OffsetDateTime::now_utc());
+    let lease = now_ms + 60_000;
+    assert!(voices.claim_rebuild(&user.id, &voice.voice_id, now_ms, lease).await.unwrap());
+    let marked = voices.mark_deleting(&user.id, &voice.voice_id).await.unwrap().unwrap();
+    assert!(marked.deleting && marked.elevenlabs_voice_id.is_none(), "the id as of the mark: none");
+    // The re-creation finishes after the mark: it may not record its voice (and so deletes it).
+    let recorded = voices.make_resident(&user.id, &voice.voice_id, "surplus", lease, now_ms).await.unwrap();
+    assert!(!recorded, "no id is recorded after the mark");
+    assert!(
+        !voices.claim_rebuild(&user.id, &voice.voice_id, now_ms, lease + 1).await.unwrap(),
+        "nor a new lease taken"
+    );
+}
