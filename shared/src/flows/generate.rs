@@ -38,7 +38,7 @@ use crate::{
         voices::{Voice, Voices},
     },
     telemetry::metrics,
-    upstream::elevenlabs::{ElevenLabs, UpstreamError},
+    upstream::elevenlabs::{ElevenLabs, Speech, UpstreamError},
 };
 
 /// Kept back at the end of every generation to give the unit back and answer.
@@ -264,7 +264,9 @@ impl<'a> Generator<'a> {
         id: &ElevenLabsVoiceId,
         within: Duration,
     ) -> Result<Vec<u8>, UpstreamError> {
-        self.elevenlabs.speak(id, &request.text, user.tier.rules().tts_model, &request.config, within).await
+        let speech =
+            Speech { voice: id, text: &request.text, model: user.tier.rules().tts_model, audio: &request.config };
+        self.elevenlabs.speak(&speech, within).await
     }
 
     /// Speaks with the caller's clone, re-creating it at ElevenLabs first when it is not resident,
@@ -399,7 +401,8 @@ impl Generator<'static> {
         let model = user.tier.rules().tts_model;
         let within = deadline.leaving(GIVE_BACK + STORE);
         let speak = |id: ElevenLabsVoiceId| async move {
-            self.elevenlabs.speak_streamed(&id, &request.text, model, &request.config, within).await
+            let speech = Speech { voice: &id, text: &request.text, model, audio: &request.config };
+            self.elevenlabs.speak_streamed(&speech, within).await
         };
         match speaker {
             Speaker::Premade(id) => {

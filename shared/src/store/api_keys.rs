@@ -156,13 +156,7 @@ impl ApiKeys {
 
     /// The user's keys, oldest first.
     pub async fn list(&self, user: &UserId) -> anyhow::Result<Vec<KeyMeta>> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("user-index")
-            .key_condition_expression("userId = :user")
-            .expression_attribute_values(":user", string(user.as_str()))
+        let output = dynamo::user_query(&self.client, &self.table, Some("user-index"), user)
             .send()
             .await
             .context("listing API keys")?;

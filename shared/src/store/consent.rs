@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::{
     domain::ids::{Ulid, UserId, VoiceId},
-    store::dynamo::{number, string},
+    store::dynamo::{self, number, string},
 };
 
 #[derive(Debug, Clone)]
@@ -65,20 +65,13 @@ impl ConsentRecords {
         Ok(())
     }
 
-    /// Starts the retention clock: the record expires at `expires_at` (unix seconds).
     /// Every consent record of the user, as JSON (for the user's own data export).
     pub async fn for_user(&self, user: &UserId) -> anyhow::Result<Vec<serde_json::Value>> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("userId = :user")
-            .expression_attribute_values(":user", string(user.as_str()))
+        let output = dynamo::user_query(&self.client, &self.table, None, user)
             .send()
             .await
             .context("listing the consent records")?;
-        let text =
-            |item: &crate::store::dynamo::Item, name: &str| crate::store::dynamo::opt_str(item, name).map(String::from);
+        let text = |item: &dynamo::Item, name: &str| dynamo::opt_str(item, name).map(String::from);
         Ok(output
             .items
             .unwrap_or_default()
@@ -107,12 +100,7 @@ impl ConsentRecords {
     pub async fn retain_all(&self, user: &UserId, expires_at: i64) -> anyhow::Result<()> {
         let mut start = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("userId = :user")
-                .expression_attribute_values(":user", string(user.as_str()))
+            let page = dynamo::user_query(&self.client, &self.table, None, user)
                 .projection_expression("consentId, expiresAt")
                 .set_exclusive_start_key(start)
                 .send()
@@ -122,7 +110,7 @@ impl ConsentRecords {
                 if item.contains_key("expiresAt") {
                     continue;
                 }
-                let id = crate::store::dynamo::str(&item, "consentId")?;
+                let id = dynamo::str(&item, "consentId")?;
                 let id = Ulid::parse(id).context("stored consent id")?;
                 self.retain_until(user, &id, expires_at).await?;
             }

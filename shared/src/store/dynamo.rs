@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::{
     error::SdkError,
     operation::{
         delete_item::{DeleteItemError, builders::DeleteItemFluentBuilder},
+        query::builders::QueryFluentBuilder,
         update_item::{UpdateItemError, UpdateItemOutput, builders::UpdateItemFluentBuilder},
     },
     types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
@@ -91,6 +92,22 @@ pub async fn conditional_delete(delete: DeleteItemFluentBuilder) -> anyhow::Resu
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// A query of one user's items (`userId = :user`) in `table`, or in its `index`: refine it
+/// (filter, projection, paging) and send it.
+pub fn user_query(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    index: Option<&str>,
+    user: &crate::domain::ids::UserId,
+) -> QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .set_index_name(index.map(String::from))
+        .key_condition_expression("userId = :user")
+        .expression_attribute_values(":user", string(user.as_str()))
 }
 
 /// Deletes every item of one partition (`pk_name = pk`), sort key `sk_name`: queried page by

@@ -202,13 +202,8 @@ impl Recordings {
         now: i64,
     ) -> anyhow::Result<Page> {
         let sort_key = if favourites_only { "favoriteRecordingId" } else { "recordingId" };
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("userId = :user")
+        let mut query = dynamo::user_query(&self.client, &self.table, None, user)
             .filter_expression("attribute_not_exists(expiresAt) OR expiresAt > :now")
-            .expression_attribute_values(":user", string(user.as_str()))
             .expression_attribute_values(":now", number(now))
             .scan_index_forward(false)
             .limit(limit as i32);

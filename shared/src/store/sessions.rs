@@ -475,13 +475,7 @@ impl Sessions {
         let mut keys = Vec::new();
         let mut start = None;
         loop {
-            let page = self
-                .dynamodb
-                .query()
-                .table_name(&self.table)
-                .index_name("user-index")
-                .key_condition_expression("userId = :user")
-                .expression_attribute_values(":user", string(user.as_str()))
+            let page = dynamo::user_query(&self.dynamodb, &self.table, Some("user-index"), user)
                 .set_exclusive_start_key(start)
                 .send()
                 .await

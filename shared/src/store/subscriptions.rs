@@ -99,12 +99,7 @@ impl Subscriptions {
 
     /// Every subscription the user has held, as last synced.
     pub async fn for_user(&self, user: &UserId) -> anyhow::Result<Vec<StoredSubscription>> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("userId = :user")
-            .expression_attribute_values(":user", string(user.as_str()))
+        let output = dynamo::user_query(&self.client, &self.table, None, user)
             .consistent_read(true)
             .send()
             .await

@@ -65,6 +65,14 @@ pub struct ElevenLabs {
     voices: std::sync::Arc<Mutex<Option<Listed>>>,
 }
 
+/// What to say, in which voice, with which model and settings.
+pub struct Speech<'a> {
+    pub voice: &'a ElevenLabsVoiceId,
+    pub text: &'a str,
+    pub model: &'a str,
+    pub audio: &'a AudioConfig,
+}
+
 /// The voice list as fetched, and when.
 type Listed = (Instant, Vec<Voice>);
 
@@ -73,17 +81,9 @@ impl ElevenLabs {
         Self { http, base, key, timeout, voices: Default::default() }
     }
 
-    /// MP3 audio for `text` in `voice_id`, within `within` (or the client's own timeout, if
-    /// shorter).
-    pub async fn speak(
-        &self,
-        voice_id: &ElevenLabsVoiceId,
-        text: &str,
-        model: &str,
-        config: &AudioConfig,
-        within: Duration,
-    ) -> Result<Vec<u8>, UpstreamError> {
-        let request = self.speech_request(&format!("v1/text-to-speech/{voice_id}"), text, model, config)?;
+    /// The speech's MP3 audio, within `within` (or the client's own timeout, if shorter).
+    pub async fn speak(&self, speech: &Speech<'_>, within: Duration) -> Result<Vec<u8>, UpstreamError> {
+        let request = self.speech_request(&format!("v1/text-to-speech/{}", speech.voice), speech)?;
         let response = self.send_within(request, "speech", within.min(self.timeout)).await?;
         let bytes = response.bytes().await.map_err(|e| UpstreamError::new(true, e))?;
         if bytes.is_empty() {
@@ -97,28 +97,20 @@ impl ElevenLabs {
     /// must end within `within` (or the client's own timeout).
     pub async fn speak_streamed(
         &self,
-        voice_id: &ElevenLabsVoiceId,
-        text: &str,
-        model: &str,
-        config: &AudioConfig,
+        speech: &Speech<'_>,
         within: Duration,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let request = self.speech_request(&format!("v1/text-to-speech/{voice_id}/stream"), text, model, config)?;
+        let request = self.speech_request(&format!("v1/text-to-speech/{}/stream", speech.voice), speech)?;
         self.send_within(request, "streamed speech", within.min(self.timeout)).await
     }
 
-    fn speech_request(
-        &self,
-        path: &str,
-        text: &str,
-        model: &str,
-        config: &AudioConfig,
-    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
+    fn speech_request(&self, path: &str, speech: &Speech<'_>) -> Result<reqwest::RequestBuilder, UpstreamError> {
         let mut url = self.url(path)?;
         url.query_pairs_mut().append_pair("output_format", "mp3_44100_128");
+        let config = speech.audio;
         let body = serde_json::json!({
-            "text": text,
-            "model_id": model,
+            "text": speech.text,
+            "model_id": speech.model,
             "voice_settings": {
                 "stability": config.stability,
                 "similarity_boost": config.similarity_boost,
