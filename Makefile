@@ -5,6 +5,8 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 VENV := .local/venv/bin
 SAM := .local/sam-venv/bin/sam
 export SAM_CLI_TELEMETRY := 0
+# The services whose stand-ins check every request against the real service's contract.
+CONTRACTS := stripe
 
 .PHONY: help up down status run test test-e2e lint build sizes tools watch admin-grant bench cost routes routes-check
 
@@ -37,12 +39,15 @@ run: up
 # are several times larger than release ones.
 test: export RUST_MIN_STACK = 8388608
 test: up
+	cd local/contracts && ../../$(VENV)/python -m unittest --quiet
+	$(VENV)/python local/contracts/report.py begin .local/contracts $(CONTRACTS)
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		local/with-env.sh cargo nextest run --workspace --no-fail-fast; \
 	else \
 		local/with-env.sh cargo test --workspace --no-fail-fast; \
 	fi
 	tests/e2e.sh
+	$(VENV)/python local/contracts/report.py end .local/contracts $(CONTRACTS)
 
 # The API and browser tests alone: schemathesis against openapi.yaml, the web client in Chromium.
 test-e2e: up

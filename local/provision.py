@@ -234,7 +234,7 @@ def create_bucket(s3, name, props, params):
 
 def stripe_call(method, url, form=None):
     data = urllib.parse.urlencode(form).encode() if form else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Authorization": "Bearer sk_test_local"})
+    request = urllib.request.Request(url, data=data, method=method, headers={"Authorization": "Bearer sk_test_local", "Test-Setup": "localstripe"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status

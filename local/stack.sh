@@ -120,6 +120,7 @@ up() {
     read -r -a rules <<<"$access"
     start redis "$REDIS_PORT" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
         --user default off --user voice-app on '>voice-local-redis' "${rules[@]}"
+    mkdir -p "$state/contracts"
     start localstripe "$STRIPE_PORT" "$venv/bin/python" "$root/local/standins/localstripe_local.py" --port "$STRIPE_PORT"
     start idp "$IDP_PORT" env IDP_PORT="$IDP_PORT" \
         IDP_REDIRECT_URIS="http://127.0.0.1:$API_PORT/auth/callback,http://localhost:$API_PORT/auth/callback,http://127.0.0.1:$API_TEST_PORT/auth/callback" \
@@ -128,7 +129,8 @@ up() {
     start elevenlabs "$ELEVENLABS_PORT" "$venv/bin/python" "$root/local/standins/elevenlabs.py" \
         --port "$ELEVENLABS_PORT" --api-key xi-local-key --stream-delay-ms 100 # bench/bench.py reads 100 ms as the first-chunk delay
     start stripe-gaps "$STRIPE_GAPS_PORT" "$venv/bin/python" "$root/local/standins/stripe_gaps.py" \
-        --port "$STRIPE_GAPS_PORT" --localstripe "http://127.0.0.1:$STRIPE_PORT"
+        --port "$STRIPE_GAPS_PORT" --localstripe "http://127.0.0.1:$STRIPE_PORT" \
+        --contract-log "$state/contracts/stripe.jsonl"
     say "creating tables and bucket from template.yaml"
     "$venv/bin/python" "$root/local/provision.py" "$root/template.yaml" "$state"
     say "environment for the functions: .local/stack.env"

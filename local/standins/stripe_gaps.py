@@ -41,13 +41,23 @@ Added here:
                                          period ends
   GET  /v1/subscription_schedules/{id}
   POST /v1/subscription_schedules/{id}   replaces the phases (phases[n][items][0][price],
-                                         phases[n][start_date] / [end_date] / [iterations]), end_behavior
+                                         phases[n][start_date] / [end_date] / [duration][interval] and
+                                         [interval_count]), end_behavior
   POST /v1/subscription_schedules/{id}/release
   POST /_test/subscription_schedules/{id}/advance
                                          time passes to the next phase: its price is applied to the
                                          subscription (no proration) and the update is signed and sent
   GET  /_test/subscriptions/{id}/updates the parameters of every update of that subscription, as received
 Everything else is proxied to localstripe unchanged.
+
+Every /v1 request the backend sends is first checked against Stripe's contract as the official
+SDK states it (local/contracts/stripe_contract.py): a path Stripe does not have, an unknown or
+mistyped parameter, or a Stripe-Version other than the one the contract is for is answered as
+Stripe answers it (400 invalid_request_error, `parameter_unknown` / `parameter_invalid`), and
+every check is appended to the contract log (--contract-log) for the report at the end of
+`make test`. The tests' own setup speaks localstripe's older API and says so with the header
+`Test-Setup: localstripe`; it is not checked, nor is a request without a key (Stripe answers
+401 before it reads anything else).
 """
 
 import argparse
@@ -56,14 +66,52 @@ import hashlib
 import hmac
 import html
 import json
+import pathlib
 import secrets
+import sys
 import time
 
 import aiohttp
 from aiohttp import web
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "contracts"))
+from stripe_contract import Contract, fields_of  # noqa: E402
 
-def make_app(localstripe, public):
+SETUP_HEADER = "Test-Setup"
+
+
+def contract_check(contract, log_path):
+    """The middleware that holds the backend's requests to Stripe's contract."""
+
+    @web.middleware
+    async def check(request, handler):
+        if not request.path.startswith("/v1/") or SETUP_HEADER in request.headers:
+            return await handler(request)
+        if "Authorization" not in request.headers:
+            # Stripe refuses an unauthenticated request (401) before it reads anything else:
+            # localstripe does the same. (The health check's reachability probe is one.)
+            return await handler(request)
+        body = await request.read()
+        fields = fields_of(request.query_string, body, request.headers.get("Content-Type"))
+        problems = contract.check(request.method, request.path, fields)
+        version = request.headers.get("Stripe-Version")
+        if version != contract.version:
+            problems.insert(0, f"{request.method} {request.path}: Stripe-Version {version!r}, the contract is {contract.version}")
+        route = contract.route(request.method, request.path)
+        record = {"call": f"{request.method} {route.template if route else request.path}", "problems": problems}
+        if log_path:
+            with open(log_path, "a") as log:
+                log.write(json.dumps(record) + "\n")
+        if problems:
+            code = "parameter_unknown" if "unknown parameter" in problems[0] else "parameter_invalid"
+            error = {"type": "invalid_request_error", "code": code, "message": "; ".join(problems)}
+            return web.json_response({"error": error}, status=400)
+        return await handler(request)
+
+    return check
+
+
+def make_app(localstripe, public, contract_log=None):
     sessions = {}
     portals = {}
     by_idempotency_key = {}
@@ -423,8 +471,12 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
             rest = key[key.index("]") + 1 :]
             if rest == "[items][0][price]":
                 phase["items"][0]["price"] = value
-            elif rest in ("[start_date]", "[end_date]", "[iterations]"):
+            elif rest in ("[start_date]", "[end_date]"):
                 phase[rest[1:-1]] = int(value)
+            elif rest == "[duration][interval]":
+                phase.setdefault("duration", {})["interval"] = value
+            elif rest == "[duration][interval_count]":
+                phase.setdefault("duration", {})["interval_count"] = int(value)
         if phases:
             schedule["phases"] = [phases[i] for i in sorted(phases)]
         if form.get("end_behavior"):
@@ -553,7 +605,7 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
         status, body = await proxy_raw(request)
         return web.Response(status=status, body=body, content_type="application/json")
 
-    app = web.Application()
+    app = web.Application(middlewares=[contract_check(Contract.load(), contract_log)])
     app.router.add_post("/v1/checkout/sessions", create_session)
     app.router.add_get("/v1/checkout/sessions", list_sessions)
     app.router.add_get("/v1/checkout/sessions/{id}", get_session)
@@ -587,6 +639,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8440)
     parser.add_argument("--localstripe", default="http://127.0.0.1:8420")
+    parser.add_argument("--contract-log", help="append every checked request here, one JSON line each")
     args = parser.parse_args()
     public = f"http://127.0.0.1:{args.port}"
-    web.run_app(make_app(args.localstripe, public), host="127.0.0.1", port=args.port, print=None)
+    app = make_app(args.localstripe, public, args.contract_log)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None)

@@ -15,7 +15,10 @@ use voice_core::{
     store::webhook_events::Claim,
     upstream::stripe::{
         signature,
-        types::{CheckoutSession, Event, PortalSession, Subscription, SubscriptionItem},
+        types::{
+            CheckoutSession, Event, Invoice, InvoicePayment, List, PortalSession, Refund, Subscription,
+            SubscriptionItem, SubscriptionSchedule,
+        },
     },
 };
 
@@ -41,6 +44,18 @@ fn the_stripe_shapes_we_read_parse() {
     assert!(portal.url.starts_with("https://"));
     let customer: voice_core::upstream::stripe::client::Customer = serde_json::from_value(fixture("customer")).unwrap();
     assert!(customer.id.starts_with("cus_"));
+    let schedule: SubscriptionSchedule = serde_json::from_value(fixture("subscription_schedule")).unwrap();
+    assert!(schedule.id.starts_with("sub_sched_"));
+    let invoice: Invoice = serde_json::from_value(fixture("invoice")).unwrap();
+    assert!(invoice.created().is_some() && invoice.customer.as_deref().unwrap().starts_with("cus_"));
+    assert!(invoice.payment_intent.is_none(), "current invoices list their payments instead");
+    let mut payment = fixture("invoice_payment");
+    payment["payment"]["payment_intent"] = "pi_1".into();
+    let payments: List<InvoicePayment> =
+        serde_json::from_value(json!({ "object": "list", "data": [payment] })).unwrap();
+    assert_eq!(payments.data[0].payment.payment_intent.as_deref(), Some("pi_1"));
+    let refund: Refund = serde_json::from_value(fixture("refund")).unwrap();
+    assert_eq!((refund.amount, refund.status.as_deref()), (100, Some("succeeded")));
 
     let event: Event = serde_json::from_value(fixture("event")).unwrap();
     assert!(event.id.starts_with("evt_"));

@@ -23,12 +23,8 @@ async fn open_checkout(app: &TestApp, user: &User, tier: &str) -> String {
 
 /// Pays a session at the Stripe stand-in: the subscription's id, or None when it cannot be paid.
 async fn pay(app: &TestApp, session: &str) -> Option<String> {
-    let response = reqwest::Client::new()
-        .post(app.stripe_url(&format!("_test/checkout/{session}/complete")))
-        .bearer_auth("sk_test_local")
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.stripe_setup(http::Method::POST, &format!("_test/checkout/{session}/complete")).send().await.unwrap();
     if !response.status().is_success() {
         return None;
     }

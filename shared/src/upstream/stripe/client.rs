@@ -50,6 +50,12 @@ pub struct NewCheckout<'a> {
     pub idempotency_key: &'a str,
 }
 
+/// The Stripe API version every request is written for, sent as `Stripe-Version` (so the
+/// account's default version never changes what we send or read). The webhook endpoint is
+/// created with the same version (README, "Build and deploy"); `make test` checks every request against
+/// this version's contract (local/contracts/).
+pub const API_VERSION: &str = "2026-10-28.endive";
+
 pub struct Stripe {
     http: reqwest::Client,
     base: Url,
@@ -151,7 +157,9 @@ impl Stripe {
             ("phases[0][end_date]", at.as_str()),
             ("phases[1][items][0][price]", price),
             ("phases[1][start_date]", at.as_str()),
-            ("phases[1][iterations]", "1"),
+            // A phase must end; once it has started the schedule is released anyway.
+            ("phases[1][duration][interval]", "month"),
+            ("phases[1][duration][interval_count]", "1"),
             ("proration_behavior", "none"),
         ];
         let url = self.url(&format!("v1/subscription_schedules/{}", schedule.id))?;
@@ -294,7 +302,10 @@ impl Stripe {
             message: Option<String>,
         }
 
-        let request = request.bearer_auth(self.key.expose()).timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT));
+        let request = request
+            .bearer_auth(self.key.expose())
+            .header("stripe-version", API_VERSION)
+            .timeout(outbound::timeout(outbound::EXCHANGE_TIMEOUT));
         let response = outbound::observed("stripe", request)
             .await
             .map_err(|e| StripeError::Unavailable(anyhow::Error::new(e).context("calling Stripe")))?;
