@@ -6,7 +6,7 @@ VENV := .local/venv/bin
 SAM := .local/sam-venv/bin/sam
 export SAM_CLI_TELEMETRY := 0
 # The services whose stand-ins check every request against the real service's contract.
-CONTRACTS := stripe
+CONTRACTS := stripe elevenlabs
 
 .PHONY: help up down status run test test-e2e lint build sizes tools watch admin-grant bench cost routes routes-check
 

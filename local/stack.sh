@@ -127,6 +127,7 @@ up() {
         IDP_LOGOUT_REDIRECT_URIS="http://127.0.0.1:$API_PORT,http://127.0.0.1:$API_PORT/,http://127.0.0.1:$API_TEST_PORT,http://127.0.0.1:$API_TEST_PORT/,http://localhost:5173/" \
         node "$root/local/idp/server.mjs"
     start elevenlabs "$ELEVENLABS_PORT" "$venv/bin/python" "$root/local/standins/elevenlabs.py" \
+        --contract-log "$state/contracts/elevenlabs.jsonl" \
         --port "$ELEVENLABS_PORT" --api-key xi-local-key --stream-delay-ms 100 # bench/bench.py reads 100 ms as the first-chunk delay
     start stripe-gaps "$STRIPE_GAPS_PORT" "$venv/bin/python" "$root/local/standins/stripe_gaps.py" \
         --port "$STRIPE_GAPS_PORT" --localstripe "http://127.0.0.1:$STRIPE_PORT" \

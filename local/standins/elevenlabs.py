@@ -10,10 +10,22 @@
   DELETE /v1/voices/{voice_id}           removes an added voice
 
 Accounts: the key the local stack configures, or that key followed by `:NAME`, which is a separate
-account (its own added voices and slot limit) so parallel tests never share slots. An account
-holds at most `--voice-slots` added voices (30), or what POST /_test/accounts/{NAME} {"voiceSlots": n}
-sets; past that, add answers 400 `voice_limit_reached` as ElevenLabs does. Text to speech with an
-added voice id that the account no longer holds answers 404 `voice_not_found`.
+account (its own added voices and limits) so parallel tests never share them. The limits real
+accounts hit, answered with ElevenLabs' codes in its `{"detail": {"status", "message"}}` shape:
+  - at most `--voice-slots` added voices (30); past that, add answers 400 `voice_limit_reached`;
+  - at most `--concurrency` text-to-speech requests at once (50); past that, 429
+    `too_many_concurrent_requests`;
+  - a character quota (none by default); a request whose text is longer than what is left
+    answers 401 `quota_exceeded` (ElevenLabs uses 401 for it);
+  - text to speech with an added voice id the account no longer holds answers 404
+    `voice_not_found`.
+POST /_test/accounts/{NAME} {"voiceSlots": n, "concurrency": n, "characters": n} sets them.
+
+Every /v1 request is first held to ElevenLabs' contract as the official SDK states it
+(local/contracts/elevenlabs_contract.py): an endpoint, query parameter, JSON field or multipart
+field the SDK never sends, or a value of the wrong type or outside its enumeration, is answered
+422 `contract_violation` (the stand-in's own strictness: ElevenLabs itself ignores an unknown JSON
+field, which would silently lose it), and each check is appended to --contract-log.
 
 Requests need the `xi-api-key` the local stack configures. Test controls, set per target (a voice
 id, or the name of a voice to add) so that parallel tests, each with targets of its own, never
@@ -31,13 +43,20 @@ interfere; the Rust harness wraps them by name (`TestApp::elevenlabs`):
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import pathlib
 import secrets
+import sys
 from collections import defaultdict
 
 from aiohttp import web
+
+# This file's folder leaves the import path: here `import elevenlabs` must find the official SDK
+# (which the contract reads), not this stand-in of the same name.
+sys.path[0] = str(pathlib.Path(__file__).resolve().parent.parent / "contracts")
+from elevenlabs_contract import Contract  # noqa: E402
 
 AUDIO = (pathlib.Path(__file__).parent / "sample.mp3").read_bytes()
 VOICES = [
@@ -47,9 +66,50 @@ VOICES = [
 ]
 
 
-def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
+def contract_check(contract, log_path):
+    """Holds each /v1 request's query and JSON body to the SDK's contract (multipart fields are
+    checked by the add handler, which streams them)."""
+
+    @web.middleware
+    async def check(request, handler):
+        if not request.path.startswith("/v1/") or request.content_type == "multipart/form-data":
+            return await handler(request)
+        body = None
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+        problems = contract.check(request.method, request.path, dict(request.query), json=body)
+        if body is None and request.can_read_body:
+            problems.append(f"{request.method} {request.path}: the body is not JSON")
+        record(log_path, contract, request, problems)
+        if problems:
+            return contract_refusal(problems)
+        return await handler(request)
+
+    return check
+
+
+def record(log_path, contract, request, problems):
+    endpoint = contract.endpoint(request.method, request.path)
+    line = {"call": f"{request.method} {endpoint.template if endpoint else request.path}", "problems": problems}
+    if log_path:
+        with open(log_path, "a") as log:
+            log.write(json.dumps(line) + "\n")
+
+
+def contract_refusal(problems):
+    detail = {"status": "contract_violation", "message": "; ".join(problems)}
+    return web.json_response({"detail": detail}, status=422)
+
+
+def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100, concurrency=50, contract_log=None):
+    contract = Contract.load()
     received = defaultdict(list)
-    accounts = defaultdict(lambda: {"voices": {}, "slots": voice_slots, "peak": 0})
+    accounts = defaultdict(
+        lambda: {"voices": {}, "slots": voice_slots, "peak": 0, "concurrency": concurrency, "busy": 0, "characters": None}
+    )
     added_ids = set()
     faults = {}
 
@@ -68,32 +128,55 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
     def error(status, code, message):
         return web.json_response({"detail": {"status": code, "message": message}}, status=status)
 
-    async def refused_speech(request, streamed):
-        """Records a text-to-speech request; the error answer it gets, if any (after `hang-`'s wait)."""
-        if not authorized(request):
+    async def refused_speech(request, acct, streamed):
+        """Records a text-to-speech request; the error answer it gets, if any (after `hang`'s
+        wait). A request let through holds one of the account's concurrent places."""
+        if acct is None:
             return web.json_response({"detail": {"status": "invalid_api_key"}}, status=401)
         voice_id = request.match_info["voice_id"]
         body = await request.json()
         received[voice_id].append({"body": body, "query": dict(request.query), "stream": streamed})
-        if voice_id in added_ids and voice_id not in account(request)["voices"]:
+        if voice_id in added_ids and voice_id not in acct["voices"]:
             return error(404, "voice_not_found", f"A voice with the voice_id {voice_id} was not found.")
+        if acct["busy"] >= acct["concurrency"]:
+            limit = acct["concurrency"]
+            return error(429, "too_many_concurrent_requests", f"At most {limit} requests may run at once.")
+        needed, left = len(body.get("text", "")), acct["characters"]
+        if left is not None and needed > left:
+            return error(401, "quota_exceeded", f"{left} credits remain, {needed} are required.")
+        if left is not None:
+            acct["characters"] = left - needed
         if faults.get(voice_id) == "fail":
             return web.json_response({"detail": {"status": "internal_error"}}, status=500)
         if faults.get(voice_id) == "hang":
             await asyncio.sleep(60)
         return None
 
+    @contextlib.contextmanager
+    def place(acct):
+        acct["busy"] += 1
+        try:
+            yield
+        finally:
+            acct["busy"] -= 1
+
     async def text_to_speech(request):
-        if refused := await refused_speech(request, streamed=False):
+        acct = account(request)
+        if refused := await refused_speech(request, acct, streamed=False):
             return refused
-        voice_id = request.match_info["voice_id"]
-        if faults.get(voice_id) == "slow":
-            await asyncio.sleep(1.5)
-        return web.Response(body=AUDIO, content_type="audio/mpeg")
+        with place(acct):
+            if faults.get(request.match_info["voice_id"]) == "slow":
+                await asyncio.sleep(1.5)
+            return web.Response(body=AUDIO, content_type="audio/mpeg")
 
     async def text_to_speech_stream(request):
-        if refused := await refused_speech(request, streamed=True):
+        acct = account(request)
+        if refused := await refused_speech(request, acct, streamed=True):
             return refused
+        with place(acct):
+            return await stream_audio(request)
+
+    async def stream_audio(request):
         voice_id = request.match_info["voice_id"]
         response = web.StreamResponse(headers={"content-type": "audio/mpeg"})
         await response.prepare(request)
@@ -124,14 +207,19 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
         acct = account(request)
         if acct is None:
             return error(401, "invalid_api_key", "Invalid API key")
-        fields, files = {}, []
+        fields, files, names = {}, [], []
         reader = await request.multipart()
         async for part in reader:
+            names.append(part.name)
             if part.name == "files":
                 data = await part.read()
                 files.append({"filename": part.filename, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
             else:
                 fields[part.name] = await part.text()
+        problems = contract.check(request.method, request.path, dict(request.query), form=names)
+        record(contract_log, contract, request, problems)
+        if problems:
+            return contract_refusal(problems)
         name = fields.get("name", "")
         entry = {"fields": fields, "files": files, "outcome": "pending"}
         received[f"add:{name}"].append(entry)
@@ -179,7 +267,10 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
 
     async def configure_account(request):
         body = await request.json()
-        accounts[request.match_info["name"]]["slots"] = int(body["voiceSlots"])
+        acct = accounts[request.match_info["name"]]
+        for field, key in (("voiceSlots", "slots"), ("concurrency", "concurrency"), ("characters", "characters")):
+            if field in body:
+                acct[key] = int(body[field])
         return web.json_response({"ok": True})
 
     async def account_voices(request):
@@ -190,7 +281,7 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100):
     async def requests_for(request):
         return web.json_response(received.get(request.match_info["voice_id"], []))
 
-    app = web.Application()
+    app = web.Application(middlewares=[contract_check(contract, contract_log)])
     app.router.add_post("/v1/text-to-speech/{voice_id}", text_to_speech)
     app.router.add_post("/v1/text-to-speech/{voice_id}/stream", text_to_speech_stream)
     app.router.add_get("/v1/voices", voices)
@@ -210,6 +301,10 @@ if __name__ == "__main__":
     parser.add_argument("--voice-slots", type=int, default=30)
     parser.add_argument("--stream-chunks", type=int, default=8)
     parser.add_argument("--stream-delay-ms", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--contract-log", help="append every checked request here, one JSON line each")
     args = parser.parse_args()
-    app = make_app(args.api_key, args.voice_slots, args.stream_chunks, args.stream_delay_ms)
+    app = make_app(
+        args.api_key, args.voice_slots, args.stream_chunks, args.stream_delay_ms, args.concurrency, args.contract_log
+    )
     web.run_app(app, host="127.0.0.1", port=args.port, print=None)

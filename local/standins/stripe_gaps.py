@@ -121,6 +121,7 @@ def make_app(localstripe, public, contract_log=None):
     updates = {}  # subscription id -> the parameters of every update, as received
     refunds_by_key = {}  # Idempotency-Key -> the refund it made
     refunded = set()  # PaymentIntents refunded in full
+    refunding = asyncio.Lock()
     deleted_customers = set()  # GET answers them as Stripe does: {"id", "deleted": true}
     charges = {}  # subscription id -> the charges made for changes that apply once paid
 
@@ -570,6 +571,12 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
         return web.json_response({"object": "list", "data": payments, "has_more": False})
 
     async def create_refund(request):
+        # One refund at a time: Stripe applies an idempotency key and a PaymentIntent's refunded
+        # state atomically, so two concurrent refunds of one payment never both succeed.
+        async with refunding:
+            return await refund_once(request)
+
+    async def refund_once(request):
         key = request.headers.get("Idempotency-Key")
         if key and key in refunds_by_key:
             return web.json_response(refunds_by_key[key])

@@ -33,6 +33,19 @@ impl Fault {
     }
 }
 
+/// What a stand-in account of a test's own allows; `None` keeps the stand-in's default (30 voice
+/// slots, 50 requests at once, no character quota).
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice_slots: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub characters: Option<u32>,
+}
+
 pub struct ElevenLabsStandIn {
     pub(crate) base: url::Url,
 }

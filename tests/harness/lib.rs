@@ -244,6 +244,13 @@ pub async fn eventually<F: Future<Output = bool>>(within: std::time::Duration, m
 /// A TestApp on its own ElevenLabs account at the stand-in (its own key, holding `held` custom
 /// voices), believing the account holds `configured`; the account's name.
 pub async fn with_own_elevenlabs_account(held: u32, configured: u32) -> (TestApp, String) {
+    let limits = elevenlabs::AccountLimits { voice_slots: Some(held), ..Default::default() };
+    with_elevenlabs_account_limited(limits, configured).await
+}
+
+/// A TestApp on an ElevenLabs stand-in account of its own with `limits`; the account's name.
+/// `configured` is the slot count the app is told (ELEVENLABS_VOICE_SLOTS).
+pub async fn with_elevenlabs_account_limited(limits: elevenlabs::AccountLimits, configured: u32) -> (TestApp, String) {
     let account = unique("acct-");
     let config = stack_config();
     let parameter = format!("/voice-local/test/{account}");
@@ -257,8 +264,7 @@ pub async fn with_own_elevenlabs_account(held: u32, configured: u32) -> (TestApp
         .await
         .unwrap();
     let url = config.voice.elevenlabs_base.join(&format!("_test/accounts/{account}")).unwrap();
-    let configured_at_standin =
-        reqwest::Client::new().post(url).json(&serde_json::json!({ "voiceSlots": held })).send().await.unwrap();
+    let configured_at_standin = reqwest::Client::new().post(url).json(&limits).send().await.unwrap();
     assert!(configured_at_standin.status().is_success());
     let name = account.clone();
     let app = TestApp::builder()

@@ -4,13 +4,18 @@
 use std::{sync::Arc, time::Duration as StdDuration};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{SAMPLE_MP3, TestApp, TestResponse, User, VOICE, download, elevenlabs::Fault, unique};
+use integration_tests::{
+    SAMPLE_MP3, TestApp, TestResponse, User, VOICE, download,
+    elevenlabs::{AccountLimits, Fault},
+    unique,
+};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use voice_core::{
     domain::{tiers::Tier, usage::UsagePeriod},
     store::rate_limit as ratelimit,
+    telemetry::metrics,
 };
 
 /// A generation request with text of its own: an identical request would be served from the
@@ -128,6 +133,51 @@ async fn an_upstream_answering_past_the_invocations_deadline_leaves_the_counter_
     assert!(took < StdDuration::from_secs(5), "answered before the deadline ({took:?})");
     assert_eq!(app.upstream_requests(&voice).await.len(), 1, "ElevenLabs was called");
     assert_eq!(app.counter(&user).await.0, 4, "the unit was given back in time");
+}
+
+#[tokio::test]
+async fn a_used_up_elevenlabs_quota_is_a_503_and_an_alarm_never_a_sign_in_error() {
+    metrics::start_capture();
+    let limits = AccountLimits { characters: Some(5), ..Default::default() };
+    let (app, _) = integration_tests::with_elevenlabs_account_limited(limits, 30).await;
+    let user = app.sign_in(Tier::Free).await;
+    with_counter(&app, &user, this_month(), 4).await;
+
+    let response = app.post("/tts", &user, Some(&speak(VOICE))).await;
+
+    // ElevenLabs answers 401 quota_exceeded: our user is signed in and did nothing wrong.
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert_eq!(response.error_code(), "UPSTREAM_UNAVAILABLE");
+    assert_eq!(app.counter(&user).await.0, 4, "the unit was given back");
+    assert_eq!(app.get("/auth/session", &user).await.status, 200, "still signed in");
+    let alarms = metrics::captured().into_iter().filter(|line| line["ElevenLabsQuotaExceeded"] == 1.0).count();
+    assert_eq!(alarms, 1, "the quota is counted for its alarm");
+}
+
+#[tokio::test]
+async fn past_elevenlabs_concurrency_a_generation_is_a_503_and_gives_its_unit_back() {
+    let limits = AccountLimits { concurrency: Some(1), ..Default::default() };
+    let (app, _) = integration_tests::with_elevenlabs_account_limited(limits, 30).await;
+    let app = Arc::new(app);
+    let user = app.sign_in(Tier::Basic).await;
+    let slow = app.elevenlabs().voice_that(Fault::Slow).await;
+
+    // One generation holds the account's only place at ElevenLabs while another asks.
+    let holder = tokio::spawn({
+        let (app, user, slow) = (app.clone(), user.clone(), slow.clone());
+        async move { app.post("/tts", &user, Some(&speak(&slow))).await }
+    });
+    let started = integration_tests::eventually(StdDuration::from_secs(5), || async {
+        app.upstream_requests(&slow).await.len() == 1
+    });
+    assert!(started.await, "the slow generation reached ElevenLabs");
+    let refused = app.post("/tts", &user, Some(&speak(VOICE))).await;
+    let held = holder.await.unwrap();
+
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.error_code(), "UPSTREAM_UNAVAILABLE");
+    assert_eq!(held.status, 201, "{}", held.body);
+    assert_eq!(app.counter(&user).await.0, 1, "only the generation that was made counts");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! (the router); `Generations`, `QuotaDenials` and `CachedGenerations` per tier (the generation
 //! flow); `RateLimitDenials` per scope (the rate limiter); `WebhookOutcomes` per outcome (the
 //! webhook); `UpstreamLatency` and `UpstreamErrors` per service (every outbound call);
+//! `ElevenLabsQuotaExceeded` (ElevenLabs answered `quota_exceeded`; alarmed);
 //! `SessionFallbacks` per reason (the session store answering from DynamoDB).
 
 use std::{

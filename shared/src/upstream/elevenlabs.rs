@@ -11,10 +11,14 @@ use crate::{
     config::Secret,
     domain::{audio::AudioConfig, ids::ElevenLabsVoiceId},
     error::ApiError,
+    telemetry::metrics,
     upstream::outbound,
 };
 
 const VOICES_TTL: Duration = Duration::from_secs(300);
+
+/// ElevenLabs' code for an account whose character quota is used up (sent with HTTP 401).
+const QUOTA_EXCEEDED: &str = "quota_exceeded";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Voice {
@@ -31,7 +35,8 @@ pub struct Voice {
 #[derive(Debug, thiserror::Error)]
 #[error("ElevenLabs: {source:#}")]
 pub struct UpstreamError {
-    /// A timeout, 5xx or 429: worth retrying later.
+    /// A timeout, 5xx, 429 (`too_many_concurrent_requests`, or rate limiting) or a used-up
+    /// quota: worth retrying later (our user gets 503), never the user's own fault.
     pub temporary: bool,
     /// ElevenLabs' own error code (`detail.status`), when it answered with one.
     pub code: Option<String>,
@@ -193,8 +198,15 @@ impl ElevenLabs {
         }
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         let code = body.pointer("/detail/status").and_then(|s| s.as_str()).map(String::from);
+        // ElevenLabs answers a used-up character quota with 401: it is not our user's sign-in,
+        // and nothing speaks until the plan is raised, so it is an alarm, and "try later" for them.
+        let quota_exceeded = code.as_deref() == Some(QUOTA_EXCEEDED);
+        if quota_exceeded {
+            tracing::error!(service = "elevenlabs", what, "ElevenLabs' character quota is used up: raise the plan");
+            metrics::count("ElevenLabsQuotaExceeded", ("Service", "elevenlabs"));
+        }
         Err(UpstreamError {
-            temporary: status.is_server_error() || status.as_u16() == 429,
+            temporary: status.is_server_error() || status.as_u16() == 429 || quota_exceeded,
             code,
             source: anyhow!("ElevenLabs answered {status} to {what}"),
         })
