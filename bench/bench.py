@@ -85,6 +85,24 @@ def stack_env():
     return env
 
 
+def function_env(binary, overrides=None):
+    """The environment `binary` runs with, as template.yaml gives it (.local/functions.json);
+    the empty bench function gets the stack's."""
+    functions = json.loads((REPO / ".local" / "functions.json").read_text())
+    return {**(functions[binary]["environment"] if binary in functions else stack_env()), **(overrides or {})}
+
+
+def functions_with(overrides, name):
+    """A copy of .local/functions.json with `overrides` in every function's environment (a local
+    API in front of counting proxies); its path."""
+    functions = json.loads((REPO / ".local" / "functions.json").read_text())
+    for entry in functions.values():
+        entry["environment"].update(overrides)
+    path = REPO / ".local" / f"functions-{name}.json"
+    path.write_text(json.dumps(functions))
+    return str(path)
+
+
 def http_event(method, route, path, user, query="", body=None):
     event = json.loads(json.dumps(BASE_EVENT))
     event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {route}"
@@ -287,7 +305,8 @@ def bench_functions(rounds, warm, only=None):
                 make = lambda t=text: t
             count = spec.get("warm", warm)
             binary = LAMBDA / spec.get("binary", name) / "bootstrap"
-            runs[name].append(run_function(name, binary, env, make, count))
+            own = {**function_env(spec.get("binary", name)), "RUST_LOG": "info"}
+            runs[name].append(run_function(name, binary, own, make, count))
             if "speech" in spec:
                 runs[name][-1]["upstream"] = upstream_calls(env, voice)
             print(f"  round {round_number + 1}: {name:<11} init {runs[name][-1]['init']:7.1f} ms", file=sys.stderr)
@@ -384,12 +403,12 @@ def bench_calls(samples=50):
     stack = stack_env()
     redis_url, aws_url = urllib.parse.urlsplit(stack["REDIS_URL"]), urllib.parse.urlsplit(stack["AWS_ENDPOINT_URL"])
     redis, aws = CountingProxy(redis_url.port), CountingProxy(aws_url.port)
-    env = {
-        **os.environ, **stack, "API_PORT": "3098", "RUST_LOG": "warn",
+    proxied = {
         "REDIS_URL": redis_url._replace(netloc=redis_url.netloc.replace(str(redis_url.port), str(redis.port))).geturl(),
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{aws.port}",
         "AWS_ENDPOINT_URL_SSM": stack["AWS_ENDPOINT_URL"],
     }
+    env = {**os.environ, **stack, "API_PORT": "3098", "RUST_LOG": "warn", "LOCAL_FUNCTIONS": functions_with(proxied, "counted")}
     api = subprocess.Popen([str(HOST_BIN / "local-api")], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(3098)

@@ -1,9 +1,10 @@
 """Creates the local tables and bucket from template.yaml and writes the functions' environment.
 
 Nothing here restates the schema: every AWS::DynamoDB::Table and AWS::S3::Bucket in the template
-is created on the moto server as declared (keys, indexes, TTL, streams, CORS), and the environment
-file carries exactly the variables the template's Globals give the functions, resolved for the
-local stack. Idempotent: what exists is left alone.
+is created on the moto server as declared (keys, indexes, TTL, streams, CORS). `functions.json`
+holds each function's environment as Lambda would give it (the template's Globals and the
+function's own Variables, resolved for the local stack); `stack.env` the Globals alone, for the
+local tools and the tests' own use. Idempotent: what exists is left alone.
 
 Usage: provision.py TEMPLATE STATE_DIR   (ports come from the environment, see stack.sh)
 """
@@ -41,6 +42,8 @@ LOCAL_PRICES = {
     "StripePricePremiumYearly": ("price_premium_yearly", "prod_voice_premium", 29990, "year"),
 }
 ACCOUNT_ID = "123456789012"  # moto's default account
+# In stack.env for the local tools, never in a function's environment.
+STACK_ONLY = {"API_PORT"}
 REGION = "us-east-1"
 
 
@@ -337,6 +340,26 @@ def main():
     )
 
     stripe_catalogue(variables["STRIPE_API_BASE"], port("API_PORT", 3001))
+
+    # Each function's own environment, as Lambda would give it: the template's Globals and the
+    # function's own Variables, resolved as above, plus what Lambda sets (region, the role's
+    # credentials) and what only the local stack needs (moto's endpoint, path-style S3).
+    functions = {}
+    for logical, resource in resources.items():
+        if not isinstance(resource, dict) or resource["Type"] != "AWS::Serverless::Function":
+            continue
+        own = resource["Properties"].get("Environment", {}).get("Variables", {})
+        environment = {k: v for k, v in variables.items() if k not in STACK_ONLY}
+        for key, value in own.items():
+            resolved = resolve(value, resources, params, overrides, template.get("Conditions", {}))
+            if resolved is not NO_VALUE:
+                environment[key] = resolved
+        environment["AWS_LAMBDA_FUNCTION_NAME"] = f"{STACK_NAME}-{logical}"
+        functions[resource["Metadata"]["BuildProperties"]["Binary"]] = {"function": logical, "environment": environment}
+    functions_path = os.path.join(os.path.abspath(state_dir), "functions.json")
+    with open(functions_path, "w") as f:
+        json.dump(functions, f, indent=2, sort_keys=True)
+    variables["LOCAL_FUNCTIONS"] = functions_path
 
     with open(os.path.join(state_dir, "stack.env"), "w") as f:
         for key, value in variables.items():

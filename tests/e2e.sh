@@ -28,9 +28,19 @@ if listening "$API_TEST_PORT"; then
 fi
 base="http://127.0.0.1:$API_TEST_PORT"
 # The local API as `make run` starts it, addressed by its own port: sign-in comes back to it and
-# the web client it serves is the app. (local/provision.py lets this origin in.)
+# the web client it serves is the app. (local/provision.py lets this origin in.) Every function's
+# environment says so, as a second deployment's would.
+functions=.local/functions-e2e.json
+"$venv/python" - "$base" "$functions" <<'PY'
+import json, sys
+base, out = sys.argv[1], sys.argv[2]
+functions = json.load(open(".local/functions.json"))
+for entry in functions.values():
+    entry["environment"].update({"APP_URL": base, "AUTH_CALLBACK_URL": f"{base}/auth/callback"})
+json.dump(functions, open(out, "w"), indent=2)
+PY
 local/with-env.sh env API_PORT="$API_TEST_PORT" APP_URL="$base" AUTH_CALLBACK_URL="$base/auth/callback" \
-    "$bin"/local-api >"$logs/local-api-tests.log" 2>&1 &
+    LOCAL_FUNCTIONS="$functions" "$bin"/local-api >"$logs/local-api-tests.log" 2>&1 &
 api=$!
 trap 'kill $api 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do listening "$API_TEST_PORT" && break; sleep 0.1; done

@@ -80,7 +80,7 @@ impl App {
         crate::telemetry::metrics::set_namespace(&config.metrics_namespace);
         // ring as the process's TLS provider, which the Redis client takes (crate::tls).
         crate::tls::provider();
-        let sdk = aws::sdk_config(&config.aws)?;
+        let sdk = aws::sdk_config(&config.aws);
         let dynamodb = aws::dynamodb(&sdk);
         let ssm = match &config.aws.ssm_endpoint_url {
             Some(url) => aws_sdk_ssm::Client::new(&sdk.to_builder().endpoint_url(url.as_str()).build()),

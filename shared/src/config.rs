@@ -144,8 +144,12 @@ pub struct Tables {
     pub audit: String,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AwsSettings {
+    /// `AWS_REGION` (or `AWS_DEFAULT_REGION`), as Lambda sets it.
+    pub region: String,
+    /// The function role's credentials, as Lambda puts them in the environment.
+    pub credentials: AwsCredentials,
     /// Sends every AWS call to one endpoint (the local moto server). None in AWS.
     pub endpoint_url: Option<Url>,
     /// Path-style S3 addressing, which moto needs.
@@ -154,6 +158,20 @@ pub struct AwsSettings {
     pub ssm_endpoint_url: Option<Url>,
     /// S3's own endpoint when it differs (`AWS_ENDPOINT_URL_S3`).
     pub s3_endpoint_url: Option<Url>,
+}
+
+#[derive(Clone)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret<String>,
+    /// Present for a role's temporary credentials (always, in Lambda).
+    pub session_token: Option<Secret<String>>,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -298,6 +316,17 @@ impl Config {
             metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "VoiceApp".to_owned()),
             audio_bucket: env.required("AUDIO_BUCKET")?,
             aws: AwsSettings {
+                region: env.optional("AWS_REGION").map_or_else(|| env.required("AWS_DEFAULT_REGION"), Ok).map_err(
+                    |_| ConfigError {
+                        name: "AWS_REGION",
+                        problem: "is missing (nor is AWS_DEFAULT_REGION set)".into(),
+                    },
+                )?,
+                credentials: AwsCredentials {
+                    access_key_id: env.required("AWS_ACCESS_KEY_ID")?,
+                    secret_access_key: Secret::new(env.required("AWS_SECRET_ACCESS_KEY")?),
+                    session_token: env.optional("AWS_SESSION_TOKEN").map(Secret::new),
+                },
                 endpoint_url: env.optional_parse("AWS_ENDPOINT_URL")?,
                 s3_force_path_style: env.parse_or("S3_FORCE_PATH_STYLE", false)?,
                 ssm_endpoint_url: env.optional_parse("AWS_ENDPOINT_URL_SSM")?,
@@ -438,6 +467,10 @@ mod tests {
             ("AUTH0_ISSUER", "https://tenant.auth0.com/"),
             ("AUTH0_CLIENT_ID", "client"),
             ("AUTH_CALLBACK_URL", "https://api.example.com/auth/callback"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
         ])
     }
 
@@ -454,6 +487,23 @@ mod tests {
             ["http://localhost:3000", "https://app.example.com", "https://admin.example.com"]
         );
         assert!(config.aws.endpoint_url.is_none());
+    }
+
+    #[test]
+    fn the_region_and_the_role_credentials_are_read_as_lambda_sets_them() {
+        let config = load(&complete()).unwrap();
+        assert_eq!(config.aws.region, "eu-west-1");
+        assert_eq!(config.aws.credentials.access_key_id, "ASIAEXAMPLE");
+        assert!(!format!("{:?}", config.aws.credentials).contains("secret"), "the secret is never printed");
+        let mut vars = complete();
+        vars.remove("AWS_REGION");
+        vars.insert("AWS_DEFAULT_REGION", "us-east-1");
+        assert_eq!(load(&vars).unwrap().aws.region, "us-east-1");
+        vars.remove("AWS_DEFAULT_REGION");
+        assert!(load(&vars).unwrap_err().to_string().contains("AWS_REGION"));
+        let mut vars = complete();
+        vars.remove("AWS_SECRET_ACCESS_KEY");
+        assert!(load(&vars).unwrap_err().to_string().contains("AWS_SECRET_ACCESS_KEY"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::{HeaderMap, Method};
 use lambda_http::{Body, http::Request, lambda_runtime::streaming::Body as StreamBody};
-use local_api::Router;
+use local_api::{Apps, Environments, Router};
 use redis::AsyncCommands;
 use serde_json::Value;
 use voice_core::{
@@ -43,25 +43,34 @@ pub const VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
 pub const DEAD_ENDPOINT: &str = "http://127.0.0.1:1";
 
 pub struct TestApp {
+    /// The tests' own app, with the stack's (Globals) configuration and the harness's own
+    /// credentials: what a test arranges or checks directly goes through it.
     pub app: Arc<App>,
     /// Raw clients for what tests check or arrange behind the adapters' backs.
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
+    /// Each function's own app, as deployed (its template environment, its role), with the
+    /// test's adjustments: requests and direct invocations of a function run with it.
+    functions: Apps,
     router: Router,
     /// The address requests come from: one per TestApp, so per-IP limits never cross tests.
     pub client_ip: String,
 }
 
+/// An adjustment of the configuration, made to the tests' own and to every function's.
+type Adjustment = Box<dyn Fn(&mut Config) + Send + Sync>;
+
 /// Builds a [`TestApp`] from the stack's configuration, optionally bent.
 pub struct Builder {
-    config: Config,
+    adjustments: Vec<Adjustment>,
     clock: Clock,
     timeout: Option<std::time::Duration>,
 }
 
 impl Builder {
-    pub fn config(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
-        adjust(&mut self.config);
+    /// Bends the configuration of the tests' app and of every function's the same way.
+    pub fn config(mut self, adjust: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        self.adjustments.push(Box::new(adjust));
         self
     }
 
@@ -99,16 +108,22 @@ impl Builder {
     }
 
     pub async fn spawn(self) -> TestApp {
-        let sdk = aws::sdk_config(&self.config.aws).expect("the SDK configuration");
-        let (dynamodb, s3) = (aws::dynamodb(&sdk), aws::s3(&sdk, &self.config.aws));
-        let app = Arc::new(App::new(self.config, self.clock).await.expect("the app builds"));
+        let adjust = |config: &mut Config| self.adjustments.iter().for_each(|adjustment| adjustment(config));
+        let mut config = stack_config();
+        adjust(&mut config);
+        let sdk = aws::sdk_config(&config.aws);
+        let (dynamodb, s3) = (aws::dynamodb(&sdk), aws::s3(&sdk, &config.aws));
+        let app = Arc::new(App::new(config, self.clock).await.expect("the app builds"));
+        let functions = Apps::build(environments(), self.clock, |_, config| adjust(config))
+            .await
+            .expect("every function's template environment is complete");
         let mut router =
-            Router::from_template_file(app.clone(), TEMPLATE).expect("template routes match the local API");
+            Router::from_template_file(functions.clone(), TEMPLATE).expect("template routes match the local API");
         if let Some(timeout) = self.timeout {
             router = router.with_timeout(timeout);
         }
         let [a, b, c] = rand::random::<[u8; 3]>();
-        TestApp { app, dynamodb, s3, router, client_ip: format!("10.{a}.{b}.{c}") }
+        TestApp { app, dynamodb, s3, functions, router, client_ip: format!("10.{a}.{b}.{c}") }
     }
 }
 
@@ -254,7 +269,7 @@ pub async fn with_elevenlabs_account_limited(limits: elevenlabs::AccountLimits, 
     let account = unique("acct-");
     let config = stack_config();
     let parameter = format!("/voice-local/test/{account}");
-    let sdk = voice_core::store::aws::sdk_config(&config.aws).unwrap();
+    let sdk = voice_core::store::aws::sdk_config(&config.aws);
     aws_sdk_ssm::Client::new(&sdk)
         .put_parameter()
         .name(&parameter)
@@ -269,13 +284,22 @@ pub async fn with_elevenlabs_account_limited(limits: elevenlabs::AccountLimits, 
     let name = account.clone();
     let app = TestApp::builder()
         .config(move |c| {
-            c.voice.elevenlabs_account = name;
+            c.voice.elevenlabs_account = name.clone();
             c.voice.elevenlabs_voice_slots = configured;
-            c.secrets.elevenlabs_api_key = Some(parameter);
+            c.secrets.elevenlabs_api_key = Some(parameter.clone());
         })
         .spawn()
         .await;
     (app, account)
+}
+
+/// Every function's environment as the stack resolved it (read once per test process).
+pub fn environments() -> &'static Environments {
+    static ENVIRONMENTS: std::sync::OnceLock<Environments> = std::sync::OnceLock::new();
+    ENVIRONMENTS.get_or_init(|| {
+        Environments::from_env()
+            .unwrap_or_else(|e| panic!("{e:#}: run the tests with `make test`, which starts the local stack"))
+    })
 }
 
 pub fn stack_config() -> Config {
@@ -288,7 +312,13 @@ pub fn unique(prefix: &str) -> String {
 
 impl TestApp {
     pub fn builder() -> Builder {
-        Builder { config: stack_config(), clock: Clock::system(), timeout: None }
+        Builder { adjustments: Vec::new(), clock: Clock::system(), timeout: None }
+    }
+
+    /// The app `binary` runs with (its own environment and role), for invoking a scheduled or
+    /// stream function's handler directly.
+    pub fn function(&self, binary: &str) -> &'static App {
+        self.functions.get(binary)
     }
 
     pub async fn spawn() -> Self {
@@ -477,7 +507,7 @@ impl TestApp {
     pub async fn receive_stripe_webhooks(&self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = Arc::new(Router::from_template_file(self.app.clone(), TEMPLATE).unwrap());
+        let router = Arc::new(Router::from_template_file(self.functions.clone(), TEMPLATE).unwrap());
         tokio::spawn(local_api::serve(router, listener));
         let secret = self.webhook_secret().await;
         let form = [("url", format!("{base}/billing/webhook")), ("secret", secret)];

@@ -169,7 +169,7 @@ async fn an_erasure_that_fails_midway_reports_deleting_and_the_retry_finishes() 
     let proxy = FaultProxy::start(target_of(&moto)).await;
     let proxied = proxy.in_front_of(&moto);
     let app = TestApp::spawn().await;
-    let broken_s3 = TestApp::builder().config(move |c| c.aws.s3_endpoint_url = Some(proxied)).spawn().await;
+    let broken_s3 = TestApp::builder().config(move |c| c.aws.s3_endpoint_url = Some(proxied.clone())).spawn().await;
     let user = broken_s3.sign_in(Tier::Basic).await;
     let upload =
         broken_s3.post("/recordings", &user, Some(&json!({ "contentType": "audio/mpeg", "sizeBytes": 4096 }))).await;
@@ -368,7 +368,7 @@ async fn the_sweep_goes_on_past_an_erasure_that_keeps_failing() {
         &std::fs::read_to_string(format!("{}/sweep-schedule.json", integration_tests::EVENTS)).unwrap(),
     )
     .unwrap();
-    let report = sweep::handle(&app.app, schedule.clone()).await.expect("the sweep itself succeeds");
+    let report = sweep::handle(app.function("sweep"), schedule.clone()).await.expect("the sweep itself succeeds");
     assert!(report.unfinished_erasures >= 1, "{report:?}");
     assert!(app.user_row(resumable.id.as_str()).await.is_none(), "the erasure behind the stuck one was finished");
     assert!(app.user_row(stuck.id.as_str()).await.unwrap().erasing, "the stuck one waits for the next sweep");
@@ -383,6 +383,6 @@ async fn the_sweep_goes_on_past_an_erasure_that_keeps_failing() {
         .send()
         .await;
     remove.unwrap();
-    sweep::handle(&app.app, schedule).await.unwrap();
+    sweep::handle(app.function("sweep"), schedule).await.unwrap();
     assert!(app.user_row(stuck.id.as_str()).await.is_none());
 }

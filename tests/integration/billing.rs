@@ -634,7 +634,7 @@ async fn the_nightly_reconciliation_repairs_what_lost_webhooks_left_wrong() {
 
     let file = fs::read_to_string(format!("{EVENTS}/reconcile-schedule.json")).unwrap();
     let schedule: EventBridgeEvent = serde_json::from_str(&file).unwrap();
-    let report = reconcile::handle(&app.app, schedule.clone()).await.unwrap();
+    let report = reconcile::handle(app.function("reconcile"), schedule.clone()).await.unwrap();
     assert!(report.repaired >= 2, "{report:?}");
 
     let bought = app.get("/auth/session", &buyer).await.body;
@@ -643,7 +643,7 @@ async fn the_nightly_reconciliation_repairs_what_lost_webhooks_left_wrong() {
     assert_eq!((left["tier"].as_str(), left["subscriptionStatus"].as_str()), (Some("FREE"), Some("canceled")));
 
     // Idempotent: a second run leaves both as they are.
-    reconcile::handle(&app.app, schedule).await.unwrap();
+    reconcile::handle(app.function("reconcile"), schedule).await.unwrap();
     assert_eq!(app.get("/auth/session", &buyer).await.body["tier"], "BASIC");
     assert_eq!(app.get("/auth/session", &leaver).await.body["tier"], "FREE");
 }

@@ -29,7 +29,7 @@ async fn with_counter(app: &TestApp, user: &User, used: u32) {
 async fn redis_behind(proxy: &FaultProxy, later: time::Duration) -> TestApp {
     let url: url::Url = integration_tests::stack_config().redis_url.expose().parse().unwrap();
     let proxied = proxy.in_front_of(&url).to_string();
-    TestApp::builder().config(move |c| c.redis_url = Secret::new(proxied)).later(later).spawn().await
+    TestApp::builder().config(move |c| c.redis_url = Secret::new(proxied.clone())).later(later).spawn().await
 }
 
 #[tokio::test]
@@ -71,7 +71,7 @@ async fn dynamodb_and_s3_going_away_mid_generation_leave_nothing_half_written() 
     let app = TestApp::builder()
         .config(move |c| {
             c.aws.ssm_endpoint_url = c.aws.endpoint_url.clone();
-            c.aws.endpoint_url = Some(proxied);
+            c.aws.endpoint_url = Some(proxied.clone());
         })
         .spawn()
         .await;
@@ -123,7 +123,7 @@ async fn elevenlabs_unreachable_costs_nothing_and_recovers() {
     let base = integration_tests::stack_config().voice.elevenlabs_base;
     let proxy = FaultProxy::start(target_of(&base)).await;
     let proxied = proxy.in_front_of(&base);
-    let app = TestApp::builder().config(move |c| c.voice.elevenlabs_base = proxied).spawn().await;
+    let app = TestApp::builder().config(move |c| c.voice.elevenlabs_base = proxied.clone()).spawn().await;
     let user = app.sign_in(Tier::Free).await;
     with_counter(&app, &user, 4).await;
     proxy.cut();

@@ -153,7 +153,7 @@ async fn an_expired_upload_frees_its_storage_once_however_often_its_record_arriv
     let event: Event = serde_json::from_str(&text.replace("auth0|events-user", user.id.as_str())).unwrap();
 
     for _ in 0..3 {
-        let response = ttl_cleanup::handle(&app.app, event.clone()).await;
+        let response = ttl_cleanup::handle(app.function("ttl-cleanup"), event.clone()).await;
         assert!(response.batch_item_failures.is_empty());
     }
     let row = app.user_row(user.id.as_str()).await.unwrap();
@@ -216,7 +216,7 @@ async fn an_upload_url_that_expires_unused_gives_its_allowance_back() {
     let now = TestApp::spawn().await;
     let schedule: EventBridgeEvent =
         serde_json::from_str(&std::fs::read_to_string(format!("{EVENTS}/sweep-schedule.json")).unwrap()).unwrap();
-    let report = sweep::handle(&now.app, schedule.clone()).await.unwrap();
+    let report = sweep::handle(now.function("sweep"), schedule.clone()).await.unwrap();
     assert!(report.given_back >= 2 && report.confirmed >= 1, "{report:?}");
 
     let after = app.get("/usage", &user).await.body["allowances"].clone();
@@ -227,7 +227,7 @@ async fn an_upload_url_that_expires_unused_gives_its_allowance_back() {
     assert_eq!(app.get(&format!("/recordings/{}", id(&unused)), &user).await.status, 404, "the unused one is gone");
 
     // A second run finds nothing of these left to settle.
-    sweep::handle(&now.app, schedule).await.unwrap();
+    sweep::handle(now.function("sweep"), schedule).await.unwrap();
     assert_eq!(app.get("/usage", &user).await.body["allowances"], after);
 }
 

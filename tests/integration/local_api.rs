@@ -100,3 +100,15 @@ fn a_route_missing_on_either_side_is_reported() {
     let problems = local_api::parity_problems(&extra);
     assert!(problems.iter().any(|p| p.contains("/nowhere") && p.contains("lacks it")), "{problems:?}");
 }
+
+#[tokio::test]
+async fn every_function_runs_with_its_own_template_environment() {
+    let app = TestApp::spawn().await;
+    // Only their own Variables set these: the others keep the defaults.
+    assert_eq!(app.function("tts").config.voice.elevenlabs_timeout, std::time::Duration::from_secs(25));
+    assert_eq!(app.function("voices").config.voice.elevenlabs_timeout, std::time::Duration::from_secs(30));
+    let environment = integration_tests::environments().environment("webhook").unwrap();
+    assert_eq!(environment["WEBHOOK_LEASE_SECONDS"], "12");
+    assert_eq!(environment["AWS_LAMBDA_FUNCTION_NAME"], "voice-local-WebhookFunction");
+    assert!(!integration_tests::environments().environment("session").unwrap().contains_key("WEBHOOK_LEASE_SECONDS"));
+}

@@ -167,7 +167,7 @@ async fn the_nightly_reconciliation_stops_a_second_subscription_made_anywhere() 
     let schedule: EventBridgeEvent = serde_json::from_str(&file).unwrap();
     // (localstripe also sends its own event about the new subscription to every webhook
     // receiver the tests registered: one of them may stop it first; the outcome is the same.)
-    let report = reconcile::handle(&app.app, schedule).await.unwrap();
+    let report = reconcile::handle(app.function("reconcile"), schedule).await.unwrap();
     assert_eq!(report.failed, 0, "{report:?}");
     assert_eq!(open_subscriptions(&app, &customer).await, [(kept, "active".to_owned())]);
     assert_eq!(refunds(&app, &extra).await, [1]);

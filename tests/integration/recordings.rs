@@ -230,16 +230,20 @@ async fn the_stream_consumer_deletes_exactly_the_ttl_expired_audio() {
     put_object(&app, &expired).await;
     put_object(&app, &deleted_by_user).await;
 
-    let response = ttl_cleanup::handle(&app.app, stream_event("stream-recording-user-delete.json", &user)).await;
+    let response =
+        ttl_cleanup::handle(app.function("ttl-cleanup"), stream_event("stream-recording-user-delete.json", &user))
+            .await;
     assert!(response.batch_item_failures.is_empty());
     assert!(object_exists(&app, &deleted_by_user).await, "a user's own delete is not a TTL removal");
 
-    let response = ttl_cleanup::handle(&app.app, stream_event("stream-recording-ttl.json", &user)).await;
+    let response =
+        ttl_cleanup::handle(app.function("ttl-cleanup"), stream_event("stream-recording-ttl.json", &user)).await;
     assert!(response.batch_item_failures.is_empty());
     assert!(!object_exists(&app, &expired).await);
     assert!(object_exists(&app, &deleted_by_user).await);
 
-    let response = ttl_cleanup::handle(&app.app, stream_event("stream-recording-duplicate.json", &user)).await;
+    let response =
+        ttl_cleanup::handle(app.function("ttl-cleanup"), stream_event("stream-recording-duplicate.json", &user)).await;
     assert!(response.batch_item_failures.is_empty(), "duplicates are harmless");
 }
 
@@ -247,7 +251,8 @@ async fn the_stream_consumer_deletes_exactly_the_ttl_expired_audio() {
 async fn a_failing_delete_is_reported_as_a_batch_item_failure() {
     let app = TestApp::builder().aws_down().spawn().await;
     let user = unique("auth0|stream-");
-    let response = ttl_cleanup::handle(&app.app, stream_event("stream-recording-duplicate.json", &user)).await;
+    let response =
+        ttl_cleanup::handle(app.function("ttl-cleanup"), stream_event("stream-recording-duplicate.json", &user)).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
     assert_eq!(failed, ["4421584500000000017450439091", "4421584500000000017450439091"]);
 }
@@ -261,7 +266,7 @@ async fn an_expired_session_is_dropped_from_redis() {
     let key = redis_key(&user_slot(&UserId::parse("auth0|any").unwrap()), &key);
     let _: () = app.redis().await.set_ex(&key, "{}", 300).await.unwrap();
 
-    let response = ttl_cleanup::handle(&app.app, event).await;
+    let response = ttl_cleanup::handle(app.function("ttl-cleanup"), event).await;
 
     assert!(response.batch_item_failures.is_empty());
     let left: Option<String> = app.redis().await.get(&key).await.unwrap();
@@ -286,9 +291,9 @@ async fn the_monthly_reset_is_idempotent_and_generations_resume() {
         serde_json::from_str(&fs::read_to_string(format!("{EVENTS}/reset-schedule.json")).unwrap()).unwrap();
 
     // Other tests may run resets too, so the assertions are about these users' rows, not counts.
-    reset::handle(&app.app, schedule.clone()).await.unwrap();
+    reset::handle(app.function("reset"), schedule.clone()).await.unwrap();
     let after_first = (app.counter(&stale).await, app.counter(&current).await);
-    reset::handle(&app.app, schedule).await.unwrap();
+    reset::handle(app.function("reset"), schedule).await.unwrap();
     let after_second = (app.counter(&stale).await, app.counter(&current).await);
 
     assert_eq!(after_first.0, (0, Some(this_month.to_string())));
@@ -325,7 +330,7 @@ async fn a_reset_racing_generations_at_the_boundary_loses_none() {
             async move { app.post("/tts", &user, Some(&json!({ "voiceId": VOICE, "text": "Now" }))).await.status },
         );
     }
-    let reset = reset::handle(&app.app, schedule).await.unwrap();
+    let reset = reset::handle(app.function("reset"), schedule).await.unwrap();
     let statuses = tasks.join_all().await;
 
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
@@ -376,7 +381,7 @@ async fn a_favourite_whose_retag_fails_is_retagged_by_the_sweep_before_the_lifec
     let proxy = integration_tests::fault::FaultProxy::start(integration_tests::fault::target_of(&moto)).await;
     let proxied = proxy.in_front_of(&moto);
     let app = TestApp::spawn().await;
-    let s3_down_later = TestApp::builder().config(move |c| c.aws.s3_endpoint_url = Some(proxied)).spawn().await;
+    let s3_down_later = TestApp::builder().config(move |c| c.aws.s3_endpoint_url = Some(proxied.clone())).spawn().await;
     let user = app.sign_in(Tier::Free).await;
     let id = generate(&app, &user).await;
     let key = app.app.recordings.get(&user.id, &voice_core::domain::ids::RecordingId::parse(&id).unwrap()).await;
@@ -394,7 +399,7 @@ async fn a_favourite_whose_retag_fails_is_retagged_by_the_sweep_before_the_lifec
     )
     .unwrap();
     let later = TestApp::builder().later(time::Duration::seconds(61)).spawn().await;
-    let report = sweep::handle(&later.app, schedule.clone()).await.unwrap();
+    let report = sweep::handle(later.function("sweep"), schedule.clone()).await.unwrap();
     assert!(report.retagged >= 1, "{report:?}");
     assert_eq!(retention_tag(&app, &key).await, "kept", "the favourite's audio is safe from the lifecycle rule");
 

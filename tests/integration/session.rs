@@ -211,7 +211,7 @@ async fn logout_with_dynamodb_down_still_ends_the_session() {
         &std::fs::read_to_string(format!("{}/sweep-schedule.json", integration_tests::EVENTS)).unwrap(),
     )
     .unwrap();
-    sweep::handle(&app.app, schedule).await.unwrap();
+    sweep::handle(app.function("sweep"), schedule).await.unwrap();
     assert!(app.session_item(&user).await.is_none(), "the durable copy is gone");
     assert_eq!(TestApp::builder().redis_down().spawn().await.get("/auth/session", &user).await.status, 401);
 }

@@ -217,7 +217,7 @@ async fn callback_with(app: &TestApp, fake: &FakeIdp, token: impl FnOnce(&Login)
 async fn fake_app() -> (TestApp, FakeIdp) {
     let fake = FakeIdp::start().await;
     let issuer = fake.issuer.clone();
-    let app = TestApp::builder().config(|c| c.idp.issuer = issuer).spawn().await;
+    let app = TestApp::builder().config(move |c| c.idp.issuer = issuer.clone()).spawn().await;
     (app, fake)
 }
 

@@ -127,8 +127,8 @@ async fn usage_history_survives_two_resets_and_a_late_one_and_counts_characters(
     stamp(&app, &user, last_month, 2, characters).await;
     let schedule: EventBridgeEvent =
         serde_json::from_str(&std::fs::read_to_string(format!("{EVENTS}/reset-schedule.json")).unwrap()).unwrap();
-    reset::handle(&app.app, schedule.clone()).await.unwrap();
-    reset::handle(&app.app, schedule).await.unwrap();
+    reset::handle(app.function("reset"), schedule.clone()).await.unwrap();
+    reset::handle(app.function("reset"), schedule).await.unwrap();
     let history = app.get("/usage/history?months=12", &user).await.body;
     let expected = json!([{ "period": last_month.to_string(), "recordings": 2, "characters": characters }]);
     assert_eq!(history["months"], expected, "archived once, not overwritten by the second run");

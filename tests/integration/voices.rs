@@ -485,9 +485,12 @@ async fn a_re_creation_cut_off_by_its_request_still_gives_its_lease_back() {
     assert!(app.app.voices.evict(&user.id, &voice.voice_id, &resident).await.unwrap());
 
     // A request whose budget ends before ElevenLabs' own timeout gives up on it midway.
-    let config = app.app.config.clone();
+    let (voice, key) = (app.app.config.voice.clone(), app.app.config.secrets.elevenlabs_api_key.clone());
     let short = TestApp::builder()
-        .config(move |c| *c = config)
+        .config(move |c| {
+            c.voice = voice.clone();
+            c.secrets.elevenlabs_api_key = key.clone();
+        })
         .config(|c| c.voice.elevenlabs_timeout = std::time::Duration::from_secs(4))
         .function_timeout(std::time::Duration::from_millis(4500))
         .spawn()

@@ -7,6 +7,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod functions;
 pub mod routes;
 mod site;
 mod template;
@@ -29,6 +30,7 @@ use voice_core::{
     http::router::{self, Streamed},
 };
 
+pub use functions::{Apps, Environments};
 pub use site::{Cors, Site};
 pub use template::{Route, routes_from_template};
 
@@ -85,9 +87,8 @@ pub fn parity_problems(template: &[Route]) -> Vec<String> {
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
 pub struct Router {
-    app: Arc<App>,
-    /// The same app for the life of the process: a streamed body outlives the call that made it.
-    app_forever: &'static App,
+    /// Each function's own app, built from its own environment.
+    apps: Apps,
     routes: Vec<(Route, &'static [voice_core::http::Route])>,
     /// Overrides every function's timeout (tests of time budgets).
     timeout: Option<std::time::Duration>,
@@ -100,7 +101,7 @@ pub struct Router {
 impl Router {
     /// Pairs every template route with its handler. Fails when the template routes to a
     /// function the local API does not serve, or the local API serves one the template lacks.
-    pub fn new(app: Arc<App>, routes: Vec<Route>) -> anyhow::Result<Self> {
+    pub fn new(apps: Apps, routes: Vec<Route>) -> anyhow::Result<Self> {
         let problems = parity_problems(&routes);
         if !problems.is_empty() {
             bail!("template.yaml and the functions' route tables disagree:\n  {}", problems.join("\n  "));
@@ -112,8 +113,7 @@ impl Router {
                 (route, table.expect("parity checked above"))
             })
             .collect();
-        let app_forever: &'static App = Box::leak(Box::new(app.clone()));
-        Ok(Self { app, app_forever, routes: paired, timeout: None, cors: None, site: None })
+        Ok(Self { apps, routes: paired, timeout: None, cors: None, site: None })
     }
 
     /// Every invocation gets this much time instead of its function's `Timeout`.
@@ -134,14 +134,19 @@ impl Router {
         self
     }
 
-    pub fn from_template_file(app: Arc<App>, path: &str) -> anyhow::Result<Self> {
+    pub fn from_template_file(apps: Apps, path: &str) -> anyhow::Result<Self> {
         let yaml = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-        Self::new(app, routes_from_template(&yaml)?)
+        Self::new(apps, routes_from_template(&yaml)?)
     }
 
     /// An error answered the way every function answers it.
     fn error(&self, error: ApiError, request_id: &str) -> Response<Body> {
-        error.into_response(request_id, &self.app.config.voice.upgrade_url)
+        error.into_response(request_id, self.apps.upgrade_url())
+    }
+
+    /// The app `binary` runs with.
+    pub fn app(&self, binary: &str) -> &'static App {
+        self.apps.get(binary)
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
@@ -201,7 +206,7 @@ impl Router {
             }
         };
         let span = tracing::info_span!("local invoke", requestId = %request_id, binary = %route.binary);
-        let streamed = router::serve_streaming(self.app_forever, table, req).instrument(span).await;
+        let streamed = router::serve_streaming(self.apps.get(&route.binary), table, req).instrument(span).await;
         (Some(route), Answer::Streamed(streamed))
     }
 
@@ -233,7 +238,7 @@ impl Router {
         };
         let context = self.context(route, request_id);
         let span = tracing::info_span!("local invoke", requestId = %request_id, binary = %route.binary);
-        router::serve(&self.app, table, req.with_lambda_context(context)).instrument(span).await
+        router::serve(self.apps.get(&route.binary), table, req.with_lambda_context(context)).instrument(span).await
     }
 }
 

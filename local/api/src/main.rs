@@ -1,23 +1,25 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use local_api::{Cors, Router, Site, routes_from_template, serve};
+use local_api::{Apps, Cors, Environments, Router, Site, routes_from_template, serve};
 use tokio::net::TcpListener;
-use voice_core::App;
+use voice_core::clock::Clock;
 
-/// `make run`: the stack's environment comes from .local/stack.env (API_PORT picks the port).
+/// `make run`: every function runs with its own environment (.local/functions.json, which
+/// .local/stack.env names); API_PORT picks the port.
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     voice_core::telemetry::init();
-    let app = Arc::new(App::from_env().await?);
+    let apps = Apps::build(&Environments::from_env()?, Clock::system(), |_, _| {}).await?;
     let template = std::fs::read_to_string("template.yaml").context("reading template.yaml")?;
-    let cors = Cors::from_template(&template, app.config.web.allowed_origins.clone())?;
+    let origins = apps.get("session").config.web.allowed_origins.clone();
+    let cors = Cors::from_template(&template, origins)?;
     let site = Site {
         root: "web".into(),
         openapi: "openapi.yaml".into(),
         media_origin: std::env::var("AWS_ENDPOINT_URL").ok(),
     };
-    let router = Router::new(app, routes_from_template(&template)?)?.with_cors(cors).with_site(site);
+    let router = Router::new(apps, routes_from_template(&template)?)?.with_cors(cors).with_site(site);
     let router = Arc::new(router);
     let port: u16 = std::env::var("API_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -9,7 +9,6 @@ mod http;
 
 use std::time::Duration;
 
-use anyhow::Context;
 use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 use aws_smithy_async::rt::sleep::TokioSleep;
 use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
@@ -18,23 +17,22 @@ use aws_types::{SdkConfig, region::Region};
 
 use crate::config::AwsSettings;
 
-/// The SDK configuration: region and credentials from the environment (as Lambda sets them),
-/// standard retries, our HTTP client ([`http`]); `endpoint_url` points everything at moto.
-/// Reads the process environment; makes no network call.
-pub fn sdk_config(settings: &AwsSettings) -> anyhow::Result<SdkConfig> {
-    sdk_config_from(settings, |name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-}
-
-fn sdk_config_from(settings: &AwsSettings, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<SdkConfig> {
-    let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).context("AWS_REGION is not set")?;
-    let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
-        anyhow::bail!("AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must both be set");
-    };
-    let credentials = Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "environment");
+/// The SDK configuration: region and credentials as the configuration read them from the
+/// environment (as Lambda sets them), standard retries, our HTTP client ([`http`]);
+/// `endpoint_url` points everything at moto. Makes no network call.
+pub fn sdk_config(settings: &AwsSettings) -> SdkConfig {
+    let credentials = &settings.credentials;
+    let credentials = Credentials::new(
+        &credentials.access_key_id,
+        credentials.secret_access_key.expose(),
+        credentials.session_token.as_ref().map(|token| token.expose().clone()),
+        None,
+        "environment",
+    );
     let timeouts = TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(5)).build();
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region))
+        .region(Region::new(settings.region.clone()))
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .http_client(http::Client::default())
         .sleep_impl(TokioSleep::new())
@@ -43,7 +41,7 @@ fn sdk_config_from(settings: &AwsSettings, var: impl Fn(&str) -> Option<String>)
     if let Some(url) = &settings.endpoint_url {
         config = config.endpoint_url(url.as_str());
     }
-    Ok(config.build())
+    config.build()
 }
 
 pub fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -62,37 +60,26 @@ pub fn s3(sdk: &SdkConfig, settings: &AwsSettings) -> aws_sdk_s3::Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn settings() -> AwsSettings {
-        AwsSettings { endpoint_url: None, s3_force_path_style: false, ssm_endpoint_url: None, s3_endpoint_url: None }
-    }
-
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
-    }
+    use crate::config::{AwsCredentials, Secret};
 
     #[test]
-    fn region_and_credentials_come_from_the_lambda_environment() {
-        let vars = [
-            ("AWS_REGION", "eu-west-1"),
-            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-            ("AWS_SECRET_ACCESS_KEY", "secret"),
-            ("AWS_SESSION_TOKEN", "token"),
-        ];
-        let config = sdk_config_from(&settings(), env(&vars)).unwrap();
+    fn region_and_credentials_come_from_the_configuration() {
+        let settings = AwsSettings {
+            region: "eu-west-1".into(),
+            credentials: AwsCredentials {
+                access_key_id: "ASIAEXAMPLE".into(),
+                secret_access_key: Secret::new("secret".into()),
+                session_token: Some(Secret::new("token".into())),
+            },
+            endpoint_url: None,
+            s3_force_path_style: false,
+            ssm_endpoint_url: None,
+            s3_endpoint_url: None,
+        };
+        let config = sdk_config(&settings);
         assert_eq!(config.region().map(Region::as_ref), Some("eu-west-1"));
         assert!(config.credentials_provider().is_some());
         assert!(config.http_client().is_some());
         assert_eq!(config.endpoint_url(), None);
-    }
-
-    #[test]
-    fn a_missing_region_or_key_is_named() {
-        let no_region =
-            sdk_config_from(&settings(), env(&[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "b")]));
-        assert!(no_region.unwrap_err().to_string().contains("AWS_REGION"));
-        let no_secret =
-            sdk_config_from(&settings(), env(&[("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "a")]));
-        assert!(no_secret.unwrap_err().to_string().contains("AWS_SECRET_ACCESS_KEY"));
     }
 }

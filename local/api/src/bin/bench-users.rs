@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let admin = args.next().as_deref() == Some("--admin");
     let app = App::from_env().await?;
     // The tier is Stripe's to set; the bench user gets it directly, as the tests' harness does.
-    let dynamodb = aws::dynamodb(&aws::sdk_config(&app.config.aws)?);
+    let dynamodb = aws::dynamodb(&aws::sdk_config(&app.config.aws));
     let client = ClientInfo { ip_address: Some("127.0.0.1".into()), user_agent: Some("bench".into()) };
     for _ in 0..count {
         let id = UserId::parse(format!("auth0|bench-{}", random_hex::<8>())).expect("a valid id");
