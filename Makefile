@@ -5,17 +5,19 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 VENV := .local/venv/bin
 SAM := .local/sam-venv/bin/sam
 export SAM_CLI_TELEMETRY := 0
-# The services whose stand-ins check every request against the real service's contract.
-CONTRACTS := stripe elevenlabs
+# The services whose every request is checked against the real service's contract (and, for AWS,
+# against each function's policy in template.yaml): local/contracts/report.py.
+CONTRACTS := stripe elevenlabs aws
 
-.PHONY: help up down status run test test-e2e lint build sizes tools watch admin-grant bench cost routes routes-check
+.PHONY: help up down status run test test-e2e lint build sizes tools watch admin-grant bench cost routes template-check
 
 help:
 	@echo "make run     start the local stack and serve every HTTP function on http://127.0.0.1:3001"
 	@echo "make test    start the local stack and run every test (Rust, then schemathesis and the browser journey)"
 	@echo "make test-e2e   schemathesis against openapi.yaml and the web client in headless Chromium only"
-	@echo "make lint    rustfmt, clippy, the route check, cfn-lint and sam validate --lint"
-	@echo "make routes  write template.yaml's HTTP routes from the functions' route! tables (routes-check: report only)"
+	@echo "make lint    rustfmt, clippy and the template check"
+	@echo "make routes  write template.yaml's HTTP routes from the functions' route! tables"
+	@echo "make template-check   every check of template.yaml against the code, cfn-lint and sam validate, one report"
 	@echo "make build   cargo lambda build --release (x86_64) and print binary and zip sizes"
 	@echo "make cost    monthly AWS cost per 1k/10k/100k MAU from bench/results.json, the profile and prices in bench/cost/"
 	@echo "make bench   release binaries under a Runtime API emulator + the local API under load (prints, writes bench/results.json)"
@@ -66,14 +68,15 @@ tools:
 routes:
 	cargo run --quiet -p local-api --bin routes
 
-routes-check:
-	cargo run --quiet -p local-api --bin routes -- --check
+# template.yaml as the truth: routes, environments, the template's own rules, cfn-lint and sam
+# validate, one report (local/template_check.py).
+template-check: tools
+	$(VENV)/python local/template_check.py
 
-lint: tools routes-check
+lint: tools
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(VENV)/cfn-lint template.yaml
-	$(SAM) validate --lint --region us-east-1
+	$(VENV)/python local/template_check.py
 
 build: tools
 	PATH="$(CURDIR)/$(VENV):$$PATH" cargo lambda build --release $(addprefix --package ,$(FUNCTIONS))

@@ -42,6 +42,8 @@ LOCAL_PRICES = {
     "StripePricePremiumYearly": ("price_premium_yearly", "prod_voice_premium", 29990, "year"),
 }
 ACCOUNT_ID = "123456789012"  # moto's default account
+# Where the cache password lives locally (in AWS: SSM's Secrets Manager reference path).
+LOCAL_CACHE_PASSWORD = "/voice-local/cache-password"
 # In stack.env for the local tools, never in a function's environment.
 STACK_ONLY = {"API_PORT"}
 REGION = "us-east-1"
@@ -179,6 +181,75 @@ def physical_name(resource):
     return resolve(raw, {}, {}, {})
 
 
+ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+HARNESS_USER = f"{STACK_NAME}-harness"
+
+
+def harness_identity(endpoint, state_dir):
+    """The tests' and local tools' own IAM user (a developer's, in AWS), allowed everything; its
+    access key is kept in STATE_DIR/aws-harness.json for as long as this moto server lives."""
+    path = os.path.join(state_dir, "aws-harness.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        iam = boto3.client(
+            "iam", endpoint_url=endpoint, region_name=REGION,
+            aws_access_key_id=saved["AccessKeyId"], aws_secret_access_key=saved["SecretAccessKey"],
+        )
+        try:
+            iam.get_user(UserName=HARNESS_USER)
+            return saved
+        except iam.exceptions.NoSuchEntityException:
+            pass  # a new moto server: it knows nobody yet, and authenticates nobody until told to
+    iam = boto3.client(
+        "iam", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap"
+    )
+    try:
+        user = iam.create_user(UserName=HARNESS_USER)["User"]
+    except iam.exceptions.ClientError as error:
+        raise SystemExit(
+            f"moto refused to create the harness identity ({error}): it already checks requests and "
+            f"{path} is gone. Restart the stack: make down && make up"
+        )
+    iam.put_user_policy(UserName=HARNESS_USER, PolicyName="everything", PolicyDocument=ALLOW_ALL)
+    key = iam.create_access_key(UserName=HARNESS_USER)["AccessKey"]
+    saved = {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"], "Arn": user["Arn"]}
+    with open(path, "w") as f:
+        json.dump(saved, f)
+    print(f"  iam    {HARNESS_USER:32} created (the tests' own identity)")
+    return saved
+
+
+def role_name(logical):
+    return f"{STACK_NAME}-{logical}"
+
+
+def role_credentials(session, endpoint, logical, binary, harness_arn):
+    """The function's role, as Lambda assumes it: temporary credentials with a session token.
+    In moto the role may do anything (moto matches a non-S3 call's resource only against `*`);
+    what the template allows each function is judged after the tests (local/contracts/iam_check.py)."""
+    iam, sts = session.client("iam", endpoint_url=endpoint), session.client("sts", endpoint_url=endpoint)
+    name = role_name(logical)
+    # In AWS the trusted principal is the service lambda.amazonaws.com; locally the harness plays
+    # Lambda's part (and moto cannot evaluate a Service principal when it checks a trust policy).
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": harness_arn}, "Action": "sts:AssumeRole"}],
+    }
+    try:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=name, PolicyName="local", PolicyDocument=ALLOW_ALL)
+    arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
+    credentials = sts.assume_role(RoleArn=arn, RoleSessionName=binary, DurationSeconds=43200)["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+    }
+
+
 def create_email_template(ses, name, props):
     existing = [t["Name"] for t in ses.list_templates().get("TemplatesMetadata", [])]
     if name in existing:
@@ -274,7 +345,10 @@ def main():
     resources = template["Resources"]
     params = local_parameters()
     endpoint = f"http://127.0.0.1:{port('MOTO_PORT', 5055)}"
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    harness = harness_identity(endpoint, state_dir)
+    session = boto3.session.Session(
+        aws_access_key_id=harness["AccessKeyId"], aws_secret_access_key=harness["SecretAccessKey"], region_name=REGION
+    )
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
     s3 = session.client("s3", endpoint_url=endpoint)
     ses = session.client("ses", endpoint_url=endpoint)
@@ -317,7 +391,7 @@ def main():
             variables[key] = resolved
     # In AWS the cache password is read through SSM's reserved Secrets Manager path, which moto
     # (like SSM) refuses to write: locally it is an ordinary SecureString.
-    variables["REDIS_PASSWORD_PARAM"] = "/voice-local/cache-password"
+    variables["REDIS_PASSWORD_PARAM"] = LOCAL_CACHE_PASSWORD
     # Secrets go where the functions look for them in AWS: SSM SecureString parameters.
     ssm = session.client("ssm", endpoint_url=endpoint)
     for key, name in variables.items():
@@ -333,8 +407,8 @@ def main():
             "AWS_ENDPOINT_URL": endpoint,
             "S3_FORCE_PATH_STYLE": "true",
             "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ACCESS_KEY_ID": harness["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": harness["SecretAccessKey"],
             "API_PORT": str(port("API_PORT", 3001)),
         }
     )
@@ -354,8 +428,10 @@ def main():
             resolved = resolve(value, resources, params, overrides, template.get("Conditions", {}))
             if resolved is not NO_VALUE:
                 environment[key] = resolved
+        binary = resource["Metadata"]["BuildProperties"]["Binary"]
         environment["AWS_LAMBDA_FUNCTION_NAME"] = f"{STACK_NAME}-{logical}"
-        functions[resource["Metadata"]["BuildProperties"]["Binary"]] = {"function": logical, "environment": environment}
+        environment.update(role_credentials(session, endpoint, logical, binary, harness["Arn"]))
+        functions[binary] = {"function": logical, "role": role_name(logical), "environment": environment}
     functions_path = os.path.join(os.path.abspath(state_dir), "functions.json")
     with open(functions_path, "w") as f:
         json.dump(functions, f, indent=2, sort_keys=True)
@@ -364,6 +440,14 @@ def main():
     with open(os.path.join(state_dir, "stack.env"), "w") as f:
         for key, value in variables.items():
             f.write(f"{key}={value}\n")
+
+    # From here on moto checks every request's SigV4 signature (and session token) against the
+    # identities above, as AWS does.
+    reset = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
+    )
+    urllib.request.urlopen(reset).close()
+    print("  moto   request authentication on (SigV4, per-function role credentials)")
 
     # For `sam local` (Docker): the same values, with the host reachable from the container.
     docker = {k: v.replace("127.0.0.1", "host.docker.internal") for k, v in variables.items()}

@@ -109,8 +109,10 @@ up() {
     install_redis
     install_idp
     say "starting the local stack"
+    mkdir -p "$state/contracts"
     # moto, with DynamoDB requests made atomic as in AWS (see the launcher's docstring).
-    start moto "$MOTO_PORT" "$venv/bin/python" "$root/local/standins/moto_local.py" -H 127.0.0.1 -p "$MOTO_PORT"
+    start moto "$MOTO_PORT" env MOTO_CALL_LOG="$state/contracts/aws.jsonl" \
+        "$venv/bin/python" "$root/local/standins/moto_local.py" -H 127.0.0.1 -p "$MOTO_PORT"
     # As in AWS, the cache needs a user and password (local/provision.py stores the same password
     # where the functions look for it); the default user is off. The user gets the template's own
     # access string (its key spaces and commands), so a key or command AWS would refuse fails here.
@@ -120,7 +122,6 @@ up() {
     read -r -a rules <<<"$access"
     start redis "$REDIS_PORT" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
         --user default off --user voice-app on '>voice-local-redis' "${rules[@]}"
-    mkdir -p "$state/contracts"
     start localstripe "$STRIPE_PORT" "$venv/bin/python" "$root/local/standins/localstripe_local.py" --port "$STRIPE_PORT"
     start idp "$IDP_PORT" env IDP_PORT="$IDP_PORT" \
         IDP_REDIRECT_URIS="http://127.0.0.1:$API_PORT/auth/callback,http://localhost:$API_PORT/auth/callback,http://127.0.0.1:$API_TEST_PORT/auth/callback" \

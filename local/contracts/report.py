@@ -1,8 +1,9 @@
 """The contract report at the end of `make test`: every request the backend sent to a stand-in
 that checks it against the real service's contract (.local/contracts/<service>.jsonl, one JSON
 line a request: {"call": "POST /v1/customers", "problems": [...]}), counted per call, and every
-request that broke the contract, named. Exits 1 when any did, or when a service's log is empty
-(then nothing was checked, and a pass would mean nothing).
+request that broke the contract, named; for `aws`, every AWS call judged against the calling
+function's policy in template.yaml (iam_check.py). Exits 1 when any broke its contract, or when a
+service's log is empty (then nothing was checked, and a pass would mean nothing).
 
     report.py begin DIR SERVICE...   empties the logs before the tests
     report.py end DIR SERVICE...     the report
@@ -20,10 +21,18 @@ def begin(folder, services):
         (folder / f"{service}.jsonl").write_text("")
 
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+
+
 def end(folder, services):
     failed = False
     for service in services:
         path = folder / f"{service}.jsonl"
+        if service == "aws":
+            import iam_check
+
+            failed |= bool(iam_check.check(ROOT / "template.yaml", folder.parent / "functions.json", path, ROOT / "README.md"))
+            continue
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
         calls = collections.Counter(r["call"] for r in records)
         broken = [p for r in records for p in r["problems"]]

@@ -330,8 +330,10 @@ def test_a_stream_cut_midway_says_so_and_keeps_nothing(page, base_url, backend):
     page.wait_for_url(f"{base_url}/")
     expect(page.locator("#usage")).to_contain_text("0 of 10 recordings used this month")
     # The ElevenLabs stand-in is told to drop the connection halfway through this voice's speech;
-    # the page offers it as it would any voice.
+    # the page offers it as it would any voice, once its own list is in (filling the list replaces
+    # the options).
     voice = elevenlabs_fault("cut")
+    expect(page.locator("#voice option").first).to_be_attached()
     page.locator("#voice").evaluate("(select, id) => select.add(new Option('Cut off', id))", voice)
     page.get_by_label("Voice", exact=True).select_option(voice)
     page.get_by_role("textbox", name=re.compile(r"^Text")).fill("This will not arrive whole.")

@@ -268,7 +268,8 @@ pub async fn with_own_elevenlabs_account(held: u32, configured: u32) -> (TestApp
 pub async fn with_elevenlabs_account_limited(limits: elevenlabs::AccountLimits, configured: u32) -> (TestApp, String) {
     let account = unique("acct-");
     let config = stack_config();
-    let parameter = format!("/voice-local/test/{account}");
+    // Named as a stand-in for the configured key parameter (local/contracts/iam_check.py).
+    let parameter = format!("/voice-local/test/elevenlabs-api-key/{account}");
     let sdk = voice_core::store::aws::sdk_config(&config.aws);
     aws_sdk_ssm::Client::new(&sdk)
         .put_parameter()

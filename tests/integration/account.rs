@@ -329,7 +329,7 @@ async fn a_large_export_is_handed_out_through_s3() {
     let app = TestApp::spawn().await;
     let user = app.sign_in(Tier::Basic).await;
     let row = app.user_row(user.id.as_str()).await.unwrap();
-    let core = &app.app;
+    let core = app.function("account");
     let exporter = voice_core::flows::export::Exporter {
         recordings: &core.recordings,
         voices: &core.voices,

@@ -495,7 +495,7 @@ async fn a_failure_before_the_work_leaves_no_claim() {
     let (_user, Delivery { id: event_id, payload, header }) = subscription_updated(&app, "BASIC", "evt_cold_").await;
     // The Stripe client's cold-start secret fetch fails.
     let broken = TestApp::builder()
-        .config(|c| c.secrets.stripe_secret_key = Some("/voice-local/no-such-parameter".into()))
+        .config(|c| c.secrets.stripe_secret_key = Some("/voice-local/test/stripe-secret-key/missing".into()))
         .spawn()
         .await;
     let failed = broken.deliver(&payload, Some(&header)).await;

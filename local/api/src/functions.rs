@@ -97,9 +97,117 @@ impl Apps {
     }
 }
 
+/// What Lambda itself puts in every function's environment (the region and the role's
+/// credentials), which the template does not declare.
+const SET_BY_LAMBDA: [&str; 5] =
+    ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_FUNCTION_NAME"];
+
+/// template.yaml's environments against the configuration, without the stack: every function's
+/// configuration loads from the variables its template environment declares (the Globals and its
+/// own), and every declared variable is one the configuration reads. The values are stand-ins
+/// (the template's own where it gives a plain string); resolving them is `make up`'s job, and a
+/// value that does not parse stops the local API at its start.
+pub fn template_problems(yaml: &str) -> anyhow::Result<Vec<String>> {
+    let template: serde_norway::Value = serde_norway::from_str(yaml).context("template.yaml is not valid YAML")?;
+    let variables = |node: &serde_norway::Value| -> HashMap<String, serde_norway::Value> {
+        node.get("Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(|v| v.as_mapping())
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone()))).collect())
+            .unwrap_or_default()
+    };
+    let globals = template.get("Globals").and_then(|g| g.get("Function")).map(variables).unwrap_or_default();
+    let resources = template.get("Resources").and_then(|r| r.as_mapping()).context("template.yaml has no Resources")?;
+
+    let mut problems = Vec::new();
+    let mut declared = HashMap::new();
+    for (logical, resource) in resources {
+        if resource.get("Type").and_then(|t| t.as_str()) != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let logical = logical.as_str().unwrap_or_default();
+        let binary = resource
+            .get("Metadata")
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(|b| b.as_str())
+            .unwrap_or(logical);
+        let mut environment = globals.clone();
+        environment.extend(resource.get("Properties").map(variables).unwrap_or_default());
+        if let (Err(error), _) = load(&environment) {
+            problems.push(format!("{logical} ({binary}): {error} in its template.yaml environment"));
+        }
+        declared.extend(environment);
+    }
+    // Whatever any function declares, offered at once, is read or is dead weight (when that
+    // does not load, the missing variables above say why).
+    if let (Ok(_), read) = load(&declared) {
+        let mut unread: Vec<&String> = declared.keys().filter(|name| !read.contains(*name)).collect();
+        unread.sort();
+        for name in unread {
+            problems.push(format!("{name}: declared in template.yaml's environment, read by no configuration"));
+        }
+    }
+    Ok(problems)
+}
+
+/// The configuration loaded from `environment` (stand-in values, and what Lambda sets), and
+/// every variable it asked for.
+fn load(
+    environment: &HashMap<String, serde_norway::Value>,
+) -> (Result<Config, voice_core::config::ConfigError>, std::collections::HashSet<String>) {
+    let asked = std::cell::RefCell::new(std::collections::HashSet::new());
+    let loaded = Config::from_lookup(|name| {
+        asked.borrow_mut().insert(name.to_owned());
+        if SET_BY_LAMBDA.contains(&name) {
+            return Some(stand_in(name));
+        }
+        environment.get(name).map(|value| match value {
+            serde_norway::Value::String(literal) => literal.clone(),
+            _ => stand_in(name),
+        })
+    });
+    (loaded, asked.into_inner())
+}
+
+/// A value of the kind the configuration parses `name` as, for the presence check.
+fn stand_in(name: &str) -> String {
+    match name {
+        "REDIS_URL" => "rediss://cache.invalid:6379".into(),
+        "ALLOWED_ORIGINS" => "https://app.invalid".into(),
+        _ if name.ends_with("_SECONDS") || name.ends_with("_SLOTS") => "60".into(),
+        _ if name.ends_with("_URL") || name.ends_with("_BASE") || name.ends_with("_ISSUER") => {
+            "https://service.invalid/".into()
+        }
+        _ => format!("{}-stand-in", name.to_lowercase()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TEMPLATE: &str = include_str!("../../../template.yaml");
+
+    #[test]
+    fn every_function_reads_its_configuration_from_what_the_template_declares() {
+        assert_eq!(template_problems(TEMPLATE).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_variable_the_template_lacks_or_nothing_reads_is_named() {
+        let declared = "        USERS_TABLE: !Ref UsersTable\n";
+        assert!(TEMPLATE.contains(declared), "the Globals declare USERS_TABLE as expected here");
+        let missing =
+            "WebhookFunction (webhook): configuration variable USERS_TABLE is missing in its template.yaml environment";
+        let problems = template_problems(&TEMPLATE.replacen(declared, "", 1)).unwrap();
+        assert!(problems.contains(&missing.to_owned()), "{problems:?}");
+
+        let misspelt = TEMPLATE.replacen(declared, &format!("{declared}        USERS_TABEL: !Ref UsersTable\n"), 1);
+        let problems = template_problems(&misspelt).unwrap();
+        let unread = "USERS_TABEL: declared in template.yaml's environment, read by no configuration";
+        assert_eq!(problems, [unread]);
+    }
 
     #[test]
     fn a_variable_missing_from_a_functions_environment_is_named_with_the_function() {

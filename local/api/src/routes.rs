@@ -1,5 +1,5 @@
 //! One declaration per route: the functions' `route!` tables ([`crate::FUNCTIONS`]). From them
-//! `make routes` writes template.yaml's `HttpApi` events, and `make routes-check` (run by the
+//! `make routes` writes template.yaml's `HttpApi` events, and `make template-check` (run by the
 //! tests too) reports, line by line, where template.yaml, openapi.yaml or events/ disagree:
 //!
 //! - template.yaml: each function's `HttpApi` events are exactly its table's routes (a streamed
