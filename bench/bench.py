@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -465,6 +466,101 @@ def bench_stream(samples=10):
         api.wait()
 
 
+BURST_TIERS = ("PREMIUM", "BASIC", "FREE")
+
+
+def users_of(count, tier):
+    command = [str(HOST_BIN / "bench-users"), str(count), "--tier", tier]
+    out = subprocess.run(command, env={**os.environ, **stack_env()}, check=True, capture_output=True, text=True).stdout
+    return [dict(json.loads(line), tier=tier) for line in out.splitlines() if line.strip()]
+
+
+def bench_burst(total=200, concurrency=10, latency_ms=300):
+    """`total` generations (POST /tts) sent at once by FREE, BASIC and PREMIUM users (a third
+    each, one per user), through the local API, against an ElevenLabs stand-in account that
+    takes `concurrency` at once and answers each in `latency_ms`: once with the admission gate
+    sized to the account, once with the gate out of the way (sized far past it)."""
+    env = {**os.environ, **stack_env()}
+    base = env["ELEVENLABS_API_BASE"].rstrip("/")
+    harness = json.loads((REPO / ".local" / "aws-harness.json").read_text())
+    import boto3  # the stack's own venv has it (local/requirements.txt)
+
+    ssm = boto3.client(
+        "ssm", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+        aws_access_key_id=harness["AccessKeyId"], aws_secret_access_key=harness["SecretAccessKey"],
+    )
+    runs = []
+    for gated in (True, False):
+        account = f"bench-burst-{uuid.uuid4().hex[:8]}"
+        limits = json.dumps({"concurrency": concurrency, "latencyMs": latency_ms}).encode()
+        urllib.request.urlopen(urllib.request.Request(
+            f"{base}/_test/accounts/{account}", data=limits, method="POST", headers={"content-type": "application/json"},
+        ), timeout=10).close()
+        parameter = f"/voice-local/bench/elevenlabs-api-key/{account}"
+        ssm.put_parameter(Name=parameter, Value=f"xi-local-key:{account}", Type="SecureString", Overwrite=True)
+        overrides = {"ELEVENLABS_ACCOUNT": account, "ELEVENLABS_API_KEY_PARAM": parameter,
+                     "ELEVENLABS_CONCURRENCY": str(concurrency if gated else 100_000)}
+        api_env = {**env, "API_PORT": "3096", "RUST_LOG": "warn", "LOCAL_FUNCTIONS": functions_with(overrides, "burst")}
+        api = subprocess.Popen([str(HOST_BIN / "local-api")], cwd=REPO, env=api_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(3096)
+            people = [p for i, tier in enumerate(BURST_TIERS) for p in users_of(total // 3 + (i < total % 3), tier)]
+            random.shuffle(people)
+            start = threading.Barrier(len(people))
+            answers = [None] * len(people)
+
+            def generate(n, person):
+                body = json.dumps({"voiceId": VOICE, "text": f"Burst {uuid.uuid4().hex}"}).encode()
+                request = urllib.request.Request(
+                    "http://127.0.0.1:3096/tts", data=body, method="POST",
+                    headers={"cookie": person["cookie"], "x-csrf-token": person["csrf"], "content-type": "application/json"},
+                )
+                start.wait()
+                sent = time.perf_counter()
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        status = response.status
+                except urllib.error.HTTPError as error:
+                    status = error.code
+                answers[n] = (person, status, sent, time.perf_counter())
+
+            threads = [threading.Thread(target=generate, args=(n, p)) for n, p in enumerate(people)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            with urllib.request.urlopen(f"{base}/_test/accounts/{account}/speech", timeout=10) as response:
+                speech = json.loads(response.read())
+            used = 0
+            for person in people:
+                usage = urllib.request.Request("http://127.0.0.1:3096/usage", headers={"cookie": person["cookie"]})
+                with urllib.request.urlopen(usage, timeout=10) as response:
+                    used += json.loads(response.read())["used"]
+        finally:
+            api.kill()
+            api.wait()
+        first = min(a[2] for a in answers)
+        made = [a for a in answers if a[1] == 201]
+        span = max(a[3] for a in made) - first if made else float("nan")
+        tiers = {}
+        for tier in BURST_TIERS:
+            # The wait: the answer's time less the stand-in's own time for the speech.
+            waits = [(a[3] - a[2]) * 1000 - latency_ms for a in made if a[0]["tier"] == tier]
+            tiers[tier] = {"made": len(waits), "waitP50Ms": percentile(waits, 0.5), "waitP99Ms": percentile(waits, 0.99)}
+        runs.append({
+            "gate": "on" if gated else "off", "requests": len(answers), "made": len(made),
+            "refused": sorted({a[1] for a in answers if a[1] != 201}),
+            "upstream429s": speech["refusedBusy"], "peakInFlight": speech["peakBusy"],
+            "perSecond": len(made) / span if made else 0.0, "limitPerSecond": concurrency / (latency_ms / 1000),
+            # How busy the account was kept: speech answered per second while it was in use.
+            "upstreamPerSecond": speech["served"] / speech["busySeconds"] if speech["busySeconds"] else 0.0,
+            # Units counted against users beyond the generations they got.
+            "unitsLost": used - len(made), "tiers": tiers,
+        })
+    return {"concurrency": concurrency, "latencyMs": latency_ms, "runs": runs}
+
+
 def wait_for_port(port, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -486,7 +582,11 @@ def main():
     parser.add_argument("--warm", type=int, default=100)
     parser.add_argument("--load-requests", type=int, default=2000)
     parser.add_argument("--only", type=lambda text: set(text.split(",")), help="comma-separated functions")
+    parser.add_argument("--burst", action="store_true", help="only the generation burst (printed, not written)")
     args = parser.parse_args()
+    if args.burst:
+        print_burst(bench_burst())
+        return
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
     rows = bench_functions(args.rounds, args.warm, args.only)
@@ -496,10 +596,13 @@ def main():
     load = bench_load(args.load_requests)
     calls = bench_calls()
     stream = bench_stream()
-    results = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "functions": rows, "load": load, "calls": calls, "stream": stream}
+    burst = bench_burst()
+    results = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "functions": rows,
+               "load": load, "calls": calls, "stream": stream, "burst": burst}
     (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print_functions(rows, machine, args)
     print_rest(load, calls, stream, args)
+    print_burst(burst)
 
 
 def print_functions(rows, machine, args):
@@ -531,6 +634,19 @@ def print_rest(load, calls, stream, args):
           f"{fmt(stream['firstByteP50Ms'], 1)} ms (max {fmt(stream['firstByteMaxMs'], 1)}), stream end p50 "
           f"{fmt(stream['endP50Ms'], 1)} ms; the stand-in's first chunk comes after {stream['standInFirstChunkMs']} ms")
     print("\nwritten: bench/results.json")
+
+
+def print_burst(burst):
+    print(f"\nA burst of generations: FREE, BASIC and PREMIUM at once against an ElevenLabs account of "
+          f"{burst['concurrency']} at a time, {burst['latencyMs']} ms each (wait = answer less those ms)\n")
+    print("| gate | made | other answers | upstream 429s | most in flight | answered by ElevenLabs /s (limit) "
+          "| made /s end to end | units lost | PREMIUM wait p50 / p99 ms | BASIC | FREE |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in burst["runs"]:
+        waits = " | ".join(f"{fmt(r['tiers'][t]['waitP50Ms'], 0)} / {fmt(r['tiers'][t]['waitP99Ms'], 0)}" for t in BURST_TIERS)
+        print(f"| {r['gate']} | {r['made']} of {r['requests']} | {r['refused'] or '-'} | {r['upstream429s']} | "
+              f"{r['peakInFlight']} | {fmt(r['upstreamPerSecond'])} ({fmt(r['limitPerSecond'])}) | {fmt(r['perSecond'])} | "
+              f"{r['unitsLost']} | {waits} |")
 
 
 if __name__ == "__main__":

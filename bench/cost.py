@@ -9,6 +9,7 @@ request are counted from the code paths (UNITS below, with where each comes from
 
 import json
 import pathlib
+import re
 import sys
 import tomllib
 
@@ -34,7 +35,7 @@ UNITS = {
     "recordings": (2.5, 0, 0, 5),   # one page Query (20 rows of ~1 KB, eventually consistent)
     "voices": (0.5, 0, 0, 5),       # the caller's clones (Query)
     "presets": (0, 0, 0, 5),
-    "tts": (1, 2, 2, 13),           # quota UpdateItem, recording PutItem; the audio and its cache copy
+    "tts": (1, 2, 2, 15),           # quota UpdateItem, recording PutItem; the audio and its cache copy; the admission gate's script and release
     "recordings_write": (1.5, 2, 0, 11),  # GetItem of the recording; UpdateItem/DeleteItem + allowance
     "checkout": (0, 0, 0, 7),       # its Stripe-call limit is a second counter
     "webhook": (1.5, 4, 0, 6),      # customer → user (index), claim, complete, subscription, user
@@ -188,9 +189,14 @@ def estimate(users, prices, profile, results, template):
 
 
 def custom_metrics(template, ops):
-    # Requests{Route, Outcome class} (about 2.5 classes seen per route) and Latency{Route}, plus
-    # the short fixed lists: tiers, scopes, outcomes, services, reasons.
-    return round(routes(template) * 3.5 + 22)
+    """The custom metrics the code emits (shared/src/telemetry/metrics.rs), counted from it: one
+    series per name given to `metrics::count`, one per value of a `count_by` dimension (the
+    webhook's outcomes), `Requests` by status class (2xx, 4xx, 5xx) and `UpstreamErrors`."""
+    code = "\n".join(p.read_text() for folder in ("shared/src", "functions") for p in (REPO / folder).rglob("*.rs"))
+    single = set(re.findall(r'metrics::count\(\s*"(\w+)"', code))
+    webhook = (REPO / "shared/src/flows/stripe_events.rs").read_text()
+    outcomes = set(re.findall(r'outcome\("(\w+)"\)', webhook)) | set(re.findall(r'"(ignored|applied)"', webhook))
+    return len(single) + len(outcomes) + 3 + 1
 
 
 def main():

@@ -101,6 +101,8 @@ def local_parameters():
         "ElevenLabsApiKeyParameter": "/voice-local/elevenlabs-api-key",
         "ElevenLabsApiBase": f"http://127.0.0.1:{port('ELEVENLABS_PORT', 8430)}/",
         "ElevenLabsVoiceSlots": "30",
+        # The stand-in's account takes 50 requests at once (local/standins/elevenlabs.py).
+        "ElevenLabsConcurrency": "50",
         "BillingEmailFrom": "billing@voice.local",
         "SessionIdleSeconds": "900",
         # Host-only cookie: the local API serves every route, the streamed one included.

@@ -19,7 +19,11 @@ accounts hit, answered with ElevenLabs' codes in its `{"detail": {"status", "mes
     answers 401 `quota_exceeded` (ElevenLabs uses 401 for it);
   - text to speech with an added voice id the account no longer holds answers 404
     `voice_not_found`.
-POST /_test/accounts/{NAME} {"voiceSlots": n, "concurrency": n, "characters": n} sets them.
+POST /_test/accounts/{NAME} {"voiceSlots": n, "concurrency": n, "characters": n, "latencyMs": n} sets
+them (`latencyMs`: every text-to-speech answer of the account takes that long, holding its place);
+GET /_test/accounts/{NAME}/speech says how its text to speech went: `served`, `refusedBusy` (429
+`too_many_concurrent_requests` answered), `peakBusy` (the most in flight at once) and
+`busySeconds` (from the first place taken to the last given back).
 
 Every /v1 request is first held to ElevenLabs' contract as the official SDK states it
 (local/contracts/elevenlabs_contract.py): an endpoint, query parameter, JSON field or multipart
@@ -31,7 +35,8 @@ Requests need the `xi-api-key` the local stack configures. Test controls, set pe
 id, or the name of a voice to add) so that parallel tests, each with targets of its own, never
 interfere; the Rust harness wraps them by name (`TestApp::elevenlabs`):
   - POST /_test/faults {"target": ID, "fault": F} makes every request for that target fail as F:
-    `fail` answers 500; `hang` never answers in time (60 s); `slow` answers after 1.5 s; `cut`
+    `fail` answers 500; `hang` never answers in time (60 s); `slow` answers after 1.5 s; `busy`
+    answers 429 `system_busy` (ElevenLabs itself overloaded); `cut`
     (streaming) sends half the chunks, then drops the connection; `mute` (streaming) answers 200
     with no audio at all. For an add, the target is the new voice's name (`fail`, `hang`);
   - every text-to-speech request body is kept, and GET /_test/requests/{voice_id} returns them;
@@ -108,7 +113,22 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100, concurr
     contract = Contract.load()
     received = defaultdict(list)
     accounts = defaultdict(
-        lambda: {"voices": {}, "slots": voice_slots, "peak": 0, "concurrency": concurrency, "busy": 0, "characters": None}
+        lambda: {
+            "voices": {},
+            "slots": voice_slots,
+            "peak": 0,
+            "concurrency": concurrency,
+            "busy": 0,
+            "characters": None,
+            "latency_ms": 0,
+            # Text to speech as the account saw it: answered, refused for concurrency, most at once.
+            "served": 0,
+            "refused_busy": 0,
+            "peak_busy": 0,
+            # When the first request took a place and the last gave one back (the loop's clock, s).
+            "first_at": None,
+            "last_at": None,
+        }
     )
     added_ids = set()
     faults = {}
@@ -139,8 +159,11 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100, concurr
         if voice_id in added_ids and voice_id not in acct["voices"]:
             return error(404, "voice_not_found", f"A voice with the voice_id {voice_id} was not found.")
         if acct["busy"] >= acct["concurrency"]:
+            acct["refused_busy"] += 1
             limit = acct["concurrency"]
             return error(429, "too_many_concurrent_requests", f"At most {limit} requests may run at once.")
+        if faults.get(voice_id) == "busy":
+            return error(429, "system_busy", "The system is experiencing heavy traffic, please try again later.")
         needed, left = len(body.get("text", "")), acct["characters"]
         if left is not None and needed > left:
             return error(401, "quota_exceeded", f"{left} credits remain, {needed} are required.")
@@ -155,16 +178,22 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100, concurr
     @contextlib.contextmanager
     def place(acct):
         acct["busy"] += 1
+        acct["peak_busy"] = max(acct["peak_busy"], acct["busy"])
+        if acct["first_at"] is None:
+            acct["first_at"] = asyncio.get_running_loop().time()
         try:
             yield
         finally:
             acct["busy"] -= 1
+            acct["served"] += 1
+            acct["last_at"] = asyncio.get_running_loop().time()
 
     async def text_to_speech(request):
         acct = account(request)
         if refused := await refused_speech(request, acct, streamed=False):
             return refused
         with place(acct):
+            await asyncio.sleep(acct["latency_ms"] / 1000)
             if faults.get(request.match_info["voice_id"]) == "slow":
                 await asyncio.sleep(1.5)
             return web.Response(body=AUDIO, content_type="audio/mpeg")
@@ -174,6 +203,7 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100, concurr
         if refused := await refused_speech(request, acct, streamed=True):
             return refused
         with place(acct):
+            await asyncio.sleep(acct["latency_ms"] / 1000)
             return await stream_audio(request)
 
     async def stream_audio(request):
@@ -260,7 +290,7 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100, concurr
 
     async def set_fault(request):
         body = await request.json()
-        if body.get("fault") not in ("fail", "hang", "slow", "cut", "mute"):
+        if body.get("fault") not in ("fail", "hang", "slow", "busy", "cut", "mute"):
             return error(400, "invalid_request", f"unknown fault {body.get('fault')!r}")
         faults[body["target"]] = body["fault"]
         return web.json_response({"ok": True})
@@ -268,7 +298,13 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100, concurr
     async def configure_account(request):
         body = await request.json()
         acct = accounts[request.match_info["name"]]
-        for field, key in (("voiceSlots", "slots"), ("concurrency", "concurrency"), ("characters", "characters")):
+        fields = (
+            ("voiceSlots", "slots"),
+            ("concurrency", "concurrency"),
+            ("characters", "characters"),
+            ("latencyMs", "latency_ms"),
+        )
+        for field, key in fields:
             if field in body:
                 acct[key] = int(body[field])
         return web.json_response({"ok": True})
@@ -277,6 +313,18 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100, concurr
         acct = accounts[request.match_info["name"]]
         held = {vid: v["files"] for vid, v in acct["voices"].items()}
         return web.json_response({"voices": held, "peak": acct["peak"]})
+
+    async def account_speech(request):
+        acct = accounts[request.match_info["name"]]
+        first, last = acct["first_at"], acct["last_at"]
+        return web.json_response(
+            {
+                "served": acct["served"],
+                "refusedBusy": acct["refused_busy"],
+                "peakBusy": acct["peak_busy"],
+                "busySeconds": (last - first) if first is not None and last is not None else 0,
+            }
+        )
 
     async def requests_for(request):
         return web.json_response(received.get(request.match_info["voice_id"], []))
@@ -290,6 +338,7 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100, concurr
     app.router.add_post("/_test/faults", set_fault)
     app.router.add_post("/_test/accounts/{name}", configure_account)
     app.router.add_get("/_test/accounts/{name}/voices", account_voices)
+    app.router.add_get("/_test/accounts/{name}/speech", account_speech)
     app.router.add_get("/_test/requests/{voice_id}", requests_for)
     return app
 

@@ -11,6 +11,7 @@ use crate::{
     config::{Config, Secret},
     domain::health,
     store::{
+        admission::Gate,
         api_keys::ApiKeys,
         audio::AudioStore,
         audit::AuditLog,
@@ -53,6 +54,8 @@ pub struct App {
     pub consent: ConsentRecords,
     pub api_keys: ApiKeys,
     pub audit: AuditLog,
+    /// The admission gate in front of the ElevenLabs account.
+    pub gate: Gate,
     pub idp: Idp,
     /// The last health report, reused for a few seconds.
     pub health: health::Cache,
@@ -112,6 +115,12 @@ impl App {
             voices: Voices::new(dynamodb.clone(), tables.voices.clone(), config.voice.elevenlabs_account.clone()),
             api_keys: ApiKeys::new(dynamodb.clone(), tables.api_keys.clone()),
             audit: AuditLog::new(dynamodb.clone(), tables.audit.clone()),
+            gate: Gate::new(
+                redis.clone(),
+                clock,
+                &config.voice.elevenlabs_account,
+                config.voice.elevenlabs_concurrency,
+            ),
             consent: ConsentRecords::new(dynamodb, tables.consent_records.clone()),
             idp: Idp::new(http.clone(), config.idp.clone()),
             ssm,

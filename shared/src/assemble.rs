@@ -16,6 +16,7 @@ pub async fn generator(app: &App) -> anyhow::Result<Generator<'_>> {
         recordings: &app.recordings,
         audio: app.audio(),
         elevenlabs: app.elevenlabs().await?,
+        gate: &app.gate,
         settings: &app.config.voice,
     })
 }

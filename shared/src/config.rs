@@ -122,6 +122,9 @@ pub struct VoiceSettings {
     pub elevenlabs_account: String,
     /// How many custom voices that account holds (ElevenLabs' plan limit).
     pub elevenlabs_voice_slots: u32,
+    /// How many requests that account takes at once (ElevenLabs' plan: Creator 5, Pro 10, Scale
+    /// and Business 15); the admission gate keeps every instance's requests within it.
+    pub elevenlabs_concurrency: u32,
     /// How long a recording that is not a favourite is kept.
     pub recording_ttl: Duration,
     /// Lifetime of presigned audio URLs.
@@ -352,6 +355,7 @@ impl Config {
                 elevenlabs_timeout: Duration::from_secs(env.parse_or("ELEVENLABS_TIMEOUT_SECONDS", 30)?),
                 elevenlabs_account: env.optional("ELEVENLABS_ACCOUNT").unwrap_or_else(|| "default".to_owned()),
                 elevenlabs_voice_slots: env.parse_or("ELEVENLABS_VOICE_SLOTS", 30)?,
+                elevenlabs_concurrency: env.parse_or("ELEVENLABS_CONCURRENCY", 10)?,
                 recording_ttl: Duration::from_secs(env.parse_or("RECORDING_TTL_SECONDS", 7 * 24 * 3600)?),
                 presign_ttl: Duration::from_secs(env.parse_or("PRESIGN_TTL_SECONDS", 600)?),
                 upgrade_url,

@@ -34,6 +34,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// An outside service has no room for the request now (503, with when to try again).
+    #[error("{service} is busy, try again in {retry_after_secs} s")]
+    Busy { service: &'static str, retry_after_secs: u64 },
     /// An outside service failed; `temporary` picks 503 over 502.
     #[error("{service} is unavailable, try again shortly")]
     Upstream { service: &'static str, temporary: bool, source: anyhow::Error },
@@ -66,7 +69,7 @@ impl ApiError {
             Self::Conflict(_) | Self::PaymentNeeded { .. } => "CONFLICT",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::Upstream { .. } => "UPSTREAM_UNAVAILABLE",
+            Self::Busy { .. } | Self::Upstream { .. } => "UPSTREAM_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -84,7 +87,7 @@ impl ApiError {
             Self::Conflict(_) | Self::PaymentNeeded { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Upstream { temporary: true, .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy { .. } | Self::Upstream { temporary: true, .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream { temporary: false, .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,6 +102,7 @@ impl ApiError {
             Self::Upstream { service, source, .. } => {
                 tracing::warn!(request_id, service, error = format!("{source:#}"), "upstream unavailable")
             }
+            Self::Busy { service, .. } => tracing::warn!(request_id, service, "upstream busy; asked to retry later"),
             _ => tracing::info!(request_id, code = self.code(), "request refused"),
         }
 
@@ -118,7 +122,7 @@ impl ApiError {
             Self::Validation { field, message } => {
                 error.insert("fields".into(), json!({ field: message }));
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::Busy { retry_after_secs, .. } => {
                 error.insert("retryAfter".into(), (*retry_after_secs).into());
             }
             Self::Internal(_) => {
@@ -131,7 +135,7 @@ impl ApiError {
             .status(status)
             .header("content-type", "application/json")
             .header("cache-control", "no-store");
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Self::RateLimited { retry_after_secs } | Self::Busy { retry_after_secs, .. } = self {
             response = response.header("retry-after", retry_after_secs);
         }
         let body = json!({ "error": Value::Object(error) }).to_string();

@@ -15,6 +15,8 @@ pub enum Fault {
     Hang,
     /// The answer after 1.5 s.
     Slow,
+    /// 429 `system_busy` (ElevenLabs itself overloaded), every time.
+    Busy,
     /// Streaming: half the chunks, then the connection drops.
     Cut,
     /// Streaming: 200 with no audio at all.
@@ -27,6 +29,7 @@ impl Fault {
             Self::Fail => "fail",
             Self::Hang => "hang",
             Self::Slow => "slow",
+            Self::Busy => "busy",
             Self::Cut => "cut",
             Self::Mute => "mute",
         }
@@ -44,6 +47,20 @@ pub struct AccountLimits {
     pub concurrency: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub characters: Option<u32>,
+    /// How long each text-to-speech answer takes (holding its place).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u32>,
+}
+
+/// How an account's text to speech went at the stand-in.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSpeech {
+    pub served: u32,
+    /// 429 `too_many_concurrent_requests` answered.
+    pub refused_busy: u32,
+    /// The most requests in flight at once.
+    pub peak_busy: u32,
 }
 
 pub struct ElevenLabsStandIn {
@@ -74,6 +91,12 @@ impl ElevenLabsStandIn {
         let name = unique(&format!("{}-clone-", fault.name()));
         self.set(&name, fault).await;
         name
+    }
+
+    /// How `account`'s text to speech went so far.
+    pub async fn account_speech(&self, account: &str) -> AccountSpeech {
+        let url = self.base.join(&format!("_test/accounts/{account}/speech")).unwrap();
+        reqwest::get(url).await.unwrap().json().await.unwrap()
     }
 
     /// What the stand-in received for `target` (a voice id; `add:{name}`; `delete:{voice id}`).

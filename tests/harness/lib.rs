@@ -264,34 +264,60 @@ pub async fn with_own_elevenlabs_account(held: u32, configured: u32) -> (TestApp
 }
 
 /// A TestApp on an ElevenLabs stand-in account of its own with `limits`; the account's name.
-/// `configured` is the slot count the app is told (ELEVENLABS_VOICE_SLOTS).
+/// `configured` is the slot count the app is told (ELEVENLABS_VOICE_SLOTS); the concurrency it
+/// is told is the account's.
 pub async fn with_elevenlabs_account_limited(limits: elevenlabs::AccountLimits, configured: u32) -> (TestApp, String) {
-    let account = unique("acct-");
+    let account = elevenlabs_account(&limits).await;
+    let concurrency = limits.concurrency;
+    let app = TestApp::builder()
+        .config(account.configure())
+        .config(move |c| {
+            c.voice.elevenlabs_voice_slots = configured;
+            if let Some(concurrency) = concurrency {
+                c.voice.elevenlabs_concurrency = concurrency;
+            }
+        })
+        .spawn()
+        .await;
+    (app, account.name)
+}
+
+/// An ElevenLabs stand-in account of a test's own: its name, and the key parameter that reaches it.
+pub struct ElevenLabsAccount {
+    pub name: String,
+    parameter: String,
+}
+
+impl ElevenLabsAccount {
+    /// Points a configuration at this account (its name and its key).
+    pub fn configure(&self) -> impl Fn(&mut Config) + Send + Sync + 'static {
+        let (name, parameter) = (self.name.clone(), self.parameter.clone());
+        move |c| {
+            c.voice.elevenlabs_account = name.clone();
+            c.secrets.elevenlabs_api_key = Some(parameter.clone());
+        }
+    }
+}
+
+/// A new account at the ElevenLabs stand-in with `limits`, and its key stored in SSM.
+pub async fn elevenlabs_account(limits: &elevenlabs::AccountLimits) -> ElevenLabsAccount {
+    let name = unique("acct-");
     let config = stack_config();
     // Named as a stand-in for the configured key parameter (local/contracts/iam_check.py).
-    let parameter = format!("/voice-local/test/elevenlabs-api-key/{account}");
+    let parameter = format!("/voice-local/test/elevenlabs-api-key/{name}");
     let sdk = voice_core::store::aws::sdk_config(&config.aws);
     aws_sdk_ssm::Client::new(&sdk)
         .put_parameter()
         .name(&parameter)
-        .value(format!("xi-local-key:{account}"))
+        .value(format!("xi-local-key:{name}"))
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
         .send()
         .await
         .unwrap();
-    let url = config.voice.elevenlabs_base.join(&format!("_test/accounts/{account}")).unwrap();
-    let configured_at_standin = reqwest::Client::new().post(url).json(&limits).send().await.unwrap();
+    let url = config.voice.elevenlabs_base.join(&format!("_test/accounts/{name}")).unwrap();
+    let configured_at_standin = reqwest::Client::new().post(url).json(limits).send().await.unwrap();
     assert!(configured_at_standin.status().is_success());
-    let name = account.clone();
-    let app = TestApp::builder()
-        .config(move |c| {
-            c.voice.elevenlabs_account = name.clone();
-            c.voice.elevenlabs_voice_slots = configured;
-            c.secrets.elevenlabs_api_key = Some(parameter.clone());
-        })
-        .spawn()
-        .await;
-    (app, account)
+    ElevenLabsAccount { name, parameter }
 }
 
 /// Every function's environment as the stack resolved it (read once per test process).

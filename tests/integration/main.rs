@@ -6,6 +6,7 @@
 
 mod account;
 mod admin;
+mod admission;
 mod allowances;
 mod api_keys;
 mod billing;

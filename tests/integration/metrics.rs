@@ -1,6 +1,7 @@
 //! The functions' metrics, read back from the lines they write to stdout (CloudWatch Embedded
 //! Metric Format): a generation, a quota denial, a webhook outcome, a rate-limit denial and a
-//! session store fallback each leave a metric CloudWatch would record.
+//! session store fallback each leave a metric CloudWatch would record, with a dimension only
+//! where an alarm or the dashboard reads it (each dimension value is a metric billed monthly).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::{TestApp, VOICE, unique};
@@ -48,10 +49,26 @@ async fn a_generation_counts_with_its_latency_route_and_upstream_call() {
     assert_eq!(generations[0]["Generations"], 1.0);
     let requests = lines_with("Requests", &[("Route", "POST /tts"), ("Outcome", "2xx")]);
     assert_eq!(requests.len(), 1, "{:?}", captured());
-    let latency = lines_with("Latency", &[("Route", "POST /tts")]);
-    assert!(latency.len() == 1 && latency[0]["Latency"].as_f64().unwrap() > 0.0, "{latency:?}");
-    let upstream = lines_with("UpstreamLatency", &[("Service", "elevenlabs")]);
+    assert!(requests[0]["Latency"].as_f64().unwrap() > 0.0, "the latency is in the line: {requests:?}");
+    let upstream = lines_with("UpstreamErrors", &[("Service", "elevenlabs")]);
     assert!(!upstream.is_empty() && upstream.iter().all(|l| l["UpstreamErrors"] == 0.0), "{upstream:?}");
+    assert!(upstream.iter().all(|l| l["UpstreamLatency"].as_f64().is_some()), "{upstream:?}");
+    every_dimension_is_one_that_is_read();
+}
+
+/// The dimensions of every metric written so far: only those an alarm or the dashboard reads
+/// apart (template.yaml); everything else is one series with its detail in the line.
+fn every_dimension_is_one_that_is_read() {
+    for line in captured() {
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let expected = match metric["Name"].as_str().unwrap() {
+                "Requests" | "WebhookOutcomes" => json!([["Outcome"]]),
+                _ => json!([[]]),
+            };
+            assert_eq!(directive["Dimensions"], expected, "{line}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -84,6 +101,7 @@ async fn webhook_outcomes_are_counted() {
     assert_eq!(app.deliver(&payload, Some(&header)).await.status, 200);
     assert_eq!(lines_with("WebhookOutcomes", &[("Outcome", "ignored")]).len(), 1);
     assert_eq!(lines_with("WebhookOutcomes", &[("Outcome", "duplicate")]).len(), 1);
+    every_dimension_is_one_that_is_read();
 }
 
 #[tokio::test]
@@ -103,4 +121,5 @@ async fn rate_limit_denials_and_session_fallbacks_are_counted() {
     let other = cold.sign_in(Tier::Free).await;
     assert_eq!(cold.get("/usage", &other).await.status, 200);
     assert!(!lines_with("SessionFallbacks", &[("Reason", "unavailable")]).is_empty());
+    every_dimension_is_one_that_is_read();
 }

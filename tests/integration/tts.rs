@@ -155,29 +155,103 @@ async fn a_used_up_elevenlabs_quota_is_a_503_and_an_alarm_never_a_sign_in_error(
 }
 
 #[tokio::test]
-async fn past_elevenlabs_concurrency_a_generation_is_a_503_and_gives_its_unit_back() {
-    let limits = AccountLimits { concurrency: Some(1), ..Default::default() };
-    let (app, _) = integration_tests::with_elevenlabs_account_limited(limits, 30).await;
+async fn past_the_accounts_concurrency_generations_wait_their_turn_and_none_is_refused_upstream() {
+    // The account takes 2 at once and answers in 300 ms; nine generations arrive together from
+    // FREE, BASIC and PREMIUM users, by POST /tts and POST /tts/stream.
+    let limits = AccountLimits { concurrency: Some(2), latency_ms: Some(300), ..Default::default() };
+    let (app, account) = integration_tests::with_elevenlabs_account_limited(limits, 30).await;
+    let app = Arc::new(app);
+    let mut tasks = tokio::task::JoinSet::new();
+    for tier in [Tier::Free, Tier::Basic, Tier::Premium] {
+        let user = app.sign_in(tier).await;
+        for route in ["/tts", "/tts", "/tts/stream"] {
+            let (app, user) = (app.clone(), user.clone());
+            tasks.spawn(async move {
+                if route == "/tts" {
+                    app.post(route, &user, Some(&speak(VOICE))).await.status
+                } else {
+                    let mut streamed = app.stream(route, &user, &speak(VOICE)).await;
+                    while streamed.next_chunk().await.unwrap().is_some() {}
+                    streamed.status
+                }
+            });
+        }
+    }
+    let statuses = tasks.join_all().await;
+
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 200), "{statuses:?}");
+    let speech = app.elevenlabs().account_speech(&account).await;
+    assert_eq!(speech.refused_busy, 0, "ElevenLabs never refused one for concurrency");
+    assert_eq!(speech.served, 9);
+    assert!(speech.peak_busy <= 2, "at most the account's 2 at once: {speech:?}");
+}
+
+#[tokio::test]
+async fn another_client_holding_the_accounts_places_is_waited_out_within_the_deadline() {
+    // The app believes the account takes 2 at once; another client of the account holds one.
+    let limits = AccountLimits { concurrency: Some(1), latency_ms: Some(700), ..Default::default() };
+    let account = integration_tests::elevenlabs_account(&limits).await;
+    let app =
+        TestApp::builder().config(account.configure()).config(|c| c.voice.elevenlabs_concurrency = 2).spawn().await;
     let app = Arc::new(app);
     let user = app.sign_in(Tier::Basic).await;
-    let slow = app.elevenlabs().voice_that(Fault::Slow).await;
 
-    // One generation holds the account's only place at ElevenLabs while another asks.
+    let statuses = concurrently(&app, &user, 2).await;
+
+    assert_eq!(statuses, [201, 201]);
+    let speech = app.elevenlabs().account_speech(&account.name).await;
+    assert!(speech.refused_busy >= 1, "ElevenLabs said too_many_concurrent_requests: {speech:?}");
+    assert_eq!(speech.served, 2, "and the refused one was asked again");
+    assert_eq!(app.counter(&user).await.0, 2);
+}
+
+#[tokio::test]
+async fn a_generation_that_gets_no_place_in_time_is_a_503_with_retry_after_and_gives_its_unit_back() {
+    let account = integration_tests::elevenlabs_account(&AccountLimits::default()).await;
+    let app = TestApp::builder()
+        .config(account.configure())
+        .config(|c| c.voice.elevenlabs_concurrency = 1)
+        .function_timeout(StdDuration::from_secs(6))
+        .spawn()
+        .await;
+    let app = Arc::new(app);
+    let user = app.sign_in(Tier::Premium).await;
+    // One generation holds the account's only place until its deadline.
+    let hang = app.elevenlabs().voice_that(Fault::Hang).await;
     let holder = tokio::spawn({
-        let (app, user, slow) = (app.clone(), user.clone(), slow.clone());
-        async move { app.post("/tts", &user, Some(&speak(&slow))).await }
+        let (app, user, hang) = (app.clone(), user.clone(), hang.clone());
+        async move { app.post("/tts", &user, Some(&speak(&hang))).await }
     });
     let started = integration_tests::eventually(StdDuration::from_secs(5), || async {
-        app.upstream_requests(&slow).await.len() == 1
+        app.upstream_requests(&hang).await.len() == 1
     });
-    assert!(started.await, "the slow generation reached ElevenLabs");
-    let refused = app.post("/tts", &user, Some(&speak(VOICE))).await;
-    let held = holder.await.unwrap();
+    assert!(started.await, "the hanging generation holds the place");
+
+    let waiting = app.elevenlabs().voice_that(Fault::Slow).await;
+    let refused = app.post("/tts", &user, Some(&speak(&waiting))).await;
 
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert_eq!(refused.error_code(), "UPSTREAM_UNAVAILABLE");
-    assert_eq!(held.status, 201, "{}", held.body);
-    assert_eq!(app.counter(&user).await.0, 1, "only the generation that was made counts");
+    let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after >= 1);
+    assert_eq!(refused.body["error"]["retryAfter"], retry_after);
+    assert!(app.upstream_requests(&waiting).await.is_empty(), "it never reached ElevenLabs");
+    assert_eq!(holder.await.unwrap().status, 503, "the hanging one ran out of time too");
+    assert_eq!(app.counter(&user).await.0, 0, "both units given back");
+}
+
+#[tokio::test]
+async fn elevenlabs_overloaded_is_asked_again_with_backoff_then_a_503_and_the_unit_back() {
+    let app = TestApp::builder().function_timeout(StdDuration::from_secs(6)).spawn().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let busy = app.elevenlabs().voice_that(Fault::Busy).await;
+
+    let response = app.post("/tts", &user, Some(&speak(&busy))).await;
+
+    assert_eq!(response.status, 503, "{}", response.body);
+    let asked = app.upstream_requests(&busy).await.len();
+    assert!((2..=6).contains(&asked), "asked again, backing off: {asked} requests in 2 s");
+    assert_eq!(app.counter(&user).await.0, 0, "the unit given back");
 }
 
 #[tokio::test]

@@ -104,16 +104,32 @@ const SET_BY_LAMBDA: [&str; 5] =
 
 /// template.yaml's environments against the configuration, without the stack: every function's
 /// configuration loads from the variables its template environment declares (the Globals and its
-/// own), and every declared variable is one the configuration reads. The values are stand-ins
-/// (the template's own where it gives a plain string); resolving them is `make up`'s job, and a
-/// value that does not parse stops the local API at its start.
+/// own), and every declared variable is one the configuration reads. The values are what the
+/// template states (a plain string, a parameter's default), else stand-ins of the kind the
+/// configuration parses; resolving them is `make up`'s job, and a value that does not parse
+/// stops the local API at its start.
 pub fn template_problems(yaml: &str) -> anyhow::Result<Vec<String>> {
     let template: serde_norway::Value = serde_norway::from_str(yaml).context("template.yaml is not valid YAML")?;
-    let variables = |node: &serde_norway::Value| -> HashMap<String, serde_norway::Value> {
+    // A value the template states: a plain string, or a parameter's default (`!Ref Param`).
+    let stated = |value: &serde_norway::Value| -> Option<String> {
+        match value {
+            serde_norway::Value::String(literal) => Some(literal.clone()),
+            serde_norway::Value::Tagged(tagged) if tagged.tag == "Ref" => {
+                let default = template.get("Parameters")?.get(tagged.value.as_str()?)?.get("Default")?;
+                match default {
+                    serde_norway::Value::String(text) => Some(text.clone()),
+                    serde_norway::Value::Number(number) => Some(number.to_string()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    };
+    let variables = |node: &serde_norway::Value| -> HashMap<String, Option<String>> {
         node.get("Environment")
             .and_then(|e| e.get("Variables"))
             .and_then(|v| v.as_mapping())
-            .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone()))).collect())
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), stated(v)))).collect())
             .unwrap_or_default()
     };
     let globals = template.get("Globals").and_then(|g| g.get("Function")).map(variables).unwrap_or_default();
@@ -154,7 +170,7 @@ pub fn template_problems(yaml: &str) -> anyhow::Result<Vec<String>> {
 /// The configuration loaded from `environment` (stand-in values, and what Lambda sets), and
 /// every variable it asked for.
 fn load(
-    environment: &HashMap<String, serde_norway::Value>,
+    environment: &HashMap<String, Option<String>>,
 ) -> (Result<Config, voice_core::config::ConfigError>, std::collections::HashSet<String>) {
     let asked = std::cell::RefCell::new(std::collections::HashSet::new());
     let loaded = Config::from_lookup(|name| {
@@ -162,10 +178,7 @@ fn load(
         if SET_BY_LAMBDA.contains(&name) {
             return Some(stand_in(name));
         }
-        environment.get(name).map(|value| match value {
-            serde_norway::Value::String(literal) => literal.clone(),
-            _ => stand_in(name),
-        })
+        environment.get(name).map(|value| value.clone().unwrap_or_else(|| stand_in(name)))
     });
     (loaded, asked.into_inner())
 }

@@ -22,7 +22,7 @@ use crate::{
         allowance::Allowance,
         audio::{AudioType, RecordingSource},
         generation::Generation,
-        ids::{ElevenLabsVoiceId, RecordingId},
+        ids::{ElevenLabsVoiceId, RecordingId, random_bytes},
         usage::{Usage, UsagePeriod},
         user::User,
     },
@@ -32,6 +32,7 @@ use crate::{
         voices::{Speaker, resolve_for_speech},
     },
     store::{
+        admission::{Gate, Place},
         audio::AudioStore,
         recordings::{Recording, Recordings},
         users::{Refused, Reservation, Units, Users},
@@ -68,6 +69,8 @@ pub struct Generator<'a> {
     pub recordings: &'a Recordings,
     pub audio: &'a AudioStore,
     pub elevenlabs: &'a ElevenLabs,
+    /// Keeps every instance's requests within the account's concurrency, by tier.
+    pub gate: &'a Gate,
     pub settings: &'a VoiceSettings,
 }
 
@@ -170,19 +173,27 @@ impl<'a> Generator<'a> {
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> Result<(RecordingId, String), ApiError> {
-        let within = deadline.leaving(GIVE_BACK + STORE);
-        let (audio, voice_name, clone) = match speaker {
-            Speaker::Premade(id) => {
-                // The voice list (for the recording's voice name) is cached; on a cold instance
-                // it is fetched alongside the generation rather than after it.
-                let (audio, voices) = tokio::join!(self.speak(user, request, id, within), self.elevenlabs.voices());
-                let name = voices.ok().and_then(|voices| voices.into_iter().find(|v| v.voice_id == id.as_str()));
-                (audio?, name.map(|v| v.name), None)
-            }
-            Speaker::Clone(voice) => {
-                (self.speak_as_clone(user, request, voice, now, deadline).await?, Some(voice.name.clone()), Some(voice))
-            }
-        };
+        let place = self.admit(user, now, deadline).await?;
+        let spoken = async {
+            Ok::<_, ApiError>(match speaker {
+                Speaker::Premade(id) => {
+                    // The voice list (for the recording's voice name) is cached; on a cold
+                    // instance it is fetched alongside the generation rather than after it.
+                    let (audio, voices) =
+                        tokio::join!(self.speak(user, request, id, deadline), self.elevenlabs.voices());
+                    let name = voices.ok().and_then(|voices| voices.into_iter().find(|v| v.voice_id == id.as_str()));
+                    (audio?, name.map(|v| v.name), None)
+                }
+                Speaker::Clone(voice) => (
+                    self.speak_as_clone(user, request, voice, now, deadline).await?,
+                    Some(voice.name.clone()),
+                    Some(voice),
+                ),
+            })
+        }
+        .await;
+        place.release().await;
+        let (audio, voice_name, clone) = spoken?;
 
         if deadline.leaving(GIVE_BACK) < STORE {
             return Err(out_of_time("too little time was left to store the audio"));
@@ -257,16 +268,22 @@ impl<'a> Generator<'a> {
         Ok(self.audio.download_url(&s3_key).await.context("presigning the new recording")?)
     }
 
+    /// A place at ElevenLabs for the caller's tier, waiting for it as long as the deadline
+    /// leaves time for the speech and what follows it.
+    async fn admit(&self, user: &User, arrived: OffsetDateTime, deadline: Deadline) -> Result<Place, ApiError> {
+        self.gate.enter(user.tier.rules().priority, arrived, deadline, GIVE_BACK + STORE + MIN_SPEECH).await
+    }
+
     async fn speak(
         &self,
         user: &User,
         request: &Generation,
         id: &ElevenLabsVoiceId,
-        within: Duration,
+        deadline: Deadline,
     ) -> Result<Vec<u8>, UpstreamError> {
         let speech =
             Speech { voice: id, text: &request.text, model: user.tier.rules().tts_model, audio: &request.config };
-        self.elevenlabs.speak(&speech, within).await
+        patiently(deadline, || self.elevenlabs.speak(&speech, deadline.leaving(GIVE_BACK + STORE))).await
     }
 
     /// Speaks with the caller's clone, re-creating it at ElevenLabs first when it is not resident,
@@ -282,13 +299,13 @@ impl<'a> Generator<'a> {
         let slots =
             VoiceSlots { voices: self.voices, audio: self.audio, elevenlabs: self.elevenlabs, settings: self.settings };
         let id = slots.resident_id(voice, now).await?;
-        match self.speak(user, request, &id, deadline.leaving(GIVE_BACK + STORE)).await {
+        match self.speak(user, request, &id, deadline).await {
             Err(error) if error.is_voice_missing() => {
                 slots.forget(voice, &id).await?;
                 // Another use may have re-created it already.
                 let current = self.voices.voice(&user.id, &voice.voice_id).await?.filter(|v| !v.deleting);
                 let id = slots.resident_id(&current.ok_or_else(|| ApiError::not_found("voice"))?, now).await?;
-                Ok(self.speak(user, request, &id, deadline.leaving(GIVE_BACK + STORE)).await?)
+                Ok(self.speak(user, request, &id, deadline).await?)
             }
             other => Ok(other?),
         }
@@ -335,9 +352,17 @@ impl Generator<'static> {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
         let reservation = self.reserve(&user, &request, now).await?;
+        let place = match self.admit(&user, now, deadline).await {
+            Ok(place) => place,
+            Err(error) => {
+                reservation.give_back_within(deadline).await;
+                return Err(error);
+            }
+        };
         let started = match self.start_stream(&user, &request, &speaker, now, deadline).await {
             Ok(started) => started,
             Err(error) => {
+                place.release().await;
                 reservation.give_back_within(deadline).await;
                 return Err(error);
             }
@@ -348,6 +373,7 @@ impl Generator<'static> {
         let first = match tokio::time::timeout(deadline.leaving(GIVE_BACK + STORE), upstream.chunk()).await {
             Ok(Ok(Some(chunk))) if !chunk.is_empty() => chunk,
             outcome => {
+                place.release().await;
                 reservation.give_back_within(deadline).await;
                 let why = match outcome {
                     Ok(Err(error)) => anyhow::Error::new(error).context("reading ElevenLabs' stream"),
@@ -362,8 +388,10 @@ impl Generator<'static> {
         let id = recording_id.clone();
         tokio::spawn(async move {
             let relayed = tokio::time::timeout(deadline.leaving(GIVE_BACK), async {
-                let audio = relay(first, upstream, sender, deadline.leaving(GIVE_BACK + STORE)).await?;
-                self.store_streamed(&user, &request, &id, audio, voice_name, clone.as_deref(), now).await
+                // ElevenLabs counts the request in flight until its stream ends.
+                let audio = relay(first, upstream, sender, deadline.leaving(GIVE_BACK + STORE)).await;
+                place.release().await;
+                self.store_streamed(&user, &request, &id, audio?, voice_name, clone.as_deref(), now).await
             })
             .await
             .unwrap_or_else(|_| Err(RelayError::failed(out_of_time("the streamed generation ran out of time"))));
@@ -402,7 +430,7 @@ impl Generator<'static> {
         let within = deadline.leaving(GIVE_BACK + STORE);
         let speak = |id: ElevenLabsVoiceId| async move {
             let speech = Speech { voice: &id, text: &request.text, model, audio: &request.config };
-            self.elevenlabs.speak_streamed(&speech, within).await
+            patiently(deadline, || self.elevenlabs.speak_streamed(&speech, within)).await
         };
         match speaker {
             Speaker::Premade(id) => {
@@ -451,6 +479,41 @@ impl Generator<'static> {
             Ok(_) => Ok(sender),
             Err(error) => Err(RelayError { error: anyhow::anyhow!(error), sender }),
         }
+    }
+}
+
+/// Calls ElevenLabs again while it answers that it is busy, as long as the deadline leaves time
+/// for another try: `too_many_concurrent_requests` (another client of the account holds its
+/// places; they free up in a moment) after 100 ms, doubling to a second; `system_busy`
+/// (ElevenLabs itself is loaded) four times as long. Any other answer is final.
+async fn patiently<T, Call, Answer>(deadline: Deadline, mut call: Call) -> Result<T, UpstreamError>
+where
+    Call: FnMut() -> Answer,
+    Answer: std::future::Future<Output = Result<T, UpstreamError>>,
+{
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let error = match call().await {
+            Ok(answer) => return Ok(answer),
+            Err(error) => error,
+        };
+        let wait = match error.code.as_deref() {
+            Some("too_many_concurrent_requests") => pause,
+            Some("system_busy") => pause * 4,
+            _ => return Err(error),
+        };
+        let wait = wait + Duration::from_millis(u64::from(random_bytes::<1>()[0]) % 50);
+        if deadline.leaving(GIVE_BACK + STORE + MIN_SPEECH) < wait {
+            return Err(error);
+        }
+        tracing::info!(
+            code = error.code.as_deref(),
+            wait_ms = wait.as_millis() as u64,
+            "ElevenLabs is busy; asking again"
+        );
+        metrics::count("ElevenLabsBusy", ("Service", "elevenlabs"));
+        tokio::time::sleep(wait).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
 }
 

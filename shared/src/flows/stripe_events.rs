@@ -85,5 +85,5 @@ impl StripeEvents<'_> {
 /// The `WebhookOutcomes` metric: applied, duplicate, ignored, busy (another delivery holds the
 /// event) or failed (to be retried by Stripe).
 fn outcome(outcome: &str) {
-    metrics::count("WebhookOutcomes", ("Outcome", outcome));
+    metrics::count_by("WebhookOutcomes", ("Outcome", outcome));
 }

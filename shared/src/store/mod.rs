@@ -2,6 +2,7 @@
 //! (and so its attribute names): [`users`], [`sessions`], [`recordings`], [`subscriptions`],
 //! [`webhook_events`]; [`audio`] owns the bucket, [`redis`] the cache connection.
 
+pub mod admission;
 pub mod api_keys;
 pub mod audio;
 pub mod audit;

@@ -1,14 +1,15 @@
 //! CloudWatch metrics as Embedded Metric Format lines on stdout: CloudWatch Logs turns each line
 //! into metric data points, so a function makes no extra call and holds no client for them.
 //! One line per event, in the namespace set once per cold start ([`set_namespace`]; the
-//! template gives each stack its own), dimensions as given.
+//! template gives each stack its own).
 //!
-//! What is emitted, and where: `Requests` per route and status class and `Latency` per route
-//! (the router); `Generations`, `QuotaDenials` and `CachedGenerations` per tier (the generation
-//! flow); `RateLimitDenials` per scope (the rate limiter); `WebhookOutcomes` per outcome (the
-//! webhook); `UpstreamLatency` and `UpstreamErrors` per service (every outbound call);
-//! `ElevenLabsQuotaExceeded` (ElevenLabs answered `quota_exceeded`; alarmed);
-//! `SessionFallbacks` per reason (the session store answering from DynamoDB).
+//! Every distinct combination of a metric's dimension values is a custom metric CloudWatch bills
+//! monthly, so a metric has a dimension only where an alarm or the dashboard reads it per value:
+//! `Requests` by status class (the router) and `WebhookOutcomes` by outcome (the webhook; the
+//! failures are alarmed). Every other metric is one series, and what would have been its
+//! dimension (the route, the tier, the scope, the service) is a field of the same log line, for
+//! CloudWatch Logs Insights; so are the latencies (`Latency` per request, `UpstreamLatency` per
+//! outbound call), which the dashboard reads from the logs. docs/operations.md lists them.
 
 use std::{
     io::Write,
@@ -35,14 +36,12 @@ pub fn namespace() -> &'static str {
 #[derive(Debug, Clone, Copy)]
 pub enum Unit {
     Count,
-    Milliseconds,
 }
 
 impl Unit {
     fn as_str(self) -> &'static str {
         match self {
             Unit::Count => "Count",
-            Unit::Milliseconds => "Milliseconds",
         }
     }
 }
@@ -50,9 +49,14 @@ impl Unit {
 /// Lines also kept in memory, for tests that read what a function logged.
 static CAPTURED: Mutex<Option<Vec<String>>> = Mutex::new(None);
 
-/// One EMF line: `values` under every one of `dimension_sets` (each a list of dimension names
-/// taken from `dimensions`).
-pub fn emit(dimensions: &[(&str, &str)], dimension_sets: &[&[&str]], values: &[(&str, Unit, f64)]) {
+/// One EMF line: the metrics `values` under every one of `dimension_sets` (each a list of names
+/// from `fields`, possibly none), with `fields` and `details` as the line's other fields.
+pub fn emit(
+    fields: &[(&str, &str)],
+    dimension_sets: &[&[&str]],
+    values: &[(&str, Unit, f64)],
+    details: &[(&str, f64)],
+) {
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     let metrics: Vec<Value> =
         values.iter().map(|(name, unit, _)| json!({ "Name": name, "Unit": unit.as_str() })).collect();
@@ -64,10 +68,13 @@ pub fn emit(dimensions: &[(&str, &str)], dimension_sets: &[&[&str]], values: &[(
             "CloudWatchMetrics": [{ "Namespace": namespace(), "Dimensions": dimension_sets, "Metrics": metrics }],
         }),
     );
-    for (name, value) in dimensions {
+    for (name, value) in fields {
         line.insert((*name).into(), Value::String((*value).into()));
     }
     for (name, _, value) in values {
+        line.insert((*name).into(), json!(value));
+    }
+    for (name, value) in details {
         line.insert((*name).into(), json!(value));
     }
     let text = Value::Object(line).to_string();
@@ -78,30 +85,38 @@ pub fn emit(dimensions: &[(&str, &str)], dimension_sets: &[&[&str]], values: &[(
     let _ = writeln!(out, "{text}");
 }
 
-/// One count of `name` under a single dimension.
-pub fn count(name: &str, dimension: (&str, &str)) {
-    emit(&[dimension], &[&[dimension.0]], &[(name, Unit::Count, 1.0)]);
+/// One count of `name`, a single series; `detail` (what it was about: a tier, a scope, a
+/// reason) is a field of the line, for Logs Insights.
+pub fn count(name: &str, detail: (&str, &str)) {
+    emit(&[detail], &[&[]], &[(name, Unit::Count, 1.0)], &[]);
 }
 
-/// A request answered: its route (API Gateway's route key) and status class. Each distinct
-/// combination of dimension values is a custom metric CloudWatch bills monthly, so the outcome
-/// is the class (`2xx`, `4xx`, `5xx`), not the code, and latency is per route only.
+/// One count of `name` per value of `dimension`: only where an alarm or the dashboard reads the
+/// values apart, and the values are a short fixed list.
+pub fn count_by(name: &str, dimension: (&str, &str)) {
+    emit(&[dimension], &[&[dimension.0]], &[(name, Unit::Count, 1.0)], &[]);
+}
+
+/// A request answered: `Requests` by status class (`2xx`, `4xx`, `5xx`, not the code); the
+/// route (API Gateway's route key) and the latency are fields of the line.
 pub fn request(route: &str, status: u16, latency: Duration) {
     let outcome = format!("{}xx", status / 100);
-    emit(&[("Route", route), ("Outcome", &outcome)], &[&["Route", "Outcome"]], &[("Requests", Unit::Count, 1.0)]);
-    emit(&[("Route", route)], &[&["Route"]], &[("Latency", Unit::Milliseconds, latency.as_secs_f64() * 1000.0)]);
+    emit(
+        &[("Route", route), ("Outcome", &outcome)],
+        &[&["Outcome"]],
+        &[("Requests", Unit::Count, 1.0)],
+        &[("Latency", latency.as_secs_f64() * 1000.0)],
+    );
 }
 
-/// An outbound call to `service` (stripe, elevenlabs, auth0): how long it took, and whether it
-/// failed (no answer, 5xx or 429).
+/// An outbound call to `service` (stripe, elevenlabs, auth0): `UpstreamErrors` counts a failure
+/// (no answer, 5xx or 429); the service and the latency are fields of the line.
 pub fn upstream(service: &str, latency: Duration, failed: bool) {
     emit(
         &[("Service", service)],
-        &[&["Service"]],
-        &[
-            ("UpstreamLatency", Unit::Milliseconds, latency.as_secs_f64() * 1000.0),
-            ("UpstreamErrors", Unit::Count, if failed { 1.0 } else { 0.0 }),
-        ],
+        &[&[]],
+        &[("UpstreamErrors", Unit::Count, if failed { 1.0 } else { 0.0 })],
+        &[("UpstreamLatency", latency.as_secs_f64() * 1000.0)],
     );
 }
 

@@ -1,7 +1,7 @@
 //! `make bench` and `tests/e2e.sh` helper: signs in `N` PREMIUM users on the local stack (the same
 //! library call the sign-in callback makes) and prints one JSON line per user: `{userId, email,
 //! cookie, csrf}`. With `--admin`, they also get the admin role (for the admin function's figures
-//! and schemathesis' admin routes).
+//! and schemathesis' admin routes); with `--tier FREE|BASIC`, that tier instead.
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -21,8 +21,19 @@ use voice_core::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let count: usize = args.next().context("usage: bench-users N [--admin]")?.parse()?;
-    let admin = args.next().as_deref() == Some("--admin");
+    let usage = "usage: bench-users N [--admin] [--tier FREE|BASIC|PREMIUM]";
+    let count: usize = args.next().context(usage)?.parse()?;
+    let (mut admin, mut tier) = (false, Tier::Premium);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--admin" => admin = true,
+            "--tier" => {
+                let name = args.next().context(usage)?;
+                tier = *Tier::ALL.iter().find(|t| t.as_str() == name).with_context(|| format!("no tier {name:?}"))?;
+            }
+            _ => anyhow::bail!(usage),
+        }
+    }
     let app = App::from_env().await?;
     // The tier is Stripe's to set; the bench user gets it directly, as the tests' harness does.
     let dynamodb = aws::dynamodb(&aws::sdk_config(&app.config.aws));
@@ -36,11 +47,11 @@ async fn main() -> anyhow::Result<()> {
             .update_item()
             .table_name(&app.config.tables.users)
             .key("userId", AttributeValue::S(id.to_string()))
-            .update_expression("SET subscriptionTier = :premium")
-            .expression_attribute_values(":premium", AttributeValue::S(Tier::Premium.as_str().into()))
+            .update_expression("SET subscriptionTier = :tier")
+            .expression_attribute_values(":tier", AttributeValue::S(tier.as_str().into()))
             .send()
             .await
-            .context("making the user PREMIUM")?;
+            .context("setting the user's tier")?;
         // Written past the store: the hot path's snapshot of the row must go too.
         app.users.snapshots().forget(&id).await;
         if admin {
