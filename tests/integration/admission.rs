@@ -76,6 +76,41 @@ async fn free_is_delayed_never_starved_a_long_wait_goes_before_a_new_premium() {
 }
 
 #[tokio::test]
+async fn a_request_the_queue_cannot_serve_in_time_is_turned_away_at_once_unless_it_ranks_ahead() {
+    let app = TestApp::spawn().await;
+    let gate = gate(&app, &unique("acct-"), Clock::system());
+    let holder = gate.enter(Priority::Standard, now(), soon(), Duration::ZERO).await.unwrap();
+    // With 2.5 s left, one place turns over at most twice: two may wait.
+    let short = || Deadline::after(Duration::from_millis(2500));
+    let mut waiters = tokio::task::JoinSet::new();
+    for n in 1..=2 {
+        let waiter = gate.clone();
+        waiters.spawn(async move { waiter.enter(Priority::Standard, now(), short(), Duration::ZERO).await.map(drop) });
+        let queued = eventually(Duration::from_secs(5), || async { gate.waiting().await.unwrap() == n });
+        assert!(queued.await, "waiter {n} is queued");
+    }
+
+    let started = tokio::time::Instant::now();
+    let third = gate.enter(Priority::Standard, now(), short(), Duration::ZERO).await.err().expect("turned away");
+    assert!(matches!(third, ApiError::Busy { retry_after_secs: 1.., .. }), "{third:?}");
+    assert!(started.elapsed() < Duration::from_millis(500), "at once, not at its deadline");
+    assert_eq!(gate.waiting().await.unwrap(), 2);
+
+    // PREMIUM ranks before the last one queued: it joins, and goes first.
+    let premium = tokio::spawn({
+        let gate = gate.clone();
+        async move { gate.enter(Priority::Fastest, now(), short(), Duration::ZERO).await.map(drop) }
+    });
+    let queued = eventually(Duration::from_secs(5), || async { gate.waiting().await.unwrap() == 3 });
+    assert!(queued.await, "PREMIUM is queued past the limit");
+    holder.release().await;
+    premium.await.unwrap().expect("PREMIUM got in");
+    for waited in waiters.join_all().await {
+        waited.expect("each FREE waiter got in once the place turned over");
+    }
+}
+
+#[tokio::test]
 async fn nobody_waits_past_their_deadline_and_a_holder_that_dies_frees_its_place() {
     let app = TestApp::spawn().await;
     let account = unique("acct-");

@@ -16,6 +16,11 @@
 //! slot, so the script that admits touches them atomically): `held` (ticket → lease end, ms),
 //! `waiting` (ticket → rank) and `alive` (ticket → when the waiter counts as gone).
 //!
+//! The queue holds no more requests than the places can serve before their deadlines, at one
+//! [`TURN`] a place: a request beyond that is answered 503 at once rather than at its deadline
+//! (unless it ranks before the last one queued), which also bounds the polling on the
+//! account's one Redis slot.
+//!
 //! If Redis cannot answer, the request goes ahead ungated (logged and counted as
 //! `AdmissionFallbacks`): the quota was reserved durably already, and a 429 from ElevenLabs is
 //! retried within the deadline by the caller.
@@ -40,6 +45,9 @@ const FURTHEST_BACK: Duration = Duration::from_millis(100);
 const WAITER_LEASE: Duration = Duration::from_secs(2);
 /// A place outlives its holder's deadline by this much (Lambda stops the invocation at the deadline).
 const PLACE_MARGIN: Duration = Duration::from_secs(1);
+/// The shortest time a place is held (a short generation): the queue never holds more than the
+/// places can turn over before a request's deadline at this pace.
+const TURN: Duration = Duration::from_secs(1);
 /// The keys go when an account's traffic stops for this long.
 const IDLE_KEYS: Duration = Duration::from_secs(3600);
 
@@ -66,9 +74,11 @@ fn label(priority: Priority) -> &'static str {
 }
 
 /// Frees places whose lease ended and drops waiters gone quiet; then queues (or re-queues) this
-/// ticket, and admits it if it ranks within the free places.
+/// ticket, and admits it if it ranks within the free places. A new ticket finding the queue
+/// at `most waiting` is turned away unless it ranks before the last one queued.
 /// KEYS: held, waiting, alive. ARGV: now, ticket, rank, concurrency, place lease end, waiter
-/// lease end, key lifetime (ms). Returns {1, 0} admitted, or {0, how many rank ahead}.
+/// lease end, key lifetime (ms), most waiting. Returns {1, 0} admitted, {0, how many rank
+/// ahead} waiting, or {-1, how many wait} turned away.
 const ENTER: &str = r"
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -76,6 +86,15 @@ local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
 for _, ticket in ipairs(gone) do
   redis.call('ZREM', KEYS[2], ticket)
   redis.call('ZREM', KEYS[3], ticket)
+end
+if not redis.call('ZSCORE', KEYS[2], ARGV[2]) then
+  local queued = redis.call('ZCARD', KEYS[2])
+  if queued >= tonumber(ARGV[8]) then
+    local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+    if tonumber(ARGV[3]) >= tonumber(last[2]) then
+      return {-1, queued}
+    end
+  end
 end
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[2])
@@ -125,7 +144,7 @@ impl Gate {
         let started = tokio::time::Instant::now();
         let mut pause;
         loop {
-            match self.try_enter(&ticket, rank, deadline).await {
+            match self.try_enter(&ticket, rank, deadline, keep).await {
                 Ok(Entry::Admitted) => {
                     let waited = started.elapsed();
                     if waited > NEXT_IN_LINE {
@@ -141,12 +160,12 @@ impl Gate {
                     if deadline.leaving(keep) <= pause {
                         self.leave(&ticket).await;
                         metrics::count("AdmissionTimeouts", ("Priority", label(priority)));
-                        let retry_after_secs = 1 + ahead / u64::from(self.concurrency);
-                        return Err(ApiError::Busy {
-                            service: "ElevenLabs",
-                            retry_after_secs: retry_after_secs.min(30),
-                        });
+                        return Err(self.busy(ahead));
                     }
+                }
+                Ok(Entry::TurnedAway { waiting }) => {
+                    metrics::count("AdmissionTimeouts", ("Priority", label(priority)));
+                    return Err(self.busy(waiting));
                 }
                 Err(error) => {
                     tracing::warn!(error = format!("{error:#}"), "the admission gate is unreachable; calling ungated");
@@ -158,12 +177,20 @@ impl Gate {
         }
     }
 
-    async fn try_enter(&self, ticket: &str, rank: i64, deadline: Deadline) -> anyhow::Result<Entry> {
+    /// 503 with Retry-After, about when `ahead` requests will have had their turn.
+    fn busy(&self, ahead: u64) -> ApiError {
+        let retry_after_secs = 1 + ahead * TURN.as_secs() / u64::from(self.concurrency);
+        ApiError::Busy { service: "ElevenLabs", retry_after_secs: retry_after_secs.min(30) }
+    }
+
+    async fn try_enter(&self, ticket: &str, rank: i64, deadline: Deadline, keep: Duration) -> anyhow::Result<Entry> {
         let now = unix_ms(self.clock.now());
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let mut conn = self.redis.conn().await?;
         let [held, waiting, alive] = self.keys();
-        let (admitted, ahead): (i64, u64) = redis::Script::new(ENTER)
+        // Places turn over no faster than once a [`TURN`]: more waiting than that is hopeless.
+        let turns = (deadline.leaving(keep).as_millis() / TURN.as_millis()).max(1) as u64;
+        let (entry, count): (i64, u64) = redis::Script::new(ENTER)
             .key(held)
             .key(waiting)
             .key(alive)
@@ -174,9 +201,14 @@ impl Gate {
             .arg(now + ms(deadline.remaining() + PLACE_MARGIN))
             .arg(now + ms(WAITER_LEASE))
             .arg(ms(IDLE_KEYS))
+            .arg(u64::from(self.concurrency) * turns)
             .invoke_async(&mut conn)
             .await?;
-        Ok(if admitted == 1 { Entry::Admitted } else { Entry::Waiting { ahead } })
+        Ok(match entry {
+            1 => Entry::Admitted,
+            0 => Entry::Waiting { ahead: count },
+            _ => Entry::TurnedAway { waiting: count },
+        })
     }
 
     /// Leaves the queue (a waiter giving up).
@@ -212,7 +244,13 @@ impl Gate {
 
 enum Entry {
     Admitted,
-    Waiting { ahead: u64 },
+    Waiting {
+        ahead: u64,
+    },
+    /// The queue already holds more than can be served before this request's deadline.
+    TurnedAway {
+        waiting: u64,
+    },
 }
 
 /// A place held at ElevenLabs until [`Place::release`]; one dropped unreleased is released in
