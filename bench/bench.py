@@ -14,6 +14,7 @@ printed, not written to bench/results.json.
 """
 
 import argparse
+import contextlib
 import http.server
 import json
 import os
@@ -257,10 +258,25 @@ def run_function(name, binary, env, make_event, warm):
     return {"init": init * 1000, "first": first * 1000, "warm": [t * 1000 for t in timings], "rss": rss, "status": status}
 
 
-def users(count, admin=False):
-    command = [str(HOST_BIN / "bench-users"), str(count)] + (["--admin"] if admin else [])
+def users(count, admin=False, tier=None):
+    """`count` signed-in users (PREMIUM, or `tier`, which each then carries)."""
+    command = [str(HOST_BIN / "bench-users"), str(count)] + (["--admin"] if admin else []) + (["--tier", tier] if tier else [])
     out = subprocess.run(command, env={**os.environ, **stack_env()}, check=True, capture_output=True, text=True).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [dict(json.loads(line), **({"tier": tier} if tier else {})) for line in out.splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def local_api(env, port):
+    """The host build of the local API on `port` with `env`, stopped on leaving. Its output
+    (logs, metric lines) is not read: a pipe nobody drains would stall it."""
+    api = subprocess.Popen([str(HOST_BIN / "local-api")], cwd=REPO, env={**env, "API_PORT": str(port)},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        api.kill()
+        api.wait()
 
 
 def upstream_calls(env, voice):
@@ -337,19 +353,13 @@ def bench_functions(rounds, warm, only=None):
 
 
 def bench_load(requests):
-    env = {**os.environ, **stack_env(), "API_PORT": "3099", "RUST_LOG": "warn"}
-    # Its output (logs, metric lines) is not read: a pipe nobody drains would stall it.
-    api = subprocess.Popen([str(HOST_BIN / "local-api")], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(3099)
+    env = {**os.environ, **stack_env(), "RUST_LOG": "warn"}
+    with local_api(env, 3099) as base:
         people = users(100)
         lines = "".join(json.dumps(u) + "\n" for u in people)
-        command = [str(HOST_BIN / "bench-load"), "http://127.0.0.1:3099", str(requests), "1", "16", "64"]
+        command = [str(HOST_BIN / "bench-load"), base, str(requests), "1", "16", "64"]
         out = subprocess.run(command, env=env, input=lines, check=True, capture_output=True, text=True).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
-    finally:
-        api.kill()
-        api.wait()
 
 
 class CountingProxy:
@@ -409,31 +419,28 @@ def bench_calls(samples=50):
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{aws.port}",
         "AWS_ENDPOINT_URL_SSM": stack["AWS_ENDPOINT_URL"],
     }
-    env = {**os.environ, **stack, "API_PORT": "3098", "RUST_LOG": "warn", "LOCAL_FUNCTIONS": functions_with(proxied, "counted")}
-    api = subprocess.Popen([str(HOST_BIN / "local-api")], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, **stack, "RUST_LOG": "warn", "LOCAL_FUNCTIONS": functions_with(proxied, "counted")}
     try:
-        wait_for_port(3098)
-        cookie = users(1)[0]["cookie"]
-        rows = []
-        for route in ("/usage", "/auth/session"):
-            def get():
-                request = urllib.request.Request(f"http://127.0.0.1:3098{route}", headers={"cookie": cookie})
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    response.read()
-            get()
-            redis_before, aws_before = redis.round_trips, aws.round_trips
-            for _ in range(samples):
+        with local_api(env, 3098) as base:
+            cookie = users(1)[0]["cookie"]
+            rows = []
+            for route in ("/usage", "/auth/session"):
+                def get():
+                    request = urllib.request.Request(f"{base}{route}", headers={"cookie": cookie})
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        response.read()
                 get()
-            rows.append({
-                "route": f"GET {route}",
-                "requests": samples,
-                "redisRoundTrips": (redis.round_trips - redis_before) / samples,
-                "dynamodbRequests": (aws.round_trips - aws_before) / samples,
-            })
-        return rows
+                redis_before, aws_before = redis.round_trips, aws.round_trips
+                for _ in range(samples):
+                    get()
+                rows.append({
+                    "route": f"GET {route}",
+                    "requests": samples,
+                    "redisRoundTrips": (redis.round_trips - redis_before) / samples,
+                    "dynamodbRequests": (aws.round_trips - aws_before) / samples,
+                })
+            return rows
     finally:
-        api.kill()
-        api.wait()
         redis.close()
         aws.close()
 
@@ -442,15 +449,13 @@ def bench_stream(samples=10):
     """Time to the first audio byte of POST /tts/stream through the local API (a real HTTP
     client and server), against the time to the stream's end and the ElevenLabs stand-in's own
     first-chunk delay (`--stream-delay-ms`, 100 ms in the local stack)."""
-    env = {**os.environ, **stack_env(), "API_PORT": "3097", "RUST_LOG": "warn"}
-    api = subprocess.Popen([str(HOST_BIN / "local-api")], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(3097)
+    env = {**os.environ, **stack_env(), "RUST_LOG": "warn"}
+    with local_api(env, 3097) as base:
         firsts, totals = [], []
         for person in users(samples):
             body = json.dumps({"voiceId": VOICE, "text": f"Streamed {uuid.uuid4().hex}"}).encode()
             request = urllib.request.Request(
-                "http://127.0.0.1:3097/tts/stream", data=body, method="POST",
+                f"{base}/tts/stream", data=body, method="POST",
                 headers={"cookie": person["cookie"], "x-csrf-token": person["csrf"], "content-type": "application/json"},
             )
             sent = time.perf_counter()
@@ -461,18 +466,9 @@ def bench_stream(samples=10):
                 totals.append((time.perf_counter() - sent) * 1000)
         return {"requests": samples, "firstByteP50Ms": statistics.median(firsts), "firstByteMaxMs": max(firsts),
                 "endP50Ms": statistics.median(totals), "standInFirstChunkMs": 100}
-    finally:
-        api.kill()
-        api.wait()
 
 
 BURST_TIERS = ("PREMIUM", "BASIC", "FREE")
-
-
-def users_of(count, tier):
-    command = [str(HOST_BIN / "bench-users"), str(count), "--tier", tier]
-    out = subprocess.run(command, env={**os.environ, **stack_env()}, check=True, capture_output=True, text=True).stdout
-    return [dict(json.loads(line), tier=tier) for line in out.splitlines() if line.strip()]
 
 
 def bench_burst(total=200, concurrency=10, latency_ms=300):
@@ -500,12 +496,9 @@ def bench_burst(total=200, concurrency=10, latency_ms=300):
         ssm.put_parameter(Name=parameter, Value=f"xi-local-key:{account}", Type="SecureString", Overwrite=True)
         overrides = {"ELEVENLABS_ACCOUNT": account, "ELEVENLABS_API_KEY_PARAM": parameter,
                      "ELEVENLABS_CONCURRENCY": str(concurrency if gated else 100_000)}
-        api_env = {**env, "API_PORT": "3096", "RUST_LOG": "warn", "LOCAL_FUNCTIONS": functions_with(overrides, "burst")}
-        api = subprocess.Popen([str(HOST_BIN / "local-api")], cwd=REPO, env=api_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for_port(3096)
-            people = [p for i, tier in enumerate(BURST_TIERS) for p in users_of(total // 3 + (i < total % 3), tier)]
+        api_env = {**env, "RUST_LOG": "warn", "LOCAL_FUNCTIONS": functions_with(overrides, "burst")}
+        with local_api(api_env, 3096) as api:
+            people = [p for i, tier in enumerate(BURST_TIERS) for p in users(total // 3 + (i < total % 3), tier=tier)]
             random.shuffle(people)
             start = threading.Barrier(len(people))
             answers = [None] * len(people)
@@ -513,7 +506,7 @@ def bench_burst(total=200, concurrency=10, latency_ms=300):
             def generate(n, person):
                 body = json.dumps({"voiceId": VOICE, "text": f"Burst {uuid.uuid4().hex}"}).encode()
                 request = urllib.request.Request(
-                    "http://127.0.0.1:3096/tts", data=body, method="POST",
+                    f"{api}/tts", data=body, method="POST",
                     headers={"cookie": person["cookie"], "x-csrf-token": person["csrf"], "content-type": "application/json"},
                 )
                 start.wait()
@@ -534,12 +527,9 @@ def bench_burst(total=200, concurrency=10, latency_ms=300):
                 speech = json.loads(response.read())
             used = 0
             for person in people:
-                usage = urllib.request.Request("http://127.0.0.1:3096/usage", headers={"cookie": person["cookie"]})
+                usage = urllib.request.Request(f"{api}/usage", headers={"cookie": person["cookie"]})
                 with urllib.request.urlopen(usage, timeout=10) as response:
                     used += json.loads(response.read())["used"]
-        finally:
-            api.kill()
-            api.wait()
         first = min(a[2] for a in answers)
         made = [a for a in answers if a[1] == 201]
         span = max(a[3] for a in made) - first if made else float("nan")

@@ -25,7 +25,7 @@
 //! `AdmissionFallbacks`): the quota was reserved durably already, and a 429 from ElevenLabs is
 //! retried within the deadline by the caller.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use time::OffsetDateTime;
 
@@ -190,7 +190,9 @@ impl Gate {
         let [held, waiting, alive] = self.keys();
         // Places turn over no faster than once a [`TURN`]: more waiting than that is hopeless.
         let turns = (deadline.leaving(keep).as_millis() / TURN.as_millis()).max(1) as u64;
-        let (entry, count): (i64, u64) = redis::Script::new(ENTER)
+        // Hashed once per process, not per try (the script is sent by its SHA).
+        static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ENTER));
+        let (entry, count): (i64, u64) = SCRIPT
             .key(held)
             .key(waiting)
             .key(alive)

@@ -110,6 +110,40 @@ pub fn user_query(
         .expression_attribute_values(":user", string(user.as_str()))
 }
 
+/// Every item of a sparse index whose partition is the marker `(name, value)` and whose sort key
+/// `due` is before `before`, page by page: the rows a sweep has to finish (pending uploads,
+/// retags, erasures).
+pub async fn due_before(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    index: &str,
+    (name, value): (&str, &str),
+    (due, before): (&str, i64),
+) -> anyhow::Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression("#marker = :marker AND #due < :before")
+            .expression_attribute_names("#marker", name)
+            .expression_attribute_names("#due", due)
+            .expression_attribute_values(":marker", string(value))
+            .expression_attribute_values(":before", number(before))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .with_context(|| format!("listing {index} of {table}"))?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
 /// Deletes every item of one partition (`pk_name = pk`), sort key `sk_name`: queried page by
 /// page, deleted 25 at a time, unprocessed items retried. The count deleted.
 pub async fn delete_partition(

@@ -42,34 +42,20 @@ pub async fn due(
     key_names: [&str; 2],
     before: i64,
 ) -> anyhow::Result<Vec<PendingUpload>> {
-    let mut found = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .query()
-            .table_name(table)
-            .index_name(INDEX)
-            .key_condition_expression("pendingUpload = :pending AND uploadDeadline < :before")
-            .expression_attribute_values(":pending", string(PENDING))
-            .expression_attribute_values(":before", number(before))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .context("listing expired upload URLs")?;
-        for item in page.items.unwrap_or_default() {
+    let items =
+        dynamo::due_before(client, table, INDEX, ("pendingUpload", PENDING), ("uploadDeadline", before)).await?;
+    items
+        .into_iter()
+        .map(|item| {
             let key = key_names.iter().filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone()))).collect();
-            found.push(PendingUpload {
+            Ok(PendingUpload {
                 key,
                 s3_key: dynamo::str(&item, "s3Key")?.to_owned(),
                 bytes: dynamo::opt_num(&item, "uploadBytes")?.unwrap_or(0),
                 created_at: dynamo::str(&item, "createdAt")?.to_owned(),
-            });
-        }
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return Ok(found);
-        }
-    }
+            })
+        })
+        .collect()
 }
 
 /// The object arrived: the row is an ordinary one now. False if someone else settled it first.

@@ -315,31 +315,17 @@ impl Recordings {
 
     /// Recordings marked for a retag before `before` (unix seconds): (user, recording).
     pub async fn retags_due(&self, before: i64) -> anyhow::Result<Vec<(UserId, RecordingId)>> {
-        let mut due = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("retag-index")
-                .key_condition_expression("retag = :due AND retagAt < :before")
-                .expression_attribute_values(":due", string(RETAG_DUE))
-                .expression_attribute_values(":before", number(before))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("listing the retags due")?;
-            for item in page.items.unwrap_or_default() {
-                let user = UserId::parse(dynamo::str(&item, "userId")?).context("stored userId")?;
-                let id = RecordingId::parse(dynamo::str(&item, "recordingId")?).context("stored recordingId")?;
-                due.push((user, id));
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(due);
-            }
-        }
+        let items =
+            dynamo::due_before(&self.client, &self.table, "retag-index", ("retag", RETAG_DUE), ("retagAt", before))
+                .await?;
+        items
+            .iter()
+            .map(|item| {
+                let user = UserId::parse(dynamo::str(item, "userId")?).context("stored userId")?;
+                let id = RecordingId::parse(dynamo::str(item, "recordingId")?).context("stored recordingId")?;
+                Ok((user, id))
+            })
+            .collect()
     }
 
     /// Deletes every recording row of the user.

@@ -32,23 +32,15 @@ impl Users {
 
     /// Accounts whose erasure started before `before` (unix seconds) and has not finished.
     pub async fn erasing(&self, before: i64) -> anyhow::Result<Vec<UserId>> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("erasing-index")
-            .key_condition_expression("erasureState = :erasing AND erasureStartedAt < :before")
-            .expression_attribute_values(":erasing", string(ERASING))
-            .expression_attribute_values(":before", number(before))
-            .send()
-            .await
-            .context("listing unfinished erasures")?;
-        output
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(|item| UserId::parse(dynamo::str(item, attr::USER_ID)?).context("stored userId"))
-            .collect()
+        let items = dynamo::due_before(
+            &self.client,
+            &self.table,
+            "erasing-index",
+            ("erasureState", ERASING),
+            ("erasureStartedAt", before),
+        )
+        .await?;
+        items.iter().map(|item| UserId::parse(dynamo::str(item, attr::USER_ID)?).context("stored userId")).collect()
     }
 
     /// The last step: the tombstone is written, then the user row deleted.
