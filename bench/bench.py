@@ -492,7 +492,7 @@ def bench_burst(total=200, concurrency=10, latency_ms=300):
         urllib.request.urlopen(urllib.request.Request(
             f"{base}/_test/accounts/{account}", data=limits, method="POST", headers={"content-type": "application/json"},
         ), timeout=10).close()
-        parameter = f"/voice-local/bench/elevenlabs-api-key/{account}"
+        parameter = f"/voice-local/elevenlabs-api-key/{account}"  # beside the primary key, as the template grants
         ssm.put_parameter(Name=parameter, Value=f"xi-local-key:{account}", Type="SecureString", Overwrite=True)
         overrides = {"ELEVENLABS_ACCOUNT": account, "ELEVENLABS_API_KEY_PARAM": parameter,
                      "ELEVENLABS_CONCURRENCY": str(concurrency if gated else 100_000)}

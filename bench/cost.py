@@ -177,8 +177,7 @@ def estimate(users, prices, profile, results, template):
         "ElastiCache Serverless": max(p["elasticache_serverless_valkey"]["minimum_gb"], users * 2_000 / 1e9)
         * p["elasticache_serverless_valkey"]["gb_hour"] * HOURS_PER_MONTH
         + redis_commands / 1e6 * p["elasticache_serverless_valkey"]["per_million_ecpu"],
-        "NAT gateway": ops["nat_gateways"] * p["nat_gateway"]["hour"] * HOURS_PER_MONTH
-        + generations * ops["nat_bytes_per_generation"] / 1e9 * p["nat_gateway"]["per_gb"],
+        egress_label(ops["egress"]): egress(ops["egress"], generations, p, ops),
         "CloudWatch (logs)": total_invocations * ops["log_bytes_per_invocation"] / 1e9
         * (p["cloudwatch"]["logs_ingested_gb"] + p["cloudwatch"]["logs_stored_gb_month"]),
         "CloudWatch (metrics, alarms, dashboard)": custom_metrics(template, ops) * p["cloudwatch"]["custom_metric_month"]
@@ -186,6 +185,21 @@ def estimate(users, prices, profile, results, template):
         "Secrets Manager": p["secrets_manager"]["secret_month"],
     }
     return lines
+
+
+def egress_label(kind):
+    return {"nat_instance": "NAT instance (egress)", "nat_gateway": "NAT gateway (egress)"}[kind]
+
+
+def egress(kind, generations, p, ops):
+    """The monthly cost of reaching Stripe, Auth0 and ElevenLabs: the NAT and its public IPv4
+    address. A NAT gateway also charges for every GB it processes (ElevenLabs' audio coming back)."""
+    address = p["public_ipv4"]["hour"] * HOURS_PER_MONTH
+    if kind == "nat_instance":
+        instance = p["nat_instance"]["hour"] * HOURS_PER_MONTH
+        return instance + p["nat_instance"]["volume_gb"] * p["nat_instance"]["volume_gb_month"] + address
+    return ops["nat_gateways"] * (p["nat_gateway"]["hour"] * HOURS_PER_MONTH + address) \
+        + generations * ops["nat_bytes_per_generation"] / 1e9 * p["nat_gateway"]["per_gb"]
 
 
 def custom_metrics(template, ops):
@@ -212,6 +226,12 @@ def main():
     totals = {u: sum(estimates[u].values()) for u in SIZES}
     print("| **total** | " + " | ".join(f"**{totals[u]:,.2f}**" for u in SIZES) + " |")
     print("| per MAU | " + " | ".join(f"{totals[u] / u:.4f}" for u in SIZES) + " |")
+    chosen = profile["operations"]["egress"]
+    other = "nat_gateway" if chosen == "nat_instance" else "nat_instance"
+    swapped = {u: totals[u] - estimates[u][egress_label(chosen)]
+               + egress(other, invocations_per_user(profile)["generations"] * u, prices, profile["operations"]) for u in SIZES}
+    print(f"\nWith a {egress_label(other).split(' (')[0]} instead: "
+          + ", ".join(f"{u // 1000}k MAU {swapped[u]:,.2f}" for u in SIZES) + ".")
     print("\nLargest items:")
     for u in SIZES:
         top = sorted(estimates[u].items(), key=lambda kv: -kv[1])[:3]

@@ -103,6 +103,8 @@ def local_parameters():
         "ElevenLabsVoiceSlots": "30",
         # The stand-in's account takes 50 requests at once (local/standins/elevenlabs.py).
         "ElevenLabsConcurrency": "50",
+        # One account locally; tests that need several make their own at the stand-in.
+        "ElevenLabsMoreAccounts": "",
         "BillingEmailFrom": "billing@voice.local",
         "SessionIdleSeconds": "900",
         # Host-only cookie: the local API serves every route, the streamed one included.

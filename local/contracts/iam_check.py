@@ -121,9 +121,9 @@ def _local(arn, local_names):
 
 
 def _as_configured(resource):
-    """A parameter a test made in place of a configured one is named after it
-    (`/voice-local/test/elevenlabs-api-key/acct-…` stands in for `/voice-local/elevenlabs-api-key`:
-    an ElevenLabs account of the test's own); it is judged as the one it stands in for."""
+    """A parameter a test names in place of a configured one is named after it
+    (`/voice-local/test/stripe-secret-key/missing` stands in for `/voice-local/stripe-secret-key`:
+    a parameter that does not exist); it is judged as the one it stands in for."""
     return re.sub(r":parameter/voice-local/test/([\w-]+)/[^/]+$", r":parameter/voice-local/\1", resource)
 
 

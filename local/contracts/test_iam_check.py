@@ -42,9 +42,16 @@ class IamCheck(unittest.TestCase):
         self.assertFalse(allowed("WebhookFunction", "ses:SendTemplatedEmail", sender, {"ses:FromAddress": "x@evil.test"}))
         self.assertFalse(allowed("WebhookFunction", "ses:SendTemplatedEmail", sender, {}))
 
-    def test_a_test_made_parameter_is_judged_as_the_one_it_stands_in_for(self):
-        made = "arn:aws:ssm:us-east-1:123456789012:parameter/voice-local/test/elevenlabs-api-key/acct-1"
-        self.assertEqual(iam_check._as_configured(made), made.replace("test/elevenlabs-api-key/acct-1", "elevenlabs-api-key"))
+    def test_a_test_named_parameter_is_judged_as_the_one_it_stands_in_for(self):
+        named = "arn:aws:ssm:us-east-1:123456789012:parameter/voice-local/test/stripe-secret-key/missing"
+        self.assertEqual(iam_check._as_configured(named), named.replace("test/stripe-secret-key/missing", "stripe-secret-key"))
+
+    def test_the_keys_of_more_elevenlabs_accounts_are_granted_beside_the_primary_one_and_nothing_else(self):
+        parameter = "arn:aws:ssm:us-east-1:123456789012:parameter/voice-local/elevenlabs-api-key"
+        self.assertTrue(allowed("TtsFunction", "ssm:GetParameters", parameter))
+        self.assertTrue(allowed("TtsFunction", "ssm:GetParameters", f"{parameter}/overflow"))
+        self.assertFalse(allowed("TtsFunction", "ssm:GetParameters", f"{parameter}-other"))
+        self.assertFalse(allowed("SessionFunction", "ssm:GetParameters", f"{parameter}/overflow"))
 
     def test_a_denied_call_fails_the_check_naming_function_action_and_resource(self):
         with tempfile.TemporaryDirectory() as folder:

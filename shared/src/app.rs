@@ -11,7 +11,7 @@ use crate::{
     config::{Config, Secret},
     domain::health,
     store::{
-        admission::Gate,
+        admission::Gates,
         api_keys::ApiKeys,
         audio::AudioStore,
         audit::AuditLog,
@@ -27,7 +27,13 @@ use crate::{
         voices::Voices,
         webhook_events::WebhookEvents,
     },
-    upstream::{elevenlabs::ElevenLabs, email::Mailer, oidc::Idp, outbound, stripe::Stripe},
+    upstream::{
+        elevenlabs::{Account, Accounts, ElevenLabs},
+        email::Mailer,
+        oidc::Idp,
+        outbound,
+        stripe::Stripe,
+    },
 };
 
 /// What a function's init may start fetching in the background ([`App::warm`]).
@@ -54,8 +60,8 @@ pub struct App {
     pub consent: ConsentRecords,
     pub api_keys: ApiKeys,
     pub audit: AuditLog,
-    /// The admission gate in front of the ElevenLabs account.
-    pub gate: Gate,
+    /// The admission gate in front of each ElevenLabs account.
+    pub gates: Gates,
     pub idp: Idp,
     /// The last health report, reused for a few seconds.
     pub health: health::Cache,
@@ -68,7 +74,7 @@ pub struct App {
     mailer: OnceLock<Option<Mailer>>,
     auth0_client_secret: OnceCell<Secret<String>>,
     stripe: OnceCell<Stripe>,
-    elevenlabs: OnceCell<ElevenLabs>,
+    elevenlabs: OnceCell<Accounts>,
     webhook_secrets: OnceCell<Vec<Secret<String>>>,
 }
 
@@ -112,14 +118,13 @@ impl App {
             recordings: Recordings::new(dynamodb.clone(), tables.recordings.clone()),
             subscriptions: Subscriptions::new(dynamodb.clone(), tables.subscriptions.clone()),
             webhook_events: WebhookEvents::new(dynamodb.clone(), tables.webhook_events.clone()),
-            voices: Voices::new(dynamodb.clone(), tables.voices.clone(), config.voice.elevenlabs_account.clone()),
+            voices: Voices::new(dynamodb.clone(), tables.voices.clone()),
             api_keys: ApiKeys::new(dynamodb.clone(), tables.api_keys.clone()),
             audit: AuditLog::new(dynamodb.clone(), tables.audit.clone()),
-            gate: Gate::new(
-                redis.clone(),
+            gates: Gates::new(
+                &redis,
                 clock,
-                &config.voice.elevenlabs_account,
-                config.voice.elevenlabs_concurrency,
+                config.voice.elevenlabs_accounts.iter().map(|a| (a.name.as_str(), a.concurrency)),
             ),
             consent: ConsentRecords::new(dynamodb, tables.consent_records.clone()),
             idp: Idp::new(http.clone(), config.idp.clone()),
@@ -209,13 +214,24 @@ impl App {
         self.auth0_client_secret.get_or_try_init(|| self.secret("AUTH0_CLIENT_SECRET_PARAM", parameter)).await
     }
 
-    /// The ElevenLabs client, its key fetched once per cold start.
-    pub async fn elevenlabs(&self) -> anyhow::Result<&ElevenLabs> {
+    /// The ElevenLabs accounts' clients, their keys fetched together once per cold start.
+    pub async fn elevenlabs(&self) -> anyhow::Result<&Accounts> {
         self.elevenlabs
             .get_or_try_init(|| async {
-                let key = self.secret("ELEVENLABS_API_KEY_PARAM", &self.config.secrets.elevenlabs_api_key).await?;
                 let voice = &self.config.voice;
-                Ok(ElevenLabs::new(self.http()?.clone(), voice.elevenlabs_base.clone(), key, voice.elevenlabs_timeout))
+                let wanted: Vec<_> = voice
+                    .elevenlabs_accounts
+                    .iter()
+                    .map(|a| Wanted { variable: "ELEVENLABS_API_KEY_PARAM", parameter: a.key_parameter.as_deref() })
+                    .collect();
+                let keys = secrets::fetch_all(&self.ssm, &wanted).await?;
+                let http = self.http()?;
+                let accounts = voice.elevenlabs_accounts.iter().zip(keys).map(|(account, key)| Account {
+                    name: account.name.clone(),
+                    voice_slots: account.voice_slots,
+                    client: ElevenLabs::new(http.clone(), voice.elevenlabs_base.clone(), key, voice.elevenlabs_timeout),
+                });
+                Ok(Accounts::new(accounts.collect()))
             })
             .await
     }

@@ -7,16 +7,16 @@ use crate::{
     flows::{billing::Billing, billing_alerts::Notices, erase::Erasure, generate::Generator},
 };
 
-/// Speech generation (`POST /tts`, `POST /tts/stream`). Waits for the ElevenLabs key if it is
-/// not fetched yet.
+/// Speech generation (`POST /tts`, `POST /tts/stream`). Waits for the ElevenLabs keys if they
+/// are not fetched yet.
 pub async fn generator(app: &App) -> anyhow::Result<Generator<'_>> {
     Ok(Generator {
         users: &app.users,
         voices: &app.voices,
         recordings: &app.recordings,
         audio: app.audio(),
-        elevenlabs: app.elevenlabs().await?,
-        gate: &app.gate,
+        accounts: app.elevenlabs().await?,
+        gates: &app.gates,
         settings: &app.config.voice,
     })
 }
@@ -34,7 +34,7 @@ pub async fn erasure(app: &App) -> anyhow::Result<Erasure<'_>> {
         api_keys: &app.api_keys,
         audio: app.audio(),
         stripe: app.stripe().await?,
-        elevenlabs: app.elevenlabs().await?,
+        accounts: app.elevenlabs().await?,
     })
 }
 

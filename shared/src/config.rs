@@ -117,20 +117,82 @@ pub struct VoiceSettings {
     pub elevenlabs_base: Url,
     /// How long one generation may take before the unit is given back.
     pub elevenlabs_timeout: Duration,
-    /// Names the ElevenLabs account whose custom-voice slots the clones share: the partition
-    /// of the residency index (one per account, so two accounts never evict each other's).
-    pub elevenlabs_account: String,
-    /// How many custom voices that account holds (ElevenLabs' plan limit).
-    pub elevenlabs_voice_slots: u32,
-    /// How many requests that account takes at once (ElevenLabs' plan: Creator 5, Pro 10, Scale
-    /// and Business 15); the admission gate keeps every instance's requests within it.
-    pub elevenlabs_concurrency: u32,
+    /// The ElevenLabs accounts speech and clones are spread over; never empty, the first is the
+    /// primary (the premade voice list; clones placed before there were several).
+    pub elevenlabs_accounts: Vec<ElevenLabsAccount>,
     /// How long a recording that is not a favourite is kept.
     pub recording_ttl: Duration,
     /// Lifetime of presigned audio URLs.
     pub presign_ttl: Duration,
     /// Where LIMIT_REACHED and FEATURE_LOCKED send the user.
     pub upgrade_url: Url,
+}
+
+/// One ElevenLabs account: a plan with its own key, voice slots and concurrency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElevenLabsAccount {
+    /// Names the account: the partition of the residency index (two accounts never evict each
+    /// other's clones), its admission gate's keys, the label on the voices we add to it.
+    pub name: String,
+    /// The SSM SecureString parameter holding its API key.
+    pub key_parameter: Option<String>,
+    /// How many custom voices it holds (ElevenLabs' plan limit).
+    pub voice_slots: u32,
+    /// How many requests it takes at once (ElevenLabs' plan: Creator 5, Pro 10, Scale and
+    /// Business 15); its admission gate keeps every instance's requests within it.
+    pub concurrency: u32,
+}
+
+/// At most this many accounts (each is one more query when a clone is placed).
+const MAX_ELEVENLABS_ACCOUNTS: usize = 10;
+
+impl ElevenLabsAccount {
+    /// The primary account (`ELEVENLABS_ACCOUNT`, `ELEVENLABS_API_KEY_PARAM`,
+    /// `ELEVENLABS_VOICE_SLOTS`, `ELEVENLABS_CONCURRENCY`) and the others listed in
+    /// `ELEVENLABS_MORE_ACCOUNTS` as `name:concurrency:slots`, comma-separated, each with its key
+    /// in the parameter `<ELEVENLABS_API_KEY_PARAM>/<name>`.
+    fn all_from<F: Fn(&str) -> Option<String>>(env: &Vars<'_, F>) -> Result<Vec<Self>, ConfigError> {
+        let primary = Self {
+            name: env.optional("ELEVENLABS_ACCOUNT").unwrap_or_else(|| "default".to_owned()),
+            key_parameter: env.optional("ELEVENLABS_API_KEY_PARAM"),
+            voice_slots: env.parse_or("ELEVENLABS_VOICE_SLOTS", 30)?,
+            concurrency: env.parse_or("ELEVENLABS_CONCURRENCY", 10)?,
+        };
+        let mut all = vec![primary];
+        let listed = env.optional("ELEVENLABS_MORE_ACCOUNTS").unwrap_or_default();
+        for entry in listed.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let account = Self::listed(entry, all[0].key_parameter.as_deref())
+                .map_err(|problem| ConfigError { name: "ELEVENLABS_MORE_ACCOUNTS", problem })?;
+            if all.iter().any(|a| a.name == account.name) {
+                let problem = format!("names the account {:?} twice", account.name);
+                return Err(ConfigError { name: "ELEVENLABS_MORE_ACCOUNTS", problem });
+            }
+            all.push(account);
+        }
+        if all.len() > MAX_ELEVENLABS_ACCOUNTS {
+            let problem = format!("lists more than {} accounts", MAX_ELEVENLABS_ACCOUNTS - 1);
+            return Err(ConfigError { name: "ELEVENLABS_MORE_ACCOUNTS", problem });
+        }
+        Ok(all)
+    }
+
+    fn listed(entry: &str, primary_key: Option<&str>) -> Result<Self, String> {
+        let shape = || format!("entry {entry:?} is not name:concurrency:slots");
+        let [name, concurrency, slots] = entry.split(':').collect::<Vec<_>>()[..] else { return Err(shape()) };
+        let valid_name = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid_name {
+            return Err(format!("account name {name:?} is not 1 to 64 letters, digits, '-' or '_'"));
+        }
+        let count = |raw: &str| raw.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(shape);
+        Ok(Self {
+            name: name.to_owned(),
+            key_parameter: primary_key.map(|p| format!("{}/{name}", p.trim_end_matches('/'))),
+            concurrency: count(concurrency)?,
+            voice_slots: count(slots)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -221,7 +283,6 @@ pub struct StripeSettings {
 pub struct SecretParameters {
     pub auth0_client_secret: Option<String>,
     pub stripe_secret_key: Option<String>,
-    pub elevenlabs_api_key: Option<String>,
     /// The value may hold several secrets separated by commas (rotation).
     pub stripe_webhook_secret: Option<String>,
     /// The key that authenticates session entries in Redis (HMAC-SHA256).
@@ -353,9 +414,7 @@ impl Config {
                 elevenlabs_base: env
                     .parse_or("ELEVENLABS_API_BASE", "https://api.elevenlabs.io/".parse().expect("static URL"))?,
                 elevenlabs_timeout: Duration::from_secs(env.parse_or("ELEVENLABS_TIMEOUT_SECONDS", 30)?),
-                elevenlabs_account: env.optional("ELEVENLABS_ACCOUNT").unwrap_or_else(|| "default".to_owned()),
-                elevenlabs_voice_slots: env.parse_or("ELEVENLABS_VOICE_SLOTS", 30)?,
-                elevenlabs_concurrency: env.parse_or("ELEVENLABS_CONCURRENCY", 10)?,
+                elevenlabs_accounts: ElevenLabsAccount::all_from(&env)?,
                 recording_ttl: Duration::from_secs(env.parse_or("RECORDING_TTL_SECONDS", 7 * 24 * 3600)?),
                 presign_ttl: Duration::from_secs(env.parse_or("PRESIGN_TTL_SECONDS", 600)?),
                 upgrade_url,
@@ -363,7 +422,6 @@ impl Config {
             secrets: SecretParameters {
                 auth0_client_secret: env.optional("AUTH0_CLIENT_SECRET_PARAM"),
                 stripe_secret_key: env.optional("STRIPE_SECRET_KEY_PARAM"),
-                elevenlabs_api_key: env.optional("ELEVENLABS_API_KEY_PARAM"),
                 stripe_webhook_secret: env.optional("STRIPE_WEBHOOK_SECRET_PARAM"),
                 session_mac_key: env.optional("SESSION_MAC_KEY_PARAM"),
                 redis_password: env.optional("REDIS_PASSWORD_PARAM"),
@@ -508,6 +566,38 @@ mod tests {
         let mut vars = complete();
         vars.remove("AWS_SECRET_ACCESS_KEY");
         assert!(load(&vars).unwrap_err().to_string().contains("AWS_SECRET_ACCESS_KEY"));
+    }
+
+    #[test]
+    fn more_elevenlabs_accounts_are_listed_with_keys_beside_the_primary_one() {
+        let mut vars = complete();
+        vars.insert("ELEVENLABS_ACCOUNT", "main");
+        vars.insert("ELEVENLABS_API_KEY_PARAM", "/voice/prod/elevenlabs-api-key");
+        vars.insert("ELEVENLABS_MORE_ACCOUNTS", "overflow:15:160, eu_2:5:30");
+        let accounts = load(&vars).unwrap().voice.elevenlabs_accounts;
+        let listed: Vec<_> = accounts
+            .iter()
+            .map(|a| (a.name.as_str(), a.key_parameter.as_deref(), a.concurrency, a.voice_slots))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("main", Some("/voice/prod/elevenlabs-api-key"), 10, 30),
+                ("overflow", Some("/voice/prod/elevenlabs-api-key/overflow"), 15, 160),
+                ("eu_2", Some("/voice/prod/elevenlabs-api-key/eu_2"), 5, 30),
+            ]
+        );
+        for (bad, says) in [
+            ("overflow:15", "is not name:concurrency:slots"),
+            ("overflow:0:10", "is not name:concurrency:slots"),
+            ("over/flow:5:10", "is not 1 to 64 letters"),
+            ("main:5:10", "twice"),
+        ] {
+            vars.insert("ELEVENLABS_MORE_ACCOUNTS", bad);
+            let error = load(&vars).unwrap_err();
+            assert_eq!(error.name, "ELEVENLABS_MORE_ACCOUNTS");
+            assert!(error.problem.contains(says), "{bad}: {}", error.problem);
+        }
     }
 
     #[test]

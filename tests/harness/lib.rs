@@ -268,13 +268,13 @@ pub async fn with_own_elevenlabs_account(held: u32, configured: u32) -> (TestApp
 /// is told is the account's.
 pub async fn with_elevenlabs_account_limited(limits: elevenlabs::AccountLimits, configured: u32) -> (TestApp, String) {
     let account = elevenlabs_account(&limits).await;
-    let concurrency = limits.concurrency;
     let app = TestApp::builder()
         .config(account.configure())
         .config(move |c| {
-            c.voice.elevenlabs_voice_slots = configured;
-            if let Some(concurrency) = concurrency {
-                c.voice.elevenlabs_concurrency = concurrency;
+            let primary = &mut c.voice.elevenlabs_accounts[0];
+            primary.voice_slots = configured;
+            if let Some(concurrency) = limits.concurrency {
+                primary.concurrency = concurrency;
             }
         })
         .spawn()
@@ -289,12 +289,26 @@ pub struct ElevenLabsAccount {
 }
 
 impl ElevenLabsAccount {
-    /// Points a configuration at this account (its name and its key).
+    /// This account as the configuration lists it, with the concurrency and slots the app is told.
+    pub fn listed(&self, concurrency: u32, voice_slots: u32) -> voice_core::config::ElevenLabsAccount {
+        voice_core::config::ElevenLabsAccount {
+            name: self.name.clone(),
+            key_parameter: Some(self.parameter.clone()),
+            voice_slots,
+            concurrency,
+        }
+    }
+
+    /// Points a configuration at this account alone (the concurrency and slots it is told stay).
     pub fn configure(&self) -> impl Fn(&mut Config) + Send + Sync + 'static {
         let (name, parameter) = (self.name.clone(), self.parameter.clone());
         move |c| {
-            c.voice.elevenlabs_account = name.clone();
-            c.secrets.elevenlabs_api_key = Some(parameter.clone());
+            let primary = &mut c.voice.elevenlabs_accounts[0];
+            c.voice.elevenlabs_accounts = vec![voice_core::config::ElevenLabsAccount {
+                name: name.clone(),
+                key_parameter: Some(parameter.clone()),
+                ..primary.clone()
+            }];
         }
     }
 }
@@ -303,8 +317,8 @@ impl ElevenLabsAccount {
 pub async fn elevenlabs_account(limits: &elevenlabs::AccountLimits) -> ElevenLabsAccount {
     let name = unique("acct-");
     let config = stack_config();
-    // Named as a stand-in for the configured key parameter (local/contracts/iam_check.py).
-    let parameter = format!("/voice-local/test/elevenlabs-api-key/{name}");
+    // Where the template keeps the keys of accounts beyond the primary one.
+    let parameter = format!("{}/{name}", config.voice.elevenlabs_accounts[0].key_parameter.as_deref().unwrap());
     let sdk = voice_core::store::aws::sdk_config(&config.aws);
     aws_sdk_ssm::Client::new(&sdk)
         .put_parameter()

@@ -191,8 +191,11 @@ async fn another_client_holding_the_accounts_places_is_waited_out_within_the_dea
     // The app believes the account takes 2 at once; another client of the account holds one.
     let limits = AccountLimits { concurrency: Some(1), latency_ms: Some(700), ..Default::default() };
     let account = integration_tests::elevenlabs_account(&limits).await;
-    let app =
-        TestApp::builder().config(account.configure()).config(|c| c.voice.elevenlabs_concurrency = 2).spawn().await;
+    let app = TestApp::builder()
+        .config(account.configure())
+        .config(|c| c.voice.elevenlabs_accounts[0].concurrency = 2)
+        .spawn()
+        .await;
     let app = Arc::new(app);
     let user = app.sign_in(Tier::Basic).await;
 
@@ -210,7 +213,7 @@ async fn a_generation_that_gets_no_place_in_time_is_a_503_with_retry_after_and_g
     let account = integration_tests::elevenlabs_account(&AccountLimits::default()).await;
     let app = TestApp::builder()
         .config(account.configure())
-        .config(|c| c.voice.elevenlabs_concurrency = 1)
+        .config(|c| c.voice.elevenlabs_accounts[0].concurrency = 1)
         .function_timeout(StdDuration::from_secs(6))
         .spawn()
         .await;
@@ -428,4 +431,64 @@ async fn presets_follow_the_tier_and_premium_saves_its_own() {
     assert_eq!(app.delete(&format!("/presets/{id}"), &premium).await.status, 404);
     let bad = json!({ "name": "", "stability": 0.2, "similarityBoost": 0.9 });
     assert!(app.post("/presets", &premium, Some(&bad)).await.body["error"]["fields"]["name"].is_string());
+}
+
+#[tokio::test]
+async fn premade_speech_goes_to_the_least_busy_account() {
+    // Two accounts of one place each, every answer taking 1.5 s.
+    let limits = AccountLimits { concurrency: Some(1), latency_ms: Some(1500), ..Default::default() };
+    let (a, b) =
+        (integration_tests::elevenlabs_account(&limits).await, integration_tests::elevenlabs_account(&limits).await);
+    let accounts = vec![a.listed(1, 30), b.listed(1, 30)];
+    let app = TestApp::builder().config(move |c| c.voice.elevenlabs_accounts = accounts.clone()).spawn().await;
+    let app = Arc::new(app);
+    let user = app.sign_in(Tier::Premium).await;
+
+    // The first takes A (equals: the first); the second, once A is busy, takes B.
+    let first = {
+        let (app, user) = (app.clone(), user.clone());
+        tokio::spawn(async move { app.post("/tts", &user, Some(&speak(VOICE))).await })
+    };
+    let a_busy = integration_tests::eventually(StdDuration::from_secs(3), || async {
+        app.app.gates.of(&a.name).held().await.unwrap() == 1
+    });
+    assert!(a_busy.await, "the first generation holds A's place");
+    let started = std::time::Instant::now();
+    let second = app.post("/tts", &user, Some(&speak(VOICE))).await;
+    assert_eq!(second.status, 201, "{}", second.body);
+    assert!(started.elapsed() < StdDuration::from_millis(2900), "it did not wait for A: {:?}", started.elapsed());
+    assert_eq!(first.await.unwrap().status, 201);
+
+    for account in [&a.name, &b.name] {
+        let speech = app.elevenlabs().account_speech(account).await;
+        assert_eq!((speech.served, speech.refused_busy), (1, 0), "{account}: {speech:?}");
+    }
+}
+
+#[tokio::test]
+async fn with_the_gates_store_unreachable_generations_go_ahead_ungated_and_a_429_is_asked_again() {
+    // The account takes one at once; the app is told so, but cannot reach its gate.
+    let limits = AccountLimits { concurrency: Some(1), latency_ms: Some(500), ..Default::default() };
+    let account = integration_tests::elevenlabs_account(&limits).await;
+    let url: url::Url = integration_tests::stack_config().redis_url.expose().parse().unwrap();
+    let proxy = integration_tests::fault::FaultProxy::start(integration_tests::fault::target_of(&url)).await;
+    let proxied = proxy.in_front_of(&url).to_string();
+    let app = TestApp::builder()
+        .config(account.configure())
+        .config(|c| c.voice.elevenlabs_accounts[0].concurrency = 1)
+        .config(move |c| c.redis_url = voice_core::config::Secret::new(proxied.clone()))
+        .spawn()
+        .await;
+    let app = Arc::new(app);
+    let user = app.sign_in(Tier::Basic).await;
+    proxy.cut();
+
+    let statuses = concurrently(&app, &user, 3).await;
+
+    assert_eq!(statuses, [201, 201, 201], "served with the gate away (the session from DynamoDB)");
+    let speech = app.elevenlabs().account_speech(&account.name).await;
+    assert!(speech.refused_busy >= 1, "ungated, ElevenLabs refused some at first: {speech:?}");
+    assert_eq!(speech.served, 3, "and those were asked again");
+    proxy.restore();
+    assert_eq!(app.counter(&user).await.0, 3, "each counted once");
 }

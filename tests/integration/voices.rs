@@ -1,10 +1,17 @@
 //! Voice cloning end to end against the local stack and the ElevenLabs stand-in.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{SAMPLE_MP3, TestApp, TestResponse, User, elevenlabs::Fault, unique};
+use integration_tests::{
+    SAMPLE_MP3, TestApp, TestResponse, User,
+    elevenlabs::{AccountLimits, Fault},
+    unique,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use voice_core::domain::{ids::Ulid, tiers::Tier, voices::CONSENT_VERSION};
+use voice_core::{
+    domain::{ids::Ulid, tiers::Tier, voices::CONSENT_VERSION},
+    flows::elevenlabs_accounts,
+};
 
 /// Uploads `bytes` as a sample the way a browser does; the sample id.
 async fn upload_sample(app: &TestApp, user: &User, bytes: &[u8]) -> String {
@@ -394,7 +401,7 @@ async fn the_nightly_voice_reconciliation_deletes_the_clones_no_row_owns() {
     assert_eq!(made.status, 201, "{}", made.body);
     let owned = elevenlabs_id(&app, &user, made.body["voiceId"].as_str().unwrap()).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let name = app.app.config.voice.elevenlabs_account.clone();
+    let name = app.app.config.voice.elevenlabs_accounts[0].name.clone();
     let ours = |made: i64| json!({ "voice_app_account": name, "voice_app_made": made.to_string() });
     let left_behind = add_at_standin(&app, &account, ours(now - 7200)).await;
     let just_made = add_at_standin(&app, &account, ours(now)).await;
@@ -402,8 +409,7 @@ async fn the_nightly_voice_reconciliation_deletes_the_clones_no_row_owns() {
 
     let reconciler = voice_core::flows::voice_reconcile::VoiceReconciler {
         voices: &app.app.voices,
-        elevenlabs: app.app.elevenlabs().await.unwrap(),
-        account: &app.app.config.voice.elevenlabs_account,
+        account: app.app.elevenlabs().await.unwrap().primary(),
     };
     let report = reconciler.run(time::OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!((report.ours, report.deleted, report.young), (3, 1, 1), "{report:?}");
@@ -433,9 +439,13 @@ async fn one_user_keeps_at_most_a_third_of_the_accounts_slots_resident() {
         let made = app.post("/voices", &heavy, Some(&clone_body(&unique("voice-"), &[sample]))).await;
         assert_eq!(made.status, 201, "{}", made.body);
     }
-    let resident = app.app.voices.resident_of(&heavy.id).await.unwrap();
+    let resident = app.app.voices.resident_of(&account, &heavy.id).await.unwrap();
     assert_eq!(resident.len(), 2, "a third of 6 slots");
-    assert_eq!(app.app.voices.resident_of(&other.id).await.unwrap().len(), 1, "the other user's clone stays resident");
+    assert_eq!(
+        app.app.voices.resident_of(&account, &other.id).await.unwrap().len(),
+        1,
+        "the other user's clone stays resident"
+    );
     let (held, peak) = account_at_standin(&app, &account).await;
     assert!(held <= 3 && peak <= 3, "held {held}, peak {peak}");
 }
@@ -462,7 +472,11 @@ async fn two_clones_of_the_same_samples_each_keep_their_own() {
     }
     let at_elevenlabs = kept.elevenlabs_voice_id.clone().unwrap();
     assert!(app.app.voices.evict(&user.id, &kept.voice_id, &at_elevenlabs).await.unwrap());
-    app.app.elevenlabs().await.unwrap().delete_voice(&at_elevenlabs).await.unwrap();
+    elevenlabs_accounts::of(app.app.elevenlabs().await.unwrap(), &kept)
+        .client
+        .delete_voice(&at_elevenlabs)
+        .await
+        .unwrap();
     let spoken = app.post("/tts", &user, Some(&json!({ "voiceId": ids[1], "text": "Still mine." }))).await;
     assert_eq!(spoken.status, 201, "{}", spoken.body);
     let rebuilt = elevenlabs_id(&app, &user, &ids[1]).await;
@@ -485,12 +499,9 @@ async fn a_re_creation_cut_off_by_its_request_still_gives_its_lease_back() {
     assert!(app.app.voices.evict(&user.id, &voice.voice_id, &resident).await.unwrap());
 
     // A request whose budget ends before ElevenLabs' own timeout gives up on it midway.
-    let (voice, key) = (app.app.config.voice.clone(), app.app.config.secrets.elevenlabs_api_key.clone());
+    let voice = app.app.config.voice.clone();
     let short = TestApp::builder()
-        .config(move |c| {
-            c.voice = voice.clone();
-            c.secrets.elevenlabs_api_key = key.clone();
-        })
+        .config(move |c| c.voice = voice.clone())
         .config(|c| c.voice.elevenlabs_timeout = std::time::Duration::from_secs(4))
         .function_timeout(std::time::Duration::from_millis(4500))
         .spawn()
@@ -528,10 +539,65 @@ async fn once_a_clone_is_marked_for_deletion_no_re_creation_can_record_a_voice()
     let marked = voices.mark_deleting(&user.id, &voice.voice_id).await.unwrap().unwrap();
     assert!(marked.deleting && marked.elevenlabs_voice_id.is_none(), "the id as of the mark: none");
     // The re-creation finishes after the mark: it may not record its voice (and so deletes it).
-    let recorded = voices.make_resident(&user.id, &voice.voice_id, "surplus", lease, now_ms).await.unwrap();
+    let recorded =
+        voices.make_resident(&voice.account, &user.id, &voice.voice_id, "surplus", lease, now_ms).await.unwrap();
     assert!(!recorded, "no id is recorded after the mark");
     assert!(
         !voices.claim_rebuild(&user.id, &voice.voice_id, now_ms, lease + 1).await.unwrap(),
         "nor a new lease taken"
     );
+}
+
+#[tokio::test]
+async fn a_clone_is_placed_on_the_account_with_room_and_stays_there() {
+    // Two accounts: A holds 2 custom voices, B holds 1.
+    let slots = AccountLimits::default();
+    let (a, b) =
+        (integration_tests::elevenlabs_account(&slots).await, integration_tests::elevenlabs_account(&slots).await);
+    let accounts = vec![a.listed(5, 2), b.listed(5, 1)];
+    let app = TestApp::builder().config(move |c| c.voice.elevenlabs_accounts = accounts.clone()).spawn().await;
+    // Three people, one clone each (one person's share of an account is a third of it, at least one).
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let user = app.sign_in(Tier::Basic).await;
+        let sample = upload_sample(&app, &user, SAMPLE_MP3).await;
+        let voice = app.post("/voices", &user, Some(&clone_body(&unique("voice-"), &[sample]))).await;
+        assert_eq!(voice.status, 201, "{}", voice.body);
+        made.push((user, Ulid::parse(voice.body["voiceId"].as_str().unwrap()).unwrap()));
+    }
+    let placed = |voice: Option<voice_core::store::voices::Voice>| voice.unwrap().account;
+    let mut on = Vec::new();
+    for (user, id) in &made {
+        on.push(placed(app.app.voices.voice(&user.id, id).await.unwrap()));
+    }
+    // A has the most room (2 of 2, then 1 of 2 against B's 1 of 1, the larger account first),
+    // then B is the only one with room.
+    assert_eq!(on, [a.name.clone(), a.name.clone(), b.name.clone()]);
+    assert_eq!(account_at_standin(&app, &a.name).await.0, 2);
+    assert_eq!(account_at_standin(&app, &b.name).await.0, 1);
+
+    // Evicted from B, it is re-created on B when spoken with, and spoken there.
+    let (user, id) = &made[2];
+    let voice = app.app.voices.voice(&user.id, id).await.unwrap().unwrap();
+    let gone = voice.elevenlabs_voice_id.clone().unwrap();
+    assert!(app.app.voices.evict(&user.id, id, &gone).await.unwrap());
+    elevenlabs_accounts::of(app.app.elevenlabs().await.unwrap(), &voice).client.delete_voice(&gone).await.unwrap();
+    assert_eq!(account_at_standin(&app, &b.name).await.0, 0);
+    let spoken = app.post("/tts", user, Some(&json!({ "voiceId": id.to_string(), "text": "Still on B." }))).await;
+    assert_eq!(spoken.status, 201, "{}", spoken.body);
+    let again = app.app.voices.voice(&user.id, id).await.unwrap().unwrap();
+    assert_eq!(again.account, b.name);
+    assert_ne!(again.elevenlabs_voice_id.unwrap(), gone, "re-created");
+    assert_eq!(account_at_standin(&app, &b.name).await.0, 1, "on B again");
+    assert_eq!(account_at_standin(&app, &a.name).await.0, 2, "A untouched");
+    assert_eq!(app.elevenlabs().account_speech(&b.name).await.served, 1, "spoken at B");
+    assert_eq!(app.elevenlabs().account_speech(&a.name).await.served, 0);
+
+    // Deleted, it leaves B; an erased person's clone leaves A.
+    assert_eq!(app.delete(&format!("/voices/{id}"), user).await.status, 200);
+    assert_eq!(account_at_standin(&app, &b.name).await.0, 0);
+    let (first, _) = &made[0];
+    let erased = app.delete("/user", first).await;
+    assert_eq!((erased.status, &erased.body["status"]), (200, &json!("erased")), "{}", erased.body);
+    assert_eq!(account_at_standin(&app, &a.name).await.0, 1);
 }

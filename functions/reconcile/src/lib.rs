@@ -1,6 +1,6 @@
 //! Nightly reconciliation, run by EventBridge at 03:30 UTC: every user's subscription is re-synced
 //! from Stripe, repairing what a lost webhook left wrong; and every clone at ElevenLabs that no
-//! row of ours owns is deleted.
+//! row of ours owns is deleted, account by account.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use voice_core::{
@@ -21,13 +21,10 @@ pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<Reconc
     let reconciler = Reconciler { billing, users: &app.users, concurrency: CONCURRENCY };
     let report = reconciler.run(app.clock.now()).await?;
     tracing::info!(event_id = ?event.id, ?report, "billing reconciliation");
-    let voices = VoiceReconciler {
-        voices: &app.voices,
-        elevenlabs: app.elevenlabs().await?,
-        account: &app.config.voice.elevenlabs_account,
-    };
-    let voices = voices.run(app.clock.now()).await?;
-    tracing::info!(event_id = ?event.id, ?voices, "voice reconciliation");
+    for account in app.elevenlabs().await?.all() {
+        let voices = VoiceReconciler { voices: &app.voices, account }.run(app.clock.now()).await?;
+        tracing::info!(event_id = ?event.id, account = account.name, ?voices, "voice reconciliation");
+    }
     if report.failed > 0 {
         anyhow::bail!("{} of the subscriptions could not be synced; the retry will try them again", report.failed);
     }

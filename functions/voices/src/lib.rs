@@ -49,14 +49,14 @@ async fn cloning(ctx: Ctx<'_>) -> Result<Cloning<'_>, ApiError> {
         voices: &app.voices,
         consent: &app.consent,
         audio: app.audio(),
-        elevenlabs: app.elevenlabs().await?,
+        accounts: app.elevenlabs().await?,
         settings: &app.config.voice,
     })
 }
 
 #[tracing::instrument(skip_all)]
 async fn list(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
-    let premade = ctx.app.elevenlabs().await?.voices().await?;
+    let premade = ctx.app.elevenlabs().await?.primary().client.voices().await?;
     let own = ctx.app.voices.list(&caller.user.id).await?;
     let mut voices: Vec<serde_json::Value> = premade
         .into_iter()

@@ -19,11 +19,12 @@ use time::OffsetDateTime;
 use crate::{
     domain::{ids::UserId, voices::CONSENT_RETENTION_SECS},
     error::ApiError,
+    flows::elevenlabs_accounts,
     store::{
         api_keys::ApiKeys, audio::AudioStore, consent::ConsentRecords, recordings::Recordings, sessions::Sessions,
         subscriptions::Subscriptions, users::Users, voices::Voices,
     },
-    upstream::{elevenlabs::ElevenLabs, stripe::Stripe},
+    upstream::{elevenlabs::Accounts, stripe::Stripe},
 };
 
 /// How recent a sign-in must be to erase the account.
@@ -48,7 +49,7 @@ pub struct Erasure<'a> {
     pub api_keys: &'a ApiKeys,
     pub audio: &'a AudioStore,
     pub stripe: &'a Stripe,
-    pub elevenlabs: &'a ElevenLabs,
+    pub accounts: &'a Accounts,
 }
 
 impl Erasure<'_> {
@@ -89,8 +90,10 @@ impl Erasure<'_> {
         // record a voice after it, and one that finishes before it is in the mark.
         for voice in Box::pin(self.voices.all_voices(id)).await? {
             let marked = Box::pin(self.voices.mark_deleting(id, &voice.voice_id)).await?;
-            if let Some(elevenlabs_id) = marked.and_then(|v| v.elevenlabs_voice_id) {
-                Box::pin(self.elevenlabs.delete_voice(&elevenlabs_id)).await?;
+            if let Some(marked) = marked
+                && let Some(elevenlabs_id) = &marked.elevenlabs_voice_id
+            {
+                Box::pin(elevenlabs_accounts::of(self.accounts, &marked).client.delete_voice(elevenlabs_id)).await?;
             }
         }
         Box::pin(self.audio.delete_prefix(&format!("{id}/"))).await?;

@@ -28,18 +28,19 @@ use crate::{
     },
     error::ApiError,
     flows::{
+        elevenlabs_accounts,
         voice_slots::VoiceSlots,
         voices::{Speaker, resolve_for_speech},
     },
     store::{
-        admission::{Gate, Place},
+        admission::{Gates, Place},
         audio::AudioStore,
         recordings::{Recording, Recordings},
         users::{Refused, Reservation, Units, Users},
         voices::{Voice, Voices},
     },
     telemetry::metrics,
-    upstream::elevenlabs::{ElevenLabs, Speech, UpstreamError},
+    upstream::elevenlabs::{Account, Accounts, Speech, UpstreamError},
 };
 
 /// Kept back at the end of every generation to give the unit back and answer.
@@ -68,9 +69,10 @@ pub struct Generator<'a> {
     pub voices: &'a Voices,
     pub recordings: &'a Recordings,
     pub audio: &'a AudioStore,
-    pub elevenlabs: &'a ElevenLabs,
-    /// Keeps every instance's requests within the account's concurrency, by tier.
-    pub gate: &'a Gate,
+    /// Where speech is made: the clone's account, or the least busy one for a premade voice.
+    pub accounts: &'a Accounts,
+    /// Keeps every instance's requests within each account's concurrency, by tier.
+    pub gates: &'a Gates,
     pub settings: &'a VoiceSettings,
 }
 
@@ -84,7 +86,7 @@ impl<'a> Generator<'a> {
         deadline: Deadline,
     ) -> Result<Generated, ApiError> {
         // Before the quota: a voice the caller may not use costs nothing and reaches no one.
-        let speaker = resolve_for_speech(self.voices, self.elevenlabs, user, &request.voice_id).await?;
+        let speaker = resolve_for_speech(self.voices, &self.accounts.primary().client, user, &request.voice_id).await?;
         // The same request made before: its audio is copied, with no quota and no ElevenLabs.
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
         if let Some(generated) = self.repeat_from_cache(user, &request, &cached, now).await? {
@@ -173,19 +175,22 @@ impl<'a> Generator<'a> {
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> Result<(RecordingId, String), ApiError> {
-        let place = self.admit(user, now, deadline).await?;
+        let account = self.account_for(speaker).await;
+        let place = self.admit(account, user, now, deadline).await?;
         let spoken = async {
             Ok::<_, ApiError>(match speaker {
                 Speaker::Premade(id) => {
                     // The voice list (for the recording's voice name) is cached; on a cold
                     // instance it is fetched alongside the generation rather than after it.
-                    let (audio, voices) =
-                        tokio::join!(self.speak(user, request, id, deadline), self.elevenlabs.voices());
+                    let (audio, voices) = tokio::join!(
+                        self.speak(account, user, request, id, deadline),
+                        self.accounts.primary().client.voices()
+                    );
                     let name = voices.ok().and_then(|voices| voices.into_iter().find(|v| v.voice_id == id.as_str()));
                     (audio?, name.map(|v| v.name), None)
                 }
                 Speaker::Clone(voice) => (
-                    self.speak_as_clone(user, request, voice, now, deadline).await?,
+                    self.speak_as_clone(account, user, request, voice, now, deadline).await?,
                     Some(voice.name.clone()),
                     Some(voice),
                 ),
@@ -268,14 +273,32 @@ impl<'a> Generator<'a> {
         Ok(self.audio.download_url(&s3_key).await.context("presigning the new recording")?)
     }
 
-    /// A place at ElevenLabs for the caller's tier, waiting for it as long as the deadline
+    /// The account to speak at: the clone's own, or the least busy one for a premade voice.
+    async fn account_for(&self, speaker: &Speaker) -> &'a Account {
+        match speaker {
+            Speaker::Premade(_) => elevenlabs_accounts::for_premade(self.accounts, self.gates).await,
+            Speaker::Clone(voice) => elevenlabs_accounts::of(self.accounts, voice),
+        }
+    }
+
+    /// A place at `account` for the caller's tier, waiting for it as long as the deadline
     /// leaves time for the speech and what follows it.
-    async fn admit(&self, user: &User, arrived: OffsetDateTime, deadline: Deadline) -> Result<Place, ApiError> {
-        self.gate.enter(user.tier.rules().priority, arrived, deadline, GIVE_BACK + STORE + MIN_SPEECH).await
+    async fn admit(
+        &self,
+        account: &Account,
+        user: &User,
+        arrived: OffsetDateTime,
+        deadline: Deadline,
+    ) -> Result<Place, ApiError> {
+        self.gates
+            .of(&account.name)
+            .enter(user.tier.rules().priority, arrived, deadline, GIVE_BACK + STORE + MIN_SPEECH)
+            .await
     }
 
     async fn speak(
         &self,
+        account: &Account,
         user: &User,
         request: &Generation,
         id: &ElevenLabsVoiceId,
@@ -283,29 +306,29 @@ impl<'a> Generator<'a> {
     ) -> Result<Vec<u8>, UpstreamError> {
         let speech =
             Speech { voice: id, text: &request.text, model: user.tier.rules().tts_model, audio: &request.config };
-        patiently(deadline, || self.elevenlabs.speak(&speech, deadline.leaving(GIVE_BACK + STORE))).await
+        patiently(deadline, || account.client.speak(&speech, deadline.leaving(GIVE_BACK + STORE))).await
     }
 
     /// Speaks with the caller's clone, re-creating it at ElevenLabs first when it is not resident,
     /// and once more if ElevenLabs turns out to have lost it.
     async fn speak_as_clone(
         &self,
+        account: &Account,
         user: &User,
         request: &Generation,
         voice: &Voice,
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> Result<Vec<u8>, ApiError> {
-        let slots =
-            VoiceSlots { voices: self.voices, audio: self.audio, elevenlabs: self.elevenlabs, settings: self.settings };
+        let slots = VoiceSlots { voices: self.voices, audio: self.audio, account, settings: self.settings };
         let id = slots.resident_id(voice, now).await?;
-        match self.speak(user, request, &id, deadline).await {
+        match self.speak(account, user, request, &id, deadline).await {
             Err(error) if error.is_voice_missing() => {
                 slots.forget(voice, &id).await?;
                 // Another use may have re-created it already.
                 let current = self.voices.voice(&user.id, &voice.voice_id).await?.filter(|v| !v.deleting);
                 let id = slots.resident_id(&current.ok_or_else(|| ApiError::not_found("voice"))?, now).await?;
-                Ok(self.speak(user, request, &id, deadline).await?)
+                Ok(self.speak(account, user, request, &id, deadline).await?)
             }
             other => Ok(other?),
         }
@@ -340,7 +363,8 @@ impl Generator<'static> {
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> Result<Streaming, ApiError> {
-        let speaker = resolve_for_speech(self.voices, self.elevenlabs, &user, &request.voice_id).await?;
+        let speaker =
+            resolve_for_speech(self.voices, &self.accounts.primary().client, &user, &request.voice_id).await?;
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
         if let Some(repeat) = self.repeat_from_cache(&user, &request, &cached, now).await? {
             let key = Recording::s3_key_for(&user.id, &repeat.recording_id, AudioType::Mpeg);
@@ -352,14 +376,15 @@ impl Generator<'static> {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
         let reservation = self.reserve(&user, &request, now).await?;
-        let place = match self.admit(&user, now, deadline).await {
+        let account = self.account_for(&speaker).await;
+        let place = match self.admit(account, &user, now, deadline).await {
             Ok(place) => place,
             Err(error) => {
                 reservation.give_back_within(deadline).await;
                 return Err(error);
             }
         };
-        let started = match self.start_stream(&user, &request, &speaker, now, deadline).await {
+        let started = match self.start_stream(account, &user, &request, &speaker, now, deadline).await {
             Ok(started) => started,
             Err(error) => {
                 place.release().await;
@@ -420,6 +445,7 @@ impl Generator<'static> {
     /// re-created once if ElevenLabs lost it), with the voice's name and the clone spoken with.
     async fn start_stream(
         &self,
+        account: &Account,
         user: &User,
         request: &Generation,
         speaker: &Speaker,
@@ -430,21 +456,16 @@ impl Generator<'static> {
         let within = deadline.leaving(GIVE_BACK + STORE);
         let speak = |id: ElevenLabsVoiceId| async move {
             let speech = Speech { voice: &id, text: &request.text, model, audio: &request.config };
-            patiently(deadline, || self.elevenlabs.speak_streamed(&speech, within)).await
+            patiently(deadline, || account.client.speak_streamed(&speech, within)).await
         };
         match speaker {
             Speaker::Premade(id) => {
-                let (response, voices) = tokio::join!(speak(id.clone()), self.elevenlabs.voices());
+                let (response, voices) = tokio::join!(speak(id.clone()), self.accounts.primary().client.voices());
                 let name = voices.ok().and_then(|voices| voices.into_iter().find(|v| v.voice_id == id.as_str()));
                 Ok((response?, name.map(|v| v.name), None))
             }
             Speaker::Clone(voice) => {
-                let slots = VoiceSlots {
-                    voices: self.voices,
-                    audio: self.audio,
-                    elevenlabs: self.elevenlabs,
-                    settings: self.settings,
-                };
+                let slots = VoiceSlots { voices: self.voices, audio: self.audio, account, settings: self.settings };
                 let id = slots.resident_id(voice, now).await?;
                 let response = match speak(id.clone()).await {
                     Err(error) if error.is_voice_missing() => {

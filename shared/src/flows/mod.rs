@@ -7,6 +7,7 @@ pub mod billing;
 pub mod billing_alerts;
 pub mod checkout;
 pub mod customers;
+pub mod elevenlabs_accounts;
 pub mod erase;
 pub mod export;
 pub mod generate;

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::{
     flows::voice_slots::{ACCOUNT_LABEL, MADE_LABEL},
     store::voices::Voices,
-    upstream::elevenlabs::ElevenLabs,
+    upstream::elevenlabs::Account,
 };
 
 /// How old a voice of ours must be before it counts as left behind.
@@ -27,19 +27,19 @@ pub struct VoiceReport {
     pub young: u64,
 }
 
+/// One account's reconciliation (the nightly job runs one per account).
 pub struct VoiceReconciler<'a> {
     pub voices: &'a Voices,
-    pub elevenlabs: &'a ElevenLabs,
-    /// The account's name, as the label says it.
-    pub account: &'a str,
+    pub account: &'a Account,
 }
 
 impl VoiceReconciler<'_> {
     pub async fn run(&self, now: OffsetDateTime) -> anyhow::Result<VoiceReport> {
         let mut report = VoiceReport::default();
-        for voice in self.elevenlabs.cloned_voices().await? {
+        let elevenlabs = &self.account.client;
+        for voice in elevenlabs.cloned_voices().await? {
             let label = |key: &str| voice.labels.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-            if label(ACCOUNT_LABEL).as_deref() != Some(self.account) {
+            if label(ACCOUNT_LABEL).as_deref() != Some(self.account.name.as_str()) {
                 continue;
             }
             report.ours += 1;
@@ -51,11 +51,12 @@ impl VoiceReconciler<'_> {
                 report.young += 1;
                 continue;
             }
-            self.elevenlabs.delete_voice(&voice.voice_id).await?;
+            elevenlabs.delete_voice(&voice.voice_id).await?;
             tracing::warn!(elevenlabs_voice_id = voice.voice_id, "deleted a clone no row of ours owns");
             report.deleted += 1;
         }
-        tracing::info!(ours = report.ours, deleted = report.deleted, young = report.young, "voice reconciliation");
+        let (account, ours, deleted, young) = (&self.account.name, report.ours, report.deleted, report.young);
+        tracing::info!(account, ours, deleted, young, "voice reconciliation");
         Ok(report)
     }
 }

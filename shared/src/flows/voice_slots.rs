@@ -1,5 +1,5 @@
-//! The ElevenLabs account's custom-voice slots, used as a least-recently-used cache over the
-//! samples we keep.
+//! An ElevenLabs account's custom-voice slots, used as a least-recently-used cache over the
+//! samples we keep (each account has its own: `flows::elevenlabs_accounts`).
 //!
 //! An account holds far fewer custom voices (`ELEVENLABS_VOICE_SLOTS`) than our users have
 //! clones. A clone is *resident* while its voice exists at ElevenLabs. Adding a voice to a full
@@ -39,7 +39,7 @@ use crate::{
         audio::AudioStore,
         voices::{Resident, Sample, Voice, Voices},
     },
-    upstream::elevenlabs::{CloneError, ElevenLabs, NewClone, VoiceFile},
+    upstream::elevenlabs::{Account, CloneError, ElevenLabs, NewClone, VoiceFile},
 };
 
 /// How often a use that found another one re-creating the clone looks again.
@@ -68,10 +68,11 @@ pub struct Added {
     pub sample_sha256: Vec<String>,
 }
 
+/// One account's slots.
 pub struct VoiceSlots<'a> {
     pub voices: &'a Voices,
     pub audio: &'a AudioStore,
-    pub elevenlabs: &'a ElevenLabs,
+    pub account: &'a Account,
     pub settings: &'a VoiceSettings,
 }
 
@@ -79,24 +80,25 @@ impl VoiceSlots<'_> {
     /// Adds a voice of `owner` made of `samples` at ElevenLabs (labelled ours), making room when
     /// the account is full, or when the owner already holds their share of it.
     pub async fn add(&self, clone: &NewClone<'_>, owner: &UserId, samples: &[SampleFile]) -> Result<Added, ApiError> {
-        let share = (self.settings.elevenlabs_voice_slots / 3).max(1);
-        let theirs = self.voices.resident_of(owner).await?;
+        let account = self.account;
+        let share = (account.voice_slots / 3).max(1);
+        let theirs = self.voices.resident_of(&account.name, owner).await?;
         if theirs.len() as u32 >= share {
             self.evict(&theirs).await?;
-        } else if self.voices.resident_count().await? >= self.settings.elevenlabs_voice_slots {
+        } else if self.voices.resident_count(&account.name).await? >= account.voice_slots {
             self.evict_one().await?;
         }
         let mut labels = clone.labels.clone();
-        labels.insert(ACCOUNT_LABEL.to_owned(), self.settings.elevenlabs_account.clone());
+        labels.insert(ACCOUNT_LABEL.to_owned(), account.name.clone());
         labels.insert(MADE_LABEL.to_owned(), OffsetDateTime::now_utc().unix_timestamp().to_string());
         let ours = NewClone { labels: &labels, ..*clone };
-        match self.open(samples).await?.send(self.elevenlabs, &ours).await {
+        match self.open(samples).await?.send(&account.client, &ours).await {
             Err(CloneError::VoiceLimitReached) => {
                 tracing::warn!("ElevenLabs' voice slots are full beyond our records; evicting and retrying once");
                 if !self.evict_one().await? {
                     return Err(CloneError::VoiceLimitReached.into());
                 }
-                Ok(self.open(samples).await?.send(self.elevenlabs, &ours).await?)
+                Ok(self.open(samples).await?.send(&account.client, &ours).await?)
             }
             other => Ok(other?),
         }
@@ -119,7 +121,7 @@ impl VoiceSlots<'_> {
                 let task = Rebuild {
                     voices: self.voices.clone(),
                     audio: self.audio.clone(),
-                    elevenlabs: self.elevenlabs.clone(),
+                    account: self.account.clone(),
                     settings: self.settings.clone(),
                 };
                 let voice = current.clone();
@@ -173,12 +175,14 @@ impl VoiceSlots<'_> {
             };
             let added = self.add(&clone, &voice.user_id, &samples).await?;
             let id = added.elevenlabs_voice_id;
-            if self.voices.make_resident(&voice.user_id, &voice.voice_id, &id, lease, now_ms).await? {
+            let recorded =
+                self.voices.make_resident(&self.account.name, &voice.user_id, &voice.voice_id, &id, lease, now_ms);
+            if recorded.await? {
                 tracing::info!(voice_id = %voice.voice_id, "re-created a clone at ElevenLabs from its samples");
                 return ElevenLabsVoiceId::parse(&id).map_err(|e| ApiError::Internal(e.into()));
             }
             // Deleted meanwhile, or the lease ran out and another use took over: ours is surplus.
-            if let Err(error) = self.elevenlabs.delete_voice(&id).await {
+            if let Err(error) = self.account.client.delete_voice(&id).await {
                 tracing::error!(error = %error, "a surplus re-created clone is left at ElevenLabs");
             }
             Err(ApiError::Upstream {
@@ -200,7 +204,8 @@ impl VoiceSlots<'_> {
     /// it as not resident (only if no one re-created or evicted it meanwhile). False when no
     /// clone of ours is resident.
     async fn evict_one(&self) -> Result<bool, ApiError> {
-        let evicted = self.evict(&self.voices.least_recently_used(EVICTION_CANDIDATES).await?).await?;
+        let candidates = self.voices.least_recently_used(&self.account.name, EVICTION_CANDIDATES).await?;
+        let evicted = self.evict(&candidates).await?;
         if !evicted {
             tracing::error!("ElevenLabs' voice slots are full and none holds a clone of ours");
         }
@@ -211,7 +216,7 @@ impl VoiceSlots<'_> {
     /// listed; false when none was.
     async fn evict(&self, candidates: &[Resident]) -> Result<bool, ApiError> {
         for resident in candidates {
-            self.elevenlabs.delete_voice(&resident.elevenlabs_voice_id).await?;
+            self.account.client.delete_voice(&resident.elevenlabs_voice_id).await?;
             if self.voices.evict(&resident.user_id, &resident.voice_id, &resident.elevenlabs_voice_id).await? {
                 tracing::info!(voice_id = %resident.voice_id, user_id = %resident.user_id, "evicted a clone from ElevenLabs");
                 return Ok(true);
@@ -248,13 +253,13 @@ impl VoiceSlots<'_> {
 struct Rebuild {
     voices: Voices,
     audio: AudioStore,
-    elevenlabs: ElevenLabs,
+    account: Account,
     settings: VoiceSettings,
 }
 
 impl Rebuild {
     fn slots(&self) -> VoiceSlots<'_> {
-        VoiceSlots { voices: &self.voices, audio: &self.audio, elevenlabs: &self.elevenlabs, settings: &self.settings }
+        VoiceSlots { voices: &self.voices, audio: &self.audio, account: &self.account, settings: &self.settings }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::{
     },
     error::ApiError,
     flows::{
-        uploads,
+        elevenlabs_accounts, uploads,
         voice_slots::{Added, VoiceSlots, sample_files},
     },
     store::{
@@ -30,7 +30,7 @@ use crate::{
         users::Users,
         voices::{Sample, Voice, Voices},
     },
-    upstream::elevenlabs::{ElevenLabs, NewClone},
+    upstream::elevenlabs::{Accounts, ElevenLabs, NewClone},
 };
 
 /// How long an uploaded sample that no clone uses is kept (its row's TTL; the bucket's lifecycle
@@ -108,7 +108,7 @@ pub struct Cloning<'a> {
     pub voices: &'a Voices,
     pub consent: &'a ConsentRecords,
     pub audio: &'a AudioStore,
-    pub elevenlabs: &'a ElevenLabs,
+    pub accounts: &'a Accounts,
     pub settings: &'a VoiceSettings,
 }
 
@@ -173,8 +173,9 @@ impl Cloning<'_> {
             labels: &request.labels,
             remove_background_noise: request.remove_background_noise,
         };
-        let slots =
-            VoiceSlots { voices: self.voices, audio: self.audio, elevenlabs: self.elevenlabs, settings: self.settings };
+        // Placed for good on the account with the most room.
+        let account = elevenlabs_accounts::for_new_clone(self.accounts, self.voices).await?;
+        let slots = VoiceSlots { voices: self.voices, audio: self.audio, account, settings: self.settings };
         let voice_id = Ulid::generate(now);
         let Added { elevenlabs_voice_id: elevenlabs_id, sample_sha256: hashes } =
             slots.add(&clone, &user.id, &sample_files(samples)).await?;
@@ -187,6 +188,7 @@ impl Cloning<'_> {
             labels: request.labels.clone(),
             sample_ids: request.sample_ids.clone(),
             elevenlabs_voice_id: Some(elevenlabs_id.clone()),
+            account: account.name.clone(),
             sample_keys: copies.clone(),
             consent_id: Ulid::generate(now),
             created_at: timestamp(now),
@@ -217,7 +219,7 @@ impl Cloning<'_> {
         .await;
         if let Err(error) = stored {
             // Nothing of ours points at the clone: remove it at ElevenLabs, and its copies.
-            if let Err(cleanup) = self.elevenlabs.delete_voice(&elevenlabs_id).await {
+            if let Err(cleanup) = account.client.delete_voice(&elevenlabs_id).await {
                 tracing::error!(error = %cleanup, "an orphaned clone is left at ElevenLabs");
             }
             for copy in &copies {
@@ -238,7 +240,7 @@ impl Cloning<'_> {
     pub async fn delete(&self, user: &User, id: &VoiceId, now: OffsetDateTime) -> Result<(), ApiError> {
         let voice = self.voices.mark_deleting(&user.id, id).await?.ok_or_else(|| ApiError::not_found("voice"))?;
         if let Some(elevenlabs_id) = &voice.elevenlabs_voice_id {
-            self.elevenlabs.delete_voice(elevenlabs_id).await?;
+            elevenlabs_accounts::of(self.accounts, &voice).client.delete_voice(elevenlabs_id).await?;
         }
         // Its own copies of the samples (another clone made from the same uploads has its own).
         for key in &voice.sample_keys {

@@ -110,6 +110,33 @@ end
 return {0, ahead}
 ";
 
+/// Every configured account's gate, by the account's name.
+#[derive(Clone)]
+pub struct Gates {
+    /// In the configuration's order; the first is the primary account's.
+    all: Vec<(String, Gate)>,
+}
+
+impl Gates {
+    /// One gate per `(name, concurrency)`; nothing is fetched.
+    pub fn new<'a>(redis: &Redis, clock: Clock, accounts: impl IntoIterator<Item = (&'a str, u32)>) -> Self {
+        let all = accounts
+            .into_iter()
+            .map(|(name, concurrency)| (name.to_owned(), Gate::new(redis.clone(), clock, name, concurrency)))
+            .collect();
+        Self { all }
+    }
+
+    /// The gate of the account called `name` (the primary's when there is no such account).
+    ///
+    /// # Panics
+    /// When there are no gates at all (the configuration always holds the primary account).
+    pub fn of(&self, name: &str) -> &Gate {
+        let found = self.all.iter().find(|(n, _)| n == name).or(self.all.first());
+        &found.expect("at least one ElevenLabs account").1
+    }
+}
+
 /// One ElevenLabs account's gate.
 #[derive(Clone)]
 pub struct Gate {
@@ -228,6 +255,17 @@ impl Gate {
                 "leaving the admission queue failed; the waiter's lease ends it"
             );
         }
+    }
+
+    /// Places free now less the requests waiting for one (negative with a queue): how busy the
+    /// account is, for choosing among several. One round trip.
+    pub async fn free_places(&self) -> anyhow::Result<i64> {
+        let mut conn = self.redis.conn().await?;
+        let now = unix_ms(self.clock.now());
+        let [held, waiting, _] = self.keys();
+        let (held, waiting): (i64, i64) =
+            redis::pipe().zcount(held, now, "+inf").zcard(waiting).query_async(&mut conn).await?;
+        Ok(i64::from(self.concurrency) - held - waiting)
     }
 
     /// How many places are held now (for tests and the benchmark).

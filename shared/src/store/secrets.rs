@@ -19,34 +19,39 @@ pub async fn fetch<const N: usize>(
     ssm: &aws_sdk_ssm::Client,
     wanted: [Wanted<'_>; N],
 ) -> anyhow::Result<[Secret<String>; N]> {
-    let mut names = Vec::with_capacity(N);
-    for want in &wanted {
-        match want.parameter {
-            Some(name) => names.push(name.to_owned()),
-            None => bail!("configuration variable {} is missing", want.variable),
+    let values = fetch_all(ssm, &wanted).await?;
+    Ok(values.try_into().unwrap_or_else(|_| unreachable!("one value per wanted secret")))
+}
+
+/// [`fetch`] for a number of secrets known at run time (ten to a call, SSM's limit).
+pub async fn fetch_all(ssm: &aws_sdk_ssm::Client, wanted: &[Wanted<'_>]) -> anyhow::Result<Vec<Secret<String>>> {
+    let mut values = Vec::with_capacity(wanted.len());
+    for batch in wanted.chunks(10) {
+        let mut names = Vec::with_capacity(batch.len());
+        for want in batch {
+            match want.parameter {
+                Some(name) => names.push(name.to_owned()),
+                None => bail!("configuration variable {} is missing", want.variable),
+            }
         }
-    }
-    let output = ssm
-        .get_parameters()
-        .set_names(Some(names.clone()))
-        .with_decryption(true)
-        .send()
-        .await
-        .context("reading secrets from SSM Parameter Store")?;
-    let found = output.parameters.unwrap_or_default();
-    let values: Vec<Secret<String>> = names
-        .iter()
-        .zip(&wanted)
-        .map(|(name, want)| {
-            found
+        let output = ssm
+            .get_parameters()
+            .set_names(Some(names.clone()))
+            .with_decryption(true)
+            .send()
+            .await
+            .context("reading secrets from SSM Parameter Store")?;
+        let found = output.parameters.unwrap_or_default();
+        for (name, want) in names.iter().zip(batch) {
+            let value = found
                 .iter()
                 .find(|p| p.name.as_deref() == Some(name.as_str()))
                 .and_then(|p| p.value.clone())
-                .map(Secret::new)
-                .with_context(|| format!("SSM parameter {name} (named by {}) does not exist", want.variable))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok(values.try_into().unwrap_or_else(|_| unreachable!("one value per wanted secret")))
+                .with_context(|| format!("SSM parameter {name} (named by {}) does not exist", want.variable))?;
+            values.push(Secret::new(value));
+        }
+    }
+    Ok(values)
 }
 
 /// Whether SSM answers and holds every named parameter (values not decrypted).

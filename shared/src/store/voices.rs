@@ -3,9 +3,10 @@
 //! user's voice or sample is simply not found. The sparse `elevenlabs-index` finds a clone by
 //! its ElevenLabs id.
 //!
-//! Residency: a clone whose voice exists at ElevenLabs right now carries `elevenLabsVoiceId` and
-//! `residentIn` (the ElevenLabs account's name). The sparse `resident-index` (PK `residentIn`,
-//! SK `lastUsedMs`) therefore lists exactly the clones occupying that account's slots, least
+//! Placement and residency: a clone is placed on one ElevenLabs account when it is made and
+//! stays there (`account`). While its voice exists at ElevenLabs it carries `elevenLabsVoiceId`
+//! and `residentIn` (that account's name). The sparse `resident-index` (PK `residentIn`, SK
+//! `lastUsedMs`) therefore lists exactly the clones occupying one account's slots, least
 //! recently used first. A clone being re-created holds a lease (`rebuildUntil`, ms) so two
 //! concurrent uses create it once.
 
@@ -73,6 +74,10 @@ pub struct Voice {
     /// Never leaves the backend.
     #[serde(skip)]
     pub elevenlabs_voice_id: Option<String>,
+    /// The ElevenLabs account the clone is placed on, for good; empty for a clone stored before
+    /// there were several accounts and not resident now (it belongs to the primary one).
+    #[serde(skip)]
+    pub account: String,
     #[serde(skip)]
     pub sample_keys: Vec<String>,
     #[serde(skip)]
@@ -136,7 +141,7 @@ pub struct Resident {
     pub elevenlabs_voice_id: String,
 }
 
-fn voice_item(voice: &Voice, account: &str) -> Item {
+fn voice_item(voice: &Voice) -> Item {
     let ids: Vec<String> = voice.sample_ids.iter().map(ToString::to_string).collect();
     let mut item = HashMap::from([
         ("userId".to_owned(), string(voice.user_id.as_str())),
@@ -153,9 +158,12 @@ fn voice_item(voice: &Voice, account: &str) -> Item {
     if let Some(description) = &voice.description {
         item.insert("description".to_owned(), string(description));
     }
+    if !voice.account.is_empty() {
+        item.insert("account".to_owned(), string(&voice.account));
+    }
     if let Some(id) = &voice.elevenlabs_voice_id {
         item.insert("elevenLabsVoiceId".to_owned(), string(id));
-        item.insert("residentIn".to_owned(), string(account));
+        item.insert("residentIn".to_owned(), string(&voice.account));
     }
     if let Some(at) = voice.last_used_at {
         item.insert("lastUsedAt".to_owned(), number(at));
@@ -173,6 +181,10 @@ fn voice_from(item: &Item) -> anyhow::Result<Voice> {
         labels: dynamo::opt_str(item, "labels").map(serde_json::from_str).transpose()?.unwrap_or_default(),
         sample_ids: string_list(item, "sampleIds").iter().filter_map(|id| Ulid::parse(id)).collect(),
         elevenlabs_voice_id: dynamo::opt_str(item, "elevenLabsVoiceId").map(String::from),
+        account: dynamo::opt_str(item, "account")
+            .or(dynamo::opt_str(item, "residentIn"))
+            .unwrap_or_default()
+            .to_owned(),
         sample_keys: string_list(item, "sampleKeys"),
         consent_id: Ulid::parse(dynamo::str(item, "consentId")?).context("stored consent id")?,
         created_at: dynamo::str(item, "createdAt")?.to_owned(),
@@ -187,13 +199,11 @@ fn voice_from(item: &Item) -> anyhow::Result<Voice> {
 pub struct Voices {
     client: Client,
     table: String,
-    /// The ElevenLabs account whose slots resident clones occupy.
-    account: String,
 }
 
 impl Voices {
-    pub fn new(client: Client, table: String, account: String) -> Self {
-        Self { client, table, account }
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
     }
 
     fn update_voice(
@@ -261,7 +271,7 @@ impl Voices {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(voice_item(voice, &self.account)))
+            .set_item(Some(voice_item(voice)))
             .condition_expression("attribute_not_exists(itemId)")
             .send()
             .await
@@ -348,20 +358,20 @@ impl Voices {
         Ok(())
     }
 
-    /// A query of the account's resident clones, least recently used first.
-    fn residents(&self) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    /// A query of `account`'s resident clones, least recently used first.
+    fn residents(&self, account: &str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.table)
             .index_name(RESIDENT_INDEX)
             .key_condition_expression("residentIn = :account")
-            .expression_attribute_values(":account", string(&self.account))
+            .expression_attribute_values(":account", string(account))
             .scan_index_forward(true)
     }
 
-    /// The account's resident clones, least recently used first (at most `limit`).
-    pub async fn least_recently_used(&self, limit: i32) -> anyhow::Result<Vec<Resident>> {
-        let output = self.residents().limit(limit).send().await.context("listing resident clones")?;
+    /// `account`'s resident clones, least recently used first (at most `limit`).
+    pub async fn least_recently_used(&self, account: &str, limit: i32) -> anyhow::Result<Vec<Resident>> {
+        let output = self.residents(account).limit(limit).send().await.context("listing resident clones")?;
         output
             .items
             .unwrap_or_default()
@@ -377,10 +387,10 @@ impl Voices {
             .collect()
     }
 
-    /// The user's clones resident in the account, least recently used first.
-    pub async fn resident_of(&self, user: &UserId) -> anyhow::Result<Vec<Resident>> {
+    /// The user's clones resident in `account`, least recently used first.
+    pub async fn resident_of(&self, account: &str, user: &UserId) -> anyhow::Result<Vec<Resident>> {
         let mut voices = self.all_voices(user).await?;
-        voices.retain(|v| v.elevenlabs_voice_id.is_some() && !v.deleting);
+        voices.retain(|v| v.elevenlabs_voice_id.is_some() && !v.deleting && v.account == account);
         voices.sort_by_key(|v| v.last_used_ms);
         Ok(voices
             .into_iter()
@@ -390,13 +400,13 @@ impl Voices {
             .collect())
     }
 
-    /// How many clones occupy the account's slots, by our records.
-    pub async fn resident_count(&self) -> anyhow::Result<u32> {
+    /// How many clones occupy `account`'s slots, by our records.
+    pub async fn resident_count(&self, account: &str) -> anyhow::Result<u32> {
         let mut count = 0;
         let mut start = None;
         loop {
             let output = self
-                .residents()
+                .residents(account)
                 .select(aws_sdk_dynamodb::types::Select::Count)
                 .set_exclusive_start_key(start)
                 .send()
@@ -437,10 +447,12 @@ impl Voices {
         Ok(dynamo::conditional_update(update).await.context("claiming a clone's re-creation")?.is_some())
     }
 
-    /// Records the re-created clone's ElevenLabs id, if the lease `until_ms` is still ours and
-    /// the voice is not being deleted; false otherwise (the caller removes what it created).
+    /// Records the clone's ElevenLabs id re-created at `account`, if the lease `until_ms` is
+    /// still ours and the voice is not being deleted; false otherwise (the caller removes what
+    /// it created).
     pub async fn make_resident(
         &self,
+        account: &str,
         user: &UserId,
         id: &VoiceId,
         elevenlabs_id: &str,
@@ -450,12 +462,12 @@ impl Voices {
         let update = self
             .update_voice(user, id)
             .update_expression(
-                "SET elevenLabsVoiceId = :id, residentIn = :account, lastUsedMs = :ms, lastUsedAt = :seconds \
+                "SET elevenLabsVoiceId = :id, residentIn = :account, account = :account, lastUsedMs = :ms, lastUsedAt = :seconds \
                  REMOVE rebuildUntil",
             )
             .condition_expression("rebuildUntil = :until AND attribute_not_exists(deleting)")
             .expression_attribute_values(":id", string(elevenlabs_id))
-            .expression_attribute_values(":account", string(&self.account))
+            .expression_attribute_values(":account", string(account))
             .expression_attribute_values(":ms", number(now_ms))
             .expression_attribute_values(":seconds", number(now_ms.div_euclid(1000)))
             .expression_attribute_values(":until", number(until_ms));

@@ -70,6 +70,43 @@ pub struct ElevenLabs {
     voices: std::sync::Arc<Mutex<Option<Listed>>>,
 }
 
+/// One ElevenLabs account, ready to call: its client and how many custom voices it holds.
+#[derive(Clone)]
+pub struct Account {
+    pub name: String,
+    pub voice_slots: u32,
+    pub client: ElevenLabs,
+}
+
+/// The accounts speech and clones are spread over (`flows::elevenlabs_accounts` chooses).
+pub struct Accounts {
+    /// Never empty; the first is the primary.
+    all: Vec<Account>,
+}
+
+impl Accounts {
+    /// # Panics
+    /// When `all` is empty (the configuration always holds the primary account).
+    pub fn new(all: Vec<Account>) -> Self {
+        assert!(!all.is_empty(), "at least one ElevenLabs account");
+        Self { all }
+    }
+
+    /// The first account: it lists the premade voices.
+    pub fn primary(&self) -> &Account {
+        &self.all[0]
+    }
+
+    pub fn all(&self) -> &[Account] {
+        &self.all
+    }
+
+    /// The account called `name`, if it is configured.
+    pub fn named(&self, name: &str) -> Option<&Account> {
+        self.all.iter().find(|a| a.name == name)
+    }
+}
+
 /// What to say, in which voice, with which model and settings.
 pub struct Speech<'a> {
     pub voice: &'a ElevenLabsVoiceId,
