@@ -98,6 +98,7 @@ def local_parameters():
         "StripeWebhookSecretParameter": "/voice-local/stripe-webhook-secret",
         "SessionMacKeyParameter": "/voice-local/session-mac-key",
         **{name: price[0] for name, price in LOCAL_PRICES.items()},
+        "StripeOverageMeterEvent": "voice_overage_generations",
         "ElevenLabsApiKeyParameter": "/voice-local/elevenlabs-api-key",
         "ElevenLabsApiBase": f"http://127.0.0.1:{port('ELEVENLABS_PORT', 8430)}/",
         "ElevenLabsVoiceSlots": "30",
@@ -333,6 +334,11 @@ def stripe_catalogue(base, api_port):
         if status != 200:
             raise RuntimeError(f"localstripe refused plan {price_id} ({status})")
         print(f"  price  {price_id:32} created")
+    # The meter counting generations past the allowance (the stand-in keeps meters itself).
+    meter = local_parameters()["StripeOverageMeterEvent"]
+    form = {"event_name": meter, "display_name": "Generations past the allowance", "default_aggregation[formula]": "sum"}
+    if stripe_call("POST", f"{base}v1/billing/meters", form) == 200:
+        print(f"  meter  {meter:32} created")
     # `make run`: localstripe's and the stand-in's webhooks go to the local API, and to the one
     # `make test` drives in a browser (each applies an event once; they share the tables).
     for name, api in [("local-api", api_port), ("local-api-tests", port("API_TEST_PORT", 3002))]:

@@ -91,6 +91,24 @@ def _checked(self, iam_request_cls, resource="*"):
         return
     if authenticating and not self.raw_body and getattr(_sent, "body", None):
         self.raw_body = _sent.body
+    items = _transaction_items(self) if authenticating else []
+    for action, table in items:
+        # AWS authorizes a transaction's items as their own actions on their own tables.
+        original = self._get_action
+        self._get_action = lambda action=action: action
+        try:
+            _authenticate(self, iam_request_cls, resource)
+        except Exception as error:
+            if _LOG:
+                refused = f"{type(error).__name__}: {getattr(error, 'message', error)}"
+                _record(self, resource, refused=refused, action=action, table=table)
+            raise
+        finally:
+            self._get_action = original
+        if _LOG:
+            _record(self, resource, action=action, table=table)
+    if items:
+        return
     try:
         _authenticate(self, iam_request_cls, resource)
     except Exception as error:
@@ -101,6 +119,26 @@ def _checked(self, iam_request_cls, resource="*"):
         _record(self, resource)
 
 
+# A DynamoDB transaction's item kinds and the action IAM authorizes each as.
+_TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+
+
+def _transaction_items(response):
+    """(action, table) of each item of a DynamoDB TransactWriteItems request, as IAM authorizes
+    them (AWS: "Permissions for Put, Update, Delete ... are governed by the permissions used for the
+    underlying PutItem, UpdateItem, DeleteItem"); empty for any other request."""
+    if response._get_action() != "TransactWriteItems":
+        return []
+    items = []
+    body = _body(response)
+    for item in body.get("TransactItems", []):
+        for kind, request in item.items():
+            pair = (_TRANSACT_ACTIONS[kind], request["TableName"])
+            if pair not in items:
+                items.append(pair)
+    return items
+
+
 ActionAuthenticatorMixin._authenticate_and_authorize_action = _checked
 
 
@@ -109,18 +147,22 @@ _S3_ACTIONS = {"HeadBucket": "ListBucket", "HeadObject": "GetObject", "ListObjec
                "ListObjectsV2": "ListBucket", "DeleteObjects": "DeleteObject"}
 
 
-def _record(response, resource, refused=None, credential=None):
+def _record(response, resource, refused=None, credential=None, action=None, table=None):
     if credential is None:
         credential = response.headers["Authorization"].partition("Credential=")[2].partition(",")[0]
     scope = credential.split("/")
     access_key, region, service = scope[0], scope[2], scope[3]
-    action = response._get_action()
+    if action is None:
+        action = response._get_action()
     if service == "s3":
         action = _S3_ACTIONS.get(action, action)
+    resources = _resources(response, service, action, region, resource)
+    if table is not None:
+        resources = [f"arn:aws:dynamodb:{region}:{response.current_account}:table/{table}"]
     call = {
         "principal": _principal(response.current_account, access_key),
         "action": f"{service}:{action}",
-        "resources": _resources(response, service, action, region, resource),
+        "resources": resources,
         "context": _context(response, service),
     }
     if refused:

@@ -48,6 +48,20 @@ Added here:
                                          time passes to the next phase: its price is applied to the
                                          subscription (no proration) and the update is signed and sent
   GET  /_test/subscriptions/{id}/updates the parameters of every update of that subscription, as received
+  POST /v1/billing/meters                Billing Meters (event_name, default_aggregation[formula] sum or
+  GET  /v1/billing/meters                count, display_name); an event name belongs to one meter
+  POST /v1/billing/meter_events          as Stripe documents them: the timestamp within the past 35 days
+                                         and at most 5 minutes ahead (else 400), a repeated Idempotency-Key
+                                         answers the first response, and an identifier already counted
+                                         (here, for as long as the stand-in runs; Stripe: at least 24
+                                         hours) is accepted and not counted again. An event name no meter
+                                         has is refused (Stripe accepts it and reports the error later)
+  GET  /v1/billing/meters/{id}/event_summaries
+                                         customer, start_time, end_time: the aggregated value of the
+                                         customer's events in [start_time, end_time)
+  GET  /_test/meter_events               every event counted (?customer= for one customer's)
+  POST /_test/meter_events/fail          the next N meter events (form field `count`) of one customer
+                                         (`customer`) answer 500
 Everything else is proxied to localstripe unchanged.
 
 Every /v1 request the backend sends is first checked against Stripe's contract as the official
@@ -124,6 +138,11 @@ def make_app(localstripe, public, contract_log=None):
     refunding = asyncio.Lock()
     deleted_customers = set()  # GET answers them as Stripe does: {"id", "deleted": true}
     charges = {}  # subscription id -> the charges made for changes that apply once paid
+    meters = {}  # meter id -> meter
+    meter_events = []  # counted, in arrival order
+    meter_identifiers = set()
+    meter_answers = {}  # Idempotency-Key -> the first answer
+    meter_failures = {}  # customer -> how many of its meter events still fail (500)
 
     async def stripe(method, path, data=None, auth=None):
         headers = {"Authorization": auth} if auth else {}
@@ -595,6 +614,83 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
                 refunds_by_key[key] = refund
         return web.Response(status=status, body=body, content_type="application/json")
 
+    def invalid(message, code="parameter_invalid", status=400):
+        return web.json_response({"error": {"type": "invalid_request_error", "code": code, "message": message}}, status=status)
+
+    async def create_meter(request):
+        form = await request.post()
+        name = form.get("event_name", "")
+        if any(m["event_name"] == name for m in meters.values()):
+            return invalid(f"A meter with event_name {name} already exists.", "resource_already_exists")
+        meter = {
+            "id": "mtr_" + secrets.token_hex(12), "object": "billing.meter", "event_name": name,
+            "display_name": form.get("display_name", name), "status": "active",
+            "default_aggregation": {"formula": form.get("default_aggregation[formula]", "sum")},
+            "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
+            "value_settings": {"event_payload_key": "value"}, "created": int(time.time()),
+        }
+        meters[meter["id"]] = meter
+        return web.json_response(meter)
+
+    async def list_meters(request):
+        return web.json_response({"object": "list", "data": list(meters.values()), "has_more": False})
+
+    async def create_meter_event(request):
+        key = request.headers.get("Idempotency-Key")
+        if key and key in meter_answers:
+            return web.json_response(meter_answers[key])
+        form = await request.post()
+        failing = form.get("payload[stripe_customer_id]")
+        if meter_failures.get(failing, 0) > 0:
+            meter_failures[failing] -= 1
+            return web.json_response({"error": {"type": "api_error", "message": "injected failure"}}, status=500)
+        now = int(time.time())
+        timestamp = int(form.get("timestamp") or now)
+        if timestamp < now - 35 * 86400 or timestamp > now + 300:
+            return invalid("timestamp must be within the past 35 calendar days and at most 5 minutes in the future")
+        meter = next((m for m in meters.values() if m["event_name"] == form.get("event_name")), None)
+        if meter is None:
+            return invalid(f"No active meter with event_name {form.get('event_name')!r}", "resource_missing")
+        customer = form.get("payload[stripe_customer_id]")
+        if not customer:
+            return invalid("payload[stripe_customer_id] is required")
+        identifier = form.get("identifier") or "id_" + secrets.token_hex(12)
+        event = {
+            "object": "billing.meter_event", "event_name": meter["event_name"], "identifier": identifier,
+            "timestamp": timestamp, "created": now, "livemode": False,
+            "payload": {"stripe_customer_id": customer, "value": form.get("payload[value]", "1")},
+        }
+        if identifier not in meter_identifiers:
+            meter_identifiers.add(identifier)
+            meter_events.append({**event, "meter": meter["id"]})
+        if key:
+            meter_answers[key] = event
+        return web.json_response(event)
+
+    async def meter_event_summaries(request):
+        meter = meters.get(request.match_info["id"])
+        if meter is None:
+            return invalid(f"No such billing meter: {request.match_info['id']}", "resource_missing", 404)
+        customer, start, end = (request.query.get(k) for k in ("customer", "start_time", "end_time"))
+        if not (customer and start and end):
+            return invalid("customer, start_time and end_time are required")
+        events = [e for e in meter_events if e["meter"] == meter["id"] and e["payload"]["stripe_customer_id"] == customer
+                  and int(start) <= e["timestamp"] < int(end)]
+        values = [float(e["payload"]["value"]) for e in events]
+        value = len(values) if meter["default_aggregation"]["formula"] == "count" else sum(values)
+        summary = {"id": "mtrusg_" + secrets.token_hex(8), "object": "billing.meter_event_summary", "meter": meter["id"],
+                   "aggregated_value": value, "start_time": int(start), "end_time": int(end), "livemode": False}
+        return web.json_response({"object": "list", "data": [summary], "has_more": False})
+
+    async def counted_meter_events(request):
+        customer = request.query.get("customer")
+        return web.json_response([e for e in meter_events if not customer or e["payload"]["stripe_customer_id"] == customer])
+
+    async def fail_meter_events(request):
+        form = await request.post()
+        meter_failures[form["customer"]] = int(form.get("count", "1"))
+        return web.json_response({"failing": meter_failures[form["customer"]]})
+
     async def updates_of(request):
         return web.json_response(updates.get(request.match_info["id"], []))
 
@@ -638,6 +734,12 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
     app.router.add_post("/_test/subscription_schedules/{id}/advance", advance_schedule)
     app.router.add_get("/_test/subscriptions/{id}/updates", updates_of)
     app.router.add_get("/_test/subscriptions/{id}/charges", charges_of)
+    app.router.add_post("/v1/billing/meters", create_meter)
+    app.router.add_get("/v1/billing/meters", list_meters)
+    app.router.add_post("/v1/billing/meter_events", create_meter_event)
+    app.router.add_get("/v1/billing/meters/{id}/event_summaries", meter_event_summaries)
+    app.router.add_get("/_test/meter_events", counted_meter_events)
+    app.router.add_post("/_test/meter_events/fail", fail_meter_events)
     app.router.add_route("*", "/{tail:.*}", proxy)
     return app
 

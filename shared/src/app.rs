@@ -23,6 +23,7 @@ use crate::{
         secrets::{self, MacKey, Wanted},
         sessions::Sessions,
         subscriptions::Subscriptions,
+        usage_events::UsageEvents,
         users::{Users, snapshot::Snapshots},
         voices::Voices,
         webhook_events::WebhookEvents,
@@ -60,6 +61,8 @@ pub struct App {
     pub consent: ConsentRecords,
     pub api_keys: ApiKeys,
     pub audit: AuditLog,
+    /// Overage generations on their way to Stripe's meter.
+    pub usage_events: UsageEvents,
     /// The admission gate in front of each ElevenLabs account.
     pub gates: Gates,
     pub idp: Idp,
@@ -121,6 +124,7 @@ impl App {
             voices: Voices::new(dynamodb.clone(), tables.voices.clone()),
             api_keys: ApiKeys::new(dynamodb.clone(), tables.api_keys.clone()),
             audit: AuditLog::new(dynamodb.clone(), tables.audit.clone()),
+            usage_events: UsageEvents::new(dynamodb.clone(), tables.usage_events.clone()),
             gates: Gates::new(
                 &redis,
                 clock,

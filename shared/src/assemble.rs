@@ -4,12 +4,16 @@
 
 use crate::{
     App,
-    flows::{billing::Billing, billing_alerts::Notices, erase::Erasure, generate::Generator},
+    flows::{billing::Billing, billing_alerts::Notices, erase::Erasure, generate::Generator, overage::Metering},
 };
 
 /// Speech generation (`POST /tts`, `POST /tts/stream`). Waits for the ElevenLabs keys if they
-/// are not fetched yet.
+/// are not fetched yet, and for the Stripe key when overage is offered.
 pub async fn generator(app: &App) -> anyhow::Result<Generator<'_>> {
+    let metering = match &app.config.billing.overage_meter {
+        Some(event_name) => Some(metering(app, event_name).await?),
+        None => None,
+    };
     Ok(Generator {
         users: &app.users,
         voices: &app.voices,
@@ -18,7 +22,17 @@ pub async fn generator(app: &App) -> anyhow::Result<Generator<'_>> {
         accounts: app.elevenlabs().await?,
         gates: &app.gates,
         settings: &app.config.voice,
+        usage_events: &app.usage_events,
+        metering,
+        notices: notices(app),
+        account_url: app.config.billing.portal_return_url.as_str(),
     })
+}
+
+/// Stripe's meter for generations past the allowance (`event_name`). Waits for the Stripe key if
+/// it is not fetched yet.
+pub async fn metering<'a>(app: &'a App, event_name: &'a str) -> anyhow::Result<Metering<'a>> {
+    Ok(Metering { stripe: app.stripe().await?, events: &app.usage_events, event_name })
 }
 
 /// Account erasure (`DELETE /account`, and the sweep finishing interrupted ones). Waits for the
@@ -35,6 +49,7 @@ pub async fn erasure(app: &App) -> anyhow::Result<Erasure<'_>> {
         audio: app.audio(),
         stripe: app.stripe().await?,
         accounts: app.elevenlabs().await?,
+        usage_events: &app.usage_events,
     })
 }
 

@@ -89,6 +89,9 @@ pub struct BillingSettings {
     pub webhook_lease: Duration,
     /// Payment-failure emails: the SES sender identity and template; None sends no email.
     pub email: Option<BillingEmail>,
+    /// The event name of the Stripe Billing Meter that counts generations past the allowance;
+    /// None offers no overage (every plan stops at its limit).
+    pub overage_meter: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +102,9 @@ pub struct BillingEmail {
     pub payment_failed_template: String,
     /// The SES template telling a customer that a subscription was cancelled and refunded.
     pub subscription_refunded_template: String,
+    /// The SES template telling a user that 80 % or 100 % of the month's allowance (or of the
+    /// overage cap) is used.
+    pub usage_alert_template: String,
 }
 
 impl BillingSettings {
@@ -207,6 +213,7 @@ pub struct Tables {
     pub api_keys: String,
     /// Admin actions, append-only.
     pub audit: String,
+    pub usage_events: String,
 }
 
 #[derive(Debug, Clone)]
@@ -351,12 +358,14 @@ impl Config {
             checkout_cancel_url: env.parse_or("CHECKOUT_CANCEL_URL", app_path("pricing"))?,
             portal_return_url: env.parse_or("PORTAL_RETURN_URL", app_path("account"))?,
             webhook_lease: Duration::from_secs(env.parse_or("WEBHOOK_LEASE_SECONDS", 12)?),
+            overage_meter: env.optional("STRIPE_OVERAGE_METER_EVENT"),
             email: match env.optional("BILLING_EMAIL_FROM") {
                 None => None,
                 Some(sender) => Some(BillingEmail {
                     sender,
                     payment_failed_template: env.required("PAYMENT_FAILED_TEMPLATE")?,
                     subscription_refunded_template: env.required("SUBSCRIPTION_REFUNDED_TEMPLATE")?,
+                    usage_alert_template: env.required("USAGE_ALERT_TEMPLATE")?,
                 }),
             },
         };
@@ -376,6 +385,7 @@ impl Config {
                 consent_records: env.required("CONSENT_TABLE")?,
                 api_keys: env.required("API_KEYS_TABLE")?,
                 audit: env.required("AUDIT_TABLE")?,
+                usage_events: env.required("USAGE_EVENTS_TABLE")?,
             },
             metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "VoiceApp".to_owned()),
             audio_bucket: env.required("AUDIO_BUCKET")?,
@@ -522,6 +532,7 @@ mod tests {
             ("CONSENT_TABLE", "consent"),
             ("API_KEYS_TABLE", "api-keys"),
             ("AUDIT_TABLE", "audit"),
+            ("USAGE_EVENTS_TABLE", "usage-events"),
             ("AUDIO_BUCKET", "audio"),
             ("REDIS_URL", "redis://:hunter2@127.0.0.1:6379"),
             ("APP_URL", "http://localhost:3000/app"),

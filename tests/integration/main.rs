@@ -21,6 +21,7 @@ mod local_api;
 mod metrics;
 mod money;
 mod openapi;
+mod overage;
 mod recordings;
 mod session;
 mod signin;

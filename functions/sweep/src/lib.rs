@@ -1,5 +1,6 @@
 //! Every 15 minutes (EventBridge): gives back the allowance of upload URLs that expired unused,
-//! and finishes account erasures that stopped midway (each one tried, however many keep failing).
+//! sends the overage usage events a generation could not send itself, and finishes account
+//! erasures that stopped midway (each one tried, however many keep failing).
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use voice_core::{
@@ -20,6 +21,14 @@ pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<SweepR
     // Favourite changes whose retag did not get through (a minute's grace for those under way).
     let before = app.clock.now().unix_timestamp() - 60;
     report.retagged = voice_core::flows::recordings::settle_retags(&app.recordings, app.audio(), before).await?;
+    if let Some(event_name) = &app.config.billing.overage_meter {
+        let before = app.clock.now().unix_timestamp() - voice_core::flows::overage::SWEEP_AFTER;
+        let due = app.usage_events.due(before).await?;
+        if !due.is_empty() {
+            let metering = voice_core::assemble::metering(app, event_name).await?;
+            report.usage_events_sent = metering.send_all(due, app.clock.now()).await.sent as u64;
+        }
+    }
     let ended = app.sessions.apply_pending_ends().await?;
     if ended > 0 {
         tracing::info!(ended, "sign-outs made while DynamoDB was away are now durable");

@@ -1,8 +1,10 @@
-//! `GET /usage` (this period's usage against the tier's limit) and `GET /user/profile`.
+//! `GET /usage` (this period's usage against the tier's limit), `GET /user/profile`, and the
+//! billing settings (`GET`/`PATCH /billing/settings`: how far past the allowance overage may go).
 
 use serde::Serialize;
 use voice_core::{
     ApiError,
+    domain::overage::{BillingSettings, BillingSettingsPatch},
     domain::profile::ProfilePatch,
     domain::{usage::Usage, user::Allowances},
     http::{Caller, Ctx, HttpResult, Route, json_body, ok, query},
@@ -14,6 +16,8 @@ pub const ROUTES: &[Route] = &[
     route!("GET /usage/history", user: history),
     route!("GET /user/profile", user: profile),
     route!("PATCH /user/profile", user: edit_profile, body: ProfilePatch),
+    route!("GET /billing/settings", user: billing_settings),
+    route!("PATCH /billing/settings", user: edit_billing_settings, body: BillingSettingsPatch),
 ];
 
 /// This month's generations, plus uploads, storage and favourites against the tier.
@@ -60,4 +64,31 @@ async fn edit_profile(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let patch = patch.check(user.tier, &user.custom_presets)?;
     let updated = app.users.update_profile(&user.id, &patch).await?.ok_or(ApiError::Unauthenticated)?;
     ok(&updated.view(app.clock.now()))
+}
+
+#[tracing::instrument(skip_all)]
+async fn billing_settings(_ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    ok(&BillingSettings::new(caller.user.overage_cap, caller.user.tier))
+}
+
+/// `PATCH /billing/settings {overageCapCents}`: bounded; a cap above zero needs a plan with
+/// overage, a subscription to bill it to, and overage offered at all (a meter configured).
+#[tracing::instrument(skip_all)]
+async fn edit_billing_settings(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let user = &caller.user;
+    let patch: BillingSettingsPatch = json_body(ctx.req, 1024)?;
+    let cap = patch.check(user.tier)?;
+    if cap.cents > 0 {
+        if app.config.billing.overage_meter.is_none() {
+            return Err(ApiError::locked("overage is not offered"));
+        }
+        if user.stripe_customer_id.is_none() || !user.has_live_subscription() {
+            return Err(ApiError::Conflict(
+                "overage is billed with your subscription, and you have none that bills now".to_owned(),
+            ));
+        }
+    }
+    let updated = app.users.set_overage_cap(&user.id, cap).await?.ok_or(ApiError::Unauthenticated)?;
+    ok(&BillingSettings::new(updated.overage_cap, updated.tier))
 }

@@ -7,6 +7,7 @@ pub mod generation;
 pub mod health;
 pub mod ids;
 pub mod json;
+pub mod overage;
 pub mod plans;
 pub mod presets;
 pub mod profile;

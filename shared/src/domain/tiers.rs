@@ -61,6 +61,10 @@ pub struct TierRules {
     pub favourites: u32,
     /// API keys a user may hold at once (0: the feature is not part of the plan).
     pub api_keys: u32,
+    /// US cents per generation past `monthly_recordings`, for a user who allows overage up to a
+    /// cap of their own (`domain::overage`); None: the plan has no overage (FREE stops at its
+    /// limit, PREMIUM has none).
+    pub overage_unit_cents: Option<u32>,
 }
 
 const MB: u64 = 1_000_000;
@@ -89,6 +93,7 @@ pub const TIERS: [TierRules; 3] = [
         storage_bytes: 200 * MB,
         favourites: 20,
         api_keys: 0,
+        overage_unit_cents: None,
     },
     TierRules {
         tier: Tier::Basic,
@@ -110,6 +115,7 @@ pub const TIERS: [TierRules; 3] = [
         storage_bytes: 2_000 * MB,
         favourites: 200,
         api_keys: 2,
+        overage_unit_cents: Some(10),
     },
     TierRules {
         tier: Tier::Premium,
@@ -131,6 +137,7 @@ pub const TIERS: [TierRules; 3] = [
         storage_bytes: 20_000 * MB,
         favourites: 2000,
         api_keys: 10,
+        overage_unit_cents: None,
     },
 ];
 
@@ -210,6 +217,7 @@ impl Tier {
             priority: rules.priority,
             max_text_length: rules.max_text_chars,
             clone_slots: rules.clone_slots,
+            overage_unit_cents: rules.overage_unit_cents,
         }
     }
 }
@@ -258,6 +266,9 @@ pub struct Features {
     pub priority: Priority,
     pub max_text_length: usize,
     pub clone_slots: u32,
+    /// US cents per generation past the month's allowance, for a user who allows overage; null:
+    /// the plan has none.
+    pub overage_unit_cents: Option<u32>,
 }
 
 /// A named set of ElevenLabs voice settings.

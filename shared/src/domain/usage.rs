@@ -78,6 +78,62 @@ pub struct Usage {
     pub characters: u64,
     pub period: String,
     pub resets_at: String,
+    /// How close the month is to a wall (the client shows it as a banner); absent when not close.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<UsageAlert>,
+}
+
+/// What a usage alert is about: the plan's allowance, or the overage cap past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AlertOf {
+    Allowance,
+    OverageCap,
+}
+
+/// 80 % or 100 % of the month's allowance, or of what the overage cap pays for past it. Each is
+/// emailed once a month, by the generation that reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageAlert {
+    pub of: AlertOf,
+    pub percent: u8,
+}
+
+impl UsageAlert {
+    /// The highest threshold `used` generations have reached, with `limit` (None: unlimited) and
+    /// `cap_units` past it.
+    pub fn at(used: u32, limit: Option<u32>, cap_units: u32) -> Option<Self> {
+        let limit = limit?;
+        let eighty = |of: u32| of - of / 5; // 80 %, rounded up
+        let thresholds = [
+            (limit + cap_units, AlertOf::OverageCap, 100),
+            (limit + eighty(cap_units), AlertOf::OverageCap, 80),
+            (limit, AlertOf::Allowance, 100),
+            (eighty(limit), AlertOf::Allowance, 80),
+        ];
+        let crossed = thresholds
+            .into_iter()
+            .filter(|(_, of, _)| *of == AlertOf::Allowance || cap_units > 0)
+            .find(|(at, _, _)| used >= *at && *at > 0)?;
+        Some(Self { of: crossed.1, percent: crossed.2 })
+    }
+
+    /// The threshold the `used`-th generation reached, if it reached one (exactly one of any
+    /// number of concurrent generations takes each count).
+    pub fn reached(used: u32, limit: Option<u32>, cap_units: u32) -> Option<Self> {
+        let now = Self::at(used, limit, cap_units)?;
+        (Self::at(used.saturating_sub(1), limit, cap_units) != Some(now)).then_some(now)
+    }
+
+    /// Names it among a user's alerts of one month.
+    pub fn id(self) -> String {
+        let of = match self.of {
+            AlertOf::Allowance => "allowance",
+            AlertOf::OverageCap => "overage-cap",
+        };
+        format!("{of}-{}", self.percent)
+    }
 }
 
 /// A finished month's figures.
@@ -102,6 +158,12 @@ impl Usage {
         self
     }
 
+    /// The alert for this usage, with `cap_units` allowed past the limit.
+    pub fn with_alert(mut self, cap_units: u32) -> Self {
+        self.alert = UsageAlert::at(self.used, self.limit, cap_units);
+        self
+    }
+
     pub fn with_characters(mut self, characters: u64) -> Self {
         self.characters = characters;
         self
@@ -117,6 +179,7 @@ impl Usage {
             characters: 0,
             period: period.to_string(),
             resets_at: period.next().starts_at().format(&Rfc3339).expect("UTC timestamps format"),
+            alert: None,
         }
     }
 }
@@ -158,6 +221,41 @@ mod quota_arithmetic {
         assert_eq!((usage.used, usage.limit, usage.remaining), (4, Some(10), Some(6)));
         assert_eq!(Usage::new(Tier::Free, 12, period).remaining, Some(0), "never negative");
         assert_eq!(Usage::new(Tier::Premium, 12, period).remaining, None, "unlimited");
+    }
+
+    #[test]
+    fn alerts_come_at_80_and_100_percent_of_the_allowance_then_of_the_cap() {
+        let at = |used| UsageAlert::at(used, Some(100), 0).map(|a| (a.of, a.percent));
+        assert_eq!(
+            [at(79), at(80), at(99), at(100), at(150)],
+            [
+                None,
+                Some((AlertOf::Allowance, 80)),
+                Some((AlertOf::Allowance, 80)),
+                Some((AlertOf::Allowance, 100)),
+                Some((AlertOf::Allowance, 100))
+            ]
+        );
+        // 20 allowed past the 100: 80 % of them is 16.
+        let capped = |used| UsageAlert::at(used, Some(100), 20).map(|a| (a.of, a.percent));
+        assert_eq!(capped(100), Some((AlertOf::Allowance, 100)));
+        assert_eq!(capped(116), Some((AlertOf::OverageCap, 80)));
+        assert_eq!(capped(120), Some((AlertOf::OverageCap, 100)));
+        assert_eq!(UsageAlert::at(5000, None, 0), None, "unlimited: no wall");
+        // Reached by exactly one count each.
+        let reached: Vec<_> =
+            (1..=125).filter_map(|used| UsageAlert::reached(used, Some(100), 20).map(|a| (used, a.id()))).collect();
+        assert_eq!(
+            reached,
+            [
+                (80, "allowance-80".into()),
+                (100, "allowance-100".into()),
+                (116, "overage-cap-80".into()),
+                (120, "overage-cap-100".into())
+            ]
+        );
+        // FREE's 10: 8 is 80 %.
+        assert_eq!(UsageAlert::reached(8, Some(10), 0).map(UsageAlert::id), Some("allowance-80".into()));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     ids::{Email, UserId},
+    overage::OverageCap,
     presets::CustomPreset,
     profile::Preferences,
     roles::Role,
@@ -54,6 +55,8 @@ pub struct User {
     pub suspension: Option<Suspension>,
     /// Recordings an admin added to a month's limit (support top-ups), by month.
     pub usage_grants: Vec<(UsagePeriod, u32)>,
+    /// How much the user allows past the month's allowance (billing settings).
+    pub overage_cap: OverageCap,
 }
 
 /// Why and since when an account is suspended.
@@ -150,11 +153,8 @@ impl User {
         let period = UsagePeriod::containing(now);
         let current = self.usage_period == Some(period);
         let used = if current { self.recordings_this_month } else { 0 };
-        Usage::new(self.tier, used, period).with_grant(self.granted_recordings(period)).with_characters(if current {
-            self.characters_this_month
-        } else {
-            0
-        })
+        let usage = Usage::new(self.tier, used, period).with_grant(self.granted_recordings(period));
+        usage.with_alert(self.overage_units()).with_characters(if current { self.characters_this_month } else { 0 })
     }
 
     /// Recordings added to `period`'s limit by an admin.
@@ -178,6 +178,15 @@ impl User {
             created_at: self.created_at.clone(),
             last_login: self.last_login.clone(),
         }
+    }
+
+    /// Generations past the plan's allowance the user allows this month: what their cap pays for,
+    /// on a plan with overage and a subscription to bill it to.
+    pub fn overage_units(&self) -> u32 {
+        if self.stripe_customer_id.is_none() || !self.has_live_subscription() {
+            return 0;
+        }
+        self.overage_cap.units(self.tier)
     }
 
     /// Uploads (this month), storage and favourites against the tier's allowances.
@@ -232,6 +241,7 @@ mod tests {
             role: Role::User,
             suspension: None,
             usage_grants: Vec::new(),
+            overage_cap: OverageCap::default(),
         }
     }
 

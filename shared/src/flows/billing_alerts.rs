@@ -101,6 +101,7 @@ pub fn amount(cents: i64, currency: &str) -> String {
 /// Emails sent at most once each: the send is claimed in the webhook-events table under the
 /// notice's id, with the same lease as events (a send that crashed is retried by the next
 /// delivery or run; a sent one is never repeated).
+#[derive(Clone, Copy)]
 pub struct Notices<'a> {
     pub mailer: Option<&'a Mailer>,
     pub events: &'a WebhookEvents,

@@ -22,7 +22,7 @@ use crate::{
     flows::elevenlabs_accounts,
     store::{
         api_keys::ApiKeys, audio::AudioStore, consent::ConsentRecords, recordings::Recordings, sessions::Sessions,
-        subscriptions::Subscriptions, users::Users, voices::Voices,
+        subscriptions::Subscriptions, usage_events::UsageEvents, users::Users, voices::Voices,
     },
     upstream::{elevenlabs::Accounts, stripe::Stripe},
 };
@@ -50,6 +50,7 @@ pub struct Erasure<'a> {
     pub audio: &'a AudioStore,
     pub stripe: &'a Stripe,
     pub accounts: &'a Accounts,
+    pub usage_events: &'a UsageEvents,
 }
 
 impl Erasure<'_> {
@@ -100,6 +101,8 @@ impl Erasure<'_> {
         Box::pin(self.recordings.delete_all(id)).await?;
         Box::pin(self.voices.delete_all(id)).await?;
         Box::pin(self.subscriptions.delete_all(id)).await?;
+        // Unsent usage is not billed: the customer was deleted above, its subscription with it.
+        Box::pin(self.usage_events.delete_all(id)).await?;
         Box::pin(self.consent.retain_all(id, now.unix_timestamp() + CONSENT_RETENTION_SECS)).await?;
         Box::pin(self.api_keys.revoke_all(id)).await?;
         Box::pin(self.sessions.end_all(id)).await?;

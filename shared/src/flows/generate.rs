@@ -23,12 +23,15 @@ use crate::{
         audio::{AudioType, RecordingSource},
         generation::Generation,
         ids::{ElevenLabsVoiceId, RecordingId, random_bytes},
-        usage::{Usage, UsagePeriod},
+        overage::dollars,
+        usage::{AlertOf, Usage, UsageAlert, UsagePeriod},
         user::User,
     },
     error::ApiError,
     flows::{
+        billing_alerts::Notices,
         elevenlabs_accounts,
+        overage::Metering,
         voice_slots::VoiceSlots,
         voices::{Speaker, resolve_for_speech},
     },
@@ -36,11 +39,15 @@ use crate::{
         admission::{Gates, Place},
         audio::AudioStore,
         recordings::{Recording, Recordings},
+        usage_events::{UsageEvent, UsageEvents},
         users::{Refused, Reservation, Units, Users},
         voices::{Voice, Voices},
     },
     telemetry::metrics,
-    upstream::elevenlabs::{Account, Accounts, Speech, UpstreamError},
+    upstream::{
+        elevenlabs::{Account, Accounts, Speech, UpstreamError},
+        email::UsageAlertEmail,
+    },
 };
 
 /// Kept back at the end of every generation to give the unit back and answer.
@@ -74,6 +81,13 @@ pub struct Generator<'a> {
     /// Keeps every instance's requests within each account's concurrency, by tier.
     pub gates: &'a Gates,
     pub settings: &'a VoiceSettings,
+    pub usage_events: &'a UsageEvents,
+    /// Stripe's meter for generations past the allowance; None offers no overage.
+    pub metering: Option<Metering<'a>>,
+    /// Usage-alert emails, each sent once.
+    pub notices: Notices<'a>,
+    /// Where an alert email sends the user (the account page).
+    pub account_url: &'a str,
 }
 
 impl<'a> Generator<'a> {
@@ -96,10 +110,11 @@ impl<'a> Generator<'a> {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
         let reservation = self.reserve(user, &request, now).await?;
+        let overage = self.overage_of(user, &reservation);
 
         let produced = tokio::time::timeout(
             deadline.leaving(GIVE_BACK),
-            self.produce(user, &request, &speaker, &cached, now, deadline),
+            self.produce(user, &request, &speaker, &cached, overage, now, deadline),
         )
         .await
         .unwrap_or_else(|_| Err(out_of_time("the generation ran out of time")));
@@ -108,12 +123,10 @@ impl<'a> Generator<'a> {
                 metrics::count("Generations", ("Tier", user.tier.as_str()));
                 let (used, period) = (reservation.used(), reservation.period());
                 reservation.commit();
-                Ok(Generated {
-                    recording_id,
-                    audio_url,
-                    usage: Usage::new(user.tier, u32::try_from(used).unwrap_or(u32::MAX), period)
-                        .with_grant(user.granted_recordings(period)),
-                })
+                let used = u32::try_from(used).unwrap_or(u32::MAX);
+                self.alert_if_reached(user, used, period, now, deadline).await;
+                let usage = Usage::new(user.tier, used, period).with_grant(user.granted_recordings(period));
+                Ok(Generated { recording_id, audio_url, usage: usage.with_alert(self.cap_units(user)) })
             }
             Err(error) => {
                 reservation.give_back_within(deadline).await;
@@ -123,7 +136,7 @@ impl<'a> Generator<'a> {
     }
 
     /// Takes the generation's quota unit and counts its characters (LIMIT_REACHED past the
-    /// month's allowance).
+    /// month's allowance and what the user's overage cap pays for).
     async fn reserve(
         &self,
         user: &User,
@@ -133,13 +146,72 @@ impl<'a> Generator<'a> {
         let characters = request.text.chars().count() as u64;
         let period = UsagePeriod::containing(now);
         let units = [Units::one(Allowance::Recordings), Units::of(Allowance::Characters, characters)];
-        let reserved = self.users.reserve(&user.id, user.tier, user.granted_recordings(period), &units, period).await;
-        reserved.map_err(|refused| {
-            if let Refused::Limit(_) = refused {
+        let granted = user.granted_recordings(period);
+        let overage = if self.metering.is_some() { user.overage_units() } else { 0 };
+        let reserved = self.users.reserve(&user.id, user.tier, granted.saturating_add(overage), &units, period).await;
+        reserved.map_err(|refused| match refused {
+            Refused::Limit(refusal) => {
                 metrics::count("QuotaDenials", ("Tier", user.tier.as_str()));
+                match (overage, user.tier.rules().monthly_recordings) {
+                    (1.., Some(plan)) => {
+                        ApiError::LimitReached(user.overage_cap.reached(user.tier, u64::from(plan + granted)))
+                    }
+                    _ => Refused::Limit(refusal).into(),
+                }
             }
-            refused.into()
+            other => other.into(),
         })
+    }
+
+    /// What the user's overage cap pays for past the allowance, when overage is offered.
+    fn cap_units(&self, user: &User) -> u32 {
+        if self.metering.is_some() { user.overage_units() } else { 0 }
+    }
+
+    /// Emails the alert the `used`-th generation of `period` reached, if it reached one: once
+    /// per user, month and threshold (claimed, so a unit given back and taken again, or a
+    /// retry, sends nothing more). A failure is logged: the generation succeeded.
+    async fn alert_if_reached(
+        &self,
+        user: &User,
+        used: u32,
+        period: UsagePeriod,
+        now: OffsetDateTime,
+        deadline: Deadline,
+    ) {
+        let rules = user.tier.rules();
+        let limit = rules.monthly_recordings.map(|l| l.saturating_add(user.granted_recordings(period)));
+        let cap_units = self.cap_units(user);
+        let Some(alert) = UsageAlert::reached(used, limit, cap_units) else { return };
+        let what = match alert.of {
+            AlertOf::Allowance => {
+                format!("the {} recordings of your {} plan this month", limit.unwrap_or(0), user.tier)
+            }
+            AlertOf::OverageCap => format!("your {} overage cap this month", dollars(user.overage_cap.cents)),
+        };
+        let then = match (alert.of, cap_units) {
+            (AlertOf::Allowance, 1..) => "each generation after that is billed at your overage price, up to your cap",
+            _ => "generations stop until next month unless you raise your cap or your plan",
+        };
+        let email = UsageAlertEmail { percent: alert.percent, what, then, account_url: self.account_url };
+        let id = format!("usage-alert:{}:{period}:{}", user.id, alert.id());
+        let to = user.email.as_str();
+        let sent = self.notices.once(&id, now, async |mailer| mailer.usage_alert(to, &email).await);
+        match tokio::time::timeout(deadline.leaving(GIVE_BACK), sent).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), notice = id, "a usage alert was not sent"),
+            Err(_) => tracing::warn!(notice = id, "a usage alert was not sent before the deadline"),
+        }
+    }
+
+    /// The usage event of a generation whose unit lies past the plan's allowance (and the
+    /// month's top-up): one the user's overage cap pays for, billed through Stripe's meter.
+    fn overage_of(&self, user: &User, reservation: &Reservation<'_>) -> Option<Overage> {
+        self.metering?;
+        let plan = u64::from(user.tier.rules().monthly_recordings?);
+        let allowance = plan + u64::from(user.granted_recordings(reservation.period()));
+        let customer = user.stripe_customer_id.clone()?;
+        (reservation.used() > allowance).then(|| Overage { period: reservation.period(), customer })
     }
 
     /// A new recording with the audio cached under `cached`, if there is one. A cache that
@@ -161,17 +233,19 @@ impl<'a> Generator<'a> {
                 return Ok(None);
             }
         };
-        let audio_url = self.record(user, request, &recording_id, s3_key, voice_name, now).await?;
+        let audio_url = self.record(user, request, &recording_id, s3_key, voice_name, None, now).await?;
         metrics::count("CachedGenerations", ("Tier", user.tier.as_str()));
         Ok(Some(Generated { recording_id, audio_url, usage: user.usage(now) }))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn produce(
         &self,
         user: &User,
         request: &Generation,
         speaker: &Speaker,
         cached: &str,
+        overage: Option<Overage>,
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> Result<(RecordingId, String), ApiError> {
@@ -204,7 +278,7 @@ impl<'a> Generator<'a> {
             return Err(out_of_time("too little time was left to store the audio"));
         }
         let recording_id = RecordingId::generate(now);
-        let stored = FreshAudio { audio, cached, voice_name, clone: clone.map(|v| &**v) };
+        let stored = FreshAudio { audio, cached, voice_name, clone: clone.map(|v| &**v), overage };
         let audio_url = self.store(user, request, &recording_id, stored, now).await?;
         Ok((recording_id, audio_url))
     }
@@ -219,7 +293,7 @@ impl<'a> Generator<'a> {
         generated: FreshAudio<'_>,
         now: OffsetDateTime,
     ) -> Result<String, ApiError> {
-        let FreshAudio { audio, cached, voice_name, clone } = generated;
+        let FreshAudio { audio, cached, voice_name, clone, overage } = generated;
         let s3_key = Recording::s3_key_for(&user.id, recording_id, AudioType::Mpeg);
         let (stored, kept) = tokio::join!(
             self.audio.put(&s3_key, AudioType::Mpeg, audio.clone()),
@@ -234,11 +308,18 @@ impl<'a> Generator<'a> {
         {
             tracing::warn!(error = format!("{error:#}"), "could not record the clone's use");
         }
-        self.record(user, request, recording_id, s3_key, voice_name, now).await
+        let event = overage.map(|o| o.event(user, recording_id, now));
+        let url = self.record(user, request, recording_id, s3_key, voice_name, event.as_ref(), now).await?;
+        if let (Some(event), Some(metering)) = (&event, &self.metering) {
+            metering.send_now(event, now).await;
+        }
+        Ok(url)
     }
 
-    /// Writes the recording row of audio stored at `s3_key` (removing the audio if the row
-    /// cannot be written) and answers its presigned URL.
+    /// Writes the recording row of audio stored at `s3_key`, with its usage event in the same
+    /// transaction when it is an overage generation (removing the audio if they cannot be
+    /// written), and answers its presigned URL.
+    #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
         user: &User,
@@ -246,6 +327,7 @@ impl<'a> Generator<'a> {
         recording_id: &RecordingId,
         s3_key: String,
         voice_name: Option<String>,
+        event: Option<&UsageEvent>,
         now: OffsetDateTime,
     ) -> Result<String, ApiError> {
         let recording = Recording {
@@ -264,7 +346,17 @@ impl<'a> Generator<'a> {
             source: RecordingSource::Tts,
             upload_bytes: None,
         };
-        if let Err(error) = self.recordings.put(&recording).await {
+        let written = match event {
+            None => self.recordings.put(&recording).await,
+            Some(event) => {
+                let due_at = now.unix_timestamp() + crate::flows::overage::SWEEP_AFTER;
+                match self.usage_events.put(event, due_at) {
+                    Ok(with) => self.recordings.put_with(&recording, with).await,
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        if let Err(error) = written {
             if let Err(cleanup) = self.audio.delete(&s3_key).await {
                 tracing::error!(error = format!("{cleanup:#}"), s3_key, "orphaned audio left for the lifecycle rule");
             }
@@ -376,6 +468,7 @@ impl Generator<'static> {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
         let reservation = self.reserve(&user, &request, now).await?;
+        let overage = self.overage_of(&user, &reservation);
         let account = self.account_for(&speaker).await;
         let place = match self.admit(account, &user, now, deadline).await {
             Ok(place) => place,
@@ -416,14 +509,18 @@ impl Generator<'static> {
                 // ElevenLabs counts the request in flight until its stream ends.
                 let audio = relay(first, upstream, sender, deadline.leaving(GIVE_BACK + STORE)).await;
                 place.release().await;
-                self.store_streamed(&user, &request, &id, audio?, voice_name, clone.as_deref(), now).await
+                let stored = (clone.as_deref(), overage);
+                self.store_streamed(&user, &request, &id, audio?, voice_name, stored, now).await
             })
             .await
             .unwrap_or_else(|_| Err(RelayError::failed(out_of_time("the streamed generation ran out of time"))));
             match relayed {
                 Ok(sender) => {
                     metrics::count("Generations", ("Tier", user.tier.as_str()));
+                    let (used, period) = (reservation.used(), reservation.period());
                     reservation.commit();
+                    let used = u32::try_from(used).unwrap_or(u32::MAX);
+                    self.alert_if_reached(&user, used, period, now, deadline).await;
                     drop(sender); // the clean end of the stream, now that the recording is stored
                 }
                 Err(RelayError { error, sender }) => {
@@ -491,11 +588,11 @@ impl Generator<'static> {
         recording_id: &RecordingId,
         (audio, sender): (Vec<u8>, Option<Sender>),
         voice_name: Option<String>,
-        clone: Option<&Voice>,
+        (clone, overage): (Option<&Voice>, Option<Overage>),
         now: OffsetDateTime,
     ) -> Result<Option<Sender>, RelayError> {
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
-        let generated = FreshAudio { audio, cached: &cached, voice_name, clone };
+        let generated = FreshAudio { audio, cached: &cached, voice_name, clone, overage };
         match self.store(user, request, recording_id, generated, now).await {
             Ok(_) => Ok(sender),
             Err(error) => Err(RelayError { error: anyhow::anyhow!(error), sender }),
@@ -546,6 +643,28 @@ struct FreshAudio<'v> {
     voice_name: Option<String>,
     /// The clone it was spoken with.
     clone: Option<&'v Voice>,
+    /// Past the plan's allowance: billed through the meter.
+    overage: Option<Overage>,
+}
+
+/// A generation past the plan's allowance: the month its unit counts in and who pays.
+#[derive(Debug, Clone)]
+struct Overage {
+    period: UsagePeriod,
+    customer: String,
+}
+
+impl Overage {
+    fn event(self, user: &User, recording_id: &RecordingId, now: OffsetDateTime) -> UsageEvent {
+        UsageEvent {
+            user_id: user.id.clone(),
+            period: self.period,
+            recording_id: recording_id.clone(),
+            customer: self.customer,
+            timestamp: now.unix_timestamp(),
+            value: 1,
+        }
+    }
 }
 
 /// Why a streamed generation failed, with the client's half of the stream (None once the

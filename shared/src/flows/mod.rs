@@ -12,6 +12,7 @@ pub mod erase;
 pub mod export;
 pub mod generate;
 pub mod health;
+pub mod overage;
 pub mod plan_change;
 pub mod presets;
 pub mod reconcile;

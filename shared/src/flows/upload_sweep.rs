@@ -28,6 +28,8 @@ pub struct SweepReport {
     pub unfinished_erasures: u64,
     /// Recordings whose retention tag the sweep brought in line with their favourite state.
     pub retagged: u64,
+    /// Overage usage events sent to Stripe's meter that their generation could not send.
+    pub usage_events_sent: u64,
 }
 
 pub struct UploadSweep<'a> {

@@ -17,6 +17,7 @@ pub mod redis;
 pub mod secrets;
 pub mod sessions;
 pub mod subscriptions;
+pub mod usage_events;
 pub mod users;
 pub mod voices;
 pub mod webhook_events;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use aws_sdk_dynamodb::{
     Client,
     operation::update_item::builders::UpdateItemFluentBuilder,
-    types::{AttributeValue, ReturnValue},
+    types::{AttributeValue, Put, ReturnValue, TransactWriteItem},
 };
 use base64::{Engine, prelude::BASE64_URL_SAFE_NO_PAD};
 use serde::Serialize;
@@ -142,6 +142,25 @@ impl Recordings {
             .send()
             .await
             .context("storing the recording")?;
+        Ok(())
+    }
+
+    /// Stores the recording and, in the same transaction, `with` (an overage generation's usage
+    /// event): both are written or neither.
+    pub async fn put_with(&self, recording: &Recording, with: TransactWriteItem) -> anyhow::Result<()> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(recording.to_item()))
+            .condition_expression("attribute_not_exists(recordingId)")
+            .build()
+            .context("building the recording's put")?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(with)
+            .send()
+            .await
+            .context("storing the recording and its usage event")?;
         Ok(())
     }
 

@@ -27,6 +27,20 @@ pub struct SubscriptionRefunded<'a> {
     pub account_url: &'a str,
 }
 
+/// What the usage-alert template fills in.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageAlertEmail<'a> {
+    /// 80 or 100.
+    pub percent: u8,
+    /// What is that far used: e.g. "the 100 recordings of your BASIC plan this month".
+    pub what: String,
+    /// What happens at 100 %: e.g. "generations stop until next month".
+    pub then: &'a str,
+    /// Where the user raises the cap or changes the plan.
+    pub account_url: &'a str,
+}
+
 pub struct Mailer {
     ses: aws_sdk_ses::Client,
     settings: BillingEmail,
@@ -46,6 +60,12 @@ impl Mailer {
     pub async fn subscription_refunded(&self, to: &str, data: &SubscriptionRefunded<'_>) -> anyhow::Result<String> {
         let template = &self.settings.subscription_refunded_template;
         self.send(to, template, data).await.context("sending the subscription-refunded email")
+    }
+
+    /// Tells `to` how close the month's usage is to a wall; the SES message id.
+    pub async fn usage_alert(&self, to: &str, data: &UsageAlertEmail<'_>) -> anyhow::Result<String> {
+        let template = &self.settings.usage_alert_template;
+        self.send(to, template, data).await.context("sending the usage-alert email")
     }
 
     async fn send(&self, to: &str, template: &str, data: &impl Serialize) -> anyhow::Result<String> {

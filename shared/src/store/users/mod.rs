@@ -25,6 +25,7 @@ pub use self::{
 use crate::{
     domain::{
         ids::{Email, UserId},
+        overage::OverageCap,
         presets::CustomPreset,
         subscription::SubscriptionStatus,
         tiers::Tier,
@@ -64,6 +65,7 @@ mod attr {
     pub const ROLE: &str = "role";
     /// JSON: since, reason, by.
     pub const SUSPENSION: &str = "suspension";
+    pub const OVERAGE_CAP: &str = "overageCapCents";
     /// `grant_{YYYY-MM}`: recordings an admin added to that month's limit.
     pub const GRANT_PREFIX: &str = "grant_";
 }
@@ -142,6 +144,7 @@ fn user_from_item(item: &Item) -> anyhow::Result<User> {
             role: dynamo::opt_str(item, attr::ROLE).map(str::parse).transpose()?.unwrap_or_default(),
             suspension: dynamo::opt_str(item, attr::SUSPENSION).map(serde_json::from_str).transpose()?,
             usage_grants: usage_grants(item)?,
+            overage_cap: OverageCap { cents: dynamo::opt_num(item, attr::OVERAGE_CAP)?.unwrap_or(0) },
         })
     })();
     user.with_context(|| format!("user row {id} is malformed"))
@@ -437,6 +440,23 @@ impl Users {
 }
 
 impl Users {
+    /// Sets how much the user allows past the month's allowance; the user as it is now (None: no
+    /// such user).
+    pub async fn set_overage_cap(&self, id: &UserId, cap: OverageCap) -> anyhow::Result<Option<User>> {
+        self.changing(id, async {
+            let update = self
+                .update(id)
+                .update_expression("SET #cap = :cap")
+                .condition_expression("attribute_exists(userId)")
+                .expression_attribute_names("#cap", attr::OVERAGE_CAP)
+                .expression_attribute_values(":cap", number(cap.cents))
+                .return_values(ReturnValue::AllNew);
+            let output = dynamo::conditional_update(update).await.context("setting the overage cap")?;
+            output.and_then(|o| o.attributes).as_ref().map(user_from_item).transpose()
+        })
+        .await
+    }
+
     /// Applies a checked profile patch; the user as it is now (None: no such user).
     pub async fn update_profile(
         &self,

@@ -284,6 +284,29 @@ impl Stripe {
         self.send(self.http.post(self.url("v1/billing_portal/sessions")?).form(&form)).await
     }
 
+    /// Reports `value` of the meter `event_name` for `customer` at `timestamp` (unix seconds,
+    /// within Stripe's window: the past 35 days to 5 minutes ahead). Stripe counts one
+    /// `identifier` once; it is the idempotency key too, so a retried request is the same request.
+    pub async fn meter_event(
+        &self,
+        event_name: &str,
+        customer: &str,
+        identifier: &str,
+        timestamp: i64,
+        value: u32,
+    ) -> Result<(), StripeError> {
+        let (timestamp, value) = (timestamp.to_string(), value.to_string());
+        let form = [
+            ("event_name", event_name),
+            ("identifier", identifier),
+            ("timestamp", timestamp.as_str()),
+            ("payload[stripe_customer_id]", customer),
+            ("payload[value]", value.as_str()),
+        ];
+        let request = self.http.post(self.url("v1/billing/meter_events")?).form(&form);
+        self.send::<serde_json::Value>(request.header("idempotency-key", identifier)).await.map(drop)
+    }
+
     pub async fn customer(&self, id: &str) -> Result<Customer, StripeError> {
         self.send(self.http.get(self.url(&format!("v1/customers/{id}"))?)).await
     }
