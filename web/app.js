@@ -129,7 +129,17 @@ function showPlan() {
     `${me.tier} plan: ${limit} recordings used this month` +
     (usage.limit === null ? ` (${usage.used} so far)` : '') +
     `, resets ${new Date(usage.resetsAt).toLocaleDateString()}.`;
+  const alert = usage.alert;
+  $('usage-alert').hidden = !alert;
+  if (alert) {
+    const of = alert.of === 'overageCap' ? 'your overage cap' : 'your monthly recordings';
+    $('usage-alert').textContent =
+      `You have used ${alert.percent}% of ${of}.` +
+      (alert.percent === 100 && alert.of === 'allowance' && !me.features.overageUnitCents ? ' Upgrade for more.' : '');
+  }
 }
+
+const dollars = (cents) => `$${(cents / 100).toFixed(2)}`;
 
 async function refreshSession() {
   me = await api('GET', '/auth/session');
@@ -441,7 +451,8 @@ async function showAccount() {
           element(
             'p',
             `${f.monthlyRecordings ?? 'Unlimited'} recordings a month, ${f.maxTextLength} characters each, ` +
-              `${f.presets.length} presets${f.advancedSliders ? ', custom voice settings' : ''}, ${f.cloneSlots} cloned voice(s).`,
+              `${f.presets.length} presets${f.advancedSliders ? ', custom voice settings' : ''}, ${f.cloneSlots} cloned voice(s).` +
+              (f.overageUnitCents ? ` Past the limit, if you allow it: ${dollars(f.overageUnitCents)} a generation.` : ''),
           ),
         );
         if (p.tier === me.tier) item.append(element('p', 'Your plan', 'badge'));
@@ -461,7 +472,32 @@ async function showAccount() {
     ),
   );
   $('no-invoices').hidden = invoices.length > 0;
+  await showOverage();
 }
+
+// A plan with an overage price: the subscriber sets how far past the limit they may go.
+async function showOverage() {
+  const offered = me.features.overageUnitCents && me.subscription;
+  $('overage').hidden = !offered;
+  if (!offered) return;
+  const settings = await api('GET', '/billing/settings');
+  $('overage-cap').value = (settings.overageCapCents / 100).toFixed(2);
+  $('overage-cap').max = settings.maxOverageCapCents / 100;
+  $('overage-note').textContent =
+    `Each generation past your ${me.features.monthlyRecordings} a month costs ${dollars(settings.overageUnitCents)}, ` +
+    `billed with your next invoice, up to your cap` +
+    (settings.overageCapCents > 0 ? ` (${settings.overageUnits} generations).` : '. With no cap, generations stop at the limit.');
+}
+
+$('overage').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const overageCapCents = Math.round(Number($('overage-cap').value) * 100);
+    await api('PATCH', '/billing/settings', { overageCapCents });
+    await showOverage();
+    say(overageCapCents > 0 ? `Overage allowed up to ${dollars(overageCapCents)} a month.` : 'Overage is off.');
+  });
+});
 
 async function upgrade(tier) {
   const { sessionUrl } = await api('POST', '/billing/checkout', { tier, interval: 'month' });

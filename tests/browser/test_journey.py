@@ -238,6 +238,13 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     expect(page.locator("#invoices li")).to_contain_text("9.99 USD")
     shoot(page, "plans-basic")
 
+    # -- overage: allowed up to a cap of the subscriber's own, held by the backend
+    expect(page.locator(".plan.current")).to_contain_text("$0.10 a generation")
+    page.get_by_label("Monthly overage cap (USD)").fill("5")
+    page.get_by_role("button", name="Save cap").click()
+    expect(page.locator("#overage-note")).to_contain_text("(50 generations)")
+    assert int(backend.user(user_id)["overageCapCents"]) == 500
+
     # -- the billing portal (the stand-in's page), and back
     page.get_by_role("button", name="Manage billing").click()
     page.wait_for_url(re.compile(r"http://127\.0\.0\.1:8440/portal/"))
@@ -368,6 +375,9 @@ def test_a_user_out_of_recordings_is_told_and_shown_the_plans(page, base_url, ba
     problem.get_by_role("link", name="See the plans").click()
     expect(page).to_have_url(f"{base_url}/account")
     expect(page.locator(".plan.current")).to_contain_text("Free")
+    # The banner says the month's allowance is used, from the session as the backend holds it.
+    page.reload()
+    expect(page.get_by_role("status").filter(has_text="100% of your monthly recordings")).to_be_visible()
 
 
 def test_the_docs_page_lists_every_operation(page, shoot):
