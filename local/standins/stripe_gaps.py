@@ -62,6 +62,7 @@ Added here:
   GET  /_test/meter_events               every event counted (?customer= for one customer's)
   POST /_test/meter_events/fail          the next N meter events (form field `count`) of one customer
                                          (`customer`) answer 500
+  POST /_test/meter_events/drop          forgets the event `identifier` (as if it never arrived)
 Everything else is proxied to localstripe unchanged.
 
 Every /v1 request the backend sends is first checked against Stripe's contract as the official
@@ -686,6 +687,14 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
         customer = request.query.get("customer")
         return web.json_response([e for e in meter_events if not customer or e["payload"]["stripe_customer_id"] == customer])
 
+    async def drop_meter_event(request):
+        identifier = (await request.post())["identifier"]
+        meter_events[:] = [e for e in meter_events if e["identifier"] != identifier]
+        meter_identifiers.discard(identifier)
+        for key in [k for k, answer in meter_answers.items() if answer["identifier"] == identifier]:
+            del meter_answers[key]
+        return web.json_response({"dropped": identifier})
+
     async def fail_meter_events(request):
         form = await request.post()
         meter_failures[form["customer"]] = int(form.get("count", "1"))
@@ -740,6 +749,7 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
     app.router.add_get("/v1/billing/meters/{id}/event_summaries", meter_event_summaries)
     app.router.add_get("/_test/meter_events", counted_meter_events)
     app.router.add_post("/_test/meter_events/fail", fail_meter_events)
+    app.router.add_post("/_test/meter_events/drop", drop_meter_event)
     app.router.add_route("*", "/{tail:.*}", proxy)
     return app
 

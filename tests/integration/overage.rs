@@ -288,3 +288,28 @@ async fn a_streamed_generation_reaching_a_threshold_emails_it() {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["percent"], 80);
 }
+
+#[tokio::test]
+async fn the_nightly_reconciliation_sends_again_what_stripes_meter_lost() {
+    let app = Arc::new(TestApp::spawn().await);
+    let (user, customer) = past_the_allowance(&app, 500).await;
+    assert!(generations(&app, &user, 3).await.iter().all(|(status, _)| *status == 201));
+    let sent: HashSet<String> =
+        metered(&app, &customer).await.iter().map(|e| e["identifier"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(sent.len(), 3);
+    // Stripe lost one.
+    let lost = sent.iter().next().unwrap().clone();
+    let dropped = app.stripe_setup(Method::POST, "_test/meter_events/drop").form(&[("identifier", lost.as_str())]);
+    assert!(dropped.send().await.unwrap().status().is_success());
+    assert_eq!(metered(&app, &customer).await.len(), 2);
+
+    let schedule: EventBridgeEvent =
+        serde_json::from_str(&std::fs::read_to_string(format!("{EVENTS}/reconcile-schedule.json")).unwrap()).unwrap();
+    reconcile::handle(app.function("reconcile"), schedule.clone()).await.unwrap();
+
+    let held: HashSet<String> =
+        metered(&app, &customer).await.iter().map(|e| e["identifier"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(held, sent, "the lost one sent again, the others not counted twice");
+    reconcile::handle(app.function("reconcile"), schedule).await.unwrap();
+    assert_eq!(metered(&app, &customer).await.len(), 3, "nothing more to repair");
+}

@@ -1,6 +1,7 @@
 //! Nightly reconciliation, run by EventBridge at 03:30 UTC: every user's subscription is re-synced
 //! from Stripe, repairing what a lost webhook left wrong; and every clone at ElevenLabs that no
-//! row of ours owns is deleted, account by account.
+//! row of ours owns is deleted, account by account; and each overage customer's usage is compared
+//! with what Stripe's meter counted, what it lacks sent again.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use voice_core::{
@@ -21,6 +22,11 @@ pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<Reconc
     let reconciler = Reconciler { billing, users: &app.users, concurrency: CONCURRENCY };
     let report = reconciler.run(app.clock.now()).await?;
     tracing::info!(event_id = ?event.id, ?report, "billing reconciliation");
+    if let Some(event_name) = &app.config.billing.overage_meter {
+        let metering = voice_core::assemble::metering(app, event_name).await?;
+        let usage = metering.reconcile(app.clock.now()).await?;
+        tracing::info!(event_id = ?event.id, ?usage, "usage reconciliation");
+    }
     for account in app.elevenlabs().await?.all() {
         let voices = VoiceReconciler { voices: &app.voices, account }.run(app.clock.now()).await?;
         tracing::info!(event_id = ?event.id, account = account.name, ?voices, "voice reconciliation");

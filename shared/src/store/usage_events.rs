@@ -147,6 +147,32 @@ impl UsageEvents {
             .collect()
     }
 
+    /// Every user's events of `period` (a scan: nightly, of the overage users' rows only).
+    pub async fn of_month(&self, period: UsagePeriod) -> anyhow::Result<Vec<Stored>> {
+        let mut stored = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(eventKey, :period)")
+                .expression_attribute_values(":period", string(format!("{period}#")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("scanning usage events")?;
+            for item in page.items.unwrap_or_default() {
+                stored
+                    .push(Stored { event: UsageEvent::from_item(&item)?, sent_at: dynamo::opt_num(&item, "sentAt")? });
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(stored);
+            }
+        }
+    }
+
     /// Deletes every event of the user (erasure).
     pub async fn delete_all(&self, user: &UserId) -> anyhow::Result<usize> {
         dynamo::delete_partition(&self.client, &self.table, ("userId", user.as_str()), "eventKey").await

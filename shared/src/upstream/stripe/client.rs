@@ -307,6 +307,34 @@ impl Stripe {
         self.send::<serde_json::Value>(request.header("idempotency-key", identifier)).await.map(drop)
     }
 
+    /// The id of the active meter counting `event_name` (None: no such meter).
+    pub async fn meter_id(&self, event_name: &str) -> Result<Option<String>, StripeError> {
+        #[derive(Deserialize)]
+        struct Meter {
+            id: String,
+            event_name: String,
+        }
+        let mut url = self.url("v1/billing/meters")?;
+        url.query_pairs_mut().append_pair("status", "active").append_pair("limit", "100");
+        let meters: List<Meter> = self.send(self.http.get(url)).await?;
+        Ok(meters.data.into_iter().find(|m| m.event_name == event_name).map(|m| m.id))
+    }
+
+    /// What `meter` aggregated for `customer` from `start` to `end` (unix seconds, whole minutes).
+    pub async fn meter_usage(&self, meter: &str, customer: &str, start: i64, end: i64) -> Result<f64, StripeError> {
+        #[derive(Deserialize)]
+        struct Summary {
+            aggregated_value: f64,
+        }
+        let mut url = self.url(&format!("v1/billing/meters/{meter}/event_summaries"))?;
+        url.query_pairs_mut()
+            .append_pair("customer", customer)
+            .append_pair("start_time", &start.to_string())
+            .append_pair("end_time", &end.to_string());
+        let summaries: List<Summary> = self.send(self.http.get(url)).await?;
+        Ok(summaries.data.iter().map(|s| s.aggregated_value).sum())
+    }
+
     pub async fn customer(&self, id: &str) -> Result<Customer, StripeError> {
         self.send(self.http.get(self.url(&format!("v1/customers/{id}"))?)).await
     }
