@@ -31,7 +31,7 @@ use crate::{
     flows::{
         billing_alerts::Notices,
         elevenlabs_accounts,
-        overage::Metering,
+        overage::{Metering, SWEEP_AFTER},
         voice_slots::VoiceSlots,
         voices::{Speaker, resolve_for_speech},
     },
@@ -120,11 +120,7 @@ impl<'a> Generator<'a> {
         .unwrap_or_else(|_| Err(out_of_time("the generation ran out of time")));
         match produced {
             Ok((recording_id, audio_url)) => {
-                metrics::count("Generations", ("Tier", user.tier.as_str()));
-                let (used, period) = (reservation.used(), reservation.period());
-                reservation.commit();
-                let used = u32::try_from(used).unwrap_or(u32::MAX);
-                self.alert_if_reached(user, used, period, now, deadline).await;
+                let (used, period) = self.commit(user, reservation, now, deadline).await;
                 let usage = Usage::new(user.tier, used, period).with_grant(user.granted_recordings(period));
                 Ok(Generated { recording_id, audio_url, usage: usage.with_alert(self.cap_units(user)) })
             }
@@ -147,20 +143,36 @@ impl<'a> Generator<'a> {
         let period = UsagePeriod::containing(now);
         let units = [Units::one(Allowance::Recordings), Units::of(Allowance::Characters, characters)];
         let granted = user.granted_recordings(period);
-        let overage = if self.metering.is_some() { user.overage_units() } else { 0 };
+        let overage = self.cap_units(user);
         let reserved = self.users.reserve(&user.id, user.tier, granted.saturating_add(overage), &units, period).await;
         reserved.map_err(|refused| match refused {
             Refused::Limit(refusal) => {
                 metrics::count("QuotaDenials", ("Tier", user.tier.as_str()));
-                match (overage, user.tier.rules().monthly_recordings) {
-                    (1.., Some(plan)) => {
-                        ApiError::LimitReached(user.overage_cap.reached(user.tier, u64::from(plan + granted)))
+                match (overage, allowance(user, period)) {
+                    (1.., Some(allowance)) => {
+                        ApiError::LimitReached(user.overage_cap.reached(user.tier, u64::from(allowance)))
                     }
                     _ => Refused::Limit(refusal).into(),
                 }
             }
             other => other.into(),
         })
+    }
+
+    /// The generation is done: its units stay counted, and the alert its count reached, if any,
+    /// is emailed. The count and the month it was taken in.
+    async fn commit(
+        &self,
+        user: &User,
+        reservation: Reservation<'_>,
+        now: OffsetDateTime,
+        deadline: Deadline,
+    ) -> (u32, UsagePeriod) {
+        metrics::count("Generations", ("Tier", user.tier.as_str()));
+        let (used, period) = (u32::try_from(reservation.used()).unwrap_or(u32::MAX), reservation.period());
+        reservation.commit();
+        self.alert_if_reached(user, used, period, now, deadline).await;
+        (used, period)
     }
 
     /// What the user's overage cap pays for past the allowance, when overage is offered.
@@ -179,8 +191,7 @@ impl<'a> Generator<'a> {
         now: OffsetDateTime,
         deadline: Deadline,
     ) {
-        let rules = user.tier.rules();
-        let limit = rules.monthly_recordings.map(|l| l.saturating_add(user.granted_recordings(period)));
+        let limit = allowance(user, period);
         let cap_units = self.cap_units(user);
         let Some(alert) = UsageAlert::reached(used, limit, cap_units) else { return };
         let what = match alert.of {
@@ -208,8 +219,7 @@ impl<'a> Generator<'a> {
     /// month's top-up): one the user's overage cap pays for, billed through Stripe's meter.
     fn overage_of(&self, user: &User, reservation: &Reservation<'_>) -> Option<Overage> {
         self.metering?;
-        let plan = u64::from(user.tier.rules().monthly_recordings?);
-        let allowance = plan + u64::from(user.granted_recordings(reservation.period()));
+        let allowance = u64::from(allowance(user, reservation.period())?);
         let customer = user.stripe_customer_id.clone()?;
         (reservation.used() > allowance).then(|| Overage { period: reservation.period(), customer })
     }
@@ -349,7 +359,7 @@ impl<'a> Generator<'a> {
         let written = match event {
             None => self.recordings.put(&recording).await,
             Some(event) => {
-                let due_at = now.unix_timestamp() + crate::flows::overage::SWEEP_AFTER;
+                let due_at = now.unix_timestamp() + SWEEP_AFTER;
                 match self.usage_events.put(event, due_at) {
                     Ok(with) => self.recordings.put_with(&recording, with).await,
                     Err(error) => Err(error),
@@ -516,11 +526,7 @@ impl Generator<'static> {
             .unwrap_or_else(|_| Err(RelayError::failed(out_of_time("the streamed generation ran out of time"))));
             match relayed {
                 Ok(sender) => {
-                    metrics::count("Generations", ("Tier", user.tier.as_str()));
-                    let (used, period) = (reservation.used(), reservation.period());
-                    reservation.commit();
-                    let used = u32::try_from(used).unwrap_or(u32::MAX);
-                    self.alert_if_reached(&user, used, period, now, deadline).await;
+                    self.commit(&user, reservation, now, deadline).await;
                     drop(sender); // the clean end of the stream, now that the recording is stored
                 }
                 Err(RelayError { error, sender }) => {
@@ -645,6 +651,12 @@ struct FreshAudio<'v> {
     clone: Option<&'v Voice>,
     /// Past the plan's allowance: billed through the meter.
     overage: Option<Overage>,
+}
+
+/// The month's allowance of generations: the plan's and an admin's top-up (None: unlimited).
+fn allowance(user: &User, period: UsagePeriod) -> Option<u32> {
+    let plan = user.tier.rules().monthly_recordings?;
+    Some(plan.saturating_add(user.granted_recordings(period)))
 }
 
 /// A generation past the plan's allowance: the month its unit counts in and who pays.
