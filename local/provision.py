@@ -99,6 +99,7 @@ def local_parameters():
         "SessionMacKeyParameter": "/voice-local/session-mac-key",
         **{name: price[0] for name, price in LOCAL_PRICES.items()},
         "StripeOverageMeterEvent": "voice_overage_generations",
+        "StripePriceOverage": "price_overage_generation",
         "ElevenLabsApiKeyParameter": "/voice-local/elevenlabs-api-key",
         "ElevenLabsApiBase": f"http://127.0.0.1:{port('ELEVENLABS_PORT', 8430)}/",
         "ElevenLabsVoiceSlots": "30",
@@ -321,6 +322,13 @@ def stripe_call(method, url, form=None):
         return error.code
 
 
+def stripe_meter_id(base, event_name):
+    request = urllib.request.Request(f"{base}v1/billing/meters", headers={"Authorization": "Bearer sk_test_local", "Test-Setup": "localstripe"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        meters = json.load(response)["data"]
+    return next(m["id"] for m in meters if m["event_name"] == event_name)
+
+
 def stripe_catalogue(base, api_port):
     for price_id, product, amount, interval in LOCAL_PRICES.values():
         if stripe_call("GET", f"{base}v1/plans/{price_id}") == 200:
@@ -339,6 +347,19 @@ def stripe_catalogue(base, api_port):
     form = {"event_name": meter, "display_name": "Generations past the allowance", "default_aggregation[formula]": "sum"}
     if stripe_call("POST", f"{base}v1/billing/meters", form) == 200:
         print(f"  meter  {meter:32} created")
+    # Its metered price, at the tier table's overage unit (the stand-in keeps metered prices; the
+    # lookup key is the local price's id).
+    overage = local_parameters()["StripePriceOverage"]
+    if stripe_call("GET", f"{base}v1/prices/{overage}") != 200:
+        meter_id = stripe_meter_id(base, meter)
+        form = {
+            "lookup_key": overage, "currency": "usd", "unit_amount": 10, "product": "prod_voice_overage",
+            "nickname": "Generation past the allowance", "recurring[interval]": "month",
+            "recurring[usage_type]": "metered", "recurring[meter]": meter_id,
+        }
+        if stripe_call("POST", f"{base}v1/prices", form) != 200:
+            raise RuntimeError(f"the stand-in refused the metered price {overage}")
+        print(f"  price  {overage:32} created")
     # `make run`: localstripe's and the stand-in's webhooks go to the local API, and to the one
     # `make test` drives in a browser (each applies an event once; they share the tables).
     for name, api in [("local-api", api_port), ("local-api-tests", port("API_TEST_PORT", 3002))]:

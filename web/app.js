@@ -467,7 +467,11 @@ async function showAccount() {
         'li',
         `${new Date((invoice.created ?? 0) * 1000).toLocaleDateString()}: ` +
           `${((invoice.amountPaid ?? invoice.amountDue ?? 0) / 100).toFixed(2)} ${(invoice.currency ?? '').toUpperCase()} ` +
-          `(${invoice.status ?? 'open'})`,
+          `(${invoice.status ?? 'open'})` +
+          (invoice.lines ?? [])
+            .filter((line) => line.usage && line.quantity)
+            .map((line) => `, of which ${line.quantity} past the plan: ${dollars(line.amount)}`)
+            .join(''),
       ),
     ),
   );

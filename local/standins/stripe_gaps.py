@@ -59,6 +59,19 @@ Added here:
   GET  /v1/billing/meters/{id}/event_summaries
                                          customer, start_time, end_time: the aggregated value of the
                                          customer's events in [start_time, end_time)
+  POST /v1/prices                        metered prices (recurring[usage_type]=metered, recurring[meter],
+  GET  /v1/prices/{id}                   unit_amount): localstripe's subscriptions hold one item, so a
+  POST /v1/subscription_items            metered item is kept here, shown after the licensed one in
+                                         every subscription read here, added by Checkout (a metered
+                                         line item, no quantity), by POST /v1/subscription_items, by
+                                         an update's items[n][price] or a schedule phase, removed by
+                                         items[n][deleted]
+  POST /_test/subscriptions/{id}/end_period
+                                         time passes to the period's end (as a Stripe test clock
+                                         would): the renewal invoice is made and paid, the licensed
+                                         price's next period plus a usage line, the metered price's
+                                         unit amount times what its meter counted for the customer
+                                         since the period began (or the last end_period)
   GET  /_test/meter_events               every event counted (?customer= for one customer's)
   POST /_test/meter_events/fail          the next N meter events (form field `count`) of one customer
                                          (`customer`) answer 500
@@ -144,6 +157,11 @@ def make_app(localstripe, public, contract_log=None):
     meter_identifiers = set()
     meter_answers = {}  # Idempotency-Key -> the first answer
     meter_failures = {}  # customer -> how many of its meter events still fail (500)
+    prices = {}  # price id -> metered price (localstripe's plans are the licensed prices)
+    metered = {}  # subscription id -> its metered item (localstripe's subscriptions hold one item)
+    item_answers = {}  # Idempotency-Key -> the subscription item it added
+    billed_until = {}  # subscription id -> the end of the last period invoiced here
+    usage_lines = {}  # invoice item id -> (usage quantity, metered price id)
 
     async def stripe(method, path, data=None, auth=None):
         headers = {"Authorization": auth} if auth else {}
@@ -179,6 +197,19 @@ def make_app(localstripe, public, contract_log=None):
         missing = [f for f in ("customer", "line_items[0][price]", "success_url", "cancel_url") if not form.get(f)]
         if form.get("mode") != "subscription" or missing:
             return web.json_response({"error": {"message": f"mode=subscription and {missing} are required"}}, status=400)
+        licensed, metered_price = [], None
+        for n in range(20):
+            price = form.get(f"line_items[{n}][price]")
+            if price is None:
+                break
+            if price in prices:
+                if form.get(f"line_items[{n}][quantity]") is not None:
+                    return invalid(f"line_items[{n}][quantity]: a metered price takes no quantity", param=f"line_items[{n}][quantity]")
+                metered_price = price
+            else:
+                licensed.append(price)
+        if len(licensed) != 1:
+            return invalid("the stand-in makes subscriptions of one licensed price (and at most one metered one)")
         session_id = "cs_test_" + secrets.token_hex(12)
         now = int(time.time())
         expires_at = int(form.get("expires_at") or now + 1800)
@@ -202,7 +233,8 @@ def make_app(localstripe, public, contract_log=None):
             "url": f"{public}/checkout/{session_id}",
             "created": now,
             "expires_at": expires_at,
-            "_price": form["line_items[0][price]"],
+            "_price": licensed[0],
+            "_metered": metered_price,
             "_subscription_metadata": {
                 k[len("subscription_data[metadata]["):-1]: v
                 for k, v in form.items()
@@ -273,6 +305,8 @@ def make_app(localstripe, public, contract_log=None):
         if status != 200:
             return web.Response(status=status, body=body, content_type="application/json")
         subscription = json.loads(body)
+        if session["_metered"]:
+            metered[subscription["id"]] = metered_item(subscription["id"], session["_metered"])
         session.update(status="complete", payment_status="paid", subscription=subscription["id"])
         asyncio.ensure_future(send_event("checkout.session.completed", public_view(session)))
         return web.json_response(public_view(session))
@@ -398,7 +432,7 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
              "payment_intent": json.loads(body).get("id") if status == 200 else None})
         if paid:
             return None
-        sub = with_schedule(sub)
+        sub = modern(sub)
         sub["pending_update"] = {
             "subscription_items": [{"price": new_plan["id"], "quantity": 1}],
             "expires_at": now + 23 * 3600,
@@ -406,8 +440,32 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
         asyncio.ensure_future(send_event("customer.subscription.updated", sub))
         return web.json_response(sub)
 
+    def split_metered(sub_id, form):
+        """Applies what an update asks of the metered item here; the rest, licensed items
+        renumbered from 0, is for localstripe."""
+        rest, items = {}, {}
+        for key, value in form.items():
+            if key.startswith("items["):
+                n, field = key[len("items[") :].split("]", 1)
+                items.setdefault(int(n), {})[field] = value
+            else:
+                rest[key] = value
+        licensed = []
+        for _, item in sorted(items.items()):
+            current = metered.get(sub_id)
+            if current and item.get("[id]") == current["id"]:
+                if item.get("[deleted]") == "true":
+                    metered.pop(sub_id)
+            elif item.get("[price]") in prices:
+                metered[sub_id] = metered_item(sub_id, item["[price]"])
+            else:
+                licensed.append(item)
+        for n, item in enumerate(licensed):
+            rest.update({f"items[{n}]{field}": value for field, value in item.items()})
+        return rest
+
     async def update_subscription(request):
-        form = await request.post()
+        form = split_metered(request.match_info["id"], await request.post())
         updates.setdefault(request.match_info["id"], []).append(dict(form))
         auth = request.headers.get("Authorization")
         if (
@@ -422,19 +480,32 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
             form = {**form, "proration_behavior": "none"}
         status, body = await stripe("POST", f"/v1/subscriptions/{request.match_info['id']}", modern_to_localstripe(form), auth)
         if status == 200:
-            subscription = with_schedule(json.loads(body))
+            subscription = modern(json.loads(body))
             body = json.dumps(subscription).encode()
             asyncio.ensure_future(send_event("customer.subscription.updated", subscription))
         return web.Response(status=status, body=body, content_type="application/json")
 
-    def with_schedule(subscription):
+    def modern(subscription):
+        """A subscription as Stripe shows it: its schedule, and its metered item after the
+        licensed one."""
         subscription["schedule"] = schedule_of.get(subscription.get("id"))
+        item = metered.get(subscription.get("id"))
+        if item and "items" in subscription:
+            subscription["items"]["data"] = [i for i in subscription["items"]["data"] if i["id"] != item["id"]] + [item]
         return subscription
 
     async def get_subscription(request):
         status, body = await proxy_raw(request)
         if status == 200:
-            body = json.dumps(with_schedule(json.loads(body))).encode()
+            body = json.dumps(modern(json.loads(body))).encode()
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    async def list_subscriptions(request):
+        status, body = await proxy_raw(request)
+        if status == 200:
+            listed = json.loads(body)
+            listed["data"] = [modern(s) for s in listed["data"]]
+            body = json.dumps(listed).encode()
         return web.Response(status=status, body=body, content_type="application/json")
 
     def not_found(what):
@@ -464,7 +535,8 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
                 {
                     "start_date": sub["current_period_start"],
                     "end_date": sub["current_period_end"],
-                    "items": [{"price": price, "quantity": 1}],
+                    "items": [{"price": price, "quantity": 1}]
+                    + ([{"price": metered[sub_id]["price"]["id"]}] if sub_id in metered else []),
                 }
             ],
         }
@@ -488,16 +560,21 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
             if not key.startswith("phases["):
                 continue
             index = int(key[len("phases[") : key.index("]")])
-            phase = phases.setdefault(index, {"items": [{"quantity": 1}]})
+            phase = phases.setdefault(index, {"items": {}})
             rest = key[key.index("]") + 1 :]
-            if rest == "[items][0][price]":
-                phase["items"][0]["price"] = value
+            if rest.startswith("[items][") and rest.endswith("][price]"):
+                phase["items"].setdefault(int(rest[len("[items][") : -len("][price]")]), {})["price"] = value
             elif rest in ("[start_date]", "[end_date]"):
                 phase[rest[1:-1]] = int(value)
             elif rest == "[duration][interval]":
                 phase.setdefault("duration", {})["interval"] = value
             elif rest == "[duration][interval_count]":
                 phase.setdefault("duration", {})["interval_count"] = int(value)
+        for phase in phases.values():
+            items = [phase["items"][k] for k in sorted(phase["items"])]
+            if any(item.get("price") not in prices for item in items[1:]) or (items and items[0].get("price") in prices):
+                return invalid("a phase here is one licensed price, then at most one metered price")
+            phase["items"] = [item if item["price"] in prices else {**item, "quantity": 1} for item in items]
         if phases:
             schedule["phases"] = [phases[i] for i in sorted(phases)]
         if form.get("end_behavior"):
@@ -517,14 +594,19 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
         if schedule is None or schedule["status"] != "active" or len(schedule["phases"]) < 2:
             return web.json_response({"error": {"message": "no next phase"}}, status=400)
         auth = request.headers.get("Authorization", "Bearer sk_test_local")
-        price = schedule["phases"][1]["items"][0]["price"]
+        sub_id = schedule["subscription"]
+        price, *metered_prices = [item["price"] for item in schedule["phases"][1]["items"]]
+        if not metered_prices:
+            metered.pop(sub_id, None)
+        elif metered.get(sub_id, {}).get("price", {}).get("id") != metered_prices[0]:
+            metered[sub_id] = metered_item(sub_id, metered_prices[0])
         data = {"items[0][plan]": price, "prorate": "false"}
         status, body = await stripe("POST", f"/v1/subscriptions/{schedule['subscription']}", data, auth)
         if status != 200:
             return web.Response(status=status, body=body, content_type="application/json")
         schedule["status"] = "released"
         schedule_of.pop(schedule["subscription"], None)
-        subscription = with_schedule(json.loads(body))
+        subscription = modern(json.loads(body))
         asyncio.ensure_future(send_event("customer.subscription.updated", subscription))
         return web.json_response(subscription)
 
@@ -548,9 +630,15 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
         return web.Response(status=status, body=body, content_type="application/json")
 
     def current_invoice(invoice):
-        """An invoice in the current API's shape (its payments are listed apart)."""
+        """An invoice in the current API's shape (its payments are listed apart), a usage line
+        with its quantity and metered price."""
         invoice.pop("payment_intent", None)
         invoice.pop("charge", None)
+        for line in (invoice.get("lines") or {}).get("data", []):
+            if line.get("invoice_item") in usage_lines:
+                quantity, price = usage_lines[line["invoice_item"]]
+                line["quantity"] = quantity
+                line["pricing"] = {"type": "price_details", "price_details": {"price": price}}
         return invoice
 
     async def invoices(request):
@@ -615,8 +703,97 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
                 refunds_by_key[key] = refund
         return web.Response(status=status, body=body, content_type="application/json")
 
-    def invalid(message, code="parameter_invalid", status=400):
-        return web.json_response({"error": {"type": "invalid_request_error", "code": code, "message": message}}, status=status)
+    def invalid(message, code="parameter_invalid", status=400, param=None):
+        error = {"type": "invalid_request_error", "code": code, "message": message}
+        if param:
+            error["param"] = param
+        return web.json_response({"error": error}, status=status)
+
+    async def create_price(request):
+        form = await request.post()
+        if form.get("recurring[usage_type]") != "metered":
+            return invalid("the stand-in makes metered prices only (licensed prices are localstripe's plans)")
+        meter = form.get("recurring[meter]")
+        if meter not in meters:
+            return invalid(f"No such billing meter: {meter}", "resource_missing", param="recurring[meter]")
+        price_id = form.get("lookup_key") or "price_" + secrets.token_hex(12)
+        if price_id in prices:
+            return invalid(f"A price with lookup_key {price_id} already exists.", "resource_already_exists")
+        prices[price_id] = {
+            "id": price_id, "object": "price", "active": True, "currency": form.get("currency", "usd"),
+            "unit_amount": int(form.get("unit_amount", "0")), "product": form.get("product"),
+            "nickname": form.get("nickname"), "type": "recurring", "billing_scheme": "per_unit",
+            "recurring": {"interval": form.get("recurring[interval]", "month"), "interval_count": 1,
+                          "usage_type": "metered", "meter": meter},
+            "lookup_key": form.get("lookup_key"), "created": int(time.time()), "livemode": False,
+        }
+        return web.json_response(prices[price_id])
+
+    async def get_price(request):
+        price = prices.get(request.match_info["id"])
+        return web.json_response(price) if price else not_found("price")
+
+    def metered_item(sub_id, price_id):
+        return {"id": "si_" + secrets.token_hex(12), "object": "subscription_item", "subscription": sub_id,
+                "price": prices[price_id], "created": int(time.time()), "metadata": {}}
+
+    async def create_subscription_item(request):
+        """Adds a metered price to a subscription (the only kind of item localstripe cannot hold)."""
+        key = request.headers.get("Idempotency-Key")
+        if key and key in item_answers:
+            return web.json_response(item_answers[key])
+        form = await request.post()
+        sub_id, price = form.get("subscription"), form.get("price")
+        if price not in prices:
+            return invalid("the stand-in adds metered prices only", param="price")
+        if form.get("quantity") is not None:
+            return invalid("a metered price takes no quantity", param="quantity")
+        status, body = await stripe("GET", f"/v1/subscriptions/{sub_id}", None, request.headers.get("Authorization"))
+        if status != 200:
+            return web.Response(status=status, body=body, content_type="application/json")
+        if sub_id in metered:
+            return invalid(f"The price {price} is already on subscription {sub_id}.", "subscription_item_price_duplicate")
+        metered[sub_id] = metered_item(sub_id, price)
+        if key:
+            item_answers[key] = metered[sub_id]
+        subscription = modern(json.loads(body))
+        asyncio.ensure_future(send_event("customer.subscription.updated", subscription))
+        return web.json_response(metered[sub_id])
+
+    async def end_period(request):
+        """Time passes to the subscription's period end (as a Stripe test clock would): the
+        renewal invoice is made and paid, with the next period of its licensed price and a line for
+        the usage its metered price counted over the period that ended."""
+        sub_id = request.match_info["id"]
+        auth = request.headers.get("Authorization", "Bearer sk_test_local")
+        status, body = await stripe("GET", f"/v1/subscriptions/{sub_id}", None, auth)
+        if status != 200:
+            return web.Response(status=status, body=body, content_type="application/json")
+        sub = json.loads(body)
+        start, end = billed_until.get(sub_id, sub["current_period_start"]), int(time.time()) + 1
+        item = metered.get(sub_id)
+        if item:
+            price = item["price"]
+            meter = meters[price["recurring"]["meter"]]
+            used = sum(float(e["payload"]["value"]) for e in meter_events
+                       if e["meter"] == meter["id"] and e["payload"]["stripe_customer_id"] == sub["customer"]
+                       and start <= e["timestamp"] < end)
+            quantity = int(used)
+            line = {"customer": sub["customer"], "subscription": sub_id, "currency": price["currency"],
+                    "amount": str(quantity * price["unit_amount"]), "period_start": str(start), "period_end": str(end),
+                    "description": f"{quantity} × {meter['display_name']} (at ${price['unit_amount'] / 100:.2f} per unit)"}
+            status, body = await stripe("POST", "/v1/invoiceitems", line, auth)
+            if status != 200:
+                return web.Response(status=status, body=body, content_type="application/json")
+            usage_lines[json.loads(body)["id"]] = (quantity, price["id"])
+        status, body = await stripe("POST", "/v1/invoices", {"customer": sub["customer"], "subscription": sub_id}, auth)
+        if status != 200:
+            return web.Response(status=status, body=body, content_type="application/json")
+        invoice = json.loads(body)
+        status, body = await stripe("POST", f"/v1/invoices/{invoice['id']}/pay", None, auth)
+        billed_until[sub_id] = end
+        return web.Response(status=status, body=json.dumps(current_invoice(json.loads(body))).encode(),
+                            content_type="application/json")
 
     async def create_meter(request):
         form = await request.post()
@@ -736,6 +913,11 @@ methods and invoices are managed here.</p><p><a class="button" href="{back}">Ret
     app.router.add_get("/portal/{id}", portal_page)
     app.router.add_post("/v1/subscriptions/{id}", update_subscription)
     app.router.add_get("/v1/subscriptions/{id}", get_subscription)
+    app.router.add_get("/v1/subscriptions", list_subscriptions)
+    app.router.add_post("/v1/subscription_items", create_subscription_item)
+    app.router.add_post("/v1/prices", create_price)
+    app.router.add_get("/v1/prices/{id}", get_price)
+    app.router.add_post("/_test/subscriptions/{id}/end_period", end_period)
     app.router.add_post("/v1/subscription_schedules", create_schedule)
     app.router.add_get("/v1/subscription_schedules/{id}", get_schedule)
     app.router.add_post("/v1/subscription_schedules/{id}", update_schedule)

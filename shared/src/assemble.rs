@@ -10,8 +10,8 @@ use crate::{
 /// Speech generation (`POST /tts`, `POST /tts/stream`). Waits for the ElevenLabs keys if they
 /// are not fetched yet, and for the Stripe key when overage is offered.
 pub async fn generator(app: &App) -> anyhow::Result<Generator<'_>> {
-    let metering = match &app.config.billing.overage_meter {
-        Some(event_name) => Some(metering(app, event_name).await?),
+    let metering = match &app.config.billing.overage {
+        Some(overage) => Some(metering(app, &overage.meter_event).await?),
         None => None,
     };
     Ok(Generator {

@@ -89,9 +89,19 @@ pub struct BillingSettings {
     pub webhook_lease: Duration,
     /// Payment-failure emails: the SES sender identity and template; None sends no email.
     pub email: Option<BillingEmail>,
-    /// The event name of the Stripe Billing Meter that counts generations past the allowance;
-    /// None offers no overage (every plan stops at its limit).
-    pub overage_meter: Option<String>,
+    /// How generations past the allowance are billed; None offers no overage (every plan stops
+    /// at its limit).
+    pub overage: Option<OverageBilling>,
+}
+
+/// Overage is billed by a Stripe Billing Meter and the metered price that reads it, an item of
+/// every subscription whose plan allows overage.
+#[derive(Debug, Clone)]
+pub struct OverageBilling {
+    /// The meter's event name: each generation past the allowance is one event.
+    pub meter_event: String,
+    /// The metered price (its `recurring.meter` is that meter).
+    pub price: String,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +120,13 @@ pub struct BillingEmail {
 impl BillingSettings {
     pub fn tier_of(&self, price_id: &str) -> Option<Tier> {
         self.prices.iter().find(|p| p.id == price_id).map(|p| p.tier)
+    }
+
+    /// The metered price a subscription to `tier` carries: overage's, when it is offered and
+    /// the tier allows it.
+    pub fn metered_price_for(&self, tier: Tier) -> Option<&str> {
+        let overage = self.overage.as_ref()?;
+        tier.rules().overage_unit_cents.is_some().then_some(overage.price.as_str())
     }
 
     pub fn price_for(&self, tier: Tier, interval: Interval) -> Option<&PriceConfig> {
@@ -358,7 +375,18 @@ impl Config {
             checkout_cancel_url: env.parse_or("CHECKOUT_CANCEL_URL", app_path("pricing"))?,
             portal_return_url: env.parse_or("PORTAL_RETURN_URL", app_path("account"))?,
             webhook_lease: Duration::from_secs(env.parse_or("WEBHOOK_LEASE_SECONDS", 12)?),
-            overage_meter: env.optional("STRIPE_OVERAGE_METER_EVENT"),
+            overage: match (env.optional("STRIPE_OVERAGE_METER_EVENT"), env.optional("STRIPE_PRICE_OVERAGE")) {
+                (Some(meter_event), Some(price)) => Some(OverageBilling { meter_event, price }),
+                (None, None) => None,
+                (Some(_), None) => {
+                    let problem = "is missing: overage needs the metered price beside the meter".into();
+                    return Err(ConfigError { name: "STRIPE_PRICE_OVERAGE", problem });
+                }
+                (None, Some(_)) => {
+                    let problem = "is missing: the metered price reads that meter".into();
+                    return Err(ConfigError { name: "STRIPE_OVERAGE_METER_EVENT", problem });
+                }
+            },
             email: match env.optional("BILLING_EMAIL_FROM") {
                 None => None,
                 Some(sender) => Some(BillingEmail {
@@ -577,6 +605,19 @@ mod tests {
         let mut vars = complete();
         vars.remove("AWS_SECRET_ACCESS_KEY");
         assert!(load(&vars).unwrap_err().to_string().contains("AWS_SECRET_ACCESS_KEY"));
+    }
+
+    #[test]
+    fn overage_is_offered_with_its_meter_and_its_metered_price_or_not_at_all() {
+        assert!(load(&complete()).unwrap().billing.overage.is_none());
+        let mut vars = complete();
+        vars.insert("STRIPE_OVERAGE_METER_EVENT", "voice_overage");
+        assert!(load(&vars).unwrap_err().to_string().contains("STRIPE_PRICE_OVERAGE"));
+        vars.insert("STRIPE_PRICE_OVERAGE", "price_overage");
+        let overage = load(&vars).unwrap().billing.overage.unwrap();
+        assert_eq!((overage.meter_event.as_str(), overage.price.as_str()), ("voice_overage", "price_overage"));
+        vars.remove("STRIPE_OVERAGE_METER_EVENT");
+        assert!(load(&vars).unwrap_err().to_string().contains("STRIPE_OVERAGE_METER_EVENT"));
     }
 
     #[test]

@@ -144,7 +144,7 @@ async fn an_event_its_generation_could_not_send_is_sent_once_by_the_sweep() {
     // is the same event, counted once.
     let event = &stored[0].event;
     let stripe = app.app.stripe().await.unwrap();
-    let name = app.app.config.billing.overage_meter.as_deref().unwrap();
+    let name = &app.app.config.billing.overage.as_ref().unwrap().meter_event;
     stripe.meter_event(name, &customer, &event.identifier(), event.timestamp, 1).await.unwrap();
     // (Other tests' sweeps may send it first: what counts is what Stripe holds.)
     sweep_later(3).await;
@@ -312,4 +312,136 @@ async fn the_nightly_reconciliation_sends_again_what_stripes_meter_lost() {
     assert_eq!(held, sent, "the lost one sent again, the others not counted twice");
     reconcile::handle(app.function("reconcile"), schedule).await.unwrap();
     assert_eq!(metered(&app, &customer).await.len(), 3, "nothing more to repair");
+}
+
+/// Checkout for `tier`, "paid" at the stand-in; the subscription's id once its webhooks gave the
+/// account the tier.
+async fn subscribed(app: &TestApp, user: &User, tier: &str) -> String {
+    app.receive_stripe_webhooks().await;
+    let response = app.post("/billing/checkout", user, Some(&json!({ "tier": tier }))).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let session = response.body["sessionUrl"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let completed = app.stripe_post(&format!("_test/checkout/{session}/complete"), &[]).await;
+    let session = app.session_until(user, |s| s["tier"] == tier).await;
+    assert_eq!(session["tier"], tier, "{session}");
+    completed["subscription"].as_str().unwrap().to_owned()
+}
+
+/// The prices of a subscription's items, as Stripe holds them.
+async fn item_prices(app: &TestApp, subscription: &str) -> Vec<String> {
+    let held = app.stripe_get(&format!("v1/subscriptions/{subscription}")).await;
+    let items = held["items"]["data"].as_array().unwrap();
+    items.iter().map(|i| i["price"]["id"].as_str().or(i["plan"]["id"].as_str()).unwrap().to_owned()).collect()
+}
+
+const METERED: &str = "price_overage_generation";
+
+#[tokio::test]
+async fn the_invoice_at_the_period_end_carries_the_usage_line() {
+    let app = Arc::new(TestApp::spawn().await);
+    let user = app.sign_in(Tier::Free).await;
+    let subscription = subscribed(&app, &user, "BASIC").await;
+    assert_eq!(item_prices(&app, &subscription).await, ["price_basic_monthly", METERED], "added at checkout");
+    with_counter(&app, &user, this_month(), 100).await;
+    let set = app.patch("/billing/settings", &user, &json!({ "overageCapCents": 500 })).await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let answers = generations(&app, &user, 3).await;
+    assert!(answers.iter().all(|(status, _)| *status == 201), "{answers:?}");
+
+    // The period ends: Stripe makes the renewal invoice.
+    let ended = app.stripe_post(&format!("_test/subscriptions/{subscription}/end_period"), &[]).await;
+    assert_eq!(ended["status"], "paid", "{ended}");
+
+    let listed = app.get("/billing/invoices", &user).await;
+    let invoice = &listed.body["invoices"][0];
+    assert_eq!(invoice["invoiceId"], ended["id"], "{}", listed.body);
+    let lines = invoice["lines"].as_array().unwrap();
+    let usage: Vec<_> = lines.iter().filter(|l| l["usage"] == true).collect();
+    assert_eq!(usage.len(), 1, "one usage line: {lines:?}");
+    assert_eq!((usage[0]["quantity"].as_i64(), usage[0]["amount"].as_i64()), (Some(3), Some(30)), "{lines:?}");
+    assert!(usage[0]["description"].as_str().unwrap().starts_with("3 × "), "{lines:?}");
+    let plan: Vec<_> = lines.iter().filter(|l| l["usage"] == false).map(|l| l["amount"].as_i64().unwrap()).collect();
+    assert_eq!(plan, [999], "the next period of BASIC: {lines:?}");
+    assert_eq!(invoice["amountPaid"], 999 + 30);
+}
+
+#[tokio::test]
+async fn a_subscription_without_the_metered_price_gains_it_once_when_synced_and_premium_never_does() {
+    let app = TestApp::spawn().await;
+    let billing = voice_core::assemble::billing(&app.app).await.unwrap();
+    let mut made = Vec::new();
+    for plan in ["price_basic_monthly", "price_premium_monthly"] {
+        // Made straight in Stripe with one item, as before overage was offered.
+        let user = app.sign_in(Tier::Free).await;
+        let email = format!("{}@example.test", unique("metered-"));
+        let customer = app.stripe_post("v1/customers", &[("email", email.as_str())]).await;
+        let customer = customer["id"].as_str().unwrap().to_owned();
+        app.add_card(&customer, "4242424242424242").await;
+        app.set_user(&user.id, &[("stripeCustomerId", AttributeValue::S(customer.clone()))]).await;
+        let form = [("customer", customer.as_str()), ("items[0][plan]", plan), ("metadata[userId]", user.id.as_str())];
+        let subscription = app.stripe_post("v1/subscriptions", &form).await;
+        made.push((plan, subscription["id"].as_str().unwrap().to_owned()));
+    }
+    for (plan, id) in &made {
+        // Twice, and twice at once: a webhook's delivery and its retry, or two events.
+        let now = OffsetDateTime::now_utc();
+        billing.sync_subscription(id, now).await.unwrap();
+        let (a, b) = tokio::join!(billing.sync_subscription(id, now), billing.sync_subscription(id, now));
+        a.unwrap();
+        b.unwrap();
+        let expected: &[&str] = if *plan == "price_basic_monthly" { &[plan, METERED] } else { &[plan] };
+        assert_eq!(item_prices(&app, id).await, expected);
+    }
+}
+
+#[tokio::test]
+async fn plan_changes_keep_the_metered_price_and_a_move_down_to_basic_brings_it() {
+    let app = TestApp::spawn().await;
+    let basic = app.sign_in(Tier::Free).await;
+    let id = subscribed(&app, &basic, "BASIC").await;
+    let up = app.post("/billing/subscription", &basic, Some(&json!({ "tier": "PREMIUM" }))).await;
+    assert_eq!(up.body["change"], "upgraded", "{}", up.body);
+    // What BASIC's overage counted this period is still billed at its end.
+    assert_eq!(item_prices(&app, &id).await, ["price_premium_monthly", METERED], "kept");
+
+    let premium = app.sign_in(Tier::Free).await;
+    let id = subscribed(&app, &premium, "PREMIUM").await;
+    assert_eq!(item_prices(&app, &id).await, ["price_premium_monthly"], "PREMIUM has no overage to bill");
+    let down = app.post("/billing/subscription", &premium, Some(&json!({ "tier": "BASIC" }))).await;
+    assert_eq!(down.body["change"], "scheduled", "{}", down.body);
+    let schedule = app.stripe_get(&format!("v1/subscriptions/{id}")).await["schedule"].as_str().unwrap().to_owned();
+    let planned = app.stripe_get(&format!("v1/subscription_schedules/{schedule}")).await;
+    assert_eq!(planned["phases"][0]["items"].as_array().unwrap().len(), 1, "{planned}");
+    assert_eq!(planned["phases"][1]["items"][1]["price"], METERED, "{planned}");
+    app.stripe_post(&format!("_test/subscription_schedules/{schedule}/advance"), &[]).await;
+    assert_eq!(item_prices(&app, &id).await, ["price_basic_monthly", METERED]);
+}
+
+#[tokio::test]
+async fn the_usage_history_shows_each_months_overage_and_its_cost() {
+    let app = Arc::new(TestApp::spawn().await);
+    let (user, _) = past_the_allowance(&app, 500).await;
+    let answers = generations(&app, &user, 3).await;
+    assert!(answers.iter().all(|(status, _)| *status == 201), "{answers:?}");
+    // Archive this month and an earlier one without overage, as the monthly reset does.
+    let month = |recordings: u32| {
+        AttributeValue::M(
+            [("recordings".to_owned(), AttributeValue::N(recordings.to_string()))]
+                .into_iter()
+                .chain([("characters".to_owned(), AttributeValue::N("50".into()))])
+                .collect(),
+        )
+    };
+    let archived =
+        [(format!("usage_{}", this_month()), month(103)), (format!("usage_{}", this_month().previous()), month(40))];
+    let fields: Vec<_> = archived.iter().map(|(name, value)| (name.as_str(), value.clone())).collect();
+    app.set_user(&user.id, &fields).await;
+
+    let history = app.get("/usage/history", &user).await;
+
+    assert_eq!(history.status, 200, "{}", history.body);
+    let months = history.body["months"].as_array().unwrap();
+    assert_eq!(months.len(), 2, "{}", history.body);
+    assert_eq!((&months[0]["recordings"], &months[0]["overage"]), (&json!(103), &json!({ "units": 3, "cents": 30 })));
+    assert_eq!(months[1]["overage"], json!({ "units": 0, "cents": 0 }));
 }

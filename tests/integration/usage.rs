@@ -130,7 +130,9 @@ async fn usage_history_survives_two_resets_and_a_late_one_and_counts_characters(
     reset::handle(app.function("reset"), schedule.clone()).await.unwrap();
     reset::handle(app.function("reset"), schedule).await.unwrap();
     let history = app.get("/usage/history?months=12", &user).await.body;
-    let expected = json!([{ "period": last_month.to_string(), "recordings": 2, "characters": characters }]);
+    let none = json!({ "units": 0, "cents": 0 });
+    let expected =
+        json!([{ "period": last_month.to_string(), "recordings": 2, "characters": characters, "overage": none }]);
     assert_eq!(history["months"], expected, "archived once, not overwritten by the second run");
 
     // A month the reset never reached: the first generation of the new month archives it.

@@ -55,12 +55,41 @@ struct InvoiceView {
     created: Option<i64>,
     hosted_invoice_url: Option<String>,
     invoice_pdf: Option<String>,
+    lines: Vec<LineView>,
 }
 
-impl From<Invoice> for InvoiceView {
-    fn from(invoice: Invoice) -> Self {
+/// A line of an invoice: the plan's period, a proration, or overage usage (`usage` true: its
+/// quantity is the generations past the allowance).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LineView {
+    description: Option<String>,
+    quantity: Option<i64>,
+    amount: i64,
+    period_start: Option<i64>,
+    period_end: Option<i64>,
+    usage: bool,
+}
+
+impl InvoiceView {
+    fn new(invoice: Invoice, metered_price: Option<&str>) -> Self {
+        let created = invoice.created();
+        let lines = invoice
+            .lines
+            .data
+            .into_iter()
+            .map(|line| LineView {
+                usage: metered_price.is_some_and(|price| line.price_id() == Some(price)),
+                description: line.description,
+                quantity: line.quantity,
+                amount: line.amount,
+                period_start: line.period.as_ref().map(|p| p.start),
+                period_end: line.period.as_ref().map(|p| p.end),
+            })
+            .collect();
         Self {
-            created: invoice.created(),
+            lines,
+            created,
             invoice_id: invoice.id,
             number: invoice.number,
             amount_due: invoice.amount_due,
@@ -95,7 +124,8 @@ async fn invoices(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     };
     let page = app.stripe().await?.invoices(customer, limit, cursor).await?;
     let next = if page.has_more { page.data.last().map(|i| i.id.clone()) } else { None };
-    let invoices: Vec<InvoiceView> = page.data.into_iter().map(InvoiceView::from).collect();
+    let metered = app.config.billing.overage.as_ref().map(|o| o.price.as_str());
+    let invoices: Vec<InvoiceView> = page.data.into_iter().map(|invoice| InvoiceView::new(invoice, metered)).collect();
     ok(&serde_json::json!({ "invoices": invoices, "nextCursor": next }))
 }
 

@@ -22,8 +22,8 @@ pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<Reconc
     let reconciler = Reconciler { billing, users: &app.users, concurrency: CONCURRENCY };
     let report = reconciler.run(app.clock.now()).await?;
     tracing::info!(event_id = ?event.id, ?report, "billing reconciliation");
-    if let Some(event_name) = &app.config.billing.overage_meter {
-        let metering = voice_core::assemble::metering(app, event_name).await?;
+    if let Some(overage) = &app.config.billing.overage {
+        let metering = voice_core::assemble::metering(app, &overage.meter_event).await?;
         let usage = metering.reconcile(app.clock.now()).await?;
         tracing::info!(event_id = ?event.id, ?usage, "usage reconciliation");
     }

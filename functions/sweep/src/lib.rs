@@ -21,11 +21,11 @@ pub async fn handle(app: &App, event: EventBridgeEvent) -> anyhow::Result<SweepR
     // Favourite changes whose retag did not get through (a minute's grace for those under way).
     let before = app.clock.now().unix_timestamp() - 60;
     report.retagged = voice_core::flows::recordings::settle_retags(&app.recordings, app.audio(), before).await?;
-    if let Some(event_name) = &app.config.billing.overage_meter {
+    if let Some(overage) = &app.config.billing.overage {
         let before = app.clock.now().unix_timestamp() - voice_core::flows::overage::SWEEP_AFTER;
         let due = app.usage_events.due(before).await?;
         if !due.is_empty() {
-            let metering = voice_core::assemble::metering(app, event_name).await?;
+            let metering = voice_core::assemble::metering(app, &overage.meter_event).await?;
             report.usage_events_sent = metering.send_all(due, app.clock.now()).await.sent as u64;
         }
     }

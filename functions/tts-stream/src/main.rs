@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     voice_core::telemetry::init();
     let app = App::from_env().await?.into_static();
     app.warm(&[Warm::ElevenLabs]);
-    if app.config.billing.overage_meter.is_some() {
+    if app.config.billing.overage.is_some() {
         app.warm(&[Warm::Stripe]); // overage generations report to Stripe's meter
     }
     run_with_streaming_response(service_fn(|req| async {

@@ -6,9 +6,13 @@ use voice_core::{
     ApiError,
     domain::overage::{BillingSettings, BillingSettingsPatch},
     domain::profile::ProfilePatch,
-    domain::{usage::Usage, user::Allowances},
+    domain::{
+        usage::{MonthUsage, Usage},
+        user::Allowances,
+    },
     http::{Caller, Ctx, HttpResult, Route, json_body, ok, query},
     route,
+    store::usage_events::MonthOverage,
 };
 
 pub const ROUTES: &[Route] = &[
@@ -34,8 +38,17 @@ async fn usage(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&UsageView { generations: caller.user.usage(now), allowances: caller.user.allowances(now) })
 }
 
+/// A finished month, with its generations past the allowance and what they cost.
+#[derive(Serialize)]
+struct HistoryMonth<'a> {
+    #[serde(flatten)]
+    figures: &'a MonthUsage,
+    overage: MonthOverage,
+}
+
 /// `GET /usage/history?months=12`: the past months' figures, newest first (archived when each
-/// month's counter was rolled over, so no reset can lose one).
+/// month's counter was rolled over, so no reset can lose one), each with its overage (from the
+/// usage events billed through the meter).
 #[tracing::instrument(skip_all)]
 async fn history(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let months = match query(ctx.req, "months") {
@@ -46,7 +59,17 @@ async fn history(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
             .filter(|m| (1..=120).contains(m))
             .ok_or_else(|| ApiError::validation("months", "must be a whole number from 1 to 120"))?,
     };
-    let past: Vec<_> = caller.user.usage_history.iter().take(months).collect();
+    let past = &caller.user.usage_history[..months.min(caller.user.usage_history.len())];
+    let overage = match (past.last(), past.first()) {
+        (Some(oldest), Some(newest)) => {
+            ctx.app.usage_events.by_month(&caller.user.id, oldest.period, newest.period).await?
+        }
+        _ => Default::default(),
+    };
+    let past: Vec<_> = past
+        .iter()
+        .map(|figures| HistoryMonth { figures, overage: overage.get(&figures.period).copied().unwrap_or_default() })
+        .collect();
     ok(&serde_json::json!({ "months": past }))
 }
 
@@ -80,7 +103,7 @@ async fn edit_billing_settings(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let patch: BillingSettingsPatch = json_body(ctx.req, 1024)?;
     let cap = patch.check(user.tier)?;
     if cap.cents > 0 {
-        if app.config.billing.overage_meter.is_none() {
+        if app.config.billing.overage.is_none() {
             return Err(ApiError::locked("overage is not offered"));
         }
         if user.stripe_customer_id.is_none() || !user.has_live_subscription() {

@@ -122,7 +122,7 @@ mod tests {
             portal_return_url: url,
             webhook_lease: std::time::Duration::from_secs(12),
             email: None,
-            overage_meter: None,
+            overage: None,
         }
     }
 

@@ -239,6 +239,9 @@ impl Billing<'_> {
                 "the user's subscription changed"
             );
         }
+        if let Some(tier) = price_tier {
+            self.carry_metered_price(subscription, tier).await?;
+        }
         // Two first purchases synced at once may both have been kept above: whichever finishes
         // second sees what the row mirrors now, and the other one goes.
         let stopped = match &open {
@@ -253,6 +256,29 @@ impl Billing<'_> {
             changed,
             stopped,
         })
+    }
+
+    /// A live subscription to a plan with overage carries the metered price that bills it:
+    /// Checkout and plan changes add it, and this adds it to one that lacks it (made before
+    /// overage was offered, or changed in the billing portal).
+    async fn carry_metered_price(&self, subscription: &Subscription, tier: Tier) -> anyhow::Result<()> {
+        let Some(price) = self.settings.metered_price_for(tier) else { return Ok(()) };
+        let live = matches!(subscription.status, SubscriptionStatus::Active | SubscriptionStatus::Trialing);
+        if !live || subscription.metered_item().is_some() {
+            return Ok(());
+        }
+        let key = format!("metered-item-{}-{price}", subscription.id);
+        match self.stripe.add_metered_item(&subscription.id, price, &key).await {
+            Ok(item) => {
+                tracing::info!(subscription_id = subscription.id, item = item.id, "the metered price was added")
+            }
+            // Added meanwhile by another delivery: what was wanted.
+            Err(StripeError::Refused(message)) => {
+                tracing::warn!(subscription_id = subscription.id, message, "the metered price was not added")
+            }
+            Err(error) => return Err(error).context("adding the metered price"),
+        }
+        Ok(())
     }
 
     /// Stops every live subscription of the customer (`open`) but the one that stays; how many.

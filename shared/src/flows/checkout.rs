@@ -53,6 +53,7 @@ pub async fn start(
         customer: &customer,
         expires_at,
         price: &price.id,
+        metered_price: settings.metered_price_for(price.tier),
         user_id: user.id.as_str(),
         tier: price.tier.as_str(),
         success_url: settings.checkout_success_url.as_str(),

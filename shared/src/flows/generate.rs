@@ -675,6 +675,7 @@ impl Overage {
             customer: self.customer,
             timestamp: now.unix_timestamp(),
             value: 1,
+            unit_cents: user.tier.rules().overage_unit_cents.unwrap_or(0),
         }
     }
 }

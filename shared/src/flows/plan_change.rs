@@ -71,7 +71,7 @@ impl PlanChanges<'_> {
             );
             return Err(self.payment_needed(&subscription.customer, &owed).await);
         }
-        let item = subscription.items.data.first().ok_or_else(no_subscription)?;
+        let item = subscription.plan_item().ok_or_else(no_subscription)?;
         let current = item.price_id().and_then(|price| self.settings.prices.iter().find(|p| p.id == price));
 
         if current.is_some_and(|c| c.id == target.id) {
@@ -104,7 +104,13 @@ impl PlanChanges<'_> {
 
         let (_, period_end) = subscription.current_period();
         let at = period_end.ok_or_else(|| anyhow::anyhow!("subscription {} has no period end", subscription.id))?;
-        self.stripe.schedule_price(&subscription, at, &target.id).await?;
+        // The metered item stays (what it counted this period is billed at its end); a move down
+        // to a plan with overage brings it if the subscription has none yet.
+        let metered = match subscription.metered_item() {
+            Some(item) => item.price_id(),
+            None => self.settings.metered_price_for(target.tier),
+        };
+        self.stripe.schedule_price(&subscription, at, &target.id, metered).await?;
         Ok(PlanChange::Scheduled { tier: target.tier, interval: target.interval, effective_at: at })
     }
 }

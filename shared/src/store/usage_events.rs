@@ -7,7 +7,7 @@
 //! recording (`gen_{recordingId}`), so an event sent twice (a crash between Stripe's answer and
 //! our write) is counted once by Stripe.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
 use aws_sdk_dynamodb::{
@@ -38,6 +38,16 @@ pub struct UsageEvent {
     pub timestamp: i64,
     /// Generations (always 1 today).
     pub value: u32,
+    /// The price of one, in cents, when it was made (the usage history's cost).
+    pub unit_cents: u32,
+}
+
+/// A month's generations past the allowance and what they cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MonthOverage {
+    pub units: u32,
+    pub cents: u64,
 }
 
 impl UsageEvent {
@@ -57,6 +67,7 @@ impl UsageEvent {
             ("customer".to_owned(), string(&self.customer)),
             ("timestamp".to_owned(), number(self.timestamp)),
             ("value".to_owned(), number(self.value)),
+            ("unitCents".to_owned(), number(self.unit_cents)),
             ("outbox".to_owned(), string(DUE)),
             ("dueAt".to_owned(), number(due_at)),
         ])
@@ -72,6 +83,7 @@ impl UsageEvent {
             customer: dynamo::str(item, "customer")?.to_owned(),
             timestamp: dynamo::num(item, "timestamp")?,
             value: dynamo::num(item, "value")?,
+            unit_cents: dynamo::num(item, "unitCents")?,
         })
     }
 }
@@ -145,6 +157,49 @@ impl UsageEvents {
             .iter()
             .map(|item| Ok(Stored { event: UsageEvent::from_item(item)?, sent_at: dynamo::opt_num(item, "sentAt")? }))
             .collect()
+    }
+
+    /// The user's overage per month from `from` to `to`, both included (months without any are
+    /// absent).
+    pub async fn by_month(
+        &self,
+        user: &UserId,
+        from: UsagePeriod,
+        to: UsagePeriod,
+    ) -> anyhow::Result<BTreeMap<UsagePeriod, MonthOverage>> {
+        let mut months = BTreeMap::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                // `#` sorts before every digit, `~` after: the whole of both months.
+                .key_condition_expression("userId = :user AND eventKey BETWEEN :from AND :to")
+                .expression_attribute_values(":user", string(user.as_str()))
+                .expression_attribute_values(":from", string(format!("{from}#")))
+                .expression_attribute_values(":to", string(format!("{to}#~")))
+                .projection_expression("eventKey, #value, unitCents")
+                .expression_attribute_names("#value", "value")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("summing usage events")?;
+            for item in page.items.unwrap_or_default() {
+                let key = dynamo::str(&item, "eventKey")?;
+                let period: UsagePeriod =
+                    key.split('#').next().unwrap_or_default().parse().context("stored eventKey")?;
+                let value: u32 = dynamo::num(&item, "value")?;
+                let unit: u32 = dynamo::num(&item, "unitCents")?;
+                let month: &mut MonthOverage = months.entry(period).or_default();
+                month.units += value;
+                month.cents += u64::from(value) * u64::from(unit);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(months);
+            }
+        }
     }
 
     /// Every user's events of `period` (a scan: nightly, of the overage users' rows only).

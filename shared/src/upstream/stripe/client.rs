@@ -10,7 +10,8 @@ use crate::{
     error::ApiError,
     upstream::outbound,
     upstream::stripe::types::{
-        CheckoutSession, Invoice, InvoicePayment, List, PortalSession, Refund, Subscription, SubscriptionSchedule,
+        CheckoutSession, Invoice, InvoicePayment, List, PortalSession, Refund, Subscription, SubscriptionItem,
+        SubscriptionSchedule,
     },
 };
 
@@ -43,6 +44,8 @@ pub struct NewCheckout<'a> {
     /// When the session stops taking payment (unix seconds; Stripe takes 30 minutes to 24 hours).
     pub expires_at: i64,
     pub price: &'a str,
+    /// The metered price that bills overage, a second item of the subscription (no quantity).
+    pub metered_price: Option<&'a str>,
     pub user_id: &'a str,
     pub tier: &'a str,
     pub success_url: &'a str,
@@ -132,15 +135,31 @@ impl Stripe {
         self.send(request.header("idempotency-key", idempotency_key)).await
     }
 
+    /// Adds a metered price to a subscription (it bills what its meter counts, no quantity).
+    pub async fn add_metered_item(
+        &self,
+        subscription: &str,
+        price: &str,
+        idempotency_key: &str,
+    ) -> Result<SubscriptionItem, StripeError> {
+        let form = [("subscription", subscription), ("price", price)];
+        let request = self.http.post(self.url("v1/subscription_items")?).form(&form);
+        self.send(request.header("idempotency-key", idempotency_key)).await
+    }
+
     /// Plans a move to `price` at `at` (the period's end): a schedule with the current price until
-    /// then and the new one after, released to an ordinary subscription once it starts.
+    /// then and the new one after, released to an ordinary subscription once it starts. A phase
+    /// lists every item the subscription has then: `metered` is the metered price it keeps or
+    /// gains (the current phase keeps the one it has).
     pub async fn schedule_price(
         &self,
         subscription: &Subscription,
         at: i64,
         price: &str,
+        metered: Option<&str>,
     ) -> Result<SubscriptionSchedule, StripeError> {
         let current = subscription.price_id().unwrap_or_default();
+        let metered_now = subscription.metered_item().and_then(SubscriptionItem::price_id);
         let (start, _) = subscription.current_period();
         let schedule: SubscriptionSchedule = match &subscription.schedule {
             Some(id) => self.send(self.http.get(self.url(&format!("v1/subscription_schedules/{id}"))?)).await?,
@@ -150,7 +169,7 @@ impl Stripe {
             }
         };
         let (start, at) = (start.unwrap_or(at).to_string(), at.to_string());
-        let form = [
+        let mut form = vec![
             ("end_behavior", "release"),
             ("phases[0][items][0][price]", current),
             ("phases[0][start_date]", start.as_str()),
@@ -162,6 +181,12 @@ impl Stripe {
             ("phases[1][duration][interval_count]", "1"),
             ("proration_behavior", "none"),
         ];
+        if let Some(metered) = metered_now {
+            form.push(("phases[0][items][1][price]", metered));
+        }
+        if let Some(metered) = metered {
+            form.push(("phases[1][items][1][price]", metered));
+        }
         let url = self.url(&format!("v1/subscription_schedules/{}", schedule.id))?;
         self.send(self.http.post(url).form(&form)).await
     }
@@ -202,7 +227,7 @@ impl Stripe {
     /// A subscription-mode Checkout Session for one price.
     pub async fn create_checkout_session(&self, checkout: &NewCheckout<'_>) -> Result<CheckoutSession, StripeError> {
         let expires_at = checkout.expires_at.to_string();
-        let form = [
+        let mut form = vec![
             ("mode", "subscription"),
             ("expires_at", expires_at.as_str()),
             ("customer", checkout.customer),
@@ -215,6 +240,9 @@ impl Stripe {
             ("success_url", checkout.success_url),
             ("cancel_url", checkout.cancel_url),
         ];
+        if let Some(metered) = checkout.metered_price {
+            form.push(("line_items[1][price]", metered));
+        }
         let request = self.http.post(self.url("v1/checkout/sessions")?).form(&form);
         self.send(request.header("idempotency-key", checkout.idempotency_key)).await
     }

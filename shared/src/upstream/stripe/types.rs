@@ -63,9 +63,9 @@ pub struct List<T> {
 pub struct SubscriptionItem {
     pub id: String,
     #[serde(default)]
-    price: Option<IdOnly>,
+    price: Option<ItemPrice>,
     #[serde(default)]
-    plan: Option<IdOnly>,
+    plan: Option<ItemPrice>,
     /// Current API versions keep the period here.
     #[serde(default)]
     current_period_start: Option<i64>,
@@ -74,24 +74,59 @@ pub struct SubscriptionItem {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-struct IdOnly {
+struct ItemPrice {
     id: String,
+    /// Recurring prices: `usage_type` metered (billed by what a meter counted) or licensed.
+    #[serde(default)]
+    recurring: Option<Recurring>,
+    /// localstripe's plans keep it here.
+    #[serde(default)]
+    usage_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Recurring {
+    #[serde(default)]
+    usage_type: Option<String>,
 }
 
 impl SubscriptionItem {
     pub fn price_id(&self) -> Option<&str> {
-        self.price.as_ref().or(self.plan.as_ref()).map(|p| p.id.as_str())
+        self.price().map(|p| p.id.as_str())
+    }
+
+    fn price(&self) -> Option<&ItemPrice> {
+        self.price.as_ref().or(self.plan.as_ref())
+    }
+
+    /// Billed by usage (a metered price) rather than per period.
+    pub fn is_metered(&self) -> bool {
+        self.price().is_some_and(|p| {
+            p.recurring.as_ref().and_then(|r| r.usage_type.as_deref()).or(p.usage_type.as_deref()) == Some("metered")
+        })
     }
 }
 
 impl Subscription {
+    /// The item billed per period (the plan); a subscription also carries a metered item for
+    /// overage.
+    pub fn plan_item(&self) -> Option<&SubscriptionItem> {
+        self.items.data.iter().find(|item| !item.is_metered())
+    }
+
+    /// The item billed by usage, if the subscription has one.
+    pub fn metered_item(&self) -> Option<&SubscriptionItem> {
+        self.items.data.iter().find(|item| item.is_metered())
+    }
+
+    /// The plan's price.
     pub fn price_id(&self) -> Option<&str> {
-        self.items.data.first().and_then(SubscriptionItem::price_id)
+        self.plan_item().and_then(SubscriptionItem::price_id)
     }
 
     /// (start, end) of the current period: from the item (current API), else the subscription.
     pub fn current_period(&self) -> (Option<i64>, Option<i64>) {
-        let item = self.items.data.first();
+        let item = self.plan_item();
         (
             item.and_then(|i| i.current_period_start).or(self.current_period_start),
             item.and_then(|i| i.current_period_end).or(self.current_period_end),
@@ -161,6 +196,41 @@ pub struct Invoice {
     /// Older API versions only: the payment that paid it (current ones list invoice payments).
     #[serde(default, deserialize_with = "id_or_object")]
     pub payment_intent: Option<String>,
+    /// Its lines (Stripe embeds the first ten).
+    #[serde(default = "no_lines")]
+    pub lines: List<InvoiceLine>,
+}
+
+fn no_lines() -> List<InvoiceLine> {
+    List { data: Vec::new(), has_more: false }
+}
+
+/// One line of an invoice: a period of the plan, a proration, or a metered price's usage.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoiceLine {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub quantity: Option<i64>,
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub period: Option<LinePeriod>,
+    /// Current API versions: `pricing.price_details.price`, the price it bills.
+    #[serde(default)]
+    pricing: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinePeriod {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl InvoiceLine {
+    pub fn price_id(&self) -> Option<&str> {
+        self.pricing.as_ref()?.pointer("/price_details/price")?.as_str()
+    }
 }
 
 /// A payment of an invoice (current API versions): which PaymentIntent paid it.
