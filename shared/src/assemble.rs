@@ -23,6 +23,7 @@ pub async fn generator(app: &App) -> anyhow::Result<Generator<'_>> {
         gates: &app.gates,
         settings: &app.config.voice,
         usage_events: &app.usage_events,
+        api_keys: &app.api_keys,
         metering,
         notices: notices(app),
         account_url: app.config.billing.portal_return_url.as_str(),

@@ -4,6 +4,7 @@
 use lambda_http::http::StatusCode;
 use voice_core::{
     ApiError,
+    domain::usage::UsagePeriod,
     flows::{
         api_keys,
         erase::{ErasureStatus, REAUTHENTICATE_WITHIN_SECS},
@@ -18,14 +19,27 @@ pub const ROUTES: &[Route] = &[
     route!("GET /user/export", user: export),
     route!("POST /api-keys", user: create_key, body: NewKeyBody),
     route!("GET /api-keys", user: list_keys),
+    route!("PATCH /api-keys/{id}", user: edit_key, body: KeyBudgetBody),
     route!("DELETE /api-keys/{id}", user: revoke_key),
 ];
 
 /// `POST /api-keys`.
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewKeyBody {
     pub name: String,
+    /// The most characters the key may speak a month; absent or null: only the plan limits it.
+    #[serde(default, deserialize_with = "voice_core::domain::json::whole_number_or_null")]
+    pub monthly_character_limit: Option<u64>,
+}
+
+/// `PATCH /api-keys/{id}`: the key's monthly character budget, null to remove it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeyBudgetBody {
+    /// Required, null included (an absent field is not a removal).
+    #[serde(deserialize_with = "voice_core::domain::json::whole_number_or_null")]
+    pub monthly_character_limit: Option<u64>,
 }
 
 /// The most characters of an API key's name.
@@ -36,13 +50,15 @@ pub fn key_name(raw: &str) -> Result<String, ApiError> {
     voice_core::domain::text::printable("name", raw, 1, KEY_NAME_MAX_CHARS)
 }
 
-/// `POST /api-keys {name}`: the key is in this answer and nowhere else, ever.
+/// `POST /api-keys {name, monthlyCharacterLimit?}`: the key is in this answer and nowhere else,
+/// ever.
 #[tracing::instrument(skip_all)]
 async fn create_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let body: NewKeyBody = json_body(ctx.req, 1024)?;
     let name = key_name(&body.name)?;
-    let made = api_keys::create(&app.users, &app.api_keys, &caller.user, &name, app.clock.now()).await?;
+    let budget = api_keys::character_budget(body.monthly_character_limit)?;
+    let made = api_keys::create(&app.users, &app.api_keys, &caller.user, &name, budget, app.clock.now()).await?;
     let mut body = serde_json::to_value(&made.meta).expect("key metadata serializes");
     body["key"] = made.key.into();
     Ok(json(StatusCode::CREATED, &body))
@@ -50,7 +66,22 @@ async fn create_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 
 #[tracing::instrument(skip_all)]
 async fn list_keys(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
-    ok(&serde_json::json!({ "keys": ctx.app.api_keys.list(&caller.user.id).await? }))
+    let period = UsagePeriod::containing(ctx.app.clock.now());
+    let keys: Vec<_> = ctx.app.api_keys.list(&caller.user.id).await?.into_iter().map(|k| k.as_of(period)).collect();
+    ok(&serde_json::json!({ "keys": keys }))
+}
+
+/// `PATCH /api-keys/{id} {monthlyCharacterLimit}`: applies from the key's next request; what it
+/// spoke this month counts against the new budget.
+#[tracing::instrument(skip_all)]
+async fn edit_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let app = ctx.app;
+    let id = path_param(ctx.req, "id").ok_or_else(|| ApiError::not_found("API key"))?;
+    let body: KeyBudgetBody = json_body(ctx.req, 1024)?;
+    let budget = api_keys::character_budget(body.monthly_character_limit)?;
+    let key = app.api_keys.set_character_limit(&caller.user.id, id, budget).await?;
+    let period = UsagePeriod::containing(app.clock.now());
+    ok(&key.ok_or_else(|| ApiError::not_found("API key"))?.as_of(period))
 }
 
 #[tracing::instrument(skip_all)]

@@ -20,10 +20,11 @@ pub const ROUTES: &[Route] =
 #[tracing::instrument(skip_all)]
 async fn speak(app: &'static App, ctx: Ctx<'_>, caller: Caller) -> Result<Streamed, ApiError> {
     let body: TtsBody = json_body(ctx.req, MAX_BODY_BYTES)?;
+    let key = caller.api_key().cloned();
     let user = caller.user;
     let request = Generation::check(body, user.tier, &user.custom_presets)?;
     let generator = voice_core::assemble::generator(app).await?;
-    let streaming = generator.generate_streaming(user, request, app.clock.now(), ctx.deadline).await?;
+    let streaming = generator.generate_streaming(user, key, request, app.clock.now(), ctx.deadline).await?;
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "audio/mpeg")

@@ -16,5 +16,5 @@ async fn generate(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let user = &caller.user;
     let request = Generation::check(body, user.tier, &user.custom_presets)?;
     let generator = voice_core::assemble::generator(app).await?;
-    created(&generator.generate(user, request, app.clock.now(), ctx.deadline).await?)
+    created(&generator.generate(user, caller.api_key(), request, app.clock.now(), ctx.deadline).await?)
 }

@@ -39,6 +39,20 @@ where
     deserializer.deserialize_any(Whole(std::marker::PhantomData))
 }
 
+/// For `#[serde(deserialize_with = "whole_number_or_null")]`: [`whole_number`], or `null` for
+/// None (with `default`, an absent field is None too).
+pub fn whole_number_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::{Deserialize, de::Error};
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => Ok(None),
+        value => whole_number(value).map(Some).map_err(D::Error::custom),
+    }
+}
+
 /// For `#[serde(default, deserialize_with = "object_or_null")]` on an optional nested object:
 /// serde's derived structs also take a JSON array of the fields in order, which no client of this
 /// API means (`json_body` refuses it at the top level).
@@ -81,6 +95,21 @@ mod tests {
         assert_eq!(size(r#"{"size": 1024.0}"#), Ok(1024));
         for refused in [r#"{"size": 1024.5}"#, r#"{"size": -1}"#, r#"{"size": 4294967296}"#, r#"{"size": "1"}"#] {
             assert!(size(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_nullable_whole_number_takes_null_and_whole_numbers_only() {
+        #[derive(serde::Deserialize)]
+        struct Budget {
+            #[serde(deserialize_with = "whole_number_or_null")]
+            limit: Option<u64>,
+        }
+        let limit = |json: &str| serde_json::from_str::<Budget>(json).map(|b| b.limit).map_err(|e| e.to_string());
+        assert_eq!(limit(r#"{"limit": 48.0}"#), Ok(Some(48)));
+        assert_eq!(limit(r#"{"limit": null}"#), Ok(None));
+        for refused in [r#"{}"#, r#"{"limit": 1.5}"#, r#"{"limit": -1}"#, r#"{"limit": "1"}"#] {
+            assert!(limit(refused).is_err(), "{refused}");
         }
     }
 

@@ -29,6 +29,7 @@ use crate::{
     },
     error::ApiError,
     flows::{
+        api_keys,
         billing_alerts::Notices,
         elevenlabs_accounts,
         overage::{Metering, SWEEP_AFTER},
@@ -37,6 +38,7 @@ use crate::{
     },
     store::{
         admission::{Gates, Place},
+        api_keys::{ApiKeys, KeyCharacters, KeyMeta},
         audio::AudioStore,
         recordings::{Recording, Recordings},
         usage_events::{UsageEvent, UsageEvents},
@@ -82,6 +84,8 @@ pub struct Generator<'a> {
     pub gates: &'a Gates,
     pub settings: &'a VoiceSettings,
     pub usage_events: &'a UsageEvents,
+    /// API keys' monthly character budgets.
+    pub api_keys: &'a ApiKeys,
     /// Stripe's meter for generations past the allowance; None offers no overage.
     pub metering: Option<Metering<'a>>,
     /// Usage-alert emails, each sent once.
@@ -95,6 +99,7 @@ impl<'a> Generator<'a> {
     pub async fn generate(
         &self,
         user: &User,
+        key: Option<&KeyMeta>,
         request: Generation,
         now: OffsetDateTime,
         deadline: Deadline,
@@ -109,7 +114,7 @@ impl<'a> Generator<'a> {
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
-        let reservation = self.reserve(user, &request, now).await?;
+        let reservation = self.reserve(user, key, &request, now).await?;
         let overage = self.overage_of(user, &reservation);
 
         let produced = tokio::time::timeout(
@@ -132,14 +137,40 @@ impl<'a> Generator<'a> {
     }
 
     /// Takes the generation's quota unit and counts its characters (LIMIT_REACHED past the
-    /// month's allowance and what the user's overage cap pays for).
+    /// month's allowance and what the user's overage cap pays for), and the characters from the
+    /// budget of the API key it came with, if that has one (first: a key past its budget touches
+    /// no quota).
     async fn reserve(
         &self,
         user: &User,
+        key: Option<&KeyMeta>,
         request: &Generation,
         now: OffsetDateTime,
-    ) -> Result<Reservation<'a>, ApiError> {
+    ) -> Result<Hold<'a>, ApiError> {
         let characters = request.text.chars().count() as u64;
+        let key_characters = match key {
+            Some(key) => api_keys::take_characters(self.api_keys, key, characters, now).await?,
+            None => None,
+        };
+        match self.reserve_units(user, characters, now).await {
+            Ok(units) => Ok(Hold { units, key_characters }),
+            Err(refused) => {
+                if let Some(held) = key_characters
+                    && let Err(error) = held.give_back().await
+                {
+                    tracing::warn!(error = format!("{error:#}"), "the key's characters could not be given back");
+                }
+                Err(refused)
+            }
+        }
+    }
+
+    async fn reserve_units(
+        &self,
+        user: &User,
+        characters: u64,
+        now: OffsetDateTime,
+    ) -> Result<Reservation<'a>, ApiError> {
         let period = UsagePeriod::containing(now);
         let units = [Units::one(Allowance::Recordings), Units::of(Allowance::Characters, characters)];
         let granted = user.granted_recordings(period);
@@ -164,7 +195,7 @@ impl<'a> Generator<'a> {
     async fn commit(
         &self,
         user: &User,
-        reservation: Reservation<'_>,
+        reservation: Hold<'_>,
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> (u32, UsagePeriod) {
@@ -217,7 +248,7 @@ impl<'a> Generator<'a> {
 
     /// The usage event of a generation whose unit lies past the plan's allowance (and the
     /// month's top-up): one the user's overage cap pays for, billed through Stripe's meter.
-    fn overage_of(&self, user: &User, reservation: &Reservation<'_>) -> Option<Overage> {
+    fn overage_of(&self, user: &User, reservation: &Hold<'_>) -> Option<Overage> {
         self.metering?;
         let allowance = u64::from(allowance(user, reservation.period())?);
         let customer = user.stripe_customer_id.clone()?;
@@ -461,6 +492,7 @@ impl Generator<'static> {
     pub async fn generate_streaming(
         self,
         user: User,
+        key: Option<KeyMeta>,
         request: Generation,
         now: OffsetDateTime,
         deadline: Deadline,
@@ -477,7 +509,7 @@ impl Generator<'static> {
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
-        let reservation = self.reserve(&user, &request, now).await?;
+        let reservation = self.reserve(&user, key.as_ref(), &request, now).await?;
         let overage = self.overage_of(&user, &reservation);
         let account = self.account_for(&speaker).await;
         let place = match self.admit(account, &user, now, deadline).await {
@@ -657,6 +689,42 @@ struct FreshAudio<'v> {
 fn allowance(user: &User, period: UsagePeriod) -> Option<u32> {
     let plan = user.tier.rules().monthly_recordings?;
     Some(plan.saturating_add(user.granted_recordings(period)))
+}
+
+/// What a generation holds while it runs: the user's units, and the characters of its API key's
+/// budget when the key has one. Committed or given back together, once (both consume it).
+#[must_use = "a hold is committed or given back"]
+struct Hold<'a> {
+    units: Reservation<'a>,
+    key_characters: Option<KeyCharacters>,
+}
+
+impl Hold<'_> {
+    fn used(&self) -> u64 {
+        self.units.used()
+    }
+
+    fn period(&self) -> UsagePeriod {
+        self.units.period()
+    }
+
+    fn commit(self) {
+        self.units.commit();
+        if let Some(held) = self.key_characters {
+            held.commit();
+        }
+    }
+
+    /// The units as [`Reservation::give_back_within`]; the key's characters once (a failure is
+    /// logged: they stay counted against the key until the month ends).
+    async fn give_back_within(self, deadline: Deadline) {
+        if let Some(held) = self.key_characters
+            && let Err(error) = held.give_back().await
+        {
+            tracing::warn!(error = format!("{error:#}"), "the key's characters could not be given back");
+        }
+        self.units.give_back_within(deadline).await;
+    }
 }
 
 /// A generation past the plan's allowance: the month its unit counts in and who pays.

@@ -148,6 +148,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The API key the request came with (None for the browser session).
+    pub fn api_key(&self) -> Option<&KeyMeta> {
+        match &self.credential {
+            Credential::ApiKey(key) => Some(key),
+            Credential::Session(_) => None,
+        }
+    }
+
     /// The browser session (routes that take no API key always have one).
     pub fn session(&self) -> Result<&Session, ApiError> {
         match &self.credential {

@@ -24,6 +24,54 @@ use crate::{
 
 const PREFIX_CHARS: usize = 8;
 
+/// Characters of a key's monthly budget taken for work under way: [`KeyCharacters::commit`]
+/// them when it is done, or [`KeyCharacters::give_back`] when it failed (once: both consume it).
+#[must_use = "a key's characters are committed or given back"]
+pub struct KeyCharacters {
+    keys: ApiKeys,
+    key_hash: String,
+    characters: u64,
+    month: String,
+    settled: bool,
+}
+
+impl Drop for KeyCharacters {
+    fn drop(&mut self) {
+        if !self.settled {
+            tracing::error!(characters = self.characters, "a key's characters were dropped without being settled");
+        }
+    }
+}
+
+impl KeyCharacters {
+    /// The work is done: the characters stay counted.
+    pub fn commit(mut self) {
+        self.settled = true;
+    }
+
+    /// The work failed: the characters are given back to the month they were taken in (a month
+    /// that has ended since, or a key revoked, keeps them: nothing to give back to).
+    pub async fn give_back(mut self) -> anyhow::Result<()> {
+        self.settled = true;
+        let held = &self;
+        let update = held
+            .keys
+            .client
+            .update_item()
+            .table_name(&held.keys.table)
+            .key("keyHash", string(&held.key_hash))
+            .update_expression("SET characters = characters - :n")
+            .condition_expression("charactersPeriod = :period AND characters >= :n")
+            .expression_attribute_values(":n", number(held.characters))
+            .expression_attribute_values(":period", string(&held.month));
+        dynamo::conditional_update(update).await.context("giving the key's characters back")?;
+        Ok(())
+    }
+}
+
+/// The largest monthly character budget a key may carry.
+pub const MAX_CHARACTER_BUDGET: u64 = 10_000_000;
+
 /// A new key, shown to its owner once.
 pub struct NewKey {
     pub key: String,
@@ -43,10 +91,30 @@ pub struct KeyMeta {
     pub calls_this_month: u64,
     #[serde(skip)]
     pub calls_period: Option<String>,
+    /// The most characters it may have spoken in a month (None: only the plan limits it).
+    pub monthly_character_limit: Option<u64>,
+    /// Characters spoken with it in `characters_period`.
+    pub characters_this_month: u64,
+    #[serde(skip)]
+    pub characters_period: Option<String>,
     #[serde(skip)]
     pub user_id: Option<UserId>,
     #[serde(skip)]
     key_hash: String,
+}
+
+impl KeyMeta {
+    /// The key as of `period`: counts of an earlier month are this month's zero.
+    pub fn as_of(mut self, period: UsagePeriod) -> Self {
+        let month = period.to_string();
+        if self.calls_period.as_deref() != Some(month.as_str()) {
+            self.calls_this_month = 0;
+        }
+        if self.characters_period.as_deref() != Some(month.as_str()) {
+            self.characters_this_month = 0;
+        }
+        self
+    }
 }
 
 fn hash(key: &str) -> String {
@@ -62,6 +130,9 @@ fn meta_from(item: &Item) -> anyhow::Result<KeyMeta> {
         last_used_at: dynamo::opt_num(item, "lastUsedAt")?,
         calls_this_month: dynamo::opt_num(item, "calls")?.unwrap_or(0),
         calls_period: dynamo::opt_str(item, "callsPeriod").map(String::from),
+        monthly_character_limit: dynamo::opt_num(item, "monthlyCharacterLimit")?,
+        characters_this_month: dynamo::opt_num(item, "characters")?.unwrap_or(0),
+        characters_period: dynamo::opt_str(item, "charactersPeriod").map(String::from),
         user_id: Some(UserId::parse(dynamo::str(item, "userId")?).context("stored userId")?),
         key_hash: dynamo::str(item, "keyHash")?.to_owned(),
     })
@@ -79,7 +150,14 @@ impl ApiKeys {
     }
 
     /// Makes and stores a key for `user`; the key itself is in the answer only.
-    pub async fn create(&self, user: &UserId, name: &str, created_at: String, id: Ulid) -> anyhow::Result<NewKey> {
+    pub async fn create(
+        &self,
+        user: &UserId,
+        name: &str,
+        monthly_character_limit: Option<u64>,
+        created_at: String,
+        id: Ulid,
+    ) -> anyhow::Result<NewKey> {
         let secret = random_token();
         let prefix: String = random_token().chars().filter(char::is_ascii_alphanumeric).take(PREFIX_CHARS).collect();
         let key = format!("vk_{prefix}_{secret}");
@@ -91,10 +169,13 @@ impl ApiKeys {
             last_used_at: None,
             calls_this_month: 0,
             calls_period: None,
+            monthly_character_limit,
+            characters_this_month: 0,
+            characters_period: None,
             user_id: Some(user.clone()),
             key_hash: hash(&key),
         };
-        let item = HashMap::from([
+        let mut item = HashMap::from([
             ("keyHash".to_owned(), string(&meta.key_hash)),
             ("userId".to_owned(), string(user.as_str())),
             ("keyId".to_owned(), string(&meta.key_id)),
@@ -102,6 +183,9 @@ impl ApiKeys {
             ("prefix".to_owned(), string(&meta.prefix)),
             ("createdAt".to_owned(), string(&meta.created_at)),
         ]);
+        if let Some(limit) = monthly_character_limit {
+            item.insert("monthlyCharacterLimit".to_owned(), number(limit));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
@@ -152,6 +236,81 @@ impl ApiKeys {
         };
         dynamo::conditional_update(update).await.context("counting the key's use")?;
         Ok(())
+    }
+
+    /// Sets (or, with None, removes) the monthly character budget of the user's key `key_id`;
+    /// the key as it is then, None when the user has no such key.
+    pub async fn set_character_limit(
+        &self,
+        user: &UserId,
+        key_id: &str,
+        limit: Option<u64>,
+    ) -> anyhow::Result<Option<KeyMeta>> {
+        let Some(meta) = self.list(user).await?.into_iter().find(|k| k.key_id == key_id) else {
+            return Ok(None);
+        };
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("keyHash", string(&meta.key_hash))
+            .condition_expression("attribute_exists(keyHash) AND userId = :user")
+            .expression_attribute_values(":user", string(user.as_str()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let update = match limit {
+            Some(limit) => update
+                .update_expression("SET monthlyCharacterLimit = :limit")
+                .expression_attribute_values(":limit", number(limit)),
+            None => update.update_expression("REMOVE monthlyCharacterLimit"),
+        };
+        let updated = dynamo::conditional_update(update).await.context("setting the key's budget")?;
+        updated.and_then(|output| output.attributes).as_ref().map(meta_from).transpose()
+    }
+
+    /// Takes `characters` of the key's monthly budget `limit` for `period`: held until the work
+    /// commits or gives them back; None when the budget has not that many left (or the key is
+    /// gone). One conditional write each way, so concurrent requests never overspend it.
+    pub async fn take_characters(
+        &self,
+        meta: &KeyMeta,
+        limit: u64,
+        characters: u64,
+        period: UsagePeriod,
+    ) -> anyhow::Result<Option<KeyCharacters>> {
+        let Some(room) = limit.checked_sub(characters) else { return Ok(None) };
+        let month = period.to_string();
+        // Within the month counted already, only while the rest fits; else the month's first
+        // count. A concurrent first count makes the first try fail once more, then fit or not.
+        for same_month in [true, false, true] {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("keyHash", string(&meta.key_hash))
+                .expression_attribute_values(":n", number(characters))
+                .expression_attribute_values(":period", string(&month));
+            let update = if same_month {
+                update
+                    .update_expression("SET characters = characters + :n")
+                    .condition_expression("charactersPeriod = :period AND characters <= :room")
+                    .expression_attribute_values(":room", number(room))
+            } else {
+                update.update_expression("SET characters = :n, charactersPeriod = :period").condition_expression(
+                    "attribute_exists(keyHash) AND (attribute_not_exists(charactersPeriod) OR charactersPeriod <> :period)",
+                )
+            };
+            if dynamo::conditional_update(update).await.context("taking the key's characters")?.is_some() {
+                let keys = self.clone();
+                return Ok(Some(KeyCharacters {
+                    keys,
+                    key_hash: meta.key_hash.clone(),
+                    characters,
+                    month,
+                    settled: false,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// The user's keys, oldest first.
