@@ -21,6 +21,7 @@ class ApiError extends Error {
     this.status = status;
     this.code = body?.error?.code;
     this.upgradeUrl = body?.error?.upgradeUrl;
+    this.reauthenticateUrl = body?.error?.reauthenticateUrl;
   }
 }
 
@@ -93,6 +94,7 @@ async function run(action) {
 // --- session -------------------------------------------------------------------------------
 
 async function load() {
+  keepInvitation();
   const params = new URLSearchParams(location.search);
   if (params.get('authError')) {
     problem(new Error(`Sign-in did not complete (${params.get('authError').replaceAll('_', ' ')}).`));
@@ -118,7 +120,8 @@ function signedIn() {
   for (const id of ['nav', 'who', 'home']) $(id).hidden = false;
   $('who-email').textContent = me.email;
   showPlan();
-  route();
+  if (sessionStorage.getItem('invitation')) run(acceptInvitation).then(route);
+  else route();
 }
 
 function showPlan() {
@@ -153,6 +156,8 @@ const views = {
   '/library': showLibrary,
   '/voices': showVoices,
   '/account': showAccount,
+  '/teams': showWorkspaces,
+  '/settings': showSettings,
   '/pricing': showAccount,
   '/billing/success': showAccount,
 };
@@ -548,6 +553,332 @@ $('portal').addEventListener('click', () =>
     location.assign(portalUrl);
   }),
 );
+
+// --- account: keys, usage history, export, erasure ------------------------------------------
+
+async function showSettings() {
+  const [{ months }] = await Promise.all([api('GET', '/usage/history?months=12'), showKeys()]);
+  drawHistory(months);
+}
+
+async function showKeys() {
+  const allowed = me.features.apiKeys > 0;
+  $('keys-locked').hidden = allowed;
+  $('key-form').hidden = !allowed;
+  if (!allowed) {
+    $('keys').replaceChildren();
+    $('no-keys').hidden = true;
+    return;
+  }
+  const { keys } = await api('GET', '/api-keys');
+  $('keys').replaceChildren(...keys.map(keyItem));
+  $('no-keys').hidden = keys.length > 0;
+}
+
+function keyItem(key) {
+  const item = element('li');
+  const budget = key.monthlyCharacterLimit
+    ? `${key.charactersThisMonth} of ${key.monthlyCharacterLimit} characters this month`
+    : `${key.charactersThisMonth} characters this month, no budget`;
+  item.append(element('span', `${key.name} (${key.prefix}…): ${key.callsThisMonth} calls, ${budget}`, 'title'));
+  item.append(
+    button(
+      'Revoke',
+      async () => {
+        await api('DELETE', `/api-keys/${key.keyId}`);
+        say(`The key ${key.name} was revoked.`);
+        await showKeys();
+      },
+      `Revoke the key ${key.name}`,
+    ),
+  );
+  return item;
+}
+
+$('key-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const body = { name: $('key-name').value };
+    if ($('key-budget').value) body.monthlyCharacterLimit = Number($('key-budget').value);
+    const made = await api('POST', '/api-keys', body);
+    $('key-name').value = '';
+    $('key-budget').value = '';
+    $('new-key-value').textContent = made.key;
+    $('new-key').hidden = false;
+    say(`The key ${made.name} was created.`);
+    await showKeys();
+  });
+});
+
+$('copy-key').addEventListener('click', () =>
+  run(async () => {
+    await navigator.clipboard.writeText($('new-key-value').textContent);
+    say('The key was copied.');
+  }),
+);
+
+// Recordings per month as bars (inline SVG, oldest on the left), each with its figures as a title
+// and the whole summarised for screen readers.
+function drawHistory(months) {
+  const chart = $('history-chart');
+  $('no-history').hidden = months.length > 0;
+  if (months.length === 0) return chart.replaceChildren();
+  const ns = 'http://www.w3.org/2000/svg';
+  const shown = [...months].reverse();
+  const most = Math.max(1, ...shown.map((m) => m.recordings));
+  const [barWidth, gap, height] = [36, 12, 120];
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${shown.length * (barWidth + gap)} ${height + 36}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute(
+    'aria-label',
+    'Recordings by month: ' + shown.map((m) => `${m.period}: ${m.recordings} recordings, ${m.characters} characters`).join('; '),
+  );
+  shown.forEach((month, i) => {
+    const x = i * (barWidth + gap);
+    const barHeight = Math.round((month.recordings / most) * height);
+    const bar = document.createElementNS(ns, 'rect');
+    bar.setAttribute('x', x);
+    bar.setAttribute('y', height - barHeight + 14);
+    bar.setAttribute('width', barWidth);
+    bar.setAttribute('height', barHeight);
+    bar.setAttribute('class', 'bar');
+    bar.dataset.period = month.period;
+    const title = document.createElementNS(ns, 'title');
+    const overage = month.overage?.units ? `, ${month.overage.units} past the plan (${dollars(month.overage.cents)})` : '';
+    title.textContent = `${month.period}: ${month.recordings} recordings, ${month.characters} characters${overage}`;
+    bar.append(title);
+    const count = document.createElementNS(ns, 'text');
+    count.setAttribute('x', x + barWidth / 2);
+    count.setAttribute('y', height - barHeight + 10);
+    count.setAttribute('text-anchor', 'middle');
+    count.textContent = month.recordings;
+    const label = document.createElementNS(ns, 'text');
+    label.setAttribute('x', x + barWidth / 2);
+    label.setAttribute('y', height + 30);
+    label.setAttribute('text-anchor', 'middle');
+    label.textContent = month.period.slice(2);
+    svg.append(bar, count, label);
+  });
+  chart.replaceChildren(svg);
+}
+
+$('export').addEventListener('click', () =>
+  run(async () => {
+    say('Preparing your data…');
+    const exported = await api('GET', '/user/export');
+    if (exported.exportUrl) {
+      location.assign(exported.exportUrl);
+    } else {
+      const file = URL.createObjectURL(new Blob([JSON.stringify(exported, null, 2)], { type: 'application/json' }));
+      const a = link(file, 'download');
+      a.download = 'voice-export.json';
+      a.hidden = true;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      URL.revokeObjectURL(file);
+    }
+    say('Your data was downloaded.');
+  }),
+);
+
+$('erase-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    if ($('erase-confirm').value.trim() !== 'ERASE') throw new Error('Type ERASE to confirm.');
+    try {
+      const erased = await api('DELETE', '/user');
+      if (erased.status === 'deleting') return say('Your account is being erased; this finishes within 15 minutes.');
+    } catch (error) {
+      // The IdP asks for the credentials again first; then the person erases again.
+      if (error.reauthenticateUrl) return location.assign(error.reauthenticateUrl);
+      throw error;
+    }
+    signedOut();
+    say('Your account was erased.');
+  });
+});
+
+// Each slider shows its value.
+for (const input of $('sliders').querySelectorAll('input[type=range]')) {
+  const shown = $(`${input.id}-value`);
+  const show = () => {
+    shown.textContent = Number(input.value).toFixed(2);
+  };
+  input.addEventListener('input', show);
+  show();
+}
+
+// --- workspaces ----------------------------------------------------------------------------
+
+// The workspace shown (kept for the tab's life).
+let workspaceId = sessionStorage.getItem('workspace');
+
+async function showWorkspaces() {
+  const { workspaces } = await api('GET', '/workspaces');
+  if (!workspaces.some((w) => w.workspaceId === workspaceId)) workspaceId = workspaces[0]?.workspaceId ?? null;
+  const select = $('workspace-switch');
+  select.replaceChildren(
+    ...workspaces.map((w) => {
+      const option = element('option', `${w.workspaceName} (${w.role})`);
+      option.value = w.workspaceId;
+      return option;
+    }),
+  );
+  $('workspace-picker').hidden = workspaces.length === 0;
+  $('no-workspaces').hidden = workspaces.length > 0;
+  $('workspace').hidden = !workspaceId;
+  if (workspaceId) {
+    select.value = workspaceId;
+    await showWorkspace();
+  }
+}
+
+// One workspace: what the caller's role allows decides what the page offers (the API decides
+// what happens).
+async function showWorkspace() {
+  sessionStorage.setItem('workspace', workspaceId);
+  const path = `/workspaces/${workspaceId}`;
+  const [workspace, { members }] = await Promise.all([api('GET', path), api('GET', `${path}/members`)]);
+  const can = (permission) => workspace.permissions.includes(permission);
+  $('workspace-role').textContent =
+    `${workspace.name}: ${workspace.members} member${workspace.members === 1 ? '' : 's'}. Your role: ${workspace.role}.`;
+  $('members').replaceChildren(...members.map((member) => memberItem(member, can)));
+  $('invite-form').hidden = !can('manage-members');
+  $('invitations-box').hidden = !can('manage-members');
+  if (can('manage-members')) {
+    const { invitations } = await api('GET', `${path}/invitations`);
+    const pending = invitations.filter((i) => i.status === 'pending');
+    $('invitations').replaceChildren(...pending.map(invitationItem));
+    $('no-invitations').hidden = pending.length > 0;
+  }
+}
+
+function memberItem(member, can) {
+  const item = element('li');
+  const you = member.userId === me.userId;
+  item.append(element('span', `${member.email}${you ? ' (you)' : ''}`, 'title'));
+  const manageable = can('manage-members') && !you && (member.role !== 'OWNER' || can('manage-owners'));
+  if (!manageable) {
+    item.append(element('span', member.role, 'tier'));
+    return item;
+  }
+  const roles = can('manage-owners') ? ['OWNER', 'ADMIN', 'MEMBER', 'VIEWER'] : ['ADMIN', 'MEMBER', 'VIEWER'];
+  const select = element('select');
+  select.setAttribute('aria-label', `Role of ${member.email}`);
+  select.replaceChildren(
+    ...roles.map((role) => {
+      const option = element('option', role);
+      option.value = role;
+      return option;
+    }),
+  );
+  select.value = member.role;
+  const target = `/workspaces/${workspaceId}/members/${encodeURIComponent(member.userId)}`;
+  select.addEventListener('change', () =>
+    run(async () => {
+      await api('PATCH', target, { role: select.value });
+      say(`${member.email} is now ${select.value}.`);
+      await showWorkspace();
+    }),
+  );
+  const remove = button(
+    'Remove',
+    async () => {
+      await api('DELETE', target);
+      say(`${member.email} was removed.`);
+      await showWorkspace();
+    },
+    `Remove ${member.email}`,
+  );
+  item.append(select, remove);
+  return item;
+}
+
+function invitationItem(invitation) {
+  const item = element('li');
+  const until = new Date(invitation.expiresAt * 1000).toLocaleDateString();
+  item.append(element('span', `${invitation.email} as ${invitation.role}, until ${until}`, 'title'));
+  const path = `/workspaces/${workspaceId}/invitations/${invitation.invitationId}`;
+  item.append(
+    button(
+      'Send again',
+      async () => {
+        await api('POST', `${path}/resend`);
+        say(`The invitation to ${invitation.email} was sent again.`);
+        await showWorkspace();
+      },
+      `Send the invitation to ${invitation.email} again`,
+    ),
+    button(
+      'Revoke',
+      async () => {
+        await api('DELETE', path);
+        say(`The invitation to ${invitation.email} was revoked.`);
+        await showWorkspace();
+      },
+      `Revoke the invitation to ${invitation.email}`,
+    ),
+  );
+  return item;
+}
+
+$('workspace-switch').addEventListener('change', () =>
+  run(async () => {
+    workspaceId = $('workspace-switch').value;
+    await showWorkspace();
+  }),
+);
+
+$('invite-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const email = $('invite-email').value.trim();
+    await api('POST', `/workspaces/${workspaceId}/invitations`, { email, role: $('invite-role').value });
+    $('invite-email').value = '';
+    say(`Invitation sent to ${email}.`);
+    await showWorkspace();
+  });
+});
+
+$('workspace-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const made = await api('POST', '/workspaces', { name: $('workspace-name').value });
+    $('workspace-name').value = '';
+    workspaceId = made.workspaceId;
+    say(`Workspace ${made.name} created.`);
+    await showWorkspaces();
+  });
+});
+
+$('leave-workspace').addEventListener('click', () =>
+  run(async () => {
+    await api('DELETE', `/workspaces/${workspaceId}/members/${encodeURIComponent(me.userId)}`);
+    say('You left the workspace.');
+    workspaceId = null;
+    await showWorkspaces();
+  }),
+);
+
+// An invitation's link carries its token in the fragment: kept for the tab through sign-in, then
+// accepted by the signed-in person (the API checks it is their address).
+function keepInvitation() {
+  const token = location.hash.match(/^#invitation=([\w-]+)$/)?.[1];
+  if (!token) return;
+  sessionStorage.setItem('invitation', token);
+  history.replaceState(null, '', location.pathname + location.search);
+}
+
+async function acceptInvitation() {
+  const token = sessionStorage.getItem('invitation');
+  sessionStorage.removeItem('invitation');
+  const joined = await api('POST', '/invitations/accept', { token });
+  workspaceId = joined.workspaceId;
+  history.replaceState(null, '', '/teams');
+  say(`You joined ${joined.workspaceName} as ${joined.role}.`);
+}
 
 $('sign-in').addEventListener('click', () => {
   const returnTo = location.origin + (location.pathname === '/' ? '/' : location.pathname);

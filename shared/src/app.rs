@@ -27,6 +27,7 @@ use crate::{
         users::{Users, snapshot::Snapshots},
         voices::Voices,
         webhook_events::WebhookEvents,
+        workspaces::Workspaces,
     },
     upstream::{
         elevenlabs::{Account, Accounts, ElevenLabs},
@@ -63,6 +64,8 @@ pub struct App {
     pub audit: AuditLog,
     /// Overage generations on their way to Stripe's meter.
     pub usage_events: UsageEvents,
+    /// Teams: workspaces, their members and invitations.
+    pub workspaces: Workspaces,
     /// The admission gate in front of each ElevenLabs account.
     pub gates: Gates,
     pub idp: Idp,
@@ -125,6 +128,7 @@ impl App {
             api_keys: ApiKeys::new(dynamodb.clone(), tables.api_keys.clone()),
             audit: AuditLog::new(dynamodb.clone(), tables.audit.clone()),
             usage_events: UsageEvents::new(dynamodb.clone(), tables.usage_events.clone()),
+            workspaces: Workspaces::new(dynamodb.clone(), tables.workspaces.clone()),
             gates: Gates::new(
                 &redis,
                 clock,

@@ -51,6 +51,7 @@ pub async fn erasure(app: &App) -> anyhow::Result<Erasure<'_>> {
         stripe: app.stripe().await?,
         accounts: app.elevenlabs().await?,
         usage_events: &app.usage_events,
+        workspaces: &app.workspaces,
     })
 }
 
@@ -67,6 +68,16 @@ pub async fn billing(app: &App) -> anyhow::Result<Billing<'_>> {
 }
 
 /// Billing emails, each sent once.
+/// Workspaces: their members, roles and invitations.
+pub fn teams(app: &App) -> crate::flows::workspaces::Teams<'_> {
+    crate::flows::workspaces::Teams {
+        workspaces: &app.workspaces,
+        audit: &app.audit,
+        mailer: app.mailer(),
+        app_url: &app.config.web.app_url,
+    }
+}
+
 pub fn notices(app: &App) -> Notices<'_> {
     Notices { mailer: app.mailer(), events: &app.webhook_events, lease: app.config.billing.webhook_lease }
 }

@@ -115,6 +115,8 @@ pub struct BillingEmail {
     /// The SES template telling a user that 80 % or 100 % of the month's allowance (or of the
     /// overage cap) is used.
     pub usage_alert_template: String,
+    /// The SES template inviting someone into a workspace.
+    pub workspace_invitation_template: String,
 }
 
 impl BillingSettings {
@@ -231,6 +233,7 @@ pub struct Tables {
     /// Admin actions, append-only.
     pub audit: String,
     pub usage_events: String,
+    pub workspaces: String,
 }
 
 #[derive(Debug, Clone)]
@@ -394,6 +397,7 @@ impl Config {
                     payment_failed_template: env.required("PAYMENT_FAILED_TEMPLATE")?,
                     subscription_refunded_template: env.required("SUBSCRIPTION_REFUNDED_TEMPLATE")?,
                     usage_alert_template: env.required("USAGE_ALERT_TEMPLATE")?,
+                    workspace_invitation_template: env.required("WORKSPACE_INVITATION_TEMPLATE")?,
                 }),
             },
         };
@@ -414,6 +418,7 @@ impl Config {
                 api_keys: env.required("API_KEYS_TABLE")?,
                 audit: env.required("AUDIT_TABLE")?,
                 usage_events: env.required("USAGE_EVENTS_TABLE")?,
+                workspaces: env.required("WORKSPACES_TABLE")?,
             },
             metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "VoiceApp".to_owned()),
             audio_bucket: env.required("AUDIO_BUCKET")?,
@@ -561,6 +566,7 @@ mod tests {
             ("API_KEYS_TABLE", "api-keys"),
             ("AUDIT_TABLE", "audit"),
             ("USAGE_EVENTS_TABLE", "usage-events"),
+            ("WORKSPACES_TABLE", "workspaces"),
             ("AUDIO_BUCKET", "audio"),
             ("REDIS_URL", "redis://:hunter2@127.0.0.1:6379"),
             ("APP_URL", "http://localhost:3000/app"),

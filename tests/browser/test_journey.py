@@ -193,7 +193,7 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     expect(page.locator("#status")).to_have_text("Sample recorded.")
     expect(page.get_by_role("button", name="Record a sample")).to_be_visible()
     page.get_by_label("Samples").set_input_files(str(SAMPLE))
-    page.get_by_label("Name").fill("My voice")
+    page.get_by_label("Name", exact=True).fill("My voice")
     page.get_by_label("I accept the statement above").check()
     page.get_by_role("button", name="Clone voice").click()
     expect(page.locator("#status")).to_contain_text('Your voice "My voice" is ready')

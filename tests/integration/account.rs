@@ -337,6 +337,7 @@ async fn a_large_export_is_handed_out_through_s3() {
         audio: core.audio(),
         stripe: core.stripe().await.unwrap(),
         api_keys: &core.api_keys,
+        workspaces: &app.app.workspaces,
         inline_limit: 0, // every document counts as large
     };
     let now = time::OffsetDateTime::now_utc();

@@ -30,3 +30,4 @@ mod template;
 mod tts;
 mod usage;
 mod voices;
+mod workspaces;

@@ -4,7 +4,10 @@
 use lambda_http::http::StatusCode;
 use voice_core::{
     ApiError,
-    domain::usage::UsagePeriod,
+    domain::{
+        usage::UsagePeriod,
+        workspaces::{Acceptance, NewInvitation, NewWorkspace, RoleChange, Transfer},
+    },
     flows::{
         api_keys,
         erase::{ErasureStatus, REAUTHENTICATE_WITHIN_SECS},
@@ -21,7 +24,22 @@ pub const ROUTES: &[Route] = &[
     route!("GET /api-keys", user: list_keys),
     route!("PATCH /api-keys/{id}", user: edit_key, body: KeyBudgetBody),
     route!("DELETE /api-keys/{id}", user: revoke_key),
+    route!("POST /workspaces", user: workspaces::create, body: NewWorkspace),
+    route!("GET /workspaces", user: workspaces::mine),
+    route!("GET /workspaces/{id}", user: workspaces::view),
+    route!("DELETE /workspaces/{id}", user: workspaces::delete),
+    route!("GET /workspaces/{id}/members", user: workspaces::members),
+    route!("PATCH /workspaces/{id}/members/{userId}", user: workspaces::change_role, body: RoleChange),
+    route!("DELETE /workspaces/{id}/members/{userId}", user: workspaces::remove),
+    route!("POST /workspaces/{id}/transfer", user: workspaces::transfer, body: Transfer),
+    route!("GET /workspaces/{id}/invitations", user: workspaces::invitations),
+    route!("POST /workspaces/{id}/invitations", user: workspaces::invite, body: NewInvitation),
+    route!("POST /workspaces/{id}/invitations/{invitationId}/resend", user: workspaces::resend),
+    route!("DELETE /workspaces/{id}/invitations/{invitationId}", user: workspaces::revoke),
+    route!("POST /invitations/accept", user: workspaces::accept, body: Acceptance),
 ];
+
+mod workspaces;
 
 /// `POST /api-keys`.
 #[derive(serde::Deserialize)]
@@ -102,6 +120,7 @@ async fn export(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
         audio: app.audio(),
         stripe: app.stripe().await?,
         api_keys: &app.api_keys,
+        workspaces: &app.workspaces,
         inline_limit: INLINE_LIMIT,
     };
     ok(&exporter.export(&caller.user, app.clock.now()).await?)
@@ -126,6 +145,17 @@ async fn erase(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
             message: "erasing the account needs you to sign in again with your credentials (within 10 minutes)".into(),
             reauthenticate_url: url.to_string(),
         });
+    }
+    if !caller.user.erasing {
+        let sole = voice_core::assemble::teams(app).solely_owned(&caller.user.id).await?;
+        if !sole.is_empty() {
+            let names: Vec<_> = sole.iter().map(|m| format!("\"{}\"", m.workspace_name)).collect();
+            return Err(ApiError::Conflict(format!(
+                "you are the only OWNER of the workspace {}: transfer ownership (POST /workspaces/{{id}}/transfer) \
+                 or delete it (DELETE /workspaces/{{id}}) before erasing your account",
+                names.join(", ")
+            )));
+        }
     }
     let erasure = voice_core::assemble::erasure(app).await?;
     match erasure.erase(&caller.user.id, now).await? {

@@ -19,3 +19,4 @@ pub mod tiers;
 pub mod usage;
 pub mod user;
 pub mod voices;
+pub mod workspaces;

@@ -217,6 +217,7 @@ impl Tier {
             priority: rules.priority,
             max_text_length: rules.max_text_chars,
             clone_slots: rules.clone_slots,
+            api_keys: rules.api_keys,
             overage_unit_cents: rules.overage_unit_cents,
         }
     }
@@ -266,6 +267,8 @@ pub struct Features {
     pub priority: Priority,
     pub max_text_length: usize,
     pub clone_slots: u32,
+    /// How many API keys the plan holds (0: none).
+    pub api_keys: u32,
     /// US cents per generation past the month's allowance, for a user who allows overage; null:
     /// the plan has none.
     pub overage_unit_cents: Option<u32>,

@@ -21,8 +21,16 @@ use crate::{
     error::ApiError,
     flows::elevenlabs_accounts,
     store::{
-        api_keys::ApiKeys, audio::AudioStore, consent::ConsentRecords, recordings::Recordings, sessions::Sessions,
-        subscriptions::Subscriptions, usage_events::UsageEvents, users::Users, voices::Voices,
+        api_keys::ApiKeys,
+        audio::AudioStore,
+        consent::ConsentRecords,
+        recordings::Recordings,
+        sessions::Sessions,
+        subscriptions::Subscriptions,
+        usage_events::UsageEvents,
+        users::Users,
+        voices::Voices,
+        workspaces::{Refused, Workspaces},
     },
     upstream::{elevenlabs::Accounts, stripe::Stripe},
 };
@@ -51,6 +59,7 @@ pub struct Erasure<'a> {
     pub stripe: &'a Stripe,
     pub accounts: &'a Accounts,
     pub usage_events: &'a UsageEvents,
+    pub workspaces: &'a Workspaces,
 }
 
 impl Erasure<'_> {
@@ -105,7 +114,26 @@ impl Erasure<'_> {
         Box::pin(self.usage_events.delete_all(id)).await?;
         Box::pin(self.consent.retain_all(id, now.unix_timestamp() + CONSENT_RETENTION_SECS)).await?;
         Box::pin(self.api_keys.revoke_all(id)).await?;
+        Box::pin(leave_workspaces(self.workspaces, id)).await?;
         Box::pin(self.sessions.end_all(id)).await?;
         Box::pin(self.users.replace_with_tombstone(id, now.unix_timestamp())).await
     }
+}
+
+/// Takes the person out of every workspace. One they became the only OWNER of after the erasure
+/// was asked for (it checks first) stops the erasure, unless they are its only member: then the
+/// workspace goes with them.
+async fn leave_workspaces(workspaces: &Workspaces, id: &UserId) -> anyhow::Result<()> {
+    for listed in workspaces.of_user(id).await? {
+        // Strongly consistent: the index may lag a role change.
+        let Some(member) = workspaces.member(&listed.workspace_id, id).await? else { continue };
+        match workspaces.remove(&member).await? {
+            Ok(()) => {}
+            Err(Refused::LastOwner) if workspaces.members(&member.workspace_id).await?.len() <= 1 => {
+                workspaces.delete(&member.workspace_id).await?;
+            }
+            Err(refused) => anyhow::bail!("leaving workspace {}: {refused:?}", member.workspace_id),
+        }
+    }
+    Ok(())
 }

@@ -38,6 +38,7 @@ pub struct Exporter<'a> {
     pub audio: &'a AudioStore,
     pub stripe: &'a Stripe,
     pub api_keys: &'a crate::store::api_keys::ApiKeys,
+    pub workspaces: &'a crate::store::workspaces::Workspaces,
     /// Documents larger than this go through S3 ([`INLINE_LIMIT`] in the API).
     pub inline_limit: usize,
 }
@@ -99,6 +100,7 @@ impl Exporter<'_> {
             "customPresets": user.custom_presets,
             "consentRecords": self.consent.for_user(&user.id).await?,
             "apiKeys": self.api_keys.list(&user.id).await?,
+            "workspaces": self.workspaces.of_user(&user.id).await?,
         }))
     }
 }

@@ -26,3 +26,4 @@ pub mod usage_reset;
 pub mod voice_reconcile;
 pub mod voice_slots;
 pub mod voices;
+pub mod workspaces;

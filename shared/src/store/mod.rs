@@ -21,3 +21,4 @@ pub mod usage_events;
 pub mod users;
 pub mod voices;
 pub mod webhook_events;
+pub mod workspaces;

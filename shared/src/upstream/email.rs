@@ -41,6 +41,20 @@ pub struct UsageAlertEmail<'a> {
     pub account_url: &'a str,
 }
 
+/// What the workspace-invitation template fills in.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceInvitationEmail<'a> {
+    pub workspace: &'a str,
+    /// Who invites: their name, else their address.
+    pub inviter: &'a str,
+    pub role: &'a str,
+    /// The single-use link (the token in its fragment).
+    pub accept_url: &'a str,
+    /// The last day it works, e.g. "2026-12-12".
+    pub expires: String,
+}
+
 pub struct Mailer {
     ses: aws_sdk_ses::Client,
     settings: BillingEmail,
@@ -66,6 +80,12 @@ impl Mailer {
     pub async fn usage_alert(&self, to: &str, data: &UsageAlertEmail<'_>) -> anyhow::Result<String> {
         let template = &self.settings.usage_alert_template;
         self.send(to, template, data).await.context("sending the usage-alert email")
+    }
+
+    /// Invites `to` into a workspace; the SES message id.
+    pub async fn workspace_invitation(&self, to: &str, data: &WorkspaceInvitationEmail<'_>) -> anyhow::Result<String> {
+        let template = &self.settings.workspace_invitation_template;
+        self.send(to, template, data).await.context("sending the workspace invitation")
     }
 
     async fn send(&self, to: &str, template: &str, data: &impl Serialize) -> anyhow::Result<String> {

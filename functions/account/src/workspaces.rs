@@ -1,0 +1,133 @@
+//! Workspaces (see `flows::workspaces`): made by anyone signed in, reached only by their
+//! members, each route asking the caller's role for one permission.
+
+use lambda_http::http::StatusCode;
+use voice_core::{
+    ApiError,
+    domain::workspaces::{Acceptance, NewInvitation, NewWorkspace, RoleChange, Transfer},
+    flows::{erase::REAUTHENTICATE_WITHIN_SECS, workspaces::Actor},
+    http::{Caller, Ctx, HttpResult, json, json_body, ok, path_param},
+};
+
+fn actor<'a>(ctx: &Ctx<'a>, caller: &'a Caller) -> Actor<'a> {
+    Actor { user: &caller.user, request_id: ctx.request_id }
+}
+
+fn param<'a>(ctx: &Ctx<'a>, name: &str, what: &str) -> Result<&'a str, ApiError> {
+    path_param(ctx.req, name).ok_or_else(|| ApiError::not_found(what))
+}
+
+/// `POST /workspaces {name}`: the caller becomes its OWNER.
+#[tracing::instrument(skip_all)]
+pub async fn create(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let body: NewWorkspace = json_body(ctx.req, 1024)?;
+    let made =
+        voice_core::assemble::teams(ctx.app).create(actor(&ctx, &caller), &body.name, ctx.app.clock.now()).await?;
+    Ok(json(StatusCode::CREATED, &made))
+}
+
+/// `GET /workspaces`: the caller's workspaces and their role in each.
+#[tracing::instrument(skip_all)]
+pub async fn mine(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    ok(&serde_json::json!({ "workspaces": ctx.app.workspaces.of_user(&caller.user.id).await? }))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn view(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    ok(&voice_core::assemble::teams(ctx.app).view(&caller.user, id).await?)
+}
+
+/// `DELETE /workspaces/{id}`: with a sign-in of the last 10 minutes, as erasing an account.
+#[tracing::instrument(skip_all)]
+pub async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    let now = ctx.app.clock.now();
+    let teams = voice_core::assemble::teams(ctx.app);
+    // The role first: a non-member learns nothing, not even that a sign-in would be asked for.
+    teams.authorize(id, &caller.user, voice_core::domain::workspaces::Permission::Delete).await?;
+    let asked_lately =
+        caller.session()?.authenticated_at.is_some_and(|at| now.unix_timestamp() - at <= REAUTHENTICATE_WITHIN_SECS);
+    if !asked_lately {
+        let mut url = ctx.app.config.idp.callback_url.join("login").map_err(|e| ApiError::Internal(e.into()))?;
+        url.query_pairs_mut().append_pair("reauthenticate", "true");
+        return Err(ApiError::Reauthenticate {
+            message: "deleting a workspace needs you to sign in again with your credentials (within 10 minutes)".into(),
+            reauthenticate_url: url.to_string(),
+        });
+    }
+    teams.delete(actor(&ctx, &caller), id, now).await?;
+    ok(&serde_json::json!({ "deleted": id }))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn members(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    ok(&serde_json::json!({ "members": voice_core::assemble::teams(ctx.app).members(&caller.user, id).await? }))
+}
+
+/// `PATCH /workspaces/{id}/members/{userId} {role}`.
+#[tracing::instrument(skip_all)]
+pub async fn change_role(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let (id, user) = (param(&ctx, "id", "workspace")?, param(&ctx, "userId", "member")?);
+    let body: RoleChange = json_body(ctx.req, 1024)?;
+    let teams = voice_core::assemble::teams(ctx.app);
+    ok(&teams.change_role(actor(&ctx, &caller), id, user, body.role, ctx.app.clock.now()).await?)
+}
+
+/// `DELETE /workspaces/{id}/members/{userId}`: removes a member, or (one's own id) leaves.
+#[tracing::instrument(skip_all)]
+pub async fn remove(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let (id, user) = (param(&ctx, "id", "workspace")?, param(&ctx, "userId", "member")?);
+    let teams = voice_core::assemble::teams(ctx.app);
+    let removed = teams.remove(actor(&ctx, &caller), id, user, ctx.app.clock.now()).await?;
+    ok(&serde_json::json!({ "removed": removed.user_id }))
+}
+
+/// `POST /workspaces/{id}/transfer {userId}`.
+#[tracing::instrument(skip_all)]
+pub async fn transfer(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    let body: Transfer = json_body(ctx.req, 1024)?;
+    let teams = voice_core::assemble::teams(ctx.app);
+    ok(&teams.transfer(actor(&ctx, &caller), id, &body.user_id, ctx.app.clock.now()).await?)
+}
+
+/// `POST /workspaces/{id}/invitations {email, role}`: the link goes by email only.
+#[tracing::instrument(skip_all)]
+pub async fn invite(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    let body: NewInvitation = json_body(ctx.req, 1024)?;
+    let teams = voice_core::assemble::teams(ctx.app);
+    let invitation = teams.invite(actor(&ctx, &caller), id, &body, ctx.app.clock.now()).await?;
+    Ok(json(StatusCode::CREATED, &invitation))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn invitations(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    let listed = voice_core::assemble::teams(ctx.app).invitations(&caller.user, id).await?;
+    ok(&serde_json::json!({ "invitations": listed }))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn resend(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let (id, invitation) = (param(&ctx, "id", "workspace")?, param(&ctx, "invitationId", "invitation")?);
+    let teams = voice_core::assemble::teams(ctx.app);
+    ok(&teams.resend(actor(&ctx, &caller), id, invitation, ctx.app.clock.now()).await?)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn revoke(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let (id, invitation) = (param(&ctx, "id", "workspace")?, param(&ctx, "invitationId", "invitation")?);
+    let teams = voice_core::assemble::teams(ctx.app);
+    ok(&teams.revoke(actor(&ctx, &caller), id, invitation, ctx.app.clock.now()).await?)
+}
+
+/// `POST /invitations/accept {token}`.
+#[tracing::instrument(skip_all)]
+pub async fn accept(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let body: Acceptance = json_body(ctx.req, 1024)?;
+    let teams = voice_core::assemble::teams(ctx.app);
+    ok(&teams.accept(actor(&ctx, &caller), &body.token, ctx.app.clock.now()).await?)
+}

@@ -1,0 +1,501 @@
+//! Workspaces, their members and their invitations: one table, every key under the workspace's
+//! id (PK `workspaceId`, SK `item`: `workspace`, `member#{userId}`, `invite#{invitationId}`), so
+//! nothing of one workspace is ever read through another's key. Member rows also carry
+//! `memberId` for the `member-index` (a person's workspaces). The workspace row counts its
+//! members and its OWNERs; every change of either is one transaction with the member row it
+//! concerns, so the last OWNER can never be removed or demoted, also by two requests at once.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::{
+    Client,
+    error::SdkError,
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{ConditionCheck, Delete, Put, TransactWriteItem, Update},
+};
+use serde::Serialize;
+
+use crate::{
+    domain::{
+        ids::{Ulid, UserId},
+        workspaces::{WorkspaceId, WorkspaceRole},
+    },
+    store::dynamo::{self, Item, number, string},
+};
+
+const WORKSPACE: &str = "workspace";
+const MEMBER_INDEX: &str = "member-index";
+
+fn member_key(user: &UserId) -> String {
+    format!("member#{user}")
+}
+
+fn invite_key(invitation: &Ulid) -> String {
+    format!("invite#{invitation}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workspace {
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub created_at: String,
+    pub members: u32,
+}
+
+/// A person's place in a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub workspace_id: WorkspaceId,
+    pub workspace_name: String,
+    pub user_id: UserId,
+    pub email: String,
+    pub role: WorkspaceRole,
+    pub joined_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvitationStatus {
+    Pending,
+    Accepted,
+    Revoked,
+}
+
+impl InvitationStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// An invitation as listed (never its token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invitation {
+    pub invitation_id: Ulid,
+    pub workspace_id: WorkspaceId,
+    pub email: String,
+    pub role: WorkspaceRole,
+    pub invited_by: UserId,
+    pub created_at: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub status: InvitationStatus,
+    #[serde(skip)]
+    pub token_hash: String,
+}
+
+/// Why a membership change was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The member (or invitation) is not as it was read: changed or gone meanwhile.
+    Changed,
+    /// It would leave the workspace without an OWNER.
+    LastOwner,
+    /// The person is a member already.
+    AlreadyMember,
+}
+
+#[derive(Clone)]
+pub struct Workspaces {
+    client: Client,
+    table: String,
+}
+
+fn workspace_from(item: &Item) -> anyhow::Result<Workspace> {
+    Ok(Workspace {
+        workspace_id: Ulid::parse(dynamo::str(item, "workspaceId")?).context("stored workspaceId")?,
+        name: dynamo::str(item, "name")?.to_owned(),
+        created_at: dynamo::str(item, "createdAt")?.to_owned(),
+        members: dynamo::num(item, "members")?,
+    })
+}
+
+fn member_from(item: &Item) -> anyhow::Result<Member> {
+    Ok(Member {
+        workspace_id: Ulid::parse(dynamo::str(item, "workspaceId")?).context("stored workspaceId")?,
+        workspace_name: dynamo::str(item, "workspaceName")?.to_owned(),
+        user_id: UserId::parse(dynamo::str(item, "memberId")?).context("stored memberId")?,
+        email: dynamo::str(item, "email")?.to_owned(),
+        role: WorkspaceRole::parse(dynamo::str(item, "role")?).context("stored role")?,
+        joined_at: dynamo::str(item, "joinedAt")?.to_owned(),
+    })
+}
+
+fn invitation_from(item: &Item) -> anyhow::Result<Invitation> {
+    let key = dynamo::str(item, "item")?;
+    let status = match dynamo::str(item, "status")? {
+        "pending" => InvitationStatus::Pending,
+        "accepted" => InvitationStatus::Accepted,
+        "revoked" => InvitationStatus::Revoked,
+        other => anyhow::bail!("stored invitation status {other}"),
+    };
+    Ok(Invitation {
+        invitation_id: key.strip_prefix("invite#").and_then(Ulid::parse).context("stored invitation key")?,
+        workspace_id: Ulid::parse(dynamo::str(item, "workspaceId")?).context("stored workspaceId")?,
+        email: dynamo::str(item, "email")?.to_owned(),
+        role: WorkspaceRole::parse(dynamo::str(item, "role")?).context("stored role")?,
+        invited_by: UserId::parse(dynamo::str(item, "invitedBy")?).context("stored invitedBy")?,
+        created_at: dynamo::str(item, "createdAt")?.to_owned(),
+        expires_at: dynamo::num(item, "expiresAt")?,
+        status,
+        token_hash: dynamo::str(item, "tokenHash")?.to_owned(),
+    })
+}
+
+/// A new member's row.
+fn member_item(workspace: &WorkspaceId, name: &str, user: &UserId, email: &str, role: WorkspaceRole, at: &str) -> Item {
+    HashMap::from([
+        ("workspaceId".to_owned(), string(workspace.as_str())),
+        ("item".to_owned(), string(member_key(user))),
+        ("memberId".to_owned(), string(user.as_str())),
+        ("workspaceName".to_owned(), string(name)),
+        ("email".to_owned(), string(email)),
+        ("role".to_owned(), string(role.as_str())),
+        ("joinedAt".to_owned(), string(at)),
+    ])
+}
+
+impl Workspaces {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    fn key(&self, workspace: &WorkspaceId, item: String) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        HashMap::from([("workspaceId".to_owned(), string(workspace.as_str())), ("item".to_owned(), string(item))])
+    }
+
+    /// Writes `items` in one transaction: Err(index) of the first whose condition failed.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> anyhow::Result<Result<(), usize>> {
+        // Two transactions on the same rows at once: DynamoDB cancels one; it is tried again.
+        for _ in 0..5 {
+            let sent = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let Err(SdkError::ServiceError(service)) = &sent else {
+                return sent.map(|_| Ok(())).context("a workspace transaction");
+            };
+            let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() else {
+                return sent.map(|_| Ok(())).context("a workspace transaction");
+            };
+            let reasons = cancelled.cancellation_reasons();
+            if let Some(failed) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+                return Ok(Err(failed));
+            }
+            if !reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                return sent.map(|_| Ok(())).context("a workspace transaction");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("a workspace transaction kept conflicting with others")
+    }
+
+    fn update(&self, workspace: &WorkspaceId, item: String) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder().table_name(&self.table).set_key(Some(self.key(workspace, item)))
+    }
+
+    /// A new workspace with `owner` as its one member, OWNER.
+    pub async fn create(
+        &self,
+        id: &WorkspaceId,
+        name: &str,
+        owner: &UserId,
+        email: &str,
+        at: &str,
+    ) -> anyhow::Result<Workspace> {
+        let row = HashMap::from([
+            ("workspaceId".to_owned(), string(id.as_str())),
+            ("item".to_owned(), string(WORKSPACE)),
+            ("name".to_owned(), string(name)),
+            ("createdAt".to_owned(), string(at)),
+            ("createdBy".to_owned(), string(owner.as_str())),
+            ("members".to_owned(), number(1)),
+            ("owners".to_owned(), number(1)),
+        ]);
+        let put = |item: Item| -> anyhow::Result<TransactWriteItem> {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(workspaceId)")
+                .build()?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        let items = vec![put(row)?, put(member_item(id, name, owner, email, WorkspaceRole::Owner, at))?];
+        self.transact(items).await?.map_err(|_| anyhow::anyhow!("workspace id {id} taken"))?;
+        Ok(Workspace { workspace_id: id.clone(), name: name.to_owned(), created_at: at.to_owned(), members: 1 })
+    }
+
+    /// One row of the workspace, read strongly consistent.
+    async fn row(&self, id: &WorkspaceId, item: String, what: &'static str) -> anyhow::Result<Option<Item>> {
+        let read = self.client.get_item().table_name(&self.table).set_key(Some(self.key(id, item)));
+        Ok(read.consistent_read(true).send().await.with_context(|| format!("reading the {what}"))?.item)
+    }
+
+    pub async fn get(&self, id: &WorkspaceId) -> anyhow::Result<Option<Workspace>> {
+        self.row(id, WORKSPACE.to_owned(), "workspace").await?.as_ref().map(workspace_from).transpose()
+    }
+
+    /// `user`'s membership of the workspace, read strongly consistent: a removal or a role
+    /// change applies from the next request.
+    pub async fn member(&self, id: &WorkspaceId, user: &UserId) -> anyhow::Result<Option<Member>> {
+        self.row(id, member_key(user), "membership").await?.as_ref().map(member_from).transpose()
+    }
+
+    /// Every row of the workspace whose key starts with `prefix`.
+    async fn rows(&self, id: &WorkspaceId, prefix: &str) -> anyhow::Result<Vec<Item>> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("workspaceId = :id AND begins_with(#item, :prefix)")
+                .expression_attribute_names("#item", "item")
+                .expression_attribute_values(":id", string(id.as_str()))
+                .expression_attribute_values(":prefix", string(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("listing the workspace")?;
+            rows.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(rows);
+            }
+        }
+    }
+
+    pub async fn members(&self, id: &WorkspaceId) -> anyhow::Result<Vec<Member>> {
+        self.rows(id, "member#").await?.iter().map(member_from).collect()
+    }
+
+    /// The workspaces `user` belongs to (the index is eventually consistent: a membership a
+    /// moment old may be missing; each route reads the membership itself).
+    pub async fn of_user(&self, user: &UserId) -> anyhow::Result<Vec<Member>> {
+        let mut members = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(MEMBER_INDEX)
+                .key_condition_expression("memberId = :user")
+                .expression_attribute_values(":user", string(user.as_str()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("listing the person's workspaces")?;
+            for item in page.items.unwrap_or_default() {
+                members.push(member_from(&item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(members);
+            }
+        }
+    }
+
+    /// The OWNER count moves by `by` (-1 only while another OWNER remains).
+    fn owners_by(&self, id: &WorkspaceId, by: i32, members_by: i32) -> anyhow::Result<TransactWriteItem> {
+        let mut update = self
+            .update(id, WORKSPACE.to_owned())
+            .update_expression("SET owners = owners + :owners, members = members + :members")
+            .expression_attribute_values(":owners", number(by))
+            .expression_attribute_values(":members", number(members_by));
+        update = if by < 0 {
+            update.condition_expression("owners > :one").expression_attribute_values(":one", number(1))
+        } else {
+            update.condition_expression("attribute_exists(workspaceId)")
+        };
+        Ok(TransactWriteItem::builder().update(update.build()?).build())
+    }
+
+    /// Changes `member`'s role to `to`, if it is still the role read.
+    pub async fn set_role(&self, member: &Member, to: WorkspaceRole) -> anyhow::Result<Result<(), Refused>> {
+        let owners = match (member.role == WorkspaceRole::Owner, to == WorkspaceRole::Owner) {
+            (true, false) => -1,
+            (false, true) => 1,
+            _ => 0,
+        };
+        let update = self
+            .update(&member.workspace_id, member_key(&member.user_id))
+            .update_expression("SET #role = :to")
+            .condition_expression("#role = :from")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":to", string(to.as_str()))
+            .expression_attribute_values(":from", string(member.role.as_str()))
+            .build()?;
+        let items =
+            vec![TransactWriteItem::builder().update(update).build(), self.owners_by(&member.workspace_id, owners, 0)?];
+        Ok(self
+            .transact(items)
+            .await?
+            .map_err(|failed| if failed == 0 { Refused::Changed } else { Refused::LastOwner }))
+    }
+
+    /// Makes `to` OWNER and `from` (an OWNER) ADMIN, at once.
+    pub async fn transfer(&self, from: &Member, to: &Member) -> anyhow::Result<Result<(), Refused>> {
+        let set = |member: &Member, role: WorkspaceRole| -> anyhow::Result<TransactWriteItem> {
+            let update = self
+                .update(&member.workspace_id, member_key(&member.user_id))
+                .update_expression("SET #role = :to")
+                .condition_expression("#role = :from")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_values(":to", string(role.as_str()))
+                .expression_attribute_values(":from", string(member.role.as_str()))
+                .build()?;
+            Ok(TransactWriteItem::builder().update(update).build())
+        };
+        let items = vec![set(to, WorkspaceRole::Owner)?, set(from, WorkspaceRole::Admin)?];
+        Ok(self.transact(items).await?.map_err(|_| Refused::Changed))
+    }
+
+    /// Removes `member` (leaving, or removed), if still as read.
+    pub async fn remove(&self, member: &Member) -> anyhow::Result<Result<(), Refused>> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&member.workspace_id, member_key(&member.user_id))))
+            .condition_expression("#role = :role")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":role", string(member.role.as_str()))
+            .build()?;
+        let owners = if member.role == WorkspaceRole::Owner { -1 } else { 0 };
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.owners_by(&member.workspace_id, owners, -1)?,
+        ];
+        Ok(self
+            .transact(items)
+            .await?
+            .map_err(|failed| if failed == 0 { Refused::Changed } else { Refused::LastOwner }))
+    }
+
+    pub async fn invite(&self, invitation: &Invitation) -> anyhow::Result<()> {
+        let item = HashMap::from([
+            ("workspaceId".to_owned(), string(invitation.workspace_id.as_str())),
+            ("item".to_owned(), string(invite_key(&invitation.invitation_id))),
+            ("email".to_owned(), string(&invitation.email)),
+            ("role".to_owned(), string(invitation.role.as_str())),
+            ("invitedBy".to_owned(), string(invitation.invited_by.as_str())),
+            ("createdAt".to_owned(), string(&invitation.created_at)),
+            ("expiresAt".to_owned(), number(invitation.expires_at)),
+            ("status".to_owned(), string(invitation.status.as_str())),
+            ("tokenHash".to_owned(), string(&invitation.token_hash)),
+        ]);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(workspaceId)")
+            .build()?;
+        // The workspace must still exist (a delete racing the invitation).
+        let exists = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&invitation.workspace_id, WORKSPACE.to_owned())))
+            .condition_expression("attribute_exists(workspaceId)")
+            .build()?;
+        let items = vec![
+            TransactWriteItem::builder().condition_check(exists).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        self.transact(items).await?.map_err(|_| anyhow::anyhow!("the workspace is gone"))
+    }
+
+    pub async fn invitations(&self, id: &WorkspaceId) -> anyhow::Result<Vec<Invitation>> {
+        self.rows(id, "invite#").await?.iter().map(invitation_from).collect()
+    }
+
+    pub async fn invitation(&self, id: &WorkspaceId, invitation: &Ulid) -> anyhow::Result<Option<Invitation>> {
+        self.row(id, invite_key(invitation), "invitation").await?.as_ref().map(invitation_from).transpose()
+    }
+
+    /// Revokes a pending invitation; false when it is not pending (accepted, revoked, gone).
+    pub async fn revoke_invitation(&self, id: &WorkspaceId, invitation: &Ulid) -> anyhow::Result<bool> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(id, invite_key(invitation))))
+            .update_expression("SET #status = :revoked")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":revoked", string(InvitationStatus::Revoked.as_str()))
+            .expression_attribute_values(":pending", string(InvitationStatus::Pending.as_str()));
+        Ok(dynamo::conditional_update(update).await.context("revoking the invitation")?.is_some())
+    }
+
+    /// A pending invitation gets a new token and a new expiry (the old token stops working);
+    /// false when it is not pending.
+    pub async fn reissue(
+        &self,
+        id: &WorkspaceId,
+        invitation: &Ulid,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> anyhow::Result<bool> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(id, invite_key(invitation))))
+            .update_expression("SET tokenHash = :hash, expiresAt = :expires")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":hash", string(token_hash))
+            .expression_attribute_values(":expires", number(expires_at))
+            .expression_attribute_values(":pending", string(InvitationStatus::Pending.as_str()));
+        Ok(dynamo::conditional_update(update).await.context("reissuing the invitation")?.is_some())
+    }
+
+    /// Accepts `invitation` for `user`, once: the invitation stops being pending, the person
+    /// becomes a member, the workspace counts one more, all or nothing (the invitation as read:
+    /// same token, still pending, not expired at `now`).
+    pub async fn accept(
+        &self,
+        invitation: &Invitation,
+        workspace_name: &str,
+        user: &UserId,
+        email: &str,
+        now: i64,
+        at: &str,
+    ) -> anyhow::Result<Result<(), Refused>> {
+        let id = &invitation.workspace_id;
+        let taken = self
+            .update(id, invite_key(&invitation.invitation_id))
+            .update_expression("SET #status = :accepted, acceptedBy = :user, acceptedAt = :at")
+            .condition_expression("#status = :pending AND tokenHash = :hash AND expiresAt > :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":accepted", string(InvitationStatus::Accepted.as_str()))
+            .expression_attribute_values(":pending", string(InvitationStatus::Pending.as_str()))
+            .expression_attribute_values(":user", string(user.as_str()))
+            .expression_attribute_values(":at", string(at))
+            .expression_attribute_values(":hash", string(&invitation.token_hash))
+            .expression_attribute_values(":now", number(now))
+            .build()?;
+        let joined = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(member_item(id, workspace_name, user, email, invitation.role, at)))
+            .condition_expression("attribute_not_exists(workspaceId)")
+            .build()?;
+        let items = vec![
+            TransactWriteItem::builder().update(taken).build(),
+            TransactWriteItem::builder().put(joined).build(),
+            self.owners_by(id, 0, 1)?,
+        ];
+        Ok(self
+            .transact(items)
+            .await?
+            .map_err(|failed| if failed == 1 { Refused::AlreadyMember } else { Refused::Changed }))
+    }
+
+    /// Deletes the workspace and every row under it.
+    pub async fn delete(&self, id: &WorkspaceId) -> anyhow::Result<usize> {
+        dynamo::delete_partition(&self.client, &self.table, ("workspaceId", id.as_str()), "item").await
+    }
+}

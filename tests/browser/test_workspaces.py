@@ -1,0 +1,79 @@
+"""Workspaces in the browser: a person makes a team, invites a second person by email; the second
+person follows the emailed link, signs in and is a member; the first changes their role. Each
+step checks what the page shows and what the backend holds."""
+
+import json
+import os
+import re
+import secrets
+import urllib.request
+
+from boto3.dynamodb.conditions import Key
+from playwright.sync_api import expect
+
+from test_journey import eventually, sign_in
+
+
+def invitation_link(email):
+    """The link of the last invitation SES sent to `email` (moto keeps what it was asked to send)."""
+    with urllib.request.urlopen(os.environ["AWS_ENDPOINT_URL"].rstrip("/") + "/moto-api/data.json") as answer:
+        messages = json.load(answer)["ses"]["TemplateMessage"]
+    sent = [m for m in messages if email in m["destinations"]["ToAddresses"] and m["template"].endswith("workspace-invitation")]
+    return json.loads(sent[-1]["template_data"])["acceptUrl"] if sent else None
+
+
+def members(backend, workspace_id):
+    table = backend.table("WORKSPACES_TABLE")
+    rows = table.query(KeyConditionExpression=Key("workspaceId").eq(workspace_id), ConsistentRead=True)["Items"]
+    return {row["memberId"]: row["role"] for row in rows if row["item"].startswith("member#")}
+
+
+def test_an_invited_person_joins_from_the_email_and_the_owner_changes_their_role(page, browser, base_url, backend, shoot):
+    suffix = secrets.token_hex(4)
+    owner_sub, owner_email = f"auth0|team-owner-{suffix}", f"owner-{suffix}@example.test"
+    guest_sub, guest_email = f"auth0|team-guest-{suffix}", f"guest-{suffix}@example.test"
+
+    page.goto("/")
+    sign_in(page, owner_sub, owner_email, "Olivia Owner")
+    page.get_by_role("link", name="Teams").click()
+    expect(page.locator("#no-workspaces")).to_be_visible()
+    teams = page.locator("#workspaces")
+    teams.get_by_label("Workspace name").fill("Band")
+    page.get_by_role("button", name="Create workspace").click()
+    expect(page.locator("#workspace-role")).to_have_text("Band: 1 member. Your role: OWNER.")
+    workspace_id = page.locator("#workspace-switch").input_value()
+    assert members(backend, workspace_id) == {owner_sub: "OWNER"}
+
+    teams.get_by_label("Email").fill(guest_email)
+    teams.get_by_label("Role", exact=True).select_option("MEMBER")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.locator("#status")).to_have_text(f"Invitation sent to {guest_email}.")
+    expect(page.locator("#invitations")).to_contain_text(f"{guest_email} as MEMBER")
+    shoot(page, "workspace-invited")
+
+    link = eventually(lambda: invitation_link(guest_email))
+    assert link and "#invitation=wsi_" in link, link
+    fragment = link.split("#", 1)[1]
+
+    # The second person, in a browser of their own, follows the link and signs in.
+    other = browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 900})
+    guest = other.new_page()
+    guest.set_default_timeout(15_000)
+    guest.goto(f"/#{fragment}")
+    sign_in(guest, guest_sub, guest_email, "Gus Guest")
+    expect(guest.locator("#status")).to_have_text("You joined Band as MEMBER.")
+    expect(guest.locator("#workspace-role")).to_have_text("Band: 2 members. Your role: MEMBER.")
+    expect(guest.locator("#invite-form")).to_be_hidden()
+    assert re.search(r"/teams$", guest.url), guest.url
+    shoot(guest, "workspace-joined")
+    assert members(backend, workspace_id) == {owner_sub: "OWNER", guest_sub: "MEMBER"}
+
+    # The owner sees them and makes them a VIEWER: their next request knows.
+    page.reload()
+    expect(page.locator("#members")).to_contain_text(f"{guest_email}")
+    page.get_by_label(f"Role of {guest_email}").select_option("VIEWER")
+    expect(page.locator("#status")).to_have_text(f"{guest_email} is now VIEWER.")
+    assert members(backend, workspace_id)[guest_sub] == "VIEWER"
+    guest.reload()
+    expect(guest.locator("#workspace-role")).to_have_text("Band: 2 members. Your role: VIEWER.")
+    other.close()
