@@ -65,6 +65,17 @@ install_redis() { apt_install redis-server redis-server; }
 install_test_tools() {
     install_venv test-venv "$root/local/requirements-test.txt"
     apt_install chromium chromium
+    install_axe
+}
+
+# axe-core, the accessibility checker the browser tests run inside each page (from npm, pinned in
+# tests/browser/package-lock.json; nothing is loaded from a CDN).
+install_axe() {
+    local dir="$root/tests/browser" sum; sum=$(checksum "$root/tests/browser/package-lock.json")
+    [ -d "$dir/node_modules/axe-core" ] && up_to_date axe "$sum" && return
+    say "installing axe-core (npm ci in tests/browser)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$sum" >"$state/axe.stamp"
 }
 
 install_idp() {

@@ -809,7 +809,7 @@ function invitationItem(invitation) {
         say(`The invitation to ${invitation.email} was sent again.`);
         await showWorkspace();
       },
-      `Send the invitation to ${invitation.email} again`,
+      `Send again the invitation to ${invitation.email}`,
     ),
     button(
       'Revoke',

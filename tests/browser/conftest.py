@@ -106,6 +106,37 @@ def backend():
     return Backend()
 
 
+AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+
+# What axe-core reports: serious and critical violations of WCAG 2.1 A and AA and axe's best
+# practices, each with the elements it found.
+AXE_RUN = """async () => {
+  const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'];
+  const result = await axe.run(document, { runOnly: { type: 'tag', values: tags } });
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}"""
+
+
+@pytest.fixture(scope="session")
+def accessible():
+    """accessible(page, state): axe-core run on the page as it is now; fails naming each serious
+    or critical violation and its elements. The script goes in through the DevTools protocol, so
+    the page's Content-Security-Policy stays as it is."""
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed: local/stack.sh test-tools installs it (npm ci in tests/browser)")
+    source = AXE.read_text()
+
+    def check(page, state):
+        if not page.evaluate("typeof window.axe !== 'undefined'"):
+            page.evaluate(source)
+        violations = page.evaluate(AXE_RUN)
+        assert violations == [], f"{state}: " + "; ".join(violations)
+
+    return check
+
+
 @pytest.fixture(scope="session")
 def shoot():
     """shoot(page, name): a full-page screenshot in .local/screenshots/, numbered in step order."""

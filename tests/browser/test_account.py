@@ -29,7 +29,7 @@ def keys_of(backend, user_id):
     return table.query(IndexName="user-index", KeyConditionExpression=Key("userId").eq(user_id))["Items"]
 
 
-def test_keys_usage_history_export_and_erasure_from_the_account_page(page, base_url, backend, shoot):
+def test_keys_usage_history_export_and_erasure_from_the_account_page(page, base_url, backend, shoot, accessible):
     suffix = secrets.token_hex(4)
     sub, email = f"auth0|account-page-{suffix}", f"account-{suffix}@example.test"
     # A BASIC subscriber (keys are part of BASIC) with two finished months behind them, as the
@@ -60,6 +60,7 @@ def test_keys_usage_history_export_and_erasure_from_the_account_page(page, base_
     expect(page.locator("#status")).to_have_text("The key build server was created.")
     key = page.locator("#new-key-value").inner_text()
     assert key.startswith("vk_"), key
+    accessible(page, "new-key")
     expect(page.locator("#keys")).to_contain_text("build server")
     expect(page.locator("#keys")).to_contain_text("0 of 5000 characters this month")
     stored = keys_of(backend, sub)
@@ -75,6 +76,7 @@ def test_keys_usage_history_export_and_erasure_from_the_account_page(page, base_
                                                  "2026-11: 30 recordings, 9100 characters")
     expect(page.locator('#history-chart rect[data-period="2026-11"]')).to_have_count(1)
     shoot(page, "account-page")
+    accessible(page, "account-page")
 
     with page.expect_download() as downloading:
         account.get_by_role("button", name="Download my data").click()
@@ -103,3 +105,4 @@ def test_keys_usage_history_export_and_erasure_from_the_account_page(page, base_
     expect(page.locator("#status")).to_have_text("Your account was erased.")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert backend.user(sub) is None
+    accessible(page, "erased")

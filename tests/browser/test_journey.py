@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 
+from boto3.dynamodb.conditions import Key
 from playwright.sync_api import expect
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "local" / "standins" / "sample.mp3"
@@ -89,7 +90,7 @@ def generate(page, text):
     expect(page.locator("#status")).to_have_text("Your speech is ready.")
 
 
-def test_the_whole_journey(page, base_url, backend, shoot):
+def test_the_whole_journey(page, base_url, backend, shoot, accessible):
     run = secrets.token_hex(4)
     sub, email = f"auth0|browser-{run}", f"browser-{run}@example.test"
     user_id = sub
@@ -99,6 +100,7 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     expect(page.get_by_role("heading", name="Speech from text, in your own voice")).to_be_visible()
     expect(page.get_by_role("navigation", name="Sections")).to_be_hidden()
     shoot(page, "signed-out")
+    accessible(page, "signed-out")
 
     # -- sign in through the IdP: back on the app, signed in as FREE
     sign_in(page, sub, email, "Browser Tester")
@@ -123,6 +125,7 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     expect(page.get_by_label("Stability")).to_be_disabled()
     expect(page.locator("#preset option", has_text="Narrator (upgrade to use)")).to_be_disabled()
     shoot(page, "speak-free")
+    accessible(page, "speak-free")
 
     # Every state change carries the CSRF token: watch the requests the page makes.
     state_changes = []
@@ -146,6 +149,7 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     assert eventually(lambda: loaded(page, "player")), "the audio loads"
     assert page.evaluate("document.getElementById('player').duration") > 0
     shoot(page, "speak-generated")
+    accessible(page, "speak-generated")
 
     # -- library: paged (5 a page), favourite, delete
     for i in range(5):
@@ -180,6 +184,7 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     page.get_by_label("Favourites only").check()
     expect(page.locator("#recordings li")).to_have_count(1)
     shoot(page, "library")
+    accessible(page, "library")
 
     # -- clone a voice from an uploaded and a recorded sample (each a presigned PUT straight to
     #    storage), then use it
@@ -203,6 +208,7 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     assert len(voices[0]["sampleIds"]) == 2, "the uploaded and the recorded sample"
     assert all(backend.has_object(key) for key in voices[0]["sampleKeys"])
     shoot(page, "voices")
+    accessible(page, "voices")
 
     page.get_by_role("link", name="Speak").click()
     page.get_by_label("Voice", exact=True).select_option(label="My voice (your voice)")
@@ -215,6 +221,7 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     page.get_by_role("link", name="Plan and billing").click()
     expect(page.locator(".plan.current")).to_contain_text("Free")
     shoot(page, "plans-free")
+    accessible(page, "plans-free")
     page.get_by_role("button", name="Upgrade to Basic").click()
     page.wait_for_url(re.compile(r"http://127\.0\.0\.1:8440/checkout/"))
     shoot(page, "checkout")
@@ -237,6 +244,7 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     expect(page.locator("#invoices li")).to_have_count(1)
     expect(page.locator("#invoices li")).to_contain_text("9.99 USD")
     shoot(page, "plans-basic")
+    accessible(page, "plans-basic")
 
     # -- overage: allowed up to a cap of the subscriber's own, held by the backend
     expect(page.locator(".plan.current")).to_contain_text("$0.10 a generation")
@@ -266,6 +274,7 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     premium = [r for r in backend.recordings(user_id) if r.get("text") == f"Premium sliders, run {run}."]
     assert json.loads(premium[0]["audioConfig"])["stability"] == 0.8, premium
     shoot(page, "speak-premium")
+    accessible(page, "speak-premium")
     page.get_by_role("link", name="Plan and billing").click()
 
     # Every state change the page made carried the session's CSRF token.
@@ -280,6 +289,7 @@ def test_the_whole_journey(page, base_url, backend, shoot):
     assert eventually(lambda: not backend.sessions(user_id)), "the session is gone from the store"
     assert "sid" not in {c["name"] for c in page.context.cookies()}
     shoot(page, "signed-out-again")
+    accessible(page, "signed-out-again")
 
 
 def test_keyboard_alone_reaches_sign_in(page):
@@ -321,13 +331,33 @@ def test_the_keyboard_alone_signs_in_speaks_keeps_and_signs_out(page, base_url, 
     expect(page.locator("#recordings li").get_by_role("button", name=re.compile("^Unfavourite"))).to_be_visible()
     assert backend.recordings(sub)[0]["isFavorite"] is True
 
+    # A team, and one's data, by keyboard too.
+    tab_to(page, page.get_by_role("link", name="Teams"))
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_role("textbox", name="Workspace name"))
+    page.keyboard.type("Keyboard club")
+    tab_to(page, page.get_by_role("button", name="Create workspace"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#workspace-role")).to_have_text("Keyboard club: 1 member. Your role: OWNER.")
+    memberships = backend.table("WORKSPACES_TABLE").query(
+        IndexName="member-index", KeyConditionExpression=Key("memberId").eq(sub)
+    )["Items"]
+    assert [(m["workspaceName"], m["role"]) for m in memberships] == [("Keyboard club", "OWNER")]
+    tab_to(page, page.get_by_role("link", name="Account"))
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_role("button", name="Download my data"))
+    with page.expect_download() as downloading:
+        page.keyboard.press("Enter")
+    exported = json.loads(open(downloading.value.path()).read())
+    assert [r["text"] for r in exported["recordings"]] == [text]
+
     tab_to(page, page.get_by_role("button", name="Sign out"))
     page.keyboard.press("Enter")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert eventually(lambda: not backend.sessions(sub)), "the session is gone from the store"
 
 
-def test_a_stream_cut_midway_says_so_and_keeps_nothing(page, base_url, backend):
+def test_a_stream_cut_midway_says_so_and_keeps_nothing(page, base_url, backend, accessible):
     """Speech that stops halfway: the page says so, and the backend keeps no recording and gives
     the month's unit back."""
     run = secrets.token_hex(4)
@@ -347,11 +377,12 @@ def test_a_stream_cut_midway_says_so_and_keeps_nothing(page, base_url, backend):
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#problem")).to_have_text(re.compile("cut off before the end"))
     expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+    accessible(page, "stream-cut")
     assert backend.recordings(sub) == []
     assert eventually(lambda: int(backend.user(sub).get("recordingsThisMonth", 0)) == 0), "the unit is given back"
 
 
-def test_a_user_out_of_recordings_is_told_and_shown_the_plans(page, base_url, backend):
+def test_a_user_out_of_recordings_is_told_and_shown_the_plans(page, base_url, backend, accessible):
     """The month's quota spent: the refusal names it, offers the plans, and nothing is made."""
     run = secrets.token_hex(4)
     sub, email = f"auth0|spent-{run}", f"spent-{run}@example.test"
@@ -370,6 +401,7 @@ def test_a_user_out_of_recordings_is_told_and_shown_the_plans(page, base_url, ba
     problem = page.get_by_role("alert")
     expect(problem).to_contain_text("used all 10 recordings of the FREE plan this month")
     expect(page.locator("#result")).to_be_hidden()
+    accessible(page, "limit-reached")
     assert backend.recordings(sub) == []
     assert int(backend.user(sub)["recordingsThisMonth"]) == 10
     problem.get_by_role("link", name="See the plans").click()
@@ -378,9 +410,10 @@ def test_a_user_out_of_recordings_is_told_and_shown_the_plans(page, base_url, ba
     # The banner says the month's allowance is used, from the session as the backend holds it.
     page.reload()
     expect(page.get_by_role("status").filter(has_text="100% of your monthly recordings")).to_be_visible()
+    accessible(page, "usage-alert")
 
 
-def test_the_docs_page_lists_every_operation(page, shoot):
+def test_the_docs_page_lists_every_operation(page, shoot, accessible):
     """/docs renders openapi.yaml (served as /openapi.json) with no third-party code."""
     spec = page.request.get("/openapi.json").json()
     operations = sum(1 for item in spec["paths"].values() for method in item if method in ("get", "post", "patch", "delete"))
@@ -392,6 +425,7 @@ def test_the_docs_page_lists_every_operation(page, shoot):
     # The body is a shared schema ($ref), shown resolved.
     expect(page.locator("#generateStreamed")).to_contain_text("voiceSettings")
     shoot(page, "docs")
+    accessible(page, "docs")
 
 
 @contextlib.contextmanager

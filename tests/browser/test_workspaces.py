@@ -28,7 +28,7 @@ def members(backend, workspace_id):
     return {row["memberId"]: row["role"] for row in rows if row["item"].startswith("member#")}
 
 
-def test_an_invited_person_joins_from_the_email_and_the_owner_changes_their_role(page, browser, base_url, backend, shoot):
+def test_an_invited_person_joins_from_the_email_and_the_owner_changes_their_role(page, browser, base_url, backend, shoot, accessible):
     suffix = secrets.token_hex(4)
     owner_sub, owner_email = f"auth0|team-owner-{suffix}", f"owner-{suffix}@example.test"
     guest_sub, guest_email = f"auth0|team-guest-{suffix}", f"guest-{suffix}@example.test"
@@ -50,6 +50,7 @@ def test_an_invited_person_joins_from_the_email_and_the_owner_changes_their_role
     expect(page.locator("#status")).to_have_text(f"Invitation sent to {guest_email}.")
     expect(page.locator("#invitations")).to_contain_text(f"{guest_email} as MEMBER")
     shoot(page, "workspace-invited")
+    accessible(page, "workspace-invited")
 
     link = eventually(lambda: invitation_link(guest_email))
     assert link and "#invitation=wsi_" in link, link
@@ -66,6 +67,7 @@ def test_an_invited_person_joins_from_the_email_and_the_owner_changes_their_role
     expect(guest.locator("#invite-form")).to_be_hidden()
     assert re.search(r"/teams$", guest.url), guest.url
     shoot(guest, "workspace-joined")
+    accessible(guest, "workspace-joined")
     assert members(backend, workspace_id) == {owner_sub: "OWNER", guest_sub: "MEMBER"}
 
     # The owner sees them and makes them a VIEWER: their next request knows.
