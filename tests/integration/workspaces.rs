@@ -323,3 +323,27 @@ async fn deleting_a_workspace_needs_its_owner_and_removes_everything() {
         .unwrap();
     assert_eq!(rows.count, 0);
 }
+
+#[tokio::test]
+async fn one_invitation_accepted_ten_times_at_once_makes_one_member() {
+    let app = Arc::new(TestApp::spawn().await);
+    let owner = app.sign_in(Tier::Basic).await;
+    let id = new_workspace(&app, &owner, "Once").await;
+    let invitee = app.sign_in(Tier::Free).await;
+    assert_eq!(invite(&app, &owner, &id, &invitee.email, "MEMBER").await.status, 201);
+    let token = emailed_token(&app, &invitee.email).await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (app, invitee, token) = (app.clone(), invitee.clone(), token.clone());
+        tasks.spawn(async move { accept(&app, &invitee, &token).await.status });
+    }
+    let statuses = tasks.join_all().await;
+
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| matches!(s, 200 | 409)), "{statuses:?}");
+    let workspace = app.get(&format!("/workspaces/{id}"), &owner).await.body;
+    assert_eq!(workspace["members"], 2, "counted once: {workspace}");
+    let members = app.get(&format!("/workspaces/{id}/members"), &owner).await.body;
+    assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
+}
