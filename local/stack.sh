@@ -65,26 +65,21 @@ install_redis() { apt_install redis-server redis-server; }
 install_test_tools() {
     install_venv test-venv "$root/local/requirements-test.txt"
     apt_install chromium chromium
-    install_axe
+    # axe-core, the accessibility checker the browser tests run inside each page (from npm,
+    # pinned in tests/browser/package-lock.json; nothing is loaded from a CDN).
+    install_npm axe-core "$root/tests/browser"
 }
 
-# axe-core, the accessibility checker the browser tests run inside each page (from npm, pinned in
-# tests/browser/package-lock.json; nothing is loaded from a CDN).
-install_axe() {
-    local dir="$root/tests/browser" sum; sum=$(checksum "$root/tests/browser/package-lock.json")
-    [ -d "$dir/node_modules/axe-core" ] && up_to_date axe "$sum" && return
-    say "installing axe-core (npm ci in tests/browser)"
+# install_npm NAME DIR: `npm ci` in DIR, redone only when its package-lock.json changed.
+install_npm() {
+    local name=$1 dir=$2 sum; sum=$(checksum "$dir/package-lock.json")
+    [ -d "$dir/node_modules" ] && up_to_date "$name" "$sum" && return
+    say "installing $name (npm ci in ${dir#"$root"/})"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$sum" >"$state/axe.stamp"
+    echo "$sum" >"$state/$name.stamp"
 }
 
-install_idp() {
-    local dir="$root/local/idp" sum; sum=$(checksum "$root/local/idp/package-lock.json")
-    [ -d "$dir/node_modules" ] && up_to_date idp "$sum" && return
-    say "installing the Auth0 stand-in (npm ci in local/idp)"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$sum" >"$state/idp.stamp"
-}
+install_idp() { install_npm idp "$root/local/idp"; }
 
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -126,6 +126,22 @@ async fn export(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&exporter.export(&caller.user, app.clock.now()).await?)
 }
 
+/// FORBIDDEN with the IdP's re-authentication link unless the IdP asked for the credentials within
+/// the last 10 minutes: a session's age says nothing, since a sign-in through the IdP's own
+/// session asks for nothing.
+pub(crate) fn signed_in_lately(ctx: &Ctx<'_>, caller: &Caller, doing: &str) -> Result<(), ApiError> {
+    let now = ctx.app.clock.now().unix_timestamp();
+    if caller.session()?.authenticated_at.is_some_and(|at| now - at <= REAUTHENTICATE_WITHIN_SECS) {
+        return Ok(());
+    }
+    let mut url = ctx.app.config.idp.callback_url.join("login").map_err(|e| ApiError::Internal(e.into()))?;
+    url.query_pairs_mut().append_pair("reauthenticate", "true");
+    Err(ApiError::Reauthenticate {
+        message: format!("{doing} needs you to sign in again with your credentials (within 10 minutes)"),
+        reauthenticate_url: url.to_string(),
+    })
+}
+
 /// Needs the IdP to have asked for the credentials within the last 10 minutes (an erasure
 /// already under way may be resumed
 /// without one). 200 when everything is gone, 202 `deleting` when a step failed: the retry, or
@@ -134,17 +150,8 @@ async fn export(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 async fn erase(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let app = ctx.app;
     let now = app.clock.now();
-    // The IdP must have asked for the credentials lately: a session's age says nothing, since a
-    // sign-in through the IdP's own session asks for nothing.
-    let asked_lately =
-        caller.session()?.authenticated_at.is_some_and(|at| now.unix_timestamp() - at <= REAUTHENTICATE_WITHIN_SECS);
-    if !asked_lately && !caller.user.erasing {
-        let mut url = app.config.idp.callback_url.join("login").map_err(|e| ApiError::Internal(e.into()))?;
-        url.query_pairs_mut().append_pair("reauthenticate", "true");
-        return Err(ApiError::Reauthenticate {
-            message: "erasing the account needs you to sign in again with your credentials (within 10 minutes)".into(),
-            reauthenticate_url: url.to_string(),
-        });
+    if !caller.user.erasing {
+        signed_in_lately(&ctx, &caller, "erasing the account")?;
     }
     if !caller.user.erasing {
         let sole = voice_core::assemble::teams(app).solely_owned(&caller.user.id).await?;

@@ -5,7 +5,7 @@ use lambda_http::http::StatusCode;
 use voice_core::{
     ApiError,
     domain::workspaces::{Acceptance, NewInvitation, NewWorkspace, RoleChange, Transfer},
-    flows::{erase::REAUTHENTICATE_WITHIN_SECS, workspaces::Actor},
+    flows::workspaces::Actor,
     http::{Caller, Ctx, HttpResult, json, json_body, ok, path_param},
 };
 
@@ -46,16 +46,7 @@ pub async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let teams = voice_core::assemble::teams(ctx.app);
     // The role first: a non-member learns nothing, not even that a sign-in would be asked for.
     teams.authorize(id, &caller.user, voice_core::domain::workspaces::Permission::Delete).await?;
-    let asked_lately =
-        caller.session()?.authenticated_at.is_some_and(|at| now.unix_timestamp() - at <= REAUTHENTICATE_WITHIN_SECS);
-    if !asked_lately {
-        let mut url = ctx.app.config.idp.callback_url.join("login").map_err(|e| ApiError::Internal(e.into()))?;
-        url.query_pairs_mut().append_pair("reauthenticate", "true");
-        return Err(ApiError::Reauthenticate {
-            message: "deleting a workspace needs you to sign in again with your credentials (within 10 minutes)".into(),
-            reauthenticate_url: url.to_string(),
-        });
-    }
+    super::signed_in_lately(&ctx, &caller, "deleting a workspace")?;
     teams.delete(actor(&ctx, &caller), id, now).await?;
     ok(&serde_json::json!({ "deleted": id }))
 }

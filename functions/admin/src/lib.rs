@@ -41,9 +41,7 @@ fn actor<'a>(ctx: Ctx<'a>, caller: &'a Caller) -> Actor<'a> {
 
 /// The `{id}` of the path: a user id, percent-decoded (`auth0%7C…` is `auth0|…`).
 fn target(ctx: Ctx<'_>) -> Result<UserId, ApiError> {
-    let raw = path_param(ctx.req, "id").unwrap_or_default();
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok();
-    decoded.and_then(|id| UserId::parse(id).ok()).ok_or_else(|| ApiError::not_found("user"))
+    UserId::from_path(path_param(ctx.req, "id").unwrap_or_default()).ok_or_else(|| ApiError::not_found("user"))
 }
 
 /// `GET /admin/users?email=…` or `?id=…`: the matching accounts.

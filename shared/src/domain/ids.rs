@@ -50,6 +50,12 @@ impl UserId {
         Ok(Self(raw))
     }
 
+    /// A user id as a URL path carries it, percent-encoded (`auth0%7C…` is `auth0|…`).
+    pub fn from_path(raw: &str) -> Option<Self> {
+        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+        Self::parse(decoded).ok()
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

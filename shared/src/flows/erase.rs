@@ -129,7 +129,7 @@ async fn leave_workspaces(workspaces: &Workspaces, id: &UserId) -> anyhow::Resul
         let Some(member) = workspaces.member(&listed.workspace_id, id).await? else { continue };
         match workspaces.remove(&member).await? {
             Ok(()) => {}
-            Err(Refused::LastOwner) if workspaces.members(&member.workspace_id).await?.len() <= 1 => {
+            Err(Refused::LastOwner) if workspaces.get(&member.workspace_id).await?.is_none_or(|w| w.members <= 1) => {
                 workspaces.delete(&member.workspace_id).await?;
             }
             Err(refused) => anyhow::bail!("leaving workspace {}: {refused:?}", member.workspace_id),

@@ -59,8 +59,7 @@ fn workspace_id(raw: &str) -> Result<WorkspaceId, ApiError> {
 
 /// A member's id from the path: percent-decoded (`auth0%7C…` is `auth0|…`).
 fn member_id(raw: &str) -> Result<UserId, ApiError> {
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok();
-    decoded.and_then(|id| UserId::parse(id).ok()).ok_or_else(|| ApiError::not_found("member"))
+    UserId::from_path(raw).ok_or_else(|| ApiError::not_found("member"))
 }
 
 fn rfc3339(at: OffsetDateTime) -> Result<String, ApiError> {
@@ -408,24 +407,11 @@ impl Teams<'_> {
             if member.role != WorkspaceRole::Owner {
                 continue;
             }
-            let owners = self.workspaces.members(&member.workspace_id).await?;
-            if owners.iter().filter(|m| m.role == WorkspaceRole::Owner).count() <= 1 {
+            let workspace = self.workspaces.get(&member.workspace_id).await?;
+            if workspace.is_some_and(|w| w.owners <= 1) {
                 sole.push(member);
             }
         }
         Ok(sole)
-    }
-
-    /// Takes `user` out of every workspace (erasure).
-    pub async fn leave_all(&self, user: &UserId) -> anyhow::Result<usize> {
-        let memberships = self.workspaces.of_user(user).await?;
-        for member in &memberships {
-            // Strongly consistent: the index may lag a role change.
-            let Some(current) = self.workspaces.member(&member.workspace_id, user).await? else { continue };
-            if let Err(refused) = self.workspaces.remove(&current).await? {
-                anyhow::bail!("{user} could not leave workspace {}: {refused:?}", member.workspace_id);
-            }
-        }
-        Ok(memberships.len())
     }
 }

@@ -110,6 +110,21 @@ pub fn user_query(
         .expression_attribute_values(":user", string(user.as_str()))
 }
 
+/// Every item `query` finds, page by page (`what` names it in an error).
+pub async fn all_pages(query: QueryFluentBuilder, what: &str) -> anyhow::Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page =
+            query.clone().set_exclusive_start_key(start).send().await.with_context(|| format!("listing {what}"))?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
 /// Every item of a sparse index whose partition is the marker `(name, value)` and whose sort key
 /// `due` is before `before`, page by page: the rows a sweep has to finish (pending uploads,
 /// retags, erasures).
@@ -120,28 +135,16 @@ pub async fn due_before(
     (name, value): (&str, &str),
     (due, before): (&str, i64),
 ) -> anyhow::Result<Vec<Item>> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .query()
-            .table_name(table)
-            .index_name(index)
-            .key_condition_expression("#marker = :marker AND #due < :before")
-            .expression_attribute_names("#marker", name)
-            .expression_attribute_names("#due", due)
-            .expression_attribute_values(":marker", string(value))
-            .expression_attribute_values(":before", number(before))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .with_context(|| format!("listing {index} of {table}"))?;
-        items.extend(page.items.unwrap_or_default());
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return Ok(items);
-        }
-    }
+    let query = client
+        .query()
+        .table_name(table)
+        .index_name(index)
+        .key_condition_expression("#marker = :marker AND #due < :before")
+        .expression_attribute_names("#marker", name)
+        .expression_attribute_names("#due", due)
+        .expression_attribute_values(":marker", string(value))
+        .expression_attribute_values(":before", number(before));
+    all_pages(query, &format!("{index} of {table}")).await
 }
 
 /// Deletes every item of one partition (`pk_name = pk`), sort key `sk_name`: queried page by

@@ -167,39 +167,28 @@ impl UsageEvents {
         from: UsagePeriod,
         to: UsagePeriod,
     ) -> anyhow::Result<BTreeMap<UsagePeriod, MonthOverage>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            // `#` sorts before every digit, `~` after: the whole of both months.
+            .key_condition_expression("userId = :user AND eventKey BETWEEN :from AND :to")
+            .expression_attribute_values(":user", string(user.as_str()))
+            .expression_attribute_values(":from", string(format!("{from}#")))
+            .expression_attribute_values(":to", string(format!("{to}#~")))
+            .projection_expression("eventKey, #value, unitCents")
+            .expression_attribute_names("#value", "value");
         let mut months = BTreeMap::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                // `#` sorts before every digit, `~` after: the whole of both months.
-                .key_condition_expression("userId = :user AND eventKey BETWEEN :from AND :to")
-                .expression_attribute_values(":user", string(user.as_str()))
-                .expression_attribute_values(":from", string(format!("{from}#")))
-                .expression_attribute_values(":to", string(format!("{to}#~")))
-                .projection_expression("eventKey, #value, unitCents")
-                .expression_attribute_names("#value", "value")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("summing usage events")?;
-            for item in page.items.unwrap_or_default() {
-                let key = dynamo::str(&item, "eventKey")?;
-                let period: UsagePeriod =
-                    key.split('#').next().unwrap_or_default().parse().context("stored eventKey")?;
-                let value: u32 = dynamo::num(&item, "value")?;
-                let unit: u32 = dynamo::num(&item, "unitCents")?;
-                let month: &mut MonthOverage = months.entry(period).or_default();
-                month.units += value;
-                month.cents += u64::from(value) * u64::from(unit);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(months);
-            }
+        for item in dynamo::all_pages(query, "usage events").await? {
+            let key = dynamo::str(&item, "eventKey")?;
+            let period: UsagePeriod = key.split('#').next().unwrap_or_default().parse().context("stored eventKey")?;
+            let value: u32 = dynamo::num(&item, "value")?;
+            let unit: u32 = dynamo::num(&item, "unitCents")?;
+            let month: &mut MonthOverage = months.entry(period).or_default();
+            month.units += value;
+            month.cents += u64::from(value) * u64::from(unit);
         }
+        Ok(months)
     }
 
     /// Every user's events of `period` (a scan: nightly, of the overage users' rows only).

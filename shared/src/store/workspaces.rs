@@ -11,7 +11,7 @@ use anyhow::Context;
 use aws_sdk_dynamodb::{
     Client,
     error::SdkError,
-    operation::transact_write_items::TransactWriteItemsError,
+    operation::{transact_write_items::TransactWriteItemsError, update_item::builders::UpdateItemFluentBuilder},
     types::{ConditionCheck, Delete, Put, TransactWriteItem, Update},
 };
 use serde::Serialize;
@@ -42,6 +42,9 @@ pub struct Workspace {
     pub name: String,
     pub created_at: String,
     pub members: u32,
+    /// How many of them are OWNERs.
+    #[serde(skip)]
+    pub owners: u32,
 }
 
 /// A person's place in a workspace.
@@ -114,6 +117,7 @@ fn workspace_from(item: &Item) -> anyhow::Result<Workspace> {
         name: dynamo::str(item, "name")?.to_owned(),
         created_at: dynamo::str(item, "createdAt")?.to_owned(),
         members: dynamo::num(item, "members")?,
+        owners: dynamo::num(item, "owners")?,
     })
 }
 
@@ -226,7 +230,13 @@ impl Workspaces {
         };
         let items = vec![put(row)?, put(member_item(id, name, owner, email, WorkspaceRole::Owner, at))?];
         self.transact(items).await?.map_err(|_| anyhow::anyhow!("workspace id {id} taken"))?;
-        Ok(Workspace { workspace_id: id.clone(), name: name.to_owned(), created_at: at.to_owned(), members: 1 })
+        Ok(Workspace {
+            workspace_id: id.clone(),
+            name: name.to_owned(),
+            created_at: at.to_owned(),
+            members: 1,
+            owners: 1,
+        })
     }
 
     /// One row of the workspace, read strongly consistent.
@@ -247,28 +257,16 @@ impl Workspaces {
 
     /// Every row of the workspace whose key starts with `prefix`.
     async fn rows(&self, id: &WorkspaceId, prefix: &str) -> anyhow::Result<Vec<Item>> {
-        let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("workspaceId = :id AND begins_with(#item, :prefix)")
-                .expression_attribute_names("#item", "item")
-                .expression_attribute_values(":id", string(id.as_str()))
-                .expression_attribute_values(":prefix", string(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("listing the workspace")?;
-            rows.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(rows);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("workspaceId = :id AND begins_with(#item, :prefix)")
+            .expression_attribute_names("#item", "item")
+            .expression_attribute_values(":id", string(id.as_str()))
+            .expression_attribute_values(":prefix", string(prefix))
+            .consistent_read(true);
+        dynamo::all_pages(query, "the workspace").await
     }
 
     pub async fn members(&self, id: &WorkspaceId) -> anyhow::Result<Vec<Member>> {
@@ -278,28 +276,14 @@ impl Workspaces {
     /// The workspaces `user` belongs to (the index is eventually consistent: a membership a
     /// moment old may be missing; each route reads the membership itself).
     pub async fn of_user(&self, user: &UserId) -> anyhow::Result<Vec<Member>> {
-        let mut members = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(MEMBER_INDEX)
-                .key_condition_expression("memberId = :user")
-                .expression_attribute_values(":user", string(user.as_str()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("listing the person's workspaces")?;
-            for item in page.items.unwrap_or_default() {
-                members.push(member_from(&item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(members);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(MEMBER_INDEX)
+            .key_condition_expression("memberId = :user")
+            .expression_attribute_values(":user", string(user.as_str()));
+        dynamo::all_pages(query, "the person's workspaces").await?.iter().map(member_from).collect()
     }
 
     /// The OWNER count moves by `by` (-1 only while another OWNER remains).
@@ -415,19 +399,34 @@ impl Workspaces {
         self.row(id, invite_key(invitation), "invitation").await?.as_ref().map(invitation_from).transpose()
     }
 
-    /// Revokes a pending invitation; false when it is not pending (accepted, revoked, gone).
-    pub async fn revoke_invitation(&self, id: &WorkspaceId, invitation: &Ulid) -> anyhow::Result<bool> {
+    /// `change` made to an invitation while it is pending; false when it is not (accepted,
+    /// revoked, gone).
+    async fn if_pending(
+        &self,
+        id: &WorkspaceId,
+        invitation: &Ulid,
+        change: impl FnOnce(UpdateItemFluentBuilder) -> UpdateItemFluentBuilder,
+        what: &'static str,
+    ) -> anyhow::Result<bool> {
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(id, invite_key(invitation))))
-            .update_expression("SET #status = :revoked")
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":revoked", string(InvitationStatus::Revoked.as_str()))
             .expression_attribute_values(":pending", string(InvitationStatus::Pending.as_str()));
-        Ok(dynamo::conditional_update(update).await.context("revoking the invitation")?.is_some())
+        Ok(dynamo::conditional_update(change(update)).await.context(what)?.is_some())
+    }
+
+    /// Revokes a pending invitation; false when it is not pending.
+    pub async fn revoke_invitation(&self, id: &WorkspaceId, invitation: &Ulid) -> anyhow::Result<bool> {
+        let revoke = |update: UpdateItemFluentBuilder| {
+            update
+                .update_expression("SET #status = :revoked")
+                .expression_attribute_values(":revoked", string(InvitationStatus::Revoked.as_str()))
+        };
+        self.if_pending(id, invitation, revoke, "revoking the invitation").await
     }
 
     /// A pending invitation gets a new token and a new expiry (the old token stops working);
@@ -439,18 +438,13 @@ impl Workspaces {
         token_hash: &str,
         expires_at: i64,
     ) -> anyhow::Result<bool> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(id, invite_key(invitation))))
-            .update_expression("SET tokenHash = :hash, expiresAt = :expires")
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":hash", string(token_hash))
-            .expression_attribute_values(":expires", number(expires_at))
-            .expression_attribute_values(":pending", string(InvitationStatus::Pending.as_str()));
-        Ok(dynamo::conditional_update(update).await.context("reissuing the invitation")?.is_some())
+        let reissue = |update: UpdateItemFluentBuilder| {
+            update
+                .update_expression("SET tokenHash = :hash, expiresAt = :expires")
+                .expression_attribute_values(":hash", string(token_hash))
+                .expression_attribute_values(":expires", number(expires_at))
+        };
+        self.if_pending(id, invitation, reissue, "reissuing the invitation").await
     }
 
     /// Accepts `invitation` for `user`, once: the invitation stops being pending, the person
