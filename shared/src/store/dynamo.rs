@@ -110,13 +110,15 @@ pub fn user_query(
         .expression_attribute_values(":user", string(user.as_str()))
 }
 
-/// Every item `query` finds, page by page (`what` names it in an error).
+/// Every item `query` finds, page by page (`what` names it in an error). Each page's request is
+/// boxed: callers deep in a handler (the sweep's erasure) would otherwise carry its whole future
+/// in theirs, past the compiler's query depth in a debug build.
 pub async fn all_pages(query: QueryFluentBuilder, what: &str) -> anyhow::Result<Vec<Item>> {
     let mut items = Vec::new();
     let mut start = None;
     loop {
-        let page =
-            query.clone().set_exclusive_start_key(start).send().await.with_context(|| format!("listing {what}"))?;
+        let send = Box::pin(query.clone().set_exclusive_start_key(start).send());
+        let page = send.await.with_context(|| format!("listing {what}"))?;
         items.extend(page.items.unwrap_or_default());
         start = page.last_evaluated_key;
         if start.is_none() {
