@@ -28,7 +28,9 @@ class ApiError extends Error {
 async function api(method, path, body) {
   const headers = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && me) headers['x-csrf-token'] = me.csrfToken;
+  // Every change carries the session's CSRF token, and so does every admin-area read (the API
+  // records those in the audit log, so a link followed from another site must record nothing).
+  if (me && (method !== 'GET' || path.startsWith('/admin/'))) headers['x-csrf-token'] = me.csrfToken;
   const response = await fetch(API + path, {
     method,
     headers,
@@ -119,6 +121,7 @@ function signedIn() {
   $('signed-out').hidden = true;
   for (const id of ['nav', 'who', 'home']) $(id).hidden = false;
   $('who-email').textContent = me.email;
+  $('nav-admin').hidden = me.adminPermissions.length === 0;
   showPlan();
   if (sessionStorage.getItem('invitation')) run(acceptInvitation).then(route);
   else route();
@@ -158,6 +161,7 @@ const views = {
   '/account': showAccount,
   '/teams': showWorkspaces,
   '/settings': showSettings,
+  '/admin': showAdmin,
   '/pricing': showAccount,
   '/billing/success': showAccount,
 };
@@ -193,15 +197,12 @@ async function showSpeak() {
   );
   if (chosenVoice) voice.value = chosenVoice;
 
+  ownPresets = customPresets;
   const preset = $('preset');
-  preset.replaceChildren(
-    ...presets.map((p) => {
-      const option = new Option(p.locked ? `${p.name} (upgrade to use)` : p.name, p.id);
-      option.disabled = p.locked;
-      return option;
-    }),
-    ...customPresets.map((p) => new Option(`${p.name} (yours)`, p.id)),
-  );
+  const chosenPreset = preset.value || me.preferences.defaultPresetId;
+  preset.replaceChildren(...presetOptions(presets, customPresets));
+  if (chosenPreset && [...preset.options].some((o) => o.value === chosenPreset && !o.disabled)) preset.value = chosenPreset;
+  showOwnPresets();
 
   const features = me.features;
   $('text').maxLength = features.maxTextLength;
@@ -210,6 +211,85 @@ async function showSpeak() {
   $('sliders-locked').hidden = !locked;
   for (const input of $('sliders').querySelectorAll('input')) input.disabled = locked;
 }
+
+// The catalogue (a locked preset shown, not chosen) and the caller's own presets.
+function presetOptions(presets, customPresets) {
+  return [
+    ...presets.map((p) => {
+      const option = new Option(p.locked ? `${p.name} (upgrade to use)` : p.name, p.id);
+      option.disabled = p.locked;
+      return option;
+    }),
+    ...customPresets.map((p) => new Option(`${p.name} (yours)`, p.id)),
+  ];
+}
+
+let ownPresets = []; // GET /presets' customPresets
+
+// PREMIUM saves the sliders' values as presets of its own, renames and deletes them; a lower
+// tier is told why it cannot.
+function showOwnPresets() {
+  const allowed = me.features.customPresets;
+  $('presets-locked').hidden = allowed;
+  $('preset-form').hidden = !allowed;
+  $('custom-presets').replaceChildren(...(allowed ? ownPresets.map(ownPresetItem) : []));
+  $('no-custom-presets').hidden = !allowed || ownPresets.length > 0;
+}
+
+function ownPresetItem(preset) {
+  const item = element('li');
+  item.dataset.id = preset.id;
+  const name = element('input');
+  name.value = preset.name;
+  name.maxLength = 40;
+  name.setAttribute('aria-label', `Name of the preset ${preset.name}`);
+  const values = `stability ${preset.stability.toFixed(2)}, similarity ${preset.similarityBoost.toFixed(2)}, ` +
+    `style ${preset.style.toFixed(2)}, speed ${preset.speed.toFixed(2)}`;
+  item.append(
+    name,
+    element('span', values, 'hint title'),
+    button('Rename', async () => {
+      const renamed = await api('PATCH', `/presets/${preset.id}`, { name: name.value });
+      say(`The preset is now called ${renamed.name}.`);
+      await showSpeak();
+    }, `Rename the preset ${preset.name}`),
+    button('Delete', async () => {
+      if (!confirm(`Delete the preset "${preset.name}"?`)) return;
+      await api('DELETE', `/presets/${preset.id}`);
+      say(`The preset ${preset.name} was deleted.`);
+      await showSpeak();
+    }, `Delete the preset ${preset.name}`),
+  );
+  return item;
+}
+
+$('preset-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const saved = await api('POST', '/presets', {
+      name: $('preset-name').value,
+      stability: Number($('stability').value),
+      similarityBoost: Number($('similarity').value),
+      style: Number($('style').value),
+      speed: Number($('speed').value),
+    });
+    $('preset-name').value = '';
+    await showSpeak();
+    $('preset').value = saved.id;
+    say(`The preset ${saved.name} was saved.`);
+  });
+});
+
+// Choosing one of one's own presets shows its values on the sliders.
+$('preset').addEventListener('change', () => {
+  const own = ownPresets.find((p) => p.id === $('preset').value);
+  if (!own) return;
+  const values = { stability: own.stability, similarity: own.similarityBoost, style: own.style, speed: own.speed };
+  for (const [id, value] of Object.entries(values)) {
+    $(id).value = value;
+    $(id).dispatchEvent(new Event('input'));
+  }
+});
 
 function countText() {
   $('text-count').textContent = `(${$('text').value.length} of ${me.features.maxTextLength} characters)`;
@@ -292,6 +372,8 @@ async function speakStreamed(request) {
 // --- library -------------------------------------------------------------------------------
 
 async function showLibrary() {
+  const uploads = me.allowances.uploads;
+  $('upload-allowance').textContent = `${uploads.used} of ${uploads.limit} uploads used this month.`;
   cursor = null;
   $('recordings').replaceChildren();
   await moreRecordings();
@@ -343,6 +425,39 @@ function recordingItem(recording) {
 }
 
 $('more-recordings').addEventListener('click', () => run(moreRecordings));
+
+// The types the API takes, by file extension (browsers name some of them differently, such as
+// audio/x-wav or audio/x-m4a).
+const AUDIO_TYPES = {
+  mp3: 'audio/mpeg', wav: 'audio/wav', ogg: 'audio/ogg', oga: 'audio/ogg', opus: 'audio/ogg',
+  webm: 'audio/webm', m4a: 'audio/mp4', mp4: 'audio/mp4', aac: 'audio/aac',
+};
+
+// An upload is a recording made now with a presigned PUT for exactly its type and size: the file
+// goes straight to storage, and the library lists it at once.
+$('upload-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const file = $('upload-file').files[0];
+    if (!file) throw new Error('Choose an audio file first.');
+    const contentType = AUDIO_TYPES[file.name.split('.').pop().toLowerCase()] ?? file.type;
+    const body = { contentType, sizeBytes: file.size };
+    if ($('upload-text').value.trim()) body.text = $('upload-text').value.trim();
+    $('upload').disabled = true;
+    try {
+      say(`Uploading ${file.name}…`);
+      const upload = await api('POST', '/recordings', body);
+      const put = await fetch(upload.uploadUrl, { method: upload.method, headers: upload.headers, body: file });
+      if (!put.ok) throw new Error(`The upload failed (${put.status}); nothing was kept once it expires.`);
+      $('upload-form').reset();
+      await refreshSession();
+      say(`${file.name} was added to your library.`);
+      await showLibrary();
+    } finally {
+      $('upload').disabled = false;
+    }
+  });
+});
 $('favourites-only').addEventListener('change', () => run(showLibrary));
 
 // --- voices --------------------------------------------------------------------------------
@@ -557,9 +672,42 @@ $('portal').addEventListener('click', () =>
 // --- account: keys, usage history, export, erasure ------------------------------------------
 
 async function showSettings() {
-  const [{ months }] = await Promise.all([api('GET', '/usage/history?months=12'), showKeys()]);
+  const [{ months }] = await Promise.all([api('GET', '/usage/history?months=12'), showKeys(), showProfile()]);
   drawHistory(months);
 }
+
+async function showProfile() {
+  const [profile, { voices }, { presets, customPresets }] = await Promise.all([
+    api('GET', '/user/profile'),
+    api('GET', '/voices'),
+    api('GET', '/presets'),
+  ]);
+  const preferences = profile.preferences;
+  $('profile-name').value = profile.name ?? '';
+  $('default-voice').replaceChildren(new Option('None', ''), ...voices.map((v) => new Option(v.name, v.voiceId)));
+  $('default-voice').value = preferences.defaultVoiceId ?? '';
+  $('default-preset').replaceChildren(new Option('None', ''), ...presetOptions(presets, customPresets));
+  $('default-preset').value = preferences.defaultPresetId ?? '';
+  $('output-format').value = preferences.outputFormat ?? '';
+  $('output-format').querySelector('[value=mp3_44100_192]').disabled = me.tier !== 'PREMIUM';
+}
+
+$('profile-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const chosen = (id) => $(id).value || null;
+    const updated = await api('PATCH', '/user/profile', {
+      name: $('profile-name').value.trim() || null,
+      preferences: {
+        defaultVoiceId: chosen('default-voice'),
+        defaultPresetId: chosen('default-preset'),
+        outputFormat: chosen('output-format'),
+      },
+    });
+    me.preferences = updated.preferences;
+    say('Your profile was saved.');
+  });
+});
 
 async function showKeys() {
   const allowed = me.features.apiKeys > 0;
@@ -879,6 +1027,142 @@ async function acceptInvitation() {
   history.replaceState(null, '', '/teams');
   say(`You joined ${joined.workspaceName} as ${joined.role}.`);
 }
+
+// --- admin area ----------------------------------------------------------------------------
+
+// Shown to a role with admin permissions (the session lists them); each part appears only with
+// the permission its routes need, and the API checks each request again.
+const mayAdmin = (permission) => me.adminPermissions.includes(permission);
+let adminTarget = null; // the account shown
+let auditCursor = null;
+
+async function showAdmin() {
+  if (me.adminPermissions.length === 0) {
+    history.replaceState(null, '', '/');
+    return route();
+  }
+  $('admin-role').textContent = `Signed in as ${me.role}: ${me.adminPermissions.join(', ')}.`;
+  $('lookup-form').hidden = !mayAdmin('look-up-users');
+  $('admin-stats').hidden = !mayAdmin('view-stats');
+  $('admin-audit').hidden = !mayAdmin('view-audit');
+  const work = [];
+  if (mayAdmin('view-stats')) work.push(showStats());
+  if (mayAdmin('view-audit')) {
+    if (!$('audit-month').value) $('audit-month').value = new Date().toISOString().slice(0, 7);
+    work.push(showAudit());
+  }
+  await Promise.all(work);
+}
+
+async function showStats() {
+  const stats = await api('GET', '/admin/stats');
+  facts($('stats'), [
+    ['Users', `${stats.users} (FREE ${stats.free}, BASIC ${stats.basic}, PREMIUM ${stats.premium})`],
+    ['Active subscriptions', stats.activeSubscriptions],
+    ['Monthly recurring revenue', dollars(stats.mrrCents)],
+    ['Generations', `${stats.generationsThisMonth} in ${stats.period}`],
+    ['Cloned voices', stats.clones],
+    ['Failed payments', stats.failedPayments],
+  ]);
+}
+
+function facts(list, pairs) {
+  list.replaceChildren(...pairs.flatMap(([term, value]) => [element('dt', term), element('dd', String(value))]));
+}
+
+const userPath = (userId) => `/admin/users/${encodeURIComponent(userId)}`;
+
+$('lookup-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const wanted = $('lookup').value.trim();
+    const query = new URLSearchParams(wanted.includes('@') ? { email: wanted } : { id: wanted });
+    const { users } = await api('GET', `/admin/users?${query}`);
+    $('found').replaceChildren(
+      ...users.map((user) => {
+        const item = element('li');
+        item.append(
+          element('span', `${user.email} (${user.tier}${user.suspension ? ', suspended' : ''})`, 'title'),
+          button('View', () => showAdminAccount(user.userId), `View the account of ${user.email}`),
+        );
+        return item;
+      }),
+    );
+    say(users.length ? `${users.length} account(s) found.` : `No account is ${wanted}.`);
+  });
+});
+
+async function showAdminAccount(userId) {
+  const account = await api('GET', userPath(userId));
+  adminTarget = account;
+  $('admin-account').hidden = false;
+  $('admin-account-title').textContent = account.email;
+  const usage = account.usage;
+  facts($('admin-account-facts'), [
+    ['User id', account.userId],
+    ['Plan', `${account.tier}${account.subscriptionStatus ? ` (${account.subscriptionStatus})` : ''}`],
+    ['Role', account.role],
+    ['Recordings this month', usage.limit === null ? `${usage.used}, unlimited` : `${usage.used} of ${usage.limit}`],
+    ['Cloned voices', account.voiceClones],
+    ['Signed up', new Date(account.createdAt).toLocaleString()],
+    ['Last sign-in', account.lastLogin ? new Date(account.lastLogin).toLocaleString() : 'never'],
+    ['Status', account.suspension ? `suspended since ${new Date(account.suspension.since).toLocaleString()}: ${account.suspension.reason}` : 'active'],
+  ]);
+  $('suspend-form').hidden = !mayAdmin('suspend');
+  $('suspend').textContent = account.suspension ? 'Lift the suspension' : 'Suspend';
+  $('suspend').className = account.suspension ? '' : 'danger';
+  $('grant-form').hidden = !mayAdmin('grant-usage');
+  if (mayAdmin('view-audit')) await showAudit();
+}
+
+$('suspend-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const action = adminTarget.suspension ? 'unsuspend' : 'suspend';
+    await api('POST', `${userPath(adminTarget.userId)}/${action}`, { reason: $('suspend-reason').value });
+    $('suspend-reason').value = '';
+    say(action === 'suspend' ? `${adminTarget.email} is suspended and signed out.` : `${adminTarget.email} may sign in again.`);
+    await showAdminAccount(adminTarget.userId);
+  });
+});
+
+$('grant-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const recordings = Number($('grant-recordings').value);
+    await api('POST', `${userPath(adminTarget.userId)}/grant-usage`, { recordings, reason: $('grant-reason').value });
+    $('grant-form').reset();
+    say(`${recordings} recording(s) added to ${adminTarget.email}'s month.`);
+    await showAdminAccount(adminTarget.userId);
+  });
+});
+
+// The audit log, newest first, a page at a time.
+async function showAudit() {
+  auditCursor = null;
+  $('audit').replaceChildren();
+  await moreAudit();
+}
+
+async function moreAudit() {
+  const query = new URLSearchParams({ month: $('audit-month').value, limit: '10' });
+  if (auditCursor) query.set('cursor', auditCursor);
+  const page = await api('GET', `/admin/audit?${query}`);
+  for (const entry of page.entries) {
+    const target = entry.targetUserId ? ` on ${entry.targetUserId}` : '';
+    const reason = entry.reason ? `: ${entry.reason}` : '';
+    $('audit').append(element('li', `${new Date(entry.at).toLocaleString()}, ${entry.actorId} (${entry.actorRole}) ${entry.action}${target}${reason}`));
+  }
+  auditCursor = page.nextCursor;
+  $('more-audit').hidden = !auditCursor;
+  $('no-audit').hidden = $('audit').children.length > 0;
+}
+
+$('audit-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(showAudit);
+});
+$('more-audit').addEventListener('click', () => run(moreAudit));
 
 $('sign-in').addEventListener('click', () => {
   const returnTo = location.origin + (location.pathname === '/' ? '/' : location.pathname);

@@ -51,13 +51,13 @@ def loaded(page, player):
     return page.evaluate(f"document.getElementById('{player}').readyState") >= 1
 
 
-def tab_to(page, target, limit=60):
-    """Press Tab until `target` has the focus: the keyboard alone reaches it."""
+def tab_to(page, target, limit=60, key="Tab"):
+    """Press Tab (or `key`) until `target` has the focus: the keyboard alone reaches it."""
     for _ in range(limit):
-        page.keyboard.press("Tab")
+        page.keyboard.press(key)
         if target.evaluate("element => element === document.activeElement"):
             return
-    raise AssertionError(f"{limit} presses of Tab never reached {target}")
+    raise AssertionError(f"{limit} presses of {key} never reached {target}")
 
 
 def sign_in(page, sub, email, name, keyboard=False):
@@ -134,7 +134,7 @@ def test_the_whole_journey(page, base_url, backend, shoot, accessible):
         lambda r: r.method in ("POST", "PATCH", "DELETE") and r.url.startswith(base_url) and state_changes.append(r),
     )
 
-    page.get_by_label("Preset").select_option("calm")
+    page.get_by_label("Preset", exact=True).select_option("calm")
     generate(page, f"Hello from the browser test {run}.")
     expect(page.locator("#usage")).to_contain_text("1 of 10 recordings used this month")
     recordings = backend.recordings(user_id)
@@ -310,6 +310,8 @@ def test_the_keyboard_alone_signs_in_speaks_keeps_and_signs_out(page, base_url, 
     """No mouse: Tab reaches each control and Enter or Space works it, the IdP's form included."""
     run = secrets.token_hex(4)
     sub, email = f"auth0|keyboard-{run}", f"keyboard-{run}@example.test"
+    # A support operator, so the admin area is on the way too.
+    backend.table("USERS_TABLE").put_item(Item={"userId": sub, "subscriptionTier": "FREE", "role": "support"})
     page.goto("/")
     sign_in(page, sub, email, "Keyboard Tester", keyboard=True)
     page.wait_for_url(f"{base_url}/")
@@ -350,6 +352,22 @@ def test_the_keyboard_alone_signs_in_speaks_keeps_and_signs_out(page, base_url, 
         page.keyboard.press("Enter")
     exported = json.loads(open(downloading.value.path()).read())
     assert [r["text"] for r in exported["recordings"]] == [text]
+    tab_to(page, page.get_by_role("textbox", name="Display name"), key="Shift+Tab")  # the form above
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Keys Only")
+    tab_to(page, page.get_by_role("button", name="Save profile"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text("Your profile was saved.")
+    assert backend.user(sub)["name"] == "Keys Only"
+
+    tab_to(page, page.get_by_role("link", name="Admin"))
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_role("textbox", name="Email or user id"))
+    page.keyboard.type(email)
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_role("button", name=f"View the account of {email}"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#admin-account-facts")).to_contain_text(sub)
 
     tab_to(page, page.get_by_role("button", name="Sign out"))
     page.keyboard.press("Enter")

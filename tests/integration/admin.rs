@@ -103,6 +103,15 @@ async fn support_can_look_up_but_not_suspend_grant_or_read_the_audit_log() {
 
     let stats = app.get("/admin/stats", &support).await;
     assert_eq!(stats.status, 200, "{}", stats.body);
+
+    // The session says what the role allows, so the web client offers only that.
+    let session = app.get("/auth/session", &support).await.body;
+    assert_eq!(
+        (&session["role"], &session["adminPermissions"]),
+        (&json!("support"), &json!(["look-up-users", "view-stats"]))
+    );
+    let plain = app.get("/auth/session", &target).await.body;
+    assert_eq!((&plain["role"], &plain["adminPermissions"]), (&json!("user"), &json!([])));
 }
 
 #[tokio::test]

@@ -434,6 +434,43 @@ async fn presets_follow_the_tier_and_premium_saves_its_own() {
 }
 
 #[tokio::test]
+async fn a_saved_preset_is_renamed_in_place_and_a_rename_racing_a_save_loses_neither() {
+    let app = Arc::new(TestApp::spawn().await);
+    let premium = app.sign_in(Tier::Premium).await;
+    let new = json!({ "name": "Warm", "stability": 0.3, "similarityBoost": 0.8, "style": 0.2, "speed": 0.9 });
+    let id = app.post("/presets", &premium, Some(&new)).await.body["id"].as_str().unwrap().to_owned();
+
+    let renamed = app.patch(&format!("/presets/{id}"), &premium, &json!({ "name": "  Warmer " })).await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    assert_eq!((renamed.body["id"].as_str(), &renamed.body["name"]), (Some(id.as_str()), &json!("Warmer")));
+    assert_eq!((&renamed.body["stability"], &renamed.body["speed"]), (&json!(0.3), &json!(0.9)));
+
+    // A rename and a save at once, from a session read before either: both are kept.
+    let rename = {
+        let (app, premium, path) = (app.clone(), premium.clone(), format!("/presets/{id}"));
+        tokio::spawn(async move { app.patch(&path, &premium, &json!({ "name": "Warmest" })).await })
+    };
+    let other = json!({ "name": "Bright", "stability": 0.6, "similarityBoost": 0.7 });
+    assert_eq!(app.post("/presets", &premium, Some(&other)).await.status, 201);
+    assert_eq!(rename.await.unwrap().status, 200);
+    let listed = app.get("/presets", &premium).await.body["customPresets"].clone();
+    let mut names: Vec<&str> = listed.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Bright", "Warmest"], "{listed}");
+
+    let path = format!("/presets/{id}");
+    let blank = app.patch(&path, &premium, &json!({ "name": " " })).await;
+    assert!(blank.body["error"]["fields"]["name"].is_string(), "{}", blank.body);
+    assert_eq!(app.patch("/presets/custom-000000000000", &premium, &json!({ "name": "x" })).await.status, 404);
+    let unknown_field = app.patch(&path, &premium, &json!({ "name": "x", "speed": 1 })).await;
+    assert_eq!(unknown_field.status, 400, "{}", unknown_field.body);
+    let basic = app.sign_in(Tier::Basic).await;
+    assert_eq!(app.patch(&path, &basic, &json!({ "name": "x" })).await.error_code(), "FEATURE_LOCKED");
+    let listed = app.get("/presets", &premium).await.body["customPresets"].clone();
+    assert!(listed.as_array().unwrap().iter().any(|p| p["name"] == "Warmest"), "refusals changed nothing: {listed}");
+}
+
+#[tokio::test]
 async fn premade_speech_goes_to_the_least_busy_account() {
     // Two accounts of one place each, every answer taking 1.5 s.
     let limits = AccountLimits { concurrency: Some(1), latency_ms: Some(1500), ..Default::default() };

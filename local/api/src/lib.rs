@@ -187,6 +187,9 @@ impl Router {
         if let Some(preflight) = self.cors.as_ref().and_then(|cors| cors.preflight(&method, request.headers())) {
             return (None, Answer::Whole(preflight));
         }
+        if let Some(page) = self.site.as_ref().and_then(|site| site.navigation(&method, &path, request.headers())) {
+            return (None, Answer::Whole(page));
+        }
         let found = self.routes.iter().find_map(|(route, table)| Some((route, *table, route.matches(&method, &path)?)));
         let Some((route, table, params)) = found else {
             if let Some(page) = self.site.as_ref().and_then(|site| site.serve(&method, &path, request.headers())) {

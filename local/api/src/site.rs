@@ -102,7 +102,22 @@ pub struct Site {
     pub media_origin: Option<String>,
 }
 
+/// The web client's pages (its `views` in web/app.js). Some are API paths too (`/voices`): a
+/// browser navigating to one gets the page, any other request the API.
+pub const PAGES: &[&str] =
+    &["/", "/library", "/voices", "/account", "/teams", "/settings", "/admin", "/pricing", "/billing/success"];
+
 impl Site {
+    /// A browser's navigation to one of the client's [`PAGES`] (`Sec-Fetch-Mode: navigate`, which
+    /// a script's request never carries): the page, before any route; `None` for anything else.
+    pub fn navigation(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<Response<Body>> {
+        let navigating = headers.get("sec-fetch-mode").is_some_and(|mode| mode == "navigate");
+        if method != Method::GET || !navigating || !PAGES.contains(&path) {
+            return None;
+        }
+        std::fs::read(self.root.join("index.html")).ok().map(|bytes| self.file("index.html", bytes))
+    }
+
     /// A `GET` no route took: `/openapi.json`, `/docs`, a file of `web/`, else (for a browser
     /// asking for a page) the client's `index.html`, whose script routes by path.
     pub fn serve(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<Response<Body>> {
@@ -261,5 +276,27 @@ mod tests {
             assert!(served.is_none(), "{outside} must not be served");
         }
         assert!(site.serve(&Method::POST, "/", &page).is_none());
+    }
+
+    #[test]
+    fn a_navigation_to_a_page_that_is_also_an_api_path_gets_the_page() {
+        let site = site();
+        let (navigate, script) = (headers(&[("sec-fetch-mode", "navigate")]), headers(&[("sec-fetch-mode", "cors")]));
+        assert!(site.navigation(&Method::GET, "/voices", &navigate).is_some());
+        assert!(site.navigation(&Method::GET, "/voices", &script).is_none(), "a script's fetch gets the API");
+        assert!(site.navigation(&Method::GET, "/auth/login", &navigate).is_none(), "sign-in is the API's");
+        assert!(site.navigation(&Method::POST, "/voices", &navigate).is_none());
+    }
+
+    #[test]
+    fn the_pages_are_the_client_s_views() {
+        let script = std::fs::read_to_string(format!("{ROOT}/web/app.js")).unwrap();
+        let views = script.split("const views = {").nth(1).and_then(|rest| rest.split("};").next()).unwrap();
+        let mut listed: Vec<&str> =
+            views.lines().filter_map(|line| line.trim().strip_prefix('\'')?.split('\'').next()).collect();
+        let mut pages = PAGES.to_vec();
+        listed.sort_unstable();
+        pages.sort_unstable();
+        assert_eq!(listed, pages);
     }
 }

@@ -134,6 +134,22 @@ pub fn add(list: &mut Vec<CustomPreset>, preset: &CustomPreset) -> Result<(), Ap
     Ok(())
 }
 
+/// `PATCH /presets/{id}`: a saved preset's new name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresetRename {
+    pub name: String,
+}
+
+/// Renames the preset `id` to `name` (trimmed, bounded), returning it; NOT_FOUND when the list
+/// has none.
+pub fn rename(list: &mut [CustomPreset], id: &str, name: &str) -> Result<CustomPreset, ApiError> {
+    let name = crate::domain::text::printable("name", name, 1, NAME_MAX_CHARS)?;
+    let preset = list.iter_mut().find(|p| p.id == id).ok_or_else(|| ApiError::not_found("preset"))?;
+    preset.name = name;
+    Ok(preset.clone())
+}
+
 /// Removes the preset `id`; NOT_FOUND when the list has none.
 pub fn remove(list: &mut Vec<CustomPreset>, id: &str) -> Result<(), ApiError> {
     let before = list.len();
@@ -181,6 +197,20 @@ mod tests {
         assert!(matches!(remove(&mut list, "custom-none"), Err(ApiError::NotFound(_))));
         remove(&mut list, &preset.id).unwrap();
         assert!(list.is_empty(), "every copy with that id goes");
+    }
+
+    #[test]
+    fn a_rename_keeps_id_and_values_and_names_what_was_wrong() {
+        let preset = new("Warm", 0.4, 1.1).validate().unwrap();
+        let mut list = vec![preset.clone()];
+        let renamed = rename(&mut list, &preset.id, "  Warmer ").unwrap();
+        assert_eq!((renamed.id.as_str(), renamed.name.as_str()), (preset.id.as_str(), "Warmer"));
+        assert_eq!((list[0].stability, list[0].speed), (0.4, 1.1));
+        assert!(matches!(rename(&mut list, "custom-none", "x"), Err(ApiError::NotFound(_))));
+        assert!(
+            matches!(rename(&mut list, &preset.id, " "), Err(ApiError::Validation { field, .. }) if field == "name")
+        );
+        assert_eq!(list[0].name, "Warmer", "a refused rename changes nothing");
     }
 
     #[test]

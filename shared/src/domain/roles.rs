@@ -15,8 +15,10 @@ pub enum Role {
     Admin,
 }
 
-/// What an admin route does; each route names the one it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an admin route does; each route names the one it needs. The session lists the caller's
+/// (`adminPermissions`), so the web client offers what the API will allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Permission {
     /// Find users and read their account summary (never secrets or audio).
     LookUpUsers,
@@ -44,6 +46,11 @@ impl Role {
             Role::Support => matches!(permission, LookUpUsers | ViewStats),
             Role::Admin => true,
         }
+    }
+
+    /// The permissions the table gives this role, in [`Permission::ALL`]'s order.
+    pub fn permissions(self) -> Vec<Permission> {
+        Permission::ALL.into_iter().filter(|p| self.allows(*p)).collect()
     }
 
     pub const fn as_str(self) -> &'static str {
@@ -99,6 +106,14 @@ mod tests {
     #[test]
     fn admins_may_do_everything() {
         assert!(Permission::ALL.iter().all(|p| Role::Admin.allows(*p)));
+    }
+
+    #[test]
+    fn the_listed_permissions_are_the_table_s() {
+        assert!(Role::User.permissions().is_empty());
+        let support = serde_json::to_value(Role::Support.permissions()).unwrap();
+        assert_eq!(support, serde_json::json!(["look-up-users", "view-stats"]));
+        assert_eq!(Role::Admin.permissions().len(), Permission::ALL.len());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::domain::{
     overage::OverageCap,
     presets::CustomPreset,
     profile::Preferences,
-    roles::Role,
+    roles::{Permission, Role},
     subscription::SubscriptionStatus,
     tiers::{Features, Tier},
     usage::{MonthUsage, Usage, UsagePeriod},
@@ -144,6 +144,9 @@ pub struct UserView {
     pub usage: Usage,
     pub created_at: String,
     pub last_login: Option<String>,
+    /// The admin-area role an operator granted (`user` for everyone else) and what it allows.
+    pub role: Role,
+    pub admin_permissions: Vec<Permission>,
 }
 
 impl User {
@@ -177,6 +180,8 @@ impl User {
             usage: self.usage(now),
             created_at: self.created_at.clone(),
             last_login: self.last_login.clone(),
+            role: self.role,
+            admin_permissions: self.role.permissions(),
         }
     }
 
