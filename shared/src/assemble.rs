@@ -67,17 +67,18 @@ pub async fn billing(app: &App) -> anyhow::Result<Billing<'_>> {
     })
 }
 
-/// Billing emails, each sent once.
 /// Workspaces: their members, roles and invitations.
 pub fn teams(app: &App) -> crate::flows::workspaces::Teams<'_> {
     crate::flows::workspaces::Teams {
         workspaces: &app.workspaces,
+        users: &app.users,
         audit: &app.audit,
         mailer: app.mailer(),
         app_url: &app.config.web.app_url,
     }
 }
 
+/// Billing emails, each sent once.
 pub fn notices(app: &App) -> Notices<'_> {
     Notices { mailer: app.mailer(), events: &app.webhook_events, lease: app.config.billing.webhook_lease }
 }

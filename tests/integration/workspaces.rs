@@ -347,3 +347,48 @@ async fn one_invitation_accepted_ten_times_at_once_makes_one_member() {
     let members = app.get(&format!("/workspaces/{id}/members"), &owner).await.body;
     assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
 }
+
+#[tokio::test]
+async fn an_erasure_racing_an_acceptance_leaves_no_membership_behind() {
+    let app = Arc::new(TestApp::spawn().await);
+    let owner = app.sign_in(Tier::Basic).await;
+    let id = new_workspace(&app, &owner, "Raced").await;
+    let member_ids = |members: &Value| -> Vec<String> {
+        members["members"].as_array().unwrap().iter().map(|m| m["userId"].as_str().unwrap().to_owned()).collect()
+    };
+
+    // Once an erasure has begun, joining or making a workspace is refused and changes nothing.
+    let leaving = app.sign_in(Tier::Free).await;
+    assert_eq!(invite(&app, &owner, &id, &leaving.email, "MEMBER").await.status, 201);
+    let token = emailed_token(&app, &leaving.email).await;
+    let started = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    let mark =
+        [("erasureState", AttributeValue::S("erasing".into())), ("erasureStartedAt", AttributeValue::N(started))];
+    app.set_user(&leaving.id, &mark).await;
+    let refused = accept(&app, &leaving, &token).await;
+    assert_eq!((refused.status, refused.error_code()), (409, "CONFLICT"), "{}", refused.body);
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("being erased"), "{}", refused.body);
+    let made = app.post("/workspaces", &leaving, Some(&json!({ "name": "Too late" }))).await;
+    assert_eq!((made.status, made.error_code()), (409, "CONFLICT"), "{}", made.body);
+    let invitations = app.get(&format!("/workspaces/{id}/invitations"), &owner).await.body;
+    assert_eq!(invitations["invitations"][0]["status"], "pending", "{invitations}");
+    assert_eq!(member_ids(&app.get(&format!("/workspaces/{id}/members"), &owner).await.body), [owner.id.to_string()]);
+
+    // Both at once, three times: whichever commits first, an erased person is no member.
+    for _ in 0..3 {
+        let guest = app.sign_in(Tier::Free).await;
+        assert_eq!(invite(&app, &owner, &id, &guest.email, "MEMBER").await.status, 201);
+        let token = emailed_token(&app, &guest.email).await;
+        let (joined, erased) = tokio::join!(accept(&app, &guest, &token), app.delete("/user", &guest));
+        assert_eq!((erased.status, &erased.body["status"]), (200, &json!("erased")), "{}", erased.body);
+        assert!(matches!(joined.status, 200 | 401 | 409), "{}", joined.body);
+        let workspace = app.get(&format!("/workspaces/{id}"), &owner).await.body;
+        let members = member_ids(&app.get(&format!("/workspaces/{id}/members"), &owner).await.body);
+        assert!(
+            !members.contains(&guest.id.to_string()),
+            "the erased person stayed a member (join: {})",
+            joined.status
+        );
+        assert_eq!(workspace["members"], json!(members.len()), "the count matches the rows: {workspace}");
+    }
+}

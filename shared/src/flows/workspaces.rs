@@ -22,6 +22,7 @@ use crate::{
     error::ApiError,
     store::{
         audit::{AuditEntry, AuditLog},
+        users::Users,
         workspaces::{Invitation, InvitationStatus, Member, Refused, Workspace, Workspaces},
     },
     upstream::email::{Mailer, WorkspaceInvitationEmail},
@@ -46,6 +47,8 @@ pub struct WorkspaceView {
 
 pub struct Teams<'a> {
     pub workspaces: &'a Workspaces,
+    /// Whose erasure has begun (a person being erased joins no workspace).
+    pub users: &'a Users,
     pub audit: &'a AuditLog,
     /// The invitation emails; None: invitations cannot be sent.
     pub mailer: Option<&'a Mailer>,
@@ -72,6 +75,11 @@ fn last_owner() -> ApiError {
          workspace first"
             .into(),
     )
+}
+
+/// Someone whose erasure has begun joins nothing: the erasure would not see it.
+fn erasing() -> ApiError {
+    ApiError::Conflict("your account is being erased; it can join no workspace".into())
 }
 
 fn changed() -> ApiError {
@@ -121,7 +129,12 @@ impl Teams<'_> {
         let name = workspace_name(name)?;
         let id = Ulid::generate(now);
         let user = actor.user;
-        let workspace = self.workspaces.create(&id, &name, &user.id, user.email.as_str(), &rfc3339(now)?).await?;
+        let owner_check = self.users.not_erasing(&user.id)?;
+        let workspace = self
+            .workspaces
+            .create(&id, &name, (&user.id, user.email.as_str()), owner_check, &rfc3339(now)?)
+            .await?
+            .map_err(|_| erasing())?;
         let detail = json!({ "workspaceId": id, "name": name });
         self.record(actor, None, "workspace-create", None, detail, now).await?;
         let role = WorkspaceRole::Owner;
@@ -368,12 +381,13 @@ impl Teams<'_> {
         let workspace =
             self.workspaces.get(&invitation.workspace_id).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
         let at = rfc3339(now)?;
-        let accepted = self
-            .workspaces
-            .accept(&invitation, &workspace.name, &user.id, user.email.as_str(), now.unix_timestamp(), &at)
-            .await?;
+        let person = (&user.id, user.email.as_str());
+        let user_check = self.users.not_erasing(&user.id)?;
+        let accepted =
+            self.workspaces.accept(&invitation, &workspace.name, person, user_check, now.unix_timestamp(), &at).await?;
         accepted.map_err(|refused| match refused {
             Refused::AlreadyMember => ApiError::Conflict("you are a member of this workspace already".into()),
+            Refused::Erasing => erasing(),
             _ => ApiError::Conflict("this invitation was used, revoked or renewed meanwhile".into()),
         })?;
         let member = Member {

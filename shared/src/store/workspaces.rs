@@ -103,6 +103,8 @@ pub enum Refused {
     LastOwner,
     /// The person is a member already.
     AlreadyMember,
+    /// The person's account is being erased (or is gone).
+    Erasing,
 }
 
 #[derive(Clone)]
@@ -202,15 +204,17 @@ impl Workspaces {
         Update::builder().table_name(&self.table).set_key(Some(self.key(workspace, item)))
     }
 
-    /// A new workspace with `owner` as its one member, OWNER.
+    /// A new workspace with `owner` as its one member, OWNER; `owner_check` (the owner's account
+    /// not being erased) is part of the transaction.
     pub async fn create(
         &self,
         id: &WorkspaceId,
         name: &str,
-        owner: &UserId,
-        email: &str,
+        owner: (&UserId, &str),
+        owner_check: TransactWriteItem,
         at: &str,
-    ) -> anyhow::Result<Workspace> {
+    ) -> anyhow::Result<Result<Workspace, Refused>> {
+        let (owner, email) = owner;
         let row = HashMap::from([
             ("workspaceId".to_owned(), string(id.as_str())),
             ("item".to_owned(), string(WORKSPACE)),
@@ -228,15 +232,19 @@ impl Workspaces {
                 .build()?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
-        let items = vec![put(row)?, put(member_item(id, name, owner, email, WorkspaceRole::Owner, at))?];
-        self.transact(items).await?.map_err(|_| anyhow::anyhow!("workspace id {id} taken"))?;
-        Ok(Workspace {
+        let items = vec![put(row)?, put(member_item(id, name, owner, email, WorkspaceRole::Owner, at))?, owner_check];
+        match self.transact(items).await? {
+            Ok(()) => {}
+            Err(2) => return Ok(Err(Refused::Erasing)),
+            Err(_) => anyhow::bail!("workspace id {id} taken"),
+        }
+        Ok(Ok(Workspace {
             workspace_id: id.clone(),
             name: name.to_owned(),
             created_at: at.to_owned(),
             members: 1,
             owners: 1,
-        })
+        }))
     }
 
     /// One row of the workspace, read strongly consistent.
@@ -449,16 +457,18 @@ impl Workspaces {
 
     /// Accepts `invitation` for `user`, once: the invitation stops being pending, the person
     /// becomes a member, the workspace counts one more, all or nothing (the invitation as read:
-    /// same token, still pending, not expired at `now`).
+    /// same token, still pending, not expired at `now`; and `user_check`, the person's account
+    /// not being erased).
     pub async fn accept(
         &self,
         invitation: &Invitation,
         workspace_name: &str,
-        user: &UserId,
-        email: &str,
+        person: (&UserId, &str),
+        user_check: TransactWriteItem,
         now: i64,
         at: &str,
     ) -> anyhow::Result<Result<(), Refused>> {
+        let (user, email) = person;
         let id = &invitation.workspace_id;
         let taken = self
             .update(id, invite_key(&invitation.invitation_id))
@@ -481,11 +491,13 @@ impl Workspaces {
             TransactWriteItem::builder().update(taken).build(),
             TransactWriteItem::builder().put(joined).build(),
             self.owners_by(id, 0, 1)?,
+            user_check,
         ];
-        Ok(self
-            .transact(items)
-            .await?
-            .map_err(|failed| if failed == 1 { Refused::AlreadyMember } else { Refused::Changed }))
+        Ok(self.transact(items).await?.map_err(|failed| match failed {
+            1 => Refused::AlreadyMember,
+            3 => Refused::Erasing,
+            _ => Refused::Changed,
+        }))
     }
 
     /// Deletes the workspace and every row under it.

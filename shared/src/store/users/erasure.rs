@@ -3,6 +3,7 @@
 //! minimal tombstone: the SHA-256 of the user id and when, nothing else.
 
 use anyhow::Context;
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 use sha2::{Digest, Sha256};
 
 use super::{Users, attr};
@@ -28,6 +29,19 @@ impl Users {
             Ok(dynamo::conditional_update(update).await.context("marking the account for erasure")?.is_some())
         })
         .await
+    }
+
+    /// A transaction's check that the person has an account whose erasure has not begun. What
+    /// makes someone a member of a workspace carries it, so a membership either commits before
+    /// the erasure's mark (and the erasure, which lists memberships after it, removes it) or is
+    /// refused.
+    pub fn not_erasing(&self, id: &UserId) -> anyhow::Result<TransactWriteItem> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(attr::USER_ID, string(id.as_str()))
+            .condition_expression("attribute_exists(userId) AND attribute_not_exists(erasureState)")
+            .build()?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     /// Accounts whose erasure started before `before` (unix seconds) and has not finished.
