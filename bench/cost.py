@@ -202,6 +202,21 @@ def egress(kind, generations, p, ops):
         + generations * ops["nat_bytes_per_generation"] / 1e9 * p["nat_gateway"]["per_gb"]
 
 
+def through_cloudfront(users, lines, prices, profile):
+    """The month's total with audio served by the CloudFront distribution instead of presigned
+    S3 URLs: transfer and requests at CloudFront's prices (its free tier first); S3 then sends
+    only the edge's misses, to CloudFront, for free."""
+    per = invocations_per_user(profile)
+    audio, cdn, s3 = profile["audio"], prices["cloudfront"], prices["s3"]
+    plays = per["plays"] * users
+    transfer_gb = plays * audio["bytes_per_generation"] / 1e9
+    misses = plays * (1 - audio["cdn_hit_ratio"])
+    cloudfront = max(0.0, transfer_gb - cdn["free_transfer_gb"]) * cdn["transfer_out_gb"] \
+        + max(0.0, plays - cdn["free_requests"]) / 10_000 * cdn["per_10k_https_requests"]
+    saved = lines["S3 (audio to browsers)"] + (plays - misses) / 1000 * s3["per_thousand_gets"]
+    return sum(lines.values()) - saved + cloudfront
+
+
 def custom_metrics(template, ops):
     """The custom metrics the code emits (shared/src/telemetry/metrics.rs), counted from it: one
     series per name given to `metrics::count`, one per value of a `count_by` dimension (the
@@ -232,6 +247,9 @@ def main():
                + egress(other, invocations_per_user(profile)["generations"] * u, prices, profile["operations"]) for u in SIZES}
     print(f"\nWith a {egress_label(other).split(' (')[0]} instead: "
           + ", ".join(f"{u // 1000}k MAU {swapped[u]:,.2f}" for u in SIZES) + ".")
+    cdn = {u: through_cloudfront(u, estimates[u], prices, profile) for u in SIZES}
+    print("With audio through CloudFront (signed URLs, the template's CloudFrontPublicKey): "
+          + ", ".join(f"{u // 1000}k MAU {cdn[u]:,.2f}" for u in SIZES) + ".")
     print("\nLargest items:")
     for u in SIZES:
         top = sorted(estimates[u].items(), key=lambda kv: -kv[1])[:3]

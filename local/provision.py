@@ -42,6 +42,10 @@ LOCAL_PRICES = {
     "StripePricePremiumYearly": ("price_premium_yearly", "prod_voice_premium", 29990, "year"),
 }
 ACCOUNT_ID = "123456789012"  # moto's default account
+# The local CloudFront key pair (made by `local/standins/cdn.py --make-key`, which local/stack.sh
+# runs first) and the id the stand-in knows it by; in AWS, CloudFront names the public key.
+CDN_KEYS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".local", "cloudfront")
+CDN_KEY_PAIR_ID = "KLOCALAUDIOKEY"
 # Where the cache password lives locally (in AWS: SSM's Secrets Manager reference path).
 LOCAL_CACHE_PASSWORD = "/voice-local/cache-password"
 # In stack.env for the local tools, never in a function's environment.
@@ -112,7 +116,14 @@ def local_parameters():
         # Host-only cookie: the local API serves every route, the streamed one included.
         "SessionCookieDomain": "",
         "SessionAbsoluteSeconds": "43200",
+        # Audio through the CloudFront stand-in (local/standins/cdn.py), signed with the local pair.
+        "CloudFrontPublicKey": read_if_there(os.path.join(CDN_KEYS, "public.pem")),
+        "CloudFrontPrivateKeyParameter": "/voice-local/cloudfront-private-key",
     }
+
+
+def read_if_there(path):
+    return open(path).read() if os.path.exists(path) else ""
 
 
 NO_VALUE = object()
@@ -150,6 +161,8 @@ def resolve(value, resources, params, overrides, conditions=None):
             return NO_VALUE
         if arg == "AWS::StackName":
             return STACK_NAME
+        if arg in overrides:
+            return overrides[arg]
         if arg in params:
             return params[arg]
         if arg in resources:
@@ -414,6 +427,8 @@ def main():
     overrides = {
         "RedisCache.Endpoint.Address": "127.0.0.1",
         "RedisCache.Endpoint.Port": str(port("REDIS_PORT", 6390)),
+        "AudioDistribution.DomainName": f"127.0.0.1:{port('CDN_PORT', 8450)}",
+        "AudioPublicKey": CDN_KEY_PAIR_ID,
     }
     variables = {}
     for key, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
@@ -427,12 +442,19 @@ def main():
     ssm = session.client("ssm", endpoint_url=endpoint)
     for key, name in variables.items():
         if key.endswith("_PARAM"):
-            if key not in LOCAL_SECRETS:
+            if key == "CLOUDFRONT_PRIVATE_KEY_PARAM":
+                value = open(os.path.join(CDN_KEYS, "private.pem")).read()
+            elif key in LOCAL_SECRETS:
+                value = LOCAL_SECRETS[key]
+            else:
                 raise KeyError(f"{key} names a secret with no local value")
-            ssm.put_parameter(Name=name, Value=LOCAL_SECRETS[key], Type="SecureString", Overwrite=True)
+            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
             print(f"  secret {name:32} stored")
     # ElastiCache speaks TLS; the local redis-server does not.
     variables["REDIS_URL"] = variables["REDIS_URL"].replace("rediss://", "redis://", 1)
+    # CloudFront serves HTTPS; its local stand-in, plain HTTP.
+    if "CLOUDFRONT_DOMAIN" in variables:
+        variables["CLOUDFRONT_DOMAIN"] = variables["CLOUDFRONT_DOMAIN"].replace("https://", "http://", 1)
     variables.update(
         {
             "AWS_ENDPOINT_URL": endpoint,

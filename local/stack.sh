@@ -19,8 +19,8 @@ venv="$state/venv"
 mkdir -p "$run" "$logs"
 
 : "${MOTO_PORT:=5055}" "${REDIS_PORT:=6390}" "${STRIPE_PORT:=8420}" "${IDP_PORT:=4400}" "${API_PORT:=3001}"
-: "${ELEVENLABS_PORT:=8430}" "${STRIPE_GAPS_PORT:=8440}" "${API_TEST_PORT:=3002}"
-export MOTO_PORT REDIS_PORT STRIPE_PORT IDP_PORT API_PORT ELEVENLABS_PORT STRIPE_GAPS_PORT API_TEST_PORT
+: "${ELEVENLABS_PORT:=8430}" "${STRIPE_GAPS_PORT:=8440}" "${CDN_PORT:=8450}" "${API_TEST_PORT:=3002}"
+export MOTO_PORT REDIS_PORT STRIPE_PORT IDP_PORT API_PORT ELEVENLABS_PORT STRIPE_GAPS_PORT CDN_PORT API_TEST_PORT
 
 say() { printf '%s\n' "$*"; }
 
@@ -139,8 +139,16 @@ up() {
     start stripe-gaps "$STRIPE_GAPS_PORT" "$venv/bin/python" "$root/local/standins/stripe_gaps.py" \
         --port "$STRIPE_GAPS_PORT" --localstripe "http://127.0.0.1:$STRIPE_PORT" \
         --contract-log "$state/contracts/stripe.jsonl"
+    # The CloudFront key pair the functions sign audio URLs with (made once, kept in .local/).
+    "$venv/bin/python" "$root/local/standins/cdn.py" --make-key "$state/cloudfront"
     say "creating tables and bucket from template.yaml"
     "$venv/bin/python" "$root/local/provision.py" "$root/template.yaml" "$state"
+    local bucket
+    bucket=$(sed -n 's/^AUDIO_BUCKET=//p' "$state/stack.env")
+    start cdn "$CDN_PORT" "$venv/bin/python" "$root/local/standins/cdn.py" --port "$CDN_PORT" \
+        --origin "http://127.0.0.1:$MOTO_PORT" --bucket "$bucket" \
+        --public-key "$state/cloudfront/public.pem" --key-pair-id KLOCALAUDIOKEY \
+        --credentials "$state/aws-harness.json"
     say "environment for the functions: .local/stack.env"
 }
 
@@ -158,7 +166,7 @@ down() {
 
 status() {
     local name port
-    for pair in moto:$MOTO_PORT redis:$REDIS_PORT localstripe:$STRIPE_PORT idp:$IDP_PORT elevenlabs:$ELEVENLABS_PORT stripe-gaps:$STRIPE_GAPS_PORT; do
+    for pair in moto:$MOTO_PORT redis:$REDIS_PORT localstripe:$STRIPE_PORT idp:$IDP_PORT elevenlabs:$ELEVENLABS_PORT stripe-gaps:$STRIPE_GAPS_PORT cdn:$CDN_PORT; do
         name=${pair%%:*} port=${pair##*:}
         if alive "$name"; then say "  $name running on 127.0.0.1:$port"; else say "  $name not running"; fi
     done

@@ -97,6 +97,9 @@ def function_statements(template, resolver, local_names):
             continue
         statements = []
         for policy in resource["Properties"].get("Policies", []):
+            policy = chosen(policy, template.get("Conditions", {}), resolver.params)
+            if policy is None:
+                continue
             if "Ref" in policy:
                 name = policy["Ref"]
                 document = resources[name]["Properties"]["PolicyDocument"]
@@ -108,6 +111,15 @@ def function_statements(template, resolver, local_names):
                 statements.append((resolved, name))
         policies[logical] = statements
     return policies
+
+
+def chosen(policy, conditions, params):
+    """A policy entry as the local stack has it: an `!If` decided by the local parameters (None
+    for `AWS::NoValue`), anything else as it is."""
+    while isinstance(policy, dict) and "Fn::If" in policy:
+        name, then, otherwise = policy["Fn::If"]
+        policy = then if provision.condition(name, conditions, params) else otherwise
+    return None if policy == {"Ref": "AWS::NoValue"} else policy
 
 
 def _list(value):

@@ -13,7 +13,7 @@ use crate::{
     store::{
         admission::Gates,
         api_keys::ApiKeys,
-        audio::AudioStore,
+        audio::{AudioStore, Cdn},
         audit::AuditLog,
         aws,
         consent::ConsentRecords,
@@ -193,7 +193,8 @@ impl App {
     pub fn audio(&self) -> &AudioStore {
         self.audio.get_or_init(|| {
             let s3 = aws::s3(&self.sdk, &self.config.aws);
-            AudioStore::new(s3, self.config.audio_bucket.clone(), self.config.voice.presign_ttl)
+            let cdn = self.config.cdn.clone().map(|settings| Cdn::new(settings, self.ssm.clone()));
+            AudioStore::new(s3, self.config.audio_bucket.clone(), self.config.voice.presign_ttl, cdn)
         })
     }
 

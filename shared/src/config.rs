@@ -49,6 +49,8 @@ pub struct Config {
     /// the template, `VoiceApp` when unset).
     pub metrics_namespace: String,
     pub audio_bucket: String,
+    /// Audio served through CloudFront with signed URLs; None: presigned S3 URLs.
+    pub cdn: Option<CdnSettings>,
     pub aws: AwsSettings,
     pub redis_url: Secret<String>,
     /// The cache's RBAC user; with `secrets.redis_password`, connections authenticate.
@@ -304,6 +306,41 @@ pub struct StripeSettings {
     pub api_base: Url,
 }
 
+/// The CloudFront distribution in front of the audio bucket (`CLOUDFRONT_DOMAIN`,
+/// `CLOUDFRONT_KEY_PAIR_ID`, and the private key's SSM parameter `CLOUDFRONT_PRIVATE_KEY_PARAM`:
+/// all three or none).
+#[derive(Debug, Clone)]
+pub struct CdnSettings {
+    /// `https://d111111abcdef8.cloudfront.net` (or the distribution's own domain name).
+    pub base: Url,
+    pub key_pair_id: String,
+    pub private_key_parameter: String,
+}
+
+impl CdnSettings {
+    fn from_env(env: &Vars<'_, impl Fn(&str) -> Option<String>>) -> Result<Option<Self>, ConfigError> {
+        let names = ["CLOUDFRONT_DOMAIN", "CLOUDFRONT_KEY_PAIR_ID", "CLOUDFRONT_PRIVATE_KEY_PARAM"];
+        let set = names.map(|name| env.optional(name));
+        match set {
+            [None, None, None] => Ok(None),
+            [Some(_), Some(key_pair_id), Some(private_key_parameter)] => Ok(Some(Self {
+                base: Url::parse(&env.required_url("CLOUDFRONT_DOMAIN", &["https", "http"])?)
+                    .expect("checked by required_url"),
+                key_pair_id,
+                private_key_parameter,
+            })),
+            _ => {
+                let missing = names.iter().zip(&set).find(|(_, value)| value.is_none()).map(|(name, _)| *name);
+                Err(ConfigError {
+                    name: missing.expect("one is missing"),
+                    problem: "is missing: CloudFront needs its domain, key pair id and private key parameter together"
+                        .into(),
+                })
+            }
+        }
+    }
+}
+
 /// Names of SSM parameters (SecureString) holding the secrets; the values are fetched at cold
 /// start by the functions that need them (see `secrets`), never passed as plain variables.
 #[derive(Debug, Clone, Default)]
@@ -422,6 +459,7 @@ impl Config {
             },
             metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "VoiceApp".to_owned()),
             audio_bucket: env.required("AUDIO_BUCKET")?,
+            cdn: CdnSettings::from_env(&env)?,
             aws: AwsSettings {
                 region: env.optional("AWS_REGION").map_or_else(|| env.required("AWS_DEFAULT_REGION"), Ok).map_err(
                     |_| ConfigError {
@@ -679,6 +717,23 @@ mod tests {
             load(&vars).unwrap_err().to_string(),
             "configuration variable SESSION_IDLE_SECONDS is not a valid u64"
         );
+    }
+
+    #[test]
+    fn cloudfront_needs_its_three_settings_together() {
+        let mut vars = complete();
+        assert!(load(&vars).unwrap().cdn.is_none());
+        vars.insert("CLOUDFRONT_DOMAIN", "https://d111111abcdef8.cloudfront.net");
+        vars.insert("CLOUDFRONT_KEY_PAIR_ID", "K2JCJMDEHXQW5F");
+        assert_eq!(load(&vars).unwrap_err().name, "CLOUDFRONT_PRIVATE_KEY_PARAM");
+        vars.insert("CLOUDFRONT_PRIVATE_KEY_PARAM", "/voice/cloudfront-key");
+        let cdn = load(&vars).unwrap().cdn.unwrap();
+        assert_eq!(
+            (cdn.base.as_str(), cdn.key_pair_id.as_str()),
+            ("https://d111111abcdef8.cloudfront.net/", "K2JCJMDEHXQW5F")
+        );
+        vars.insert("CLOUDFRONT_DOMAIN", "d111111abcdef8.cloudfront.net");
+        assert_eq!(load(&vars).unwrap_err().name, "CLOUDFRONT_DOMAIN");
     }
 
     #[test]

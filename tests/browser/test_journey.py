@@ -170,6 +170,8 @@ def test_the_whole_journey(page, base_url, backend, shoot, accessible):
     assert stored[newest_id]["isFavorite"] is True
 
     page.locator(f'#recordings li[data-id="{newest_id}"]').get_by_role("button", name=re.compile("^Play")).click()
+    # Through the CloudFront stand-in, with a signed URL (the bucket itself stays private).
+    expect(page.locator("#library-player")).to_have_attribute("src", re.compile(r"^http://127\.0\.0\.1:8450/.+\?Expires=\d+&Signature=[^&]+&Key-Pair-Id=KLOCALAUDIOKEY$"))
     assert eventually(lambda: loaded(page, "library-player")), "the audio loads"
 
     oldest = page.locator("#recordings li").last
@@ -499,8 +501,8 @@ def test_a_client_on_another_origin_uses_the_api_with_cors_and_credentials(page,
         page.goto(f"{allowed}/")
         expect(page.locator("#who-email")).to_have_text(email)
         generate(page, f"Across origins, run {run}.")
-        # Whole, from storage (POST /tts), as a deployment without the stream's domain does.
-        expect(page.locator("#player")).to_have_attribute("src", re.compile(r"^http://127\.0\.0\.1:5055/"))
+        # Whole (POST /tts), as a deployment without the stream's domain does, through the CDN.
+        expect(page.locator("#player")).to_have_attribute("src", re.compile(r"^http://127\.0\.0\.1:8450/"))
         assert eventually(lambda: loaded(page, "player")), "the audio loads"
     assert [r for r in backend.recordings(sub) if r.get("text") == f"Across origins, run {run}."]
 

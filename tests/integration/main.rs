@@ -10,6 +10,7 @@ mod admission;
 mod allowances;
 mod api_keys;
 mod billing;
+mod cdn;
 mod cost;
 mod faults;
 mod fuzz;

@@ -96,7 +96,7 @@ async fn create_upload(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 #[tracing::instrument(skip_all)]
 async fn read(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let recording = owned(ctx, &caller).await?;
-    let audio_url = ctx.app.audio().download_url(&recording.s3_key).await?;
+    let audio_url = ctx.app.audio().audio_url(&recording.s3_key).await?;
     ok(&WithAudio { recording, audio_url })
 }
 

@@ -189,7 +189,11 @@ fn stand_in(name: &str) -> String {
         "REDIS_URL" => "rediss://cache.invalid:6379".into(),
         "ALLOWED_ORIGINS" => "https://app.invalid".into(),
         _ if name.ends_with("_SECONDS") || name.ends_with("_SLOTS") => "60".into(),
-        _ if name.ends_with("_URL") || name.ends_with("_BASE") || name.ends_with("_ISSUER") => {
+        _ if name.ends_with("_URL")
+            || name.ends_with("_BASE")
+            || name.ends_with("_ISSUER")
+            || name == "CLOUDFRONT_DOMAIN" =>
+        {
             "https://service.invalid/".into()
         }
         _ => format!("{}-stand-in", name.to_lowercase()),

@@ -14,11 +14,10 @@ async fn main() -> anyhow::Result<()> {
     let template = std::fs::read_to_string("template.yaml").context("reading template.yaml")?;
     let origins = apps.get("session").config.web.allowed_origins.clone();
     let cors = Cors::from_template(&template, origins)?;
-    let site = Site {
-        root: "web".into(),
-        openapi: "openapi.yaml".into(),
-        media_origin: std::env::var("AWS_ENDPOINT_URL").ok(),
-    };
+    let config = &apps.get("session").config;
+    let cdn = config.cdn.as_ref().map(|cdn| voice_core::config::origin_of(&cdn.base));
+    let media_origins = std::env::var("AWS_ENDPOINT_URL").ok().into_iter().chain(cdn).collect();
+    let site = Site { root: "web".into(), openapi: "openapi.yaml".into(), media_origins };
     let router = Router::new(apps, routes_from_template(&template)?)?.with_cors(cors).with_site(site);
     let router = Arc::new(router);
     let port: u16 = std::env::var("API_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001);

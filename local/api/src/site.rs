@@ -98,8 +98,9 @@ pub struct Site {
     pub root: PathBuf,
     /// openapi.yaml.
     pub openapi: PathBuf,
-    /// Where the page may fetch and play audio from besides itself (the S3 endpoint).
-    pub media_origin: Option<String>,
+    /// Where the page may fetch and play audio from besides itself (the S3 endpoint, and the
+    /// CloudFront stand-in when audio goes through it).
+    pub media_origins: Vec<String>,
 }
 
 /// The web client's pages (its `views` in web/app.js). Some are API paths too (`/voices`): a
@@ -178,7 +179,7 @@ impl Site {
             Some("json") => "application/json",
             _ => "application/octet-stream",
         };
-        let media = self.media_origin.as_deref().unwrap_or("");
+        let media = self.media_origins.join(" ");
         // The page runs only its own script, talks only to the API and the audio store, and
         // cannot be framed.
         let policy = format!(
@@ -216,7 +217,7 @@ mod tests {
         Site {
             root: format!("{ROOT}/web").into(),
             openapi: format!("{ROOT}/openapi.yaml").into(),
-            media_origin: Some("http://127.0.0.1:5055".into()),
+            media_origins: vec!["http://127.0.0.1:5055".into()],
         }
     }
 

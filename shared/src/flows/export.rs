@@ -64,7 +64,7 @@ impl Exporter<'_> {
         loop {
             let page = self.recordings.list(&user.id, 100, cursor.as_ref(), false, now.unix_timestamp()).await?;
             for recording in page.items {
-                let audio_url = self.audio.download_url(&recording.s3_key).await?;
+                let audio_url = self.audio.audio_url(&recording.s3_key).await?;
                 let mut entry = serde_json::to_value(&recording).expect("recordings serialize");
                 entry["audioUrl"] = audio_url.into();
                 recordings.push(entry);

@@ -403,7 +403,7 @@ impl<'a> Generator<'a> {
             }
             return Err(error.into());
         }
-        Ok(self.audio.download_url(&s3_key).await.context("presigning the new recording")?)
+        Ok(self.audio.audio_url(&s3_key).await.context("signing the new recording's URL")?)
     }
 
     /// The account to speak at: the clone's own, or the least busy one for a premade voice.

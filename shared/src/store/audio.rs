@@ -1,7 +1,10 @@
 //! The audio bucket: objects under `{userId}/…`, reachable by clients only through short-lived
-//! presigned URLs.
+//! URLs: CloudFront signed URLs when a distribution is configured, presigned S3 URLs otherwise.
 
-use std::time::Duration;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use anyhow::Context;
 use aws_sdk_s3::{
@@ -10,7 +13,16 @@ use aws_sdk_s3::{
     types::{Tag, Tagging},
 };
 
-use crate::domain::{audio::AudioType, ids::UserId};
+use tokio::sync::OnceCell;
+
+use crate::{
+    config::CdnSettings,
+    domain::{audio::AudioType, ids::UserId},
+    store::{
+        cloudfront::UrlSigner,
+        secrets::{self, Wanted},
+    },
+};
 
 /// The audio bucket. Objects that are not favourites carry the tag `retention=temporary`, which
 /// the bucket's lifecycle rule expires as a safety net behind the TTL stream.
@@ -19,11 +31,36 @@ pub struct AudioStore {
     client: aws_sdk_s3::Client,
     bucket: String,
     presign_ttl: Duration,
+    cdn: Option<Arc<Cdn>>,
+}
+
+/// The distribution in front of the bucket, its signing key fetched from SSM on first use.
+pub struct Cdn {
+    settings: CdnSettings,
+    ssm: aws_sdk_ssm::Client,
+    signer: OnceCell<UrlSigner>,
+}
+
+impl Cdn {
+    pub fn new(settings: CdnSettings, ssm: aws_sdk_ssm::Client) -> Self {
+        Self { settings, ssm, signer: OnceCell::new() }
+    }
+
+    async fn signer(&self) -> anyhow::Result<&UrlSigner> {
+        self.signer
+            .get_or_try_init(|| async {
+                let parameter = Some(self.settings.private_key_parameter.as_str());
+                let wanted = Wanted { variable: "CLOUDFRONT_PRIVATE_KEY_PARAM", parameter };
+                let [pem] = secrets::fetch(&self.ssm, [wanted]).await?;
+                UrlSigner::new(self.settings.base.clone(), self.settings.key_pair_id.clone(), &pem)
+            })
+            .await
+    }
 }
 
 impl AudioStore {
-    pub fn new(client: aws_sdk_s3::Client, bucket: String, presign_ttl: Duration) -> Self {
-        Self { client, bucket, presign_ttl }
+    pub fn new(client: aws_sdk_s3::Client, bucket: String, presign_ttl: Duration, cdn: Option<Cdn>) -> Self {
+        Self { client, bucket, presign_ttl, cdn: cdn.map(Arc::new) }
     }
 
     pub async fn put(&self, key: &str, content_type: AudioType, bytes: Vec<u8>) -> anyhow::Result<()> {
@@ -147,6 +184,16 @@ impl AudioStore {
             .await
             .context("presigning the download")?;
         Ok(presigned.uri().to_owned())
+    }
+
+    /// Where a client plays or downloads the audio at `key`: a CloudFront signed URL when a
+    /// distribution is configured (cached at the edge, range requests for seeking), else a
+    /// presigned S3 URL; either lasts the presign TTL.
+    pub async fn audio_url(&self, key: &str) -> anyhow::Result<String> {
+        let Some(cdn) = &self.cdn else { return self.download_url(key).await };
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_secs();
+        let expires = i64::try_from(now + self.presign_ttl.as_secs())?;
+        Ok(cdn.signer().await?.sign(key, expires))
     }
 
     /// A PUT URL for exactly this object, content type and size; the signature covers both, so

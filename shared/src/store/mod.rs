@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audio;
 pub mod audit;
 pub mod aws;
+pub mod cloudfront;
 pub mod consent;
 pub mod dynamo;
 pub mod login_attempts;
