@@ -765,48 +765,59 @@ $('copy-key').addEventListener('click', () =>
   }),
 );
 
-// Recordings per month as bars (inline SVG, oldest on the left), each with its figures as a title
-// and the whole summarised for screen readers.
+// Recordings and characters per month as pairs of bars (inline SVG, oldest on the left), each
+// series scaled to its own largest month, with a legend; each bar has its figures as a title, and
+// the whole is summarised for screen readers.
+const SERIES = [
+  { key: 'recordings', label: 'Recordings', className: 'bar' },
+  { key: 'characters', label: 'Characters', className: 'bar characters' },
+];
+
 function drawHistory(months) {
   const chart = $('history-chart');
   $('no-history').hidden = months.length > 0;
   if (months.length === 0) return chart.replaceChildren();
   const ns = 'http://www.w3.org/2000/svg';
   const shown = [...months].reverse();
-  const most = Math.max(1, ...shown.map((m) => m.recordings));
-  const [barWidth, gap, height] = [36, 12, 120];
-  const svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${shown.length * (barWidth + gap)} ${height + 36}`);
-  svg.setAttribute('role', 'img');
-  svg.setAttribute(
-    'aria-label',
-    'Recordings by month: ' + shown.map((m) => `${m.period}: ${m.recordings} recordings, ${m.characters} characters`).join('; '),
-  );
+  const most = Object.fromEntries(SERIES.map((s) => [s.key, Math.max(1, ...shown.map((m) => m[s.key]))]));
+  const [barWidth, gap, height, top] = [20, 16, 120, 34];
+  const svgElement = (tag, attributes, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  const svg = svgElement('svg', {
+    viewBox: `0 0 ${Math.max(220, shown.length * (2 * barWidth + gap))} ${height + top + 22}`,
+    role: 'img',
+    'aria-label':
+      'Recordings by month: ' + shown.map((m) => `${m.period}: ${m.recordings} recordings, ${m.characters} characters`).join('; '),
+  });
+  SERIES.forEach((series, i) => {
+    svg.append(
+      svgElement('rect', { x: i * 110, y: 4, width: 10, height: 10, class: series.className }),
+      svgElement('text', { x: i * 110 + 14, y: 13 }, series.label),
+    );
+  });
   shown.forEach((month, i) => {
-    const x = i * (barWidth + gap);
-    const barHeight = Math.round((month.recordings / most) * height);
-    const bar = document.createElementNS(ns, 'rect');
-    bar.setAttribute('x', x);
-    bar.setAttribute('y', height - barHeight + 14);
-    bar.setAttribute('width', barWidth);
-    bar.setAttribute('height', barHeight);
-    bar.setAttribute('class', 'bar');
-    bar.dataset.period = month.period;
-    const title = document.createElementNS(ns, 'title');
+    const x = i * (2 * barWidth + gap);
     const overage = month.overage?.units ? `, ${month.overage.units} past the plan (${dollars(month.overage.cents)})` : '';
-    title.textContent = `${month.period}: ${month.recordings} recordings, ${month.characters} characters${overage}`;
-    bar.append(title);
-    const count = document.createElementNS(ns, 'text');
-    count.setAttribute('x', x + barWidth / 2);
-    count.setAttribute('y', height - barHeight + 10);
-    count.setAttribute('text-anchor', 'middle');
-    count.textContent = month.recordings;
-    const label = document.createElementNS(ns, 'text');
-    label.setAttribute('x', x + barWidth / 2);
-    label.setAttribute('y', height + 30);
-    label.setAttribute('text-anchor', 'middle');
-    label.textContent = month.period.slice(2);
-    svg.append(bar, count, label);
+    SERIES.forEach((series, j) => {
+      const value = month[series.key];
+      const barHeight = Math.round((value / most[series.key]) * height);
+      const bar = svgElement('rect', {
+        x: x + j * barWidth, y: top + height - barHeight, width: barWidth - 2, height: barHeight, class: series.className,
+      });
+      bar.dataset.period = month.period;
+      bar.dataset.series = series.key;
+      bar.append(svgElement('title', {}, `${month.period}: ${value} ${series.key}${j === 0 ? overage : ''}`));
+      svg.append(bar);
+    });
+    svg.append(
+      svgElement('text', { x: x + barWidth / 2, y: top + height - Math.round((month.recordings / most.recordings) * height) - 3,
+        'text-anchor': 'middle' }, month.recordings),
+      svgElement('text', { x: x + barWidth, y: top + height + 16, 'text-anchor': 'middle' }, month.period.slice(2)),
+    );
   });
   chart.replaceChildren(svg);
 }

@@ -74,7 +74,14 @@ def test_keys_usage_history_export_and_erasure_from_the_account_page(page, base_
     chart = page.locator("#history-chart svg")
     expect(chart).to_have_attribute("aria-label", "Recordings by month: 2026-10: 12 recordings, 3400 characters; "
                                                  "2026-11: 30 recordings, 9100 characters")
-    expect(page.locator('#history-chart rect[data-period="2026-11"]')).to_have_count(1)
+    november = page.locator('#history-chart rect[data-period="2026-11"]')
+    expect(november).to_have_count(2)  # recordings and characters
+    expect(november.locator("title")).to_have_text(["2026-11: 30 recordings", "2026-11: 9100 characters"])
+    # Each series scaled to its own largest month: November's bars are both full height.
+    heights = november.evaluate_all("bars => bars.map((b) => Number(b.getAttribute('height')))")
+    assert heights == [120, 120], heights
+    october = page.locator('#history-chart rect[data-period="2026-10"]')
+    assert october.evaluate_all("bars => bars.map((b) => Number(b.getAttribute('height')))") == [48, 45]
     shoot(page, "account-page")
     accessible(page, "account-page")
 
