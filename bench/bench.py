@@ -69,6 +69,8 @@ SUBJECTS = {
     "admin": {"http": ("GET", "/admin/users/{id}", None), "admin": True},
     "health": {"http": ("GET", "/health", "/health")},
     "ttl-cleanup": {"event": "stream-session-ttl.json"},
+    # A $connect whose ticket was never issued: refused after one Redis GETDEL.
+    "push": {"event": "push-connect.json"},
     "sweep": {"event": "sweep-schedule.json", "warm": 3},
     "reset": {"event": "reset-schedule.json", "warm": 3},
     "reconcile": {"event": "reconcile-schedule.json", "warm": 0},

@@ -43,6 +43,11 @@ UNITS = {
     "health": (0.5, 0, 0, 1),
     "sweep": (1, 0, 0, 0),
     "reconcile": (0, 0, 0, 0),      # scaled by users below
+    # Live updates: $connect (GETDEL of the ticket, the user's GetItem, the connection's
+    # PutItem) and $disconnect (DeleteItem), averaged over the two; the ticket is a session
+    # route plus its SET.
+    "push": (0.5, 1, 0, 0.5),
+    "push_ticket": (0, 0, 0, 6),
 }
 
 
@@ -109,6 +114,9 @@ def invocations_per_user(profile):
         add("webhook", u["webhook_events"])
         add("ttl-cleanup", u["generations"] * (1 - profile["audio"]["favourite_share"]))
         add("session_rechecks", u["page_loads"])
+        add("push", 2 * u["page_loads"])
+        add("push_ticket", u["page_loads"])
+        add("pushes", u["generations"] + u["webhook_events"])
         add("generations", u["generations"])
         add("plays", u["plays"])
         add("clones", u["clones_held"])
@@ -129,7 +137,9 @@ def estimate(users, prices, profile, results, template):
     # plus the init of the share of invocations that start an instance, at the configured memory.
     waits = {"tts": upstream["elevenlabs_generation_ms"], "callback": upstream["auth0_exchange_ms"],
              "checkout": upstream["stripe_call_ms"], "webhook": upstream["stripe_call_ms"]}
-    measured_as = {"recordings_write": "recordings"}
+    # Not measured on their own: the push function ($connect, $disconnect) and the ticket route
+    # cost about what the session route does (one Redis round trip, one or two DynamoDB calls).
+    measured_as = {"recordings_write": "recordings", "push": "session", "push_ticket": "session"}
     invocations = {name: n * users for name, n in per.items() if name in UNITS}
     invocations["health"] = ops["health_probes_per_month"]
     invocations["sweep"] = ops["sweep_runs_per_month"]
@@ -143,10 +153,13 @@ def estimate(users, prices, profile, results, template):
     reconcile_s = ops["reconcile_runs_per_month"] * paying * upstream["stripe_call_ms"] / 1000 / 8  # 8 in flight
     lambda_gb_s += reconcile_s * memory["reconcile"] / 1024
     total_invocations = sum(invocations.values()) + ops["reconcile_runs_per_month"]
-    http_requests = sum(c for n, c in invocations.items() if n not in ("ttl-cleanup", "sweep"))
+    http_requests = sum(c for n, c in invocations.items() if n not in ("ttl-cleanup", "sweep", "push"))
 
     reads = sum(UNITS[n][0] * c for n, c in invocations.items())
     writes = sum(UNITS[n][1] * c for n, c in invocations.items()) + per["session_rechecks"] * users
+    # Each push lists the person's connections (user-index Query, eventually consistent).
+    pushes = per["pushes"] * users
+    reads += 0.5 * pushes
     puts = sum(UNITS[n][2] * c for n, c in invocations.items())
     redis_commands = sum(UNITS[n][3] * c for n, c in invocations.items())
     # The monthly reset scans every user row and writes the active ones.
@@ -167,6 +180,9 @@ def estimate(users, prices, profile, results, template):
         "Lambda (duration)": lambda_gb_s * gb_second,
         "Lambda (requests)": total_invocations / 1e6 * p["lambda"]["per_million_requests"],
         "API Gateway (HTTP API)": http_requests / 1e6 * p["api_gateway"]["per_million_requests"],
+        "API Gateway (WebSocket)": pushes / 1e6 * p["api_gateway_websocket"]["per_million_messages"]
+        + per["push_ticket"] * users * profile["live"]["minutes_per_connection"] / 1e6
+        * p["api_gateway_websocket"]["per_million_connection_minutes"],
         "DynamoDB (requests)": reads / 1e6 * p["dynamodb"]["per_million_read_units"]
         + writes / 1e6 * p["dynamodb"]["per_million_write_units"],
         "DynamoDB (storage + PITR)": table_gb * (p["dynamodb"]["storage_gb_month"] + p["dynamodb"]["pitr_gb_month"]),

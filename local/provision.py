@@ -46,10 +46,12 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 # runs first) and the id the stand-in knows it by; in AWS, CloudFront names the public key.
 CDN_KEYS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".local", "cloudfront")
 CDN_KEY_PAIR_ID = "KLOCALAUDIOKEY"
+# The WebSocket API's id in local ARNs (the local API serves it; IAM judges its calls by this id).
+PUSH_API_ID = "local"
 # Where the cache password lives locally (in AWS: SSM's Secrets Manager reference path).
 LOCAL_CACHE_PASSWORD = "/voice-local/cache-password"
 # In stack.env for the local tools, never in a function's environment.
-STACK_ONLY = {"API_PORT"}
+STACK_ONLY = {"API_PORT", "AWS_CALL_LOG"}
 REGION = "us-east-1"
 
 
@@ -171,7 +173,13 @@ def resolve(value, resources, params, overrides, conditions=None):
     if fn == "Fn::Sub":
         def sub(m):
             name = m.group(1)
-            pseudo = {"AWS::StackName": STACK_NAME, "AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION}
+            pseudo = {
+                "AWS::StackName": STACK_NAME,
+                "AWS::AccountId": ACCOUNT_ID,
+                "AWS::Region": REGION,
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::Partition": "aws",
+            }
             if name in pseudo:
                 return pseudo[name]
             if name in params:
@@ -429,6 +437,7 @@ def main():
         "RedisCache.Endpoint.Port": str(port("REDIS_PORT", 6390)),
         "AudioDistribution.DomainName": f"127.0.0.1:{port('CDN_PORT', 8450)}",
         "AudioPublicKey": CDN_KEY_PAIR_ID,
+        "PushApi": PUSH_API_ID,
     }
     variables = {}
     for key, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
@@ -452,6 +461,11 @@ def main():
             print(f"  secret {name:32} stored")
     # ElastiCache speaks TLS; the local redis-server does not.
     variables["REDIS_URL"] = variables["REDIS_URL"].replace("rediss://", "redis://", 1)
+    # The WebSocket API is the local API itself (local/api/src/push.rs): its management endpoint
+    # and the socket clients open.
+    api = f"127.0.0.1:{port('API_PORT', 3001)}"
+    variables["PUSH_ENDPOINT"] = f"http://{api}"
+    variables["PUSH_URL"] = f"ws://{api}/push"
     # CloudFront serves HTTPS; its local stand-in, plain HTTP.
     if "CLOUDFRONT_DOMAIN" in variables:
         variables["CLOUDFRONT_DOMAIN"] = variables["CLOUDFRONT_DOMAIN"].replace("https://", "http://", 1)
@@ -463,6 +477,9 @@ def main():
             "AWS_ACCESS_KEY_ID": harness["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": harness["SecretAccessKey"],
             "API_PORT": str(port("API_PORT", 3001)),
+            # Where the local API records the WebSocket management calls it judged (beside
+            # moto's own record of the AWS calls), for local/contracts/iam_check.py.
+            "AWS_CALL_LOG": os.path.join(os.path.abspath(state_dir), "contracts", "aws.jsonl"),
         }
     )
 

@@ -123,8 +123,57 @@ function signedIn() {
   $('who-email').textContent = me.email;
   $('nav-admin').hidden = me.adminPermissions.length === 0;
   showPlan();
+  connectLive();
   if (sessionStorage.getItem('invitation')) run(acceptInvitation).then(route);
   else route();
+}
+
+// --- live updates ------------------------------------------------------------------------------
+// One WebSocket per tab (README "Live updates"): the server pushes a new plan, usage after each
+// generation and billing alerts. Without it (no WebSocket API, a proxy that refuses it) the page
+// reads the session again each second where it waits for a change (untilTier).
+
+let live = null;
+const planWaiters = new Set();
+
+async function connectLive() {
+  if (live || !me || !('WebSocket' in window)) return;
+  let ticket;
+  try {
+    ticket = await api('POST', '/push/tickets', {});
+  } catch {
+    return; // not offered here: the page polls where it must
+  }
+  const socket = new WebSocket(`${ticket.url}?ticket=${encodeURIComponent(ticket.ticket)}`);
+  socket.addEventListener('open', async () => {
+    live = socket;
+    document.body.dataset.live = 'on';
+    // What changed before the socket was open was not pushed to it: read the state once.
+    await refreshSession().catch(() => {});
+    for (const wake of planWaiters) wake();
+  });
+  socket.addEventListener('message', (message) => onLiveEvent(JSON.parse(message.data)));
+  socket.addEventListener('close', () => {
+    const wasOpen = live === socket;
+    if (wasOpen) live = null;
+    delete document.body.dataset.live;
+    // Reconnect after a drop (API Gateway ends every connection after two hours), not after a
+    // refusal or a sign-out.
+    if (wasOpen && me) setTimeout(connectLive, 2000);
+  });
+}
+
+async function onLiveEvent(event) {
+  if (event.type === 'plan.changed') {
+    await refreshSession();
+    for (const wake of planWaiters) wake();
+    if (!document.querySelector('[data-view="/account"]').hidden) await run(showAccount);
+  } else if (event.type === 'usage.changed') {
+    me.usage = event.usage;
+    showPlan();
+  } else if (event.type === 'billing.alert') {
+    if (!document.querySelector('[data-view="/account"]').hidden) await run(showAccount);
+  }
 }
 
 function showPlan() {
@@ -644,12 +693,22 @@ async function changePlan(tier) {
   await showAccount();
 }
 
-// A new plan arrives with Stripe's webhook, a moment after the payment or the change: the
-// session is read again each second until `arrived(tier)`, for up to 30 s.
+// A new plan arrives with Stripe's webhook, a moment after the payment or the change: pushed
+// over the live connection when there is one, else the session is read again each second; until
+// `arrived(tier)`, for up to 30 s.
 async function untilTier(arrived) {
-  for (let i = 0; i < 30 && !arrived(me.tier); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    await refreshSession();
+  const until = Date.now() + 30_000;
+  while (!arrived(me.tier) && Date.now() < until) {
+    if (live) {
+      await new Promise((wake) => {
+        planWaiters.add(wake);
+        setTimeout(wake, until - Date.now());
+      });
+      planWaiters.clear();
+    } else {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await refreshSession();
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 """Least privilege, proven: every AWS call a function made during `make test` (recorded by the
 local moto server, local/standins/moto_local.py, with the function known by its role's
-credentials) is judged against that function's policies in template.yaml, resolved for the
+credentials; and the WebSocket management calls, recorded by the local API that serves that API
+once it has checked their SigV4 signature against the functions' credentials) is judged against that function's policies in template.yaml, resolved for the
 local stack (`!Ref`, `!GetAtt`, `!Sub` turned into the local names and ARNs), by moto's IAM
 policy evaluator (`moto.iam.access_control.IAMPolicy`: actions and resources with wildcards,
 `StringEquals` conditions; a condition key the call cannot supply never matches here).
@@ -46,6 +47,8 @@ class Resolver:
             value = self.params[name]
             return value if isinstance(value, str) else ",".join(value)
         resource = self.resources[name]
+        if resource["Type"] == "AWS::ApiGatewayV2::Api":
+            return provision.PUSH_API_ID  # the WebSocket API: the local API serves it
         if resource["Type"] in ("AWS::SecretsManager::Secret", "AWS::SQS::Queue"):
             return self.arn(name)  # what Ref gives for these
         return provision.physical_name(resource)
@@ -167,6 +170,8 @@ def check(template_path, functions_path, calls_path, readme_path):
     for call in calls:
         principal = call["principal"]
         who = by_role.get(principal.get("role"), (None, None))[0]
+        if "binary" in principal:  # recorded by the local API's WebSocket management endpoint
+            who = functions[principal["binary"]]["function"]
         if "refused" in call:
             refused[(who or f"user {principal.get('user')}", call["action"], call["refused"])] += 1
             continue
@@ -217,7 +222,7 @@ def unexercised_reasons(readme_path):
     for: `| \`Function\` | \`action\` | \`resource\` | reason |`."""
     rows = set()
     for line in pathlib.Path(readme_path).read_text().splitlines():
-        match = re.match(r"\|\s*`([\w*]+)`\s*\|\s*`([\w:*]+)`\s*\|\s*`([^`]+)`\s*\|\s*\S", line)
+        match = re.match(r"\|\s*`([\w*]+)`\s*\|\s*`([\w:*-]+)`\s*\|\s*`([^`]+)`\s*\|\s*\S", line)
         if match:
             rows.add(match.groups())
     return rows

@@ -16,6 +16,7 @@ use crate::{
         audio::{AudioStore, Cdn},
         audit::AuditLog,
         aws,
+        connections::Connections,
         consent::ConsentRecords,
         login_attempts::LoginAttempts,
         recordings::Recordings,
@@ -34,6 +35,7 @@ use crate::{
         email::Mailer,
         oidc::Idp,
         outbound,
+        push::Gateway,
         stripe::Stripe,
     },
 };
@@ -68,6 +70,9 @@ pub struct App {
     pub workspaces: Workspaces,
     /// The admission gate in front of each ElevenLabs account.
     pub gates: Gates,
+    /// Open WebSocket connections and their tickets, and the API that reaches them (None when
+    /// no WebSocket API is configured).
+    pub push: Option<(Connections, Gateway)>,
     pub idp: Idp,
     /// The last health report, reused for a few seconds.
     pub health: health::Cache,
@@ -134,6 +139,10 @@ impl App {
                 clock,
                 config.voice.elevenlabs_accounts.iter().map(|a| (a.name.as_str(), a.concurrency)),
             ),
+            push: config.push.as_ref().map(|push| {
+                let connections = Connections::new(redis.clone(), dynamodb.clone(), push.table.clone());
+                (connections, Gateway::new(http.clone(), push.endpoint.clone(), &config.aws))
+            }),
             consent: ConsentRecords::new(dynamodb, tables.consent_records.clone()),
             idp: Idp::new(http.clone(), config.idp.clone()),
             ssm,

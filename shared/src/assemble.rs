@@ -4,7 +4,9 @@
 
 use crate::{
     App,
-    flows::{billing::Billing, billing_alerts::Notices, erase::Erasure, generate::Generator, overage::Metering},
+    flows::{
+        billing::Billing, billing_alerts::Notices, erase::Erasure, generate::Generator, overage::Metering, push::Push,
+    },
 };
 
 /// Speech generation (`POST /tts`, `POST /tts/stream`). Waits for the ElevenLabs keys if they
@@ -27,6 +29,7 @@ pub async fn generator(app: &App) -> anyhow::Result<Generator<'_>> {
         metering,
         notices: notices(app),
         account_url: app.config.billing.portal_return_url.as_str(),
+        push: push(app),
     })
 }
 
@@ -52,6 +55,7 @@ pub async fn erasure(app: &App) -> anyhow::Result<Erasure<'_>> {
         accounts: app.elevenlabs().await?,
         usage_events: &app.usage_events,
         workspaces: &app.workspaces,
+        push: push(app),
     })
 }
 
@@ -76,6 +80,11 @@ pub fn teams(app: &App) -> crate::flows::workspaces::Teams<'_> {
         mailer: app.mailer(),
         app_url: &app.config.web.app_url,
     }
+}
+
+/// Live updates; None where no WebSocket API is configured.
+pub fn push(app: &App) -> Option<Push<'_>> {
+    app.push.as_ref().map(|(connections, gateway)| Push { connections, gateway: Some(gateway) })
 }
 
 /// Billing emails, each sent once.

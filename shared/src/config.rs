@@ -51,6 +51,8 @@ pub struct Config {
     pub audio_bucket: String,
     /// Audio served through CloudFront with signed URLs; None: presigned S3 URLs.
     pub cdn: Option<CdnSettings>,
+    /// Live updates over the WebSocket API; None: nothing is pushed.
+    pub push: Option<PushSettings>,
     pub aws: AwsSettings,
     pub redis_url: Secret<String>,
     /// The cache's RBAC user; with `secrets.redis_password`, connections authenticate.
@@ -262,6 +264,19 @@ pub struct AwsCredentials {
     pub session_token: Option<Secret<String>>,
 }
 
+impl AwsCredentials {
+    /// The SDK's form of them, for its clients and for signing requests ourselves.
+    pub fn for_sdk(&self) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(
+            &self.access_key_id,
+            self.secret_access_key.expose(),
+            self.session_token.as_ref().map(|token| token.expose().clone()),
+            None,
+            "environment",
+        )
+    }
+}
+
 impl std::fmt::Debug for AwsCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AwsCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
@@ -334,6 +349,43 @@ impl CdnSettings {
                 Err(ConfigError {
                     name: missing.expect("one is missing"),
                     problem: "is missing: CloudFront needs its domain, key pair id and private key parameter together"
+                        .into(),
+                })
+            }
+        }
+    }
+}
+
+/// The WebSocket API of live updates (`CONNECTIONS_TABLE`, `PUSH_ENDPOINT`, `PUSH_URL`: all
+/// three or none).
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// The open connections' table.
+    pub table: String,
+    /// The management API: `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`.
+    pub endpoint: Url,
+    /// Where clients connect: `wss://…/{stage}` (or the API's custom domain).
+    pub public_url: Url,
+}
+
+impl PushSettings {
+    fn from_env(env: &Vars<'_, impl Fn(&str) -> Option<String>>) -> Result<Option<Self>, ConfigError> {
+        let names = ["CONNECTIONS_TABLE", "PUSH_ENDPOINT", "PUSH_URL"];
+        match names.map(|name| env.optional(name)) {
+            [None, None, None] => Ok(None),
+            [Some(table), Some(_), Some(_)] => Ok(Some(Self {
+                table,
+                endpoint: Url::parse(&env.required_url("PUSH_ENDPOINT", &["https", "http"])?)
+                    .expect("checked by required_url"),
+                public_url: Url::parse(&env.required_url("PUSH_URL", &["wss", "ws"])?)
+                    .expect("checked by required_url"),
+            })),
+            set => {
+                let missing = names.iter().zip(&set).find(|(_, value)| value.is_none()).map(|(name, _)| *name);
+                Err(ConfigError {
+                    name: missing.expect("one is missing"),
+                    problem: "is missing: live updates need the connections table, the management endpoint and the \
+                              public URL together"
                         .into(),
                 })
             }
@@ -460,6 +512,7 @@ impl Config {
             metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "VoiceApp".to_owned()),
             audio_bucket: env.required("AUDIO_BUCKET")?,
             cdn: CdnSettings::from_env(&env)?,
+            push: PushSettings::from_env(&env)?,
             aws: AwsSettings {
                 region: env.optional("AWS_REGION").map_or_else(|| env.required("AWS_DEFAULT_REGION"), Ok).map_err(
                     |_| ConfigError {
@@ -694,6 +747,20 @@ mod tests {
             assert_eq!(error.name, "ELEVENLABS_MORE_ACCOUNTS");
             assert!(error.problem.contains(says), "{bad}: {}", error.problem);
         }
+    }
+
+    #[test]
+    fn live_updates_need_their_table_endpoint_and_public_url_together() {
+        assert!(load(&complete()).unwrap().push.is_none(), "none of them: nothing is pushed");
+        let mut vars = complete();
+        vars.insert("CONNECTIONS_TABLE", "connections");
+        vars.insert("PUSH_ENDPOINT", "https://abc.execute-api.eu-west-1.amazonaws.com/live");
+        assert_eq!(load(&vars).unwrap_err().name, "PUSH_URL");
+        vars.insert("PUSH_URL", "https://abc.execute-api.eu-west-1.amazonaws.com/live");
+        assert_eq!(load(&vars).unwrap_err().to_string(), "configuration variable PUSH_URL must be a wss or ws URL");
+        vars.insert("PUSH_URL", "wss://abc.execute-api.eu-west-1.amazonaws.com/live");
+        let push = load(&vars).unwrap().push.unwrap();
+        assert_eq!((push.table.as_str(), push.public_url.scheme()), ("connections", "wss"));
     }
 
     #[test]

@@ -88,6 +88,25 @@ impl Builder {
         })
     }
 
+    /// As [`Builder::spawn`], with the local API served on an ephemeral port as the WebSocket API
+    /// of live updates (`ws://{addr}/push`, management at `http://{addr}`): the functions push to
+    /// it, and [`Live`] opens connections to it.
+    pub async fn spawn_live(self) -> (TestApp, Live) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = self
+            .config(move |config| {
+                let push = config.push.as_mut().expect("the stack configures live updates");
+                push.endpoint = format!("http://{addr}").parse().unwrap();
+                push.public_url = format!("ws://{addr}{}", local_api::push::PATH).parse().unwrap();
+            })
+            .spawn()
+            .await;
+        let router = Arc::new(Router::from_template_file(app.functions.clone(), TEMPLATE).unwrap());
+        tokio::spawn(local_api::serve(router.clone(), listener));
+        (app, Live { addr, router })
+    }
+
     /// Every invocation gets this much time (Lambda's deadline) instead of its function's timeout.
     pub fn function_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.timeout = Some(timeout);
@@ -349,6 +368,12 @@ pub fn stack_config() -> Config {
 
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", random_hex::<8>())
+}
+
+/// The local API serving the WebSocket API of a [`Builder::spawn_live`] app.
+pub struct Live {
+    pub addr: std::net::SocketAddr,
+    pub router: Arc<Router>,
 }
 
 impl TestApp {

@@ -23,6 +23,7 @@ mod metrics;
 mod money;
 mod openapi;
 mod overage;
+mod push;
 mod recordings;
 mod session;
 mod signin;

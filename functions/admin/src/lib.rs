@@ -32,6 +32,7 @@ fn admin<'a>(ctx: Ctx<'a>) -> Admin<'a> {
         subscriptions: &app.subscriptions,
         audit: &app.audit,
         billing: &app.config.billing,
+        push: voice_core::assemble::push(app),
     }
 }
 

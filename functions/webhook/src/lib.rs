@@ -3,7 +3,8 @@
 
 use voice_core::{
     ApiError,
-    flows::{billing_alerts::BillingAlerts, stripe_events::StripeEvents},
+    domain::{ids::UserId, push},
+    flows::{billing::Applied, billing_alerts::BillingAlerts, stripe_events::StripeEvents},
     http::{Ctx, HttpResult, Route, header, ok},
     route,
     upstream::stripe::{signature, types::Event},
@@ -37,7 +38,15 @@ async fn webhook(ctx: Ctx<'_>) -> HttpResult {
         mailer: app.mailer(),
         settings: &app.config.billing,
         account_url: &app.config.billing.portal_return_url,
+        push: voice_core::assemble::push(app),
     };
     let events = StripeEvents { billing, alerts, events: &app.webhook_events, lease: app.config.billing.webhook_lease };
-    ok(&events.receive(&event, now).await?)
+    let received = events.receive(&event, now).await?;
+    if let Some(Applied::Synced { user_id, tier, status, changed: true, .. }) = &received.applied
+        && let (Some(push), Ok(user)) = (voice_core::assemble::push(app), UserId::parse(user_id.as_str()))
+    {
+        let changed = push::Event::PlanChanged { tier: *tier, status: Some(status.clone()) };
+        push.notify(&user, &changed, now.unix_timestamp()).await;
+    }
+    ok(&received)
 }

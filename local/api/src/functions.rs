@@ -83,6 +83,11 @@ impl Apps {
         Ok(Self(apps))
     }
 
+    /// Every function's app, by binary.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'static App)> {
+        self.0.iter().map(|(binary, app)| (binary.as_str(), *app))
+    }
+
     pub fn get(&self, binary: &str) -> &'static App {
         self.0
             .get(binary)
@@ -188,6 +193,8 @@ fn stand_in(name: &str) -> String {
     match name {
         "REDIS_URL" => "rediss://cache.invalid:6379".into(),
         "ALLOWED_ORIGINS" => "https://app.invalid".into(),
+        "PUSH_URL" => "wss://push.invalid/live".into(),
+        "PUSH_ENDPOINT" => "https://push.invalid/live".into(),
         _ if name.ends_with("_SECONDS") || name.ends_with("_SLOTS") => "60".into(),
         _ if name.ends_with("_URL")
             || name.ends_with("_BASE")

@@ -8,6 +8,7 @@
 #![recursion_limit = "256"]
 
 pub mod functions;
+pub mod push;
 pub mod routes;
 mod site;
 mod template;
@@ -96,6 +97,10 @@ pub struct Router {
     cors: Option<Cors>,
     /// The web client and the API's documents (local mode).
     site: Option<Site>,
+    /// The open WebSocket connections of live updates.
+    sockets: push::Sockets,
+    /// Whose signatures the WebSocket management API takes.
+    signers: Arc<push::Signers>,
 }
 
 impl Router {
@@ -113,7 +118,16 @@ impl Router {
                 (route, table.expect("parity checked above"))
             })
             .collect();
-        Ok(Self { apps, routes: paired, timeout: None, cors: None, site: None })
+        let signers = Arc::new(push::Signers::new(&apps));
+        Ok(Self {
+            apps,
+            routes: paired,
+            timeout: None,
+            cors: None,
+            site: None,
+            sockets: push::Sockets::default(),
+            signers,
+        })
     }
 
     /// Every invocation gets this much time instead of its function's `Timeout`.
@@ -147,6 +161,11 @@ impl Router {
     /// The app `binary` runs with.
     pub fn app(&self, binary: &str) -> &'static App {
         self.apps.get(binary)
+    }
+
+    /// The WebSocket connections open now.
+    pub fn sockets(&self) -> &push::Sockets {
+        &self.sockets
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
@@ -186,6 +205,19 @@ impl Router {
         let path = request.uri().path().to_owned();
         if let Some(preflight) = self.cors.as_ref().and_then(|cors| cors.preflight(&method, request.headers())) {
             return (None, Answer::Whole(preflight));
+        }
+        if push::is_management(&path) {
+            return (
+                None,
+                Answer::Whole(push::manage(
+                    &self.sockets,
+                    &self.signers,
+                    &method,
+                    &path,
+                    request.headers(),
+                    request.body(),
+                )),
+            );
         }
         if let Some(page) = self.site.as_ref().and_then(|site| site.navigation(&method, &path, request.headers())) {
             return (None, Answer::Whole(page));
@@ -329,14 +361,24 @@ pub async fn serve(router: Arc<Router>, listener: TcpListener) -> anyhow::Result
                 let router = router.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(&router, request, peer).await) }
             });
-            if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+            if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection closed");
             }
         });
     }
 }
 
-async fn handle(router: &Router, request: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> Streamed {
+async fn handle(router: &Router, mut request: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> Streamed {
+    if push::is_handshake(request.method(), request.uri().path(), request.headers()) {
+        let upgrade = hyper::upgrade::on(&mut request);
+        let (parts, _) = request.into_parts();
+        let handshake = hyper::Request::from_parts(parts, ());
+        let app = router.app("push");
+        return router::whole(
+            push::open(app, router.sockets.clone(), &handshake, upgrade, &peer.ip().to_string()).await,
+        );
+    }
     let (parts, body) = request.into_parts();
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => {

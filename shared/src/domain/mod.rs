@@ -11,6 +11,7 @@ pub mod overage;
 pub mod plans;
 pub mod presets;
 pub mod profile;
+pub mod push;
 pub mod roles;
 pub mod session;
 pub mod subscription;

@@ -19,6 +19,7 @@ use crate::{
         user::{Allowances, BillingAlert, SubscriptionSummary, Suspension, User},
     },
     error::ApiError,
+    flows::push::Push,
     store::{
         audit::{AuditEntry, AuditLog},
         sessions::Sessions,
@@ -104,6 +105,8 @@ pub struct Admin<'a> {
     pub subscriptions: &'a Subscriptions,
     pub audit: &'a AuditLog,
     pub billing: &'a BillingSettings,
+    /// Live updates: a suspended person's open pages are disconnected with their sessions.
+    pub push: Option<Push<'a>>,
 }
 
 /// A reason an admin gives for an action: 3 to 500 characters.
@@ -188,6 +191,11 @@ impl Admin<'_> {
         };
         let user = self.users.suspend(id, &suspension).await?.ok_or_else(|| ApiError::not_found("user"))?;
         let ended = self.sessions.end_all(id).await?;
+        if let Some(push) = &self.push
+            && let Err(error) = push.close_all(id, now.unix_timestamp()).await
+        {
+            tracing::warn!(error = format!("{error:#}"), "could not close the suspended person's connections");
+        }
         tracing::info!(target = %id, sessions = ended, "account suspended");
         Ok(AccountSummary::of(user, now))
     }

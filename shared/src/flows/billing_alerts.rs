@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use crate::{
     clock::{timestamp, unix_ms},
     config::BillingSettings,
-    domain::user::BillingAlert,
+    domain::{push, user::BillingAlert},
+    flows::push::Push,
     store::{
         users::Users,
         webhook_events::{Claim, WebhookEvents},
@@ -32,6 +33,8 @@ pub struct BillingAlerts<'a> {
     pub settings: &'a BillingSettings,
     /// Where the email sends the user to update their card.
     pub account_url: &'a url::Url,
+    /// Live updates: the person's open pages show (or drop) the banner at once.
+    pub push: Option<Push<'a>>,
 }
 
 /// What an invoice event did to the user's alert.
@@ -72,11 +75,17 @@ impl BillingAlerts<'_> {
         let settled = matches!(invoice.status.as_deref(), Some("paid" | "void" | "uncollectible"));
         if !failed || settled {
             let cleared = self.users.clear_billing_alert(&user_id, &invoice.id).await?;
+            if cleared && let Some(push) = &self.push {
+                push.notify(&user_id, &push::Event::BillingAlert { raised: false }, now.unix_timestamp()).await;
+            }
             return Ok(if cleared { AlertOutcome::Cleared } else { AlertOutcome::Nothing });
         }
 
         let since = OffsetDateTime::from_unix_timestamp(event.created).unwrap_or(now);
         self.users.set_billing_alert(&user_id, &BillingAlert::payment_failed(&invoice.id, timestamp(since))).await?;
+        if let Some(push) = &self.push {
+            push.notify(&user_id, &push::Event::BillingAlert { raised: true }, now.unix_timestamp()).await;
+        }
 
         let user = self.users.get(&user_id).await?.with_context(|| format!("user {user_id} vanished"))?;
         let data = PaymentFailed {

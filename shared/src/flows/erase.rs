@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use crate::{
     domain::{ids::UserId, voices::CONSENT_RETENTION_SECS},
     error::ApiError,
-    flows::elevenlabs_accounts,
+    flows::{elevenlabs_accounts, push::Push},
     store::{
         api_keys::ApiKeys,
         audio::AudioStore,
@@ -60,6 +60,8 @@ pub struct Erasure<'a> {
     pub accounts: &'a Accounts,
     pub usage_events: &'a UsageEvents,
     pub workspaces: &'a Workspaces,
+    /// Live updates: the person's open connections are closed and forgotten.
+    pub push: Option<Push<'a>>,
 }
 
 impl Erasure<'_> {
@@ -116,6 +118,9 @@ impl Erasure<'_> {
         Box::pin(self.api_keys.revoke_all(id)).await?;
         Box::pin(leave_workspaces(self.workspaces, id)).await?;
         Box::pin(self.sessions.end_all(id)).await?;
+        if let Some(push) = &self.push {
+            Box::pin(push.close_all(id, now.unix_timestamp())).await?;
+        }
         Box::pin(self.users.replace_with_tombstone(id, now.unix_timestamp())).await
     }
 }

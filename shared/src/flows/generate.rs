@@ -24,6 +24,7 @@ use crate::{
         generation::Generation,
         ids::{ElevenLabsVoiceId, RecordingId, random_bytes},
         overage::dollars,
+        push::Event,
         usage::{AlertOf, Usage, UsageAlert, UsagePeriod},
         user::User,
     },
@@ -33,6 +34,7 @@ use crate::{
         billing_alerts::Notices,
         elevenlabs_accounts,
         overage::{Metering, SWEEP_AFTER},
+        push::Push,
         voice_slots::VoiceSlots,
         voices::{Speaker, resolve_for_speech},
     },
@@ -92,6 +94,8 @@ pub struct Generator<'a> {
     pub notices: Notices<'a>,
     /// Where an alert email sends the user (the account page).
     pub account_url: &'a str,
+    /// Live updates: each counted generation tells the person's other tabs its usage.
+    pub push: Option<Push<'a>>,
 }
 
 impl<'a> Generator<'a> {
@@ -125,9 +129,8 @@ impl<'a> Generator<'a> {
         .unwrap_or_else(|_| Err(out_of_time("the generation ran out of time")));
         match produced {
             Ok((recording_id, audio_url)) => {
-                let (used, period) = self.commit(user, reservation, now, deadline).await;
-                let usage = Usage::new(user.tier, used, period).with_grant(user.granted_recordings(period));
-                Ok(Generated { recording_id, audio_url, usage: usage.with_alert(self.cap_units(user)) })
+                let usage = self.commit(user, reservation, now, deadline).await;
+                Ok(Generated { recording_id, audio_url, usage })
             }
             Err(error) => {
                 reservation.give_back_within(deadline).await;
@@ -192,18 +195,17 @@ impl<'a> Generator<'a> {
 
     /// The generation is done: its units stay counted, and the alert its count reached, if any,
     /// is emailed. The count and the month it was taken in.
-    async fn commit(
-        &self,
-        user: &User,
-        reservation: Hold<'_>,
-        now: OffsetDateTime,
-        deadline: Deadline,
-    ) -> (u32, UsagePeriod) {
+    async fn commit(&self, user: &User, reservation: Hold<'_>, now: OffsetDateTime, deadline: Deadline) -> Usage {
         metrics::count("Generations", ("Tier", user.tier.as_str()));
         let (used, period) = (u32::try_from(reservation.used()).unwrap_or(u32::MAX), reservation.period());
         reservation.commit();
         self.alert_if_reached(user, used, period, now, deadline).await;
-        (used, period)
+        let usage = Usage::new(user.tier, used, period).with_grant(user.granted_recordings(period));
+        let usage = usage.with_alert(self.cap_units(user));
+        if let Some(push) = &self.push {
+            push.notify(&user.id, &Event::UsageChanged { usage: usage.clone() }, now.unix_timestamp()).await;
+        }
+        usage
     }
 
     /// What the user's overage cap pays for past the allowance, when overage is offered.

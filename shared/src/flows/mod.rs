@@ -15,6 +15,7 @@ pub mod health;
 pub mod overage;
 pub mod plan_change;
 pub mod presets;
+pub mod push;
 pub mod reconcile;
 pub mod recordings;
 pub mod signin;

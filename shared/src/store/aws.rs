@@ -9,7 +9,7 @@ mod http;
 
 use std::time::Duration;
 
-use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_async::rt::sleep::TokioSleep;
 use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
 use aws_smithy_types::{retry::RetryConfig, timeout::TimeoutConfig};
@@ -21,14 +21,7 @@ use crate::config::AwsSettings;
 /// environment (as Lambda sets them), standard retries, our HTTP client ([`http`]);
 /// `endpoint_url` points everything at moto. Makes no network call.
 pub fn sdk_config(settings: &AwsSettings) -> SdkConfig {
-    let credentials = &settings.credentials;
-    let credentials = Credentials::new(
-        &credentials.access_key_id,
-        credentials.secret_access_key.expose(),
-        credentials.session_token.as_ref().map(|token| token.expose().clone()),
-        None,
-        "environment",
-    );
+    let credentials = settings.credentials.for_sdk();
     let timeouts = TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(5)).build();
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())

@@ -8,6 +8,7 @@ pub mod audio;
 pub mod audit;
 pub mod aws;
 pub mod cloudfront;
+pub mod connections;
 pub mod consent;
 pub mod dynamo;
 pub mod login_attempts;

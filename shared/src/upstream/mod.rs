@@ -5,4 +5,5 @@ pub mod elevenlabs;
 pub mod email;
 pub mod oidc;
 pub mod outbound;
+pub mod push;
 pub mod stripe;
