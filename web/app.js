@@ -167,14 +167,25 @@ async function onLiveEvent(event) {
   if (event.type === 'plan.changed') {
     await refreshSession();
     for (const wake of planWaiters) wake();
-    if (!document.querySelector('[data-view="/account"]').hidden) await run(showAccount);
+    if (showing('/account')) await run(showAccount);
   } else if (event.type === 'usage.changed') {
     me.usage = event.usage;
     showPlan();
   } else if (event.type === 'billing.alert') {
-    if (!document.querySelector('[data-view="/account"]').hidden) await run(showAccount);
+    if (showing('/account')) await run(showAccount);
+  } else if (event.type === 'voice.ready' || event.type === 'voice.failed') {
+    // A clone made (or not) in another tab: the lists that show voices read them again.
+    if (showing('/voices')) await run(showVoices);
+    if (showing('/')) await run(showSpeak);
+  } else if (event.type === 'workspace.changed') {
+    if (showing('/teams')) await run(showWorkspaces);
+    else if ((event.change === 'removed' && event.userId === me.userId) || event.change === 'deleted') {
+      say('You are no longer a member of a workspace.');
+    }
   }
 }
+
+const showing = (view) => !document.querySelector(`[data-view="${view}"]`).hidden;
 
 function showPlan() {
   $('who-tier').textContent = me.tier;

@@ -79,6 +79,7 @@ pub fn teams(app: &App) -> crate::flows::workspaces::Teams<'_> {
         audit: &app.audit,
         mailer: app.mailer(),
         app_url: &app.config.web.app_url,
+        push: push(app),
     }
 }
 

@@ -290,3 +290,50 @@ fn the_management_api_signature_is_the_one_botocore_computes() {
     assert_eq!(authorization, &botocore_authorization(&url, body, at as i64));
     assert!(ours.iter().any(|(name, value)| name == "x-amz-security-token" && value == "a-session-token"));
 }
+
+#[tokio::test]
+async fn every_member_hears_of_a_join_a_role_and_a_removal_and_the_removed_one_too() {
+    let (app, _live) = TestApp::builder().spawn_live().await;
+    let (owner, member) = (app.sign_in(Tier::Basic).await, app.sign_in(Tier::Free).await);
+    let workspace = crate::workspaces::new_workspace(&app, &owner, "Live team").await;
+    let (mut owners, mut members) = (connect(&app, &owner).await, connect(&app, &member).await);
+    let expect = |change: &str, role: Value| {
+        let mut event = json!({ "type": "workspace.changed", "workspaceId": workspace, "change": change,
+                                "userId": member.id.as_str() });
+        if !role.is_null() {
+            event["role"] = role;
+        }
+        event
+    };
+
+    crate::workspaces::join(&app, &owner, &workspace, &member, "MEMBER").await;
+    for tab in [&mut owners, &mut members] {
+        assert_eq!(next_event(tab, Duration::from_secs(5)).await, Some(expect("joined", json!("MEMBER"))));
+    }
+    let path = format!("/workspaces/{workspace}/members/{}", member.id.as_str().replace('|', "%7C"));
+    assert_eq!(app.patch(&path, &owner, &json!({ "role": "ADMIN" })).await.status, 200);
+    for tab in [&mut owners, &mut members] {
+        assert_eq!(next_event(tab, Duration::from_secs(5)).await, Some(expect("role", json!("ADMIN"))));
+    }
+    assert_eq!(app.delete(&path, &owner).await.status, 200);
+    for tab in [&mut owners, &mut members] {
+        assert_eq!(next_event(tab, Duration::from_secs(5)).await, Some(expect("removed", Value::Null)));
+    }
+    // No longer a member: the next change is not theirs to hear.
+    crate::workspaces::join(&app, &owner, &workspace, &app.sign_in(Tier::Free).await, "VIEWER").await;
+    assert_eq!(next_event(&mut owners, Duration::from_secs(5)).await.unwrap()["change"], "joined");
+    assert_eq!(next_event(&mut members, Duration::from_millis(300)).await, None);
+}
+
+#[tokio::test]
+async fn a_clone_made_in_one_tab_is_announced_to_the_others() {
+    let (app, _live) = TestApp::builder().spawn_live().await;
+    let user = app.sign_in(Tier::Basic).await;
+    let mut other_tab = connect(&app, &user).await;
+    let sample = crate::voices::upload_sample(&app, &user, integration_tests::SAMPLE_MP3).await;
+    let name = integration_tests::unique("voice-");
+    let made = app.post("/voices", &user, Some(&crate::voices::clone_body(&name, &[sample]))).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let event = next_event(&mut other_tab, Duration::from_secs(5)).await;
+    assert_eq!(event, Some(json!({ "type": "voice.ready", "voiceId": made.body["voiceId"], "name": name })));
+}

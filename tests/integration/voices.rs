@@ -14,7 +14,7 @@ use voice_core::{
 };
 
 /// Uploads `bytes` as a sample the way a browser does; the sample id.
-async fn upload_sample(app: &TestApp, user: &User, bytes: &[u8]) -> String {
+pub(crate) async fn upload_sample(app: &TestApp, user: &User, bytes: &[u8]) -> String {
     let response = app
         .post("/voices/samples", user, Some(&json!({ "contentType": "audio/mpeg", "sizeBytes": bytes.len() })))
         .await;
@@ -28,7 +28,7 @@ async fn upload_sample(app: &TestApp, user: &User, bytes: &[u8]) -> String {
     response.body["sampleId"].as_str().unwrap().to_owned()
 }
 
-fn clone_body(name: &str, samples: &[String]) -> Value {
+pub(crate) fn clone_body(name: &str, samples: &[String]) -> Value {
     json!({ "name": name, "sampleIds": samples, "consent": { "accepted": true, "statement": CONSENT_VERSION } })
 }
 

@@ -9,7 +9,7 @@ use integration_tests::{TestApp, TestResponse, User};
 use serde_json::{Value, json};
 use voice_core::domain::tiers::Tier;
 
-async fn new_workspace(app: &TestApp, owner: &User, name: &str) -> String {
+pub(crate) async fn new_workspace(app: &TestApp, owner: &User, name: &str) -> String {
     let made = app.post("/workspaces", owner, Some(&json!({ "name": name }))).await;
     assert_eq!(made.status, 201, "{}", made.body);
     made.body["workspaceId"].as_str().unwrap().to_owned()
@@ -34,7 +34,7 @@ async fn accept(app: &TestApp, who: &User, token: &str) -> TestResponse {
 }
 
 /// `who` invited by `by` as `role`, and joined.
-async fn join(app: &TestApp, by: &User, workspace: &str, who: &User, role: &str) {
+pub(crate) async fn join(app: &TestApp, by: &User, workspace: &str, who: &User, role: &str) {
     let invited = invite(app, by, workspace, &who.email, role).await;
     assert_eq!(invited.status, 201, "{}", invited.body);
     let joined = accept(app, who, &emailed_token(app, &who.email).await).await;

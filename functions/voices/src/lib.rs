@@ -7,6 +7,7 @@ use voice_core::{
     ApiError,
     domain::{
         ids::{Ulid, VoiceId},
+        push::Event,
         session::ClientInfo,
         voices::{CONSENT, NewVoiceBody, SampleRequest, VoicePatchBody},
     },
@@ -89,8 +90,22 @@ async fn create(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let request = body.check()?;
     let client =
         ClientInfo { ip_address: source_ip(ctx.req), user_agent: header(ctx.req, "user-agent").map(String::from) };
-    let voice = cloning(ctx).await?.create(&caller.user, request, &client, ctx.app.clock.now()).await?;
-    created(&cloned(&voice))
+    let now = ctx.app.clock.now();
+    let made = cloning(ctx).await?.create(&caller.user, request, &client, now).await;
+    if let Some(push) = voice_core::assemble::push(ctx.app) {
+        // Made, or failed while being made (a refusal of the request itself is only its own).
+        let event = match &made {
+            Ok(voice) => Some(Event::VoiceReady { voice_id: voice.voice_id.to_string(), name: voice.name.clone() }),
+            Err(error @ (ApiError::Upstream { .. } | ApiError::Busy { .. } | ApiError::Internal(_))) => {
+                Some(Event::VoiceFailed { code: error.code() })
+            }
+            Err(_) => None,
+        };
+        if let Some(event) = event {
+            push.notify(&caller.user.id, &event, now.unix_timestamp()).await;
+        }
+    }
+    created(&cloned(&made?))
 }
 
 #[tracing::instrument(skip_all)]

@@ -4,7 +4,13 @@
 
 use serde::Serialize;
 
-use crate::domain::{subscription::SubscriptionStatus, tiers::Tier, usage::Usage};
+use crate::domain::{
+    ids::UserId,
+    subscription::SubscriptionStatus,
+    tiers::Tier,
+    usage::Usage,
+    workspaces::{WorkspaceId, WorkspaceRole},
+};
 
 /// How long a connection ticket may wait before it is used. A ticket is asked for just before
 /// the socket opens, so a few seconds are plenty; 30 leaves room for a slow network.
@@ -28,6 +34,34 @@ pub enum Event {
     /// billing alert again (`GET /billing/subscription`).
     #[serde(rename = "billing.alert")]
     BillingAlert { raised: bool },
+    /// A voice clone was made (in another tab, or by a program with the person's session).
+    #[serde(rename = "voice.ready", rename_all = "camelCase")]
+    VoiceReady { voice_id: String, name: String },
+    /// Making a clone failed: the error code its request was answered with.
+    #[serde(rename = "voice.failed")]
+    VoiceFailed { code: &'static str },
+    /// A workspace the person is (or was, until this) a member of changed: `userId` joined,
+    /// left or was removed, got a new `role`, or was made OWNER; or the workspace was deleted.
+    /// Sent to every member, and to the one who left.
+    #[serde(rename = "workspace.changed", rename_all = "camelCase")]
+    WorkspaceChanged {
+        workspace_id: WorkspaceId,
+        change: WorkspaceChange,
+        user_id: UserId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        role: Option<WorkspaceRole>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WorkspaceChange {
+    Joined,
+    Left,
+    Removed,
+    Role,
+    Transferred,
+    Deleted,
 }
 
 impl Event {
@@ -37,6 +71,9 @@ impl Event {
             Self::PlanChanged { .. } => "plan.changed",
             Self::UsageChanged { .. } => "usage.changed",
             Self::BillingAlert { .. } => "billing.alert",
+            Self::VoiceReady { .. } => "voice.ready",
+            Self::VoiceFailed { .. } => "voice.failed",
+            Self::WorkspaceChanged { .. } => "workspace.changed",
         }
     }
 }

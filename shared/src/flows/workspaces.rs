@@ -6,6 +6,7 @@
 //! the permission gets FORBIDDEN naming it. Every change is in the audit log with its actor and
 //! workspace.
 
+use futures_util::future::join_all;
 use serde::Serialize;
 use serde_json::json;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -14,12 +15,14 @@ use url::Url;
 use crate::{
     domain::{
         ids::{Ulid, UserId},
+        push::{Event, WorkspaceChange},
         user::User,
         workspaces::{
             INVITATION_DAYS, InvitationToken, NewInvitation, Permission, WorkspaceId, WorkspaceRole, workspace_name,
         },
     },
     error::ApiError,
+    flows::push::Push,
     store::{
         audit::{AuditEntry, AuditLog},
         users::Users,
@@ -54,7 +57,12 @@ pub struct Teams<'a> {
     pub mailer: Option<&'a Mailer>,
     /// Where an invitation's link goes (the web client).
     pub app_url: &'a Url,
+    /// Live updates: every member's open pages learn of a change in the workspace.
+    pub push: Option<Push<'a>>,
 }
+
+/// What changed, who it concerns, and their role now.
+type Change = (WorkspaceChange, UserId, Option<WorkspaceRole>);
 
 fn workspace_id(raw: &str) -> Result<WorkspaceId, ApiError> {
     Ulid::parse(raw).ok_or_else(|| ApiError::not_found("workspace"))
@@ -99,6 +107,34 @@ impl Teams<'_> {
             )));
         }
         Ok(member)
+    }
+
+    /// Tells `people` (the members, and whoever just left) that the workspace changed.
+    async fn announce(&self, people: &[UserId], workspace: &WorkspaceId, change: Change, now: OffsetDateTime) {
+        let Some(push) = &self.push else { return };
+        let (change, user_id, role) = change;
+        let event = Event::WorkspaceChanged { workspace_id: workspace.clone(), change, user_id, role };
+        join_all(people.iter().map(|person| push.notify(person, &event, now.unix_timestamp()))).await;
+    }
+
+    /// The workspace's members now, and `also` (who just left): the people to tell of a change.
+    async fn concerned(&self, workspace: &WorkspaceId, also: Option<&UserId>) -> Vec<UserId> {
+        if self.push.is_none() {
+            return Vec::new();
+        }
+        let mut people = match self.workspaces.members(workspace).await {
+            Ok(members) => members.into_iter().map(|m| m.user_id).collect(),
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "could not list the members to tell of a change");
+                Vec::new()
+            }
+        };
+        if let Some(also) = also
+            && !people.contains(also)
+        {
+            people.push(also.clone());
+        }
+        people
     }
 
     async fn record(
@@ -186,6 +222,9 @@ impl Teams<'_> {
         })?;
         let detail = json!({ "workspaceId": target.workspace_id, "from": target.role, "to": to });
         self.record(actor, Some(&caller), "workspace-role-change", Some(&target.user_id), detail, now).await?;
+        let people = self.concerned(&target.workspace_id, None).await;
+        let change = (WorkspaceChange::Role, target.user_id.clone(), Some(to));
+        self.announce(&people, &target.workspace_id, change, now).await;
         Ok(Member { role: to, ..target })
     }
 
@@ -212,6 +251,9 @@ impl Teams<'_> {
         let action = if leaving { "workspace-leave" } else { "workspace-remove" };
         let detail = json!({ "workspaceId": target.workspace_id, "role": target.role });
         self.record(actor, Some(&caller), action, Some(&target.user_id), detail, now).await?;
+        let people = self.concerned(&target.workspace_id, Some(&target.user_id)).await;
+        let change = if leaving { WorkspaceChange::Left } else { WorkspaceChange::Removed };
+        self.announce(&people, &target.workspace_id, (change, target.user_id.clone(), None), now).await;
         Ok(target)
     }
 
@@ -231,6 +273,9 @@ impl Teams<'_> {
         self.workspaces.transfer(&caller, &target).await?.map_err(|_| changed())?;
         let detail = json!({ "workspaceId": target.workspace_id, "from": target.role });
         self.record(actor, Some(&caller), "workspace-transfer", Some(&target.user_id), detail, now).await?;
+        let people = self.concerned(&target.workspace_id, None).await;
+        let change = (WorkspaceChange::Transferred, target.user_id.clone(), Some(WorkspaceRole::Owner));
+        self.announce(&people, &target.workspace_id, change, now).await;
         Ok(Member { role: WorkspaceRole::Owner, ..target })
     }
 
@@ -401,6 +446,9 @@ impl Teams<'_> {
         let detail = json!({ "workspaceId": member.workspace_id, "invitationId": invitation.invitation_id,
                              "role": member.role });
         self.record(actor, Some(&member), "workspace-join", Some(&user.id), detail, now).await?;
+        let people = self.concerned(&member.workspace_id, None).await;
+        let change = (WorkspaceChange::Joined, user.id.clone(), Some(member.role));
+        self.announce(&people, &member.workspace_id, change, now).await;
         Ok(member)
     }
 
@@ -408,9 +456,13 @@ impl Teams<'_> {
     /// checks).
     pub async fn delete(&self, actor: Actor<'_>, raw_id: &str, now: OffsetDateTime) -> Result<usize, ApiError> {
         let caller = self.authorize(raw_id, actor.user, Permission::Delete).await?;
+        // Who to tell, while they are still members.
+        let people = self.concerned(&caller.workspace_id, None).await;
         let removed = self.workspaces.delete(&caller.workspace_id).await?;
         let detail = json!({ "workspaceId": caller.workspace_id, "rows": removed });
         self.record(actor, Some(&caller), "workspace-delete", None, detail, now).await?;
+        let change = (WorkspaceChange::Deleted, caller.user_id.clone(), None);
+        self.announce(&people, &caller.workspace_id, change, now).await;
         Ok(removed)
     }
 
