@@ -85,7 +85,7 @@ pub fn teams(app: &App) -> crate::flows::workspaces::Teams<'_> {
 
 /// Live updates; None where no WebSocket API is configured.
 pub fn push(app: &App) -> Option<Push<'_>> {
-    app.push.as_ref().map(|(connections, gateway)| Push { connections, gateway: Some(gateway) })
+    app.push.as_ref().map(|(connections, gateway)| Push { connections, gateway })
 }
 
 /// Billing emails, each sent once.

@@ -335,24 +335,10 @@ pub struct CdnSettings {
 impl CdnSettings {
     fn from_env(env: &Vars<'_, impl Fn(&str) -> Option<String>>) -> Result<Option<Self>, ConfigError> {
         let names = ["CLOUDFRONT_DOMAIN", "CLOUDFRONT_KEY_PAIR_ID", "CLOUDFRONT_PRIVATE_KEY_PARAM"];
-        let set = names.map(|name| env.optional(name));
-        match set {
-            [None, None, None] => Ok(None),
-            [Some(_), Some(key_pair_id), Some(private_key_parameter)] => Ok(Some(Self {
-                base: Url::parse(&env.required_url("CLOUDFRONT_DOMAIN", &["https", "http"])?)
-                    .expect("checked by required_url"),
-                key_pair_id,
-                private_key_parameter,
-            })),
-            _ => {
-                let missing = names.iter().zip(&set).find(|(_, value)| value.is_none()).map(|(name, _)| *name);
-                Err(ConfigError {
-                    name: missing.expect("one is missing"),
-                    problem: "is missing: CloudFront needs its domain, key pair id and private key parameter together"
-                        .into(),
-                })
-            }
-        }
+        let why = "CloudFront needs its domain, key pair id and private key parameter together";
+        let Some([_, key_pair_id, private_key_parameter]) = env.together(names, why)? else { return Ok(None) };
+        let base = env.required_url("CLOUDFRONT_DOMAIN", &["https", "http"])?;
+        Ok(Some(Self { base: Url::parse(&base).expect("checked by required_url"), key_pair_id, private_key_parameter }))
     }
 }
 
@@ -371,25 +357,15 @@ pub struct PushSettings {
 impl PushSettings {
     fn from_env(env: &Vars<'_, impl Fn(&str) -> Option<String>>) -> Result<Option<Self>, ConfigError> {
         let names = ["CONNECTIONS_TABLE", "PUSH_ENDPOINT", "PUSH_URL"];
-        match names.map(|name| env.optional(name)) {
-            [None, None, None] => Ok(None),
-            [Some(table), Some(_), Some(_)] => Ok(Some(Self {
-                table,
-                endpoint: Url::parse(&env.required_url("PUSH_ENDPOINT", &["https", "http"])?)
-                    .expect("checked by required_url"),
-                public_url: Url::parse(&env.required_url("PUSH_URL", &["wss", "ws"])?)
-                    .expect("checked by required_url"),
-            })),
-            set => {
-                let missing = names.iter().zip(&set).find(|(_, value)| value.is_none()).map(|(name, _)| *name);
-                Err(ConfigError {
-                    name: missing.expect("one is missing"),
-                    problem: "is missing: live updates need the connections table, the management endpoint and the \
-                              public URL together"
-                        .into(),
-                })
-            }
-        }
+        let why = "live updates need the connections table, the management endpoint and the public URL together";
+        let Some([table, _, _]) = env.together(names, why)? else { return Ok(None) };
+        let endpoint = env.required_url("PUSH_ENDPOINT", &["https", "http"])?;
+        let public_url = env.required_url("PUSH_URL", &["wss", "ws"])?;
+        Ok(Some(Self {
+            table,
+            endpoint: Url::parse(&endpoint).expect("checked by required_url"),
+            public_url: Url::parse(&public_url).expect("checked by required_url"),
+        }))
     }
 }
 
@@ -594,6 +570,23 @@ struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
 impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
     fn optional(&self, name: &'static str) -> Option<String> {
         (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    /// Variables that configure one thing together: all of them set, or none (`why` says so
+    /// when only some are).
+    fn together<const N: usize>(
+        &self,
+        names: [&'static str; N],
+        why: &str,
+    ) -> Result<Option<[String; N]>, ConfigError> {
+        let set = names.map(|name| self.optional(name));
+        if set.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        match names.iter().zip(&set).find(|(_, value)| value.is_none()) {
+            Some((name, _)) => Err(ConfigError { name, problem: format!("is missing: {why}") }),
+            None => Ok(Some(set.map(|value| value.expect("checked above")))),
+        }
     }
 
     fn required(&self, name: &'static str) -> Result<String, ConfigError> {

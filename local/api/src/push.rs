@@ -9,11 +9,6 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use aws_credential_types::Credentials;
-use aws_sigv4::{
-    http_request::{SignableBody, SignableRequest, SigningSettings, sign},
-    sign::v4,
-};
 use base64::{Engine, prelude::BASE64_STANDARD};
 use futures_util::{SinkExt, StreamExt};
 use hyper::{body::Bytes, upgrade::OnUpgrade};
@@ -28,7 +23,11 @@ use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{Message, handshake::derive_accept_key, protocol::Role},
 };
-use voice_core::{App, domain::ids::random_bytes};
+use voice_core::{
+    App,
+    domain::ids::random_bytes,
+    upstream::{outbound::LazyClient, push::Gateway},
+};
 
 /// Where the local WebSocket endpoint is (`PUSH_URL` = `ws://127.0.0.1:{port}/push`).
 pub const PATH: &str = "/push";
@@ -79,7 +78,9 @@ pub struct Signers {
 
 struct Signer {
     binary: String,
-    credentials: Credentials,
+    /// Signs as the function does (only its signing is used here).
+    gateway: Gateway,
+    session_token: Option<String>,
     region: String,
 }
 
@@ -89,8 +90,12 @@ impl Signers {
             .iter()
             .map(|(binary, app)| {
                 let aws = &app.config.aws;
-                let credentials = aws.credentials.for_sdk();
-                let signer = Signer { binary: binary.to_owned(), credentials, region: aws.region.clone() };
+                let signer = Signer {
+                    binary: binary.to_owned(),
+                    gateway: Gateway::new(LazyClient::default(), "http://127.0.0.1/".parse().expect("a URL"), aws),
+                    session_token: aws.credentials.session_token.as_ref().map(|t| t.expose().clone()),
+                    region: aws.region.clone(),
+                };
                 (aws.credentials.access_key_id.clone(), signer)
             })
             .collect();
@@ -104,7 +109,7 @@ impl Signers {
         let authorization = text("authorization").ok_or("Missing Authentication Token")?;
         let credential = authorization.split("Credential=").nth(1).and_then(|c| c.split(',').next()).unwrap_or("");
         let signer = self.by_key.get(credential.split('/').next().unwrap_or("")).ok_or("unknown access key")?;
-        if text("x-amz-security-token") != signer.credentials.session_token() {
+        if text("x-amz-security-token") != signer.session_token.as_deref() {
             return Err("the security token included in the request is invalid");
         }
         let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
@@ -113,20 +118,9 @@ impl Signers {
             .ok_or("X-Amz-Date is missing or malformed")?
             .assume_utc();
         let url = format!("http://{}{path}", text("host").unwrap_or("127.0.0.1"));
-        let identity = signer.credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&signer.region)
-            .name("execute-api")
-            .time(at.into())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|_| "signing parameters")?
-            .into();
-        let signable = SignableRequest::new(method.as_str(), url, std::iter::empty(), SignableBody::Bytes(body))
-            .map_err(|_| "not a signable request")?;
-        let (instructions, _) = sign(signable, &params).map_err(|_| "not a signable request")?.into_parts();
-        let expected = instructions.headers().find(|(name, _)| *name == "authorization").map(|(_, value)| value);
+        let signed =
+            signer.gateway.signed(method.as_str(), &url, body, at.into()).map_err(|_| "not a signable request")?;
+        let expected = signed.iter().find(|(name, _)| name == "authorization").map(|(_, value)| value.as_str());
         match expected == Some(authorization) {
             true => Ok(signer),
             false => Err("The request signature we calculated does not match the signature you provided"),

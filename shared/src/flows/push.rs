@@ -47,8 +47,7 @@ pub struct Opening<'r> {
 #[derive(Clone, Copy)]
 pub struct Push<'a> {
     pub connections: &'a Connections,
-    /// None where no WebSocket API is configured: nothing is pushed.
-    pub gateway: Option<&'a Gateway>,
+    pub gateway: &'a Gateway,
 }
 
 impl Push<'_> {
@@ -86,7 +85,7 @@ impl Push<'_> {
 
     /// Sends `event` to each of the person's open connections.
     pub async fn notify(&self, user: &UserId, event: &Event, now: i64) {
-        let Some(gateway) = self.gateway else { return };
+        let gateway = self.gateway;
         let connections = match self.connections.of_user(user, now).await {
             Ok(connections) => connections,
             Err(error) => {
@@ -121,12 +120,7 @@ impl Push<'_> {
     async fn close_where(&self, user: &UserId, now: i64, which: impl Fn(&Connection) -> bool) -> anyhow::Result<()> {
         let connections = self.connections.of_user(user, now).await?;
         let closing: Vec<_> = connections.iter().filter(|c| which(c)).collect();
-        let closed = join_all(closing.iter().map(|c| async move {
-            match self.gateway {
-                Some(gateway) => (*c, gateway.close(&c.connection_id).await),
-                None => (*c, Ok(Reached::Gone)),
-            }
-        }));
+        let closed = join_all(closing.iter().map(|c| async move { (*c, self.gateway.close(&c.connection_id).await) }));
         for (connection, reached) in closed.await {
             if let Err(error) = reached {
                 tracing::warn!(error = format!("{error:#}"), "could not close a connection; forgetting it anyway");
