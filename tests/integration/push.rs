@@ -337,3 +337,16 @@ async fn a_clone_made_in_one_tab_is_announced_to_the_others() {
     let event = next_event(&mut other_tab, Duration::from_secs(5)).await;
     assert_eq!(event, Some(json!({ "type": "voice.ready", "voiceId": made.body["voiceId"], "name": name })));
 }
+
+#[tokio::test]
+async fn one_ticket_shown_by_five_handshakes_at_once_opens_one_connection() {
+    let (app, _live) = TestApp::builder().spawn_live().await;
+    let user = app.sign_in(Tier::Free).await;
+    let (ticket, url) = ticket(&app, &user).await;
+    let tries = (0..5).map(|_| open(&url, &ticket, Some(ORIGIN)));
+    let outcomes = futures_util::future::join_all(tries).await;
+    let opened = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let refused: Vec<u16> = outcomes.iter().filter_map(|outcome| outcome.as_ref().err().copied()).collect();
+    assert_eq!((opened, refused), (1, vec![401; 4]));
+    assert_eq!(connections_of(&app, &user).await.len(), 1);
+}
