@@ -129,7 +129,7 @@ function signedIn() {
 }
 
 // --- live updates ------------------------------------------------------------------------------
-// One WebSocket per tab (README "Live updates"): the server pushes a new plan, usage after each
+// One WebSocket per tab (docs/delivery.md, "Live updates"): the server pushes a new plan, usage after each
 // generation and billing alerts. Without it (no WebSocket API, a proxy that refuses it) the page
 // reads the session again each second where it waits for a change (untilTier).
 
