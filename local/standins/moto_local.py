@@ -16,6 +16,10 @@ tests' own user). Two additions here:
     moto never checks those (it would fail on the missing header); a request with neither is
     refused;
   - a form-encoded request's signature is checked on the body as sent (see `_keeping_form_body`);
+  - `GET /_local/ses/templated` lists the templated emails SES has sent (id, source, template,
+    template_data, destinations), read straight from moto's SES backend: moto's own
+    `/moto-api/data.json` serialises every tracked object of every service (all DynamoDB items
+    among them), which takes seconds once the tests have written a few hundred thousand;
   - with MOTO_CALL_LOG set, every call that passed the check is appended to that file as one JSON
     line: who made it (role or user), the IAM action, the resources it touched as ARNs, and the
     condition keys that can be known (`ses:FromAddress`). local/contracts/iam_check.py judges
@@ -58,7 +62,25 @@ _sent = threading.local()
 _dispatch = DomainDispatcherApplication.__call__
 
 
+def _templated_emails():
+    from moto.ses import ses_backends
+    from moto.ses.models import TemplateMessage
+
+    sent = []
+    for regions in list(ses_backends.values()):
+        for backend in list(regions.values()):
+            for message in list(backend.sent_messages):
+                if isinstance(message, TemplateMessage):
+                    sent.append({"id": message.id, "source": message.source, "template": message.template,
+                                 "template_data": message.template_data, "destinations": message.destinations})
+    return sent
+
+
 def _keeping_form_body(self, environ, start_response):
+    if environ.get("PATH_INFO") == "/_local/ses/templated" and environ.get("REQUEST_METHOD") == "GET":
+        body = json.dumps(_templated_emails()).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
     _sent.body = None
     length = environ.get("CONTENT_LENGTH")
     if length and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):

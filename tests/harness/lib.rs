@@ -537,12 +537,14 @@ impl TestApp {
 
     /// The templated emails moto's SES recorded for `to` (moto keeps every sent message).
     pub async fn emails_to(&self, to: &str) -> Vec<Value> {
-        let endpoint = self.app.config.aws.endpoint_url.as_ref().expect("the local stack's moto");
-        let all: Value =
-            reqwest::get(endpoint.join("moto-api/data.json").unwrap()).await.unwrap().json().await.unwrap();
-        let messages = all["ses"]["TemplateMessage"].as_array().cloned().unwrap_or_default();
         let for_to = |m: &Value| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|a| a == to));
-        messages.into_iter().filter(for_to).collect()
+        self.emails().await.into_iter().filter(for_to).collect()
+    }
+
+    /// Every templated email moto's SES recorded (`local/standins/moto_local.py` lists them).
+    pub async fn emails(&self) -> Vec<Value> {
+        let endpoint = self.app.config.aws.endpoint_url.as_ref().expect("the local stack's moto");
+        reqwest::get(endpoint.join("_local/ses/templated").unwrap()).await.unwrap().json().await.unwrap()
     }
 
     /// What the ElevenLabs stand-in received for `voice_id` (use a unique id per test).
