@@ -40,6 +40,8 @@ LOCAL_PRICES = {
     "StripePriceBasicYearly": ("price_basic_yearly", "prod_voice_basic", 9990, "year"),
     "StripePricePremiumMonthly": ("price_premium_monthly", "prod_voice_premium", 2999, "month"),
     "StripePricePremiumYearly": ("price_premium_yearly", "prod_voice_premium", 29990, "year"),
+    # TEAM: per seat and month, on a workspace's own customer.
+    "StripePriceTeamMonthly": ("price_team_monthly", "prod_voice_team", 1500, "month"),
 }
 ACCOUNT_ID = "123456789012"  # moto's default account
 # The local CloudFront key pair (made by `local/standins/cdn.py --make-key`, which local/stack.sh

@@ -974,6 +974,8 @@ async function showWorkspace() {
   $('workspace-role').textContent =
     `${workspace.name}: ${workspace.members} member${workspace.members === 1 ? '' : 's'}. Your role: ${workspace.role}.`;
   $('members').replaceChildren(...members.map((member) => memberItem(member, can)));
+  showSeats(workspace, can('manage-billing'));
+  awaitTeam(workspace);
   $('invite-form').hidden = !can('manage-members');
   $('invitations-box').hidden = !can('manage-members');
   if (can('manage-members')) {
@@ -982,6 +984,35 @@ async function showWorkspace() {
     $('invitations').replaceChildren(...pending.map(invitationItem));
     $('no-invitations').hidden = pending.length > 0;
   }
+}
+
+// Seats: how many are taken, what TEAM bills; the OWNER sets the limit and subscribes.
+function showSeats(workspace, managesBilling) {
+  const team = workspace.team;
+  const live = team && ['active', 'trialing', 'past_due'].includes(team.status);
+  const billing = live
+    ? `TEAM (${team.status}): ${team.billedSeats} seat${team.billedSeats === 1 ? '' : 's'} billed, at most ${workspace.seatLimit}.`
+    : 'No TEAM subscription: the free seats.';
+  $('seats').textContent = `${workspace.members} of ${workspace.seats} seats taken. ${billing}`;
+  $('seats-form').hidden = !managesBilling;
+  $('seat-limit').value = workspace.seatLimit;
+  $('team-checkout').hidden = Boolean(live);
+}
+
+// Back from TEAM's Checkout (`?team=subscribed`): Stripe's webhook brings TEAM a moment later,
+// so the page reads the workspace again for up to 20 s.
+let teamChecks = 0;
+function awaitTeam(workspace) {
+  const params = new URLSearchParams(location.search);
+  if (params.get('team') !== 'subscribed') return;
+  const live = workspace.team && ['active', 'trialing'].includes(workspace.team.status);
+  if (live || teamChecks >= 20) {
+    history.replaceState(null, '', location.pathname);
+    if (live) say('TEAM is active: the seats are yours.');
+    return;
+  }
+  teamChecks += 1;
+  setTimeout(() => run(showWorkspace), 1000);
 }
 
 function memberItem(member, can) {
@@ -1070,6 +1101,24 @@ $('invite-form').addEventListener('submit', (event) => {
     await showWorkspace();
   });
 });
+
+$('seats-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const seatLimit = Number($('seat-limit').value);
+    await api('PATCH', `/workspaces/${workspaceId}/seats`, { seatLimit });
+    say(`The seat limit is now ${seatLimit}.`);
+    await showWorkspace();
+  });
+});
+
+$('team-checkout').addEventListener('click', () =>
+  run(async () => {
+    const seatLimit = Number($('seat-limit').value);
+    const { sessionUrl } = await api('POST', `/workspaces/${workspaceId}/billing/checkout`, { seatLimit });
+    location.assign(sessionUrl);
+  }),
+);
 
 $('workspace-form').addEventListener('submit', (event) => {
   event.preventDefault();

@@ -3,6 +3,7 @@ everything else through to it, so the backend talks to one Stripe base URL.
 
 Added here:
   POST /v1/checkout/sessions             subscription-mode Checkout Sessions (Idempotency-Key honoured;
+                                         the licensed line item's quantity becomes the subscription's;
                                          `expires_at` between 30 minutes and 24 hours ahead, else
                                          30 minutes)
   GET  /v1/checkout/sessions             listed, newest first, by `customer` and `status`
@@ -197,7 +198,7 @@ def make_app(localstripe, public, contract_log=None):
         missing = [f for f in ("customer", "line_items[0][price]", "success_url", "cancel_url") if not form.get(f)]
         if form.get("mode") != "subscription" or missing:
             return web.json_response({"error": {"message": f"mode=subscription and {missing} are required"}}, status=400)
-        licensed, metered_price = [], None
+        licensed, metered_price, quantity = [], None, "1"
         for n in range(20):
             price = form.get(f"line_items[{n}][price]")
             if price is None:
@@ -208,6 +209,7 @@ def make_app(localstripe, public, contract_log=None):
                 metered_price = price
             else:
                 licensed.append(price)
+                quantity = form.get(f"line_items[{n}][quantity]", "1")
         if len(licensed) != 1:
             return invalid("the stand-in makes subscriptions of one licensed price (and at most one metered one)")
         session_id = "cs_test_" + secrets.token_hex(12)
@@ -234,6 +236,7 @@ def make_app(localstripe, public, contract_log=None):
             "created": now,
             "expires_at": expires_at,
             "_price": licensed[0],
+            "_quantity": quantity,
             "_metered": metered_price,
             "_subscription_metadata": {
                 k[len("subscription_data[metadata]["):-1]: v
@@ -298,7 +301,8 @@ def make_app(localstripe, public, contract_log=None):
             {"invoice_settings[default_payment_method]": method},
             auth,
         )
-        data = {"customer": session["customer"], "items[0][plan]": session["_price"]}
+        data = {"customer": session["customer"], "items[0][plan]": session["_price"],
+                "items[0][quantity]": session["_quantity"]}
         for k, v in session["_subscription_metadata"].items():
             data[f"metadata[{k}]"] = v
         status, body = await stripe("POST", "/v1/subscriptions", data, auth)

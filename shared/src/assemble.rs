@@ -68,6 +68,17 @@ pub async fn billing(app: &App) -> anyhow::Result<Billing<'_>> {
         subscriptions: &app.subscriptions,
         settings: &app.config.billing,
         notices: notices(app),
+        workspaces: &app.workspaces,
+    })
+}
+
+/// TEAM: workspaces' seats and their billing.
+pub async fn seats(app: &App) -> anyhow::Result<crate::flows::seats::Seats<'_>> {
+    Ok(crate::flows::seats::Seats {
+        stripe: app.stripe().await?,
+        workspaces: &app.workspaces,
+        settings: &app.config.billing,
+        audit: &app.audit,
     })
 }
 

@@ -96,6 +96,9 @@ pub struct BillingSettings {
     /// How generations past the allowance are billed; None offers no overage (every plan stops
     /// at its limit).
     pub overage: Option<OverageBilling>,
+    /// TEAM's per-seat monthly price, billed to a workspace's own customer; None sells no TEAM
+    /// (workspaces keep their free seats).
+    pub team_price: Option<String>,
 }
 
 /// Overage is billed by a Stripe Billing Meter and the metered price that reads it, an item of
@@ -436,9 +439,15 @@ impl Config {
                 prices.push(PriceConfig { id, tier, interval });
             }
         }
+        let team_price = env.optional("STRIPE_PRICE_TEAM_MONTHLY");
+        if team_price.as_ref().is_some_and(|team| prices.iter().any(|p| &p.id == team)) {
+            let problem = "repeats a personal plan's price id: TEAM has its own".into();
+            return Err(ConfigError { name: "STRIPE_PRICE_TEAM_MONTHLY", problem });
+        }
         let app_path = |path: &str| app_url.join(path).expect("a relative path joins onto a URL");
         let billing = BillingSettings {
             prices,
+            team_price,
             checkout_success_url: env.parse_or("CHECKOUT_SUCCESS_URL", app_path("billing/success"))?,
             checkout_cancel_url: env.parse_or("CHECKOUT_CANCEL_URL", app_path("pricing"))?,
             portal_return_url: env.parse_or("PORTAL_RETURN_URL", app_path("account"))?,

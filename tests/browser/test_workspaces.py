@@ -15,9 +15,10 @@ from test_journey import eventually, sign_in
 
 
 def invitation_link(email):
-    """The link of the last invitation SES sent to `email` (moto keeps what it was asked to send)."""
-    with urllib.request.urlopen(os.environ["AWS_ENDPOINT_URL"].rstrip("/") + "/moto-api/data.json") as answer:
-        messages = json.load(answer)["ses"]["TemplateMessage"]
+    """The link of the last invitation SES sent to `email` (moto keeps what it was asked to send;
+    local/standins/moto_local.py lists it)."""
+    with urllib.request.urlopen(os.environ["AWS_ENDPOINT_URL"].rstrip("/") + "/_local/ses/templated") as answer:
+        messages = json.load(answer)
     sent = [m for m in messages if email in m["destinations"]["ToAddresses"] and m["template"].endswith("workspace-invitation")]
     return json.loads(sent[-1]["template_data"])["acceptUrl"] if sent else None
 
@@ -78,4 +79,23 @@ def test_an_invited_person_joins_from_the_email_and_the_owner_changes_their_role
     assert members(backend, workspace_id)[guest_sub] == "VIEWER"
     guest.reload()
     expect(guest.locator("#workspace-role")).to_have_text("Band: 2 members. Your role: VIEWER.")
+    expect(guest.locator("#seats")).to_have_text("2 of 3 seats taken. No TEAM subscription: the free seats.")
+    expect(guest.locator("#seats-form")).to_be_hidden()
     other.close()
+
+    # The owner buys TEAM for the workspace, paid by its own Stripe customer at one seat per
+    # member; the page waits for the webhook to bring it.
+    expect(page.locator("#seats")).to_have_text("2 of 3 seats taken. No TEAM subscription: the free seats.")
+    page.get_by_label("Most seats to pay for").fill("5")
+    page.get_by_role("button", name="Subscribe to TEAM").click()
+    page.wait_for_url(re.compile(r"http://127\.0\.0\.1:8440/checkout/"))
+    page.get_by_role("button", name="Pay and subscribe").click()
+    page.wait_for_url(re.compile(r"/teams"))
+    expect(page.locator("#seats")).to_have_text(
+        "2 of 5 seats taken. TEAM (active): 2 seats billed, at most 5.", timeout=25_000
+    )
+    expect(page.get_by_role("button", name="Subscribe to TEAM")).to_be_hidden()
+    shoot(page, "workspace-team")
+    accessible(page, "workspace-team")
+    row = backend.table("WORKSPACES_TABLE").get_item(Key={"workspaceId": workspace_id, "item": "workspace"})["Item"]
+    assert (row["seats"], row["billedSeats"], row["subscriptionStatus"]) == (5, 2, "active"), row

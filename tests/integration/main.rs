@@ -25,6 +25,7 @@ mod openapi;
 mod overage;
 mod push;
 mod recordings;
+mod seats;
 mod session;
 mod signin;
 mod streaming;

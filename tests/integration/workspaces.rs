@@ -15,21 +15,33 @@ pub(crate) async fn new_workspace(app: &TestApp, owner: &User, name: &str) -> St
     made.body["workspaceId"].as_str().unwrap().to_owned()
 }
 
-async fn invite(app: &TestApp, by: &User, workspace: &str, email: &str, role: &str) -> TestResponse {
+pub(crate) async fn invite(app: &TestApp, by: &User, workspace: &str, email: &str, role: &str) -> TestResponse {
     app.post(&format!("/workspaces/{workspace}/invitations"), by, Some(&json!({ "email": email, "role": role }))).await
 }
 
 /// The token of the last invitation emailed to `email`.
-async fn emailed_token(app: &TestApp, email: &str) -> String {
-    let template = app.app.config.billing.email.as_ref().unwrap().workspace_invitation_template.clone();
-    let emails = app.emails_to(email).await;
-    let sent = emails.iter().rfind(|e| e["template"] == template.as_str()).expect("an invitation email");
-    let data: Value = serde_json::from_str(sent["template_data"].as_str().unwrap()).unwrap();
-    let link = data["acceptUrl"].as_str().unwrap();
-    link.split_once("#invitation=").expect("the token in the link's fragment").1.to_owned()
+pub(crate) async fn emailed_token(app: &TestApp, email: &str) -> String {
+    emailed_tokens(app, &[email]).await.remove(0)
 }
 
-async fn accept(app: &TestApp, who: &User, token: &str) -> TestResponse {
+/// The token of the last invitation emailed to each of `emails`, from one read of the sent mail.
+pub(crate) async fn emailed_tokens(app: &TestApp, emails: &[&str]) -> Vec<String> {
+    let template = app.app.config.billing.email.as_ref().unwrap().workspace_invitation_template.clone();
+    let sent = app.emails().await;
+    let token = |to: &str| {
+        let last = sent
+            .iter()
+            .filter(|e| e["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|a| a == to)))
+            .rfind(|e| e["template"] == template.as_str())
+            .unwrap_or_else(|| panic!("an invitation email to {to}"));
+        let data: Value = serde_json::from_str(last["template_data"].as_str().unwrap()).unwrap();
+        let link = data["acceptUrl"].as_str().unwrap();
+        link.split_once("#invitation=").expect("the token in the link's fragment").1.to_owned()
+    };
+    emails.iter().map(|to| token(to)).collect()
+}
+
+pub(crate) async fn accept(app: &TestApp, who: &User, token: &str) -> TestResponse {
     app.post("/invitations/accept", who, Some(&json!({ "token": token }))).await
 }
 

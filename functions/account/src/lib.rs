@@ -6,7 +6,7 @@ use voice_core::{
     ApiError,
     domain::{
         usage::UsagePeriod,
-        workspaces::{Acceptance, NewInvitation, NewWorkspace, RoleChange, Transfer},
+        workspaces::{Acceptance, NewInvitation, NewWorkspace, RoleChange, SeatLimit, Transfer},
     },
     flows::{
         api_keys,
@@ -37,6 +37,8 @@ pub const ROUTES: &[Route] = &[
     route!("POST /workspaces/{id}/invitations/{invitationId}/resend", user: workspaces::resend),
     route!("DELETE /workspaces/{id}/invitations/{invitationId}", user: workspaces::revoke),
     route!("POST /invitations/accept", user: workspaces::accept, body: Acceptance),
+    route!("PATCH /workspaces/{id}/seats", user: workspaces::set_seats, body: SeatLimit),
+    route!("POST /workspaces/{id}/billing/checkout", user: workspaces::checkout, body: SeatLimit),
 ];
 
 mod workspaces;

@@ -4,7 +4,9 @@
 use lambda_http::http::StatusCode;
 use voice_core::{
     ApiError,
-    domain::workspaces::{Acceptance, NewInvitation, NewWorkspace, RoleChange, Transfer},
+    domain::workspaces::{
+        Acceptance, NewInvitation, NewWorkspace, Permission, RoleChange, SeatLimit, Transfer, WorkspaceId,
+    },
     flows::workspaces::Actor,
     http::{Caller, Ctx, HttpResult, json, json_body, ok, path_param},
 };
@@ -45,9 +47,15 @@ pub async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let now = ctx.app.clock.now();
     let teams = voice_core::assemble::teams(ctx.app);
     // The role first: a non-member learns nothing, not even that a sign-in would be asked for.
-    teams.authorize(id, &caller.user, voice_core::domain::workspaces::Permission::Delete).await?;
+    let member = teams.authorize(id, &caller.user, Permission::Delete).await?;
     super::signed_in_lately(&ctx, &caller, "deleting a workspace")?;
+    // Billing ends first: a crash after it leaves a workspace without TEAM, never a TEAM
+    // billing a workspace that is gone.
+    let ended = voice_core::assemble::seats(ctx.app).await?.end(&member.workspace_id).await?;
     teams.delete(actor(&ctx, &caller), id, now).await?;
+    if ended > 0 {
+        tracing::info!(workspace_id = id, ended, "the deleted workspace's TEAM subscription was cancelled");
+    }
     ok(&serde_json::json!({ "deleted": id }))
 }
 
@@ -72,6 +80,7 @@ pub async fn remove(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let (id, user) = (param(&ctx, "id", "workspace")?, param(&ctx, "userId", "member")?);
     let teams = voice_core::assemble::teams(ctx.app);
     let removed = teams.remove(actor(&ctx, &caller), id, user, ctx.app.clock.now()).await?;
+    follow_members(&ctx, &removed.workspace_id).await;
     ok(&serde_json::json!({ "removed": removed.user_id }))
 }
 
@@ -120,5 +129,51 @@ pub async fn revoke(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 pub async fn accept(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let body: Acceptance = json_body(ctx.req, 1024)?;
     let teams = voice_core::assemble::teams(ctx.app);
-    ok(&teams.accept(actor(&ctx, &caller), &body.token, ctx.app.clock.now()).await?)
+    let member = teams.accept(actor(&ctx, &caller), &body.token, ctx.app.clock.now()).await?;
+    follow_members(&ctx, &member.workspace_id).await;
+    ok(&member)
+}
+
+/// After a join or a departure, a workspace with TEAM is billed for its members now (best
+/// effort: the billing sync corrects what this misses, see `flows::seats`).
+async fn follow_members(ctx: &Ctx<'_>, workspace: &WorkspaceId) {
+    let team = match ctx.app.workspaces.get(workspace).await {
+        Ok(found) => found.is_some_and(|w| w.team_live()),
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), "could not read the workspace to bill its members");
+            return;
+        }
+    };
+    if !team {
+        return;
+    }
+    match voice_core::assemble::seats(ctx.app).await {
+        Ok(seats) => seats.follow_members(workspace).await,
+        Err(error) => tracing::warn!(error = format!("{error:#}"), "Stripe is not available to bill the members"),
+    }
+}
+
+/// `PATCH /workspaces/{id}/seats {seatLimit}`: the most seats TEAM may bill (never below the
+/// members).
+#[tracing::instrument(skip_all)]
+pub async fn set_seats(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    let body: SeatLimit = json_body(ctx.req, 1024)?;
+    let teams = voice_core::assemble::teams(ctx.app);
+    let member = teams.authorize(id, &caller.user, Permission::ManageBilling).await?;
+    let seats = voice_core::assemble::seats(ctx.app).await?;
+    seats.set_limit(actor(&ctx, &caller), &member, &body, ctx.app.clock.now()).await?;
+    ok(&teams.view(&caller.user, id).await?)
+}
+
+/// `POST /workspaces/{id}/billing/checkout {seatLimit}`: TEAM through Stripe Checkout, paid by
+/// the workspace's own customer at one seat per member.
+#[tracing::instrument(skip_all)]
+pub async fn checkout(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    let body: SeatLimit = json_body(ctx.req, 1024)?;
+    let member = voice_core::assemble::teams(ctx.app).authorize(id, &caller.user, Permission::ManageBilling).await?;
+    let seats = voice_core::assemble::seats(ctx.app).await?;
+    let url = seats.checkout(actor(&ctx, &caller), &member, &body, ctx.app.clock.now()).await?;
+    ok(&serde_json::json!({ "sessionUrl": url }))
 }

@@ -123,6 +123,7 @@ mod tests {
             webhook_lease: std::time::Duration::from_secs(12),
             email: None,
             overage: None,
+            team_price: None,
         }
     }
 

@@ -107,6 +107,41 @@ pub type WorkspaceId = Ulid;
 pub const INVITATION_DAYS: i64 = 7;
 /// The most characters of a workspace's name.
 pub const NAME_MAX_CHARS: usize = 60;
+/// Members a workspace holds without a live TEAM subscription (each speaks on their own plan).
+pub const FREE_SEATS: u32 = 3;
+/// The highest seat limit an OWNER may set.
+pub const MAX_SEATS: u32 = 500;
+
+/// The most members a workspace may hold now: its OWNER's seat limit while TEAM is live (TEAM
+/// bills one seat per member, never more than that limit), else the free seats.
+pub fn seats(seat_limit: u32, team_live: bool) -> u32 {
+    if team_live { seat_limit } else { FREE_SEATS }
+}
+
+/// `PATCH /workspaces/{id}/seats` and `POST /workspaces/{id}/billing/checkout`: the most seats
+/// the OWNER agrees to be billed for (the subscription's quantity follows the members, up to it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeatLimit {
+    pub seat_limit: u32,
+}
+
+impl SeatLimit {
+    /// The limit, if it is one a workspace of `members` may have.
+    pub fn check(&self, members: u32) -> Result<u32, ApiError> {
+        let limit = self.seat_limit;
+        if !(1..=MAX_SEATS).contains(&limit) {
+            return Err(ApiError::validation("seatLimit", format!("must be 1 to {MAX_SEATS}")));
+        }
+        if limit < members {
+            return Err(ApiError::validation(
+                "seatLimit",
+                format!("is below the {members} members the workspace has: remove members first"),
+            ));
+        }
+        Ok(limit)
+    }
+}
 
 /// A workspace's name as stored: trimmed, 1 to 60 printable characters.
 pub fn workspace_name(raw: &str) -> Result<String, ApiError> {
@@ -232,6 +267,16 @@ mod tests {
             assert_eq!(InvitationToken::parse(bad), None, "{bad}");
         }
         assert_ne!(token.hash(), InvitationToken::new(&token.workspace_id, &token.invitation_id).hash());
+    }
+
+    #[test]
+    fn seat_limits_hold_the_members_and_apply_only_with_team() {
+        assert_eq!(seats(40, true), 40);
+        assert_eq!(seats(40, false), FREE_SEATS, "without TEAM, the free seats");
+        assert_eq!(SeatLimit { seat_limit: 5 }.check(5).unwrap(), 5);
+        for (limit, members) in [(4, 5), (0, 0), (MAX_SEATS + 1, 1)] {
+            assert!(SeatLimit { seat_limit: limit }.check(members).is_err(), "{limit} for {members}");
+        }
     }
 
     #[test]

@@ -23,11 +23,20 @@ use time::OffsetDateTime;
 use crate::{
     clock::unix_ms,
     config::BillingSettings,
-    domain::{ids::UserId, subscription::SubscriptionStatus, tiers::Tier},
-    flows::billing_alerts::{Notices, amount},
+    domain::{
+        ids::{Ulid, UserId},
+        subscription::SubscriptionStatus,
+        tiers::Tier,
+        workspaces::seats,
+    },
+    flows::{
+        billing_alerts::{Notices, amount},
+        seats::bill_members,
+    },
     store::{
         subscriptions::{StoredSubscription, SubscriptionRecord, Subscriptions},
         users::{SubscriptionMirror, Users},
+        workspaces::{TeamSubscription, Workspace, Workspaces},
     },
     telemetry::metrics,
     upstream::{
@@ -62,6 +71,15 @@ pub enum Applied {
     Ignored { reason: String },
     /// A subscription that must not bill: cancelled now, its payments refunded.
     Stopped { subscription_id: String, why: Stopped, refunds: u32 },
+    /// A workspace's TEAM subscription, mirrored onto the workspace: the members it may hold
+    /// now, and the seats Stripe bills (set to the members when they differed).
+    TeamSynced {
+        workspace_id: String,
+        subscription_id: String,
+        status: SubscriptionStatus,
+        seats: u32,
+        billed_seats: u32,
+    },
 }
 
 /// Why a subscription was stopped.
@@ -93,7 +111,7 @@ impl Applied {
     /// One word for logs and the event's record.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Self::Synced { .. } => "synced",
+            Self::Synced { .. } | Self::TeamSynced { .. } => "synced",
             Self::Stale { .. } => "stale",
             Self::Logged => "logged",
             Self::Ignored { .. } => "ignored",
@@ -127,6 +145,8 @@ pub struct Billing<'a> {
     pub settings: &'a BillingSettings,
     /// The email telling a customer that a second subscription was refunded.
     pub notices: Notices<'a>,
+    /// Workspaces, whose own customers pay for TEAM.
+    pub workspaces: &'a Workspaces,
 }
 
 impl Billing<'_> {
@@ -172,6 +192,9 @@ impl Billing<'_> {
     pub async fn write(&self, snapshot: &Snapshot, now: OffsetDateTime) -> anyhow::Result<Applied> {
         let subscription = &snapshot.subscription;
         let Some(user_id) = self.owner(subscription).await? else {
+            if let Some(workspace) = self.workspace_of(subscription).await? {
+                return self.write_team(snapshot, workspace, now).await;
+            }
             if subscription.status.may_bill() {
                 return self.stop(subscription, Stopped::NoUser, None, now).await;
             }
@@ -315,6 +338,80 @@ impl Billing<'_> {
         };
         let user = self.users.get(&hint).await?;
         Ok(user.filter(|u| u.stripe_customer_id.as_deref() == Some(customer)).map(|_| hint))
+    }
+
+    /// The workspace whose own customer this subscription bills: the `workspaceId` on the
+    /// subscription (set by its Checkout) or else on its customer, taken only when that
+    /// workspace's row (read strongly consistent) holds the same customer.
+    async fn workspace_of(&self, subscription: &Subscription) -> anyhow::Result<Option<Workspace>> {
+        let hint = match subscription.metadata.get("workspaceId") {
+            Some(id) => Some(id.clone()),
+            None => match self.stripe.customer(&subscription.customer).await {
+                Ok(customer) => customer.metadata.get("workspaceId").cloned(),
+                Err(StripeError::Refused(_)) => None,
+                Err(error) => return Err(error).context("reading the subscription's customer"),
+            },
+        };
+        let Some(id) = hint.as_deref().and_then(Ulid::parse) else { return Ok(None) };
+        let workspace = self.workspaces.get(&id).await?;
+        Ok(workspace.filter(|w| w.stripe_customer_id.as_deref() == Some(subscription.customer.as_str())))
+    }
+
+    /// Mirrors a workspace's TEAM subscription onto it: one live subscription per workspace (a
+    /// second is stopped and refunded, as a person's), the seats it gives, and the quantity
+    /// billed set to the members when the two differ.
+    async fn write_team(
+        &self,
+        snapshot: &Snapshot,
+        workspace: Workspace,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Applied> {
+        let subscription = &snapshot.subscription;
+        if subscription.price_id().is_none() || subscription.price_id() != self.settings.team_price.as_deref() {
+            tracing::warn!(support = true, price = ?subscription.price_id(), "a workspace's subscription is not on TEAM's price");
+            return Ok(Applied::ignored(format!("subscription {} is not on TEAM's price", subscription.id)));
+        }
+        let mirrored = workspace.team.as_ref().map(|t| t.subscription_id.clone());
+        if subscription.status.may_bill() {
+            let open = self.stripe.open_subscriptions(&subscription.customer).await.context("listing subscriptions")?;
+            if let Some(kept) = kept(&open, mirrored.as_deref(), &subscription.id)
+                && kept != subscription.id
+            {
+                return self.stop(subscription, Stopped::Duplicate, None, now).await;
+            }
+        } else if workspace.team_live() && mirrored.as_deref() != Some(subscription.id.as_str()) {
+            return Ok(Applied::ignored(format!("{} is over and not the workspace's TEAM", subscription.id)));
+        }
+        let team = TeamSubscription {
+            subscription_id: subscription.id.clone(),
+            status: subscription.status.clone(),
+            billed_seats: subscription.plan_item().and_then(|item| item.quantity).unwrap_or(1),
+            read_at_ms: snapshot.read_at_ms,
+        };
+        let mut workspace = workspace;
+        // A seat limit changed in between: read again.
+        let seats = loop {
+            let seats = seats(workspace.seat_limit, team.status.grants_access());
+            if self.workspaces.mirror_team(&workspace, &team, seats).await? {
+                break seats;
+            }
+            let Some(fresh) = self.workspaces.get(&workspace.workspace_id).await? else {
+                return Ok(Applied::ignored("the workspace was deleted meanwhile"));
+            };
+            if fresh.team.as_ref().is_some_and(|t| t.read_at_ms > team.read_at_ms) {
+                return Ok(Applied::Stale { subscription_id: subscription.id.clone() });
+            }
+            workspace = fresh;
+        };
+        let billed_seats = bill_members(self.stripe, &workspace, subscription).await?.unwrap_or(team.billed_seats);
+        tracing::info!(workspace_id = %workspace.workspace_id, seats, billed_seats, status = %team.status, "TEAM mirrored");
+        Ok(Applied::TeamSynced {
+            workspace_id: workspace.workspace_id.to_string(),
+            subscription_id: subscription.id.clone(),
+            status: team.status,
+            seats,
+            billed_seats,
+        })
     }
 
     /// The subscription the user row mirrors now.

@@ -45,29 +45,64 @@ pub async fn start(
         ));
     }
     let customer = ensure_customer(users, stripe, user).await?;
-    // One session per user, price and window: a repeat within it is the same request to Stripe,
-    // expiry included.
-    let window = now.unix_timestamp().div_euclid(REUSE_WINDOW_SECS);
-    let expires_at = (window + 1) * REUSE_WINDOW_SECS + MIN_LIFETIME_SECS;
-    let mut checkout = NewCheckout {
-        customer: &customer,
-        expires_at,
+    let purchase = Purchase {
         price: &price.id,
+        quantity: 1,
         metered_price: settings.metered_price_for(price.tier),
-        user_id: user.id.as_str(),
+        owner: ("userId", user.id.as_str()),
         tier: price.tier.as_str(),
         success_url: settings.checkout_success_url.as_str(),
         cancel_url: settings.checkout_cancel_url.as_str(),
-        idempotency_key: &format!("checkout-{}-{}-{window}", user.id, price.id),
+    };
+    open_session(stripe, &customer, &purchase, now).await
+}
+
+/// What a Checkout Session sells, and to whom.
+pub struct Purchase<'a> {
+    pub price: &'a str,
+    pub quantity: u32,
+    pub metered_price: Option<&'a str>,
+    /// `("userId", id)` or `("workspaceId", id)`.
+    pub owner: (&'a str, &'a str),
+    pub tier: &'a str,
+    /// Where the browser goes back to, paid or not.
+    pub success_url: &'a str,
+    pub cancel_url: &'a str,
+}
+
+/// A session for `purchase` on `customer`: the same one for a repeat within the reuse window,
+/// every other open session of the customer expired; its URL.
+pub async fn open_session(
+    stripe: &Stripe,
+    customer: &str,
+    purchase: &Purchase<'_>,
+    now: OffsetDateTime,
+) -> Result<String, ApiError> {
+    // One session per owner, price, quantity and window: a repeat within it is the same request
+    // to Stripe, expiry included.
+    let window = now.unix_timestamp().div_euclid(REUSE_WINDOW_SECS);
+    let expires_at = (window + 1) * REUSE_WINDOW_SECS + MIN_LIFETIME_SECS;
+    let key = format!("checkout-{}-{}-{}-{window}", purchase.owner.1, purchase.price, purchase.quantity);
+    let mut checkout = NewCheckout {
+        customer,
+        expires_at,
+        price: purchase.price,
+        quantity: purchase.quantity,
+        metered_price: purchase.metered_price,
+        owner: purchase.owner,
+        tier: purchase.tier,
+        success_url: purchase.success_url,
+        cancel_url: purchase.cancel_url,
+        idempotency_key: &key,
     };
     let mut session = stripe.create_checkout_session(&checkout).await?;
     if session.status.as_deref().is_some_and(|s| s != "open") {
         // The window's session was expired meanwhile (another plan chosen in between): a new one.
-        let fresh = format!("{}-{}", checkout.idempotency_key, now.unix_timestamp());
+        let fresh = format!("{key}-{}", now.unix_timestamp());
         checkout.idempotency_key = &fresh;
         session = stripe.create_checkout_session(&checkout).await?;
     }
-    for other in stripe.open_checkout_sessions(&customer).await? {
+    for other in stripe.open_checkout_sessions(customer).await? {
         if other.id != session.id {
             stripe.expire_checkout_session(&other.id).await?;
             tracing::info!(session = other.id, "an earlier open checkout session was expired");

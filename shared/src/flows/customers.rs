@@ -13,6 +13,6 @@ pub async fn ensure_customer(users: &Users, stripe: &Stripe, user: &User) -> Res
         return Ok(id.clone());
     }
     let key = format!("customer-{}-{}", user.id, user.created_at);
-    let customer = stripe.create_customer(user.id.as_str(), user.email.as_str(), &key).await?;
+    let customer = stripe.create_customer(("userId", user.id.as_str()), user.email.as_str(), &key).await?;
     Ok(users.set_stripe_customer(&user.id, &customer.id).await?)
 }

@@ -18,6 +18,7 @@ pub mod presets;
 pub mod push;
 pub mod reconcile;
 pub mod recordings;
+pub mod seats;
 pub mod signin;
 pub mod stripe_events;
 pub mod ttl_cleanup;

@@ -104,7 +104,7 @@ impl Reconciler<'_> {
                         tracing::info!(subscription_id = id, "reconciliation repaired a user");
                     }
                 }
-                Ok(Applied::Stale { .. }) => report.subscriptions_synced += 1,
+                Ok(Applied::Stale { .. } | Applied::TeamSynced { .. }) => report.subscriptions_synced += 1,
                 Ok(Applied::Stopped { why, .. }) => {
                     report.stopped += 1;
                     tracing::warn!(subscription_id = id, why = why.as_str(), "reconciliation stopped a subscription");

@@ -94,6 +94,31 @@ fn changed() -> ApiError {
     ApiError::Conflict("the membership changed meanwhile; read it again and retry".into())
 }
 
+/// A workspace change in the audit log: who acted (as which member, or as an invitee), what,
+/// and to whom.
+pub(crate) async fn record(
+    audit: &AuditLog,
+    actor: Actor<'_>,
+    as_member: Option<&Member>,
+    action: &str,
+    target: Option<&UserId>,
+    detail: serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry {
+        audit_id: Ulid::generate(now),
+        at: rfc3339(now)?,
+        actor_id: actor.user.id.to_string(),
+        actor_role: as_member.map_or_else(|| "invitee".to_owned(), |m| format!("workspace {}", m.role)),
+        action: action.to_owned(),
+        target_user_id: target.map(UserId::to_string),
+        reason: None,
+        request_id: actor.request_id.to_owned(),
+        detail,
+    };
+    Ok(audit.append(&entry).await?)
+}
+
 impl Teams<'_> {
     /// The caller's membership of workspace `raw_id` if their role grants `permission`.
     pub async fn authorize(&self, raw_id: &str, user: &User, permission: Permission) -> Result<Member, ApiError> {
@@ -146,18 +171,7 @@ impl Teams<'_> {
         detail: serde_json::Value,
         now: OffsetDateTime,
     ) -> Result<(), ApiError> {
-        let entry = AuditEntry {
-            audit_id: Ulid::generate(now),
-            at: rfc3339(now)?,
-            actor_id: actor.user.id.to_string(),
-            actor_role: as_member.map_or_else(|| "invitee".to_owned(), |m| format!("workspace {}", m.role)),
-            action: action.to_owned(),
-            target_user_id: target.map(UserId::to_string),
-            reason: None,
-            request_id: actor.request_id.to_owned(),
-            detail,
-        };
-        Ok(self.audit.append(&entry).await?)
+        record(self.audit, actor, as_member, action, target, detail, now).await
     }
 
     /// A new workspace with the caller as its OWNER.
@@ -433,6 +447,11 @@ impl Teams<'_> {
         accepted.map_err(|refused| match refused {
             Refused::AlreadyMember => ApiError::Conflict("you are a member of this workspace already".into()),
             Refused::Erasing => erasing(),
+            Refused::NoSeat => ApiError::Conflict(format!(
+                "every seat of the workspace is taken ({} members, {} seats): its OWNER can raise the seat limit \
+                 (PATCH /workspaces/{{id}}/seats, with TEAM) or free a seat",
+                workspace.members, workspace.seats
+            )),
             _ => ApiError::Conflict("this invitation was used, revoked or renewed meanwhile".into()),
         })?;
         let member = Member {

@@ -19,7 +19,8 @@ use serde::Serialize;
 use crate::{
     domain::{
         ids::{Ulid, UserId},
-        workspaces::{WorkspaceId, WorkspaceRole},
+        subscription::SubscriptionStatus,
+        workspaces::{FREE_SEATS, WorkspaceId, WorkspaceRole},
     },
     store::dynamo::{self, Item, number, string},
 };
@@ -45,6 +46,35 @@ pub struct Workspace {
     /// How many of them are OWNERs.
     #[serde(skip)]
     pub owners: u32,
+    /// The most members it may hold now (`domain::workspaces::seats`).
+    pub seats: u32,
+    /// The OWNER's limit: the most seats TEAM may bill.
+    pub seat_limit: u32,
+    /// Its TEAM subscription as last read from Stripe; None: never subscribed.
+    pub team: Option<TeamSubscription>,
+    /// The workspace's own Stripe customer (never a member's).
+    #[serde(skip)]
+    pub stripe_customer_id: Option<String>,
+}
+
+impl Workspace {
+    /// TEAM is live: it bills, and its seats (up to the limit) are the workspace's.
+    pub fn team_live(&self) -> bool {
+        self.team.as_ref().is_some_and(|t| t.status.grants_access())
+    }
+}
+
+/// A workspace's TEAM subscription, mirrored from Stripe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamSubscription {
+    pub subscription_id: String,
+    pub status: SubscriptionStatus,
+    /// The seats Stripe bills now: the subscription's quantity.
+    pub billed_seats: u32,
+    /// When Stripe's state was read (a fresher read is never overwritten).
+    #[serde(skip)]
+    pub read_at_ms: i64,
 }
 
 /// A person's place in a workspace.
@@ -105,6 +135,8 @@ pub enum Refused {
     AlreadyMember,
     /// The person's account is being erased (or is gone).
     Erasing,
+    /// Every seat is taken (or the workspace is gone).
+    NoSeat,
 }
 
 #[derive(Clone)]
@@ -120,6 +152,18 @@ fn workspace_from(item: &Item) -> anyhow::Result<Workspace> {
         created_at: dynamo::str(item, "createdAt")?.to_owned(),
         members: dynamo::num(item, "members")?,
         owners: dynamo::num(item, "owners")?,
+        seats: dynamo::num(item, "seats")?,
+        seat_limit: dynamo::num(item, "seatLimit")?,
+        team: match dynamo::opt_str(item, "subscriptionId") {
+            Some(id) => Some(TeamSubscription {
+                subscription_id: id.to_owned(),
+                status: dynamo::str(item, "subscriptionStatus")?.parse().unwrap_or_else(|never| match never {}),
+                billed_seats: dynamo::num(item, "billedSeats")?,
+                read_at_ms: dynamo::num(item, "billingReadAtMs")?,
+            }),
+            None => None,
+        },
+        stripe_customer_id: dynamo::opt_str(item, "stripeCustomerId").map(String::from),
     })
 }
 
@@ -223,6 +267,8 @@ impl Workspaces {
             ("createdBy".to_owned(), string(owner.as_str())),
             ("members".to_owned(), number(1)),
             ("owners".to_owned(), number(1)),
+            ("seats".to_owned(), number(FREE_SEATS)),
+            ("seatLimit".to_owned(), number(FREE_SEATS)),
         ]);
         let put = |item: Item| -> anyhow::Result<TransactWriteItem> {
             let put = Put::builder()
@@ -244,6 +290,10 @@ impl Workspaces {
             created_at: at.to_owned(),
             members: 1,
             owners: 1,
+            seats: FREE_SEATS,
+            seat_limit: FREE_SEATS,
+            team: None,
+            stripe_customer_id: None,
         }))
     }
 
@@ -294,7 +344,8 @@ impl Workspaces {
         dynamo::all_pages(query, "the person's workspaces").await?.iter().map(member_from).collect()
     }
 
-    /// The OWNER count moves by `by` (-1 only while another OWNER remains).
+    /// The OWNER count moves by `by` (-1 only while another OWNER remains), the member count by
+    /// `members_by` (+1 only into a free seat).
     fn owners_by(&self, id: &WorkspaceId, by: i32, members_by: i32) -> anyhow::Result<TransactWriteItem> {
         let mut update = self
             .update(id, WORKSPACE.to_owned())
@@ -303,6 +354,8 @@ impl Workspaces {
             .expression_attribute_values(":members", number(members_by));
         update = if by < 0 {
             update.condition_expression("owners > :one").expression_attribute_values(":one", number(1))
+        } else if members_by > 0 {
+            update.condition_expression("attribute_exists(workspaceId) AND members < seats")
         } else {
             update.condition_expression("attribute_exists(workspaceId)")
         };
@@ -495,9 +548,73 @@ impl Workspaces {
         ];
         Ok(self.transact(items).await?.map_err(|failed| match failed {
             1 => Refused::AlreadyMember,
+            2 => Refused::NoSeat,
             3 => Refused::Erasing,
             _ => Refused::Changed,
         }))
+    }
+
+    /// The workspace's Stripe customer: `customer` unless it has one already (made by a request
+    /// at the same time), which is then the one kept.
+    pub async fn set_stripe_customer(&self, id: &WorkspaceId, customer: &str) -> anyhow::Result<String> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(id, WORKSPACE.to_owned())))
+            .update_expression("SET stripeCustomerId = :customer")
+            .condition_expression("attribute_exists(workspaceId) AND attribute_not_exists(stripeCustomerId)")
+            .expression_attribute_values(":customer", string(customer));
+        if dynamo::conditional_update(update).await.context("storing the workspace's customer")?.is_some() {
+            return Ok(customer.to_owned());
+        }
+        let stored = self.get(id).await?.and_then(|w| w.stripe_customer_id);
+        stored.context("the workspace is gone")
+    }
+
+    /// Sets the OWNER's seat limit and the seats it gives now, unless the workspace has more
+    /// members than that meanwhile (false) or its TEAM changed meanwhile (read again, retry).
+    pub async fn set_seat_limit(&self, workspace: &Workspace, limit: u32, seats: u32) -> anyhow::Result<bool> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&workspace.workspace_id, WORKSPACE.to_owned())))
+            .update_expression("SET seatLimit = :limit, seats = :seats")
+            .condition_expression("members <= :limit AND seatLimit = :before")
+            .expression_attribute_values(":limit", number(limit))
+            .expression_attribute_values(":seats", number(seats))
+            .expression_attribute_values(":before", number(workspace.seat_limit));
+        Ok(dynamo::conditional_update(update).await.context("setting the seat limit")?.is_some())
+    }
+
+    /// Mirrors the workspace's TEAM subscription, and the seats it gives, unless a fresher read
+    /// is stored or the seat limit changed since `workspace` was read (false: read again).
+    pub async fn mirror_team(
+        &self,
+        workspace: &Workspace,
+        team: &TeamSubscription,
+        seats: u32,
+    ) -> anyhow::Result<bool> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&workspace.workspace_id, WORKSPACE.to_owned())))
+            .update_expression(
+                "SET subscriptionId = :subscription, subscriptionStatus = :status, billedSeats = :billed, \
+                 billingReadAtMs = :read, seats = :seats",
+            )
+            .condition_expression(
+                "seatLimit = :limit AND (attribute_not_exists(billingReadAtMs) OR billingReadAtMs <= :read)",
+            )
+            .expression_attribute_values(":subscription", string(&team.subscription_id))
+            .expression_attribute_values(":status", string(team.status.as_str()))
+            .expression_attribute_values(":billed", number(team.billed_seats))
+            .expression_attribute_values(":read", number(team.read_at_ms))
+            .expression_attribute_values(":seats", number(seats))
+            .expression_attribute_values(":limit", number(workspace.seat_limit));
+        Ok(dynamo::conditional_update(update).await.context("mirroring the TEAM subscription")?.is_some())
     }
 
     /// Deletes the workspace and every row under it.

@@ -44,9 +44,13 @@ pub struct NewCheckout<'a> {
     /// When the session stops taking payment (unix seconds; Stripe takes 30 minutes to 24 hours).
     pub expires_at: i64,
     pub price: &'a str,
+    /// How many of `price` (TEAM: seats; a personal plan: 1).
+    pub quantity: u32,
     /// The metered price that bills overage, a second item of the subscription (no quantity).
     pub metered_price: Option<&'a str>,
-    pub user_id: &'a str,
+    /// Whose it is, as metadata on the session and the subscription: `("userId", id)` or
+    /// `("workspaceId", id)`.
+    pub owner: (&'a str, &'a str),
     pub tier: &'a str,
     pub success_url: &'a str,
     pub cancel_url: &'a str,
@@ -70,14 +74,16 @@ impl Stripe {
         Self { http, base, key }
     }
 
-    /// Creates a customer. The idempotency key makes a retried request return the same customer.
+    /// Creates a customer for `owner` (`("userId", id)` or `("workspaceId", id)`, kept as
+    /// metadata). The idempotency key makes a retried request return the same customer.
     pub async fn create_customer(
         &self,
-        user_id: &str,
+        owner: (&str, &str),
         email: &str,
         idempotency_key: &str,
     ) -> Result<Customer, StripeError> {
-        let form = [("email", email), ("metadata[userId]", user_id)];
+        let metadata = format!("metadata[{}]", owner.0);
+        let form = [("email", email), (metadata.as_str(), owner.1)];
         self.send(self.http.post(self.url("v1/customers")?).form(&form).header("idempotency-key", idempotency_key))
             .await
     }
@@ -133,6 +139,24 @@ impl Stripe {
         ];
         let request = self.http.post(self.url(&format!("v1/subscriptions/{subscription}"))?).form(&form);
         self.send(request.header("idempotency-key", idempotency_key)).await
+    }
+
+    /// Bills `quantity` of the subscription's licensed item from now, prorated: the difference
+    /// for the rest of the period goes on the next invoice (TEAM's seats, as members come and go).
+    pub async fn set_quantity(
+        &self,
+        subscription: &str,
+        item: &str,
+        quantity: u32,
+    ) -> Result<Subscription, StripeError> {
+        let quantity = quantity.to_string();
+        let form = [
+            ("items[0][id]", item),
+            ("items[0][quantity]", quantity.as_str()),
+            ("proration_behavior", "create_prorations"),
+        ];
+        // Idempotent by nature (an absolute quantity), so no key: the latest call wins.
+        self.send(self.http.post(self.url(&format!("v1/subscriptions/{subscription}"))?).form(&form)).await
     }
 
     /// Adds a metered price to a subscription (it bills what its meter counts, no quantity).
@@ -227,16 +251,20 @@ impl Stripe {
     /// A subscription-mode Checkout Session for one price.
     pub async fn create_checkout_session(&self, checkout: &NewCheckout<'_>) -> Result<CheckoutSession, StripeError> {
         let expires_at = checkout.expires_at.to_string();
+        let quantity = checkout.quantity.to_string();
+        let (owner_key, owner) = checkout.owner;
+        let (metadata, subscription_metadata) =
+            (format!("metadata[{owner_key}]"), format!("subscription_data[metadata][{owner_key}]"));
         let mut form = vec![
             ("mode", "subscription"),
             ("expires_at", expires_at.as_str()),
             ("customer", checkout.customer),
             ("line_items[0][price]", checkout.price),
-            ("line_items[0][quantity]", "1"),
-            ("client_reference_id", checkout.user_id),
-            ("metadata[userId]", checkout.user_id),
+            ("line_items[0][quantity]", quantity.as_str()),
+            ("client_reference_id", owner),
+            (metadata.as_str(), owner),
             ("metadata[tier]", checkout.tier),
-            ("subscription_data[metadata][userId]", checkout.user_id),
+            (subscription_metadata.as_str(), owner),
             ("success_url", checkout.success_url),
             ("cancel_url", checkout.cancel_url),
         ];

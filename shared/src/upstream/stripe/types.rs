@@ -62,6 +62,9 @@ pub struct List<T> {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SubscriptionItem {
     pub id: String,
+    /// Licensed prices: how many are billed (TEAM: its seats). Metered items have none.
+    #[serde(default)]
+    pub quantity: Option<u32>,
     #[serde(default)]
     price: Option<ItemPrice>,
     #[serde(default)]
