@@ -177,6 +177,8 @@ async function onLiveEvent(event) {
     // A clone made (or not) in another tab: the lists that show voices read them again.
     if (showing('/voices')) await run(showVoices);
     if (showing('/')) await run(showSpeak);
+  } else if (event.type === 'workspace.seats') {
+    if (showing('/teams')) await run(showWorkspaces);
   } else if (event.type === 'workspace.changed') {
     if (showing('/teams')) await run(showWorkspaces);
     else if ((event.change === 'removed' && event.userId === me.userId) || event.change === 'deleted') {

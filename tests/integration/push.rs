@@ -350,3 +350,29 @@ async fn one_ticket_shown_by_five_handshakes_at_once_opens_one_connection() {
     assert_eq!((opened, refused), (1, vec![401; 4]));
     assert_eq!(connections_of(&app, &user).await.len(), 1);
 }
+
+#[tokio::test]
+async fn every_member_hears_that_team_arrived() {
+    let (app, _live) = TestApp::builder().spawn_live().await;
+    let (owner, member) = (app.sign_in(Tier::Free).await, app.sign_in(Tier::Free).await);
+    let workspace = crate::workspaces::new_workspace(&app, &owner, "Paying team").await;
+    crate::workspaces::join(&app, &owner, &workspace, &member, "MEMBER").await;
+    let (mut owners, mut members) = (connect(&app, &owner).await, connect(&app, &member).await);
+    let subscription = crate::seats::buy_team(&app, &owner, &workspace, 6).await;
+
+    // Stripe's event about it, through the webhook route as Stripe sends it.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let payload = json!({ "id": integration_tests::unique("evt_team_"), "object": "event",
+        "type": "customer.subscription.created", "created": now,
+        "data": { "object": { "id": subscription, "object": "subscription" } } })
+    .to_string();
+    let signed = voice_core::upstream::stripe::signature::header(&app.webhook_secret().await, now, payload.as_bytes());
+    let delivered = app.deliver(&payload, Some(&signed)).await;
+    assert_eq!(delivered.status, 200, "{}", delivered.body);
+
+    let expected = json!({ "type": "workspace.seats", "workspaceId": workspace, "status": "active", "seats": 6,
+                           "billedSeats": 2 });
+    for tab in [&mut owners, &mut members] {
+        assert_eq!(next_event(tab, Duration::from_secs(5)).await, Some(expected.clone()));
+    }
+}

@@ -12,7 +12,7 @@ use voice_core::{domain::tiers::Tier, flows::billing::Applied};
 use crate::workspaces::{accept, emailed_token, emailed_tokens, invite, join, new_workspace};
 
 /// `POST /workspaces/{id}/billing/checkout`, paid at the stand-in: the subscription's id.
-async fn buy_team(app: &TestApp, owner: &User, workspace: &str, seat_limit: u32) -> String {
+pub(crate) async fn buy_team(app: &TestApp, owner: &User, workspace: &str, seat_limit: u32) -> String {
     let path = format!("/workspaces/{workspace}/billing/checkout");
     let opened = app.post(&path, owner, Some(&json!({ "seatLimit": seat_limit }))).await;
     assert_eq!(opened.status, 200, "{}", opened.body);
@@ -225,4 +225,65 @@ async fn the_nightly_reconciliation_bills_the_members_and_stops_a_second_team() 
     assert_eq!(extra_now["status"], "canceled", "one TEAM per workspace: {extra_now}");
     let now = workspace(&app, &owner, &id).await;
     assert_eq!((&now["team"]["subscriptionId"], &now["seats"]), (&json!(subscription), &json!(4)), "{now}");
+}
+
+#[tokio::test]
+async fn a_seat_limit_lowered_while_people_accept_never_leaves_more_members_than_seats() {
+    let app = Arc::new(TestApp::spawn().await);
+    let owner = app.sign_in(Tier::Free).await;
+    let id = new_workspace(&app, &owner, "Shrinking").await;
+    let subscription = buy_team(&app, &owner, &id, 8).await;
+    assert!(matches!(sync(&app, &subscription).await, Applied::TeamSynced { seats: 8, .. }));
+    let mut people = Vec::new();
+    for _ in 0..6 {
+        let person = app.sign_in(Tier::Free).await;
+        assert_eq!(invite(&app, &owner, &id, &person.email, "MEMBER").await.status, 201);
+        people.push(person);
+    }
+    let tokens = emailed_tokens(&app, &people.iter().map(|p| p.email.as_str()).collect::<Vec<_>>()).await;
+
+    // Six accept while the OWNER lowers the limit to 3: whichever lands first, the other is
+    // refused, and the workspace never holds more members than its seats.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (person, token) in people.into_iter().zip(tokens) {
+        let app = app.clone();
+        tasks.spawn(async move { accept(&app, &person, &token).await.status });
+    }
+    let lowered = app.patch(&format!("/workspaces/{id}/seats"), &owner, &json!({ "seatLimit": 3 })).await;
+    let accepted = tasks.join_all().await.iter().filter(|s| **s == 200).count() as u64;
+
+    let now = workspace(&app, &owner, &id).await;
+    let (members, seats) = (now["members"].as_u64().unwrap(), now["seats"].as_u64().unwrap());
+    assert_eq!(members, 1 + accepted, "{now}");
+    assert!(members <= seats, "{members} members in {seats} seats: {now}");
+    match lowered.status {
+        200 => assert_eq!((seats, members <= 3), (3, true), "lowered first: {now}"),
+        400 => assert!(members > 3, "refused only when more than 3 had joined: {}", lowered.body),
+        other => panic!("{other}: {}", lowered.body),
+    }
+}
+
+#[tokio::test]
+async fn when_team_ends_the_workspace_keeps_its_members_and_takes_no_one_past_the_free_seats() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_in(Tier::Free).await;
+    let id = new_workspace(&app, &owner, "Lapsed").await;
+    let subscription = buy_team(&app, &owner, &id, 6).await;
+    assert!(matches!(sync(&app, &subscription).await, Applied::TeamSynced { seats: 6, .. }));
+    for _ in 0..3 {
+        join(&app, &owner, &id, &app.sign_in(Tier::Free).await, "MEMBER").await;
+    }
+
+    // Cancelled in Stripe's dashboard: the next sync brings the workspace back to its free seats.
+    app.stripe_delete(&format!("v1/subscriptions/{subscription}")).await;
+    assert!(matches!(sync(&app, &subscription).await, Applied::TeamSynced { seats: 3, .. }));
+    let now = workspace(&app, &owner, &id).await;
+    assert_eq!((&now["members"], &now["seats"], &now["team"]["status"]), (&json!(4), &json!(3), &json!("canceled")));
+    let late = app.sign_in(Tier::Free).await;
+    assert_eq!(invite(&app, &owner, &id, &late.email, "MEMBER").await.status, 201);
+    let refused = accept(&app, &late, &emailed_token(&app, &late.email).await).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    // A new TEAM may be bought again.
+    let again = app.post(&format!("/workspaces/{id}/billing/checkout"), &owner, Some(&json!({ "seatLimit": 6 }))).await;
+    assert_eq!(again.status, 200, "{}", again.body);
 }

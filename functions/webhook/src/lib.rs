@@ -2,8 +2,12 @@
 //! once however often they are delivered (`flows::stripe_events`).
 
 use voice_core::{
-    ApiError,
-    domain::{ids::UserId, push},
+    ApiError, App,
+    domain::{
+        ids::{Ulid, UserId},
+        push,
+        subscription::SubscriptionStatus,
+    },
     flows::{billing::Applied, billing_alerts::BillingAlerts, stripe_events::StripeEvents},
     http::{Ctx, HttpResult, Route, header, ok},
     route,
@@ -48,5 +52,32 @@ async fn webhook(ctx: Ctx<'_>) -> HttpResult {
         let changed = push::Event::PlanChanged { tier: *tier, status: Some(status.clone()) };
         push.notify(&user, &changed, now.unix_timestamp()).await;
     }
+    if let Some(Applied::TeamSynced { workspace_id, status, seats, billed_seats, .. }) = &received.applied
+        && let (Some(push), Some(id)) = (voice_core::assemble::push(app), Ulid::parse(workspace_id))
+    {
+        tell_members(app, &push, &id, status, (*seats, *billed_seats), now.unix_timestamp()).await;
+    }
     ok(&received)
+}
+
+/// Every member's open pages learn of the workspace's new seats (best effort, as every push).
+async fn tell_members(
+    app: &App,
+    push: &voice_core::flows::push::Push<'_>,
+    workspace: &Ulid,
+    status: &SubscriptionStatus,
+    (seats, billed_seats): (u32, u32),
+    now: i64,
+) {
+    let members = match app.workspaces.members(workspace).await {
+        Ok(members) => members,
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), "could not list the members to tell of TEAM");
+            return;
+        }
+    };
+    let event =
+        push::Event::SeatsChanged { workspace_id: workspace.clone(), status: status.clone(), seats, billed_seats };
+    let people: Vec<_> = members.into_iter().map(|m| m.user_id).collect();
+    push.notify_all(&people, &event, now).await;
 }

@@ -51,6 +51,10 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         role: Option<WorkspaceRole>,
     },
+    /// A workspace's TEAM subscription changed (Stripe's webhook): its seats now, and what is
+    /// billed. Sent to every member.
+    #[serde(rename = "workspace.seats", rename_all = "camelCase")]
+    SeatsChanged { workspace_id: WorkspaceId, status: SubscriptionStatus, seats: u32, billed_seats: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,6 +78,7 @@ impl Event {
             Self::VoiceReady { .. } => "voice.ready",
             Self::VoiceFailed { .. } => "voice.failed",
             Self::WorkspaceChanged { .. } => "workspace.changed",
+            Self::SeatsChanged { .. } => "workspace.seats",
         }
     }
 }

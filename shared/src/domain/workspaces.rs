@@ -123,6 +123,8 @@ pub fn seats(seat_limit: u32, team_live: bool) -> u32 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SeatLimit {
+    /// A whole number (JSON's `5.0` is one).
+    #[serde(deserialize_with = "crate::domain::json::whole_number")]
     pub seat_limit: u32,
 }
 
@@ -274,6 +276,9 @@ mod tests {
         assert_eq!(seats(40, true), 40);
         assert_eq!(seats(40, false), FREE_SEATS, "without TEAM, the free seats");
         assert_eq!(SeatLimit { seat_limit: 5 }.check(5).unwrap(), 5);
+        let whole: SeatLimit = serde_json::from_str(r#"{"seatLimit": 5.0}"#).unwrap();
+        assert_eq!(whole.seat_limit, 5, "JSON's 5.0 is a whole number");
+        assert!(serde_json::from_str::<SeatLimit>(r#"{"seatLimit": 5.5}"#).is_err());
         for (limit, members) in [(4, 5), (0, 0), (MAX_SEATS + 1, 1)] {
             assert!(SeatLimit { seat_limit: limit }.check(members).is_err(), "{limit} for {members}");
         }

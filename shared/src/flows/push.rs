@@ -104,6 +104,11 @@ impl Push<'_> {
         }
     }
 
+    /// Sends `event` to each of several people's open connections, all at once.
+    pub async fn notify_all(&self, people: &[UserId], event: &Event, now: i64) {
+        join_all(people.iter().map(|person| self.notify(person, event, now))).await;
+    }
+
     /// Closes the connections a session opened (sign-out); best effort.
     pub async fn close_session(&self, user: &UserId, session: &str, now: i64) {
         if let Err(error) = self.close_where(user, now, |c| c.session == session).await {

@@ -6,7 +6,6 @@
 //! the permission gets FORBIDDEN naming it. Every change is in the audit log with its actor and
 //! workspace.
 
-use futures_util::future::join_all;
 use serde::Serialize;
 use serde_json::json;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -139,7 +138,7 @@ impl Teams<'_> {
         let Some(push) = &self.push else { return };
         let (change, user_id, role) = change;
         let event = Event::WorkspaceChanged { workspace_id: workspace.clone(), change, user_id, role };
-        join_all(people.iter().map(|person| push.notify(person, &event, now.unix_timestamp()))).await;
+        push.notify_all(people, &event, now.unix_timestamp()).await;
     }
 
     /// The workspace's members now, and `also` (who just left): the people to tell of a change.
