@@ -287,3 +287,58 @@ async fn when_team_ends_the_workspace_keeps_its_members_and_takes_no_one_past_th
     let again = app.post(&format!("/workspaces/{id}/billing/checkout"), &owner, Some(&json!({ "seatLimit": 6 }))).await;
     assert_eq!(again.status, 200, "{}", again.body);
 }
+
+#[tokio::test]
+async fn erasing_the_only_member_of_a_team_workspace_ends_its_team() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_in(Tier::Free).await;
+    let id = new_workspace(&app, &owner, "Solo").await;
+    let subscription = buy_team(&app, &owner, &id, 3).await;
+    assert!(matches!(sync(&app, &subscription).await, Applied::TeamSynced { .. }));
+    let customer = app.stripe_get(&format!("v1/subscriptions/{subscription}")).await["customer"].clone();
+
+    // The route refuses a sole OWNER (transfer or delete first)...
+    let refused = app.delete("/user", &owner).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    // ...but an erasure that passed that check and then found itself the only member (its
+    // co-owner left meanwhile) takes the workspace with it, and its TEAM first.
+    let erasure = voice_core::assemble::erasure(&app.app).await.unwrap();
+    let status = erasure.erase(&owner.id, OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!(status, voice_core::flows::erase::ErasureStatus::Erased);
+
+    assert_eq!(app.get(&format!("/workspaces/{id}"), &app.sign_in(Tier::Free).await).await.status, 404);
+    let read = app.stripe_get(&format!("v1/subscriptions/{subscription}")).await;
+    assert_eq!(read["status"], "canceled", "the workspace went with its only member, and its TEAM first: {read}");
+    let gone = app.stripe_get(&format!("v1/customers/{}", customer.as_str().unwrap())).await;
+    assert_eq!(gone["deleted"], true, "{gone}");
+}
+
+#[tokio::test]
+async fn the_billing_contact_follows_the_owners_and_leaves_with_an_erased_one() {
+    let app = TestApp::spawn().await;
+    let (first, second) = (app.sign_in(Tier::Free).await, app.sign_in(Tier::Free).await);
+    let id = new_workspace(&app, &first, "Handed over").await;
+    join(&app, &first, &id, &second, "ADMIN").await;
+    let subscription = buy_team(&app, &first, &id, 4).await;
+    let customer = app.stripe_get(&format!("v1/subscriptions/{subscription}")).await["customer"].clone();
+    let contact = async || {
+        app.stripe_get(&format!("v1/customers/{}", customer.as_str().unwrap())).await["email"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(contact().await, first.email, "the OWNER who subscribed");
+
+    // Ownership moves: so does the contact.
+    let transfer = format!("/workspaces/{id}/transfer");
+    let moved = app.post(&transfer, &first, Some(&json!({ "userId": second.id.as_str() }))).await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(contact().await, second.email);
+
+    // Two OWNERs; the contact erases their account: the other OWNER is the contact now.
+    let role = format!("/workspaces/{id}/members/{}", first.id.as_str().replace('|', "%7C"));
+    assert_eq!(app.patch(&role, &second, &json!({ "role": "OWNER" })).await.status, 200);
+    let erased = app.delete("/user", &second).await;
+    assert_eq!((erased.status, &erased.body["status"]), (200, &json!("erased")), "{}", erased.body);
+    assert_eq!(contact().await, first.email, "no erased person stays the contact");
+}

@@ -6,6 +6,7 @@ use voice_core::{
     ApiError,
     domain::workspaces::{
         Acceptance, NewInvitation, NewWorkspace, Permission, RoleChange, SeatLimit, Transfer, WorkspaceId,
+        WorkspaceRole,
     },
     flows::workspaces::Actor,
     http::{Caller, Ctx, HttpResult, json, json_body, ok, path_param},
@@ -81,6 +82,9 @@ pub async fn remove(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let teams = voice_core::assemble::teams(ctx.app);
     let removed = teams.remove(actor(&ctx, &caller), id, user, ctx.app.clock.now()).await?;
     follow_members(&ctx, &removed.workspace_id).await;
+    if removed.role == WorkspaceRole::Owner {
+        keep_billing_contact(&ctx, &removed.workspace_id).await;
+    }
     ok(&serde_json::json!({ "removed": removed.user_id }))
 }
 
@@ -90,7 +94,28 @@ pub async fn transfer(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let id = param(&ctx, "id", "workspace")?;
     let body: Transfer = json_body(ctx.req, 1024)?;
     let teams = voice_core::assemble::teams(ctx.app);
-    ok(&teams.transfer(actor(&ctx, &caller), id, &body.user_id, ctx.app.clock.now()).await?)
+    let owner = teams.transfer(actor(&ctx, &caller), id, &body.user_id, ctx.app.clock.now()).await?;
+    keep_billing_contact(&ctx, &owner.workspace_id).await;
+    ok(&owner)
+}
+
+/// After OWNERs change: the workspace's billing contact stays an OWNER (best effort; see
+/// `flows::seats::keep_billing_contact`).
+async fn keep_billing_contact(ctx: &Ctx<'_>, workspace: &WorkspaceId) {
+    let billed = match ctx.app.workspaces.get(workspace).await {
+        Ok(found) => found.is_some_and(|w| w.stripe_customer_id.is_some()),
+        Err(error) => return tracing::warn!(error = format!("{error:#}"), "could not read the workspace"),
+    };
+    if !billed {
+        return;
+    }
+    let kept = match ctx.app.stripe().await {
+        Ok(stripe) => voice_core::flows::seats::keep_billing_contact(stripe, &ctx.app.workspaces, workspace).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = kept {
+        tracing::warn!(error = format!("{error:#}"), "the billing contact could not follow the OWNERs now");
+    }
 }
 
 /// `POST /workspaces/{id}/invitations {email, role}`: the link goes by email only.

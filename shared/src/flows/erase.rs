@@ -17,9 +17,13 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::{
-    domain::{ids::UserId, voices::CONSENT_RETENTION_SECS},
+    domain::{ids::UserId, voices::CONSENT_RETENTION_SECS, workspaces::WorkspaceRole},
     error::ApiError,
-    flows::{elevenlabs_accounts, push::Push},
+    flows::{
+        elevenlabs_accounts,
+        push::Push,
+        seats::{end_billing, keep_billing_contact},
+    },
     store::{
         api_keys::ApiKeys,
         audio::AudioStore,
@@ -116,7 +120,7 @@ impl Erasure<'_> {
         Box::pin(self.usage_events.delete_all(id)).await?;
         Box::pin(self.consent.retain_all(id, now.unix_timestamp() + CONSENT_RETENTION_SECS)).await?;
         Box::pin(self.api_keys.revoke_all(id)).await?;
-        Box::pin(leave_workspaces(self.workspaces, id)).await?;
+        Box::pin(leave_workspaces(self.workspaces, self.stripe, id)).await?;
         Box::pin(self.sessions.end_all(id)).await?;
         if let Some(push) = &self.push {
             Box::pin(push.close_all(id, now.unix_timestamp())).await?;
@@ -127,17 +131,23 @@ impl Erasure<'_> {
 
 /// Takes the person out of every workspace. One they became the only OWNER of after the erasure
 /// was asked for (it checks first) stops the erasure, unless they are its only member: then the
-/// workspace goes with them.
-async fn leave_workspaces(workspaces: &Workspaces, id: &UserId) -> anyhow::Result<()> {
+/// workspace goes with them, its TEAM ended first. Where they were an OWNER and the billing
+/// contact, the contact moves to another OWNER.
+async fn leave_workspaces(workspaces: &Workspaces, stripe: &Stripe, id: &UserId) -> anyhow::Result<()> {
     for listed in workspaces.of_user(id).await? {
         // Strongly consistent: the index may lag a role change.
         let Some(member) = workspaces.member(&listed.workspace_id, id).await? else { continue };
+        let workspace = &member.workspace_id;
         match workspaces.remove(&member).await? {
-            Ok(()) => {}
-            Err(Refused::LastOwner) if workspaces.get(&member.workspace_id).await?.is_none_or(|w| w.members <= 1) => {
-                workspaces.delete(&member.workspace_id).await?;
+            Ok(()) if member.role == WorkspaceRole::Owner => {
+                keep_billing_contact(stripe, workspaces, workspace).await?
             }
-            Err(refused) => anyhow::bail!("leaving workspace {}: {refused:?}", member.workspace_id),
+            Ok(()) => {}
+            Err(Refused::LastOwner) if workspaces.get(workspace).await?.is_none_or(|w| w.members <= 1) => {
+                end_billing(stripe, workspaces, workspace).await?;
+                workspaces.delete(workspace).await?;
+            }
+            Err(refused) => anyhow::bail!("leaving workspace {workspace}: {refused:?}"),
         }
     }
     Ok(())

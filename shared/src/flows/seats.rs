@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use crate::{
     config::BillingSettings,
-    domain::workspaces::{SeatLimit, WorkspaceId, seats},
+    domain::workspaces::{SeatLimit, WorkspaceId, WorkspaceRole, seats},
     error::ApiError,
     flows::{
         checkout::{Purchase, open_session},
@@ -27,7 +27,7 @@ use crate::{
         audit::AuditLog,
         workspaces::{Member, Workspace, Workspaces},
     },
-    upstream::stripe::{Stripe, StripeError, types::Subscription},
+    upstream::stripe::{Stripe, types::Subscription},
 };
 
 pub struct Seats<'a> {
@@ -155,28 +155,57 @@ impl Seats<'_> {
         }
     }
 
-    /// Before a workspace is deleted: its customer's live subscriptions end now and its open
-    /// Checkout Sessions can no longer be paid; then the customer is deleted. How many
-    /// subscriptions ended.
+    /// Before a workspace is deleted: see [`end_billing`].
     pub async fn end(&self, workspace: &WorkspaceId) -> Result<u32, ApiError> {
-        let Some(customer) = self.workspaces.get(workspace).await?.and_then(|w| w.stripe_customer_id) else {
-            return Ok(0);
-        };
-        for session in self.stripe.open_checkout_sessions(&customer).await? {
-            self.stripe.expire_checkout_session(&session.id).await?;
-        }
-        let mut ended = 0;
-        for subscription in self.stripe.open_subscriptions(&customer).await? {
-            if subscription.status.may_bill() {
-                self.stripe.cancel_if_live(&subscription.id).await?;
-                ended += 1;
-            }
-        }
-        match self.stripe.delete_customer(&customer).await {
-            Ok(()) | Err(StripeError::Refused(_)) => Ok(ended),
-            Err(error) => Err(error.into()),
+        Ok(end_billing(self.stripe, self.workspaces, workspace).await?)
+    }
+}
+
+/// Before a workspace is deleted (by its OWNER, or with its only member's erasure): its
+/// customer's open Checkout Sessions can no longer be paid, its live subscriptions end now, and
+/// the customer is deleted. How many subscriptions ended.
+pub async fn end_billing(stripe: &Stripe, workspaces: &Workspaces, workspace: &WorkspaceId) -> anyhow::Result<u32> {
+    let Some(customer) = workspaces.get(workspace).await?.and_then(|w| w.stripe_customer_id) else {
+        return Ok(0);
+    };
+    for session in stripe.open_checkout_sessions(&customer).await? {
+        stripe.expire_checkout_session(&session.id).await?;
+    }
+    let mut ended = 0;
+    for subscription in stripe.open_subscriptions(&customer).await? {
+        if subscription.status.may_bill() {
+            stripe.cancel_if_live(&subscription.id).await?;
+            ended += 1;
         }
     }
+    stripe.delete_customer(&customer).await?;
+    Ok(ended)
+}
+
+/// The workspace's customer has an OWNER's email as its billing contact: when its email is no
+/// OWNER's any more (ownership moved, the contact left or was erased), the longest-standing
+/// OWNER's. Nothing when the workspace has no customer.
+pub async fn keep_billing_contact(
+    stripe: &Stripe,
+    workspaces: &Workspaces,
+    workspace: &WorkspaceId,
+) -> anyhow::Result<()> {
+    let Some(customer) = workspaces.get(workspace).await?.and_then(|w| w.stripe_customer_id) else {
+        return Ok(());
+    };
+    let mut owners: Vec<_> =
+        workspaces.members(workspace).await?.into_iter().filter(|m| m.role == WorkspaceRole::Owner).collect();
+    owners.sort_by(|a, b| a.joined_at.cmp(&b.joined_at));
+    let contact = stripe.customer(&customer).await.context("reading the workspace's customer")?.email;
+    let is_owner = |email: &str| owners.iter().any(|o| o.email.eq_ignore_ascii_case(email));
+    if contact.as_deref().is_some_and(is_owner) {
+        return Ok(());
+    }
+    if let Some(owner) = owners.first() {
+        stripe.set_customer_email(&customer, &owner.email).await.context("setting the billing contact")?;
+        tracing::info!(workspace_id = %workspace, "the billing contact is now an OWNER of the workspace");
+    }
+    Ok(())
 }
 
 /// Sets a live TEAM subscription's quantity to the workspace's members when they differ (at

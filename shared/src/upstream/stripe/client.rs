@@ -391,6 +391,11 @@ impl Stripe {
         Ok(summaries.data.iter().map(|s| s.aggregated_value).sum())
     }
 
+    /// Sets the customer's email (where Stripe sends its invoices and receipts).
+    pub async fn set_customer_email(&self, id: &str, email: &str) -> Result<Customer, StripeError> {
+        self.send(self.http.post(self.url(&format!("v1/customers/{id}"))?).form(&[("email", email)])).await
+    }
+
     pub async fn customer(&self, id: &str) -> Result<Customer, StripeError> {
         self.send(self.http.get(self.url(&format!("v1/customers/{id}"))?)).await
     }
