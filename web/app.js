@@ -948,6 +948,12 @@ let workspaceId = sessionStorage.getItem('workspace');
 
 async function showWorkspaces() {
   const { workspaces } = await api('GET', '/workspaces');
+  // The list comes from an index that may lag a join (or a new workspace) by a moment: the
+  // workspace this tab holds is read by its id, strongly consistent, before it is given up.
+  if (workspaceId && !workspaces.some((w) => w.workspaceId === workspaceId)) {
+    const held = await api('GET', `/workspaces/${workspaceId}`).catch(() => null);
+    if (held) workspaces.push({ workspaceId, workspaceName: held.name, role: held.role });
+  }
   if (!workspaces.some((w) => w.workspaceId === workspaceId)) workspaceId = workspaces[0]?.workspaceId ?? null;
   const select = $('workspace-switch');
   select.replaceChildren(

@@ -99,3 +99,22 @@ def test_an_invited_person_joins_from_the_email_and_the_owner_changes_their_role
     accessible(page, "workspace-team")
     row = backend.table("WORKSPACES_TABLE").get_item(Key={"workspaceId": workspace_id, "item": "workspace"})["Item"]
     assert (row["seats"], row["billedSeats"], row["subscriptionStatus"]) == (5, 2, "active"), row
+
+
+def test_a_workspace_the_index_does_not_list_yet_stays_shown(page):
+    """In AWS, GET /workspaces reads member-index, which may lag a join or a new workspace by a
+    moment (moto's does not): the page reads the workspace it holds by id before giving it up."""
+    suffix = secrets.token_hex(4)
+    page.goto("/")
+    sign_in(page, f"auth0|team-lag-{suffix}", f"lag-{suffix}@example.test", "Lena Lag")
+    page.get_by_role("link", name="Teams").click()
+    page.locator("#workspaces").get_by_label("Workspace name").fill("Lagging")
+    page.get_by_role("button", name="Create workspace").click()
+    expect(page.locator("#workspace-role")).to_have_text("Lagging: 1 member. Your role: OWNER.")
+
+    # The index has not caught up: the list is empty.
+    page.route(re.compile(r".*/workspaces$"), lambda route: route.fulfill(json={"workspaces": []})
+               if route.request.method == "GET" else route.continue_())
+    page.reload()
+    expect(page.locator("#workspace-role")).to_have_text("Lagging: 1 member. Your role: OWNER.")
+    expect(page.locator("#workspace-switch")).to_have_text("Lagging (OWNER)")
