@@ -102,15 +102,13 @@ pub async fn transfer(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 /// After OWNERs change: the workspace's billing contact stays an OWNER (best effort; see
 /// `flows::seats::keep_billing_contact`).
 async fn keep_billing_contact(ctx: &Ctx<'_>, workspace: &WorkspaceId) {
-    let billed = match ctx.app.workspaces.get(workspace).await {
-        Ok(found) => found.is_some_and(|w| w.stripe_customer_id.is_some()),
+    let workspace = match ctx.app.workspaces.get(workspace).await {
+        Ok(Some(workspace)) if workspace.stripe_customer_id.is_some() => workspace,
+        Ok(_) => return,
         Err(error) => return tracing::warn!(error = format!("{error:#}"), "could not read the workspace"),
     };
-    if !billed {
-        return;
-    }
     let kept = match ctx.app.stripe().await {
-        Ok(stripe) => voice_core::flows::seats::keep_billing_contact(stripe, &ctx.app.workspaces, workspace).await,
+        Ok(stripe) => voice_core::flows::seats::keep_billing_contact(stripe, &ctx.app.workspaces, &workspace).await,
         Err(error) => Err(error),
     };
     if let Err(error) = kept {
@@ -162,18 +160,15 @@ pub async fn accept(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 /// After a join or a departure, a workspace with TEAM is billed for its members now (best
 /// effort: the billing sync corrects what this misses, see `flows::seats`).
 async fn follow_members(ctx: &Ctx<'_>, workspace: &WorkspaceId) {
-    let team = match ctx.app.workspaces.get(workspace).await {
-        Ok(found) => found.is_some_and(|w| w.team_live()),
+    let workspace = match ctx.app.workspaces.get(workspace).await {
+        Ok(Some(workspace)) if workspace.team_live() => workspace,
+        Ok(_) => return,
         Err(error) => {
-            tracing::warn!(error = format!("{error:#}"), "could not read the workspace to bill its members");
-            return;
+            return tracing::warn!(error = format!("{error:#}"), "could not read the workspace to bill its members");
         }
     };
-    if !team {
-        return;
-    }
     match voice_core::assemble::seats(ctx.app).await {
-        Ok(seats) => seats.follow_members(workspace).await,
+        Ok(seats) => seats.follow_members(&workspace).await,
         Err(error) => tracing::warn!(error = format!("{error:#}"), "Stripe is not available to bill the members"),
     }
 }

@@ -15,7 +15,10 @@ use crate::{
     error::ApiError,
     flows::customers::ensure_customer,
     store::users::Users,
-    upstream::stripe::{Stripe, client::NewCheckout},
+    upstream::stripe::{
+        Stripe,
+        client::{NewCheckout, Purchase},
+    },
 };
 
 /// A double click within this window reuses the same session (one idempotency key).
@@ -57,19 +60,6 @@ pub async fn start(
     open_session(stripe, &customer, &purchase, now).await
 }
 
-/// What a Checkout Session sells, and to whom.
-pub struct Purchase<'a> {
-    pub price: &'a str,
-    pub quantity: u32,
-    pub metered_price: Option<&'a str>,
-    /// `("userId", id)` or `("workspaceId", id)`.
-    pub owner: (&'a str, &'a str),
-    pub tier: &'a str,
-    /// Where the browser goes back to, paid or not.
-    pub success_url: &'a str,
-    pub cancel_url: &'a str,
-}
-
 /// A session for `purchase` on `customer`: the same one for a repeat within the reuse window,
 /// every other open session of the customer expired; its URL.
 pub async fn open_session(
@@ -83,18 +73,7 @@ pub async fn open_session(
     let window = now.unix_timestamp().div_euclid(REUSE_WINDOW_SECS);
     let expires_at = (window + 1) * REUSE_WINDOW_SECS + MIN_LIFETIME_SECS;
     let key = format!("checkout-{}-{}-{}-{window}", purchase.owner.1, purchase.price, purchase.quantity);
-    let mut checkout = NewCheckout {
-        customer,
-        expires_at,
-        price: purchase.price,
-        quantity: purchase.quantity,
-        metered_price: purchase.metered_price,
-        owner: purchase.owner,
-        tier: purchase.tier,
-        success_url: purchase.success_url,
-        cancel_url: purchase.cancel_url,
-        idempotency_key: &key,
-    };
+    let mut checkout = NewCheckout { customer, expires_at, purchase, idempotency_key: &key };
     let mut session = stripe.create_checkout_session(&checkout).await?;
     if session.status.as_deref().is_some_and(|s| s != "open") {
         // The window's session was expired meanwhile (another plan chosen in between): a new one.

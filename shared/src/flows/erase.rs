@@ -140,7 +140,9 @@ async fn leave_workspaces(workspaces: &Workspaces, stripe: &Stripe, id: &UserId)
         let workspace = &member.workspace_id;
         match workspaces.remove(&member).await? {
             Ok(()) if member.role == WorkspaceRole::Owner => {
-                keep_billing_contact(stripe, workspaces, workspace).await?
+                if let Some(left) = workspaces.get(workspace).await? {
+                    keep_billing_contact(stripe, workspaces, &left).await?;
+                }
             }
             Ok(()) => {}
             Err(Refused::LastOwner) if workspaces.get(workspace).await?.is_none_or(|w| w.members <= 1) => {

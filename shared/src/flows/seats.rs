@@ -20,14 +20,14 @@ use crate::{
     domain::workspaces::{SeatLimit, WorkspaceId, WorkspaceRole, seats},
     error::ApiError,
     flows::{
-        checkout::{Purchase, open_session},
+        checkout::open_session,
         workspaces::{Actor, record},
     },
     store::{
         audit::AuditLog,
         workspaces::{Member, Workspace, Workspaces},
     },
-    upstream::stripe::{Stripe, types::Subscription},
+    upstream::stripe::{Stripe, client::Purchase, types::Subscription},
 };
 
 pub struct Seats<'a> {
@@ -44,17 +44,6 @@ fn gone() -> ApiError {
 impl Seats<'_> {
     async fn workspace(&self, id: &WorkspaceId) -> Result<Workspace, ApiError> {
         self.workspaces.get(id).await?.ok_or_else(gone)
-    }
-
-    async fn record(
-        &self,
-        actor: Actor<'_>,
-        caller: &Member,
-        action: &str,
-        detail: serde_json::Value,
-        now: OffsetDateTime,
-    ) -> Result<(), ApiError> {
-        record(self.audit, actor, Some(caller), action, None, detail, now).await
     }
 
     /// A Checkout Session for TEAM at one seat per member now, with `limit` as the seat limit;
@@ -95,7 +84,7 @@ impl Seats<'_> {
         };
         let url = open_session(self.stripe, &customer, &purchase, now).await?;
         let detail = json!({ "workspaceId": id, "seats": workspace.members, "seatLimit": workspace.seat_limit });
-        self.record(actor, caller, "workspace-checkout", detail, now).await?;
+        record(self.audit, actor, Some(caller), "workspace-checkout", None, detail, now).await?;
         Ok(url)
     }
 
@@ -128,27 +117,28 @@ impl Seats<'_> {
             if self.workspaces.set_seat_limit(&workspace, limit, seats).await? {
                 let detail =
                     json!({ "workspaceId": workspace.workspace_id, "from": workspace.seat_limit, "to": limit });
-                self.record(actor, caller, "workspace-seat-limit", detail, now).await?;
+                record(self.audit, actor, Some(caller), "workspace-seat-limit", None, detail, now).await?;
                 return Ok(Workspace { seat_limit: limit, seats, ..workspace });
             }
         }
         Err(ApiError::Conflict("the workspace changed meanwhile; read it again and retry".into()))
     }
 
-    /// Bills one seat per member now, when TEAM is live (after a join or a departure). Errors
-    /// are logged: the membership change stands, and the billing sync corrects the quantity.
-    pub async fn follow_members(&self, workspace: &WorkspaceId) {
+    /// Bills one seat per member now, when TEAM is live (after a join or a departure;
+    /// `workspace` as read after it). Errors are logged: the membership change stands, and the
+    /// billing sync corrects the quantity.
+    pub async fn follow_members(&self, workspace: &Workspace) {
+        let Some(team) = workspace.team.as_ref().filter(|_| workspace.team_live()) else { return };
         let followed = async {
-            let Some(workspace) = self.workspaces.get(workspace).await? else { return Ok(None) };
-            let Some(team) = workspace.team.as_ref().filter(|_| workspace.team_live()) else { return Ok(None) };
             let subscription = self.stripe.subscription(&team.subscription_id).await?;
-            bill_members(self.stripe, &workspace, &subscription).await
+            bill_members(self.stripe, workspace, &subscription).await
         };
+        let id = &workspace.workspace_id;
         match followed.await {
-            Ok(Some(quantity)) => tracing::info!(workspace_id = %workspace, quantity, "TEAM now bills the members"),
+            Ok(Some(quantity)) => tracing::info!(workspace_id = %id, quantity, "TEAM now bills the members"),
             Ok(None) => {}
             Err(error) => tracing::warn!(
-                workspace_id = %workspace,
+                workspace_id = %id,
                 error = format!("{error:#}"),
                 "the seats billed could not follow the members now; the billing sync will"
             ),
@@ -188,21 +178,20 @@ pub async fn end_billing(stripe: &Stripe, workspaces: &Workspaces, workspace: &W
 pub async fn keep_billing_contact(
     stripe: &Stripe,
     workspaces: &Workspaces,
-    workspace: &WorkspaceId,
+    workspace: &Workspace,
 ) -> anyhow::Result<()> {
-    let Some(customer) = workspaces.get(workspace).await?.and_then(|w| w.stripe_customer_id) else {
-        return Ok(());
-    };
+    let Some(customer) = &workspace.stripe_customer_id else { return Ok(()) };
+    let workspace = &workspace.workspace_id;
     let mut owners: Vec<_> =
         workspaces.members(workspace).await?.into_iter().filter(|m| m.role == WorkspaceRole::Owner).collect();
     owners.sort_by(|a, b| a.joined_at.cmp(&b.joined_at));
-    let contact = stripe.customer(&customer).await.context("reading the workspace's customer")?.email;
+    let contact = stripe.customer(customer).await.context("reading the workspace's customer")?.email;
     let is_owner = |email: &str| owners.iter().any(|o| o.email.eq_ignore_ascii_case(email));
     if contact.as_deref().is_some_and(is_owner) {
         return Ok(());
     }
     if let Some(owner) = owners.first() {
-        stripe.set_customer_email(&customer, &owner.email).await.context("setting the billing contact")?;
+        stripe.set_customer_email(customer, &owner.email).await.context("setting the billing contact")?;
         tracing::info!(workspace_id = %workspace, "the billing contact is now an OWNER of the workspace");
     }
     Ok(())

@@ -161,18 +161,6 @@ impl Teams<'_> {
         people
     }
 
-    async fn record(
-        &self,
-        actor: Actor<'_>,
-        as_member: Option<&Member>,
-        action: &str,
-        target: Option<&UserId>,
-        detail: serde_json::Value,
-        now: OffsetDateTime,
-    ) -> Result<(), ApiError> {
-        record(self.audit, actor, as_member, action, target, detail, now).await
-    }
-
     /// A new workspace with the caller as its OWNER.
     pub async fn create(&self, actor: Actor<'_>, name: &str, now: OffsetDateTime) -> Result<WorkspaceView, ApiError> {
         let name = workspace_name(name)?;
@@ -185,7 +173,7 @@ impl Teams<'_> {
             .await?
             .map_err(|_| erasing())?;
         let detail = json!({ "workspaceId": id, "name": name });
-        self.record(actor, None, "workspace-create", None, detail, now).await?;
+        record(self.audit, actor, None, "workspace-create", None, detail, now).await?;
         let role = WorkspaceRole::Owner;
         Ok(WorkspaceView { workspace, role, permissions: role.permissions() })
     }
@@ -234,7 +222,7 @@ impl Teams<'_> {
             _ => changed(),
         })?;
         let detail = json!({ "workspaceId": target.workspace_id, "from": target.role, "to": to });
-        self.record(actor, Some(&caller), "workspace-role-change", Some(&target.user_id), detail, now).await?;
+        record(self.audit, actor, Some(&caller), "workspace-role-change", Some(&target.user_id), detail, now).await?;
         let people = self.concerned(&target.workspace_id, None).await;
         let change = (WorkspaceChange::Role, target.user_id.clone(), Some(to));
         self.announce(&people, &target.workspace_id, change, now).await;
@@ -263,7 +251,7 @@ impl Teams<'_> {
         })?;
         let action = if leaving { "workspace-leave" } else { "workspace-remove" };
         let detail = json!({ "workspaceId": target.workspace_id, "role": target.role });
-        self.record(actor, Some(&caller), action, Some(&target.user_id), detail, now).await?;
+        record(self.audit, actor, Some(&caller), action, Some(&target.user_id), detail, now).await?;
         let people = self.concerned(&target.workspace_id, Some(&target.user_id)).await;
         let change = if leaving { WorkspaceChange::Left } else { WorkspaceChange::Removed };
         self.announce(&people, &target.workspace_id, (change, target.user_id.clone(), None), now).await;
@@ -285,7 +273,7 @@ impl Teams<'_> {
         }
         self.workspaces.transfer(&caller, &target).await?.map_err(|_| changed())?;
         let detail = json!({ "workspaceId": target.workspace_id, "from": target.role });
-        self.record(actor, Some(&caller), "workspace-transfer", Some(&target.user_id), detail, now).await?;
+        record(self.audit, actor, Some(&caller), "workspace-transfer", Some(&target.user_id), detail, now).await?;
         let people = self.concerned(&target.workspace_id, None).await;
         let change = (WorkspaceChange::Transferred, target.user_id.clone(), Some(WorkspaceRole::Owner));
         self.announce(&people, &target.workspace_id, change, now).await;
@@ -322,7 +310,7 @@ impl Teams<'_> {
         self.send(mailer, &workspace, &invitation, &token, actor.user).await?;
         let detail = json!({ "workspaceId": invitation.workspace_id, "invitationId": invitation.invitation_id,
                              "email": invitation.email, "role": role });
-        self.record(actor, Some(&caller), "workspace-invite", None, detail, now).await?;
+        record(self.audit, actor, Some(&caller), "workspace-invite", None, detail, now).await?;
         Ok(invitation)
     }
 
@@ -392,7 +380,7 @@ impl Teams<'_> {
         let invitation = Invitation { expires_at, token_hash: token.hash(), ..invitation };
         self.send(mailer, &workspace, &invitation, &token, actor.user).await?;
         let detail = json!({ "workspaceId": caller.workspace_id, "invitationId": invitation.invitation_id });
-        self.record(actor, Some(&caller), "workspace-invite-resend", None, detail, now).await?;
+        record(self.audit, actor, Some(&caller), "workspace-invite-resend", None, detail, now).await?;
         Ok(invitation)
     }
 
@@ -409,7 +397,7 @@ impl Teams<'_> {
             return Err(ApiError::Conflict("the invitation is no longer pending".into()));
         }
         let detail = json!({ "workspaceId": caller.workspace_id, "invitationId": invitation.invitation_id });
-        self.record(actor, Some(&caller), "workspace-invite-revoke", None, detail, now).await?;
+        record(self.audit, actor, Some(&caller), "workspace-invite-revoke", None, detail, now).await?;
         Ok(Invitation { status: InvitationStatus::Revoked, ..invitation })
     }
 
@@ -463,7 +451,7 @@ impl Teams<'_> {
         };
         let detail = json!({ "workspaceId": member.workspace_id, "invitationId": invitation.invitation_id,
                              "role": member.role });
-        self.record(actor, Some(&member), "workspace-join", Some(&user.id), detail, now).await?;
+        record(self.audit, actor, Some(&member), "workspace-join", Some(&user.id), detail, now).await?;
         let people = self.concerned(&member.workspace_id, None).await;
         let change = (WorkspaceChange::Joined, user.id.clone(), Some(member.role));
         self.announce(&people, &member.workspace_id, change, now).await;
@@ -478,7 +466,7 @@ impl Teams<'_> {
         let people = self.concerned(&caller.workspace_id, None).await;
         let removed = self.workspaces.delete(&caller.workspace_id).await?;
         let detail = json!({ "workspaceId": caller.workspace_id, "rows": removed });
-        self.record(actor, Some(&caller), "workspace-delete", None, detail, now).await?;
+        record(self.audit, actor, Some(&caller), "workspace-delete", None, detail, now).await?;
         let change = (WorkspaceChange::Deleted, caller.user_id.clone(), None);
         self.announce(&people, &caller.workspace_id, change, now).await;
         Ok(removed)

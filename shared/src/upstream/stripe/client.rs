@@ -39,10 +39,8 @@ impl From<StripeError> for ApiError {
     }
 }
 
-pub struct NewCheckout<'a> {
-    pub customer: &'a str,
-    /// When the session stops taking payment (unix seconds; Stripe takes 30 minutes to 24 hours).
-    pub expires_at: i64,
+/// What a Checkout Session sells, and to whom.
+pub struct Purchase<'a> {
     pub price: &'a str,
     /// How many of `price` (TEAM: seats; a personal plan: 1).
     pub quantity: u32,
@@ -52,8 +50,16 @@ pub struct NewCheckout<'a> {
     /// `("workspaceId", id)`.
     pub owner: (&'a str, &'a str),
     pub tier: &'a str,
+    /// Where the browser goes back to, paid or not.
     pub success_url: &'a str,
     pub cancel_url: &'a str,
+}
+
+pub struct NewCheckout<'a> {
+    pub customer: &'a str,
+    /// When the session stops taking payment (unix seconds; Stripe takes 30 minutes to 24 hours).
+    pub expires_at: i64,
+    pub purchase: &'a Purchase<'a>,
     pub idempotency_key: &'a str,
 }
 
@@ -250,25 +256,25 @@ impl Stripe {
 
     /// A subscription-mode Checkout Session for one price.
     pub async fn create_checkout_session(&self, checkout: &NewCheckout<'_>) -> Result<CheckoutSession, StripeError> {
-        let expires_at = checkout.expires_at.to_string();
-        let quantity = checkout.quantity.to_string();
-        let (owner_key, owner) = checkout.owner;
+        let (purchase, expires_at) = (checkout.purchase, checkout.expires_at.to_string());
+        let quantity = purchase.quantity.to_string();
+        let (owner_key, owner) = purchase.owner;
         let (metadata, subscription_metadata) =
             (format!("metadata[{owner_key}]"), format!("subscription_data[metadata][{owner_key}]"));
         let mut form = vec![
             ("mode", "subscription"),
             ("expires_at", expires_at.as_str()),
             ("customer", checkout.customer),
-            ("line_items[0][price]", checkout.price),
+            ("line_items[0][price]", purchase.price),
             ("line_items[0][quantity]", quantity.as_str()),
             ("client_reference_id", owner),
             (metadata.as_str(), owner),
-            ("metadata[tier]", checkout.tier),
+            ("metadata[tier]", purchase.tier),
             (subscription_metadata.as_str(), owner),
-            ("success_url", checkout.success_url),
-            ("cancel_url", checkout.cancel_url),
+            ("success_url", purchase.success_url),
+            ("cancel_url", purchase.cancel_url),
         ];
-        if let Some(metered) = checkout.metered_price {
+        if let Some(metered) = purchase.metered_price {
             form.push(("line_items[1][price]", metered));
         }
         let request = self.http.post(self.url("v1/checkout/sessions")?).form(&form);
