@@ -6,6 +6,7 @@ use crate::{
     App,
     flows::{
         billing::Billing, billing_alerts::Notices, erase::Erasure, generate::Generator, overage::Metering, push::Push,
+        voices::VoiceRemoval,
     },
 };
 
@@ -18,6 +19,7 @@ pub async fn generator(app: &App) -> anyhow::Result<Generator<'_>> {
     };
     Ok(Generator {
         users: &app.users,
+        workspaces: &app.workspaces,
         voices: &app.voices,
         recordings: &app.recordings,
         audio: app.audio(),
@@ -37,6 +39,19 @@ pub async fn generator(app: &App) -> anyhow::Result<Generator<'_>> {
 /// it is not fetched yet.
 pub async fn metering<'a>(app: &'a App, event_name: &'a str) -> anyhow::Result<Metering<'a>> {
     Ok(Metering { stripe: app.stripe().await?, events: &app.usage_events, event_name })
+}
+
+/// Deleting voices (a workspace's library going with it). Waits for the ElevenLabs keys if
+/// they are not fetched yet.
+pub async fn voice_removal(app: &App) -> anyhow::Result<VoiceRemoval<'_>> {
+    Ok(VoiceRemoval {
+        users: &app.users,
+        workspaces: &app.workspaces,
+        voices: &app.voices,
+        consent: &app.consent,
+        audio: app.audio(),
+        accounts: app.elevenlabs().await?,
+    })
 }
 
 /// Account erasure (`DELETE /account`, and the sweep finishing interrupted ones). Waits for the

@@ -17,6 +17,7 @@ mod fuzz;
 mod generation_cache;
 mod health;
 mod hot_path;
+mod library;
 mod limits;
 mod local_api;
 mod metrics;

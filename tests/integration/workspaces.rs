@@ -9,6 +9,8 @@ use integration_tests::{TestApp, TestResponse, User};
 use serde_json::{Value, json};
 use voice_core::domain::tiers::Tier;
 
+use crate::voices::clone_body;
+
 pub(crate) async fn new_workspace(app: &TestApp, owner: &User, name: &str) -> String {
     let made = app.post("/workspaces", owner, Some(&json!({ "name": name }))).await;
     assert_eq!(made.status, 201, "{}", made.body);
@@ -248,10 +250,19 @@ async fn nothing_of_another_workspace_is_reachable_by_any_route() {
     join(&app, &bob, &theirs, &carol, "MEMBER").await;
     let pending = invite(&app, &bob, &theirs, "someone@example.test", "VIEWER").await;
     let invitation = pending.body["invitationId"].as_str().unwrap().to_owned();
+    let samples = vec![crate::voices::upload_sample(&app, &bob, integration_tests::SAMPLE_MP3).await];
+    let shared =
+        app.post(&format!("/workspaces/{theirs}/voices"), &bob, Some(&clone_body("Bob's voice", &samples))).await;
+    assert_eq!(shared.status, 201, "{}", shared.body);
+    let voice = shared.body["voiceId"].as_str().unwrap().to_owned();
 
     // Their ids, as if guessed or copied: as absent as ids that do not exist.
     let role = json!({ "role": "ADMIN" });
     let transfer = json!({ "userId": carol.id });
+    let my_samples = vec![crate::voices::upload_sample(&app, &alice, integration_tests::SAMPLE_MP3).await];
+    let clone = clone_body("Into theirs", &my_samples);
+    let speak_there = json!({ "voiceId": voice, "text": "Hello.", "workspaceId": theirs });
+    let speak_here = json!({ "voiceId": voice, "text": "Hello.", "workspaceId": mine });
     let attempts: Vec<(&str, String, Option<&Value>)> = vec![
         ("GET", format!("/workspaces/{theirs}"), None),
         ("GET", format!("/workspaces/{theirs}/members"), None),
@@ -262,7 +273,15 @@ async fn nothing_of_another_workspace_is_reachable_by_any_route() {
         ("DELETE", format!("/workspaces/{theirs}/invitations/{invitation}"), None),
         ("POST", format!("/workspaces/{theirs}/invitations/{invitation}/resend"), None),
         ("DELETE", format!("/workspaces/{theirs}"), None),
-        // Their member and invitation ids under Alice's own workspace.
+        ("GET", format!("/workspaces/{theirs}/voices"), None),
+        ("POST", format!("/workspaces/{theirs}/voices"), Some(&clone)),
+        ("DELETE", format!("/workspaces/{theirs}/voices/{voice}"), None),
+        ("POST", "/tts".to_owned(), Some(&speak_there)),
+        ("POST", "/tts/stream".to_owned(), Some(&speak_there)),
+        // Their member, invitation and voice ids under Alice's own workspace.
+        ("DELETE", format!("/workspaces/{mine}/voices/{voice}"), None),
+        ("POST", "/tts".to_owned(), Some(&speak_here)),
+        ("POST", "/tts/stream".to_owned(), Some(&speak_here)),
         ("PATCH", format!("/workspaces/{mine}/members/{}", carol.id), Some(&role)),
         ("DELETE", format!("/workspaces/{mine}/members/{}", carol.id), None),
         ("POST", format!("/workspaces/{mine}/transfer"), Some(&transfer)),

@@ -53,6 +53,8 @@ pub async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     // Billing ends first: a crash after it leaves a workspace without TEAM, never a TEAM
     // billing a workspace that is gone.
     let ended = voice_core::assemble::seats(ctx.app).await?.end(&member.workspace_id).await?;
+    // Then its shared voices (at ElevenLabs, their samples): the rows that list them go last.
+    voice_core::assemble::voice_removal(ctx.app).await?.delete_library(&member.workspace_id, now).await?;
     teams.delete(actor(&ctx, &caller), id, now).await?;
     if ended > 0 {
         tracing::info!(workspace_id = id, ended, "the deleted workspace's TEAM subscription was cancelled");

@@ -1,20 +1,26 @@
 //! The voice library: `GET /voices` (premade voices and the caller's own clones), the consent
 //! statement, sample uploads, and the caller's clones (`POST /voices`, `GET/PATCH/DELETE
 //! /voices/{id}`). Another user's clone is NOT_FOUND, exactly like one that never existed.
+//! A workspace's shared library (`/workspaces/{id}/voices`): read by its members, made and
+//! deleted by those who may manage its voices; a workspace of others is NOT_FOUND.
 
 use serde::Serialize;
 use voice_core::{
     ApiError,
     domain::{
-        ids::{Ulid, VoiceId},
+        ids::{Ulid, UserId, VoiceId},
         push::Event,
         session::ClientInfo,
         voices::{CONSENT, NewVoiceBody, SampleRequest, VoicePatchBody},
+        workspaces::Permission,
     },
-    flows::voices::{Cloning, upload_sample},
+    flows::{
+        voices::{Cloning, Library, upload_sample},
+        workspaces::authorize,
+    },
     http::{Caller, Ctx, HttpResult, Route, created, header, json_body, ok, path_param, source_ip},
     route,
-    store::voices::Voice,
+    store::{voices::Voice, workspaces::Member},
 };
 
 pub const ROUTES: &[Route] = &[
@@ -25,6 +31,9 @@ pub const ROUTES: &[Route] = &[
     route!("GET /voices/{id}", user: read),
     route!("PATCH /voices/{id}", user: rename, body: VoicePatchBody),
     route!("DELETE /voices/{id}", user: delete),
+    route!("GET /workspaces/{id}/voices", user: library),
+    route!("POST /workspaces/{id}/voices", user: create_shared, body: NewVoiceBody),
+    route!("DELETE /workspaces/{id}/voices/{voiceId}", user: delete_shared),
 ];
 
 #[derive(Serialize)]
@@ -43,10 +52,16 @@ fn voice_id(ctx: Ctx<'_>) -> Result<VoiceId, ApiError> {
     path_param(ctx.req, "id").and_then(Ulid::parse).ok_or_else(|| ApiError::not_found("voice"))
 }
 
+/// The caller's membership of the path's workspace, if it grants `permission`.
+async fn member(ctx: Ctx<'_>, caller: &Caller, permission: Permission) -> Result<Member, ApiError> {
+    authorize(&ctx.app.workspaces, path_param(ctx.req, "id").unwrap_or_default(), &caller.user.id, permission).await
+}
+
 async fn cloning(ctx: Ctx<'_>) -> Result<Cloning<'_>, ApiError> {
     let app = ctx.app;
     Ok(Cloning {
         users: &app.users,
+        workspaces: &app.workspaces,
         voices: &app.voices,
         consent: &app.consent,
         audio: app.audio(),
@@ -91,7 +106,7 @@ async fn create(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let client =
         ClientInfo { ip_address: source_ip(ctx.req), user_agent: header(ctx.req, "user-agent").map(String::from) };
     let now = ctx.app.clock.now();
-    let made = cloning(ctx).await?.create(&caller.user, request, &client, now).await;
+    let made = cloning(ctx).await?.create(&caller.user, Library::Own, request, &client, now).await;
     if let Some(push) = voice_core::assemble::push(ctx.app) {
         // Made, or failed while being made (a refusal of the request itself is only its own).
         let event = match &made {
@@ -127,6 +142,45 @@ async fn rename(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 #[tracing::instrument(skip_all)]
 async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let id = voice_id(ctx)?;
-    cloning(ctx).await?.delete(&caller.user, &id, ctx.app.clock.now()).await?;
+    cloning(ctx).await?.removal().delete(&caller.user.id, &id, ctx.app.clock.now()).await?;
+    ok(&serde_json::json!({ "deleted": id }))
+}
+
+/// `GET /workspaces/{id}/voices`: the shared library, with its slots.
+#[tracing::instrument(skip_all)]
+async fn library(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let member = member(ctx, &caller, Permission::Read).await?;
+    let workspace =
+        ctx.app.workspaces.get(&member.workspace_id).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
+    let voices = ctx.app.voices.list(&UserId::library_of(&member.workspace_id)).await?;
+    ok(&serde_json::json!({
+        "voices": voices.iter().map(cloned).collect::<Vec<_>>(),
+        "slots": workspace.library_slots(),
+    }))
+}
+
+/// `POST /workspaces/{id}/voices`: a clone of the caller's own samples, with their consent, for
+/// the workspace's library.
+#[tracing::instrument(skip_all)]
+async fn create_shared(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let member = member(ctx, &caller, Permission::ManageVoices).await?;
+    let request = json_body::<NewVoiceBody>(ctx.req, 16 * 1024)?.check()?;
+    let workspace =
+        ctx.app.workspaces.get(&member.workspace_id).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
+    let client =
+        ClientInfo { ip_address: source_ip(ctx.req), user_agent: header(ctx.req, "user-agent").map(String::from) };
+    let now = ctx.app.clock.now();
+    let library = Library::Workspace(&workspace);
+    let voice = cloning(ctx).await?.create(&caller.user, library, request, &client, now).await?;
+    created(&cloned(&voice))
+}
+
+/// `DELETE /workspaces/{id}/voices/{voiceId}`.
+#[tracing::instrument(skip_all)]
+async fn delete_shared(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let member = member(ctx, &caller, Permission::ManageVoices).await?;
+    let id = path_param(ctx.req, "voiceId").and_then(Ulid::parse).ok_or_else(|| ApiError::not_found("voice"))?;
+    let owner = UserId::library_of(&member.workspace_id);
+    cloning(ctx).await?.removal().delete(&owner, &id, ctx.app.clock.now()).await?;
     ok(&serde_json::json!({ "deleted": id }))
 }

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     domain::{
         audio::{AudioConfig, check_speed, unit_interval},
-        ids::{ElevenLabsVoiceId, UserId},
+        ids::{ElevenLabsVoiceId, Ulid, UserId},
         presets::{self, CustomPreset},
         tiers::{PRESETS, Tier, TierRules},
     },
@@ -26,6 +26,8 @@ pub struct TtsBody {
     #[serde(default, deserialize_with = "crate::domain::json::object_or_null")]
     pub voice_settings: Option<SliderValues>,
     pub speed: Option<f32>,
+    /// Speak as a member of this workspace, with its shared voices.
+    pub workspace_id: Option<String>,
 }
 
 /// The advanced sliders (PREMIUM).
@@ -51,6 +53,8 @@ pub struct Generation {
     pub text: String,
     pub preset_id: Option<String>,
     pub config: AudioConfig,
+    /// The workspace the caller speaks in (their membership is checked with the voice).
+    pub workspace: Option<Ulid>,
 }
 
 /// The audio format every generation asks ElevenLabs for.
@@ -117,7 +121,13 @@ impl Generation {
             config.speed = check_speed(speed)?;
         }
 
-        Ok(Self { voice_id, text: text.to_owned(), preset_id: body.preset_id, config })
+        let workspace = match &body.workspace_id {
+            None => None,
+            Some(raw) => {
+                Some(Ulid::parse(raw).ok_or_else(|| ApiError::validation("workspaceId", "is not a workspace id"))?)
+            }
+        };
+        Ok(Self { voice_id, text: text.to_owned(), preset_id: body.preset_id, config, workspace })
     }
 }
 

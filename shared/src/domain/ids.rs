@@ -59,7 +59,22 @@ impl UserId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The owner of workspace `id`'s shared voice library: `workspace:{id}`. A library is kept
+    /// as a person's voices are (same table, slots and residency, its own S3 prefix); sign-in
+    /// refuses a `sub` of this form, so no person is ever one.
+    pub fn library_of(workspace: &Ulid) -> Self {
+        Self(format!("{LIBRARY}{workspace}"))
+    }
+
+    /// The workspace whose library this id is, if it is one.
+    pub fn library_workspace(&self) -> Option<Ulid> {
+        self.0.strip_prefix(LIBRARY).and_then(Ulid::parse)
+    }
 }
+
+/// How a workspace library's owner id begins.
+const LIBRARY: &str = "workspace:";
 
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -118,6 +118,17 @@ pub fn seats(seat_limit: u32, team_live: bool) -> u32 {
     if team_live { seat_limit } else { FREE_SEATS }
 }
 
+/// Voices a workspace's shared library holds without a live TEAM (enough to try it).
+pub const LIBRARY_SLOTS_FREE: u32 = 1;
+/// Voices its library holds per member while TEAM is live (BASIC's clone slots, per seat).
+pub const LIBRARY_SLOTS_PER_SEAT: u32 = 5;
+
+/// How many voices the shared library of a workspace of `members` may hold now. A library past
+/// it (members left, TEAM lapsed) keeps its voices and takes no new one.
+pub fn library_slots(members: u32, team_live: bool) -> u32 {
+    if team_live { members.max(1).saturating_mul(LIBRARY_SLOTS_PER_SEAT) } else { LIBRARY_SLOTS_FREE }
+}
+
 /// `PATCH /workspaces/{id}/seats` and `POST /workspaces/{id}/billing/checkout`: the most seats
 /// the OWNER agrees to be billed for (the subscription's quantity follows the members, up to it).
 #[derive(Debug, Deserialize)]

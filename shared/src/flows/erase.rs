@@ -7,7 +7,9 @@
 //! the sweep every 15 minutes — runs the steps again and finishes. Order: Stripe (open Checkout
 //! Sessions expired, the subscription cancelled now with no proration refund, the customer
 //! deleted: nothing can bill the account again, and a late payment of anything that slipped
-//! through is cancelled and refunded by the billing sync), ElevenLabs (every clone deleted), S3 (everything under `{userId}/`), the rows (recordings, voices and samples,
+//! through is cancelled and refunded by the billing sync), ElevenLabs (every clone deleted,
+//! also those their samples made in workspaces' shared libraries), S3 (everything under
+//! `{userId}/`), the rows (recordings, voices and samples,
 //! subscriptions), the consent records' retention started (kept with their sample hashes, no
 //! audio, for the documented retention), every session ended (Redis tombstone, then the durable
 //! copy), and last the user row replaced by a tombstone (a hash of the id and when). A late
@@ -23,6 +25,7 @@ use crate::{
         elevenlabs_accounts,
         push::Push,
         seats::{end_billing, keep_billing_contact},
+        voices::VoiceRemoval,
     },
     store::{
         api_keys::ApiKeys,
@@ -69,6 +72,17 @@ pub struct Erasure<'a> {
 }
 
 impl Erasure<'_> {
+    fn voice_removal(&self) -> VoiceRemoval<'_> {
+        VoiceRemoval {
+            users: self.users,
+            workspaces: self.workspaces,
+            voices: self.voices,
+            consent: self.consent,
+            audio: self.audio,
+            accounts: self.accounts,
+        }
+    }
+
     /// Starts (or resumes) the erasure and runs it as far as it gets.
     pub async fn erase(&self, user: &UserId, now: OffsetDateTime) -> Result<ErasureStatus, ApiError> {
         if !self.users.mark_erasing(user, now.unix_timestamp()).await? {
@@ -112,6 +126,8 @@ impl Erasure<'_> {
                 Box::pin(elevenlabs_accounts::of(self.accounts, &marked).client.delete_voice(elevenlabs_id)).await?;
             }
         }
+        // Clones of their voice in workspaces' libraries go too (the workspaces' other data stays).
+        Box::pin(self.voice_removal().delete_uploaded_by(id, now)).await?;
         Box::pin(self.audio.delete_prefix(&format!("{id}/"))).await?;
         Box::pin(self.recordings.delete_all(id)).await?;
         Box::pin(self.voices.delete_all(id)).await?;
@@ -120,7 +136,7 @@ impl Erasure<'_> {
         Box::pin(self.usage_events.delete_all(id)).await?;
         Box::pin(self.consent.retain_all(id, now.unix_timestamp() + CONSENT_RETENTION_SECS)).await?;
         Box::pin(self.api_keys.revoke_all(id)).await?;
-        Box::pin(leave_workspaces(self.workspaces, self.stripe, id)).await?;
+        Box::pin(leave_workspaces(self.workspaces, self.stripe, &self.voice_removal(), id, now)).await?;
         Box::pin(self.sessions.end_all(id)).await?;
         if let Some(push) = &self.push {
             Box::pin(push.close_all(id, now.unix_timestamp())).await?;
@@ -131,9 +147,15 @@ impl Erasure<'_> {
 
 /// Takes the person out of every workspace. One they became the only OWNER of after the erasure
 /// was asked for (it checks first) stops the erasure, unless they are its only member: then the
-/// workspace goes with them, its TEAM ended first. Where they were an OWNER and the billing
+/// workspace goes with them, its TEAM ended and its shared voices deleted first. Where they were an OWNER and the billing
 /// contact, the contact moves to another OWNER.
-async fn leave_workspaces(workspaces: &Workspaces, stripe: &Stripe, id: &UserId) -> anyhow::Result<()> {
+async fn leave_workspaces(
+    workspaces: &Workspaces,
+    stripe: &Stripe,
+    voices: &VoiceRemoval<'_>,
+    id: &UserId,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
     for listed in workspaces.of_user(id).await? {
         // Strongly consistent: the index may lag a role change.
         let Some(member) = workspaces.member(&listed.workspace_id, id).await? else { continue };
@@ -147,6 +169,7 @@ async fn leave_workspaces(workspaces: &Workspaces, stripe: &Stripe, id: &UserId)
             Ok(()) => {}
             Err(Refused::LastOwner) if workspaces.get(workspace).await?.is_none_or(|w| w.members <= 1) => {
                 end_billing(stripe, workspaces, workspace).await?;
+                voices.delete_library(workspace, now).await?;
                 workspaces.delete(workspace).await?;
             }
             Err(refused) => anyhow::bail!("leaving workspace {workspace}: {refused:?}"),

@@ -22,11 +22,12 @@ use crate::{
         allowance::Allowance,
         audio::{AudioType, RecordingSource},
         generation::Generation,
-        ids::{ElevenLabsVoiceId, RecordingId, random_bytes},
+        ids::{ElevenLabsVoiceId, RecordingId, UserId, random_bytes},
         overage::dollars,
         push::Event,
         usage::{AlertOf, Usage, UsageAlert, UsagePeriod},
         user::User,
+        workspaces::Permission,
     },
     error::ApiError,
     flows::{
@@ -37,6 +38,7 @@ use crate::{
         push::Push,
         voice_slots::VoiceSlots,
         voices::{Speaker, resolve_for_speech},
+        workspaces::member_who_can,
     },
     store::{
         admission::{Gates, Place},
@@ -46,6 +48,7 @@ use crate::{
         usage_events::{UsageEvent, UsageEvents},
         users::{Refused, Reservation, Units, Users},
         voices::{Voice, Voices},
+        workspaces::Workspaces,
     },
     telemetry::metrics,
     upstream::{
@@ -77,6 +80,8 @@ pub struct Generated {
 #[derive(Clone, Copy)]
 pub struct Generator<'a> {
     pub users: &'a Users,
+    /// Whose membership a generation in a workspace needs.
+    pub workspaces: &'a Workspaces,
     pub voices: &'a Voices,
     pub recordings: &'a Recordings,
     pub audio: &'a AudioStore,
@@ -109,7 +114,7 @@ impl<'a> Generator<'a> {
         deadline: Deadline,
     ) -> Result<Generated, ApiError> {
         // Before the quota: a voice the caller may not use costs nothing and reaches no one.
-        let speaker = resolve_for_speech(self.voices, &self.accounts.primary().client, user, &request.voice_id).await?;
+        let speaker = self.speaker(user, &request).await?;
         // The same request made before: its audio is copied, with no quota and no ElevenLabs.
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
         if let Some(generated) = self.repeat_from_cache(user, &request, &cached, now).await? {
@@ -137,6 +142,18 @@ impl<'a> Generator<'a> {
                 Err(error)
             }
         }
+    }
+
+    /// Who the request speaks as. In a workspace: the caller's membership, read now, must grant
+    /// `generate`, and its shared library's voices come before the caller's own.
+    async fn speaker(&self, user: &User, request: &Generation) -> Result<Speaker, ApiError> {
+        let elevenlabs = &self.accounts.primary().client;
+        let Some(workspace) = &request.workspace else {
+            return resolve_for_speech(self.voices, elevenlabs, &[&user.id], &request.voice_id).await;
+        };
+        member_who_can(self.workspaces, workspace, &user.id, Permission::Generate).await?;
+        let library = UserId::library_of(workspace);
+        resolve_for_speech(self.voices, elevenlabs, &[&library, &user.id], &request.voice_id).await
     }
 
     /// Takes the generation's quota unit and counts its characters (LIMIT_REACHED past the
@@ -347,7 +364,7 @@ impl<'a> Generator<'a> {
             tracing::warn!(error = format!("{error:#}"), "could not cache the audio");
         }
         if let Some(clone) = clone
-            && let Err(error) = self.voices.touch(&user.id, &clone.voice_id, unix_ms(now)).await
+            && let Err(error) = self.voices.touch(&clone.user_id, &clone.voice_id, unix_ms(now)).await
         {
             tracing::warn!(error = format!("{error:#}"), "could not record the clone's use");
         }
@@ -499,8 +516,7 @@ impl Generator<'static> {
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> Result<Streaming, ApiError> {
-        let speaker =
-            resolve_for_speech(self.voices, &self.accounts.primary().client, &user, &request.voice_id).await?;
+        let speaker = self.speaker(&user, &request).await?;
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
         if let Some(repeat) = self.repeat_from_cache(&user, &request, &cached, now).await? {
             let key = Recording::s3_key_for(&user.id, &repeat.recording_id, AudioType::Mpeg);

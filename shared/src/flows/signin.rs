@@ -200,7 +200,10 @@ impl SignIn<'_> {
         }
         let email = claims.email.as_deref().map(Email::parse);
         let profile = Profile {
-            user_id: UserId::parse(claims.sub).map_err(|_| SignInFailure::InvalidProfile("sub"))?,
+            user_id: UserId::parse(claims.sub)
+                .ok()
+                .filter(|id| id.library_workspace().is_none())
+                .ok_or(SignInFailure::InvalidProfile("sub"))?,
             email: email.and_then(Result::ok).ok_or(SignInFailure::InvalidProfile("email"))?,
             name: claims.name,
         };

@@ -13,11 +13,12 @@ use crate::{
     config::VoiceSettings,
     domain::{
         allowance::Allowance,
-        ids::{ElevenLabsVoiceId, SampleId, Ulid, VoiceId},
+        ids::{ElevenLabsVoiceId, SampleId, Ulid, UserId, VoiceId},
         session::ClientInfo,
         usage::UsagePeriod,
         user::User,
         voices::{CLONE_MAX_BYTES, CONSENT_RETENTION_SECS, CONSENT_VERSION, NewVoice, SampleRequest},
+        workspaces::WorkspaceId,
     },
     error::ApiError,
     flows::{
@@ -27,8 +28,9 @@ use crate::{
     store::{
         audio::AudioStore,
         consent::{ConsentRecord, ConsentRecords},
-        users::Users,
+        users::{Reservation, Users},
         voices::{Sample, Voice, Voices},
+        workspaces::{LibrarySlot, Workspace, Workspaces},
     },
     upstream::elevenlabs::{Accounts, ElevenLabs, NewClone},
 };
@@ -102,9 +104,41 @@ async fn register_sample(
     })
 }
 
+/// Whose a new clone is.
+#[derive(Clone, Copy)]
+pub enum Library<'w> {
+    /// The caller's own.
+    Own,
+    /// The shared library of a workspace (the caller may manage its voices: the route checks).
+    Workspace(&'w Workspace),
+}
+
+/// The slot a clone being made holds: of the person's allowance, or of the workspace's library.
+enum Slot<'a> {
+    Own(Reservation<'a>),
+    Library(LibrarySlot<'a>),
+}
+
+impl Slot<'_> {
+    fn commit(self) {
+        match self {
+            Self::Own(reservation) => reservation.commit(),
+            Self::Library(slot) => slot.commit(),
+        }
+    }
+
+    async fn give_back(self) -> anyhow::Result<()> {
+        match self {
+            Self::Own(reservation) => reservation.give_back().await,
+            Self::Library(slot) => slot.give_back().await,
+        }
+    }
+}
+
 /// What cloning reads and writes.
 pub struct Cloning<'a> {
     pub users: &'a Users,
+    pub workspaces: &'a Workspaces,
     pub voices: &'a Voices,
     pub consent: &'a ConsentRecords,
     pub audio: &'a AudioStore,
@@ -112,12 +146,20 @@ pub struct Cloning<'a> {
     pub settings: &'a VoiceSettings,
 }
 
-impl Cloning<'_> {
-    /// Makes a clone of the caller's samples. Every sample must be the caller's and uploaded;
-    /// then a slot is reserved, ElevenLabs clones, and the voice and its consent record are stored.
+impl<'a> Cloning<'a> {
+    /// What deleting a voice needs.
+    pub fn removal(&self) -> VoiceRemoval<'a> {
+        let Self { users, workspaces, voices, consent, audio, accounts, .. } = *self;
+        VoiceRemoval { users, workspaces, voices, consent, audio, accounts }
+    }
+
+    /// Makes a clone of the caller's samples, for `library`. Every sample must be the caller's
+    /// and uploaded; then a slot is reserved, ElevenLabs clones, and the voice and its consent
+    /// record (the caller's, naming the workspace for a library's voice) are stored.
     pub async fn create(
         &self,
         user: &User,
+        library: Library<'_>,
         request: NewVoice,
         client: &ClientInfo,
         now: OffsetDateTime,
@@ -143,9 +185,24 @@ impl Cloning<'_> {
             ));
         }
 
-        let period = UsagePeriod::containing(now);
-        let slot = self.users.reserve_one(&user.id, user.tier, Allowance::CloneSlots, period).await?;
-        match self.clone_and_store(user, &request, &samples, client, now).await {
+        let (slot, owner) = match library {
+            Library::Own => {
+                let period = UsagePeriod::containing(now);
+                let reserved = self.users.reserve_one(&user.id, user.tier, Allowance::CloneSlots, period).await?;
+                (Slot::Own(reserved), user.id.clone())
+            }
+            Library::Workspace(workspace) => {
+                let taken = self.workspaces.take_library_slot(workspace).await?;
+                let slot = taken.ok_or_else(|| {
+                    ApiError::LimitReached(format!(
+                        "the workspace's shared library holds {} voices at most now; delete one first",
+                        workspace.library_slots()
+                    ))
+                })?;
+                (Slot::Library(slot), UserId::library_of(&workspace.workspace_id))
+            }
+        };
+        match self.clone_and_store(user, &owner, &request, &samples, client, now).await {
             Ok(voice) => {
                 slot.commit();
                 Ok(voice)
@@ -159,9 +216,11 @@ impl Cloning<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn clone_and_store(
         &self,
         user: &User,
+        owner: &UserId,
         request: &NewVoice,
         samples: &[Sample],
         client: &ClientInfo,
@@ -178,11 +237,12 @@ impl Cloning<'_> {
         let slots = VoiceSlots { voices: self.voices, audio: self.audio, account, settings: self.settings };
         let voice_id = Ulid::generate(now);
         let Added { elevenlabs_voice_id: elevenlabs_id, sample_sha256: hashes } =
-            slots.add(&clone, &user.id, &sample_files(samples)).await?;
-        let copies: Vec<String> = samples.iter().map(|s| s.copy_key_for(&voice_id)).collect();
+            slots.add(&clone, owner, &sample_files(samples)).await?;
+        let copies: Vec<String> = samples.iter().map(|s| s.copy_key_for(owner, &voice_id)).collect();
+        let workspace = owner.library_workspace();
         let voice = Voice {
             voice_id,
-            user_id: user.id.clone(),
+            user_id: owner.clone(),
             name: request.name.clone(),
             description: request.description.clone(),
             labels: request.labels.clone(),
@@ -196,11 +256,13 @@ impl Cloning<'_> {
             last_used_ms: unix_ms(now),
             remove_background_noise: request.remove_background_noise,
             deleting: false,
+            uploaded_by: workspace.is_some().then(|| user.id.clone()),
         };
         let record = ConsentRecord {
             consent_id: voice.consent_id.clone(),
             user_id: user.id.clone(),
             voice_id: voice.voice_id.clone(),
+            workspace_id: workspace,
             statement_version: CONSENT_VERSION.to_owned(),
             accepted_at: timestamp(now),
             ip_address: client.ip_address.clone(),
@@ -231,14 +293,27 @@ impl Cloning<'_> {
         }
         Ok(voice)
     }
+}
 
-    /// Deletes the caller's voice: at ElevenLabs, its samples, its row; frees the slot and starts
-    /// the consent record's retention. The row is marked first, and the ElevenLabs id read from
-    /// the mark: no re-creation can record an id after it. A failure at ElevenLabs leaves the row
-    /// marked for a retry. Of N concurrent deletes, the one whose delete removed the row gives
-    /// the slot back; the others answer NOT_FOUND once it is gone.
-    pub async fn delete(&self, user: &User, id: &VoiceId, now: OffsetDateTime) -> Result<(), ApiError> {
-        let voice = self.voices.mark_deleting(&user.id, id).await?.ok_or_else(|| ApiError::not_found("voice"))?;
+/// What deleting a voice reads and writes.
+pub struct VoiceRemoval<'a> {
+    pub users: &'a Users,
+    pub workspaces: &'a Workspaces,
+    pub voices: &'a Voices,
+    pub consent: &'a ConsentRecords,
+    pub audio: &'a AudioStore,
+    pub accounts: &'a Accounts,
+}
+
+impl VoiceRemoval<'_> {
+    /// Deletes `owner`'s voice (a person's own, or a workspace library's): at ElevenLabs, its
+    /// samples, its row; frees the slot and starts the consent record's retention (its
+    /// uploader's). The row is marked first, and the ElevenLabs id read from the mark: no
+    /// re-creation can record an id after it. A failure at ElevenLabs leaves the row marked for
+    /// a retry. Of N concurrent deletes, the one whose delete removed the row gives the slot
+    /// back; the others answer NOT_FOUND once it is gone.
+    pub async fn delete(&self, owner: &UserId, id: &VoiceId, now: OffsetDateTime) -> Result<(), ApiError> {
+        let voice = self.voices.mark_deleting(owner, id).await?.ok_or_else(|| ApiError::not_found("voice"))?;
         if let Some(elevenlabs_id) = &voice.elevenlabs_voice_id {
             elevenlabs_accounts::of(self.accounts, &voice).client.delete_voice(elevenlabs_id).await?;
         }
@@ -246,9 +321,45 @@ impl Cloning<'_> {
         for key in &voice.sample_keys {
             self.audio.delete(key).await?;
         }
-        self.consent.retain_until(&user.id, &voice.consent_id, now.unix_timestamp() + CONSENT_RETENTION_SECS).await?;
-        let removed = self.voices.delete_voice(&user.id, id).await?.ok_or_else(|| ApiError::not_found("voice"))?;
-        self.users.give_back_held(removed).await?;
+        let uploader = voice.uploaded_by.as_ref().unwrap_or(owner);
+        self.consent.retain_until(uploader, &voice.consent_id, now.unix_timestamp() + CONSENT_RETENTION_SECS).await?;
+        let removed = self.voices.delete_voice(owner, id).await?.ok_or_else(|| ApiError::not_found("voice"))?;
+        if owner.library_workspace().is_some() {
+            self.workspaces.give_back_library_slot(removed).await?;
+        } else {
+            self.users.give_back_held(removed).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every voice of workspace `id`'s library, and whatever else is under its prefix.
+    pub async fn delete_library(&self, id: &WorkspaceId, now: OffsetDateTime) -> Result<(), ApiError> {
+        let owner = UserId::library_of(id);
+        for voice in self.voices.all_voices(&owner).await? {
+            match self.delete(&owner, &voice.voice_id, now).await {
+                Ok(()) | Err(ApiError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.audio.delete_prefix(&format!("{owner}/")).await?;
+        Ok(())
+    }
+
+    /// Deletes the voices `uploader`'s samples made in workspaces' libraries (their erasure:
+    /// a clone of their voice is theirs, whichever workspace holds it).
+    pub async fn delete_uploaded_by(&self, uploader: &UserId, now: OffsetDateTime) -> Result<(), ApiError> {
+        for (workspace, voice) in self.consent.library_voices(uploader).await? {
+            let owner = UserId::library_of(&workspace);
+            let theirs =
+                self.voices.voice(&owner, &voice).await?.is_some_and(|v| v.uploaded_by.as_ref() == Some(uploader));
+            if !theirs {
+                continue;
+            }
+            match self.delete(&owner, &voice, now).await {
+                Ok(()) | Err(ApiError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
         Ok(())
     }
 }
@@ -261,18 +372,23 @@ pub enum Speaker {
     Clone(Box<Voice>),
 }
 
-/// The voice a generation speaks with: a premade ElevenLabs id, or one of the caller's own
-/// clones by our id. Another user's clone, a deleted one, or an ElevenLabs id behind anyone's
-/// clone is NOT_FOUND, before any request reaches ElevenLabs.
+/// The voice a generation speaks with: a premade ElevenLabs id, or by our id a clone of one of
+/// `owners` (the caller; in a workspace, its shared library first). Anyone else's clone, a
+/// deleted one, or an ElevenLabs id behind anyone's clone is NOT_FOUND, before any request
+/// reaches ElevenLabs.
 pub async fn resolve_for_speech(
     voices: &Voices,
     elevenlabs: &ElevenLabs,
-    user: &User,
+    owners: &[&UserId],
     requested: &ElevenLabsVoiceId,
 ) -> Result<Speaker, ApiError> {
     if let Some(ours) = Ulid::parse(requested.as_str()) {
-        let voice = voices.voice(&user.id, &ours).await?.filter(|v| !v.deleting);
-        return voice.map(|v| Speaker::Clone(Box::new(v))).ok_or_else(|| ApiError::not_found("voice"));
+        for owner in owners {
+            if let Some(voice) = voices.voice(owner, &ours).await?.filter(|v| !v.deleting) {
+                return Ok(Speaker::Clone(Box::new(voice)));
+            }
+        }
+        return Err(ApiError::not_found("voice"));
     }
     // One of ElevenLabs' premade voices (as this instance last listed them) is nobody's clone:
     // no need to ask the table.

@@ -118,19 +118,40 @@ pub(crate) async fn record(
     Ok(audit.append(&entry).await?)
 }
 
+/// `user`'s membership of workspace `id`, read now, if their role grants `permission`:
+/// NOT_FOUND for a workspace they are not in (as for one that does not exist), FORBIDDEN naming
+/// the permission their role lacks.
+pub async fn member_who_can(
+    workspaces: &Workspaces,
+    id: &WorkspaceId,
+    user: &UserId,
+    permission: Permission,
+) -> Result<Member, ApiError> {
+    let member = workspaces.member(id, user).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
+    if !member.role.can(permission) {
+        return Err(ApiError::Forbidden(format!(
+            "your role in this workspace ({}) does not allow {}",
+            member.role,
+            permission.as_str()
+        )));
+    }
+    Ok(member)
+}
+
+/// [`member_who_can`] for a workspace id from a path.
+pub async fn authorize(
+    workspaces: &Workspaces,
+    raw_id: &str,
+    user: &UserId,
+    permission: Permission,
+) -> Result<Member, ApiError> {
+    member_who_can(workspaces, &workspace_id(raw_id)?, user, permission).await
+}
+
 impl Teams<'_> {
     /// The caller's membership of workspace `raw_id` if their role grants `permission`.
     pub async fn authorize(&self, raw_id: &str, user: &User, permission: Permission) -> Result<Member, ApiError> {
-        let id = workspace_id(raw_id)?;
-        let member = self.workspaces.member(&id, &user.id).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
-        if !member.role.can(permission) {
-            return Err(ApiError::Forbidden(format!(
-                "your role in this workspace ({}) does not allow {}",
-                member.role,
-                permission.as_str()
-            )));
-        }
-        Ok(member)
+        authorize(self.workspaces, raw_id, &user.id, permission).await
     }
 
     /// Tells `people` (the members, and whoever just left) that the workspace changed.

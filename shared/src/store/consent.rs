@@ -17,6 +17,8 @@ pub struct ConsentRecord {
     pub consent_id: Ulid,
     pub user_id: UserId,
     pub voice_id: VoiceId,
+    /// The workspace whose shared library the voice went to; None: the person's own clone.
+    pub workspace_id: Option<Ulid>,
     pub statement_version: String,
     pub accepted_at: String,
     pub ip_address: Option<String>,
@@ -48,6 +50,9 @@ impl ConsentRecords {
                 aws_sdk_dynamodb::types::AttributeValue::L(record.sample_sha256.iter().map(string).collect()),
             ),
         ]);
+        if let Some(workspace) = &record.workspace_id {
+            item.insert("workspaceId".to_owned(), string(workspace.as_str()));
+        }
         if let Some(ip) = &record.ip_address {
             item.insert("ipAddress".to_owned(), string(ip));
         }
@@ -85,6 +90,7 @@ impl ConsentRecords {
                 serde_json::json!({
                     "consentId": text(item, "consentId"),
                     "voiceId": text(item, "voiceId"),
+                    "workspaceId": text(item, "workspaceId"),
                     "statementVersion": text(item, "statementVersion"),
                     "acceptedAt": text(item, "acceptedAt"),
                     "ipAddress": text(item, "ipAddress"),
@@ -97,6 +103,22 @@ impl ConsentRecords {
 
     /// Starts the retention of every consent record of `user` that has none yet (the account is
     /// being erased: records are kept, hashes and all, only for the documented retention).
+    /// The voices `user`'s samples made in workspaces' shared libraries: (workspace, voice).
+    pub async fn library_voices(&self, user: &UserId) -> anyhow::Result<Vec<(Ulid, VoiceId)>> {
+        let query = dynamo::user_query(&self.client, &self.table, None, user)
+            .filter_expression("attribute_exists(workspaceId)")
+            .projection_expression("workspaceId, voiceId");
+        let items = dynamo::all_pages(query, "the consent records").await?;
+        items
+            .iter()
+            .map(|item| {
+                let id =
+                    |name| dynamo::str(item, name).ok().and_then(Ulid::parse).with_context(|| format!("stored {name}"));
+                Ok((id("workspaceId")?, id("voiceId")?))
+            })
+            .collect()
+    }
+
     pub async fn retain_all(&self, user: &UserId, expires_at: i64) -> anyhow::Result<()> {
         let mut start = None;
         loop {

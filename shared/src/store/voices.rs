@@ -54,10 +54,11 @@ impl Sample {
         format!("{user}/voice-samples/{id}.{}", content_type.extension())
     }
 
-    /// Where the clone `voice` keeps its own copy of this sample: a clone owns its samples, so
-    /// deleting one clone never takes another's.
-    pub fn copy_key_for(&self, voice: &VoiceId) -> String {
-        format!("{}/voice-samples/{voice}/{}.{}", self.user_id, self.sample_id, self.content_type.extension())
+    /// Where the clone `voice` of `owner` (the uploader, or a workspace's library) keeps its own
+    /// copy of this sample: a clone owns its samples, so deleting one clone never takes
+    /// another's, and a library's copies are under the workspace's prefix, not the uploader's.
+    pub fn copy_key_for(&self, owner: &UserId, voice: &VoiceId) -> String {
+        format!("{owner}/voice-samples/{voice}/{}.{}", self.sample_id, self.content_type.extension())
     }
 }
 
@@ -92,6 +93,10 @@ pub struct Voice {
     /// A delete that failed at ElevenLabs and waits for a retry.
     #[serde(skip)]
     pub deleting: bool,
+    /// Whose samples a workspace library's voice was made of (their consent; their erasure
+    /// takes it). None for a person's own clone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploaded_by: Option<UserId>,
 }
 
 fn sample_item(sample: &Sample) -> Item {
@@ -168,6 +173,9 @@ fn voice_item(voice: &Voice) -> Item {
     if let Some(at) = voice.last_used_at {
         item.insert("lastUsedAt".to_owned(), number(at));
     }
+    if let Some(uploader) = &voice.uploaded_by {
+        item.insert("uploadedBy".to_owned(), string(uploader.as_str()));
+    }
     item
 }
 
@@ -192,6 +200,7 @@ fn voice_from(item: &Item) -> anyhow::Result<Voice> {
         last_used_ms: dynamo::opt_num(item, "lastUsedMs")?.unwrap_or_default(),
         remove_background_noise: dynamo::flag(item, "removeBackgroundNoise"),
         deleting: dynamo::flag(item, "deleting"),
+        uploaded_by: dynamo::opt_str(item, "uploadedBy").map(UserId::parse).transpose().context("stored uploadedBy")?,
     })
 }
 

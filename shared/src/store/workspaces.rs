@@ -18,15 +18,22 @@ use serde::Serialize;
 
 use crate::{
     domain::{
+        allowance::Allowance,
         ids::{Ulid, UserId},
         subscription::SubscriptionStatus,
-        workspaces::{FREE_SEATS, WorkspaceId, WorkspaceRole},
+        workspaces::{FREE_SEATS, WorkspaceId, WorkspaceRole, library_slots},
     },
-    store::dynamo::{self, Item, number, string},
+    store::{
+        dynamo::{self, Item, number, string},
+        users::Removed,
+        voices::Voice,
+    },
 };
 
 const WORKSPACE: &str = "workspace";
 const MEMBER_INDEX: &str = "member-index";
+/// The workspace row's count of its library's voices.
+const LIBRARY_VOICES: &str = "libraryVoices";
 
 fn member_key(user: &UserId) -> String {
     format!("member#{user}")
@@ -55,12 +62,36 @@ pub struct Workspace {
     /// The workspace's own Stripe customer (never a member's).
     #[serde(skip)]
     pub stripe_customer_id: Option<String>,
+    /// Voices in its shared library.
+    pub library_voices: u32,
 }
 
 impl Workspace {
     /// TEAM is live: it bills, and its seats (up to the limit) are the workspace's.
     pub fn team_live(&self) -> bool {
         self.team.as_ref().is_some_and(|t| t.status.grants_access())
+    }
+
+    /// How many voices its shared library may hold now.
+    pub fn library_slots(&self) -> u32 {
+        library_slots(self.members, self.team_live())
+    }
+}
+
+/// A slot of a workspace's library taken for a clone being made: [`LibrarySlot::commit`] it when
+/// the clone is stored, [`LibrarySlot::give_back`] when it failed.
+#[must_use = "a library slot is committed or given back"]
+pub struct LibrarySlot<'a> {
+    workspaces: &'a Workspaces,
+    workspace: WorkspaceId,
+}
+
+impl LibrarySlot<'_> {
+    /// The clone is stored: it holds the slot until it is deleted.
+    pub fn commit(self) {}
+
+    pub async fn give_back(self) -> anyhow::Result<()> {
+        self.workspaces.give_library_slots(&self.workspace, 1).await
     }
 }
 
@@ -164,6 +195,7 @@ fn workspace_from(item: &Item) -> anyhow::Result<Workspace> {
             None => None,
         },
         stripe_customer_id: dynamo::opt_str(item, "stripeCustomerId").map(String::from),
+        library_voices: dynamo::opt_num(item, LIBRARY_VOICES)?.unwrap_or(0),
     })
 }
 
@@ -294,6 +326,7 @@ impl Workspaces {
             seat_limit: FREE_SEATS,
             team: None,
             stripe_customer_id: None,
+            library_voices: 0,
         }))
     }
 
@@ -615,6 +648,54 @@ impl Workspaces {
             .expression_attribute_values(":seats", number(seats))
             .expression_attribute_values(":limit", number(workspace.seat_limit));
         Ok(dynamo::conditional_update(update).await.context("mirroring the TEAM subscription")?.is_some())
+    }
+
+    /// Takes a slot of the workspace's library, if it holds fewer voices than it may now
+    /// (None: full; one conditional write, so N concurrent clones take at most the slots left).
+    pub async fn take_library_slot(&self, workspace: &Workspace) -> anyhow::Result<Option<LibrarySlot<'_>>> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&workspace.workspace_id, WORKSPACE.to_owned())))
+            .update_expression("SET #voices = if_not_exists(#voices, :zero) + :one")
+            .condition_expression(
+                "attribute_exists(workspaceId) AND (attribute_not_exists(#voices) OR #voices < :slots)",
+            )
+            .expression_attribute_names("#voices", LIBRARY_VOICES)
+            .expression_attribute_values(":zero", number(0))
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":slots", number(workspace.library_slots()));
+        let taken = dynamo::conditional_update(update).await.context("taking a library slot")?;
+        Ok(taken.map(|_| LibrarySlot { workspaces: self, workspace: workspace.workspace_id.clone() }))
+    }
+
+    /// Gives back the slot a removed library voice held (only the delete that removed it has
+    /// the proof, so N concurrent deletes give it back once).
+    pub async fn give_back_library_slot(&self, removed: Removed<Voice>) -> anyhow::Result<Voice> {
+        let (voice, owner, units) = removed.settle();
+        let workspace = owner.library_workspace().context("the voice is not a workspace's")?;
+        let slots = units.iter().filter(|u| u.allowance == Allowance::CloneSlots).map(|u| u.amount).sum();
+        self.give_library_slots(&workspace, slots).await?;
+        Ok(voice)
+    }
+
+    async fn give_library_slots(&self, workspace: &WorkspaceId, slots: u64) -> anyhow::Result<()> {
+        if slots == 0 {
+            return Ok(());
+        }
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(workspace, WORKSPACE.to_owned())))
+            .update_expression("SET #voices = #voices - :slots")
+            .condition_expression("#voices >= :slots")
+            .expression_attribute_names("#voices", LIBRARY_VOICES)
+            .expression_attribute_values(":slots", number(slots));
+        // A workspace deleted meanwhile has no slots left to give back to.
+        dynamo::conditional_update(update).await.context("giving a library slot back")?;
+        Ok(())
     }
 
     /// Deletes the workspace and every row under it.

@@ -208,6 +208,13 @@ impl<T> Removed<T> {
     pub fn units(&self) -> &[Units] {
         &self.units.units
     }
+
+    /// The removed thing, its owner and what it held, for an owner whose counters are not on a
+    /// user row (a workspace library's): the caller gives the units back there.
+    pub(in crate::store) fn settle(mut self) -> (T, UserId, Vec<Units>) {
+        self.units.settled = true;
+        (self.item, self.units.user.clone(), std::mem::take(&mut self.units.units))
+    }
 }
 
 impl Users {
