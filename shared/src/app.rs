@@ -25,7 +25,7 @@ use crate::{
         sessions::Sessions,
         subscriptions::Subscriptions,
         usage_events::UsageEvents,
-        users::{Users, snapshot::Snapshots},
+        users::{PoolRows, Users, snapshot::Snapshots},
         voices::Voices,
         webhook_events::WebhookEvents,
         workspaces::Workspaces,
@@ -117,7 +117,12 @@ impl App {
         let http = outbound::LazyClient::default();
         let mac_key = MacKey::from_ssm(ssm.clone(), config.secrets.session_mac_key.clone());
         Ok(Self {
-            users: Users::new(dynamodb.clone(), tables.users.clone(), Snapshots::new(redis.clone(), mac_key.clone())),
+            users: Users::new(
+                dynamodb.clone(),
+                tables.users.clone(),
+                Snapshots::new(redis.clone(), mac_key.clone()),
+                PoolRows::new(dynamodb.clone(), tables.workspaces.clone()),
+            ),
             sessions: Sessions::new(
                 redis.clone(),
                 dynamodb.clone(),

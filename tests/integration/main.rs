@@ -24,6 +24,7 @@ mod metrics;
 mod money;
 mod openapi;
 mod overage;
+mod pool;
 mod push;
 mod recordings;
 mod seats;

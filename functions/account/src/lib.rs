@@ -28,6 +28,7 @@ pub const ROUTES: &[Route] = &[
     route!("GET /workspaces", user: workspaces::mine),
     route!("GET /workspaces/{id}", user: workspaces::view),
     route!("DELETE /workspaces/{id}", user: workspaces::delete),
+    route!("GET /workspaces/{id}/usage", user: workspaces::usage),
     route!("GET /workspaces/{id}/members", user: workspaces::members),
     route!("PATCH /workspaces/{id}/members/{userId}", user: workspaces::change_role, body: RoleChange),
     route!("DELETE /workspaces/{id}/members/{userId}", user: workspaces::remove),

@@ -41,6 +41,13 @@ pub async fn view(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&voice_core::assemble::teams(ctx.app).view(&caller.user, id).await?)
 }
 
+/// `GET /workspaces/{id}/usage`: the pooled allowance this month, per member.
+#[tracing::instrument(skip_all)]
+pub async fn usage(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    ok(&voice_core::assemble::teams(ctx.app).usage(&caller.user, id, ctx.app.clock.now()).await?)
+}
+
 /// `DELETE /workspaces/{id}`: with a sign-in of the last 10 minutes, as erasing an account.
 #[tracing::instrument(skip_all)]
 pub async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {

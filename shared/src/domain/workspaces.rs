@@ -118,6 +118,15 @@ pub fn seats(seat_limit: u32, team_live: bool) -> u32 {
     if team_live { seat_limit } else { FREE_SEATS }
 }
 
+/// Generations a month each seat TEAM bills adds to the workspace's pool (BASIC's allowance).
+pub const POOL_RECORDINGS_PER_SEAT: u32 = 100;
+
+/// The pool of a workspace whose TEAM bills `billed_seats`: generations this month, shared by
+/// every member speaking in the workspace.
+pub fn pooled_recordings(billed_seats: u32) -> u64 {
+    u64::from(billed_seats.max(1)) * u64::from(POOL_RECORDINGS_PER_SEAT)
+}
+
 /// Voices a workspace's shared library holds without a live TEAM (enough to try it).
 pub const LIBRARY_SLOTS_FREE: u32 = 1;
 /// Voices its library holds per member while TEAM is live (BASIC's clone slots, per seat).

@@ -27,7 +27,7 @@ use crate::{
         push::Event,
         usage::{AlertOf, Usage, UsageAlert, UsagePeriod},
         user::User,
-        workspaces::Permission,
+        workspaces::{Permission, WorkspaceId},
     },
     error::ApiError,
     flows::{
@@ -48,7 +48,7 @@ use crate::{
         usage_events::{UsageEvent, UsageEvents},
         users::{Refused, Reservation, Units, Users},
         voices::{Voice, Voices},
-        workspaces::Workspaces,
+        workspaces::{Workspace, Workspaces},
     },
     telemetry::metrics,
     upstream::{
@@ -73,7 +73,22 @@ fn out_of_time(why: &str) -> ApiError {
 pub struct Generated {
     pub recording_id: RecordingId,
     pub audio_url: String,
+    /// The caller's own plan's usage.
     pub usage: Usage,
+    /// A generation counted on a workspace's pool: the pool's use now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolUse>,
+}
+
+/// A workspace's pooled allowance as a generation left it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolUse {
+    pub workspace_id: WorkspaceId,
+    /// `YYYY-MM`.
+    pub period: String,
+    pub used: u64,
+    pub limit: u64,
 }
 
 /// What a generation reads and writes.
@@ -114,7 +129,7 @@ impl<'a> Generator<'a> {
         deadline: Deadline,
     ) -> Result<Generated, ApiError> {
         // Before the quota: a voice the caller may not use costs nothing and reaches no one.
-        let speaker = self.speaker(user, &request).await?;
+        let (speaker, pool) = self.speaker(user, &request).await?;
         // The same request made before: its audio is copied, with no quota and no ElevenLabs.
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
         if let Some(generated) = self.repeat_from_cache(user, &request, &cached, now).await? {
@@ -123,7 +138,7 @@ impl<'a> Generator<'a> {
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
-        let reservation = self.reserve(user, key, &request, now).await?;
+        let reservation = self.reserve(user, key, &request, pool.as_ref(), now).await?;
         let overage = self.overage_of(user, &reservation);
 
         let produced = tokio::time::timeout(
@@ -134,8 +149,8 @@ impl<'a> Generator<'a> {
         .unwrap_or_else(|_| Err(out_of_time("the generation ran out of time")));
         match produced {
             Ok((recording_id, audio_url)) => {
-                let usage = self.commit(user, reservation, now, deadline).await;
-                Ok(Generated { recording_id, audio_url, usage })
+                let (usage, pool) = self.commit(user, reservation, now, deadline).await;
+                Ok(Generated { recording_id, audio_url, usage, pool })
             }
             Err(error) => {
                 reservation.give_back_within(deadline).await;
@@ -144,16 +159,24 @@ impl<'a> Generator<'a> {
         }
     }
 
-    /// Who the request speaks as. In a workspace: the caller's membership, read now, must grant
-    /// `generate`, and its shared library's voices come before the caller's own.
-    async fn speaker(&self, user: &User, request: &Generation) -> Result<Speaker, ApiError> {
+    /// Who the request speaks as, and the workspace whose pool it counts on. In a workspace:
+    /// the caller's membership, read now, must grant `generate`; its shared library's voices
+    /// come before the caller's own; while its TEAM is live the generation counts on its pool,
+    /// else on the caller's own plan.
+    async fn speaker(&self, user: &User, request: &Generation) -> Result<(Speaker, Option<Workspace>), ApiError> {
         let elevenlabs = &self.accounts.primary().client;
         let Some(workspace) = &request.workspace else {
-            return resolve_for_speech(self.voices, elevenlabs, &[&user.id], &request.voice_id).await;
+            return Ok((resolve_for_speech(self.voices, elevenlabs, &[&user.id], &request.voice_id).await?, None));
         };
         member_who_can(self.workspaces, workspace, &user.id, Permission::Generate).await?;
         let library = UserId::library_of(workspace);
-        resolve_for_speech(self.voices, elevenlabs, &[&library, &user.id], &request.voice_id).await
+        let owners = [&library, &user.id];
+        let (speaker, read) = tokio::join!(
+            resolve_for_speech(self.voices, elevenlabs, &owners, &request.voice_id),
+            self.workspaces.get(workspace)
+        );
+        let pool = read?.filter(|w| w.pool().is_some());
+        Ok((speaker?, pool))
     }
 
     /// Takes the generation's quota unit and counts its characters (LIMIT_REACHED past the
@@ -165,6 +188,7 @@ impl<'a> Generator<'a> {
         user: &User,
         key: Option<&KeyMeta>,
         request: &Generation,
+        pool: Option<&Workspace>,
         now: OffsetDateTime,
     ) -> Result<Hold<'a>, ApiError> {
         let characters = request.text.chars().count() as u64;
@@ -172,8 +196,12 @@ impl<'a> Generator<'a> {
             Some(key) => api_keys::take_characters(self.api_keys, key, characters, now).await?,
             None => None,
         };
-        match self.reserve_units(user, characters, now).await {
-            Ok(units) => Ok(Hold { units, key_characters }),
+        let reserved = match pool {
+            None => self.reserve_units(user, characters, now).await.map(|units| (units, None)),
+            Some(workspace) => self.reserve_pooled(user, workspace, characters, now).await,
+        };
+        match reserved {
+            Ok((units, pooled)) => Ok(Hold { units, pooled, key_characters }),
             Err(refused) => {
                 if let Some(held) = key_characters
                     && let Err(error) = held.give_back().await
@@ -182,6 +210,32 @@ impl<'a> Generator<'a> {
                 }
                 Err(refused)
             }
+        }
+    }
+
+    /// Takes the generation's unit from the workspace's pool (LIMIT_REACHED when the month's
+    /// pool is used up: no overage, no fallback to the caller's plan), counted in their share.
+    async fn reserve_pooled(
+        &self,
+        user: &User,
+        workspace: &Workspace,
+        characters: u64,
+        now: OffsetDateTime,
+    ) -> Result<(Reservation<'a>, Option<Pooled<'a>>), ApiError> {
+        let limit = workspace.pool().unwrap_or(0);
+        let units = [Units::one(Allowance::Recordings), Units::of(Allowance::Characters, characters)];
+        let id = &workspace.workspace_id;
+        let period = UsagePeriod::containing(now);
+        match self.users.reserve_pooled(id, &user.id, user.tier, limit, &units, period).await {
+            Ok((pool, share)) => Ok((pool, Some(Pooled { workspace: id.clone(), limit, share }))),
+            Err(Refused::Limit(_)) => {
+                metrics::count("QuotaDenials", ("Tier", "TEAM"));
+                Err(ApiError::LimitReached(format!(
+                    "the workspace {} has used all {limit} generations of its TEAM pool this month",
+                    workspace.name
+                )))
+            }
+            Err(other) => Err(other.into()),
         }
     }
 
@@ -211,9 +265,25 @@ impl<'a> Generator<'a> {
     }
 
     /// The generation is done: its units stay counted, and the alert its count reached, if any,
-    /// is emailed. The count and the month it was taken in.
-    async fn commit(&self, user: &User, reservation: Hold<'_>, now: OffsetDateTime, deadline: Deadline) -> Usage {
+    /// is emailed. The caller's usage, and the pool's when it counted there.
+    async fn commit(
+        &self,
+        user: &User,
+        reservation: Hold<'_>,
+        now: OffsetDateTime,
+        deadline: Deadline,
+    ) -> (Usage, Option<PoolUse>) {
         metrics::count("Generations", ("Tier", user.tier.as_str()));
+        if let Some(pooled) = &reservation.pooled {
+            let pool = PoolUse {
+                workspace_id: pooled.workspace.clone(),
+                period: reservation.period().to_string(),
+                used: reservation.used(),
+                limit: pooled.limit,
+            };
+            reservation.commit();
+            return (user.usage(now), Some(pool));
+        }
         let (used, period) = (u32::try_from(reservation.used()).unwrap_or(u32::MAX), reservation.period());
         reservation.commit();
         self.alert_if_reached(user, used, period, now, deadline).await;
@@ -222,7 +292,7 @@ impl<'a> Generator<'a> {
         if let Some(push) = &self.push {
             push.notify(&user.id, &Event::UsageChanged { usage: usage.clone() }, now.unix_timestamp()).await;
         }
-        usage
+        (usage, None)
     }
 
     /// What the user's overage cap pays for past the allowance, when overage is offered.
@@ -269,6 +339,9 @@ impl<'a> Generator<'a> {
     /// month's top-up): one the user's overage cap pays for, billed through Stripe's meter.
     fn overage_of(&self, user: &User, reservation: &Hold<'_>) -> Option<Overage> {
         self.metering?;
+        if reservation.pooled.is_some() {
+            return None; // a pool has no overage
+        }
         let allowance = u64::from(allowance(user, reservation.period())?);
         let customer = user.stripe_customer_id.clone()?;
         (reservation.used() > allowance).then(|| Overage { period: reservation.period(), customer })
@@ -295,7 +368,7 @@ impl<'a> Generator<'a> {
         };
         let audio_url = self.record(user, request, &recording_id, s3_key, voice_name, None, now).await?;
         metrics::count("CachedGenerations", ("Tier", user.tier.as_str()));
-        Ok(Some(Generated { recording_id, audio_url, usage: user.usage(now) }))
+        Ok(Some(Generated { recording_id, audio_url, usage: user.usage(now), pool: None }))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -516,7 +589,7 @@ impl Generator<'static> {
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> Result<Streaming, ApiError> {
-        let speaker = self.speaker(&user, &request).await?;
+        let (speaker, pool) = self.speaker(&user, &request).await?;
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
         if let Some(repeat) = self.repeat_from_cache(&user, &request, &cached, now).await? {
             let key = Recording::s3_key_for(&user.id, &repeat.recording_id, AudioType::Mpeg);
@@ -527,7 +600,7 @@ impl Generator<'static> {
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
-        let reservation = self.reserve(&user, key.as_ref(), &request, now).await?;
+        let reservation = self.reserve(&user, key.as_ref(), &request, pool.as_ref(), now).await?;
         let overage = self.overage_of(&user, &reservation);
         let account = self.account_for(&speaker).await;
         let place = match self.admit(account, &user, now, deadline).await {
@@ -709,12 +782,21 @@ fn allowance(user: &User, period: UsagePeriod) -> Option<u32> {
     Some(plan.saturating_add(user.granted_recordings(period)))
 }
 
-/// What a generation holds while it runs: the user's units, and the characters of its API key's
-/// budget when the key has one. Committed or given back together, once (both consume it).
+/// What a generation holds while it runs: the user's units (or the workspace pool's, and the
+/// member's share), and the characters of its API key's budget when the key has one. Committed
+/// or given back together, once (both consume it).
 #[must_use = "a hold is committed or given back"]
 struct Hold<'a> {
     units: Reservation<'a>,
+    pooled: Option<Pooled<'a>>,
     key_characters: Option<KeyCharacters>,
+}
+
+/// A generation counted on a workspace's pool: which, its size, and the member's share.
+struct Pooled<'a> {
+    workspace: WorkspaceId,
+    limit: u64,
+    share: Reservation<'a>,
 }
 
 impl Hold<'_> {
@@ -728,6 +810,9 @@ impl Hold<'_> {
 
     fn commit(self) {
         self.units.commit();
+        if let Some(pooled) = self.pooled {
+            pooled.share.commit();
+        }
         if let Some(held) = self.key_characters {
             held.commit();
         }
@@ -740,6 +825,9 @@ impl Hold<'_> {
             && let Err(error) = held.give_back().await
         {
             tracing::warn!(error = format!("{error:#}"), "the key's characters could not be given back");
+        }
+        if let Some(pooled) = self.pooled {
+            pooled.share.give_back_within(deadline).await;
         }
         self.units.give_back_within(deadline).await;
     }

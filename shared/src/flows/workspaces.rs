@@ -15,6 +15,7 @@ use crate::{
     domain::{
         ids::{Ulid, UserId},
         push::{Event, WorkspaceChange},
+        usage::UsagePeriod,
         user::User,
         workspaces::{
             INVITATION_DAYS, InvitationToken, NewInvitation, Permission, WorkspaceId, WorkspaceRole, workspace_name,
@@ -25,7 +26,7 @@ use crate::{
     store::{
         audit::{AuditEntry, AuditLog},
         users::Users,
-        workspaces::{Invitation, InvitationStatus, Member, Refused, Workspace, Workspaces},
+        workspaces::{Invitation, InvitationStatus, Member, PoolUsage, Refused, Workspace, Workspaces},
     },
     upstream::email::{Mailer, WorkspaceInvitationEmail},
 };
@@ -204,6 +205,13 @@ impl Teams<'_> {
         let workspace =
             self.workspaces.get(&member.workspace_id).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
         Ok(WorkspaceView { workspace, role: member.role, permissions: member.role.permissions() })
+    }
+
+    /// The pooled allowance this month, and each member's share of it.
+    pub async fn usage(&self, user: &User, raw_id: &str, now: OffsetDateTime) -> Result<PoolUsage, ApiError> {
+        let member = self.authorize(raw_id, user, Permission::Read).await?;
+        let usage = self.workspaces.pool_usage(&member.workspace_id, UsagePeriod::containing(now)).await?;
+        usage.ok_or_else(|| ApiError::not_found("workspace"))
     }
 
     pub async fn members(&self, user: &User, raw_id: &str) -> Result<Vec<Member>, ApiError> {

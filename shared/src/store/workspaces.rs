@@ -21,11 +21,12 @@ use crate::{
         allowance::Allowance,
         ids::{Ulid, UserId},
         subscription::SubscriptionStatus,
-        workspaces::{FREE_SEATS, WorkspaceId, WorkspaceRole, library_slots},
+        usage::UsagePeriod,
+        workspaces::{FREE_SEATS, WorkspaceId, WorkspaceRole, library_slots, pooled_recordings},
     },
     store::{
         dynamo::{self, Item, number, string},
-        users::Removed,
+        users::{Counters, Removed, allowance::counted_in},
         voices::Voice,
     },
 };
@@ -72,6 +73,12 @@ impl Workspace {
         self.team.as_ref().is_some_and(|t| t.status.grants_access())
     }
 
+    /// Its pooled allowance this month while TEAM is live (generations); None without TEAM.
+    pub fn pool(&self) -> Option<u64> {
+        let team = self.team.as_ref().filter(|t| t.status.grants_access())?;
+        Some(pooled_recordings(team.billed_seats))
+    }
+
     /// How many voices its shared library may hold now.
     pub fn library_slots(&self) -> u32 {
         library_slots(self.members, self.team_live())
@@ -106,6 +113,30 @@ pub struct TeamSubscription {
     /// When Stripe's state was read (a fresher read is never overwritten).
     #[serde(skip)]
     pub read_at_ms: i64,
+}
+
+/// A workspace's pooled allowance this month, and each member's share of it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolUsage {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// Generations counted in the pool this month.
+    pub recordings: u64,
+    pub characters: u64,
+    /// The pool's size; None without a live TEAM (members speak on their own plans).
+    pub limit: Option<u64>,
+    pub members: Vec<MemberShare>,
+}
+
+/// What one member's generations in the workspace took of its pool this month.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberShare {
+    pub user_id: UserId,
+    pub email: String,
+    pub recordings: u64,
+    pub characters: u64,
 }
 
 /// A person's place in a workspace.
@@ -231,6 +262,12 @@ fn invitation_from(item: &Item) -> anyhow::Result<Invitation> {
     })
 }
 
+/// The key of workspace `id`'s row, or of `member`'s row in it.
+pub(in crate::store) fn row_key(id: &WorkspaceId, member: Option<&UserId>) -> Item {
+    let item = member.map_or_else(|| WORKSPACE.to_owned(), member_key);
+    HashMap::from([("workspaceId".to_owned(), string(id.as_str())), ("item".to_owned(), string(item))])
+}
+
 /// A new member's row.
 fn member_item(workspace: &WorkspaceId, name: &str, user: &UserId, email: &str, role: WorkspaceRole, at: &str) -> Item {
     HashMap::from([
@@ -249,7 +286,7 @@ impl Workspaces {
         Self { client, table }
     }
 
-    fn key(&self, workspace: &WorkspaceId, item: String) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    fn key(&self, workspace: &WorkspaceId, item: String) -> Item {
         HashMap::from([("workspaceId".to_owned(), string(workspace.as_str())), ("item".to_owned(), string(item))])
     }
 
@@ -650,6 +687,26 @@ impl Workspaces {
         Ok(dynamo::conditional_update(update).await.context("mirroring the TEAM subscription")?.is_some())
     }
 
+    /// The pool's use in `period`, and each member's share of it (strongly consistent).
+    pub async fn pool_usage(&self, id: &WorkspaceId, period: UsagePeriod) -> anyhow::Result<Option<PoolUsage>> {
+        let Some(row) = self.row(id, WORKSPACE.to_owned(), "workspace").await? else { return Ok(None) };
+        let mut members = Vec::new();
+        for item in self.rows(id, "member#").await? {
+            let member = member_from(&item)?;
+            let (recordings, characters) =
+                (counted_in(&item, Allowance::Recordings, period)?, counted_in(&item, Allowance::Characters, period)?);
+            members.push(MemberShare { user_id: member.user_id, email: member.email, recordings, characters });
+        }
+        let workspace = workspace_from(&row)?;
+        Ok(Some(PoolUsage {
+            period: period.to_string(),
+            recordings: counted_in(&row, Allowance::Recordings, period)?,
+            characters: counted_in(&row, Allowance::Characters, period)?,
+            limit: workspace.pool(),
+            members,
+        }))
+    }
+
     /// Takes a slot of the workspace's library, if it holds fewer voices than it may now
     /// (None: full; one conditional write, so N concurrent clones take at most the slots left).
     pub async fn take_library_slot(&self, workspace: &Workspace) -> anyhow::Result<Option<LibrarySlot<'_>>> {
@@ -674,6 +731,7 @@ impl Workspaces {
     /// the proof, so N concurrent deletes give it back once).
     pub async fn give_back_library_slot(&self, removed: Removed<Voice>) -> anyhow::Result<Voice> {
         let (voice, owner, units) = removed.settle();
+        let Counters::Person(owner) = owner else { anyhow::bail!("the voice is not a workspace's") };
         let workspace = owner.library_workspace().context("the voice is not a workspace's")?;
         let slots = units.iter().filter(|u| u.allowance == Allowance::CloneSlots).map(|u| u.amount).sum();
         self.give_library_slots(&workspace, slots).await?;

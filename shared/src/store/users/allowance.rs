@@ -1,6 +1,8 @@
 //! Every per-user allowance is a counter on the user row, and this module is the only one that
 //! moves them: ONE conditional write takes units ("this month, and room below each limit: add"),
-//! and its give-back is conditional the same way.
+//! and its give-back is conditional the same way. A workspace with TEAM has the same counters on
+//! its own row (its pooled allowance), and each member their share of it on their member row:
+//! the same writes move them ([`Counters`]).
 //!
 //! - **Taking** gives a [`Reservation`]: the caller commits it (the units now belong to what was
 //!   made) or gives it back (the work failed). Dropping it unsettled is logged and counted
@@ -31,6 +33,7 @@ use crate::{
         ids::UserId,
         tiers::Tier,
         usage::UsagePeriod,
+        workspaces::WorkspaceId,
     },
     error::ApiError,
     store::dynamo::{self, Item, number, string},
@@ -55,6 +58,56 @@ fn month_of(allowance: Allowance) -> Option<&'static str> {
         Allowance::Uploads => Some(attr::UPLOAD_PERIOD),
         _ => None,
     }
+}
+
+/// Whose counters a take or a give-back moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counters {
+    /// A person's allowances, on their user row.
+    Person(UserId),
+    /// A workspace's pooled allowance, on its workspace row.
+    Pool(WorkspaceId),
+    /// A member's share of that pool (unbounded: what the pool shows per member), on their
+    /// member row; it is gone when they are.
+    Share(WorkspaceId, UserId),
+}
+
+impl std::fmt::Display for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Person(user) => write!(f, "user {user}"),
+            Self::Pool(workspace) => write!(f, "workspace {workspace}"),
+            Self::Share(workspace, user) => write!(f, "member {user} of workspace {workspace}"),
+        }
+    }
+}
+
+/// The workspaces table, where a workspace's pool and its members' shares are counted.
+#[derive(Clone)]
+pub struct PoolRows {
+    pub(super) client: aws_sdk_dynamodb::Client,
+    pub(super) table: String,
+}
+
+impl PoolRows {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    /// An update of the workspace's row, or of `member`'s row in it.
+    fn update(&self, workspace: &WorkspaceId, member: Option<&UserId>) -> UpdateItemFluentBuilder {
+        let key = crate::store::workspaces::row_key(workspace, member);
+        self.client.update_item().table_name(&self.table).set_key(Some(key))
+    }
+}
+
+/// A counter's value in `period` on a row as read: 0 when the row counts another month.
+pub(in crate::store) fn counted_in(row: &Item, allowance: Allowance, period: UsagePeriod) -> anyhow::Result<u64> {
+    let month = month_of(allowance).and_then(|m| dynamo::opt_str(row, m));
+    if month_of(allowance).is_some() && month != Some(period.to_string().as_str()) {
+        return Ok(0);
+    }
+    Ok(dynamo::opt_num(row, counter(allowance))?.unwrap_or(0))
 }
 
 /// One allowance's part of a take or a give-back.
@@ -102,7 +155,7 @@ pub fn forgotten() -> usize {
 
 /// Units that must be settled: counted and logged if dropped unsettled.
 struct Unsettled {
-    user: UserId,
+    counters: Counters,
     units: Vec<Units>,
     settled: bool,
 }
@@ -111,7 +164,7 @@ impl Drop for Unsettled {
     fn drop(&mut self) {
         if !self.settled {
             FORGOTTEN.fetch_add(1, Ordering::SeqCst);
-            tracing::error!(user_id = %self.user, units = ?self.units, "allowance units dropped without being settled");
+            tracing::error!(counters = %self.counters, units = ?self.units, "allowance units dropped without being settled");
         }
     }
 }
@@ -155,7 +208,7 @@ impl Reservation<'_> {
     /// stays where it is (the new month's counter is not this reservation's).
     pub async fn give_back(mut self) -> anyhow::Result<()> {
         self.units.settled = true;
-        self.users.give(&self.units.user, &self.units.units, Some(self.period)).await
+        self.users.give(&self.units.counters, &self.units.units, Some(self.period)).await
     }
 
     /// [`Reservation::give_back`], retried while the store is unreachable (it may be back within
@@ -165,16 +218,16 @@ impl Reservation<'_> {
         const PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
         const LAST_TRY: std::time::Duration = std::time::Duration::from_secs(1);
         self.units.settled = true;
-        let Unsettled { user, units, .. } = &self.units;
+        let Unsettled { counters, units, .. } = &self.units;
         loop {
-            let attempt = self.users.give(user, units, Some(self.period));
+            let attempt = self.users.give(counters, units, Some(self.period));
             let error = match tokio::time::timeout(deadline.remaining().max(LAST_TRY), attempt).await {
                 Ok(Ok(())) => return,
                 Ok(Err(error)) => format!("{error:#}"),
                 Err(_) => "timed out".to_owned(),
             };
             if deadline.remaining() < PAUSE * 2 {
-                tracing::error!(error, user_id = %user, ?units, "could not give the units back before the deadline");
+                tracing::error!(error, %counters, ?units, "could not give the units back before the deadline");
                 return;
             }
             tracing::warn!(error, "giving the units back failed; retrying");
@@ -197,7 +250,7 @@ pub struct Removed<T> {
 impl<T> Removed<T> {
     /// `item`, removed by the caller's own conditional write, held `units` of `user`'s allowances.
     pub(in crate::store) fn new(item: T, user: UserId, units: Vec<Units>, period: Option<UsagePeriod>) -> Self {
-        Self { item, units: Unsettled { user, units, settled: false }, period }
+        Self { item, units: Unsettled { counters: Counters::Person(user), units, settled: false }, period }
     }
 
     pub fn item(&self) -> &T {
@@ -211,9 +264,9 @@ impl<T> Removed<T> {
 
     /// The removed thing, its owner and what it held, for an owner whose counters are not on a
     /// user row (a workspace library's): the caller gives the units back there.
-    pub(in crate::store) fn settle(mut self) -> (T, UserId, Vec<Units>) {
+    pub(in crate::store) fn settle(mut self) -> (T, Counters, Vec<Units>) {
         self.units.settled = true;
-        (self.item, self.units.user.clone(), std::mem::take(&mut self.units.units))
+        (self.item, self.units.counters.clone(), std::mem::take(&mut self.units.units))
     }
 }
 
@@ -234,13 +287,71 @@ impl Users {
                 return Err(Refused::Limit(Refusal { allowance: unit.allowance, limit: limit.unwrap_or(0), tier }));
             }
         }
-        let (period, counts) = self.changing(user, self.take(user, tier, units, &limits, period)).await?;
+        self.reserve_on(Counters::Person(user.clone()), tier, units, &limits, period).await
+    }
+
+    /// Takes `units` from workspace `workspace`'s pool (at most `recordings` this month) and
+    /// counts them in `member`'s share, speaking on `tier`: the share first (its row is their
+    /// membership: a member removed meanwhile takes nothing), then the pool; the share is given
+    /// back when the pool has no room. Both are settled together by the caller.
+    pub async fn reserve_pooled(
+        &self,
+        workspace: &WorkspaceId,
+        member: &UserId,
+        tier: Tier,
+        recordings: u64,
+        units: &[Units],
+        period: UsagePeriod,
+    ) -> Result<(Reservation<'_>, Reservation<'_>), Refused> {
+        let unbounded = vec![None; units.len()];
+        let share = Counters::Share(workspace.clone(), member.clone());
+        let share = self.reserve_on(share, tier, units, &unbounded, period).await?;
+        let limits: Vec<_> =
+            units.iter().map(|u| (u.allowance == Allowance::Recordings).then_some(recordings)).collect();
+        match self.reserve_on(Counters::Pool(workspace.clone()), tier, units, &limits, share.period()).await {
+            Ok(pool) => Ok((pool, share)),
+            Err(refused) => {
+                if let Err(error) = share.give_back().await {
+                    tracing::warn!(error = format!("{error:#}"), "a member's share could not be given back");
+                }
+                Err(refused)
+            }
+        }
+    }
+
+    async fn reserve_on(
+        &self,
+        counters: Counters,
+        tier: Tier,
+        units: &[Units],
+        limits: &[Option<u64>],
+        period: UsagePeriod,
+    ) -> Result<Reservation<'_>, Refused> {
+        let (period, counts) =
+            self.changing_counters(&counters, self.take(&counters, tier, units, limits, period)).await?;
         Ok(Reservation {
             users: self,
             period,
             counts,
-            units: Unsettled { user: user.clone(), units: units.to_vec(), settled: false },
+            units: Unsettled { counters, units: units.to_vec(), settled: false },
         })
+    }
+
+    /// [`Users::changing`] for a person's counters; a workspace's rows have no snapshot.
+    async fn changing_counters<T>(&self, counters: &Counters, write: impl Future<Output = T>) -> T {
+        match counters {
+            Counters::Person(user) => self.changing(user, write).await,
+            _ => write.await,
+        }
+    }
+
+    /// An update of the row holding `counters`, and the attribute every such row has.
+    fn counters_update(&self, counters: &Counters) -> (UpdateItemFluentBuilder, &'static str) {
+        match counters {
+            Counters::Person(user) => (self.update(user), attr::USER_ID),
+            Counters::Pool(workspace) => (self.pools.update(workspace, None), "workspaceId"),
+            Counters::Share(workspace, member) => (self.pools.update(workspace, Some(member)), "workspaceId"),
+        }
     }
 
     /// [`Users::reserve`] of one unit of one allowance.
@@ -258,14 +369,14 @@ impl Users {
     pub async fn give_back_held<T>(&self, mut removed: Removed<T>) -> anyhow::Result<T> {
         removed.units.settled = true;
         if !removed.units.units.is_empty() {
-            self.give(&removed.units.user, &removed.units.units, removed.period).await?;
+            self.give(&removed.units.counters, &removed.units.units, removed.period).await?;
         }
         Ok(removed.item)
     }
 
     async fn take(
         &self,
-        user: &UserId,
+        counters: &Counters,
         tier: Tier,
         units: &[Units],
         limits: &[Option<u64>],
@@ -274,9 +385,9 @@ impl Users {
         let month = units.iter().find_map(|u| month_of(u.allowance));
         // Bounded: each retry follows another request's successful write.
         for _ in 0..5 {
-            let row = match dynamo::update_or_current(self.take_write(user, units, limits, period, None)?).await? {
+            let row = match dynamo::update_or_current(self.take_write(counters, units, limits, period, None)?).await? {
                 Ok(output) => return Ok((period, counts(units, output.attributes)?)),
-                Err(row) => row.context("there is no such user")?,
+                Err(row) => row.with_context(|| format!("there is no {counters}"))?,
             };
             let stored = month.and_then(|m| dynamo::opt_str(&row, m)).map(str::parse::<UsagePeriod>);
             let stored = stored.transpose().context("the counter's stored month")?;
@@ -293,7 +404,7 @@ impl Users {
                 continue; // the row changed between the write and its refusal
             }
             if let Ok(output) =
-                dynamo::update_or_current(self.take_write(user, units, limits, period, Some(&row))?).await?
+                dynamo::update_or_current(self.take_write(counters, units, limits, period, Some(&row))?).await?
             {
                 return Ok((period, counts(units, output.attributes)?));
             }
@@ -306,14 +417,15 @@ impl Users {
     /// monthly counters at these units, the finished month archived.
     fn take_write(
         &self,
-        user: &UserId,
+        counters: &Counters,
         units: &[Units],
         limits: &[Option<u64>],
         period: UsagePeriod,
         new_month: Option<&Item>,
     ) -> anyhow::Result<UpdateItemFluentBuilder> {
-        let mut update = self.update(user).return_values(ReturnValue::UpdatedNew);
-        let (mut sets, mut conditions) = (Vec::new(), vec!["attribute_exists(userId)".to_owned()]);
+        let (update, key) = self.counters_update(counters);
+        let mut update = update.return_values(ReturnValue::UpdatedNew);
+        let (mut sets, mut conditions) = (Vec::new(), vec![format!("attribute_exists({key})")]);
         if let Some(month) = units.iter().find_map(|u| month_of(u.allowance)) {
             update = update
                 .expression_attribute_names("#period", month)
@@ -357,23 +469,23 @@ impl Users {
 
     /// Gives `units` back, all in one conditional write when each counter still holds them (a
     /// monthly one only in `period`); else each on its own, never below zero.
-    async fn give(&self, user: &UserId, units: &[Units], period: Option<UsagePeriod>) -> anyhow::Result<()> {
+    async fn give(&self, counters: &Counters, units: &[Units], period: Option<UsagePeriod>) -> anyhow::Result<()> {
         // A monthly unit whose month is unknown is not given back: it may be another month's.
         let units: Vec<Units> =
             units.iter().copied().filter(|u| u.amount > 0 && (period.is_some() || !u.allowance.monthly())).collect();
         if units.is_empty() {
             return Ok(());
         }
-        self.changing(user, async {
-            let all = dynamo::conditional_update(self.give_write(user, &units, period, false));
+        self.changing_counters(counters, async {
+            let all = dynamo::conditional_update(self.give_write(counters, &units, period, false));
             if all.await.context("giving allowance units back")?.is_some() {
                 return Ok(());
             }
             for unit in &units {
-                let one = dynamo::conditional_update(self.give_write(user, &[*unit], period, false));
+                let one = dynamo::conditional_update(self.give_write(counters, &[*unit], period, false));
                 if one.await.context("giving allowance units back")?.is_none() {
                     // Less is counted than these units (an older row): what is counted goes.
-                    let rest = self.give_write(user, &[*unit], period, true);
+                    let rest = self.give_write(counters, &[*unit], period, true);
                     dynamo::conditional_update(rest).await.context("giving allowance units back")?;
                 }
             }
@@ -386,12 +498,12 @@ impl Users {
     /// `to_zero`, "fewer counted: set to zero".
     fn give_write(
         &self,
-        user: &UserId,
+        counters: &Counters,
         units: &[Units],
         period: Option<UsagePeriod>,
         to_zero: bool,
     ) -> UpdateItemFluentBuilder {
-        let mut update = self.update(user);
+        let mut update = self.counters_update(counters).0;
         let (mut sets, mut conditions) = (Vec::new(), Vec::new());
         if let (Some(month), Some(period)) = (units.iter().find_map(|u| month_of(u.allowance)), period) {
             update = update

@@ -18,7 +18,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 pub use self::{
     admin::UserTally,
-    allowance::{MonthFigures, Refused, Removed, Reservation, Units},
+    allowance::{Counters, MonthFigures, PoolRows, Refused, Removed, Reservation, Units},
     reset::ResetReport,
     snapshot::Snapshots,
 };
@@ -154,11 +154,13 @@ pub struct Users {
     client: Client,
     table: String,
     snapshots: Snapshots,
+    /// Workspaces' pooled allowances (`allowance::Counters`).
+    pools: PoolRows,
 }
 
 impl Users {
-    pub fn new(client: Client, table: String, snapshots: Snapshots) -> Self {
-        Self { client, table, snapshots }
+    pub fn new(client: Client, table: String, snapshots: Snapshots, pools: PoolRows) -> Self {
+        Self { client, table, snapshots, pools }
     }
 
     /// Runs a write to the user's row, then forgets the row's snapshot (whatever the write's
