@@ -101,6 +101,7 @@ pub async fn seats(app: &App) -> anyhow::Result<crate::flows::seats::Seats<'_>> 
 pub fn teams(app: &App) -> crate::flows::workspaces::Teams<'_> {
     crate::flows::workspaces::Teams {
         workspaces: &app.workspaces,
+        api_keys: &app.api_keys,
         users: &app.users,
         audit: &app.audit,
         mailer: app.mailer(),

@@ -35,4 +35,5 @@ mod template;
 mod tts;
 mod usage;
 mod voices;
+mod workspace_keys;
 mod workspaces;

@@ -48,6 +48,38 @@ pub async fn usage(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     ok(&voice_core::assemble::teams(ctx.app).usage(&caller.user, id, ctx.app.clock.now()).await?)
 }
 
+/// `POST /workspaces/{id}/api-keys {name, monthlyCharacterLimit?}`: a key that speaks in the
+/// workspace as the caller; the key is in this answer and nowhere else, ever.
+#[tracing::instrument(skip_all)]
+pub async fn create_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    let body: super::NewKeyBody = json_body(ctx.req, 1024)?;
+    let name = super::key_name(&body.name)?;
+    let budget = voice_core::flows::api_keys::character_budget(body.monthly_character_limit)?;
+    let teams = voice_core::assemble::teams(ctx.app);
+    let made = teams.create_key(actor(&ctx, &caller), id, &name, budget, ctx.app.clock.now()).await?;
+    let mut body = serde_json::to_value(&made.meta).expect("key metadata serializes");
+    body["key"] = made.key.into();
+    Ok(json(StatusCode::CREATED, &body))
+}
+
+/// `GET /workspaces/{id}/api-keys`.
+#[tracing::instrument(skip_all)]
+pub async fn keys(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    ok(&serde_json::json!({ "keys": voice_core::assemble::teams(ctx.app).keys(&caller.user, id).await? }))
+}
+
+/// `DELETE /workspaces/{id}/api-keys/{keyId}`.
+#[tracing::instrument(skip_all)]
+pub async fn revoke_key(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
+    let id = param(&ctx, "id", "workspace")?;
+    let key = param(&ctx, "keyId", "API key")?;
+    let teams = voice_core::assemble::teams(ctx.app);
+    teams.revoke_key(actor(&ctx, &caller), id, key, ctx.app.clock.now()).await?;
+    ok(&serde_json::json!({ "revoked": key }))
+}
+
 /// `DELETE /workspaces/{id}`: with a sign-in of the last 10 minutes, as erasing an account.
 #[tracing::instrument(skip_all)]
 pub async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {

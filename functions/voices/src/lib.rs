@@ -20,7 +20,10 @@ use voice_core::{
     },
     http::{Caller, Ctx, HttpResult, Route, created, header, json_body, ok, path_param, source_ip},
     route,
-    store::{voices::Voice, workspaces::Member},
+    store::{
+        voices::Voice,
+        workspaces::{Held, Member},
+    },
 };
 
 pub const ROUTES: &[Route] = &[
@@ -155,7 +158,7 @@ async fn library(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let voices = ctx.app.voices.list(&UserId::library_of(&member.workspace_id)).await?;
     ok(&serde_json::json!({
         "voices": voices.iter().map(cloned).collect::<Vec<_>>(),
-        "slots": workspace.library_slots(),
+        "slots": workspace.slots(Held::LibraryVoices),
     }))
 }
 

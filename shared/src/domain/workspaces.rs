@@ -138,6 +138,11 @@ pub fn library_slots(members: u32, team_live: bool) -> u32 {
     if team_live { members.max(1).saturating_mul(LIBRARY_SLOTS_PER_SEAT) } else { LIBRARY_SLOTS_FREE }
 }
 
+/// API keys a workspace holds: 2 without TEAM, 10 while it is live.
+pub fn key_slots(team_live: bool) -> u32 {
+    if team_live { 10 } else { 2 }
+}
+
 /// `PATCH /workspaces/{id}/seats` and `POST /workspaces/{id}/billing/checkout`: the most seats
 /// the OWNER agrees to be billed for (the subscription's quantity follows the members, up to it).
 #[derive(Debug, Deserialize)]

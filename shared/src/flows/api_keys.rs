@@ -28,7 +28,7 @@ pub async fn create(
     }
     let period = UsagePeriod::containing(now);
     let place = users.reserve_one(&user.id, user.tier, Allowance::ApiKeys, period).await?;
-    match keys.create(&user.id, name, monthly_character_limit, timestamp(now), Ulid::generate(now)).await {
+    match keys.create(&user.id, None, name, monthly_character_limit, timestamp(now), Ulid::generate(now)).await {
         Ok(made) => {
             place.commit();
             Ok(made)

@@ -136,7 +136,7 @@ impl Erasure<'_> {
         Box::pin(self.usage_events.delete_all(id)).await?;
         Box::pin(self.consent.retain_all(id, now.unix_timestamp() + CONSENT_RETENTION_SECS)).await?;
         Box::pin(self.api_keys.revoke_all(id)).await?;
-        Box::pin(leave_workspaces(self.workspaces, self.stripe, &self.voice_removal(), id, now)).await?;
+        Box::pin(leave_workspaces(self.workspaces, self.api_keys, self.stripe, &self.voice_removal(), id, now)).await?;
         Box::pin(self.sessions.end_all(id)).await?;
         if let Some(push) = &self.push {
             Box::pin(push.close_all(id, now.unix_timestamp())).await?;
@@ -151,6 +151,7 @@ impl Erasure<'_> {
 /// contact, the contact moves to another OWNER.
 async fn leave_workspaces(
     workspaces: &Workspaces,
+    keys: &ApiKeys,
     stripe: &Stripe,
     voices: &VoiceRemoval<'_>,
     id: &UserId,
@@ -161,15 +162,19 @@ async fn leave_workspaces(
         let Some(member) = workspaces.member(&listed.workspace_id, id).await? else { continue };
         let workspace = &member.workspace_id;
         match workspaces.remove(&member).await? {
-            Ok(()) if member.role == WorkspaceRole::Owner => {
-                if let Some(left) = workspaces.get(workspace).await? {
+            Ok(()) => {
+                // Their keys there are gone with their own (revoked above); their listings go too.
+                workspaces.revoke_keys(keys, workspace, Some(id)).await?;
+                if member.role == WorkspaceRole::Owner
+                    && let Some(left) = workspaces.get(workspace).await?
+                {
                     keep_billing_contact(stripe, workspaces, &left).await?;
                 }
             }
-            Ok(()) => {}
             Err(Refused::LastOwner) if workspaces.get(workspace).await?.is_none_or(|w| w.members <= 1) => {
                 end_billing(stripe, workspaces, workspace).await?;
                 voices.delete_library(workspace, now).await?;
+                workspaces.revoke_keys(keys, workspace, None).await?;
                 workspaces.delete(workspace).await?;
             }
             Err(refused) => anyhow::bail!("leaving workspace {workspace}: {refused:?}"),

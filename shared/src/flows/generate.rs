@@ -128,6 +128,7 @@ impl<'a> Generator<'a> {
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> Result<Generated, ApiError> {
+        let request = in_keys_workspace(request, key)?;
         // Before the quota: a voice the caller may not use costs nothing and reaches no one.
         let (speaker, pool) = self.speaker(user, &request).await?;
         // The same request made before: its audio is copied, with no quota and no ElevenLabs.
@@ -589,6 +590,7 @@ impl Generator<'static> {
         now: OffsetDateTime,
         deadline: Deadline,
     ) -> Result<Streaming, ApiError> {
+        let request = in_keys_workspace(request, key.as_ref())?;
         let (speaker, pool) = self.speaker(&user, &request).await?;
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
         if let Some(repeat) = self.repeat_from_cache(&user, &request, &cached, now).await? {
@@ -777,6 +779,21 @@ struct FreshAudio<'v> {
 }
 
 /// The month's allowance of generations: the plan's and an admin's top-up (None: unlimited).
+/// A workspace's key speaks in its workspace: the request's, when it names none, and FORBIDDEN
+/// when it names another.
+fn in_keys_workspace(mut request: Generation, key: Option<&KeyMeta>) -> Result<Generation, ApiError> {
+    let Some(workspace) = key.and_then(|k| k.workspace_id.as_ref()) else { return Ok(request) };
+    match &request.workspace {
+        Some(named) if named != workspace => {
+            Err(ApiError::Forbidden("this API key speaks only in the workspace it was made in".into()))
+        }
+        _ => {
+            request.workspace = Some(workspace.clone());
+            Ok(request)
+        }
+    }
+}
+
 fn allowance(user: &User, period: UsagePeriod) -> Option<u32> {
     let plan = user.tier.rules().monthly_recordings?;
     Some(plan.saturating_add(user.granted_recordings(period)))

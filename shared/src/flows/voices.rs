@@ -30,7 +30,7 @@ use crate::{
         consent::{ConsentRecord, ConsentRecords},
         users::{Reservation, Users},
         voices::{Sample, Voice, Voices},
-        workspaces::{LibrarySlot, Workspace, Workspaces},
+        workspaces::{Held, Slot as WorkspaceSlot, Workspace, Workspaces},
     },
     upstream::elevenlabs::{Accounts, ElevenLabs, NewClone},
 };
@@ -116,7 +116,7 @@ pub enum Library<'w> {
 /// The slot a clone being made holds: of the person's allowance, or of the workspace's library.
 enum Slot<'a> {
     Own(Reservation<'a>),
-    Library(LibrarySlot<'a>),
+    Library(WorkspaceSlot<'a>),
 }
 
 impl Slot<'_> {
@@ -192,11 +192,11 @@ impl<'a> Cloning<'a> {
                 (Slot::Own(reserved), user.id.clone())
             }
             Library::Workspace(workspace) => {
-                let taken = self.workspaces.take_library_slot(workspace).await?;
+                let taken = self.workspaces.take_slot(workspace, Held::LibraryVoices).await?;
                 let slot = taken.ok_or_else(|| {
                     ApiError::LimitReached(format!(
                         "the workspace's shared library holds {} voices at most now; delete one first",
-                        workspace.library_slots()
+                        workspace.slots(Held::LibraryVoices)
                     ))
                 })?;
                 (Slot::Library(slot), UserId::library_of(&workspace.workspace_id))

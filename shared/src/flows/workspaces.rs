@@ -24,9 +24,12 @@ use crate::{
     error::ApiError,
     flows::push::Push,
     store::{
+        api_keys::{ApiKeys, NewKey},
         audit::{AuditEntry, AuditLog},
         users::Users,
-        workspaces::{Invitation, InvitationStatus, Member, PoolUsage, Refused, Workspace, Workspaces},
+        workspaces::{
+            Held, Invitation, InvitationStatus, Member, PoolUsage, Refused, Workspace, WorkspaceKey, Workspaces,
+        },
     },
     upstream::email::{Mailer, WorkspaceInvitationEmail},
 };
@@ -50,6 +53,8 @@ pub struct WorkspaceView {
 
 pub struct Teams<'a> {
     pub workspaces: &'a Workspaces,
+    /// The workspaces' API keys (a member's go when they leave).
+    pub api_keys: &'a ApiKeys,
     /// Whose erasure has begun (a person being erased joins no workspace).
     pub users: &'a Users,
     pub audit: &'a AuditLog,
@@ -278,8 +283,10 @@ impl Teams<'_> {
             Refused::LastOwner => last_owner(),
             _ => changed(),
         })?;
+        // Their keys spoke as them: they go with them (their own keys and data stay theirs).
+        let keys = self.workspaces.revoke_keys(self.api_keys, &target.workspace_id, Some(&target.user_id)).await?;
         let action = if leaving { "workspace-leave" } else { "workspace-remove" };
-        let detail = json!({ "workspaceId": target.workspace_id, "role": target.role });
+        let detail = json!({ "workspaceId": target.workspace_id, "role": target.role, "keysRevoked": keys });
         record(self.audit, actor, Some(&caller), action, Some(&target.user_id), detail, now).await?;
         let people = self.concerned(&target.workspace_id, Some(&target.user_id)).await;
         let change = if leaving { WorkspaceChange::Left } else { WorkspaceChange::Removed };
@@ -493,12 +500,80 @@ impl Teams<'_> {
         let caller = self.authorize(raw_id, actor.user, Permission::Delete).await?;
         // Who to tell, while they are still members.
         let people = self.concerned(&caller.workspace_id, None).await;
+        self.workspaces.revoke_keys(self.api_keys, &caller.workspace_id, None).await?;
         let removed = self.workspaces.delete(&caller.workspace_id).await?;
         let detail = json!({ "workspaceId": caller.workspace_id, "rows": removed });
         record(self.audit, actor, Some(&caller), "workspace-delete", None, detail, now).await?;
         let change = (WorkspaceChange::Deleted, caller.user_id.clone(), None);
         self.announce(&people, &caller.workspace_id, change, now).await;
         Ok(removed)
+    }
+
+    /// A key that speaks in the workspace as the caller (permission `manage-keys`); it takes one
+    /// of the workspace's key slots, not the caller's plan's. The key is in this answer only.
+    pub async fn create_key(
+        &self,
+        actor: Actor<'_>,
+        raw_id: &str,
+        name: &str,
+        budget: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<NewKey, ApiError> {
+        let caller = self.authorize(raw_id, actor.user, Permission::ManageKeys).await?;
+        let id = &caller.workspace_id;
+        let workspace = self.workspaces.get(id).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
+        let slot = self.workspaces.take_slot(&workspace, Held::ApiKeys).await?.ok_or_else(|| {
+            let slots = workspace.slots(Held::ApiKeys);
+            ApiError::LimitReached(format!("the workspace holds {slots} API keys at once; revoke one first"))
+        })?;
+        let made = async {
+            let made =
+                self.api_keys.create(&caller.user_id, Some(id), name, budget, rfc3339(now)?, Ulid::generate(now));
+            let made = made.await?;
+            if let Err(error) = self.workspaces.put_key(&made.meta, &caller.user_id).await {
+                // Unlisted, it could never be revoked by the workspace: it goes.
+                self.api_keys.discard(&made.meta).await?;
+                return Err(error.into());
+            }
+            Ok::<_, ApiError>(made)
+        }
+        .await;
+        let made = match made {
+            Ok(made) => {
+                slot.commit();
+                made
+            }
+            Err(error) => {
+                slot.give_back().await?;
+                return Err(error);
+            }
+        };
+        let detail = json!({ "workspaceId": id, "keyId": made.meta.key_id, "prefix": made.meta.prefix });
+        record(self.audit, actor, Some(&caller), "workspace-key-create", None, detail, now).await?;
+        Ok(made)
+    }
+
+    /// The workspace's keys (permission `manage-keys`).
+    pub async fn keys(&self, user: &User, raw_id: &str) -> Result<Vec<WorkspaceKey>, ApiError> {
+        let caller = self.authorize(raw_id, user, Permission::ManageKeys).await?;
+        Ok(self.workspaces.keys(&caller.workspace_id).await?)
+    }
+
+    /// Revokes one of the workspace's keys (permission `manage-keys`): it fails from its next
+    /// request.
+    pub async fn revoke_key(
+        &self,
+        actor: Actor<'_>,
+        raw_id: &str,
+        key_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), ApiError> {
+        let caller = self.authorize(raw_id, actor.user, Permission::ManageKeys).await?;
+        if !self.workspaces.revoke_key(self.api_keys, &caller.workspace_id, key_id).await? {
+            return Err(ApiError::not_found("API key"));
+        }
+        let detail = json!({ "workspaceId": caller.workspace_id, "keyId": key_id });
+        record(self.audit, actor, Some(&caller), "workspace-key-revoke", None, detail, now).await
     }
 
     /// Workspaces whose only OWNER `user` is: erasing them would leave it without one.

@@ -276,9 +276,20 @@ async fn authorize(ctx: Ctx<'_>, route: &Route, now: i64) -> Result<Caller, ApiE
     if user.suspension.is_some() {
         return Err(ApiError::Unauthenticated);
     }
-    // A key follows the plan as it is now (a downgrade may leave it beyond the plan).
-    if let Credential::ApiKey(key) = &credential {
-        crate::flows::api_keys::usable(&ctx.app.api_keys, &user, key).await?;
+    // A person's key follows their plan as it is now (a downgrade may leave it beyond the
+    // plan). A workspace's key is the workspace's: it only speaks, in that workspace (the
+    // generation reads the member's role there on every request), and reaches none of its
+    // maker's own data.
+    match &credential {
+        Credential::ApiKey(key) if key.workspace_id.is_some() => {
+            if !WORKSPACE_KEY_ROUTES.contains(&route.key) {
+                return Err(ApiError::Forbidden(
+                    "a workspace's API key only speaks in its workspace (POST /tts, POST /tts/stream)".into(),
+                ));
+            }
+        }
+        Credential::ApiKey(key) => crate::flows::api_keys::usable(&ctx.app.api_keys, &user, key).await?,
+        Credential::Session(_) => {}
     }
     if let Some(permission) = route.permission
         && !user.role.allows(permission)
@@ -335,6 +346,9 @@ pub fn whole(response: Response<Body>) -> Streamed {
         _ => StreamBody::empty(),
     })
 }
+
+/// The routes a workspace's API key may call: speaking in its workspace.
+const WORKSPACE_KEY_ROUTES: [&str; 2] = ["POST /tts", "POST /tts/stream"];
 
 /// `Authorization: Bearer <key>`, when the request carries one (the scheme's name in any case,
 /// as RFC 7235 has it).

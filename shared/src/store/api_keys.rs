@@ -1,7 +1,9 @@
 //! API keys for programmatic access (table PK `keyHash`). A key is `vk_{prefix}_{secret}`: the
 //! prefix (8 characters) identifies it in lists, the secret is 256 random bits. Only the SHA-256
 //! of the whole key is stored, so one strongly consistent read authenticates a request and a
-//! scan of the table finds no usable key; a revoked key's row is gone at once.
+//! scan of the table finds no usable key; a revoked key's row is gone at once. A workspace's key
+//! carries `workspaceId` (and is listed under the workspace: `store::workspaces`): it speaks in
+//! that workspace as the member who made it, and is none of that person's own keys.
 
 use std::collections::HashMap;
 
@@ -15,6 +17,7 @@ use crate::{
         allowance::Allowance,
         ids::{Ulid, UserId, hex, random_token},
         usage::UsagePeriod,
+        workspaces::WorkspaceId,
     },
     store::{
         dynamo::{self, Item, number, string},
@@ -99,11 +102,19 @@ pub struct KeyMeta {
     pub characters_period: Option<String>,
     #[serde(skip)]
     pub user_id: Option<UserId>,
+    /// A workspace's key: the workspace it speaks in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<WorkspaceId>,
     #[serde(skip)]
     key_hash: String,
 }
 
 impl KeyMeta {
+    /// The stored hash of the key (what a workspace's listing points at).
+    pub(in crate::store) fn key_hash(&self) -> &str {
+        &self.key_hash
+    }
+
     /// The key as of `period`: counts of an earlier month are this month's zero.
     pub fn as_of(mut self, period: UsagePeriod) -> Self {
         let month = period.to_string();
@@ -134,6 +145,9 @@ fn meta_from(item: &Item) -> anyhow::Result<KeyMeta> {
         characters_this_month: dynamo::opt_num(item, "characters")?.unwrap_or(0),
         characters_period: dynamo::opt_str(item, "charactersPeriod").map(String::from),
         user_id: Some(UserId::parse(dynamo::str(item, "userId")?).context("stored userId")?),
+        workspace_id: dynamo::opt_str(item, "workspaceId")
+            .map(|id| Ulid::parse(id).context("stored workspaceId"))
+            .transpose()?,
         key_hash: dynamo::str(item, "keyHash")?.to_owned(),
     })
 }
@@ -149,10 +163,12 @@ impl ApiKeys {
         Self { client, table }
     }
 
-    /// Makes and stores a key for `user`; the key itself is in the answer only.
+    /// Makes and stores a key for `user` (in `workspace`, for a workspace's key); the key itself
+    /// is in the answer only.
     pub async fn create(
         &self,
         user: &UserId,
+        workspace: Option<&WorkspaceId>,
         name: &str,
         monthly_character_limit: Option<u64>,
         created_at: String,
@@ -173,6 +189,7 @@ impl ApiKeys {
             characters_this_month: 0,
             characters_period: None,
             user_id: Some(user.clone()),
+            workspace_id: workspace.cloned(),
             key_hash: hash(&key),
         };
         let mut item = HashMap::from([
@@ -185,6 +202,9 @@ impl ApiKeys {
         ]);
         if let Some(limit) = monthly_character_limit {
             item.insert("monthlyCharacterLimit".to_owned(), number(limit));
+        }
+        if let Some(workspace) = workspace {
+            item.insert("workspaceId".to_owned(), string(workspace.as_str()));
         }
         self.client
             .put_item()
@@ -314,12 +334,36 @@ impl ApiKeys {
     }
 
     /// The user's keys, oldest first.
+    /// The user's own keys (not the workspaces' keys they made).
     pub async fn list(&self, user: &UserId) -> anyhow::Result<Vec<KeyMeta>> {
+        Ok(self.list_all(user).await?.into_iter().filter(|k| k.workspace_id.is_none()).collect())
+    }
+
+    /// Every key the user made, their own and workspaces'.
+    async fn list_all(&self, user: &UserId) -> anyhow::Result<Vec<KeyMeta>> {
         let output = dynamo::user_query(&self.client, &self.table, Some("user-index"), user)
             .send()
             .await
             .context("listing API keys")?;
         output.items.unwrap_or_default().iter().map(meta_from).collect()
+    }
+
+    /// Deletes a key just made that could not be put to use.
+    pub async fn discard(&self, key: &KeyMeta) -> anyhow::Result<()> {
+        self.delete_by_hash(&key.key_hash).await
+    }
+
+    /// Deletes the key whose hash is `key_hash` (a workspace's key, found in the workspace's
+    /// listing); deleting one already gone is no error.
+    pub(in crate::store) async fn delete_by_hash(&self, key_hash: &str) -> anyhow::Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("keyHash", string(key_hash))
+            .send()
+            .await
+            .context("revoking an API key")?;
+        Ok(())
     }
 
     /// Revokes the user's key `key_id`: the key and the place it held, for the one caller whose
@@ -341,9 +385,9 @@ impl ApiKeys {
         Ok(Some(Removed::new(meta_from(&old)?, user.clone(), vec![Units::one(Allowance::ApiKeys)], None)))
     }
 
-    /// Revokes every key of the user (account erasure).
+    /// Revokes every key the user made (account erasure), workspaces' keys too.
     pub async fn revoke_all(&self, user: &UserId) -> anyhow::Result<usize> {
-        let keys = self.list(user).await?;
+        let keys = self.list_all(user).await?;
         for key in &keys {
             self.client
                 .delete_item()

@@ -22,9 +22,10 @@ use crate::{
         ids::{Ulid, UserId},
         subscription::SubscriptionStatus,
         usage::UsagePeriod,
-        workspaces::{FREE_SEATS, WorkspaceId, WorkspaceRole, library_slots, pooled_recordings},
+        workspaces::{FREE_SEATS, WorkspaceId, WorkspaceRole, key_slots, library_slots, pooled_recordings},
     },
     store::{
+        api_keys::{ApiKeys, KeyMeta},
         dynamo::{self, Item, number, string},
         users::{Counters, Removed, allowance::counted_in},
         voices::Voice,
@@ -33,8 +34,9 @@ use crate::{
 
 const WORKSPACE: &str = "workspace";
 const MEMBER_INDEX: &str = "member-index";
-/// The workspace row's count of its library's voices.
-const LIBRARY_VOICES: &str = "libraryVoices";
+/// A workspace's API key as its listing holds it (`key#{keyId}`; the key's own row is in the
+/// API keys table, found by `keyHash`).
+const KEY: &str = "key#";
 
 fn member_key(user: &UserId) -> String {
     format!("member#{user}")
@@ -65,6 +67,8 @@ pub struct Workspace {
     pub stripe_customer_id: Option<String>,
     /// Voices in its shared library.
     pub library_voices: u32,
+    /// Its API keys.
+    pub api_keys: u32,
 }
 
 impl Workspace {
@@ -79,27 +83,74 @@ impl Workspace {
         Some(pooled_recordings(team.billed_seats))
     }
 
-    /// How many voices its shared library may hold now.
-    pub fn library_slots(&self) -> u32 {
-        library_slots(self.members, self.team_live())
+    /// How many of `held` it may have now.
+    pub fn slots(&self, held: Held) -> u32 {
+        match held {
+            Held::LibraryVoices => library_slots(self.members, self.team_live()),
+            Held::ApiKeys => key_slots(self.team_live()),
+        }
     }
 }
 
-/// A slot of a workspace's library taken for a clone being made: [`LibrarySlot::commit`] it when
-/// the clone is stored, [`LibrarySlot::give_back`] when it failed.
-#[must_use = "a library slot is committed or given back"]
-pub struct LibrarySlot<'a> {
-    workspaces: &'a Workspaces,
-    workspace: WorkspaceId,
+/// What a workspace holds a bounded number of, counted on its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Voices in its shared library.
+    LibraryVoices,
+    /// Its API keys.
+    ApiKeys,
 }
 
-impl LibrarySlot<'_> {
-    /// The clone is stored: it holds the slot until it is deleted.
+impl Held {
+    fn attribute(self) -> &'static str {
+        match self {
+            Self::LibraryVoices => "libraryVoices",
+            Self::ApiKeys => "apiKeys",
+        }
+    }
+}
+
+/// A slot of a workspace's taken for a thing being made: [`Slot::commit`] it when the thing is
+/// stored, [`Slot::give_back`] when it failed (once: both consume it).
+#[must_use = "a workspace's slot is committed or given back"]
+pub struct Slot<'a> {
+    workspaces: &'a Workspaces,
+    workspace: WorkspaceId,
+    held: Held,
+}
+
+impl Slot<'_> {
+    /// The thing is stored: it holds the slot until it is removed.
     pub fn commit(self) {}
 
     pub async fn give_back(self) -> anyhow::Result<()> {
-        self.workspaces.give_library_slots(&self.workspace, 1).await
+        self.workspaces.give_slots(&self.workspace, self.held, 1).await
     }
+}
+
+/// A workspace's API key as the workspace lists it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceKey {
+    pub key_id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: String,
+    /// The member it speaks as; it goes when they leave.
+    pub made_by: UserId,
+    #[serde(skip)]
+    key_hash: String,
+}
+
+fn key_from(item: &Item) -> anyhow::Result<WorkspaceKey> {
+    Ok(WorkspaceKey {
+        key_id: dynamo::str(item, "keyId")?.to_owned(),
+        name: dynamo::str(item, "name")?.to_owned(),
+        prefix: dynamo::str(item, "prefix")?.to_owned(),
+        created_at: dynamo::str(item, "createdAt")?.to_owned(),
+        made_by: UserId::parse(dynamo::str(item, "madeBy")?).context("stored madeBy")?,
+        key_hash: dynamo::str(item, "keyHash")?.to_owned(),
+    })
 }
 
 /// A workspace's TEAM subscription, mirrored from Stripe.
@@ -226,7 +277,8 @@ fn workspace_from(item: &Item) -> anyhow::Result<Workspace> {
             None => None,
         },
         stripe_customer_id: dynamo::opt_str(item, "stripeCustomerId").map(String::from),
-        library_voices: dynamo::opt_num(item, LIBRARY_VOICES)?.unwrap_or(0),
+        library_voices: dynamo::opt_num(item, Held::LibraryVoices.attribute())?.unwrap_or(0),
+        api_keys: dynamo::opt_num(item, Held::ApiKeys.attribute())?.unwrap_or(0),
     })
 }
 
@@ -364,6 +416,7 @@ impl Workspaces {
             team: None,
             stripe_customer_id: None,
             library_voices: 0,
+            api_keys: 0,
         }))
     }
 
@@ -707,24 +760,22 @@ impl Workspaces {
         }))
     }
 
-    /// Takes a slot of the workspace's library, if it holds fewer voices than it may now
-    /// (None: full; one conditional write, so N concurrent clones take at most the slots left).
-    pub async fn take_library_slot(&self, workspace: &Workspace) -> anyhow::Result<Option<LibrarySlot<'_>>> {
+    /// Takes a slot of `held`, if the workspace has fewer than it may now (None: full; one
+    /// conditional write, so N concurrent takes succeed at most for the slots left).
+    pub async fn take_slot(&self, workspace: &Workspace, held: Held) -> anyhow::Result<Option<Slot<'_>>> {
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(&workspace.workspace_id, WORKSPACE.to_owned())))
-            .update_expression("SET #voices = if_not_exists(#voices, :zero) + :one")
-            .condition_expression(
-                "attribute_exists(workspaceId) AND (attribute_not_exists(#voices) OR #voices < :slots)",
-            )
-            .expression_attribute_names("#voices", LIBRARY_VOICES)
+            .update_expression("SET #held = if_not_exists(#held, :zero) + :one")
+            .condition_expression("attribute_exists(workspaceId) AND (attribute_not_exists(#held) OR #held < :slots)")
+            .expression_attribute_names("#held", held.attribute())
             .expression_attribute_values(":zero", number(0))
             .expression_attribute_values(":one", number(1))
-            .expression_attribute_values(":slots", number(workspace.library_slots()));
-        let taken = dynamo::conditional_update(update).await.context("taking a library slot")?;
-        Ok(taken.map(|_| LibrarySlot { workspaces: self, workspace: workspace.workspace_id.clone() }))
+            .expression_attribute_values(":slots", number(workspace.slots(held)));
+        let taken = dynamo::conditional_update(update).await.context("taking a workspace's slot")?;
+        Ok(taken.map(|_| Slot { workspaces: self, workspace: workspace.workspace_id.clone(), held }))
     }
 
     /// Gives back the slot a removed library voice held (only the delete that removed it has
@@ -734,11 +785,11 @@ impl Workspaces {
         let Counters::Person(owner) = owner else { anyhow::bail!("the voice is not a workspace's") };
         let workspace = owner.library_workspace().context("the voice is not a workspace's")?;
         let slots = units.iter().filter(|u| u.allowance == Allowance::CloneSlots).map(|u| u.amount).sum();
-        self.give_library_slots(&workspace, slots).await?;
+        self.give_slots(&workspace, Held::LibraryVoices, slots).await?;
         Ok(voice)
     }
 
-    async fn give_library_slots(&self, workspace: &WorkspaceId, slots: u64) -> anyhow::Result<()> {
+    async fn give_slots(&self, workspace: &WorkspaceId, held: Held, slots: u64) -> anyhow::Result<()> {
         if slots == 0 {
             return Ok(());
         }
@@ -747,13 +798,73 @@ impl Workspaces {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(workspace, WORKSPACE.to_owned())))
-            .update_expression("SET #voices = #voices - :slots")
-            .condition_expression("#voices >= :slots")
-            .expression_attribute_names("#voices", LIBRARY_VOICES)
+            .update_expression("SET #held = #held - :slots")
+            .condition_expression("#held >= :slots")
+            .expression_attribute_names("#held", held.attribute())
             .expression_attribute_values(":slots", number(slots));
         // A workspace deleted meanwhile has no slots left to give back to.
-        dynamo::conditional_update(update).await.context("giving a library slot back")?;
+        dynamo::conditional_update(update).await.context("giving a workspace's slot back")?;
         Ok(())
+    }
+
+    /// Lists `key` (just made by `made_by`) under its workspace.
+    pub async fn put_key(&self, key: &KeyMeta, made_by: &UserId) -> anyhow::Result<()> {
+        let workspace = key.workspace_id.as_ref().context("not a workspace's key")?;
+        let item = HashMap::from([
+            ("workspaceId".to_owned(), string(workspace.as_str())),
+            ("item".to_owned(), string(format!("{KEY}{}", key.key_id))),
+            ("keyId".to_owned(), string(&key.key_id)),
+            ("name".to_owned(), string(&key.name)),
+            ("prefix".to_owned(), string(&key.prefix)),
+            ("createdAt".to_owned(), string(&key.created_at)),
+            ("madeBy".to_owned(), string(made_by.as_str())),
+            ("keyHash".to_owned(), string(key.key_hash())),
+        ]);
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        put.condition_expression("attribute_not_exists(#item)")
+            .expression_attribute_names("#item", "item")
+            .send()
+            .await
+            .context("listing the workspace's key")?;
+        Ok(())
+    }
+
+    pub async fn keys(&self, id: &WorkspaceId) -> anyhow::Result<Vec<WorkspaceKey>> {
+        self.rows(id, KEY).await?.iter().map(key_from).collect()
+    }
+
+    /// Revokes the workspace's key `key_id`: its own row first (it authenticates nothing from
+    /// then on; deleting it again is harmless), then its listing, whose conditional delete gives
+    /// its slot back once however many revoke it at once. False: no such key.
+    pub async fn revoke_key(&self, keys: &ApiKeys, id: &WorkspaceId, key_id: &str) -> anyhow::Result<bool> {
+        let Some(row) = self.row(id, format!("{KEY}{key_id}"), "workspace's key").await? else { return Ok(false) };
+        keys.delete_by_hash(&key_from(&row)?.key_hash).await?;
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(id, format!("{KEY}{key_id}"))))
+            .condition_expression("attribute_exists(workspaceId)");
+        if dynamo::conditional_delete(delete).await.context("removing the workspace's key")?.is_some() {
+            self.give_slots(id, Held::ApiKeys, 1).await?;
+        }
+        Ok(true)
+    }
+
+    /// Revokes the workspace's keys `made_by` made (every key, with None): how many.
+    pub async fn revoke_keys(
+        &self,
+        keys: &ApiKeys,
+        id: &WorkspaceId,
+        made_by: Option<&UserId>,
+    ) -> anyhow::Result<usize> {
+        let mut revoked = 0;
+        for key in self.keys(id).await? {
+            if made_by.is_none_or(|who| *who == key.made_by) && self.revoke_key(keys, id, &key.key_id).await? {
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
     }
 
     /// Deletes the workspace and every row under it.
