@@ -251,13 +251,19 @@ window.addEventListener('popstate', () => me && route());
 // --- speak ---------------------------------------------------------------------------------
 
 async function showSpeak() {
-  const [{ voices }, { presets, customPresets }] = await Promise.all([api('GET', '/voices'), api('GET', '/presets')]);
-  const voice = $('voice');
-  const chosenVoice = voice.value || me.preferences.defaultVoiceId;
-  voice.replaceChildren(
-    ...voices.map((v) => new Option(v.category === 'cloned' ? `${v.name} (your voice)` : v.name, v.voiceId)),
+  const [{ presets, customPresets }, { workspaces }] = await Promise.all([
+    api('GET', '/presets'),
+    api('GET', '/workspaces'),
+  ]);
+  // Speaking in a workspace uses its shared voices (and, with TEAM, its pooled generations).
+  const speakIn = $('speak-in');
+  const chosenPlace = speakIn.value || workspaceId || '';
+  speakIn.replaceChildren(
+    new Option('Myself', ''),
+    ...workspaces.map((w) => new Option(`A member of ${w.workspaceName}`, w.workspaceId)),
   );
-  if (chosenVoice) voice.value = chosenVoice;
+  speakIn.value = workspaces.some((w) => w.workspaceId === chosenPlace) ? chosenPlace : '';
+  await showSpeakVoices();
 
   ownPresets = customPresets;
   const preset = $('preset');
@@ -273,6 +279,24 @@ async function showSpeak() {
   $('sliders-locked').hidden = !locked;
   for (const input of $('sliders').querySelectorAll('input')) input.disabled = locked;
 }
+
+// The voices to speak with: the premade ones, the caller's own clones and, speaking in a
+// workspace, its shared ones.
+async function showSpeakVoices() {
+  const place = $('speak-in').value;
+  const [{ voices }, shared] = await Promise.all([
+    api('GET', '/voices'),
+    place ? api('GET', `/workspaces/${place}/voices`) : { voices: [] },
+  ]);
+  const voice = $('voice');
+  const chosenVoice = voice.value || me.preferences.defaultVoiceId;
+  voice.replaceChildren(
+    ...shared.voices.map((v) => new Option(`${v.name} (shared)`, v.voiceId)),
+    ...voices.map((v) => new Option(v.category === 'cloned' ? `${v.name} (your voice)` : v.name, v.voiceId)),
+  );
+  if (chosenVoice && [...voice.options].some((o) => o.value === chosenVoice)) voice.value = chosenVoice;
+}
+$('speak-in').addEventListener('change', () => run(showSpeakVoices));
 
 // The catalogue (a locked preset shown, not chosen) and the caller's own presets.
 function presetOptions(presets, customPresets) {
@@ -362,6 +386,7 @@ $('speak-form').addEventListener('submit', (event) => {
   event.preventDefault();
   run(async () => {
     const request = { voiceId: $('voice').value, text: $('text').value };
+    if ($('speak-in').value) request.workspaceId = $('speak-in').value;
     if ($('preset').value) request.presetId = $('preset').value;
     if (me.features.advancedSliders) {
       request.voiceSettings = {
@@ -382,6 +407,11 @@ $('speak-form').addEventListener('submit', (event) => {
         $('player').src = made.audioUrl;
         $('result').hidden = false;
         me.usage = made.usage;
+        if (made.pool) {
+          showPlan();
+          say(`Your speech is ready. The workspace's pool: ${made.pool.used} of ${made.pool.limit} this month.`);
+          return;
+        }
       }
       showPlan();
       say('Your speech is ready.');
@@ -984,6 +1014,12 @@ async function showWorkspace() {
   $('members').replaceChildren(...members.map((member) => memberItem(member, can)));
   showSeats(workspace, can('manage-billing'));
   awaitTeam(workspace);
+  const teamLive = workspace.team && ['active', 'trialing'].includes(workspace.team.status);
+  await Promise.all([
+    showLibraryOf(path, can('manage-voices')),
+    showPool(path, teamLive),
+    showWorkspaceKeys(path, can('manage-keys')),
+  ]);
   $('invite-form').hidden = !can('manage-members');
   $('invitations-box').hidden = !can('manage-members');
   if (can('manage-members')) {
@@ -993,6 +1029,105 @@ async function showWorkspace() {
     $('no-invitations').hidden = pending.length > 0;
   }
 }
+
+// The shared voices: every member sees them; who may manage voices shares and deletes them.
+async function showLibraryOf(path, managesVoices) {
+  const { voices, slots } = await api('GET', `${path}/voices`);
+  $('shared-slots').textContent = `${voices.length} of ${slots} shared voice${slots === 1 ? '' : 's'}.`;
+  $('shared-voices').replaceChildren(
+    ...voices.map((v) => {
+      const item = element('li');
+      item.append(element('span', v.name, 'title'));
+      if (managesVoices) {
+        item.append(
+          button('Delete', async () => {
+            if (!confirm(`Delete the shared voice "${v.name}"?`)) return;
+            await api('DELETE', `${path}/voices/${v.voiceId}`);
+            say('Shared voice deleted.');
+            await showWorkspace();
+          }, `Delete the shared voice "${v.name}"`),
+        );
+      }
+      return item;
+    }),
+  );
+  $('no-shared-voices').hidden = voices.length > 0;
+  $('share-form').hidden = !managesVoices;
+  if (managesVoices && !$('share-consent-text').textContent) {
+    const consent = await api('GET', '/voices/consent');
+    consentVersion = consent.version;
+    $('share-consent-text').textContent = consent.text;
+  }
+}
+
+// The pooled generations with TEAM, and each member's share of them.
+async function showPool(path, teamLive) {
+  $('pool-box').hidden = !teamLive;
+  if (!teamLive) return;
+  const pool = await api('GET', `${path}/usage`);
+  if (pool.limit === null) return;
+  $('pool').textContent = `${pool.recordings} of ${pool.limit} pooled generations used this month.`;
+  $('pool-members').replaceChildren(
+    ...pool.members.map((m) => element('li', `${m.email}: ${m.recordings} generation${m.recordings === 1 ? '' : 's'}`)),
+  );
+}
+
+async function showWorkspaceKeys(path, managesKeys) {
+  $('workspace-keys-box').hidden = !managesKeys;
+  if (!managesKeys) return;
+  const { keys } = await api('GET', `${path}/api-keys`);
+  $('workspace-keys').replaceChildren(
+    ...keys.map((key) => {
+      const item = element('li');
+      item.append(element('span', `${key.name} (${key.prefix}…)`, 'title'));
+      item.append(
+        button('Revoke', async () => {
+          await api('DELETE', `${path}/api-keys/${key.keyId}`);
+          say(`The workspace key ${key.name} was revoked.`);
+          await showWorkspace();
+        }, `Revoke the workspace key ${key.name}`),
+      );
+      return item;
+    }),
+  );
+  $('no-workspace-keys').hidden = keys.length > 0;
+}
+
+$('workspace-key-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const made = await api('POST', `/workspaces/${workspaceId}/api-keys`, { name: $('workspace-key-name').value });
+    $('workspace-key-name').value = '';
+    $('workspace-key-made').textContent = `The new key (shown once): ${made.key}`;
+    $('workspace-key-made').hidden = false;
+    say(`The workspace key ${made.name} was created.`);
+    await showWorkspace();
+  });
+});
+
+$('share-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  run(async () => {
+    const samples = [...$('share-samples').files];
+    $('share').disabled = true;
+    try {
+      say(`Uploading ${samples.length} sample(s)…`);
+      const sampleIds = [];
+      for (const sample of samples) sampleIds.push(await uploadSample(sample));
+      say('Cloning…');
+      const voice = await api('POST', `/workspaces/${workspaceId}/voices`, {
+        name: $('share-name').value,
+        sampleIds,
+        consent: { accepted: $('share-consent').checked, statement: consentVersion },
+      });
+      $('share-form').reset();
+      say(`"${voice.name}" is shared: members speak with it under Speak.`);
+      await showWorkspace();
+    } finally {
+      $('share').disabled = false;
+    }
+  });
+});
 
 // Seats: how many are taken, what TEAM bills; the OWNER sets the limit and subscribes.
 function showSeats(workspace, managesBilling) {
@@ -1020,7 +1155,16 @@ function awaitTeam(workspace) {
     return;
   }
   teamChecks += 1;
-  setTimeout(() => run(showWorkspace), 1000);
+  // Only the workspace row: its seats and TEAM (the rest of the page is read once).
+  setTimeout(
+    () =>
+      run(async () => {
+        const read = await api('GET', `/workspaces/${workspaceId}`);
+        showSeats(read, read.permissions.includes('manage-billing'));
+        awaitTeam(read);
+      }),
+    1000,
+  );
 }
 
 function memberItem(member, can) {

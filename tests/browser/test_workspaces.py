@@ -11,7 +11,7 @@ import urllib.request
 from boto3.dynamodb.conditions import Key
 from playwright.sync_api import expect
 
-from test_journey import eventually, sign_in
+from test_journey import SAMPLE, eventually, sign_in
 
 
 def invitation_link(email):
@@ -118,3 +118,59 @@ def test_a_workspace_the_index_does_not_list_yet_stays_shown(page):
     page.reload()
     expect(page.locator("#workspace-role")).to_have_text("Lagging: 1 member. Your role: OWNER.")
     expect(page.locator("#workspace-switch")).to_have_text("Lagging (OWNER)")
+
+
+def test_an_invited_member_speaks_with_the_voice_the_owner_shared(page, browser, base_url, backend, shoot, accessible):
+    """The OWNER shares a voice cloned from their own samples; a person invited by email joins
+    and, speaking as a member of the workspace, generates speech with it."""
+    suffix = secrets.token_hex(4)
+    owner_sub, owner_email = f"auth0|choir-owner-{suffix}", f"choir-owner-{suffix}@example.test"
+    singer_sub, singer_email = f"auth0|choir-singer-{suffix}", f"choir-singer-{suffix}@example.test"
+
+    page.goto("/")
+    sign_in(page, owner_sub, owner_email, "Cora Conductor")
+    page.get_by_role("link", name="Teams").click()
+    teams = page.locator("#workspaces")
+    teams.get_by_label("Workspace name").fill("Choir")
+    page.get_by_role("button", name="Create workspace").click()
+    expect(page.locator("#workspace-role")).to_have_text("Choir: 1 member. Your role: OWNER.")
+    workspace_id = page.locator("#workspace-switch").input_value()
+    expect(page.locator("#shared-slots")).to_have_text("0 of 1 shared voice.")
+
+    teams.get_by_label("Recordings of your voice (1 to 8)").set_input_files(str(SAMPLE))
+    teams.get_by_label("Shared voice name").fill("Choir voice")
+    teams.get_by_label("I consent, as stated above, to sharing my voice").check()
+    page.get_by_role("button", name="Share voice").click()
+    expect(page.locator("#status")).to_have_text('"Choir voice" is shared: members speak with it under Speak.')
+    expect(page.locator("#shared-voices")).to_contain_text("Choir voice")
+    shared = backend.query("VOICES_TABLE", f"workspace:{workspace_id}")
+    assert [v["name"] for v in shared] == ["Choir voice"] and shared[0]["uploadedBy"] == owner_sub, shared
+    assert backend.voices(owner_sub) == [], "the shared voice is the workspace's, not the owner's"
+
+    teams.get_by_label("Email").fill(singer_email)
+    teams.get_by_label("Role", exact=True).select_option("MEMBER")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.locator("#status")).to_have_text(f"Invitation sent to {singer_email}.")
+    fragment = eventually(lambda: invitation_link(singer_email)).split("#", 1)[1]
+
+    other = browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 900})
+    singer = other.new_page()
+    singer.set_default_timeout(15_000)
+    singer.goto(f"/#{fragment}")
+    sign_in(singer, singer_sub, singer_email, "Sam Singer")
+    expect(singer.locator("#status")).to_have_text("You joined Choir as MEMBER.")
+    expect(singer.locator("#shared-voices")).to_contain_text("Choir voice")
+    expect(singer.locator("#share-form")).to_be_hidden()
+
+    singer.get_by_role("link", name="Speak").click()
+    singer.get_by_label("Speak as").select_option(label="A member of Choir")
+    singer.get_by_label("Voice", exact=True).select_option(label="Choir voice (shared)")
+    singer.get_by_role("textbox", name=re.compile(r"^Text")).fill("We sing as one.")
+    singer.get_by_role("button", name="Generate").click()
+    expect(singer.locator("#status")).to_have_text("Your speech is ready.", timeout=20_000)
+    shoot(singer, "workspace-shared-voice")
+    accessible(singer, "workspace-shared-voice")
+    recordings = eventually(lambda: backend.recordings(singer_sub))
+    assert len(recordings) == 1 and recordings[0]["voiceId"] == shared[0]["itemId"].removeprefix("voice#"), recordings
+    assert recordings[0]["voiceName"] == "Choir voice", recordings
+    other.close()

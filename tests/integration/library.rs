@@ -78,9 +78,14 @@ async fn a_member_speaks_with_the_voice_an_owner_shared_and_roles_decide_who_may
 
     let spoken = app.post("/tts", &member, Some(&speak(&voice, Some(&workspace)))).await;
     assert_eq!(spoken.status, 201, "{}", spoken.body);
+    let mut streamed = app
+        .stream("/tts/stream", &member, &json!({ "voiceId": voice, "text": "Streamed.", "workspaceId": workspace }))
+        .await;
+    assert_eq!(streamed.status, 200);
+    while streamed.next_chunk().await.expect("the stream ends cleanly").is_some() {}
     let recording = app.get(&format!("/recordings/{}", spoken.body["recordingId"].as_str().unwrap()), &member).await;
     assert_eq!(recording.status, 200, "the recording is the member's own: {}", recording.body);
-    assert_eq!(app.get("/usage", &member).await.body["used"], 1, "counted on the member's own plan");
+    assert_eq!(app.get("/usage", &member).await.body["used"], 2, "counted on the member's own plan");
 
     // Outside the workspace's context the voice is nobody's to use.
     assert_eq!(app.post("/tts", &member, Some(&speak(&voice, None))).await.status, 404);

@@ -99,7 +99,7 @@ impl Email {
         let valid = !local.is_empty()
             && !domain.is_empty()
             && !domain.contains('@')
-            && raw.len() <= 254
+            && raw.chars().count() <= 254
             && !raw.chars().any(|c| c.is_control() || c.is_whitespace());
         if valid { Ok(Self(raw.to_owned())) } else { Err(InvalidEmail) }
     }

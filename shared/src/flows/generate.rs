@@ -130,7 +130,8 @@ impl<'a> Generator<'a> {
     ) -> Result<Generated, ApiError> {
         let request = in_keys_workspace(request, key)?;
         // Before the quota: a voice the caller may not use costs nothing and reaches no one.
-        let (speaker, pool) = self.speaker(user, &request).await?;
+        // Boxed, as the reservation below: inline, the futures outgrow a debug build's stack.
+        let (speaker, pool) = Box::pin(self.speaker(user, &request)).await?;
         // The same request made before: its audio is copied, with no quota and no ElevenLabs.
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
         if let Some(generated) = self.repeat_from_cache(user, &request, &cached, now).await? {
@@ -139,7 +140,7 @@ impl<'a> Generator<'a> {
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
-        let reservation = self.reserve(user, key, &request, pool.as_ref(), now).await?;
+        let reservation = Box::pin(self.reserve(user, key, &request, pool.as_ref(), now)).await?;
         let overage = self.overage_of(user, &reservation);
 
         let produced = tokio::time::timeout(
@@ -591,7 +592,7 @@ impl Generator<'static> {
         deadline: Deadline,
     ) -> Result<Streaming, ApiError> {
         let request = in_keys_workspace(request, key.as_ref())?;
-        let (speaker, pool) = self.speaker(&user, &request).await?;
+        let (speaker, pool) = Box::pin(self.speaker(&user, &request)).await?;
         let cached = AudioStore::cache_key(&user.id, &request.content_key(&user.id, user.tier.rules().tts_model));
         if let Some(repeat) = self.repeat_from_cache(&user, &request, &cached, now).await? {
             let key = Recording::s3_key_for(&user.id, &repeat.recording_id, AudioType::Mpeg);
@@ -602,7 +603,7 @@ impl Generator<'static> {
         if deadline.leaving(GIVE_BACK + STORE) < MIN_SPEECH {
             return Err(out_of_time("the request has too little time left to generate speech"));
         }
-        let reservation = self.reserve(&user, key.as_ref(), &request, pool.as_ref(), now).await?;
+        let reservation = Box::pin(self.reserve(&user, key.as_ref(), &request, pool.as_ref(), now)).await?;
         let overage = self.overage_of(&user, &reservation);
         let account = self.account_for(&speaker).await;
         let place = match self.admit(account, &user, now, deadline).await {

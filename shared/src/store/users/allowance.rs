@@ -327,8 +327,10 @@ impl Users {
         limits: &[Option<u64>],
         period: UsagePeriod,
     ) -> Result<Reservation<'_>, Refused> {
-        let (period, counts) =
-            self.changing_counters(&counters, self.take(&counters, tier, units, limits, period)).await?;
+        // Boxed: the take (DynamoDB's futures) would otherwise be copied through every frame
+        // that passes it on, past a debug build's 2 MiB thread stack.
+        let take = Box::pin(self.take(&counters, tier, units, limits, period));
+        let (period, counts) = self.changing_counters(&counters, take).await?;
         Ok(Reservation {
             users: self,
             period,
@@ -476,21 +478,24 @@ impl Users {
         if units.is_empty() {
             return Ok(());
         }
-        self.changing_counters(counters, async {
-            let all = dynamo::conditional_update(self.give_write(counters, &units, period, false));
-            if all.await.context("giving allowance units back")?.is_some() {
-                return Ok(());
-            }
-            for unit in &units {
-                let one = dynamo::conditional_update(self.give_write(counters, &[*unit], period, false));
-                if one.await.context("giving allowance units back")?.is_none() {
-                    // Less is counted than these units (an older row): what is counted goes.
-                    let rest = self.give_write(counters, &[*unit], period, true);
-                    dynamo::conditional_update(rest).await.context("giving allowance units back")?;
+        self.changing_counters(
+            counters,
+            Box::pin(async {
+                let all = dynamo::conditional_update(self.give_write(counters, &units, period, false));
+                if all.await.context("giving allowance units back")?.is_some() {
+                    return Ok(());
                 }
-            }
-            Ok(())
-        })
+                for unit in &units {
+                    let one = dynamo::conditional_update(self.give_write(counters, &[*unit], period, false));
+                    if one.await.context("giving allowance units back")?.is_none() {
+                        // Less is counted than these units (an older row): what is counted goes.
+                        let rest = self.give_write(counters, &[*unit], period, true);
+                        dynamo::conditional_update(rest).await.context("giving allowance units back")?;
+                    }
+                }
+                Ok(())
+            }),
+        )
         .await
     }
 
