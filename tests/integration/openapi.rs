@@ -148,6 +148,7 @@ fn request_types(spec: &Json) -> Vec<(String, &'static str, BodyType)> {
 const REFUSED_AFTER_PARSING: &[(&str, &str, &str)] = &[
     // `consent: null` parses as no consent, which the clone's check refuses (VALIDATION_FAILED).
     ("cloneVoice", "consent", "null"),
+    ("cloneWorkspaceVoice", "consent", "null"),
 ];
 
 /// `schema` with its `$ref` followed.
@@ -443,12 +444,13 @@ fn each_text_pattern_takes_what_the_code_takes() {
     let key_name = |s: &str| account::key_name(s).is_ok();
     let reason = |s: &str| admin::reason(s).is_ok();
     type Takes<'a> = &'a dyn Fn(&str) -> bool;
-    let rules: [(&str, &str, usize, Takes); 6] = [
+    let rules: [(&str, &str, usize, Takes); 7] = [
         ("cloneVoice", "/properties/name", voices::NAME_MAX_CHARS, &voice_name),
         ("renameVoice", "/properties/name", voices::NAME_MAX_CHARS, &voice_name),
         ("savePreset", "/properties/name", presets::NAME_MAX_CHARS, &preset_name),
         ("editProfile", "/properties/name", profile::MAX_NAME_CHARS, &profile_name),
         ("createApiKey", "/properties/name", account::KEY_NAME_MAX_CHARS, &key_name),
+        ("createWorkspaceApiKey", "/properties/name", account::KEY_NAME_MAX_CHARS, &key_name),
         ("adminSuspend", "/properties/reason", 500, &reason),
     ];
     let mut problems = Vec::new();

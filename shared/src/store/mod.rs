@@ -23,4 +23,5 @@ pub mod usage_events;
 pub mod users;
 pub mod voices;
 pub mod webhook_events;
+pub mod workspace_rows;
 pub mod workspaces;

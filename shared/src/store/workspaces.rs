@@ -29,18 +29,14 @@ use crate::{
         dynamo::{self, Item, number, string},
         users::{Counters, Removed, allowance::counted_in},
         voices::Voice,
+        workspace_rows::{WORKSPACE, member_key},
     },
 };
 
-const WORKSPACE: &str = "workspace";
 const MEMBER_INDEX: &str = "member-index";
 /// A workspace's API key as its listing holds it (`key#{keyId}`; the key's own row is in the
 /// API keys table, found by `keyHash`).
 const KEY: &str = "key#";
-
-fn member_key(user: &UserId) -> String {
-    format!("member#{user}")
-}
 
 fn invite_key(invitation: &Ulid) -> String {
     format!("invite#{invitation}")
@@ -312,12 +308,6 @@ fn invitation_from(item: &Item) -> anyhow::Result<Invitation> {
         status,
         token_hash: dynamo::str(item, "tokenHash")?.to_owned(),
     })
-}
-
-/// The key of workspace `id`'s row, or of `member`'s row in it.
-pub(in crate::store) fn row_key(id: &WorkspaceId, member: Option<&UserId>) -> Item {
-    let item = member.map_or_else(|| WORKSPACE.to_owned(), member_key);
-    HashMap::from([("workspaceId".to_owned(), string(id.as_str())), ("item".to_owned(), string(item))])
 }
 
 /// A new member's row.

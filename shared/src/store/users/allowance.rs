@@ -96,7 +96,7 @@ impl PoolRows {
 
     /// An update of the workspace's row, or of `member`'s row in it.
     fn update(&self, workspace: &WorkspaceId, member: Option<&UserId>) -> UpdateItemFluentBuilder {
-        let key = crate::store::workspaces::row_key(workspace, member);
+        let key = crate::store::workspace_rows::row_key(workspace, member);
         self.client.update_item().table_name(&self.table).set_key(Some(key))
     }
 }
