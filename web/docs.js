@@ -54,14 +54,14 @@ function render(spec) {
       const body = resolve(spec, operation.requestBody);
       if (body) {
         details.append(node('h3', 'Request body (application/json)'));
-        details.append(node('pre', JSON.stringify(body.content['application/json'].schema, null, 2)));
+        details.append(schemaBlock(body.content['application/json'].schema));
       }
       details.append(node('h3', 'Responses'));
       for (const [status, response] of Object.entries(operation.responses)) {
         const r = resolve(spec, response);
         details.append(node('h4', `${status}: ${r.description}`));
         const schema = r.content?.['application/json']?.schema;
-        if (schema && status < 400) details.append(node('pre', JSON.stringify(schema, null, 2)));
+        if (schema && status < 400) details.append(schemaBlock(schema));
       }
       operations.append(details);
     }
@@ -81,3 +81,10 @@ $('filter').addEventListener('input', () => {
 
 const response = await fetch('/openapi.json');
 render(await response.json());
+
+// A schema as JSON; it may scroll sideways, so the keyboard can reach it too.
+function schemaBlock(schema) {
+  const block = node('pre', JSON.stringify(schema, null, 2));
+  block.tabIndex = 0;
+  return block;
+}

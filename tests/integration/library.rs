@@ -149,6 +149,15 @@ async fn concurrent_deletes_of_a_shared_voice_free_its_slot_once() {
     }
     let elevenlabs = row.elevenlabs_voice_id.unwrap();
     assert!(!app.upstream_requests(&format!("delete:{elevenlabs}")).await.is_empty(), "deleted at ElevenLabs");
+    let period = voice_core::domain::usage::UsagePeriod::containing(time::OffsetDateTime::now_utc());
+    let (entries, _) = app.app.audit.list(period, 500, None).await.unwrap();
+    let ours: Vec<_> = entries
+        .iter()
+        .filter(|e| e.detail["voiceId"] == voice.as_str() && e.actor_id == owner.id.as_str())
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(ours.len(), 2, "made once, deleted once: {ours:?}");
+    assert!(ours.contains(&"workspace-voice-create") && ours.contains(&"workspace-voice-delete"), "{ours:?}");
     // The slot is free again.
     share_voice(&app, &owner, &workspace).await;
 }

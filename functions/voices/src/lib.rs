@@ -16,7 +16,7 @@ use voice_core::{
     },
     flows::{
         voices::{Cloning, Library, upload_sample},
-        workspaces::authorize,
+        workspaces::{Actor, authorize, record},
     },
     http::{Caller, Ctx, HttpResult, Route, created, header, json_body, ok, path_param, source_ip},
     route,
@@ -53,6 +53,10 @@ fn cloned(voice: &Voice) -> Cloned<'_> {
 
 fn voice_id(ctx: Ctx<'_>) -> Result<VoiceId, ApiError> {
     path_param(ctx.req, "id").and_then(Ulid::parse).ok_or_else(|| ApiError::not_found("voice"))
+}
+
+fn actor<'a>(ctx: &Ctx<'a>, caller: &'a Caller) -> Actor<'a> {
+    Actor { user: &caller.user, request_id: ctx.request_id }
 }
 
 /// The caller's membership of the path's workspace, if it grants `permission`.
@@ -175,6 +179,9 @@ async fn create_shared(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let now = ctx.app.clock.now();
     let library = Library::Workspace(&workspace);
     let voice = cloning(ctx).await?.create(&caller.user, library, request, &client, now).await?;
+    let detail =
+        serde_json::json!({ "workspaceId": member.workspace_id, "voiceId": voice.voice_id, "name": voice.name });
+    record(&ctx.app.audit, actor(&ctx, &caller), Some(&member), "workspace-voice-create", None, detail, now).await?;
     created(&cloned(&voice))
 }
 
@@ -184,6 +191,9 @@ async fn delete_shared(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let member = member(ctx, &caller, Permission::ManageVoices).await?;
     let id = path_param(ctx.req, "voiceId").and_then(Ulid::parse).ok_or_else(|| ApiError::not_found("voice"))?;
     let owner = UserId::library_of(&member.workspace_id);
-    cloning(ctx).await?.removal().delete(&owner, &id, ctx.app.clock.now()).await?;
+    let now = ctx.app.clock.now();
+    cloning(ctx).await?.removal().delete(&owner, &id, now).await?;
+    let detail = serde_json::json!({ "workspaceId": member.workspace_id, "voiceId": id });
+    record(&ctx.app.audit, actor(&ctx, &caller), Some(&member), "workspace-voice-delete", None, detail, now).await?;
     ok(&serde_json::json!({ "deleted": id }))
 }

@@ -101,7 +101,7 @@ fn changed() -> ApiError {
 
 /// A workspace change in the audit log: who acted (as which member, or as an invitee), what,
 /// and to whom.
-pub(crate) async fn record(
+pub async fn record(
     audit: &AuditLog,
     actor: Actor<'_>,
     as_member: Option<&Member>,
