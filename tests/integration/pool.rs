@@ -80,13 +80,17 @@ async fn with_team_a_workspace_speaks_on_one_pool_shown_per_member() {
     );
     assert_eq!(pooled.body["usage"]["used"], 1, "the member's own plan is untouched (its one earlier use)");
     assert_eq!(app.post("/tts", &owner, Some(&speak(Some(&workspace)))).await.body["pool"]["used"], 2);
+    // Streamed, the same pool.
+    let mut streamed = app.stream("/tts/stream", &owner, &speak(Some(&workspace))).await;
+    assert_eq!(streamed.status, 200);
+    while streamed.next_chunk().await.expect("the stream ends cleanly").is_some() {}
     // Outside the workspace, their own plan as ever.
     let personal = app.post("/tts", &member, Some(&speak(None))).await;
     assert_eq!((&personal.body["usage"]["used"], &personal.body["pool"]), (&json!(2), &Value::Null));
 
     let shown = usage(&app, &owner, &workspace).await;
-    assert_eq!(shown["recordings"], 2, "{shown}");
-    assert_eq!((share(&shown, &member), share(&shown, &owner)), (1, 1), "{shown}");
+    assert_eq!(shown["recordings"], 3, "{shown}");
+    assert_eq!((share(&shown, &member), share(&shown, &owner)), (1, 2), "{shown}");
     assert!(shown["characters"].as_u64().unwrap() > 0, "{shown}");
     let outsider = app.sign_in(Tier::Premium).await;
     assert_eq!(app.get(&format!("/workspaces/{workspace}/usage"), &outsider).await.status, 404);
