@@ -1004,7 +1004,9 @@ async function showWorkspaces() {
 
 // One workspace: what the caller's role allows decides what the page offers (the API decides
 // what happens).
-async function showWorkspace() {
+// `withSections`: also the shared voices, the pool and the keys (a change of members,
+// invitations or seats leaves them as they are, and is not worth their requests).
+async function showWorkspace({ withSections = true } = {}) {
   sessionStorage.setItem('workspace', workspaceId);
   const path = `/workspaces/${workspaceId}`;
   const [workspace, { members }] = await Promise.all([api('GET', path), api('GET', `${path}/members`)]);
@@ -1015,7 +1017,7 @@ async function showWorkspace() {
   showSeats(workspace, can('manage-billing'));
   awaitTeam(workspace);
   const teamLive = workspace.team && ['active', 'trialing'].includes(workspace.team.status);
-  await Promise.all([
+  if (withSections) await Promise.all([
     showLibraryOf(path, can('manage-voices')),
     showPool(path, teamLive),
     showWorkspaceKeys(path, can('manage-keys')),
@@ -1159,9 +1161,10 @@ function awaitTeam(workspace) {
   setTimeout(
     () =>
       run(async () => {
-        const read = await api('GET', `/workspaces/${workspaceId}`);
-        showSeats(read, read.permissions.includes('manage-billing'));
-        awaitTeam(read);
+        // A failed read (the request limit, a blip) is tried again at the next check.
+        const read = await api('GET', `/workspaces/${workspaceId}`).catch(() => null);
+        if (read) showSeats(read, read.permissions.includes('manage-billing'));
+        awaitTeam(read ?? workspace);
       }),
     1000,
   );
@@ -1192,7 +1195,7 @@ function memberItem(member, can) {
     run(async () => {
       await api('PATCH', target, { role: select.value });
       say(`${member.email} is now ${select.value}.`);
-      await showWorkspace();
+      await showWorkspace({ withSections: false });
     }),
   );
   const remove = button(
@@ -1200,7 +1203,7 @@ function memberItem(member, can) {
     async () => {
       await api('DELETE', target);
       say(`${member.email} was removed.`);
-      await showWorkspace();
+      await showWorkspace(); // their keys went with them
     },
     `Remove ${member.email}`,
   );
@@ -1219,7 +1222,7 @@ function invitationItem(invitation) {
       async () => {
         await api('POST', `${path}/resend`);
         say(`The invitation to ${invitation.email} was sent again.`);
-        await showWorkspace();
+        await showWorkspace({ withSections: false });
       },
       `Send again the invitation to ${invitation.email}`,
     ),
@@ -1228,7 +1231,7 @@ function invitationItem(invitation) {
       async () => {
         await api('DELETE', path);
         say(`The invitation to ${invitation.email} was revoked.`);
-        await showWorkspace();
+        await showWorkspace({ withSections: false });
       },
       `Revoke the invitation to ${invitation.email}`,
     ),
@@ -1250,7 +1253,7 @@ $('invite-form').addEventListener('submit', (event) => {
     await api('POST', `/workspaces/${workspaceId}/invitations`, { email, role: $('invite-role').value });
     $('invite-email').value = '';
     say(`Invitation sent to ${email}.`);
-    await showWorkspace();
+    await showWorkspace({ withSections: false });
   });
 });
 
@@ -1260,7 +1263,7 @@ $('seats-form').addEventListener('submit', (event) => {
     const seatLimit = Number($('seat-limit').value);
     await api('PATCH', `/workspaces/${workspaceId}/seats`, { seatLimit });
     say(`The seat limit is now ${seatLimit}.`);
-    await showWorkspace();
+    await showWorkspace({ withSections: false });
   });
 });
 
