@@ -251,9 +251,10 @@ window.addEventListener('popstate', () => me && route());
 // --- speak ---------------------------------------------------------------------------------
 
 async function showSpeak() {
-  const [{ presets, customPresets }, { workspaces }] = await Promise.all([
+  const [{ presets, customPresets }, { workspaces }, own] = await Promise.all([
     api('GET', '/presets'),
     api('GET', '/workspaces'),
+    api('GET', '/voices'),
   ]);
   // Speaking in a workspace uses its shared voices (and, with TEAM, its pooled generations).
   const speakIn = $('speak-in');
@@ -263,7 +264,7 @@ async function showSpeak() {
     ...workspaces.map((w) => new Option(`A member of ${w.workspaceName}`, w.workspaceId)),
   );
   speakIn.value = workspaces.some((w) => w.workspaceId === chosenPlace) ? chosenPlace : '';
-  await showSpeakVoices();
+  await showSpeakVoices(own);
 
   ownPresets = customPresets;
   const preset = $('preset');
@@ -280,23 +281,30 @@ async function showSpeak() {
   for (const input of $('sliders').querySelectorAll('input')) input.disabled = locked;
 }
 
-// The voices to speak with: the premade ones, the caller's own clones and, speaking in a
-// workspace, its shared ones.
-async function showSpeakVoices() {
+// The voices to speak with: the premade ones, the caller's own clones (`own`, GET /voices'
+// answer, read here unless given) and, speaking in a workspace, its shared ones. Generate
+// waits for the list: a click before it arrives would otherwise be dropped by the browser,
+// the voice being a required field with nothing to choose yet.
+async function showSpeakVoices(own) {
   const place = $('speak-in').value;
-  const [{ voices }, shared] = await Promise.all([
-    api('GET', '/voices'),
-    place ? api('GET', `/workspaces/${place}/voices`) : { voices: [] },
-  ]);
-  const voice = $('voice');
-  const chosenVoice = voice.value || me.preferences.defaultVoiceId;
-  voice.replaceChildren(
-    ...shared.voices.map((v) => new Option(`${v.name} (shared)`, v.voiceId)),
-    ...voices.map((v) => new Option(v.category === 'cloned' ? `${v.name} (your voice)` : v.name, v.voiceId)),
-  );
-  if (chosenVoice && [...voice.options].some((o) => o.value === chosenVoice)) voice.value = chosenVoice;
+  $('generate').disabled = true;
+  try {
+    const [{ voices }, shared] = await Promise.all([
+      own ?? api('GET', '/voices'),
+      place ? api('GET', `/workspaces/${place}/voices`) : { voices: [] },
+    ]);
+    const voice = $('voice');
+    const chosenVoice = voice.value || me.preferences.defaultVoiceId;
+    voice.replaceChildren(
+      ...shared.voices.map((v) => new Option(`${v.name} (shared)`, v.voiceId)),
+      ...voices.map((v) => new Option(v.category === 'cloned' ? `${v.name} (your voice)` : v.name, v.voiceId)),
+    );
+    if (chosenVoice && [...voice.options].some((o) => o.value === chosenVoice)) voice.value = chosenVoice;
+  } finally {
+    $('generate').disabled = false;
+  }
 }
-$('speak-in').addEventListener('change', () => run(showSpeakVoices));
+$('speak-in').addEventListener('change', () => run(() => showSpeakVoices()));
 
 // The catalogue (a locked preset shown, not chosen) and the caller's own presets.
 function presetOptions(presets, customPresets) {
