@@ -65,16 +65,7 @@ async fn member(ctx: Ctx<'_>, caller: &Caller, permission: Permission) -> Result
 }
 
 async fn cloning(ctx: Ctx<'_>) -> Result<Cloning<'_>, ApiError> {
-    let app = ctx.app;
-    Ok(Cloning {
-        users: &app.users,
-        workspaces: &app.workspaces,
-        voices: &app.voices,
-        consent: &app.consent,
-        audio: app.audio(),
-        accounts: app.elevenlabs().await?,
-        settings: &app.config.voice,
-    })
+    Ok(Cloning { removal: voice_core::assemble::voice_removal(ctx.app).await?, settings: &ctx.app.config.voice })
 }
 
 #[tracing::instrument(skip_all)]
@@ -149,7 +140,7 @@ async fn rename(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
 #[tracing::instrument(skip_all)]
 async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let id = voice_id(ctx)?;
-    cloning(ctx).await?.removal().delete(&caller.user.id, &id, ctx.app.clock.now()).await?;
+    cloning(ctx).await?.removal.delete(&caller.user.id, &id, ctx.app.clock.now()).await?;
     ok(&serde_json::json!({ "deleted": id }))
 }
 
@@ -192,7 +183,7 @@ async fn delete_shared(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     let id = path_param(ctx.req, "voiceId").and_then(Ulid::parse).ok_or_else(|| ApiError::not_found("voice"))?;
     let owner = UserId::library_of(&member.workspace_id);
     let now = ctx.app.clock.now();
-    cloning(ctx).await?.removal().delete(&owner, &id, now).await?;
+    cloning(ctx).await?.removal.delete(&owner, &id, now).await?;
     let detail = serde_json::json!({ "workspaceId": member.workspace_id, "voiceId": id });
     record(&ctx.app.audit, actor(&ctx, &caller), Some(&member), "workspace-voice-delete", None, detail, now).await?;
     ok(&serde_json::json!({ "deleted": id }))

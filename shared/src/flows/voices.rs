@@ -135,24 +135,14 @@ impl Slot<'_> {
     }
 }
 
-/// What cloning reads and writes.
+/// What cloning reads and writes: what deleting a voice does (a failed clone, the caller's
+/// delete), and the voice settings a clone is added with.
 pub struct Cloning<'a> {
-    pub users: &'a Users,
-    pub workspaces: &'a Workspaces,
-    pub voices: &'a Voices,
-    pub consent: &'a ConsentRecords,
-    pub audio: &'a AudioStore,
-    pub accounts: &'a Accounts,
+    pub removal: VoiceRemoval<'a>,
     pub settings: &'a VoiceSettings,
 }
 
-impl<'a> Cloning<'a> {
-    /// What deleting a voice needs.
-    pub fn removal(&self) -> VoiceRemoval<'a> {
-        let Self { users, workspaces, voices, consent, audio, accounts, .. } = *self;
-        VoiceRemoval { users, workspaces, voices, consent, audio, accounts }
-    }
-
+impl Cloning<'_> {
     /// Makes a clone of the caller's samples, for `library`. Every sample must be the caller's
     /// and uploaded; then a slot is reserved, ElevenLabs clones, and the voice and its consent
     /// record (the caller's, naming the workspace for a library's voice) are stored.
@@ -164,16 +154,16 @@ impl<'a> Cloning<'a> {
         client: &ClientInfo,
         now: OffsetDateTime,
     ) -> Result<Voice, ApiError> {
+        let VoiceRemoval { users, workspaces, voices, audio, .. } = self.removal;
         let mut samples = Vec::with_capacity(request.sample_ids.len());
         let mut total = 0;
         for (i, id) in request.sample_ids.iter().enumerate() {
             let field = format!("sampleIds[{i}]");
-            let sample = self
-                .voices
+            let sample = voices
                 .sample(&user.id, id, now.unix_timestamp())
                 .await?
                 .ok_or_else(|| ApiError::validation(&field, "no such sample"))?;
-            let uploaded = self.audio.head(&sample.s3_key).await?;
+            let uploaded = audio.head(&sample.s3_key).await?;
             let size = uploaded.ok_or_else(|| ApiError::validation(&field, "the sample was never uploaded"))?;
             total += size;
             samples.push(sample);
@@ -188,11 +178,11 @@ impl<'a> Cloning<'a> {
         let (slot, owner) = match library {
             Library::Own => {
                 let period = UsagePeriod::containing(now);
-                let reserved = self.users.reserve_one(&user.id, user.tier, Allowance::CloneSlots, period).await?;
+                let reserved = users.reserve_one(&user.id, user.tier, Allowance::CloneSlots, period).await?;
                 (Slot::Own(reserved), user.id.clone())
             }
             Library::Workspace(workspace) => {
-                let taken = self.workspaces.take_slot(workspace, Held::LibraryVoices).await?;
+                let taken = workspaces.take_slot(workspace, Held::LibraryVoices).await?;
                 let slot = taken.ok_or_else(|| {
                     ApiError::LimitReached(format!(
                         "the workspace's shared library holds {} voices at most now; delete one first",
@@ -226,6 +216,7 @@ impl<'a> Cloning<'a> {
         client: &ClientInfo,
         now: OffsetDateTime,
     ) -> Result<Voice, ApiError> {
+        let VoiceRemoval { voices, consent, audio, accounts, .. } = self.removal;
         let clone = NewClone {
             name: &request.name,
             description: request.description.as_deref(),
@@ -233,8 +224,8 @@ impl<'a> Cloning<'a> {
             remove_background_noise: request.remove_background_noise,
         };
         // Placed for good on the account with the most room.
-        let account = elevenlabs_accounts::for_new_clone(self.accounts, self.voices).await?;
-        let slots = VoiceSlots { voices: self.voices, audio: self.audio, account, settings: self.settings };
+        let account = elevenlabs_accounts::for_new_clone(accounts, voices).await?;
+        let slots = VoiceSlots { voices, audio, account, settings: self.settings };
         let voice_id = Ulid::generate(now);
         let Added { elevenlabs_voice_id: elevenlabs_id, sample_sha256: hashes } =
             slots.add(&clone, owner, &sample_files(samples)).await?;
@@ -273,10 +264,10 @@ impl<'a> Cloning<'a> {
         // rebuild it after an eviction; the uploads themselves expire as unused samples do.
         let stored = async {
             for (sample, copy) in samples.iter().zip(&copies) {
-                self.audio.copy_kept(&sample.s3_key, copy).await?;
+                audio.copy_kept(&sample.s3_key, copy).await?;
             }
-            self.consent.put(&record).await?;
-            self.voices.put_voice(&voice).await
+            consent.put(&record).await?;
+            voices.put_voice(&voice).await
         }
         .await;
         if let Err(error) = stored {
@@ -285,7 +276,7 @@ impl<'a> Cloning<'a> {
                 tracing::error!(error = %cleanup, "an orphaned clone is left at ElevenLabs");
             }
             for copy in &copies {
-                if let Err(cleanup) = self.audio.delete(copy).await {
+                if let Err(cleanup) = audio.delete(copy).await {
                     tracing::warn!(error = format!("{cleanup:#}"), "a sample copy is left for the lifecycle rule");
                 }
             }
@@ -296,6 +287,7 @@ impl<'a> Cloning<'a> {
 }
 
 /// What deleting a voice reads and writes.
+#[derive(Clone, Copy)]
 pub struct VoiceRemoval<'a> {
     pub users: &'a Users,
     pub workspaces: &'a Workspaces,
