@@ -6,7 +6,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::{TestApp, User, VOICE, unique};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use voice_core::domain::{tiers::Tier, usage::UsagePeriod, workspaces::POOL_RECORDINGS_PER_SEAT};
+use voice_core::{
+    domain::{allowance::Allowance, tiers::Tier, usage::UsagePeriod, workspaces::POOL_RECORDINGS_PER_SEAT},
+    store::users::{Counters, Refused, Units},
+};
 
 use crate::{
     seats::buy_team,
@@ -118,4 +121,39 @@ async fn concurrent_generations_under_concurrency_never_overspend_the_pool() {
     assert_eq!(share(&shown, &member), 3, "a refused generation leaves no share: {shown}");
     assert_eq!(app.get("/usage", &member).await.body["used"], 0, "nothing on the member's own plan");
     assert_eq!(voice_core::store::users::allowance::forgotten(), 0, "every reservation was settled");
+}
+
+#[tokio::test]
+async fn a_member_removed_while_generating_is_told_the_workspace_is_not_theirs_and_nothing_is_lost() {
+    let app = TestApp::spawn().await;
+    let (owner, member) = (app.sign_in(Tier::Basic).await, app.sign_in(Tier::Free).await);
+    let workspace = team_workspace(&app, &owner, &member).await;
+    let removal = format!("/workspaces/{workspace}/members/{}", member.id);
+
+    // Their generations race their removal: each is made, or refused as a stranger's would be.
+    let bodies: Vec<Value> = (0..6).map(|_| speak(Some(&workspace))).collect();
+    let generations = futures_util::future::join_all(bodies.iter().map(|body| app.post("/tts", &member, Some(body))));
+    let (answers, removed) = tokio::join!(generations, app.delete(&removal, &owner));
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    for answer in &answers {
+        assert!(
+            answer.status == 201 || (answer.status == 404 && answer.error_code() == "NOT_FOUND"),
+            "{} {}",
+            answer.status,
+            answer.body
+        );
+    }
+    let made = answers.iter().filter(|a| a.status == 201).count() as u64;
+    assert_eq!(usage(&app, &owner, &workspace).await["recordings"], made, "the pool counts what was made");
+    assert_eq!(voice_core::store::users::allowance::forgotten(), 0, "every reservation was settled");
+
+    // The window itself, held open: the membership read before the removal, the pool taken after.
+    let id = voice_core::domain::ids::Ulid::parse(&workspace).unwrap();
+    let period = UsagePeriod::containing(OffsetDateTime::now_utc());
+    let units = [Units::one(Allowance::Recordings)];
+    let taken = app.app.users.reserve_pooled(&id, &member.id, Tier::Free, 1_000, &units, period).await;
+    assert!(matches!(taken, Err(Refused::Gone(Counters::Share(..)))), "{taken:?}");
+    let after = app.post("/tts", &member, Some(&speak(Some(&workspace)))).await;
+    assert_eq!((after.status, after.error_code()), (404, "NOT_FOUND"), "{}", after.body);
+    assert_eq!(usage(&app, &owner, &workspace).await["recordings"], made, "a refused one takes nothing");
 }

@@ -46,7 +46,7 @@ use crate::{
         audio::AudioStore,
         recordings::{Recording, Recordings},
         usage_events::{UsageEvent, UsageEvents},
-        users::{Refused, Reservation, Units, Users},
+        users::{Counters, Refused, Reservation, Units, Users},
         voices::{Voice, Voices},
         workspaces::{Workspace, Workspaces},
     },
@@ -63,6 +63,22 @@ const GIVE_BACK: Duration = Duration::from_secs(1);
 const STORE: Duration = Duration::from_secs(2);
 /// Less time than this for ElevenLabs is not worth starting.
 const MIN_SPEECH: Duration = Duration::from_secs(1);
+
+/// Why a generation could not count on workspace `name`'s pool of `limit`.
+fn pool_refusal(refused: Refused, name: &str, limit: u64) -> ApiError {
+    match refused {
+        Refused::Limit(_) => {
+            metrics::count("QuotaDenials", ("Tier", "TEAM"));
+            ApiError::LimitReached(format!(
+                "the workspace {name} has used all {limit} generations of its TEAM pool this month"
+            ))
+        }
+        // Removed from the workspace (or it deleted) since the membership was read: as if never
+        // a member.
+        Refused::Gone(Counters::Share(..) | Counters::Pool(_)) => ApiError::not_found("workspace"),
+        other => other.into(),
+    }
+}
 
 fn out_of_time(why: &str) -> ApiError {
     ApiError::Upstream { service: "ElevenLabs", temporary: true, source: anyhow::anyhow!("{why}") }
@@ -228,17 +244,9 @@ impl<'a> Generator<'a> {
         let units = [Units::one(Allowance::Recordings), Units::of(Allowance::Characters, characters)];
         let id = &workspace.workspace_id;
         let period = UsagePeriod::containing(now);
-        match self.users.reserve_pooled(id, &user.id, user.tier, limit, &units, period).await {
-            Ok((pool, share)) => Ok((pool, Some(Pooled { workspace: id.clone(), limit, share }))),
-            Err(Refused::Limit(_)) => {
-                metrics::count("QuotaDenials", ("Tier", "TEAM"));
-                Err(ApiError::LimitReached(format!(
-                    "the workspace {} has used all {limit} generations of its TEAM pool this month",
-                    workspace.name
-                )))
-            }
-            Err(other) => Err(other.into()),
-        }
+        let reserved = self.users.reserve_pooled(id, &user.id, user.tier, limit, &units, period).await;
+        let (pool, share) = reserved.map_err(|refused| pool_refusal(refused, &workspace.name, limit))?;
+        Ok((pool, Some(Pooled { workspace: id.clone(), limit, share })))
     }
 
     async fn reserve_units(
@@ -926,4 +934,22 @@ async fn relay(
         }
     }
     Ok((audio, client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::Ulid;
+
+    #[test]
+    fn a_pool_refuses_a_member_removed_or_a_workspace_deleted_since_the_membership_was_read_as_a_stranger() {
+        let workspace = Ulid::generate(OffsetDateTime::now_utc());
+        let member = UserId::parse("auth0|removed").unwrap();
+        let removed = pool_refusal(Refused::Gone(Counters::Share(workspace.clone(), member)), "Team", 500);
+        assert_eq!((removed.status().as_u16(), removed.code()), (404, "NOT_FOUND"));
+        let deleted = pool_refusal(Refused::Gone(Counters::Pool(workspace)), "Team", 500);
+        assert_eq!((deleted.status().as_u16(), deleted.code()), (404, "NOT_FOUND"), "the workspace deleted meanwhile");
+        let erased = pool_refusal(Refused::Gone(Counters::Person(UserId::parse("auth0|gone").unwrap())), "Team", 500);
+        assert_eq!(erased.code(), "INTERNAL", "not a pool's row: not the workspace's answer");
+    }
 }

@@ -132,6 +132,10 @@ impl Units {
 pub enum Refused {
     #[error("{0}")]
     Limit(Refusal),
+    /// The row holding the counters is gone: a person erased, a member removed, a workspace
+    /// deleted, since the caller read it.
+    #[error("there is no {0}")]
+    Gone(Counters),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -140,6 +144,7 @@ impl From<Refused> for ApiError {
     fn from(refused: Refused) -> Self {
         match refused {
             Refused::Limit(refusal) => ApiError::LimitReached(refusal.to_string()),
+            gone @ Refused::Gone(_) => ApiError::Internal(gone.into()),
             Refused::Store(source) => ApiError::Internal(source),
         }
     }
@@ -292,8 +297,9 @@ impl Users {
 
     /// Takes `units` from workspace `workspace`'s pool (at most `recordings` this month) and
     /// counts them in `member`'s share, speaking on `tier`: the share first (its row is their
-    /// membership: a member removed meanwhile takes nothing), then the pool; the share is given
-    /// back when the pool has no room. Both are settled together by the caller.
+    /// membership: a member removed meanwhile takes nothing, [`Refused::Gone`]), then the pool;
+    /// the share is given back when the pool has no room. Both are settled together by the
+    /// caller.
     pub async fn reserve_pooled(
         &self,
         workspace: &WorkspaceId,
@@ -389,7 +395,8 @@ impl Users {
         for _ in 0..5 {
             let row = match dynamo::update_or_current(self.take_write(counters, units, limits, period, None)?).await? {
                 Ok(output) => return Ok((period, counts(units, output.attributes)?)),
-                Err(row) => row.with_context(|| format!("there is no {counters}"))?,
+                Err(Some(row)) => row,
+                Err(None) => return Err(Refused::Gone(counters.clone())),
             };
             let stored = month.and_then(|m| dynamo::opt_str(&row, m)).map(str::parse::<UsagePeriod>);
             let stored = stored.transpose().context("the counter's stored month")?;
