@@ -2,6 +2,7 @@
 //! maker (whose role there is read on every request), held by the workspace's slots, and gone
 //! when their maker leaves, is removed or is erased.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use http::Method;
 use integration_tests::{TestApp, TestResponse, User, VOICE};
 use serde_json::{Value, json};
@@ -114,5 +115,35 @@ async fn a_makers_erasure_takes_their_workspace_keys() {
     assert_eq!(app.delete("/user", &admin).await.status, 200);
     assert_eq!(speak(&app, &key, None).await, 401);
     assert_eq!(app.get(&format!("/workspaces/{workspace}/api-keys"), &owner).await.body["keys"], json!([]));
+    assert_eq!(keys_held(&app, &workspace).await, 0);
+}
+
+#[tokio::test]
+async fn a_revoke_cut_between_the_key_and_its_listing_is_finished_by_the_next_one() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_in(Tier::Basic).await;
+    let workspace = new_workspace(&app, &owner, "Keys").await;
+    let made = make_key(&app, &owner, &workspace, "cut").await;
+    let (key, id) = (made.body["key"].as_str().unwrap(), made.body["keyId"].as_str().unwrap());
+
+    // Revoking deletes the key's own row first: the process dies after it.
+    let listing = app.dynamodb.get_item().table_name(&app.app.config.tables.workspaces);
+    let listing = listing
+        .key("workspaceId", AttributeValue::S(workspace.clone()))
+        .key("item", AttributeValue::S(format!("key#{id}")));
+    let listing = listing.send().await.unwrap().item.expect("the workspace lists the key");
+    let hash = listing["keyHash"].clone();
+    let key_row = app.dynamodb.delete_item().table_name(&app.app.config.tables.api_keys);
+    key_row.key("keyHash", hash).send().await.unwrap();
+    assert_eq!(speak(&app, key, None).await, 401, "it authenticates nothing from the first write on");
+    let listed = app.get(&format!("/workspaces/{workspace}/api-keys"), &owner).await;
+    assert_eq!(listed.body["keys"][0]["keyId"], id, "still listed, so it can be revoked again: {}", listed.body);
+    assert_eq!(keys_held(&app, &workspace).await, 1);
+
+    let path = format!("/workspaces/{workspace}/api-keys/{id}");
+    assert_eq!(app.delete(&path, &owner).await.status, 200, "the next revoke finishes it");
+    assert_eq!(app.get(&format!("/workspaces/{workspace}/api-keys"), &owner).await.body["keys"], json!([]));
+    assert_eq!(keys_held(&app, &workspace).await, 0, "its slot given back, once");
+    assert_eq!(app.delete(&path, &owner).await.status, 404);
     assert_eq!(keys_held(&app, &workspace).await, 0);
 }
