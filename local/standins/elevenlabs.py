@@ -38,7 +38,7 @@ interfere; the Rust harness wraps them by name (`TestApp::elevenlabs`):
     `fail` answers 500; `hang` never answers in time (60 s); `slow` answers after 1.5 s; `busy`
     answers 429 `system_busy` (ElevenLabs itself overloaded); `cut`
     (streaming) sends half the chunks, then drops the connection; `mute` (streaming) answers 200
-    with no audio at all. For an add, the target is the new voice's name (`fail`, `hang`);
+    with no audio at all. For an add, the target is the new voice's name (`fail`, `hang`, `slow`);
   - every text-to-speech request body is kept, and GET /_test/requests/{voice_id} returns them;
     an add is kept under `add:{name}` (fields, each file's name, size and SHA-256, and its
     outcome: `added` with the voice id, or the error code), a delete under `delete:{voice_id}`;
@@ -266,6 +266,8 @@ def make_app(api_key, voice_slots, stream_chunks=8, stream_delay_ms=100, concurr
             return refuse(500, "internal_error", "voice cloning failed")
         if faults.get(name) == "hang":
             await asyncio.sleep(60)
+        if faults.get(name) == "slow":
+            await asyncio.sleep(1.5)
         if len(acct["voices"]) >= acct["slots"]:
             limit = acct["slots"]
             return refuse(400, "voice_limit_reached", f"You have reached your maximum amount of custom voices ({limit}).")

@@ -203,3 +203,33 @@ async fn deleting_a_workspace_deletes_its_shared_voices_everywhere() {
         assert!(!object_exists(&app, key).await, "{key} is gone");
     }
 }
+
+#[tokio::test]
+async fn a_voice_shared_while_its_workspace_is_deleted_is_not_left_behind() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_in(Tier::Basic).await;
+    let workspace = new_workspace(&app, &owner, "Studio").await;
+    // The clone takes 1.5 s at ElevenLabs: the workspace is deleted meanwhile.
+    let name = app.elevenlabs().clone_name_that(integration_tests::elevenlabs::Fault::Slow).await;
+    let samples = vec![upload_sample(&app, &owner, SAMPLE_MP3).await];
+    let body = clone_body(&name, &samples);
+    let path = format!("/workspaces/{workspace}/voices");
+    let sharing = app.post(&path, &owner, Some(&body));
+    let deleting = async {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        app.delete(&format!("/workspaces/{workspace}"), &owner).await
+    };
+    let (shared, deleted) = tokio::join!(sharing, deleting);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!((shared.status, shared.error_code()), (404, "NOT_FOUND"), "{}", shared.body);
+
+    // Nothing of the clone is left: no row, no clone at ElevenLabs, no sample copy.
+    let owner_id = UserId::library_of(&Ulid::parse(&workspace).unwrap());
+    assert_eq!(app.app.voices.all_voices(&owner_id).await.unwrap().len(), 0, "no voice row of the deleted workspace");
+    let added = app.upstream_requests(&format!("add:{name}")).await;
+    assert_eq!(added.len(), 1, "{added:?}");
+    let listed = app.s3.list_objects_v2().bucket(&app.app.config.audio_bucket).prefix(format!("{owner_id}/"));
+    assert_eq!(listed.send().await.unwrap().key_count(), Some(0), "no sample copy under the workspace's prefix");
+    let clones = app.app.elevenlabs().await.unwrap().primary().client.cloned_voices().await.unwrap();
+    assert!(clones.iter().all(|v| v.name != name), "the clone is gone at ElevenLabs: {clones:?}");
+}

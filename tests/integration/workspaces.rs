@@ -423,3 +423,55 @@ async fn an_erasure_racing_an_acceptance_leaves_no_membership_behind() {
         assert_eq!(workspace["members"], json!(members.len()), "the count matches the rows: {workspace}");
     }
 }
+
+#[tokio::test]
+async fn a_workspace_being_deleted_takes_no_new_member_key_or_voice() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_in(Tier::Basic).await;
+    let id = new_workspace(&app, &owner, "Going").await;
+    let invitee = app.sign_in(Tier::Free).await;
+    assert_eq!(invite(&app, &owner, &id, &invitee.email, "MEMBER").await.status, 201);
+    let token = emailed_token(&app, &invitee.email).await;
+    let samples = vec![crate::voices::upload_sample(&app, &owner, integration_tests::SAMPLE_MP3).await];
+
+    // Its deletion has begun (its first write), and nothing of it has gone yet.
+    let workspace = voice_core::domain::ids::Ulid::parse(&id).unwrap();
+    app.app.workspaces.mark_deleting(&workspace).await.unwrap();
+
+    let joined = accept(&app, &invitee, &token).await;
+    assert_eq!((joined.status, joined.error_code()), (404, "NOT_FOUND"), "{}", joined.body);
+    let key = app.post(&format!("/workspaces/{id}/api-keys"), &owner, Some(&json!({ "name": "late" }))).await;
+    assert_eq!((key.status, key.error_code()), (404, "NOT_FOUND"), "{}", key.body);
+    let name = integration_tests::unique("late-");
+    let voice = app.post(&format!("/workspaces/{id}/voices"), &owner, Some(&clone_body(&name, &samples))).await;
+    assert_eq!((voice.status, voice.error_code()), (404, "NOT_FOUND"), "{}", voice.body);
+
+    // What the key and the voice wrote before finding the mark is undone, slots included.
+    let row = app.app.workspaces.get(&workspace).await.unwrap().unwrap();
+    assert_eq!((row.members, row.api_keys, row.library_voices), (1, 0, 0), "{row:?}");
+    let rows = app
+        .dynamodb
+        .query()
+        .table_name(&app.app.config.tables.workspaces)
+        .key_condition_expression("workspaceId = :id")
+        .expression_attribute_values(":id", AttributeValue::S(id.clone()))
+        .send()
+        .await
+        .unwrap();
+    let items: Vec<&str> = rows.items().iter().map(|r| r["item"].as_s().unwrap().as_str()).collect();
+    assert!(items.iter().all(|i| !i.starts_with("key#") && *i != format!("member#{}", invitee.id)), "{items:?}");
+    let library = voice_core::domain::ids::UserId::library_of(&workspace);
+    assert!(app.app.voices.all_voices(&library).await.unwrap().is_empty(), "no voice row");
+    let added = app.upstream_requests(&format!("add:{name}")).await;
+    let clone = added[0]["voice_id"].as_str().expect("the clone was made").to_owned();
+    assert_eq!(app.upstream_requests(&format!("delete:{clone}")).await.len(), 1, "the clone deleted: {added:?}");
+    let keys = app.dynamodb.query().table_name(&app.app.config.tables.api_keys).index_name("user-index");
+    let keys = keys
+        .key_condition_expression("userId = :u")
+        .expression_attribute_values(":u", AttributeValue::S(owner.id.to_string()));
+    assert_eq!(keys.send().await.unwrap().count, 0, "no key row of the owner's");
+
+    // The deletion itself goes on.
+    assert_eq!(app.delete(&format!("/workspaces/{id}"), &owner).await.status, 200);
+    assert_eq!(app.get(&format!("/workspaces/{id}"), &owner).await.status, 404);
+}

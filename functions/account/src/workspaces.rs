@@ -89,6 +89,9 @@ pub async fn delete(ctx: Ctx<'_>, caller: Caller) -> HttpResult {
     // The role first: a non-member learns nothing, not even that a sign-in would be asked for.
     let member = teams.authorize(id, &caller.user, Permission::Delete).await?;
     super::signed_in_lately(&ctx, &caller, "deleting a workspace")?;
+    // Marked before anything goes: a voice, key or member put in it from now on is undone by
+    // its writer (`Workspaces::mark_deleting`).
+    ctx.app.workspaces.mark_deleting(&member.workspace_id).await?;
     // Billing ends first: a crash after it leaves a workspace without TEAM, never a TEAM
     // billing a workspace that is gone.
     let ended = voice_core::assemble::seats(ctx.app).await?.end(&member.workspace_id).await?;

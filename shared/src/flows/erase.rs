@@ -172,6 +172,7 @@ async fn leave_workspaces(
                 }
             }
             Err(Refused::LastOwner) if workspaces.get(workspace).await?.is_none_or(|w| w.members <= 1) => {
+                workspaces.mark_deleting(workspace).await?;
                 end_billing(stripe, workspaces, workspace).await?;
                 voices.delete_library(workspace, now).await?;
                 workspaces.revoke_keys(keys, workspace, None).await?;

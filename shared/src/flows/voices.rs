@@ -195,6 +195,17 @@ impl Cloning<'_> {
         match self.clone_and_store(user, &owner, &request, &samples, client, now).await {
             Ok(voice) => {
                 slot.commit();
+                // Stored while the workspace was being deleted, maybe after the deletion listed
+                // its library: deleted here (its slot with it), as the deletion would have.
+                if let Library::Workspace(workspace) = library
+                    && !workspaces.is_open(&workspace.workspace_id).await?
+                {
+                    match Box::pin(self.removal.delete(&owner, &voice.voice_id, now)).await {
+                        Ok(()) | Err(ApiError::NotFound(_)) => {}
+                        Err(error) => return Err(error),
+                    }
+                    return Err(ApiError::not_found("workspace"));
+                }
                 Ok(voice)
             }
             Err(error) => {

@@ -460,13 +460,19 @@ impl Teams<'_> {
                 "this invitation is for another email address: sign in as the person it was sent to".into(),
             ));
         }
-        let workspace =
-            self.workspaces.get(&invitation.workspace_id).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
+        let workspace = self.workspaces.get(&invitation.workspace_id).await?;
+        let workspace = workspace.filter(|w| !w.deleting).ok_or_else(|| ApiError::not_found("workspace"))?;
         let at = rfc3339(now)?;
         let person = (&user.id, user.email.as_str());
         let user_check = self.users.not_erasing(&user.id)?;
         let accepted =
             self.workspaces.accept(&invitation, &workspace.name, person, user_check, now.unix_timestamp(), &at).await?;
+        // No seat, or the workspace is being deleted since it was read (the same condition).
+        if let Err(Refused::NoSeat) = accepted
+            && !self.workspaces.is_open(&invitation.workspace_id).await?
+        {
+            return Err(ApiError::not_found("workspace"));
+        }
         accepted.map_err(|refused| match refused {
             Refused::AlreadyMember => ApiError::Conflict("you are a member of this workspace already".into()),
             Refused::Erasing => erasing(),
@@ -548,6 +554,12 @@ impl Teams<'_> {
                 return Err(error);
             }
         };
+        // Listed while the workspace was being deleted, maybe after the deletion revoked its
+        // keys: revoked here (its listing's delete gives the slot back).
+        if !self.workspaces.is_open(id).await? {
+            self.workspaces.revoke_key(self.api_keys, id, &made.meta.key_id).await?;
+            return Err(ApiError::not_found("workspace"));
+        }
         let detail = json!({ "workspaceId": id, "keyId": made.meta.key_id, "prefix": made.meta.prefix });
         record(self.audit, actor, Some(&caller), "workspace-key-create", None, detail, now).await?;
         Ok(made)

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::{
     Client,
     error::SdkError,
     operation::{transact_write_items::TransactWriteItemsError, update_item::builders::UpdateItemFluentBuilder},
-    types::{ConditionCheck, Delete, Put, TransactWriteItem, Update},
+    types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update},
 };
 use serde::Serialize;
 
@@ -37,6 +37,8 @@ const MEMBER_INDEX: &str = "member-index";
 /// A workspace's API key as its listing holds it (`key#{keyId}`; the key's own row is in the
 /// API keys table, found by `keyHash`).
 const KEY: &str = "key#";
+/// The workspace row's mark while it is being deleted.
+const DELETING: &str = "deleting";
 
 fn invite_key(invitation: &Ulid) -> String {
     format!("invite#{invitation}")
@@ -65,6 +67,9 @@ pub struct Workspace {
     pub library_voices: u32,
     /// Its API keys.
     pub api_keys: u32,
+    /// Being deleted: nothing new may be put in it (see [`Workspaces::mark_deleting`]).
+    #[serde(skip)]
+    pub deleting: bool,
 }
 
 impl Workspace {
@@ -275,6 +280,7 @@ fn workspace_from(item: &Item) -> anyhow::Result<Workspace> {
         stripe_customer_id: dynamo::opt_str(item, "stripeCustomerId").map(String::from),
         library_voices: dynamo::opt_num(item, Held::LibraryVoices.attribute())?.unwrap_or(0),
         api_keys: dynamo::opt_num(item, Held::ApiKeys.attribute())?.unwrap_or(0),
+        deleting: item.contains_key(DELETING),
     })
 }
 
@@ -407,6 +413,7 @@ impl Workspaces {
             stripe_customer_id: None,
             library_voices: 0,
             api_keys: 0,
+            deleting: false,
         }))
     }
 
@@ -414,6 +421,32 @@ impl Workspaces {
     async fn row(&self, id: &WorkspaceId, item: String, what: &'static str) -> anyhow::Result<Option<Item>> {
         let read = self.client.get_item().table_name(&self.table).set_key(Some(self.key(id, item)));
         Ok(read.consistent_read(true).send().await.with_context(|| format!("reading the {what}"))?.item)
+    }
+
+    /// Marks the workspace as being deleted, before anything of it goes. What puts something
+    /// new in a workspace (a shared voice, a key, a member) checks for the mark after its own
+    /// write and undoes that write when it finds it (or no workspace at all): written before
+    /// the mark, the deletion (which lists what to delete after marking) finds it; written
+    /// after, its writer finds the mark. Either way nothing outlives the workspace.
+    pub async fn mark_deleting(&self, id: &WorkspaceId) -> anyhow::Result<()> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(id, WORKSPACE.to_owned())))
+            .update_expression("SET #deleting = :true")
+            .condition_expression("attribute_exists(workspaceId)")
+            .expression_attribute_names("#deleting", DELETING)
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        // Gone already: nothing to mark.
+        dynamo::conditional_update(update).await.context("marking the workspace as being deleted")?;
+        Ok(())
+    }
+
+    /// The workspace exists and is not being deleted (read strongly consistent): what was just
+    /// put in it stays.
+    pub async fn is_open(&self, id: &WorkspaceId) -> anyhow::Result<bool> {
+        Ok(self.get(id).await?.is_some_and(|w| !w.deleting))
     }
 
     pub async fn get(&self, id: &WorkspaceId) -> anyhow::Result<Option<Workspace>> {
@@ -468,7 +501,12 @@ impl Workspaces {
         update = if by < 0 {
             update.condition_expression("owners > :one").expression_attribute_values(":one", number(1))
         } else if members_by > 0 {
-            update.condition_expression("attribute_exists(workspaceId) AND members < seats")
+            // No one joins a workspace being deleted.
+            update
+                .condition_expression(
+                    "attribute_exists(workspaceId) AND members < seats AND attribute_not_exists(#deleting)",
+                )
+                .expression_attribute_names("#deleting", DELETING)
         } else {
             update.condition_expression("attribute_exists(workspaceId)")
         };
