@@ -47,6 +47,14 @@ pub(crate) async fn accept(app: &TestApp, who: &User, token: &str) -> TestRespon
     app.post("/invitations/accept", who, Some(&json!({ "token": token }))).await
 }
 
+/// The sort keys of every row workspace `id` has in its table.
+async fn rows_of(app: &TestApp, id: &str) -> Vec<String> {
+    let query = app.dynamodb.query().table_name(&app.app.config.tables.workspaces);
+    let query = query.key_condition_expression("workspaceId = :id");
+    let rows = query.expression_attribute_values(":id", AttributeValue::S(id.to_owned())).send().await.unwrap();
+    rows.items().iter().map(|r| r["item"].as_s().unwrap().clone()).collect()
+}
+
 /// `who` invited by `by` as `role`, and joined.
 pub(crate) async fn join(app: &TestApp, by: &User, workspace: &str, who: &User, role: &str) {
     let invited = invite(app, by, workspace, &who.email, role).await;
@@ -343,16 +351,7 @@ async fn deleting_a_workspace_needs_its_owner_and_removes_everything() {
     for who in [&owner, &admin] {
         assert_eq!(app.get(&format!("/workspaces/{id}"), who).await.status, 404);
     }
-    let rows = app
-        .dynamodb
-        .query()
-        .table_name(&app.app.config.tables.workspaces)
-        .key_condition_expression("workspaceId = :id")
-        .expression_attribute_values(":id", AttributeValue::S(id.clone()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rows.count, 0);
+    assert_eq!(rows_of(&app, &id).await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -449,16 +448,7 @@ async fn a_workspace_being_deleted_takes_no_new_member_key_or_voice() {
     // What the key and the voice wrote before finding the mark is undone, slots included.
     let row = app.app.workspaces.get(&workspace).await.unwrap().unwrap();
     assert_eq!((row.members, row.api_keys, row.library_voices), (1, 0, 0), "{row:?}");
-    let rows = app
-        .dynamodb
-        .query()
-        .table_name(&app.app.config.tables.workspaces)
-        .key_condition_expression("workspaceId = :id")
-        .expression_attribute_values(":id", AttributeValue::S(id.clone()))
-        .send()
-        .await
-        .unwrap();
-    let items: Vec<&str> = rows.items().iter().map(|r| r["item"].as_s().unwrap().as_str()).collect();
+    let items = rows_of(&app, &id).await;
     assert!(items.iter().all(|i| !i.starts_with("key#") && *i != format!("member#{}", invitee.id)), "{items:?}");
     let library = voice_core::domain::ids::UserId::library_of(&workspace);
     assert!(app.app.voices.all_voices(&library).await.unwrap().is_empty(), "no voice row");

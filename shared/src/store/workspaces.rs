@@ -361,6 +361,11 @@ impl Workspaces {
         anyhow::bail!("a workspace transaction kept conflicting with others")
     }
 
+    /// An update of workspace `id`'s row `item`.
+    fn update_row(&self, id: &WorkspaceId, item: String) -> UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).set_key(Some(self.key(id, item)))
+    }
+
     fn update(&self, workspace: &WorkspaceId, item: String) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
         Update::builder().table_name(&self.table).set_key(Some(self.key(workspace, item)))
     }
@@ -430,10 +435,7 @@ impl Workspaces {
     /// after, its writer finds the mark. Either way nothing outlives the workspace.
     pub async fn mark_deleting(&self, id: &WorkspaceId) -> anyhow::Result<()> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(id, WORKSPACE.to_owned())))
+            .update_row(id, WORKSPACE.to_owned())
             .update_expression("SET #deleting = :true")
             .condition_expression("attribute_exists(workspaceId)")
             .expression_attribute_names("#deleting", DELETING)
@@ -621,10 +623,7 @@ impl Workspaces {
         what: &'static str,
     ) -> anyhow::Result<bool> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(id, invite_key(invitation))))
+            .update_row(id, invite_key(invitation))
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", string(InvitationStatus::Pending.as_str()));
@@ -709,10 +708,7 @@ impl Workspaces {
     /// at the same time), which is then the one kept.
     pub async fn set_stripe_customer(&self, id: &WorkspaceId, customer: &str) -> anyhow::Result<String> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(id, WORKSPACE.to_owned())))
+            .update_row(id, WORKSPACE.to_owned())
             .update_expression("SET stripeCustomerId = :customer")
             .condition_expression("attribute_exists(workspaceId) AND attribute_not_exists(stripeCustomerId)")
             .expression_attribute_values(":customer", string(customer));
@@ -727,10 +723,7 @@ impl Workspaces {
     /// members than that meanwhile (false) or its TEAM changed meanwhile (read again, retry).
     pub async fn set_seat_limit(&self, workspace: &Workspace, limit: u32, seats: u32) -> anyhow::Result<bool> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(&workspace.workspace_id, WORKSPACE.to_owned())))
+            .update_row(&workspace.workspace_id, WORKSPACE.to_owned())
             .update_expression("SET seatLimit = :limit, seats = :seats")
             .condition_expression("members <= :limit AND seatLimit = :before")
             .expression_attribute_values(":limit", number(limit))
@@ -748,10 +741,7 @@ impl Workspaces {
         seats: u32,
     ) -> anyhow::Result<bool> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(&workspace.workspace_id, WORKSPACE.to_owned())))
+            .update_row(&workspace.workspace_id, WORKSPACE.to_owned())
             .update_expression(
                 "SET subscriptionId = :subscription, subscriptionStatus = :status, billedSeats = :billed, \
                  billingReadAtMs = :read, seats = :seats",
@@ -792,10 +782,7 @@ impl Workspaces {
     /// conditional write, so N concurrent takes succeed at most for the slots left).
     pub async fn take_slot(&self, workspace: &Workspace, held: Held) -> anyhow::Result<Option<Slot<'_>>> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(&workspace.workspace_id, WORKSPACE.to_owned())))
+            .update_row(&workspace.workspace_id, WORKSPACE.to_owned())
             .update_expression("SET #held = if_not_exists(#held, :zero) + :one")
             .condition_expression("attribute_exists(workspaceId) AND (attribute_not_exists(#held) OR #held < :slots)")
             .expression_attribute_names("#held", held.attribute())
@@ -822,10 +809,7 @@ impl Workspaces {
             return Ok(());
         }
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(workspace, WORKSPACE.to_owned())))
+            .update_row(workspace, WORKSPACE.to_owned())
             .update_expression("SET #held = #held - :slots")
             .condition_expression("#held >= :slots")
             .expression_attribute_names("#held", held.attribute())
